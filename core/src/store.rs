@@ -1,0 +1,36 @@
+//! Chunk storage, owned by the driver and lent to the machines through a small trait.
+
+use crate::ids::{ChunkIndex, ContentId};
+use crate::manifest::Manifest;
+use crate::payload::Payload;
+
+/// Where a seed or peer keeps chunk bytes.
+///
+/// The mio runtime implements it with positioned reads and writes on files (a seed's
+/// `file_root`, a peer's output or sparse cache file); the simulator with virtual payloads
+/// that hold no bytes. Machines call it synchronously and never keep whole files in memory.
+pub trait ChunkStore {
+    /// Prepares storage for a content (create or size a file, or nothing).
+    fn open(&mut self, content: ContentId, manifest: &Manifest) -> Result<(), StoreError>;
+
+    /// Reads chunk `chunk` (its exact length per the manifest).
+    fn read(&mut self, content: ContentId, chunk: ChunkIndex) -> Result<Payload, StoreError>;
+
+    /// Writes a verified chunk.
+    fn write(&mut self, content: ContentId, chunk: ChunkIndex, payload: &Payload) -> Result<(), StoreError>;
+
+    /// Forgets a chunk (a live window slid past it); reading it afterwards may fail.
+    fn discard(&mut self, content: ContentId, chunk: ChunkIndex) -> Result<(), StoreError>;
+}
+
+/// A storage failure, described for the operator.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StoreError(pub String);
+
+impl StoreError {
+    /// Builds an error from anything printable.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self(detail.into())
+    }
+}

@@ -1,0 +1,87 @@
+//! Connection opening and problem reports: hello, welcome, error, warning.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::PeerId;
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// What a connecting node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// A viewer: downloads and shares.
+    Peer,
+    /// A publisher: must prove the tracker's seed key before publishing.
+    Seed,
+}
+
+/// First message on every connection (to the tracker and between peers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the sender.
+    pub version: u16,
+    /// The sender's id; the tracker refuses a duplicate.
+    pub peer_id: PeerId,
+    /// Port the sender accepts peer connections on, if it accepts any.
+    pub listen_port: Option<u16>,
+    /// What the sender is.
+    pub role: Role,
+}
+
+/// Tracker → node: the hello was accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The id the tracker registered (the one from `Hello`).
+    pub peer_id: PeerId,
+    /// A fresh random challenge; seeds bind their publish proofs to it.
+    pub nonce: [u8; 16],
+}
+
+/// Machine-readable reason carried by `Error` and `Warning`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A message arrived before `Hello`, or `Hello` twice.
+    HelloExpected,
+    /// The protocol version is not supported.
+    BadVersion,
+    /// Another connected node already uses this peer id.
+    DuplicatePeerId,
+    /// A publish without a valid seed proof, or from a non-seed.
+    Unauthorized,
+    /// No content is published at that path.
+    UnknownUrl,
+    /// A content id the receiver does not know.
+    UnknownContent,
+    /// A byte range that starts past the end of the content.
+    RangePastEnd,
+    /// A transfer token that matches no order for this pair and chunk.
+    TokenRefused,
+    /// A frame that could not be decoded.
+    Malformed,
+    /// A message that makes no sense in the current state.
+    Unexpected,
+    /// The receiver is over a limit (connections, transfers, manifest size).
+    Overloaded,
+    /// The sender is shutting down.
+    GoingAway,
+    /// A chunk the giver does not hold (any more).
+    ChunkUnavailable,
+}
+
+/// An error or warning: a code and a human-readable detail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Details for a person reading logs.
+    pub detail: String,
+}
+
+impl Notice {
+    /// Builds a notice.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into() }
+    }
+}

@@ -1,0 +1,100 @@
+//! Transfer orders, their reports, and the peer-to-peer get/put/data exchange.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ChunkIndex, ContentId, Endpoint, PeerId, Token};
+use crate::manifest::Digest;
+use crate::payload::Payload;
+
+/// Which end of a transfer a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Side {
+    /// Sends the chunk.
+    Giver,
+    /// Receives the chunk.
+    Taker,
+}
+
+/// Who connects to whom: the taker connects and gets, or the giver connects and puts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Method {
+    /// The taker connects to the giver and asks for the chunk.
+    Get,
+    /// The giver connects to the taker and pushes the chunk.
+    Put,
+}
+
+/// Tracker → each end: move chunk `chunk` of `content` between you and `other`.
+///
+/// Both ends receive an order with the same token. The connecting end (taker for `Get`,
+/// giver for `Put`) gets `connect: Some(endpoint of other)`; the accepting end gets `None`
+/// and accepts a peer request only if it carries this token from `other`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferOrder {
+    /// Authorisation for exactly this pair and chunk.
+    pub token: Token,
+    /// Which content.
+    pub content: ContentId,
+    /// Which chunk.
+    pub chunk: ChunkIndex,
+    /// The receiver's role in the transfer.
+    pub side: Side,
+    /// Who connects.
+    pub method: Method,
+    /// The other end.
+    pub other: PeerId,
+    /// Where to connect, for the connecting end.
+    pub connect: Option<Endpoint>,
+}
+
+/// Taker → tracker: the other end accepted the token; data is moving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// The transfer.
+    pub token: Token,
+}
+
+/// Taker → tracker: the transfer ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completed {
+    /// The transfer.
+    pub token: Token,
+    /// SHA-256 of the bytes received, or `None` if nothing usable arrived.
+    pub hash: Option<Digest>,
+}
+
+/// Tracker → giver: whether the taker's copy matched the manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The transfer.
+    pub token: Token,
+    /// `true` if the hash matched; `false` if the giver served wrong bytes.
+    pub accepted: bool,
+}
+
+/// A `Get` or `Put` on a peer link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRequest {
+    /// The token from the tracker's order.
+    pub token: Token,
+    /// Which content.
+    pub content: ContentId,
+    /// Which chunk.
+    pub chunk: ChunkIndex,
+}
+
+/// Chunk bytes on a peer link.
+///
+/// It never goes through serde as a whole: the codec writes a postcard header and then the
+/// payload as raw bytes (see [`super::codec`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Data {
+    /// The token of the transfer these bytes belong to.
+    pub token: Token,
+    /// Which content.
+    pub content: ContentId,
+    /// Which chunk.
+    pub chunk: ChunkIndex,
+    /// The bytes (or a virtual stand-in in the simulator).
+    pub payload: Payload,
+}

@@ -1,0 +1,1 @@
+//! PDTP mio runtime (being built; see issue 4).

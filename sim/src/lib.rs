@@ -1,0 +1,1 @@
+//! PDTP simulator (being built; see issue 3).
