@@ -134,6 +134,11 @@ impl BitSet {
         self.words.iter().zip(&other.words).any(|(a, b)| a & b != 0)
     }
 
+    /// The underlying words (bit `i` is bit `i % 64` of word `i / 64`).
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
     /// Iterates present indexes in increasing order.
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         let mut next = self.next_at_or_after(0);

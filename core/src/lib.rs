@@ -37,6 +37,7 @@ pub mod output;
 pub mod payload;
 pub mod store;
 pub mod time;
+pub mod tracker;
 pub mod wire;
 
 pub use chunks::{ByteRange, Cover, Geometry};

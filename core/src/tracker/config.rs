@@ -1,0 +1,146 @@
+//! Tracker configuration and scheduling policies.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Span;
+
+/// Per-node transfer limits (the original: 10 transfers, 5 moving data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Outstanding orders in both directions together.
+    pub max_transfers: u16,
+    /// Outstanding orders as giver.
+    pub max_uploads: u16,
+    /// Outstanding orders as taker.
+    pub max_downloads: u16,
+}
+
+/// How the tracker picks which chunk a taker gets next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkPolicy {
+    /// Lowest wanted chunk first: streaming viewers play in order.
+    InOrder,
+    /// Fewest copies (held plus in flight) among a sample of candidates.
+    RarestFirst,
+    /// A uniformly random candidate.
+    Random,
+}
+
+/// How the tracker picks which holder gives a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GiverPolicy {
+    /// A random holder with a free upload slot (the original's choice).
+    Random,
+    /// The holder with the fewest active uploads.
+    LeastLoaded,
+    /// The holder the taker trusts most (direct plus one-hop trust).
+    Trust,
+}
+
+/// How much the origin (seeds) gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginPolicy {
+    /// Seeds serve like any holder (fastest completion).
+    Unrestricted,
+    /// Seeds serve a chunk only while no peer holds or is receiving it, so each chunk leaves
+    /// the origin about once (cheapest origin).
+    Frugal,
+}
+
+/// The scheduling policy: three independent choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Chunk choice.
+    pub chunk: ChunkPolicy,
+    /// Giver choice.
+    pub giver: GiverPolicy,
+    /// Origin behaviour.
+    pub origin: OriginPolicy,
+}
+
+/// Everything a [`super::Tracker`] needs to know up front.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// Secret shared with authorised seeds; publishes must prove it.
+    pub seed_key: Vec<u8>,
+    /// Limits for peers.
+    pub limits: Limits,
+    /// Limits for seeds (the origin often has more upload than a peer).
+    pub seed_limits: Limits,
+    /// An order not started within this is cancelled and rescheduled.
+    pub stall_timeout: Span,
+    /// How often stalled orders are swept.
+    pub sweep_interval: Span,
+    /// A connection that has not said `Hello` within this is closed.
+    pub hello_timeout: Span,
+    /// Connections beyond this are refused.
+    pub max_connections: u32,
+    /// The scheduling policy.
+    pub policy: Policy,
+    /// Verified failures after which a giver whose failures exceed half its transfers is banned.
+    pub ban_after_failures: u32,
+    /// Holders examined per chunk when choosing a giver.
+    pub giver_sample: u32,
+    /// Candidate chunks examined per scheduling attempt.
+    pub chunk_sample: u32,
+}
+
+impl Limits {
+    /// The original PDTP limits: 10 transfers, 5 each way.
+    pub const DEFAULT: Self = Self { max_transfers: 10, max_uploads: 5, max_downloads: 5 };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl Policy {
+    /// Fastest completion: rarest chunk first, least-loaded giver, origin unrestricted.
+    pub const TIME_FIRST: Self = Self {
+        chunk: ChunkPolicy::RarestFirst,
+        giver: GiverPolicy::LeastLoaded,
+        origin: OriginPolicy::Unrestricted,
+    };
+    /// Cheapest origin: rarest chunk first, least-loaded giver, origin frugal.
+    pub const ORIGIN_FRUGAL: Self = Self {
+        chunk: ChunkPolicy::RarestFirst,
+        giver: GiverPolicy::LeastLoaded,
+        origin: OriginPolicy::Frugal,
+    };
+    /// Streaming viewers: chunks in order, least-loaded giver.
+    pub const STREAMING: Self = Self {
+        chunk: ChunkPolicy::InOrder,
+        giver: GiverPolicy::LeastLoaded,
+        origin: OriginPolicy::Unrestricted,
+    };
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::TIME_FIRST
+    }
+}
+
+impl TrackerConfig {
+    /// Defaults from the original PDTP, with the given seed key.
+    pub fn with_key(seed_key: impl Into<Vec<u8>>) -> Self {
+        Self {
+            seed_key: seed_key.into(),
+            limits: Limits::DEFAULT,
+            seed_limits: Limits::DEFAULT,
+            stall_timeout: Span::from_secs(20),
+            sweep_interval: Span::from_secs(2),
+            hello_timeout: Span::from_secs(10),
+            max_connections: 4096,
+            policy: Policy::default(),
+            ban_after_failures: 3,
+            giver_sample: 16,
+            chunk_sample: 16,
+        }
+    }
+}

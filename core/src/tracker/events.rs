@@ -1,0 +1,87 @@
+//! What the tracker tells its application (logs, stats, the simulator's metrics).
+
+use crate::ids::{ChunkIndex, ContentId, PeerId, Token};
+use crate::wire::{Notice, Role};
+
+/// Something the application may want to know, drained with `Tracker::poll_event`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrackerEvent {
+    /// A node said hello and was welcomed.
+    Joined {
+        /// Its id.
+        peer: PeerId,
+        /// Peer or seed.
+        role: Role,
+    },
+    /// A node's connection ended.
+    Left {
+        /// Its id.
+        peer: PeerId,
+    },
+    /// A seed published a content.
+    Published {
+        /// Assigned id.
+        content: ContentId,
+        /// Its path.
+        path: String,
+    },
+    /// A transfer was ordered.
+    Ordered {
+        /// Its token.
+        token: Token,
+        /// Sender.
+        giver: PeerId,
+        /// Receiver.
+        taker: PeerId,
+        /// Content.
+        content: ContentId,
+        /// Chunk.
+        chunk: ChunkIndex,
+    },
+    /// A transfer ended and was judged.
+    Finished {
+        /// Its token.
+        token: Token,
+        /// Sender.
+        giver: PeerId,
+        /// Receiver.
+        taker: PeerId,
+        /// Content.
+        content: ContentId,
+        /// Chunk.
+        chunk: ChunkIndex,
+        /// Chunk length in bytes.
+        bytes: u32,
+        /// Whether the taker's hash matched the manifest.
+        verified: bool,
+        /// Whether the giver is a seed (the origin paid for these bytes).
+        from_origin: bool,
+    },
+    /// A transfer was cancelled (stalled, or one end left).
+    Cancelled {
+        /// Its token.
+        token: Token,
+        /// Whether it was cancelled because it did not start in time.
+        stalled: bool,
+    },
+    /// A peer now holds every chunk of an on-demand content.
+    Completed {
+        /// The peer.
+        peer: PeerId,
+        /// The content.
+        content: ContentId,
+    },
+    /// A giver failed too often and will not be chosen again.
+    Banned {
+        /// The giver.
+        peer: PeerId,
+    },
+    /// A warning or error was received from, or sent to, a node.
+    Problem {
+        /// The node, if it had said hello.
+        peer: Option<PeerId>,
+        /// What happened.
+        notice: Notice,
+    },
+}

@@ -1,0 +1,256 @@
+//! Hello, info, publishing, live appends and departures.
+
+use rand_core::Rng as _;
+
+use super::state::{Content, Node, NodeIdx};
+use super::{Tracker, TrackerEvent};
+use crate::auth;
+use crate::ids::{ConnId, ContentId, Endpoint};
+use crate::manifest::{Digest, LiveInfo};
+use crate::time::Time;
+use crate::wire::{
+    AppendChunks, ErrorCode, Hello, Message, Notice, PROTOCOL_VERSION, Publish, Published, Role, TellInfo,
+    Welcome,
+};
+
+impl Tracker {
+    pub(super) fn on_hello(&mut self, now: Time, conn: ConnId, hello: Hello) {
+        if hello.version != PROTOCOL_VERSION {
+            let detail = format!(
+                "protocol version {} is not supported (this tracker speaks {PROTOCOL_VERSION})",
+                hello.version
+            );
+            return self.close_with(now, conn, Notice::new(ErrorCode::BadVersion, detail));
+        }
+        if self.by_id.contains_key(&hello.peer_id) {
+            let detail = format!("{} is already connected", hello.peer_id);
+            return self.close_with(now, conn, Notice::new(ErrorCode::DuplicatePeerId, detail));
+        }
+        let Some(state) = self.conns.get_mut(&conn) else { return };
+        let endpoint = hello.listen_port.map(|port| Endpoint { host: state.remote_host.clone(), port });
+        let idx = NodeIdx(self.nodes.len() as u32);
+        state.node = Some(idx);
+        self.silent_conns = self.silent_conns.saturating_sub(1);
+        let mut nonce = [0u8; 16];
+        self.rng.fill_bytes(&mut nonce);
+        self.nodes.push(Some(Node {
+            id: hello.peer_id,
+            conn,
+            role: hello.role,
+            endpoint,
+            nonce,
+            up: 0,
+            down: 0,
+            orders: Vec::new(),
+            banned: false,
+            contents: Vec::new(),
+            viewing: Vec::new(),
+            bytes_up: 0,
+            bytes_down: 0,
+            joined: now,
+            dirty: false,
+        }));
+        self.by_id.insert(hello.peer_id, idx);
+        // A giver that failed before keeps its record (and its ban) across reconnections.
+        if self.is_ban_worthy(hello.peer_id)
+            && let Some(n) = self.node_mut(idx)
+        {
+            n.banned = true;
+        }
+        self.send(conn, Message::Welcome(Welcome { peer_id: hello.peer_id, nonce }));
+        self.events.push_back(TrackerEvent::Joined { peer: hello.peer_id, role: hello.role });
+    }
+
+    pub(super) fn on_ask_info(&mut self, idx: NodeIdx, conn: ConnId, path: &str) {
+        let path = path.trim_start_matches('/');
+        let Some(&ci) = self.by_path.get(path) else {
+            return self.warn(conn, ErrorCode::UnknownUrl, format!("nothing is published at '{path}'"));
+        };
+        let content = &mut self.contents[ci];
+        content.viewers.insert(idx);
+        let msg = Message::TellInfo(TellInfo { content: content.id, manifest: content.manifest.clone() });
+        let id = content.id;
+        if let Some(n) = self.node_mut(idx)
+            && !n.viewing.contains(&id)
+        {
+            n.viewing.push(id);
+        }
+        self.send(conn, msg);
+    }
+
+    pub(super) fn on_publish(&mut self, now: Time, idx: NodeIdx, conn: ConnId, publish: Publish) {
+        let Some(node) = self.node(idx) else { return };
+        if node.role != Role::Seed {
+            return self.close_with(
+                now,
+                conn,
+                Notice::new(ErrorCode::Unauthorized, "only a seed may publish"),
+            );
+        }
+        let expected = auth::publish_proof(&self.config.seed_key, &node.nonce, &publish.manifest);
+        if !auth::proofs_equal(&expected, &publish.proof) {
+            return self.close_with(
+                now,
+                conn,
+                Notice::new(ErrorCode::Unauthorized, "publish proof does not match the tracker's seed key"),
+            );
+        }
+        if let Err(e) = publish.manifest.check() {
+            return self.close_with(now, conn, Notice::new(ErrorCode::Malformed, e.to_string()));
+        }
+        let seed_id = node.id;
+        let path = publish.manifest.path.trim_start_matches('/').to_string();
+        let ci = match self.by_path.get(&path) {
+            Some(&ci) => {
+                if self.contents[ci].manifest.root() != publish.manifest.root() {
+                    return self.warn(
+                        conn,
+                        ErrorCode::Unexpected,
+                        format!("'{path}' is already published with a different manifest"),
+                    );
+                }
+                ci
+            }
+            None => {
+                let ci = self.contents.len();
+                let id = ContentId(ci as u32);
+                let mut manifest = publish.manifest;
+                manifest.path = path.clone();
+                self.contents.push(Content::new(id, manifest, seed_id));
+                self.by_path.insert(path.clone(), ci);
+                self.events.push_back(TrackerEvent::Published { content: id, path: path.clone() });
+                ci
+            }
+        };
+        let content = &mut self.contents[ci];
+        let id = content.id;
+        let n = content.num_chunks();
+        let start = content.window_start;
+        if let Some(node) = self.nodes[idx.0 as usize].as_mut() {
+            let nc = node.content_entry(id, n);
+            for c in start..n {
+                if nc.have.insert(c) {
+                    content.add_holder(c, idx, true);
+                }
+            }
+        }
+        self.send(conn, Message::Published(Published { path, content: id }));
+        self.mark_dirty(idx);
+    }
+
+    pub(super) fn on_append(&mut self, now: Time, idx: NodeIdx, conn: ConnId, a: AppendChunks) {
+        let Some(node) = self.node(idx) else { return };
+        let Some(content) = self.contents.get(a.content.0 as usize) else {
+            return self.warn(conn, ErrorCode::UnknownContent, format!("no content {}", a.content.0));
+        };
+        if node.role != Role::Seed || node.id != content.publisher || content.manifest.live.is_none() {
+            return self.close_with(
+                now,
+                conn,
+                Notice::new(ErrorCode::Unauthorized, "only the publishing seed may append to a live stream"),
+            );
+        }
+        let expected = auth::append_proof(
+            &self.config.seed_key,
+            &node.nonce,
+            a.content,
+            a.first,
+            a.new_size,
+            a.window_start,
+            &a.hashes,
+        );
+        if !auth::proofs_equal(&expected, &a.proof) {
+            return self.close_with(
+                now,
+                conn,
+                Notice::new(ErrorCode::Unauthorized, "append proof does not match the tracker's seed key"),
+            );
+        }
+        let old_n = content.num_chunks();
+        let mut geometry = content.manifest.geometry;
+        geometry.size = a.new_size;
+        let new_n = geometry.num_chunks();
+        if a.first != old_n
+            || new_n as usize != old_n as usize + a.hashes.len()
+            || a.new_size < content.manifest.geometry.size
+        {
+            return self.warn(
+                conn,
+                ErrorCode::Unexpected,
+                format!("append of chunks {}.. does not follow the {old_n} chunks published", a.first),
+            );
+        }
+        let ci = a.content.0 as usize;
+        let content = &mut self.contents[ci];
+        content.manifest.geometry = geometry;
+        content.manifest.hashes.extend_from_slice(&a.hashes);
+        let window_start = a.window_start.min(new_n);
+        content.manifest.live = content.manifest.live.map(|l| LiveInfo { first_chunk: window_start, ..l });
+        content.grow(new_n);
+        // Forget the per-chunk lists of chunks that left the window.
+        for c in content.window_start..window_start {
+            content.holders[c as usize] = Vec::new();
+            content.wanters[c as usize] = Vec::new();
+        }
+        content.window_start = content.window_start.max(window_start);
+        if let Some(seed) = self.nodes[idx.0 as usize].as_mut() {
+            let nc = seed.content_entry(a.content, new_n);
+            for c in old_n..new_n {
+                if nc.have.insert(c) {
+                    content.add_holder(c, idx, true);
+                }
+            }
+        }
+        let open: Vec<_> = content.open_requesters.iter().copied().collect();
+        for &v in &open {
+            let Some(node) = self.nodes[v.0 as usize].as_mut() else { continue };
+            let nc = node.content_entry(a.content, new_n);
+            for c in old_n..new_n {
+                if !nc.have.contains(c) && nc.want.insert(c) {
+                    content.add_pending(c, v);
+                }
+            }
+        }
+        for v in open {
+            self.mark_dirty(v);
+        }
+        let forward = AppendChunks { proof: Digest::ZERO, ..a };
+        let viewers: Vec<_> = self.contents[ci].viewers.iter().copied().collect();
+        for v in viewers {
+            if let Some(conn) = self.node(v).map(|n| n.conn) {
+                self.send(conn, Message::AppendChunks(forward.clone()));
+            }
+        }
+        self.mark_dirty(idx);
+    }
+
+    /// Forgets a connection and everything its node was doing.
+    pub(super) fn drop_conn(&mut self, now: Time, conn: ConnId) {
+        let Some(state) = self.conns.remove(&conn) else { return };
+        let Some(idx) = state.node else {
+            self.silent_conns = self.silent_conns.saturating_sub(1);
+            return;
+        };
+        let Some(node) = self.nodes[idx.0 as usize].take() else { return };
+        self.by_id.remove(&node.id);
+        for token in &node.orders {
+            self.cancel_transfer(now, *token, false, Some(idx));
+        }
+        for nc in &node.contents {
+            let Some(content) = self.contents.get_mut(nc.content.0 as usize) else { continue };
+            for c in nc.want.iter() {
+                if !nc.inflight.contains(c) && c < content.num_chunks() {
+                    content.remove_pending(c);
+                }
+            }
+            for c in nc.have.iter() {
+                if c < content.num_chunks() {
+                    content.remove_holder(c, node.is_seed());
+                }
+            }
+            content.viewers.remove(&idx);
+            content.open_requesters.remove(&idx);
+        }
+        self.events.push_back(TrackerEvent::Left { peer: node.id });
+    }
+}

@@ -1,0 +1,109 @@
+//! Request / unrequest / provide / unprovide.
+
+use core::ops::Range;
+
+use super::Tracker;
+use super::state::NodeIdx;
+use crate::chunks::{ByteRange, Cover};
+use crate::ids::{ChunkIndex, ConnId};
+use crate::wire::{ErrorCode, Interest};
+
+impl Tracker {
+    /// Maps an interest to a chunk range, or warns the sender and returns `None`.
+    fn chunks_for(
+        &mut self,
+        conn: ConnId,
+        interest: &Interest,
+        cover: Cover,
+    ) -> Option<(usize, Range<ChunkIndex>)> {
+        let ci = interest.content.0 as usize;
+        let Some(content) = self.contents.get(ci) else {
+            self.warn(conn, ErrorCode::UnknownContent, format!("no content {}", interest.content.0));
+            return None;
+        };
+        let g = content.manifest.geometry;
+        let range = interest.range.unwrap_or(ByteRange::ALL);
+        let live = content.manifest.is_live();
+        if !live && range.start >= g.size && g.size > 0 {
+            let detail = format!("range starts at byte {} but the content has {} bytes", range.start, g.size);
+            self.warn(conn, ErrorCode::RangePastEnd, detail);
+            return None;
+        }
+        let chunks = g.chunks_of(range, cover);
+        let start = chunks.start.max(content.window_start);
+        Some((ci, start..chunks.end.max(start)))
+    }
+
+    pub(super) fn on_request(&mut self, idx: NodeIdx, conn: ConnId, interest: Interest) {
+        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Touched) else { return };
+        let content = &mut self.contents[ci];
+        let n = content.num_chunks();
+        let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
+        let nc = node.content_entry(content.id, n);
+        let range = interest.range.unwrap_or(ByteRange::ALL);
+        if content.manifest.is_live() && range.end.is_none() {
+            let g = content.manifest.geometry;
+            let from = u32::try_from(range.start / u64::from(g.chunk_size)).unwrap_or(u32::MAX);
+            nc.open_from = Some(from.max(content.window_start));
+            content.open_requesters.insert(idx);
+        }
+        for c in chunks.clone() {
+            if !nc.have.contains(c) && nc.want.insert(c) {
+                content.add_pending(c, idx);
+            }
+        }
+        nc.cursor = nc.cursor.min(chunks.start);
+        nc.completed = false;
+        self.mark_dirty(idx);
+    }
+
+    pub(super) fn on_unrequest(&mut self, idx: NodeIdx, conn: ConnId, interest: Interest) {
+        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Touched) else { return };
+        let content = &mut self.contents[ci];
+        let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
+        let Some(nc) = node.content_mut(content.id) else { return };
+        if interest.range.is_none_or(|r| r.end.is_none()) {
+            nc.open_from = None;
+            content.open_requesters.remove(&idx);
+        }
+        for c in chunks {
+            // Chunks already in flight run to their end.
+            if nc.pending(c) {
+                nc.want.remove(c);
+                content.remove_pending(c);
+            }
+        }
+    }
+
+    pub(super) fn on_provide(&mut self, idx: NodeIdx, conn: ConnId, interest: Interest) {
+        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Whole) else { return };
+        let content = &mut self.contents[ci];
+        let n = content.num_chunks();
+        let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
+        let is_seed = node.is_seed();
+        let nc = node.content_entry(content.id, n);
+        for c in chunks {
+            if nc.pending(c) {
+                content.remove_pending(c);
+            }
+            nc.want.remove(c);
+            if nc.have.insert(c) {
+                content.add_holder(c, idx, is_seed);
+            }
+        }
+        self.mark_dirty(idx);
+    }
+
+    pub(super) fn on_unprovide(&mut self, idx: NodeIdx, conn: ConnId, interest: Interest) {
+        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Touched) else { return };
+        let content = &mut self.contents[ci];
+        let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
+        let is_seed = node.is_seed();
+        let Some(nc) = node.content_mut(content.id) else { return };
+        for c in chunks {
+            if nc.have.remove(c) {
+                content.remove_holder(c, is_seed);
+            }
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The tracker: registry, interest, scheduling of every chunk transfer, trust.
+//!
+//! The tracker never touches chunk bytes. Peers tell it what they want (`Request`) and hold
+//! (`Provide`); it orders pairs to move one chunk at a time (`Transfer` to both ends with the
+//! same token), learns the outcome from the taker (`Completed` with the hash of what arrived),
+//! checks it against the manifest, and feeds the trust graph that steers later choices.
+//!
+//! Scheduling is incremental: every change that can enable a transfer (a request, a provide,
+//! a completion, a cancellation, a disconnect, a sweep) marks the nodes involved dirty, and a
+//! pass serves dirty nodes as takers and as givers. A decision looks at per-chunk holder and
+//! wanter indexes and bitsets, never at every peer.
+
+mod config;
+mod events;
+mod handshake;
+mod interest;
+mod schedule;
+mod state;
+mod stats;
+mod transfers;
+pub mod trust;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rand_core::Rng as _;
+
+pub use config::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, TrackerConfig};
+pub use events::TrackerEvent;
+pub use stats::{ContentStats, NodeStats, TrackerStats};
+
+use crate::ids::{ConnId, PeerId, Token};
+use crate::output::Transmit;
+use crate::time::Time;
+use crate::wire::{ErrorCode, Message, Notice};
+use state::{Content, Node, NodeIdx};
+use transfers::TransferTable;
+use trust::TrustGraph;
+
+/// The tracker state machine. See the crate docs for the run loop.
+///
+/// Inputs: [`accept`](Self::accept), [`handle_message`](Self::handle_message),
+/// [`handle_malformed`](Self::handle_malformed), [`handle_closed`](Self::handle_closed),
+/// [`handle_timeout`](Self::handle_timeout). Outputs: [`poll_transmit`](Self::poll_transmit),
+/// [`poll_event`](Self::poll_event), [`poll_timeout`](Self::poll_timeout). Read-only views:
+/// [`stats`](Self::stats), [`trust`](Self::trust).
+pub struct Tracker {
+    config: TrackerConfig,
+    rng: crate::Rng,
+    conns: BTreeMap<ConnId, ConnState>,
+    next_conn: u32,
+    nodes: Vec<Option<Node>>,
+    by_id: BTreeMap<PeerId, NodeIdx>,
+    contents: Vec<Content>,
+    by_path: BTreeMap<String, usize>,
+    transfers: TransferTable,
+    trust: TrustGraph,
+    dirty: VecDeque<NodeIdx>,
+    /// Nodes with free upload slots that found nothing to give; the sweep retries them.
+    idle_givers: Vec<NodeIdx>,
+    next_sweep: Option<Time>,
+    /// Connections that have not said hello yet.
+    silent_conns: usize,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<TrackerEvent>,
+    decisions: u64,
+}
+
+/// A connection the tracker accepted.
+#[derive(Debug)]
+struct ConnState {
+    remote_host: String,
+    opened: Time,
+    node: Option<NodeIdx>,
+}
+
+impl Tracker {
+    /// A tracker with no connections and nothing published.
+    pub fn new(config: TrackerConfig, rng: crate::Rng) -> Self {
+        Self {
+            config,
+            rng,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            nodes: Vec::new(),
+            by_id: BTreeMap::new(),
+            contents: Vec::new(),
+            by_path: BTreeMap::new(),
+            transfers: TransferTable::default(),
+            trust: TrustGraph::new(),
+            dirty: VecDeque::new(),
+            idle_givers: Vec::new(),
+            next_sweep: None,
+            silent_conns: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            decisions: 0,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    /// The trust graph (read-only).
+    pub fn trust(&self) -> &TrustGraph {
+        &self.trust
+    }
+
+    /// Transfers ordered so far (scheduling decisions that produced an order).
+    pub fn decisions(&self) -> u64 {
+        self.decisions
+    }
+
+    /// A new connection from `remote_host`; returns its handle, or the notice to send before
+    /// closing it when the tracker is at `max_connections`.
+    pub fn accept(&mut self, now: Time, remote_host: String) -> Result<ConnId, Notice> {
+        if self.conns.len() >= self.config.max_connections as usize {
+            return Err(Notice::new(
+                ErrorCode::Overloaded,
+                format!("tracker is at its limit of {} connections", self.config.max_connections),
+            ));
+        }
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.conns.insert(conn, ConnState { remote_host, opened: now, node: None });
+        self.silent_conns += 1;
+        self.arm_sweep(now);
+        Ok(conn)
+    }
+
+    /// A decoded message arrived on `conn`.
+    pub fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        let Some(state) = self.conns.get(&conn) else { return };
+        let Some(idx) = state.node else {
+            match msg {
+                Message::Hello(hello) => self.on_hello(now, conn, hello),
+                other => self.close_with(
+                    now,
+                    conn,
+                    Notice::new(ErrorCode::HelloExpected, format!("{} before hello", other.kind())),
+                ),
+            }
+            self.schedule(now);
+            return;
+        };
+        match msg {
+            Message::Hello(_) => {
+                self.close_with(now, conn, Notice::new(ErrorCode::HelloExpected, "second hello"))
+            }
+            Message::AskInfo(ask) => self.on_ask_info(idx, conn, &ask.path),
+            Message::Publish(p) => self.on_publish(now, idx, conn, p),
+            Message::AppendChunks(a) => self.on_append(now, idx, conn, a),
+            Message::Request(i) => self.on_request(idx, conn, i),
+            Message::Unrequest(i) => self.on_unrequest(idx, conn, i),
+            Message::Provide(i) => self.on_provide(idx, conn, i),
+            Message::Unprovide(i) => self.on_unprovide(idx, conn, i),
+            Message::Started(s) => self.on_started(idx, s.token),
+            Message::Completed(c) => self.on_completed(now, idx, conn, c),
+            Message::Warning(n) => {
+                let peer = self.node(idx).map(|n| n.id);
+                self.events.push_back(TrackerEvent::Problem { peer, notice: n });
+            }
+            Message::Error(n) => {
+                let peer = self.node(idx).map(|n| n.id);
+                self.events.push_back(TrackerEvent::Problem { peer, notice: n });
+                self.drop_conn(now, conn);
+            }
+            other @ (Message::Welcome(_)
+            | Message::TellInfo(_)
+            | Message::Published(_)
+            | Message::Transfer(_)
+            | Message::Verdict(_)
+            | Message::Get(_)
+            | Message::Put(_)
+            | Message::Data(_)) => self.close_with(
+                now,
+                conn,
+                Notice::new(
+                    ErrorCode::Unexpected,
+                    format!("{} is not a message for the tracker", other.kind()),
+                ),
+            ),
+        }
+        self.schedule(now);
+    }
+
+    /// The driver could not decode a frame on `conn`: close it with `Error(Malformed)`.
+    pub fn handle_malformed(&mut self, now: Time, conn: ConnId, detail: &str) {
+        if self.conns.contains_key(&conn) {
+            self.close_with(now, conn, Notice::new(ErrorCode::Malformed, detail.to_string()));
+            self.schedule(now);
+        }
+    }
+
+    /// `conn` closed (by the remote, or it failed).
+    pub fn handle_closed(&mut self, now: Time, conn: ConnId) {
+        self.drop_conn(now, conn);
+        self.schedule(now);
+    }
+
+    /// Fires the sweep if it is due: stalled orders, silent connections, idle givers.
+    /// Calling it early does nothing.
+    pub fn handle_timeout(&mut self, now: Time) {
+        match self.next_sweep {
+            Some(t) if t <= now => {}
+            _ => return,
+        }
+        self.next_sweep = None;
+        self.sweep(now);
+        self.schedule(now);
+        self.arm_sweep(now);
+    }
+
+    /// The next instruction for the transport.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<TrackerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    ///
+    /// Armed while anything needs sweeping: orders not yet started, connections that have
+    /// not said hello, givers left idle while demand remains. Changes after any input.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.next_sweep
+    }
+
+    // ---- helpers shared by the submodules ----
+
+    fn node(&self, idx: NodeIdx) -> Option<&Node> {
+        self.nodes.get(idx.0 as usize).and_then(Option::as_ref)
+    }
+
+    fn node_mut(&mut self, idx: NodeIdx) -> Option<&mut Node> {
+        self.nodes.get_mut(idx.0 as usize).and_then(Option::as_mut)
+    }
+
+    fn send(&mut self, conn: ConnId, msg: Message) {
+        self.transmits.push_back(Transmit::Send { conn, msg });
+    }
+
+    fn warn(&mut self, conn: ConnId, code: ErrorCode, detail: impl Into<String>) {
+        self.send(conn, Message::Warning(Notice::new(code, detail)));
+    }
+
+    /// Sends `Error(notice)`, closes the connection and forgets its node.
+    fn close_with(&mut self, now: Time, conn: ConnId, notice: Notice) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        self.send(conn, Message::Error(notice.clone()));
+        self.transmits.push_back(Transmit::Close { conn, reason: Some(notice) });
+        self.drop_conn(now, conn);
+    }
+
+    fn mark_dirty(&mut self, idx: NodeIdx) {
+        if let Some(n) = self.node_mut(idx)
+            && !n.dirty
+        {
+            n.dirty = true;
+            self.dirty.push_back(idx);
+        }
+    }
+
+    fn random_below(&mut self, n: usize) -> usize {
+        if n <= 1 { 0 } else { (self.rng.next_u64() % n as u64) as usize }
+    }
+
+    fn new_token(&mut self) -> Token {
+        loop {
+            let t = Token(self.rng.next_u64());
+            if !self.transfers.contains(t) {
+                return t;
+            }
+        }
+    }
+
+    /// Arms the sweep timer if anything needs it and it is not armed.
+    fn arm_sweep(&mut self, now: Time) {
+        if self.next_sweep.is_some() {
+            return;
+        }
+        let demand = self.contents.iter().any(|c| c.total_pending > 0);
+        if self.transfers.has_unstarted() || self.silent_conns > 0 || (demand && !self.idle_givers.is_empty())
+        {
+            self.next_sweep = Some(now + self.config.sweep_interval);
+        }
+    }
+
+    fn sweep(&mut self, now: Time) {
+        // Silent connections.
+        let deadline = self.config.hello_timeout;
+        let silent: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.node.is_none() && now.saturating_since(c.opened) >= deadline)
+            .map(|(&id, _)| id)
+            .collect();
+        for conn in silent {
+            self.close_with(now, conn, Notice::new(ErrorCode::HelloExpected, "no hello within the timeout"));
+        }
+        self.sweep_stalled(now);
+        for idx in std::mem::take(&mut self.idle_givers) {
+            self.mark_dirty(idx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! The tracker's tables: nodes, their per-content chunk states, and per-chunk indexes.
+
+use std::collections::BTreeSet;
+
+use crate::bitset::BitSet;
+use crate::ids::{ChunkIndex, ConnId, ContentId, Endpoint, PeerId, Token};
+use crate::manifest::Manifest;
+use crate::time::Time;
+use crate::wire::Role;
+
+/// Index of a node in the tracker's slab. Never reused, so a stale index finds `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct NodeIdx(pub(crate) u32);
+
+/// One connected, welcomed node (peer or seed).
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) id: PeerId,
+    pub(crate) conn: ConnId,
+    pub(crate) role: Role,
+    /// Where others connect to it; `None` if it does not listen.
+    pub(crate) endpoint: Option<Endpoint>,
+    pub(crate) nonce: [u8; 16],
+    /// Outstanding orders as giver / as taker.
+    pub(crate) up: u16,
+    pub(crate) down: u16,
+    /// Tokens of its outstanding orders (at most `max_transfers`).
+    pub(crate) orders: Vec<Token>,
+    pub(crate) banned: bool,
+    pub(crate) contents: Vec<NodeContent>,
+    /// Contents it asked about (receives live appends).
+    pub(crate) viewing: Vec<ContentId>,
+    pub(crate) bytes_up: u64,
+    pub(crate) bytes_down: u64,
+    pub(crate) joined: Time,
+    /// Queued for a scheduling pass.
+    pub(crate) dirty: bool,
+}
+
+/// A node's chunk states for one content: none / requested / transferring / provided.
+///
+/// `want` holds requested chunks it does not hold (transferring ones included), `inflight`
+/// the ones being transferred to it, `have` the ones it provides.
+#[derive(Debug)]
+pub(crate) struct NodeContent {
+    pub(crate) content: ContentId,
+    pub(crate) want: BitSet,
+    pub(crate) inflight: BitSet,
+    pub(crate) have: BitSet,
+    /// An open-ended request from this chunk on: later live chunks are wanted too.
+    pub(crate) open_from: Option<ChunkIndex>,
+    /// No pending chunk lies below this (in-order scans start here).
+    pub(crate) cursor: ChunkIndex,
+    /// Set once, when an on-demand content became complete at this node.
+    pub(crate) completed: bool,
+}
+
+/// One published content and its per-chunk indexes.
+///
+/// `holders` and `wanters` are lazily cleaned lists: an entry is valid only while the
+/// node's bitsets agree, and stale entries are dropped when a scan meets them. The counters
+/// are exact.
+#[derive(Debug)]
+pub(crate) struct Content {
+    pub(crate) id: ContentId,
+    pub(crate) manifest: Manifest,
+    pub(crate) publisher: PeerId,
+    pub(crate) holders: Vec<Vec<NodeIdx>>,
+    pub(crate) wanters: Vec<Vec<NodeIdx>>,
+    /// Valid holders (any role) / holders that are not seeds.
+    pub(crate) holder_count: Vec<u32>,
+    pub(crate) peer_holder_count: Vec<u32>,
+    /// Transfers in flight for the chunk.
+    pub(crate) inflight_count: Vec<u32>,
+    /// Nodes wanting the chunk and not yet receiving it.
+    pub(crate) pending_count: Vec<u32>,
+    /// Chunks with at least one valid holder / at least one pending wanter.
+    pub(crate) supply: BitSet,
+    pub(crate) demand: BitSet,
+    pub(crate) total_pending: u64,
+    pub(crate) window_start: ChunkIndex,
+    /// Nodes that will receive live appends.
+    pub(crate) viewers: BTreeSet<NodeIdx>,
+    /// Nodes with an open-ended request.
+    pub(crate) open_requesters: BTreeSet<NodeIdx>,
+    pub(crate) bytes_from_origin: u64,
+    pub(crate) bytes_from_peers: u64,
+    pub(crate) completions: u32,
+}
+
+impl NodeContent {
+    pub(crate) fn new(content: ContentId, chunks: u32) -> Self {
+        Self {
+            content,
+            want: BitSet::new(chunks),
+            inflight: BitSet::new(chunks),
+            have: BitSet::new(chunks),
+            open_from: None,
+            cursor: 0,
+            completed: false,
+        }
+    }
+
+    /// Grows every bitset to `chunks` (live content grew).
+    pub(crate) fn grow(&mut self, chunks: u32) {
+        self.want.grow(chunks);
+        self.inflight.grow(chunks);
+        self.have.grow(chunks);
+    }
+
+    /// Requested, not held, not being received.
+    pub(crate) fn pending(&self, c: ChunkIndex) -> bool {
+        self.want.contains(c) && !self.inflight.contains(c)
+    }
+}
+
+impl Node {
+    pub(crate) fn content(&self, id: ContentId) -> Option<&NodeContent> {
+        self.contents.iter().find(|c| c.content == id)
+    }
+
+    pub(crate) fn content_mut(&mut self, id: ContentId) -> Option<&mut NodeContent> {
+        self.contents.iter_mut().find(|c| c.content == id)
+    }
+
+    /// The node's state for `id`, created empty (sized `chunks`) if absent.
+    pub(crate) fn content_entry(&mut self, id: ContentId, chunks: u32) -> &mut NodeContent {
+        let pos = match self.contents.iter().position(|c| c.content == id) {
+            Some(p) => p,
+            None => {
+                self.contents.push(NodeContent::new(id, chunks));
+                self.contents.len() - 1
+            }
+        };
+        let nc = &mut self.contents[pos];
+        nc.grow(chunks);
+        nc
+    }
+
+    pub(crate) fn is_seed(&self) -> bool {
+        self.role == Role::Seed
+    }
+}
+
+impl Content {
+    pub(crate) fn new(id: ContentId, manifest: Manifest, publisher: PeerId) -> Self {
+        let n = manifest.num_chunks();
+        let window_start = manifest.live.map_or(0, |l| l.first_chunk);
+        let mut c = Self {
+            id,
+            manifest,
+            publisher,
+            holders: Vec::new(),
+            wanters: Vec::new(),
+            holder_count: Vec::new(),
+            peer_holder_count: Vec::new(),
+            inflight_count: Vec::new(),
+            pending_count: Vec::new(),
+            supply: BitSet::new(0),
+            demand: BitSet::new(0),
+            total_pending: 0,
+            window_start,
+            viewers: BTreeSet::new(),
+            open_requesters: BTreeSet::new(),
+            bytes_from_origin: 0,
+            bytes_from_peers: 0,
+            completions: 0,
+        };
+        c.grow(n);
+        c
+    }
+
+    pub(crate) fn num_chunks(&self) -> u32 {
+        self.holders.len() as u32
+    }
+
+    /// Grows every per-chunk index to `n` chunks.
+    pub(crate) fn grow(&mut self, n: u32) {
+        let n_us = n as usize;
+        if n_us <= self.holders.len() {
+            return;
+        }
+        self.holders.resize_with(n_us, Vec::new);
+        self.wanters.resize_with(n_us, Vec::new);
+        self.holder_count.resize(n_us, 0);
+        self.peer_holder_count.resize(n_us, 0);
+        self.inflight_count.resize(n_us, 0);
+        self.pending_count.resize(n_us, 0);
+        self.supply.grow(n);
+        self.demand.grow(n);
+    }
+
+    pub(crate) fn add_pending(&mut self, c: ChunkIndex, node: NodeIdx) {
+        let i = c as usize;
+        self.pending_count[i] += 1;
+        self.total_pending += 1;
+        self.demand.insert(c);
+        self.wanters[i].push(node);
+    }
+
+    pub(crate) fn remove_pending(&mut self, c: ChunkIndex) {
+        let i = c as usize;
+        self.pending_count[i] = self.pending_count[i].saturating_sub(1);
+        self.total_pending = self.total_pending.saturating_sub(1);
+        if self.pending_count[i] == 0 {
+            self.demand.remove(c);
+        }
+    }
+
+    pub(crate) fn add_holder(&mut self, c: ChunkIndex, node: NodeIdx, is_seed: bool) {
+        let i = c as usize;
+        self.holder_count[i] += 1;
+        if !is_seed {
+            self.peer_holder_count[i] += 1;
+        }
+        self.supply.insert(c);
+        self.holders[i].push(node);
+    }
+
+    pub(crate) fn remove_holder(&mut self, c: ChunkIndex, is_seed: bool) {
+        let i = c as usize;
+        self.holder_count[i] = self.holder_count[i].saturating_sub(1);
+        if !is_seed {
+            self.peer_holder_count[i] = self.peer_holder_count[i].saturating_sub(1);
+        }
+        if self.holder_count[i] == 0 {
+            self.supply.remove(c);
+        }
+    }
+
+    /// Copies of a chunk held by peers or on their way to one (the origin's copy excluded).
+    pub(crate) fn replicas(&self, c: ChunkIndex) -> u32 {
+        self.peer_holder_count[c as usize] + self.inflight_count[c as usize]
+    }
+
+    /// Whether chunk `c` may be scheduled (inside the live window).
+    pub(crate) fn schedulable(&self, c: ChunkIndex) -> bool {
+        c >= self.window_start && c < self.num_chunks()
+    }
+}

@@ -1,0 +1,120 @@
+//! Read-only snapshots of the tracker for stats pages and reports.
+
+use super::Tracker;
+use crate::ids::{ContentId, Endpoint, PeerId};
+use crate::time::Time;
+use crate::wire::Role;
+
+/// One node as the stats page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeStats {
+    /// Its id.
+    pub peer: PeerId,
+    /// Peer or seed.
+    pub role: Role,
+    /// Where it listens, if it does.
+    pub endpoint: Option<Endpoint>,
+    /// Outstanding orders as giver.
+    pub uploads: u16,
+    /// Outstanding orders as taker.
+    pub downloads: u16,
+    /// Verified bytes it gave.
+    pub bytes_up: u64,
+    /// Verified bytes it received.
+    pub bytes_down: u64,
+    /// Chunks it holds, summed over contents.
+    pub chunks_held: u64,
+    /// Whether it is banned as a giver.
+    pub banned: bool,
+    /// Laplace-smoothed success ratio as a giver.
+    pub reputation: f64,
+    /// When it said hello.
+    pub joined: Time,
+}
+
+/// One content as the stats page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContentStats {
+    /// Its id.
+    pub content: ContentId,
+    /// Its path.
+    pub path: String,
+    /// Total bytes (so far, for live).
+    pub size: u64,
+    /// Chunk size.
+    pub chunk_size: u32,
+    /// Chunks (so far, for live).
+    pub chunks: u32,
+    /// Whether it is live.
+    pub live: bool,
+    /// Copies held, summed over chunks (a full copy counts `chunks`).
+    pub chunk_copies: u64,
+    /// Verified bytes served by seeds.
+    pub bytes_from_origin: u64,
+    /// Verified bytes served by peers.
+    pub bytes_from_peers: u64,
+    /// Peers that completed it.
+    pub completions: u32,
+}
+
+/// A snapshot of the tracker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackerStats {
+    /// Welcomed nodes, in id order.
+    pub nodes: Vec<NodeStats>,
+    /// Published contents, in id order.
+    pub contents: Vec<ContentStats>,
+    /// Transfers ordered and not yet finished.
+    pub active_transfers: usize,
+    /// Open connections (welcomed or not).
+    pub connections: usize,
+    /// Scheduling decisions made so far.
+    pub decisions: u64,
+}
+
+impl Tracker {
+    /// A snapshot for the stats page. O(nodes + chunks): not for hot paths.
+    pub fn stats(&self) -> TrackerStats {
+        let nodes = self
+            .by_id
+            .values()
+            .filter_map(|&idx| self.node(idx))
+            .map(|n| NodeStats {
+                peer: n.id,
+                role: n.role,
+                endpoint: n.endpoint.clone(),
+                uploads: n.up,
+                downloads: n.down,
+                bytes_up: n.bytes_up,
+                bytes_down: n.bytes_down,
+                chunks_held: n.contents.iter().map(|c| u64::from(c.have.count())).sum(),
+                banned: n.banned,
+                reputation: self.trust.giver(n.id).reputation(),
+                joined: n.joined,
+            })
+            .collect();
+        let contents = self
+            .contents
+            .iter()
+            .map(|c| ContentStats {
+                content: c.id,
+                path: c.manifest.path.clone(),
+                size: c.manifest.geometry.size,
+                chunk_size: c.manifest.geometry.chunk_size,
+                chunks: c.num_chunks(),
+                live: c.manifest.is_live(),
+                chunk_copies: c.holder_count.iter().map(|&h| u64::from(h)).sum(),
+                bytes_from_origin: c.bytes_from_origin,
+                bytes_from_peers: c.bytes_from_peers,
+                completions: c.completions,
+            })
+            .collect();
+        TrackerStats {
+            nodes,
+            contents,
+            active_transfers: self.transfers.len(),
+            connections: self.conns.len(),
+            decisions: self.decisions,
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Tracker unit tests: the tracker driven by hand-written messages.
+
+use rand_core::SeedableRng;
+
+use super::*;
+use crate::auth;
+use crate::chunks::{ByteRange, Geometry};
+use crate::ids::{ContentId, Endpoint};
+use crate::manifest::{Digest, LiveInfo, Manifest};
+use crate::time::Span;
+use crate::wire::{
+    AppendChunks, AskInfo, Completed, Hello, Interest, Method, PROTOCOL_VERSION, Publish, Role, Side,
+    Started, TransferOrder,
+};
+
+const KEY: &[u8] = b"sekrit";
+
+struct Bench {
+    tr: Tracker,
+    now: Time,
+    /// Outputs seen by `connect` that were not its welcome.
+    backlog: Vec<Transmit>,
+}
+
+fn chunk_hash(i: u32) -> Digest {
+    Digest::of(&i.to_be_bytes())
+}
+
+fn manifest(path: &str, chunks: u32, chunk_size: u32) -> Manifest {
+    Manifest {
+        path: path.into(),
+        geometry: Geometry::new(u64::from(chunks) * u64::from(chunk_size), chunk_size),
+        hashes: (0..chunks).map(chunk_hash).collect(),
+        live: None,
+    }
+}
+
+impl Bench {
+    fn new() -> Self {
+        Self::with(TrackerConfig::with_key(KEY))
+    }
+
+    fn with(config: TrackerConfig) -> Self {
+        Self { tr: Tracker::new(config, crate::Rng::seed_from_u64(7)), now: Time::ZERO, backlog: Vec::new() }
+    }
+
+    fn drain(&mut self) -> Vec<Transmit> {
+        let mut out = std::mem::take(&mut self.backlog);
+        out.extend(std::iter::from_fn(|| self.tr.poll_transmit()));
+        out
+    }
+
+    fn connect(&mut self, id: u32, role: Role, port: Option<u16>) -> (ConnId, [u8; 16]) {
+        let conn = self.tr.accept(self.now, format!("10.0.0.{id}")).unwrap();
+        let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(id), listen_port: port, role };
+        self.tr.handle_message(self.now, conn, Message::Hello(hello));
+        let mut nonce = None;
+        for t in std::iter::from_fn(|| self.tr.poll_transmit()).collect::<Vec<_>>() {
+            match t {
+                Transmit::Send { conn: c, msg: Message::Welcome(w) } if c == conn => nonce = Some(w.nonce),
+                other => self.backlog.push(other),
+            }
+        }
+        (conn, nonce.expect("a welcome"))
+    }
+
+    fn seed_with(&mut self, m: Manifest) -> (ConnId, ContentId) {
+        let (conn, nonce) = self.connect(1, Role::Seed, Some(7000));
+        let proof = auth::publish_proof(KEY, &nonce, &m);
+        self.tr.handle_message(self.now, conn, Message::Publish(Publish { manifest: m, proof }));
+        let out = self.drain();
+        let content = out
+            .iter()
+            .find_map(|t| match t {
+                Transmit::Send { msg: Message::Published(p), .. } => Some(p.content),
+                _ => None,
+            })
+            .expect("published");
+        (conn, content)
+    }
+
+    fn peer_requesting(&mut self, id: u32, content: ContentId) -> ConnId {
+        let (conn, _) = self.connect(id, Role::Peer, Some(8000));
+        self.tr.handle_message(self.now, conn, Message::Request(Interest::all(content)));
+        conn
+    }
+
+    fn advance(&mut self, span: Span) {
+        self.now += span;
+        self.tr.handle_timeout(self.now);
+    }
+}
+
+fn orders(out: &[Transmit]) -> Vec<(ConnId, TransferOrder)> {
+    out.iter()
+        .filter_map(|t| match t {
+            Transmit::Send { conn, msg: Message::Transfer(o) } => Some((*conn, o.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn error_code(out: &[Transmit]) -> Option<ErrorCode> {
+    out.iter().find_map(|t| match t {
+        Transmit::Send { msg: Message::Error(n), .. } => Some(n.code),
+        _ => None,
+    })
+}
+
+fn closed(out: &[Transmit], conn: ConnId) -> bool {
+    out.iter().any(|t| matches!(t, Transmit::Close { conn: c, .. } if *c == conn))
+}
+
+#[test]
+fn message_before_hello_is_an_error_and_closes() {
+    let mut b = Bench::new();
+    let conn = b.tr.accept(b.now, "h".into()).unwrap();
+    b.tr.handle_message(b.now, conn, Message::AskInfo(AskInfo { path: "x".into() }));
+    let out = b.drain();
+    assert_eq!(error_code(&out), Some(ErrorCode::HelloExpected));
+    assert!(closed(&out, conn));
+}
+
+#[test]
+fn duplicate_peer_id_is_refused() {
+    let mut b = Bench::new();
+    b.connect(5, Role::Peer, None);
+    let conn = b.tr.accept(b.now, "h".into()).unwrap();
+    let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(5), listen_port: None, role: Role::Peer };
+    b.tr.handle_message(b.now, conn, Message::Hello(hello));
+    let out = b.drain();
+    assert_eq!(error_code(&out), Some(ErrorCode::DuplicatePeerId));
+    assert!(closed(&out, conn));
+}
+
+#[test]
+fn unknown_url_is_a_warning_and_keeps_the_connection() {
+    let mut b = Bench::new();
+    let (conn, _) = b.connect(5, Role::Peer, None);
+    b.tr.handle_message(b.now, conn, Message::AskInfo(AskInfo { path: "nope.mp4".into() }));
+    let out = b.drain();
+    assert!(
+        matches!(&out[..], [Transmit::Send { msg: Message::Warning(n), .. }] if n.code == ErrorCode::UnknownUrl)
+    );
+    assert!(!closed(&out, conn));
+}
+
+#[test]
+fn publish_needs_the_seed_key() {
+    let mut b = Bench::new();
+    let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
+    let m = manifest("a.bin", 3, 1000);
+    let proof = auth::publish_proof(b"wrong key", &nonce, &m);
+    b.tr.handle_message(b.now, conn, Message::Publish(Publish { manifest: m.clone(), proof }));
+    let out = b.drain();
+    assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized));
+    assert!(closed(&out, conn));
+
+    // A peer with the right proof is still not a seed.
+    let (conn, nonce) = b.connect(2, Role::Peer, Some(7000));
+    let proof = auth::publish_proof(KEY, &nonce, &m);
+    b.tr.handle_message(b.now, conn, Message::Publish(Publish { manifest: m, proof }));
+    assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
+}
+
+#[test]
+fn a_proof_from_another_connection_is_refused() {
+    let mut b = Bench::new();
+    let (_, nonce_a) = b.connect(1, Role::Seed, Some(7000));
+    let (conn_b, _) = b.connect(2, Role::Seed, Some(7001));
+    let m = manifest("a.bin", 3, 1000);
+    let replayed = auth::publish_proof(KEY, &nonce_a, &m);
+    b.tr.handle_message(b.now, conn_b, Message::Publish(Publish { manifest: m, proof: replayed }));
+    assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
+}
+
+#[test]
+fn request_is_scheduled_from_the_seed_to_both_ends() {
+    let mut b = Bench::new();
+    let (seed_conn, content) = b.seed_with(manifest("a.bin", 3, 1000));
+    let peer_conn = b.peer_requesting(10, content);
+    let out = b.drain();
+    let os = orders(&out);
+    assert_eq!(os.len(), 6, "three chunks, two ends each: {os:?}");
+    for (conn, o) in &os {
+        if *conn == peer_conn {
+            assert_eq!(o.side, Side::Taker);
+            assert_eq!(o.method, Method::Get);
+            assert_eq!(o.other, PeerId(1));
+            assert_eq!(o.connect, Some(Endpoint { host: "10.0.0.1".into(), port: 7000 }));
+        } else {
+            assert_eq!(*conn, seed_conn);
+            assert_eq!(o.side, Side::Giver);
+            assert_eq!(o.connect, None);
+        }
+    }
+}
+
+#[test]
+fn range_past_the_end_is_a_warning() {
+    let mut b = Bench::new();
+    let (_, content) = b.seed_with(manifest("a.bin", 3, 1000));
+    let (conn, _) = b.connect(10, Role::Peer, Some(8000));
+    let i = Interest::range(content, ByteRange::new(5_000, 6_000));
+    b.tr.handle_message(b.now, conn, Message::Request(i));
+    let out = b.drain();
+    assert!(out.iter().any(
+        |t| matches!(t, Transmit::Send { msg: Message::Warning(n), .. } if n.code == ErrorCode::RangePastEnd)
+    ));
+    assert!(orders(&out).is_empty());
+}
+
+#[test]
+fn per_node_limits_hold_under_demand() {
+    let mut b = Bench::new();
+    let (seed_conn, content) = b.seed_with(manifest("a.bin", 50, 1000));
+    for id in 10..40 {
+        b.peer_requesting(id, content);
+    }
+    let out = b.drain();
+    let os = orders(&out);
+    let seed_uploads = os.iter().filter(|(c, _)| *c == seed_conn).count();
+    assert_eq!(seed_uploads, 5, "the seed gives at most max_uploads at once");
+    let stats = b.tr.stats();
+    for n in &stats.nodes {
+        assert!(n.uploads <= 5 && n.downloads <= 5 && n.uploads + n.downloads <= 10, "{n:?}");
+    }
+}
+
+/// Completes every order in `out` addressed to a taker, with the right or a wrong hash.
+fn complete_all(b: &mut Bench, out: &[Transmit], corrupt_from: Option<PeerId>) -> usize {
+    let mut n = 0;
+    for (conn, o) in orders(out) {
+        if o.side != Side::Taker {
+            continue;
+        }
+        b.tr.handle_message(b.now, conn, Message::Started(Started { token: o.token }));
+        let hash = if Some(o.other) == corrupt_from { Digest::of(b"garbage") } else { chunk_hash(o.chunk) };
+        b.tr.handle_message(b.now, conn, Message::Completed(Completed { token: o.token, hash: Some(hash) }));
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn completion_makes_the_taker_a_holder_and_verdict_goes_to_the_giver() {
+    let mut b = Bench::new();
+    let (seed_conn, content) = b.seed_with(manifest("a.bin", 2, 1000));
+    b.peer_requesting(10, content);
+    let out = b.drain();
+    assert_eq!(complete_all(&mut b, &out, None), 2);
+    let out = b.drain();
+    let verdicts: Vec<_> = out
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::Send { conn, msg: Message::Verdict(v) } => Some((*conn, v.accepted)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verdicts, vec![(seed_conn, true), (seed_conn, true)]);
+    let events: Vec<_> = std::iter::from_fn(|| b.tr.poll_event()).collect();
+    assert!(events.contains(&TrackerEvent::Completed { peer: PeerId(10), content }));
+    // A second peer can now be served by the first.
+    b.peer_requesting(11, content);
+    let os = orders(&b.drain());
+    assert!(!os.is_empty());
+    let stats = b.tr.stats();
+    assert_eq!(stats.contents[0].bytes_from_origin, 2000);
+    assert_eq!(stats.contents[0].chunk_copies, 4);
+}
+
+#[test]
+fn a_corrupting_giver_loses_trust_and_is_routed_around() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.policy.giver = GiverPolicy::Random;
+    let mut b = Bench::with(cfg);
+    let (_, content) = b.seed_with(manifest("a.bin", 40, 1000));
+    // Peer 10 gets everything honestly first.
+    b.peer_requesting(10, content);
+    loop {
+        let out = b.drain();
+        if complete_all(&mut b, &out, None) == 0 {
+            break;
+        }
+    }
+    // Peer 10 now turns bad; peers 20..30 download; everything 10 gives is corrupt.
+    for id in 20..30 {
+        b.peer_requesting(id, content);
+    }
+    let mut from_bad_after_ban = 0;
+    let mut banned = false;
+    for _ in 0..200 {
+        let out = b.drain();
+        let done = complete_all(&mut b, &out, Some(PeerId(10)));
+        // Events come out in the order things happened: nothing may be ordered from the
+        // bad giver after its ban.
+        for e in std::iter::from_fn(|| b.tr.poll_event()) {
+            match e {
+                TrackerEvent::Banned { peer: PeerId(10) } => banned = true,
+                TrackerEvent::Ordered { giver, .. } if banned && giver == PeerId(10) => {
+                    from_bad_after_ban += 1
+                }
+                _ => {}
+            }
+        }
+        if done == 0 {
+            break;
+        }
+    }
+    assert!(banned, "the corrupting giver was banned");
+    assert_eq!(from_bad_after_ban, 0, "no order from a banned giver");
+    assert!(b.tr.trust().giver(PeerId(10)).corrupt >= 3);
+    assert!(b.tr.trust().trust(PeerId(20), PeerId(10)) < b.tr.trust().trust(PeerId(20), PeerId(1)) + 1e-9);
+    let stats = b.tr.stats();
+    assert_eq!(stats.contents[0].completions, 11, "everyone still finished");
+}
+
+#[test]
+fn a_transfer_not_started_in_time_is_rescheduled() {
+    let mut b = Bench::new();
+    let (_, content) = b.seed_with(manifest("a.bin", 1, 1000));
+    b.peer_requesting(10, content);
+    let first = orders(&b.drain());
+    assert_eq!(first.len(), 2);
+    let t = b.tr.poll_timeout().expect("a sweep is armed while an order is unstarted");
+    assert!(t <= b.now + Span::from_secs(2));
+    b.advance(Span::from_secs(10));
+    assert!(orders(&b.drain()).is_empty(), "not stalled yet");
+    b.advance(Span::from_secs(12));
+    let again = orders(&b.drain());
+    assert_eq!(again.len(), 2, "the chunk was ordered again after the stall");
+    assert_ne!(again[0].1.token, first[0].1.token);
+}
+
+#[test]
+fn handle_timeout_before_the_deadline_does_nothing() {
+    let mut b = Bench::new();
+    let (_, content) = b.seed_with(manifest("a.bin", 1, 1000));
+    b.peer_requesting(10, content);
+    b.drain();
+    let deadline = b.tr.poll_timeout().unwrap();
+    b.tr.handle_timeout(Time::from_nanos(deadline.as_nanos() - 1));
+    assert_eq!(b.tr.poll_timeout(), Some(deadline));
+    assert!(b.drain().is_empty());
+}
+
+#[test]
+fn a_departing_giver_releases_its_orders() {
+    let mut b = Bench::new();
+    let (seed_conn, content) = b.seed_with(manifest("a.bin", 4, 1000));
+    b.peer_requesting(10, content);
+    b.drain();
+    b.tr.handle_closed(b.now, seed_conn);
+    let stats = b.tr.stats();
+    assert_eq!(stats.active_transfers, 0);
+    assert!(stats.nodes.iter().all(|n| n.downloads == 0));
+}
+
+#[test]
+fn live_appends_reach_viewers_and_open_requests() {
+    let mut b = Bench::new();
+    let mut m = manifest("show", 0, 1000);
+    m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
+    let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
+    let proof = auth::publish_proof(KEY, &nonce, &m);
+    b.tr.handle_message(b.now, conn, Message::Publish(Publish { manifest: m, proof }));
+    b.drain();
+    let content = ContentId(0);
+    let (viewer, _) = b.connect(10, Role::Peer, Some(8000));
+    b.tr.handle_message(b.now, viewer, Message::AskInfo(AskInfo { path: "show".into() }));
+    b.tr.handle_message(b.now, viewer, Message::Request(Interest::range(content, ByteRange::from(0))));
+    b.drain();
+    let hashes = vec![chunk_hash(0), chunk_hash(1)];
+    let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
+    let append = AppendChunks { content, first: 0, new_size: 2000, hashes, window_start: 0, proof };
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(append));
+    let out = b.drain();
+    assert!(out.iter().any(|t| matches!(t, Transmit::Send { conn, msg: Message::AppendChunks(a) } if *conn == viewer && a.proof == Digest::ZERO)));
+    let os = orders(&out);
+    assert_eq!(
+        os.iter().filter(|(c, _)| *c == viewer).count(),
+        2,
+        "the open-ended request covers new chunks"
+    );
+
+    // A forged append is refused.
+    let hashes = vec![chunk_hash(2)];
+    let bad =
+        AppendChunks { content, first: 2, new_size: 3000, hashes, window_start: 0, proof: Digest::ZERO };
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(bad));
+    assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
+}
+
+#[test]
+fn frugal_origin_sends_each_chunk_about_once() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.policy = Policy::ORIGIN_FRUGAL;
+    let mut b = Bench::with(cfg);
+    let (seed_conn, content) = b.seed_with(manifest("a.bin", 20, 1000));
+    for id in 10..30 {
+        b.peer_requesting(id, content);
+    }
+    let mut from_seed = 0;
+    for _ in 0..500 {
+        let out = b.drain();
+        from_seed += orders(&out).iter().filter(|(c, _)| *c == seed_conn).count();
+        if complete_all(&mut b, &out, None) == 0 {
+            b.advance(Span::from_secs(2));
+            if orders(&b.drain()).is_empty() && b.tr.stats().contents[0].completions == 20 {
+                break;
+            }
+        }
+    }
+    assert_eq!(b.tr.stats().contents[0].completions, 20);
+    assert_eq!(from_seed, 20, "every chunk left the origin exactly once");
+}

@@ -1,0 +1,331 @@
+//! Transfer orders: creation, start, completion, cancellation, stall sweeping.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::state::NodeIdx;
+use super::trust::Outcome;
+use super::{Tracker, TrackerEvent};
+use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId, Token};
+use crate::time::Time;
+use crate::wire::{Completed, ErrorCode, Message, Method, Side, TransferOrder, Verdict};
+
+/// An ordered transfer.
+#[derive(Clone, Debug)]
+pub(super) struct Transfer {
+    pub(super) giver: NodeIdx,
+    pub(super) taker: NodeIdx,
+    pub(super) giver_id: PeerId,
+    pub(super) content: ContentId,
+    pub(super) chunk: ChunkIndex,
+    pub(super) started: bool,
+}
+
+/// What is remembered of a cancelled transfer, so a late success still counts.
+#[derive(Clone, Copy, Debug)]
+struct Cancelled {
+    taker: NodeIdx,
+    content: ContentId,
+    chunk: ChunkIndex,
+}
+
+/// Live orders, the not-yet-started queue (in deadline order) and recent cancellations.
+#[derive(Debug, Default)]
+pub(super) struct TransferTable {
+    live: BTreeMap<Token, Transfer>,
+    unstarted: VecDeque<(Time, Token)>,
+    cancelled: BTreeMap<Token, Cancelled>,
+    cancelled_order: VecDeque<Token>,
+}
+
+/// How many cancelled tokens are remembered for late completions.
+const CANCELLED_MEMORY: usize = 4096;
+
+impl TransferTable {
+    pub(super) fn contains(&self, t: Token) -> bool {
+        self.live.contains_key(&t) || self.cancelled.contains_key(&t)
+    }
+
+    pub(super) fn has_unstarted(&self) -> bool {
+        !self.unstarted.is_empty()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    fn remember_cancelled(&mut self, token: Token, c: Cancelled) {
+        self.cancelled.insert(token, c);
+        self.cancelled_order.push_back(token);
+        while self.cancelled_order.len() > CANCELLED_MEMORY {
+            if let Some(old) = self.cancelled_order.pop_front() {
+                self.cancelled.remove(&old);
+            }
+        }
+    }
+}
+
+impl Tracker {
+    /// Orders `giver` to move `chunk` to `taker`, updating every index.
+    pub(super) fn order(&mut self, now: Time, giver: NodeIdx, taker: NodeIdx, ci: usize, chunk: ChunkIndex) {
+        let token = self.new_token();
+        let content_id = self.contents[ci].id;
+        let (Some(g), Some(t)) = (self.node(giver), self.node(taker)) else { return };
+        let method = if g.endpoint.is_some() { Method::Get } else { Method::Put };
+        let (giver_id, taker_id, giver_conn, taker_conn) = (g.id, t.id, g.conn, t.conn);
+        let to_taker = TransferOrder {
+            token,
+            content: content_id,
+            chunk,
+            side: Side::Taker,
+            method,
+            other: giver_id,
+            connect: if method == Method::Get { g.endpoint.clone() } else { None },
+        };
+        let to_giver = TransferOrder {
+            token,
+            content: content_id,
+            chunk,
+            side: Side::Giver,
+            method,
+            other: taker_id,
+            connect: if method == Method::Put { t.endpoint.clone() } else { None },
+        };
+        if let Some(g) = self.node_mut(giver) {
+            g.up += 1;
+            g.orders.push(token);
+        }
+        let content = &mut self.contents[ci];
+        if let Some(t) = self.nodes[taker.0 as usize].as_mut() {
+            t.down += 1;
+            t.orders.push(token);
+            if let Some(nc) = t.content_mut(content_id)
+                && nc.inflight.insert(chunk)
+            {
+                content.remove_pending(chunk);
+                content.inflight_count[chunk as usize] += 1;
+            }
+        }
+        self.transfers.live.insert(
+            token,
+            super::transfers::Transfer { giver, taker, giver_id, content: content_id, chunk, started: false },
+        );
+        self.transfers.unstarted.push_back((now + self.config.stall_timeout, token));
+        self.decisions += 1;
+        self.send(taker_conn, Message::Transfer(to_taker));
+        self.send(giver_conn, Message::Transfer(to_giver));
+        self.events.push_back(TrackerEvent::Ordered {
+            token,
+            giver: giver_id,
+            taker: taker_id,
+            content: content_id,
+            chunk,
+        });
+        self.arm_sweep(now);
+    }
+
+    pub(super) fn on_started(&mut self, idx: NodeIdx, token: Token) {
+        if let Some(t) = self.transfers.live.get_mut(&token)
+            && t.taker == idx
+        {
+            t.started = true;
+        }
+    }
+
+    pub(super) fn on_completed(&mut self, now: Time, idx: NodeIdx, conn: ConnId, done: Completed) {
+        let Some(t) = self.transfers.live.get(&done.token) else {
+            return self.on_late_completed(idx, done);
+        };
+        if t.taker != idx {
+            return self.warn(conn, ErrorCode::TokenRefused, "completed for a transfer you are not taking");
+        }
+        let Some(t) = self.transfers.live.remove(&done.token) else { return };
+        let ci = t.content.0 as usize;
+        let expected = self.contents.get(ci).and_then(|c| c.manifest.hash(t.chunk)).copied();
+        let outcome = match done.hash {
+            Some(h) if Some(h) == expected => Outcome::Verified,
+            Some(_) => Outcome::Corrupt,
+            None => Outcome::Failed,
+        };
+        self.release(&t, done.token, outcome == Outcome::Verified);
+        let taker_id = self.node(idx).map(|n| n.id);
+        if let Some(taker_id) = taker_id {
+            self.trust.record(taker_id, t.giver_id, outcome);
+        }
+        let verified = outcome == Outcome::Verified;
+        let bytes = self.contents.get(ci).map_or(0, |c| c.manifest.geometry.chunk_len(t.chunk));
+        let from_origin = self.node(t.giver).is_some_and(|g| g.is_seed()) || self.is_seed_id(t.giver_id);
+        if verified {
+            if let Some(g) = self.node_mut(t.giver) {
+                g.bytes_up += u64::from(bytes);
+            }
+            if let Some(tk) = self.node_mut(t.taker) {
+                tk.bytes_down += u64::from(bytes);
+            }
+            if let Some(c) = self.contents.get_mut(ci) {
+                if from_origin {
+                    c.bytes_from_origin += u64::from(bytes);
+                } else {
+                    c.bytes_from_peers += u64::from(bytes);
+                }
+            }
+        }
+        if let Some(g) = self.node(t.giver) {
+            let gconn = g.conn;
+            self.send(gconn, Message::Verdict(Verdict { token: done.token, accepted: verified }));
+        }
+        self.events.push_back(TrackerEvent::Finished {
+            token: done.token,
+            giver: t.giver_id,
+            taker: taker_id.unwrap_or(PeerId(u32::MAX)),
+            content: t.content,
+            chunk: t.chunk,
+            bytes,
+            verified,
+            from_origin,
+        });
+        if !verified {
+            self.check_ban(t.giver_id);
+        }
+        let _ = now;
+    }
+
+    /// A `Completed` for a token already cancelled: a verified copy still counts.
+    fn on_late_completed(&mut self, idx: NodeIdx, done: Completed) {
+        let Some(c) = self.transfers.cancelled.remove(&done.token) else { return };
+        if c.taker != idx {
+            return;
+        }
+        let ci = c.content.0 as usize;
+        let Some(content) = self.contents.get_mut(ci) else { return };
+        if done.hash.is_none() || content.manifest.hash(c.chunk).copied() != done.hash {
+            return;
+        }
+        let n = content.num_chunks();
+        let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
+        let is_seed = node.is_seed();
+        let nc = node.content_entry(c.content, n);
+        if nc.pending(c.chunk) {
+            content.remove_pending(c.chunk);
+        }
+        nc.want.remove(c.chunk);
+        if nc.have.insert(c.chunk) {
+            content.add_holder(c.chunk, idx, is_seed);
+        }
+        self.note_completion(idx, ci);
+        self.mark_dirty(idx);
+    }
+
+    /// Frees both ends' slots and returns the chunk to the taker's wants unless it arrived.
+    fn release(&mut self, t: &Transfer, token: Token, arrived: bool) {
+        let ci = t.content.0 as usize;
+        if let Some(g) = self.node_mut(t.giver) {
+            g.up = g.up.saturating_sub(1);
+            g.orders.retain(|&o| o != token);
+        }
+        let content = &mut self.contents[ci];
+        content.inflight_count[t.chunk as usize] = content.inflight_count[t.chunk as usize].saturating_sub(1);
+        if let Some(tk) = self.nodes[t.taker.0 as usize].as_mut() {
+            tk.down = tk.down.saturating_sub(1);
+            tk.orders.retain(|&o| o != token);
+            let is_seed = tk.is_seed();
+            if let Some(nc) = tk.content_mut(t.content) {
+                nc.inflight.remove(t.chunk);
+                if arrived {
+                    nc.want.remove(t.chunk);
+                    if nc.have.insert(t.chunk) {
+                        content.add_holder(t.chunk, t.taker, is_seed);
+                    }
+                } else if nc.want.contains(t.chunk) && content.schedulable(t.chunk) {
+                    content.add_pending(t.chunk, t.taker);
+                    nc.cursor = nc.cursor.min(t.chunk);
+                }
+            }
+        }
+        if arrived {
+            self.note_completion(t.taker, ci);
+        }
+        self.mark_dirty(t.giver);
+        self.mark_dirty(t.taker);
+    }
+
+    /// Emits `Completed` once when an on-demand content becomes whole at a node.
+    fn note_completion(&mut self, idx: NodeIdx, ci: usize) {
+        let content = &mut self.contents[ci];
+        if content.manifest.is_live() {
+            return;
+        }
+        let n = content.num_chunks();
+        let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
+        let peer = node.id;
+        let seed = node.is_seed();
+        let Some(nc) = node.content_mut(content.id) else { return };
+        if !nc.completed && !seed && nc.have.count() == n {
+            nc.completed = true;
+            content.completions += 1;
+            self.events.push_back(TrackerEvent::Completed { peer, content: content.id });
+        }
+    }
+
+    /// Cancels a transfer (stalled, or `leaving` is disconnecting).
+    pub(super) fn cancel_transfer(
+        &mut self,
+        _now: Time,
+        token: Token,
+        stalled: bool,
+        leaving: Option<NodeIdx>,
+    ) {
+        let Some(t) = self.transfers.live.remove(&token) else { return };
+        self.release(&t, token, false);
+        if stalled {
+            let taker_id = self.node(t.taker).map(|n| n.id);
+            if let Some(taker_id) = taker_id {
+                self.trust.record(taker_id, t.giver_id, Outcome::Failed);
+                self.check_ban(t.giver_id);
+            }
+        }
+        if leaving != Some(t.taker) {
+            self.transfers
+                .remember_cancelled(token, Cancelled { taker: t.taker, content: t.content, chunk: t.chunk });
+        }
+        self.events.push_back(TrackerEvent::Cancelled { token, stalled });
+    }
+
+    /// Cancels every order whose `Started` did not arrive in time.
+    pub(super) fn sweep_stalled(&mut self, now: Time) {
+        while let Some(&(deadline, token)) = self.transfers.unstarted.front() {
+            if deadline > now {
+                break;
+            }
+            self.transfers.unstarted.pop_front();
+            let stalled = self.transfers.live.get(&token).is_some_and(|t| !t.started);
+            if stalled {
+                self.cancel_transfer(now, token, true, None);
+            }
+        }
+    }
+
+    fn is_seed_id(&self, id: PeerId) -> bool {
+        self.contents.iter().any(|c| c.publisher == id)
+    }
+
+    /// Whether a giver's record says it keeps failing.
+    pub(super) fn is_ban_worthy(&self, id: PeerId) -> bool {
+        let r = self.trust.giver(id);
+        let bad = r.transfers - r.successes;
+        bad >= self.config.ban_after_failures && bad * 2 > r.transfers
+    }
+
+    fn check_ban(&mut self, id: PeerId) {
+        if !self.is_ban_worthy(id) {
+            return;
+        }
+        let Some(&idx) = self.by_id.get(&id) else { return };
+        if let Some(n) = self.node_mut(idx)
+            && !n.banned
+            && !n.is_seed()
+        {
+            n.banned = true;
+            self.events.push_back(TrackerEvent::Banned { peer: id });
+        }
+    }
+}

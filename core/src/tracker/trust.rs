@@ -1,0 +1,179 @@
+//! The trust graph: who served whom well, as the original PDTP defined it — and used.
+//!
+//! Each directed edge `a → b` (a took from b) counts transfers and successes. The raw weight
+//! is `successes / transfers`; a node's outgoing weights are normalised to sum to 1. Trust
+//! from `a` to `c` is the direct normalised weight plus one hop of implicit trust:
+//! `trust(a, c) = w(a, c) + Σ_b w(a, b) · w(b, c)`.
+
+use std::collections::BTreeMap;
+
+use crate::ids::PeerId;
+
+/// Success and transfer counts on one directed edge.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Edge {
+    /// Transfers that verified.
+    pub successes: u32,
+    /// All finished transfers (verified, corrupt, failed, stalled).
+    pub transfers: u32,
+}
+
+/// Per-giver totals over all takers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GiverRecord {
+    /// Transfers that verified.
+    pub successes: u32,
+    /// Transfers that delivered wrong bytes.
+    pub corrupt: u32,
+    /// All finished transfers.
+    pub transfers: u32,
+}
+
+/// The whole graph, keyed by peer id so it outlives reconnections.
+#[derive(Clone, Debug, Default)]
+pub struct TrustGraph {
+    out: BTreeMap<PeerId, BTreeMap<PeerId, Edge>>,
+    givers: BTreeMap<PeerId, GiverRecord>,
+}
+
+/// How a transfer ended, for the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The taker's hash matched the manifest.
+    Verified,
+    /// The taker received bytes that did not match.
+    Corrupt,
+    /// Nothing usable arrived (refused, closed, stalled).
+    Failed,
+}
+
+impl Edge {
+    /// `successes / transfers`, zero for an unused edge.
+    pub fn raw(&self) -> f64 {
+        if self.transfers == 0 { 0.0 } else { f64::from(self.successes) / f64::from(self.transfers) }
+    }
+}
+
+impl GiverRecord {
+    /// Laplace-smoothed success ratio: 0.5 for an unknown giver.
+    pub fn reputation(&self) -> f64 {
+        (f64::from(self.successes) + 1.0) / (f64::from(self.transfers) + 2.0)
+    }
+}
+
+impl TrustGraph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a finished transfer from `giver` to `taker`.
+    pub fn record(&mut self, taker: PeerId, giver: PeerId, outcome: Outcome) {
+        let e = self.out.entry(taker).or_default().entry(giver).or_default();
+        e.transfers += 1;
+        let g = self.givers.entry(giver).or_default();
+        g.transfers += 1;
+        match outcome {
+            Outcome::Verified => {
+                e.successes += 1;
+                g.successes += 1;
+            }
+            Outcome::Corrupt => g.corrupt += 1,
+            Outcome::Failed => {}
+        }
+    }
+
+    /// The raw edge `taker → giver`, if any transfer happened.
+    pub fn edge(&self, taker: PeerId, giver: PeerId) -> Option<Edge> {
+        self.out.get(&taker)?.get(&giver).copied()
+    }
+
+    /// Totals for a giver.
+    pub fn giver(&self, giver: PeerId) -> GiverRecord {
+        self.givers.get(&giver).copied().unwrap_or_default()
+    }
+
+    /// Normalised weight `w(a, b)`: the raw weight over the sum of `a`'s raw weights.
+    pub fn weight(&self, a: PeerId, b: PeerId) -> f64 {
+        let Some(edges) = self.out.get(&a) else { return 0.0 };
+        let total: f64 = edges.values().map(Edge::raw).sum();
+        if total == 0.0 {
+            return 0.0;
+        }
+        edges.get(&b).map_or(0.0, |e| e.raw() / total)
+    }
+
+    /// All normalised outgoing weights of `a`, in peer-id order.
+    pub fn weights(&self, a: PeerId) -> Vec<(PeerId, f64)> {
+        let Some(edges) = self.out.get(&a) else { return Vec::new() };
+        let total: f64 = edges.values().map(Edge::raw).sum();
+        edges.iter().map(|(&b, e)| (b, if total == 0.0 { 0.0 } else { e.raw() / total })).collect()
+    }
+
+    /// `trust(a, c) = w(a, c) + Σ_b w(a, b) · w(b, c)`.
+    pub fn trust(&self, a: PeerId, c: PeerId) -> f64 {
+        let direct = self.weight(a, c);
+        let implicit: f64 =
+            self.weights(a).into_iter().filter(|&(b, _)| b != c).map(|(b, w)| w * self.weight(b, c)).sum();
+        direct + implicit
+    }
+
+    /// Forgets everything about a peer's outgoing edges (it left for good).
+    pub fn forget_taker(&mut self, a: PeerId) {
+        self.out.remove(&a);
+    }
+
+    /// Number of directed edges.
+    pub fn edge_count(&self) -> usize {
+        self.out.values().map(BTreeMap::len).sum()
+    }
+
+    /// Every giver's totals, in peer-id order.
+    pub fn givers(&self) -> impl Iterator<Item = (PeerId, GiverRecord)> + '_ {
+        self.givers.iter().map(|(&p, &r)| (p, r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: PeerId = PeerId(1);
+    const B: PeerId = PeerId(2);
+    const C: PeerId = PeerId(3);
+
+    #[test]
+    fn outgoing_weights_sum_to_one() {
+        let mut g = TrustGraph::new();
+        g.record(A, B, Outcome::Verified);
+        g.record(A, B, Outcome::Failed);
+        g.record(A, C, Outcome::Verified);
+        let sum: f64 = g.weights(A).iter().map(|(_, w)| w).sum();
+        assert!((sum - 1.0).abs() < 1e-12, "sum was {sum}");
+        // raw: B = 0.5, C = 1.0 → normalised 1/3 and 2/3.
+        assert!((g.weight(A, B) - 1.0 / 3.0).abs() < 1e-12);
+        assert!((g.weight(A, C) - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn failures_lower_weight() {
+        let mut g = TrustGraph::new();
+        g.record(A, B, Outcome::Verified);
+        g.record(A, C, Outcome::Verified);
+        let before = g.weight(A, B);
+        g.record(A, B, Outcome::Corrupt);
+        assert!(g.weight(A, B) < before);
+        assert!(g.trust(A, B) < g.trust(A, C));
+        assert_eq!(g.giver(B).corrupt, 1);
+        assert!(g.giver(B).reputation() < g.giver(C).reputation());
+    }
+
+    #[test]
+    fn implicit_trust_flows_one_hop() {
+        let mut g = TrustGraph::new();
+        g.record(A, B, Outcome::Verified);
+        g.record(B, C, Outcome::Verified);
+        assert_eq!(g.weight(A, C), 0.0);
+        assert!((g.trust(A, C) - 1.0).abs() < 1e-12);
+    }
+}
