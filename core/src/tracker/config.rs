@@ -139,8 +139,8 @@ impl TrackerConfig {
             max_connections: 4096,
             policy: Policy::default(),
             ban_after_failures: 3,
-            giver_sample: 16,
-            chunk_sample: 16,
+            giver_sample: 6,
+            chunk_sample: 8,
         }
     }
 }

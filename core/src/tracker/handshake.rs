@@ -2,7 +2,7 @@
 
 use rand_core::Rng as _;
 
-use super::state::{Content, Node, NodeIdx};
+use super::state::{Content, Load, Node, NodeIdx};
 use super::{Tracker, TrackerEvent};
 use crate::auth;
 use crate::ids::{ConnId, ContentId, Endpoint};
@@ -39,24 +39,25 @@ impl Tracker {
             role: hello.role,
             endpoint,
             nonce,
-            up: 0,
-            down: 0,
             orders: Vec::new(),
-            banned: false,
             contents: Vec::new(),
             viewing: Vec::new(),
             bytes_up: 0,
             bytes_down: 0,
             joined: now,
             dirty: false,
+            idle: false,
         }));
         self.by_id.insert(hello.peer_id, idx);
         // A giver that failed before keeps its record (and its ban) across reconnections.
-        if self.is_ban_worthy(hello.peer_id)
-            && let Some(n) = self.node_mut(idx)
-        {
-            n.banned = true;
-        }
+        let banned = self.is_ban_worthy(hello.peer_id);
+        self.loads.push(Load {
+            alive: true,
+            seed: hello.role == Role::Seed,
+            listens: hello.listen_port.is_some(),
+            banned,
+            ..Load::default()
+        });
         self.send(conn, Message::Welcome(Welcome { peer_id: hello.peer_id, nonce }));
         self.events.push_back(TrackerEvent::Joined { peer: hello.peer_id, role: hello.role });
     }
@@ -190,7 +191,6 @@ impl Tracker {
         // Forget the per-chunk lists of chunks that left the window.
         for c in content.window_start..window_start {
             content.holders[c as usize] = Vec::new();
-            content.wanters[c as usize] = Vec::new();
         }
         content.window_start = content.window_start.max(window_start);
         if let Some(seed) = self.nodes[idx.0 as usize].as_mut() {
@@ -207,7 +207,7 @@ impl Tracker {
             let nc = node.content_entry(a.content, new_n);
             for c in old_n..new_n {
                 if !nc.have.contains(c) && nc.want.insert(c) {
-                    content.add_pending(c, v);
+                    content.add_pending(c);
                 }
             }
         }
@@ -232,6 +232,7 @@ impl Tracker {
             return;
         };
         let Some(node) = self.nodes[idx.0 as usize].take() else { return };
+        self.loads[idx.0 as usize].alive = false;
         self.by_id.remove(&node.id);
         for token in &node.orders {
             self.cancel_transfer(now, *token, false, Some(idx));

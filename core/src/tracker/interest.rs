@@ -49,7 +49,7 @@ impl Tracker {
         }
         for c in chunks.clone() {
             if !nc.have.contains(c) && nc.want.insert(c) {
-                content.add_pending(c, idx);
+                content.add_pending(c);
             }
         }
         nc.cursor = nc.cursor.min(chunks.start);

@@ -20,7 +20,7 @@ mod stats;
 mod transfers;
 pub mod trust;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand_core::Rng as _;
 
@@ -28,11 +28,11 @@ pub use config::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, Tracker
 pub use events::TrackerEvent;
 pub use stats::{ContentStats, NodeStats, TrackerStats};
 
-use crate::ids::{ConnId, PeerId, Token};
+use crate::ids::{ConnId, PeerId};
 use crate::output::Transmit;
 use crate::time::Time;
 use crate::wire::{ErrorCode, Message, Notice};
-use state::{Content, Node, NodeIdx};
+use state::{Content, Load, Node, NodeIdx};
 use transfers::TransferTable;
 use trust::TrustGraph;
 
@@ -49,6 +49,8 @@ pub struct Tracker {
     conns: BTreeMap<ConnId, ConnState>,
     next_conn: u32,
     nodes: Vec<Option<Node>>,
+    /// Scheduling facts per node, indexed like `nodes`.
+    loads: Vec<Load>,
     by_id: BTreeMap<PeerId, NodeIdx>,
     contents: Vec<Content>,
     by_path: BTreeMap<String, usize>,
@@ -57,6 +59,8 @@ pub struct Tracker {
     dirty: VecDeque<NodeIdx>,
     /// Nodes with free upload slots that found nothing to give; the sweep retries them.
     idle_givers: Vec<NodeIdx>,
+    /// Nodes with free download slots that found no giver; giver steps look here.
+    hungry: BTreeSet<NodeIdx>,
     next_sweep: Option<Time>,
     /// Connections that have not said hello yet.
     silent_conns: usize,
@@ -82,6 +86,7 @@ impl Tracker {
             conns: BTreeMap::new(),
             next_conn: 0,
             nodes: Vec::new(),
+            loads: Vec::new(),
             by_id: BTreeMap::new(),
             contents: Vec::new(),
             by_path: BTreeMap::new(),
@@ -89,6 +94,7 @@ impl Tracker {
             trust: TrustGraph::new(),
             dirty: VecDeque::new(),
             idle_givers: Vec::new(),
+            hungry: BTreeSet::new(),
             next_sweep: None,
             silent_conns: 0,
             transmits: VecDeque::new(),
@@ -271,15 +277,6 @@ impl Tracker {
         if n <= 1 { 0 } else { (self.rng.next_u64() % n as u64) as usize }
     }
 
-    fn new_token(&mut self) -> Token {
-        loop {
-            let t = Token(self.rng.next_u64());
-            if !self.transfers.contains(t) {
-                return t;
-            }
-        }
-    }
-
     /// Arms the sweep timer if anything needs it and it is not armed.
     fn arm_sweep(&mut self, now: Time) {
         if self.next_sweep.is_some() {
@@ -306,6 +303,9 @@ impl Tracker {
         }
         self.sweep_stalled(now);
         for idx in std::mem::take(&mut self.idle_givers) {
+            if let Some(n) = self.node_mut(idx) {
+                n.idle = false;
+            }
             self.mark_dirty(idx);
         }
     }

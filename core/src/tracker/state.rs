@@ -21,12 +21,8 @@ pub(crate) struct Node {
     /// Where others connect to it; `None` if it does not listen.
     pub(crate) endpoint: Option<Endpoint>,
     pub(crate) nonce: [u8; 16],
-    /// Outstanding orders as giver / as taker.
-    pub(crate) up: u16,
-    pub(crate) down: u16,
     /// Tokens of its outstanding orders (at most `max_transfers`).
     pub(crate) orders: Vec<Token>,
-    pub(crate) banned: bool,
     pub(crate) contents: Vec<NodeContent>,
     /// Contents it asked about (receives live appends).
     pub(crate) viewing: Vec<ContentId>,
@@ -35,6 +31,32 @@ pub(crate) struct Node {
     pub(crate) joined: Time,
     /// Queued for a scheduling pass.
     pub(crate) dirty: bool,
+    /// In `Tracker::idle_givers` (free upload slots, nothing to give last time).
+    pub(crate) idle: bool,
+}
+
+/// The hot per-node scheduling facts, kept in a dense array beside the slab so that sampling
+/// many candidates touches a few cache lines instead of whole nodes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Load {
+    /// Outstanding orders as giver / as taker.
+    pub(crate) up: u16,
+    pub(crate) down: u16,
+    pub(crate) alive: bool,
+    pub(crate) seed: bool,
+    pub(crate) listens: bool,
+    /// Failed too often to be chosen as a giver.
+    pub(crate) banned: bool,
+}
+
+impl Load {
+    pub(crate) fn can_take(&self, l: &super::Limits) -> bool {
+        self.alive && self.down < l.max_downloads && self.up + self.down < l.max_transfers
+    }
+
+    pub(crate) fn can_give(&self, l: &super::Limits) -> bool {
+        self.alive && !self.banned && self.up < l.max_uploads && self.up + self.down < l.max_transfers
+    }
 }
 
 /// A node's chunk states for one content: none / requested / transferring / provided.
@@ -57,16 +79,14 @@ pub(crate) struct NodeContent {
 
 /// One published content and its per-chunk indexes.
 ///
-/// `holders` and `wanters` are lazily cleaned lists: an entry is valid only while the
-/// node's bitsets agree, and stale entries are dropped when a scan meets them. The counters
-/// are exact.
+/// `holders` are lazily cleaned lists: an entry is valid only while the node's bitsets
+/// agree, and stale entries are dropped when a scan meets them. The counters are exact.
 #[derive(Debug)]
 pub(crate) struct Content {
     pub(crate) id: ContentId,
     pub(crate) manifest: Manifest,
     pub(crate) publisher: PeerId,
     pub(crate) holders: Vec<Vec<NodeIdx>>,
-    pub(crate) wanters: Vec<Vec<NodeIdx>>,
     /// Valid holders (any role) / holders that are not seeds.
     pub(crate) holder_count: Vec<u32>,
     pub(crate) peer_holder_count: Vec<u32>,
@@ -151,7 +171,6 @@ impl Content {
             manifest,
             publisher,
             holders: Vec::new(),
-            wanters: Vec::new(),
             holder_count: Vec::new(),
             peer_holder_count: Vec::new(),
             inflight_count: Vec::new(),
@@ -181,7 +200,6 @@ impl Content {
             return;
         }
         self.holders.resize_with(n_us, Vec::new);
-        self.wanters.resize_with(n_us, Vec::new);
         self.holder_count.resize(n_us, 0);
         self.peer_holder_count.resize(n_us, 0);
         self.inflight_count.resize(n_us, 0);
@@ -190,12 +208,11 @@ impl Content {
         self.demand.grow(n);
     }
 
-    pub(crate) fn add_pending(&mut self, c: ChunkIndex, node: NodeIdx) {
+    pub(crate) fn add_pending(&mut self, c: ChunkIndex) {
         let i = c as usize;
         self.pending_count[i] += 1;
         self.total_pending += 1;
         self.demand.insert(c);
-        self.wanters[i].push(node);
     }
 
     pub(crate) fn remove_pending(&mut self, c: ChunkIndex) {

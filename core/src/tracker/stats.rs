@@ -78,17 +78,18 @@ impl Tracker {
         let nodes = self
             .by_id
             .values()
-            .filter_map(|&idx| self.node(idx))
-            .map(|n| NodeStats {
+            .filter_map(|&idx| Some((idx, self.node(idx)?)))
+            .map(|(idx, n)| (self.loads[idx.0 as usize], n))
+            .map(|(load, n)| NodeStats {
                 peer: n.id,
                 role: n.role,
                 endpoint: n.endpoint.clone(),
-                uploads: n.up,
-                downloads: n.down,
+                uploads: load.up,
+                downloads: load.down,
                 bytes_up: n.bytes_up,
                 bytes_down: n.bytes_down,
                 chunks_held: n.contents.iter().map(|c| u64::from(c.have.count())).sum(),
-                banned: n.banned,
+                banned: load.banned,
                 reputation: self.trust.giver(n.id).reputation(),
                 joined: n.joined,
             })

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 use super::state::NodeIdx;
 use super::trust::Outcome;
 use super::{Tracker, TrackerEvent};
+use rand_core::Rng as _;
+
 use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId, Token};
 use crate::time::Time;
 use crate::wire::{Completed, ErrorCode, Message, Method, Side, TransferOrder, Verdict};
@@ -29,9 +31,14 @@ struct Cancelled {
 }
 
 /// Live orders, the not-yet-started queue (in deadline order) and recent cancellations.
+///
+/// Live orders sit in a slab; a token's low 32 bits are its slot and its high 32 bits are
+/// random, so lookups are O(1) and a token cannot be guessed from its slot.
 #[derive(Debug, Default)]
 pub(super) struct TransferTable {
-    live: BTreeMap<Token, Transfer>,
+    slots: Vec<Option<(Token, Transfer)>>,
+    free: Vec<u32>,
+    live: usize,
     unstarted: VecDeque<(Time, Token)>,
     cancelled: BTreeMap<Token, Cancelled>,
     cancelled_order: VecDeque<Token>,
@@ -41,8 +48,46 @@ pub(super) struct TransferTable {
 const CANCELLED_MEMORY: usize = 4096;
 
 impl TransferTable {
-    pub(super) fn contains(&self, t: Token) -> bool {
-        self.live.contains_key(&t) || self.cancelled.contains_key(&t)
+    /// A fresh token for a new order, given 32 random bits.
+    fn next_token(&mut self, random: u32) -> Token {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            (self.slots.len() - 1) as u32
+        });
+        Token((u64::from(random) << 32) | u64::from(slot))
+    }
+
+    fn insert(&mut self, token: Token, t: Transfer) {
+        let slot = (token.0 & 0xffff_ffff) as usize;
+        self.slots[slot] = Some((token, t));
+        self.live += 1;
+    }
+
+    fn get(&self, token: Token) -> Option<&Transfer> {
+        match self.slots.get((token.0 & 0xffff_ffff) as usize) {
+            Some(Some((t, tr))) if *t == token => Some(tr),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, token: Token) -> Option<&mut Transfer> {
+        match self.slots.get_mut((token.0 & 0xffff_ffff) as usize) {
+            Some(Some((t, tr))) if *t == token => Some(tr),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, token: Token) -> Option<Transfer> {
+        let slot = (token.0 & 0xffff_ffff) as usize;
+        match self.slots.get_mut(slot) {
+            Some(entry @ Some(_)) if entry.as_ref().is_some_and(|(t, _)| *t == token) => {
+                let (_, tr) = entry.take()?;
+                self.free.push(slot as u32);
+                self.live -= 1;
+                Some(tr)
+            }
+            _ => None,
+        }
     }
 
     pub(super) fn has_unstarted(&self) -> bool {
@@ -50,7 +95,7 @@ impl TransferTable {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.live.len()
+        self.live
     }
 
     fn remember_cancelled(&mut self, token: Token, c: Cancelled) {
@@ -67,8 +112,12 @@ impl TransferTable {
 impl Tracker {
     /// Orders `giver` to move `chunk` to `taker`, updating every index.
     pub(super) fn order(&mut self, now: Time, giver: NodeIdx, taker: NodeIdx, ci: usize, chunk: ChunkIndex) {
-        let token = self.new_token();
         let content_id = self.contents[ci].id;
+        if self.node(giver).is_none() || self.node(taker).is_none() {
+            return;
+        }
+        let random = self.rng.next_u32();
+        let token = self.transfers.next_token(random);
         let (Some(g), Some(t)) = (self.node(giver), self.node(taker)) else { return };
         let method = if g.endpoint.is_some() { Method::Get } else { Method::Put };
         let (giver_id, taker_id, giver_conn, taker_conn) = (g.id, t.id, g.conn, t.conn);
@@ -90,13 +139,13 @@ impl Tracker {
             other: taker_id,
             connect: if method == Method::Put { t.endpoint.clone() } else { None },
         };
+        self.loads[giver.0 as usize].up += 1;
+        self.loads[taker.0 as usize].down += 1;
         if let Some(g) = self.node_mut(giver) {
-            g.up += 1;
             g.orders.push(token);
         }
         let content = &mut self.contents[ci];
         if let Some(t) = self.nodes[taker.0 as usize].as_mut() {
-            t.down += 1;
             t.orders.push(token);
             if let Some(nc) = t.content_mut(content_id)
                 && nc.inflight.insert(chunk)
@@ -105,10 +154,8 @@ impl Tracker {
                 content.inflight_count[chunk as usize] += 1;
             }
         }
-        self.transfers.live.insert(
-            token,
-            super::transfers::Transfer { giver, taker, giver_id, content: content_id, chunk, started: false },
-        );
+        self.transfers
+            .insert(token, Transfer { giver, taker, giver_id, content: content_id, chunk, started: false });
         self.transfers.unstarted.push_back((now + self.config.stall_timeout, token));
         self.decisions += 1;
         self.send(taker_conn, Message::Transfer(to_taker));
@@ -124,7 +171,7 @@ impl Tracker {
     }
 
     pub(super) fn on_started(&mut self, idx: NodeIdx, token: Token) {
-        if let Some(t) = self.transfers.live.get_mut(&token)
+        if let Some(t) = self.transfers.get_mut(token)
             && t.taker == idx
         {
             t.started = true;
@@ -132,13 +179,13 @@ impl Tracker {
     }
 
     pub(super) fn on_completed(&mut self, now: Time, idx: NodeIdx, conn: ConnId, done: Completed) {
-        let Some(t) = self.transfers.live.get(&done.token) else {
+        let Some(t) = self.transfers.get(done.token) else {
             return self.on_late_completed(idx, done);
         };
         if t.taker != idx {
             return self.warn(conn, ErrorCode::TokenRefused, "completed for a transfer you are not taking");
         }
-        let Some(t) = self.transfers.live.remove(&done.token) else { return };
+        let Some(t) = self.transfers.remove(done.token) else { return };
         let ci = t.content.0 as usize;
         let expected = self.contents.get(ci).and_then(|c| c.manifest.hash(t.chunk)).copied();
         let outcome = match done.hash {
@@ -218,14 +265,16 @@ impl Tracker {
     /// Frees both ends' slots and returns the chunk to the taker's wants unless it arrived.
     fn release(&mut self, t: &Transfer, token: Token, arrived: bool) {
         let ci = t.content.0 as usize;
+        let gl = &mut self.loads[t.giver.0 as usize];
+        gl.up = gl.up.saturating_sub(1);
+        let tl = &mut self.loads[t.taker.0 as usize];
+        tl.down = tl.down.saturating_sub(1);
         if let Some(g) = self.node_mut(t.giver) {
-            g.up = g.up.saturating_sub(1);
             g.orders.retain(|&o| o != token);
         }
         let content = &mut self.contents[ci];
         content.inflight_count[t.chunk as usize] = content.inflight_count[t.chunk as usize].saturating_sub(1);
         if let Some(tk) = self.nodes[t.taker.0 as usize].as_mut() {
-            tk.down = tk.down.saturating_sub(1);
             tk.orders.retain(|&o| o != token);
             let is_seed = tk.is_seed();
             if let Some(nc) = tk.content_mut(t.content) {
@@ -236,7 +285,7 @@ impl Tracker {
                         content.add_holder(t.chunk, t.taker, is_seed);
                     }
                 } else if nc.want.contains(t.chunk) && content.schedulable(t.chunk) {
-                    content.add_pending(t.chunk, t.taker);
+                    content.add_pending(t.chunk);
                     nc.cursor = nc.cursor.min(t.chunk);
                 }
             }
@@ -274,7 +323,7 @@ impl Tracker {
         stalled: bool,
         leaving: Option<NodeIdx>,
     ) {
-        let Some(t) = self.transfers.live.remove(&token) else { return };
+        let Some(t) = self.transfers.remove(token) else { return };
         self.release(&t, token, false);
         if stalled {
             let taker_id = self.node(t.taker).map(|n| n.id);
@@ -297,7 +346,7 @@ impl Tracker {
                 break;
             }
             self.transfers.unstarted.pop_front();
-            let stalled = self.transfers.live.get(&token).is_some_and(|t| !t.started);
+            let stalled = self.transfers.get(token).is_some_and(|t| !t.started);
             if stalled {
                 self.cancel_transfer(now, token, true, None);
             }
@@ -320,11 +369,9 @@ impl Tracker {
             return;
         }
         let Some(&idx) = self.by_id.get(&id) else { return };
-        if let Some(n) = self.node_mut(idx)
-            && !n.banned
-            && !n.is_seed()
-        {
-            n.banned = true;
+        let load = &mut self.loads[idx.0 as usize];
+        if load.alive && !load.banned && !load.seed {
+            load.banned = true;
             self.events.push_back(TrackerEvent::Banned { peer: id });
         }
     }
