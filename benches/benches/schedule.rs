@@ -7,7 +7,7 @@
 //! message handling and draining its outputs.
 
 // A benchmark measures wall time by definition.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::expect_used)]
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
