@@ -1,0 +1,451 @@
+//! What seeds and peers share: peer links, the giver side, token bookkeeping and timers.
+//!
+//! A [`Node`] is the transfer engine inside both [`crate::peer::Peer`] and
+//! [`crate::seed::Seed`]. It owns the connection table, the orders the tracker sent us (as
+//! giver or taker), peer requests waiting for their order, the chunk store and the outputs.
+//! The roles add what is theirs on top: a peer its downloads and in-order delivery, a seed its
+//! publishing. Everything the giver does lives here once ([`giver`]); the taker's transfer
+//! mechanics ([`taker`]) too, handing each verified or rejected chunk up to the role.
+
+mod giver;
+mod links;
+mod orders;
+mod taker;
+mod timers;
+mod transfer;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::bitset::BitSet;
+use crate::ids::{ChunkIndex, ConnId, ContentId, Endpoint, PeerId, Token};
+use crate::manifest::Manifest;
+use crate::output::Transmit;
+use crate::payload::Payload;
+use crate::store::ChunkStore;
+use crate::time::{Span, Time};
+use crate::wire::{ErrorCode, Hello, Interest, Message, Notice, PROTOCOL_VERSION, Role};
+
+pub(crate) use links::LinkKind;
+use links::Links;
+use orders::Orders;
+use timers::{Timer, TimerTable};
+
+/// Counters a driver or the simulator reads for statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Payload bytes sent to takers.
+    pub bytes_uploaded: u64,
+    /// Payload bytes received and verified.
+    pub bytes_downloaded: u64,
+    /// Chunks served to takers.
+    pub chunks_uploaded: u64,
+    /// Chunks received and verified.
+    pub chunks_verified: u64,
+    /// Chunks received that failed verification.
+    pub chunks_rejected: u64,
+    /// Transfers that failed (refused, link lost, watchdog).
+    pub transfers_failed: u64,
+}
+
+/// Something the engine reports, translated into each role's own event type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// We served a chunk to a taker.
+    Uploaded {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        chunk: ChunkIndex,
+        /// The taker.
+        to: PeerId,
+        /// Payload bytes sent.
+        bytes: u32,
+    },
+    /// The tracker said a taker's copy of a chunk we served did not verify.
+    VerdictRejected {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        chunk: ChunkIndex,
+        /// The taker.
+        to: PeerId,
+        /// Whether our stored copy turned out corrupt (and was dropped).
+        dropped: bool,
+    },
+    /// A transfer ended without moving a verified chunk.
+    TransferFailed {
+        /// The transfer.
+        token: Token,
+        /// Why, for people.
+        reason: String,
+    },
+    /// A warning or error we received or sent.
+    Problem(Notice),
+}
+
+/// Settings the engine needs from either role's config.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeConfig {
+    pub peer_id: PeerId,
+    pub listen_port: Option<u16>,
+    pub role: Role,
+    pub tracker: Endpoint,
+    pub stall_timeout: Span,
+    pub transfer_timeout: Span,
+    pub order_wait: Span,
+    pub link_idle: Span,
+    pub corrupt_uploads: bool,
+}
+
+/// A content this node knows: its manifest and the chunks it holds.
+#[derive(Clone, Debug)]
+pub(crate) struct Content {
+    pub manifest: Manifest,
+    pub have: BitSet,
+}
+
+/// What the engine hands up to its role after a message.
+#[derive(Debug)]
+pub(crate) enum Up {
+    /// Nothing for the role.
+    None,
+    /// The tracker welcomed us.
+    Welcomed,
+    /// A tracker message the engine does not handle itself.
+    Tracker(Message),
+    /// The tracker link is gone (closed by it, or by us after its `Error`).
+    TrackerLost(Option<Notice>),
+}
+
+/// A chunk that arrived as taker, after verification.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    pub content: ContentId,
+    pub chunk: ChunkIndex,
+    pub from: PeerId,
+    pub payload: Payload,
+    /// Whether length and digest matched the manifest (and the chunk was stored).
+    pub verified: bool,
+}
+
+/// The shared transfer engine (see the module docs).
+pub(crate) struct Node<S, E> {
+    pub cfg: NodeConfig,
+    pub store: S,
+    pub tracker: Option<ConnId>,
+    /// The tracker's nonce, once welcomed.
+    pub nonce: Option<[u8; 16]>,
+    pub contents: BTreeMap<ContentId, Content>,
+    pub events: VecDeque<E>,
+    pub stats: NodeStats,
+    /// Chunks that arrived as taker since the role last drained this.
+    pub arrivals: Vec<Arrival>,
+    links: Links,
+    orders: Orders,
+    out: VecDeque<Transmit>,
+    timers: TimerTable,
+}
+
+impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
+    /// A node that starts connecting to its tracker.
+    pub fn new(now: Time, cfg: NodeConfig, store: S) -> Self {
+        let mut node = Self {
+            tracker: None,
+            nonce: None,
+            contents: BTreeMap::new(),
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+            arrivals: Vec::new(),
+            links: Links::default(),
+            orders: Orders::default(),
+            out: VecDeque::new(),
+            timers: TimerTable::default(),
+            cfg,
+            store,
+        };
+        let conn = node.links.alloc(now, LinkKind::Tracker, None);
+        node.tracker = Some(conn);
+        node.out.push_back(Transmit::Connect { conn, endpoint: node.cfg.tracker.clone() });
+        node
+    }
+
+    /// Emits an engine event.
+    pub fn emit(&mut self, ev: NodeEvent) {
+        self.events.push_back(E::from(ev));
+    }
+
+    /// Sends a message on a connection.
+    pub fn send(&mut self, now: Time, conn: ConnId, msg: Message) {
+        self.links.touch(conn, now);
+        self.out.push_back(Transmit::Send { conn, msg });
+    }
+
+    /// Sends a message to the tracker, if it is connected; returns whether it was sent.
+    pub fn send_tracker(&mut self, now: Time, msg: Message) -> bool {
+        match self.tracker {
+            Some(conn) if self.links.get(conn).is_some_and(|l| l.connected) => {
+                self.send(now, conn, msg);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the tracker welcomed us and the link is still up.
+    pub fn welcomed(&self) -> bool {
+        self.nonce.is_some() && self.tracker.is_some()
+    }
+
+    /// Next transmission for the driver.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    /// The earliest timer deadline.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.timers.next()
+    }
+
+    /// Whether the node holds chunk `chunk` of `content`.
+    pub fn holds(&self, content: ContentId, chunk: ChunkIndex) -> bool {
+        self.contents.get(&content).is_some_and(|c| c.have.contains(chunk))
+    }
+
+    /// Transfers in progress (orders not yet finished, either side).
+    pub fn active_transfers(&self) -> usize {
+        self.orders.map.len()
+    }
+
+    /// Open peer links.
+    pub fn peer_links(&self) -> usize {
+        self.links.peer_links()
+    }
+
+    /// Registers a connection the driver accepted.
+    pub fn accept(&mut self, now: Time) -> ConnId {
+        let conn = self.links.alloc(now, LinkKind::Inbound, None);
+        self.rearm(now);
+        conn
+    }
+
+    /// An outgoing connection is up: say hello, then start what waited for it.
+    pub fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        let Some(link) = self.links.get_mut(conn) else { return };
+        if link.connected || link.kind == LinkKind::Inbound {
+            return;
+        }
+        link.connected = true;
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            peer_id: self.cfg.peer_id,
+            listen_port: self.cfg.listen_port,
+            role: self.cfg.role,
+        };
+        self.send(now, conn, Message::Hello(hello));
+        for token in self.orders.on_conn(conn) {
+            self.link_ready(now, token);
+        }
+        self.rearm(now);
+    }
+
+    /// A connection failed or the remote closed it.
+    pub fn handle_closed(&mut self, now: Time, conn: ConnId) -> Up {
+        let Some(link) = self.links.remove(conn) else { return Up::None };
+        if link.kind == LinkKind::Tracker {
+            self.tracker = None;
+            self.nonce = None;
+            return Up::TrackerLost(None);
+        }
+        self.drop_link_state(now, conn, "peer link closed");
+        self.rearm(now);
+        Up::None
+    }
+
+    /// Closes a connection ourselves, sending `Error(notice)` first if given.
+    pub fn close(&mut self, now: Time, conn: ConnId, notice: Option<Notice>) {
+        let Some(link) = self.links.remove(conn) else { return };
+        if let Some(n) = &notice {
+            self.out.push_back(Transmit::Send { conn, msg: Message::Error(n.clone()) });
+            self.emit(NodeEvent::Problem(n.clone()));
+        }
+        self.out.push_back(Transmit::Close { conn, reason: notice });
+        if link.kind == LinkKind::Tracker {
+            self.tracker = None;
+            self.nonce = None;
+        } else {
+            self.drop_link_state(now, conn, "peer link closed by us");
+        }
+    }
+
+    /// Routes one received message: the engine's own, or up to the role.
+    pub fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) -> Up {
+        let Some(link) = self.links.get(conn) else { return Up::None };
+        let kind = link.kind;
+        self.links.touch(conn, now);
+        let up = match kind {
+            LinkKind::Tracker => self.tracker_message(now, conn, msg),
+            LinkKind::Inbound | LinkKind::Outbound => self.peer_message(now, conn, msg),
+        };
+        self.rearm(now);
+        up
+    }
+
+    fn tracker_message(&mut self, now: Time, conn: ConnId, msg: Message) -> Up {
+        match msg {
+            Message::Welcome(w) if self.nonce.is_none() => {
+                self.nonce = Some(w.nonce);
+                Up::Welcomed
+            }
+            Message::Transfer(order) => {
+                self.on_order(now, order);
+                Up::None
+            }
+            Message::Verdict(v) => {
+                self.on_verdict(now, v.token, v.accepted);
+                Up::None
+            }
+            Message::Error(notice) => {
+                // The role reports it (a seed's refusal is its own event).
+                self.close(now, conn, None);
+                Up::TrackerLost(Some(notice))
+            }
+            Message::Welcome(_)
+            | Message::Hello(_)
+            | Message::Get(_)
+            | Message::Put(_)
+            | Message::Data(_)
+            | Message::AskInfo(_)
+            | Message::Publish(_)
+            | Message::Request(_)
+            | Message::Unrequest(_)
+            | Message::Provide(_)
+            | Message::Unprovide(_)
+            | Message::Started(_)
+            | Message::Completed(_) => {
+                let n = Notice::new(ErrorCode::Unexpected, format!("tracker sent {}", msg.kind()));
+                self.emit(NodeEvent::Problem(n));
+                Up::None
+            }
+            other => Up::Tracker(other),
+        }
+    }
+
+    fn peer_message(&mut self, now: Time, conn: ConnId, msg: Message) -> Up {
+        let remote = self.links.get(conn).and_then(|l| l.remote);
+        match (msg, remote) {
+            (Message::Hello(h), None) => {
+                if h.version != PROTOCOL_VERSION {
+                    let n = Notice::new(ErrorCode::BadVersion, format!("version {}", h.version));
+                    self.close(now, conn, Some(n));
+                } else {
+                    self.links.set_remote(conn, h.peer_id);
+                }
+                Up::None
+            }
+            (_, None) => {
+                self.close(now, conn, Some(Notice::new(ErrorCode::HelloExpected, "hello first")));
+                Up::None
+            }
+            (Message::Get(req), Some(remote)) => {
+                self.on_request(now, conn, remote, crate::wire::Method::Get, req);
+                Up::None
+            }
+            (Message::Put(req), Some(remote)) => {
+                self.on_request(now, conn, remote, crate::wire::Method::Put, req);
+                Up::None
+            }
+            (Message::Data(data), Some(remote)) => {
+                self.on_data(now, conn, remote, data);
+                Up::None
+            }
+            (Message::Warning(n), Some(_)) => {
+                self.on_peer_warning(now, conn, n);
+                Up::None
+            }
+            (Message::Error(n), Some(_)) => {
+                self.emit(NodeEvent::Problem(n));
+                self.close(now, conn, None);
+                Up::None
+            }
+            (other, Some(_)) => {
+                let n = Notice::new(ErrorCode::Unexpected, format!("{} on a peer link", other.kind()));
+                self.close(now, conn, Some(n));
+                Up::None
+            }
+        }
+    }
+
+    /// Sends `Unprovide` for chunks `first..end` of `content` (byte range of whole chunks).
+    pub fn unprovide(&mut self, now: Time, content: ContentId, first: ChunkIndex, end: ChunkIndex) {
+        let Some(c) = self.contents.get(&content) else { return };
+        let g = c.manifest.geometry;
+        let range =
+            crate::chunks::ByteRange::new(g.chunk_bytes(first).start, g.chunk_bytes(end.max(1) - 1).end);
+        self.send_tracker(now, Message::Unprovide(Interest::range(content, range)));
+    }
+
+    /// Recomputes every timer from the current state.
+    pub fn rearm(&mut self, _now: Time) {
+        self.timers.set(Timer::Watchdog, self.orders.next_deadline());
+        self.timers.set(Timer::HeldRequest, self.orders.next_held_deadline());
+        let idle = self.cfg.link_idle;
+        let next_idle = self
+            .links
+            .iter()
+            .filter(|(c, l)| l.kind != LinkKind::Tracker && !self.orders.uses(*c))
+            .map(|(_, l)| l.last_active + idle)
+            .min();
+        self.timers.set(Timer::IdleLink, next_idle);
+    }
+
+    /// Fires the timers that are due; an early or repeated call does nothing.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let due: Vec<Timer> = self.timers.expired(now).collect();
+        for t in due {
+            match t {
+                Timer::Watchdog => self.sweep_watchdog(now),
+                Timer::HeldRequest => self.sweep_held(now),
+                Timer::IdleLink => self.sweep_idle(now),
+            }
+        }
+        self.rearm(now);
+    }
+
+    fn sweep_idle(&mut self, now: Time) {
+        let idle: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(c, l)| {
+                l.kind != LinkKind::Tracker
+                    && !self.orders.uses(*c)
+                    && l.last_active + self.cfg.link_idle <= now
+            })
+            .map(|(c, _)| c)
+            .collect();
+        for conn in idle {
+            self.close(now, conn, None);
+        }
+    }
+
+    /// The link to `peer`: an open one to reuse, or a new outbound connection.
+    fn link_to(&mut self, now: Time, peer: PeerId, endpoint: Endpoint) -> ConnId {
+        if let Some(conn) = self.links.link_of(peer) {
+            return conn;
+        }
+        let conn = self.links.alloc(now, LinkKind::Outbound, Some(peer));
+        self.out.push_back(Transmit::Connect { conn, endpoint });
+        conn
+    }
+
+    fn link_connected(&self, conn: ConnId) -> bool {
+        self.links.get(conn).is_some_and(|l| l.connected)
+    }
+
+    /// Fails every order on a link that is gone and drops its held requests.
+    fn drop_link_state(&mut self, now: Time, conn: ConnId, why: &str) {
+        self.orders.held.retain(|h| h.conn != conn);
+        for token in self.orders.on_conn(conn) {
+            self.fail(now, token, why);
+        }
+    }
+}
