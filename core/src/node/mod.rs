@@ -445,7 +445,11 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     fn drop_link_state(&mut self, now: Time, conn: ConnId, why: &str) {
         self.orders.held.retain(|h| h.conn != conn);
         for token in self.orders.on_conn(conn) {
-            self.fail(now, token, why);
+            match self.orders.map.get_mut(&token) {
+                // Served already: the verdict comes from the tracker, not over this link.
+                Some(o) if o.phase == orders::Phase::Served => o.conn = None,
+                _ => self.fail(now, token, why),
+            }
         }
     }
 }

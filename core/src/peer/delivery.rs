@@ -9,43 +9,40 @@ use super::{Peer, PeerEvent};
 impl<S: ChunkStore> Peer<S> {
     /// Produces the next in-order `Deliver` (or `DownloadComplete`), if one is ready.
     pub(super) fn pump(&mut self) -> Option<PeerEvent> {
-        let ids: Vec<_> = self.downloads.keys().copied().collect();
-        for content in ids {
-            let (next, live, complete_sent) = {
-                let d = &self.downloads[&content];
-                (d.next, d.live, d.complete_sent)
-            };
-            let Some(c) = self.node.contents.get(&content) else { continue };
+        // Find the first download with something to hand out, without allocating.
+        let (content, next, ready) = self.downloads.iter().find_map(|(content, d)| {
+            let c = self.node.contents.get(content)?;
             let n = c.manifest.num_chunks();
-            let g = c.manifest.geometry;
-            if next < n && c.have.contains(next) {
-                let cached = match self.cached.take() {
-                    Some((cc, ci, p)) if cc == content && ci == next => Some(p),
-                    other => {
-                        self.cached = other;
-                        None
-                    }
-                };
-                let payload = match cached {
-                    Some(p) => p,
-                    None => match self.node.store.read(content, next) {
-                        Ok(p) => p,
-                        Err(e) => return Some(self.lost(content, next, e.to_string())),
-                    },
-                };
-                if let Some(d) = self.downloads.get_mut(&content) {
-                    d.next = next + 1;
-                }
-                return Some(PeerEvent::Deliver { content, offset: g.chunk_bytes(next).start, payload });
+            if d.next < n && c.have.contains(d.next) {
+                Some((*content, d.next, true))
+            } else if !d.live && d.next >= n && !d.complete_sent {
+                Some((*content, d.next, false))
+            } else {
+                None
             }
-            if !live && next >= n && !complete_sent {
-                if let Some(d) = self.downloads.get_mut(&content) {
-                    d.complete_sent = true;
-                }
-                return Some(PeerEvent::DownloadComplete { content });
+        })?;
+        if !ready {
+            if let Some(d) = self.downloads.get_mut(&content) {
+                d.complete_sent = true;
             }
+            return Some(PeerEvent::DownloadComplete { content });
         }
-        None
+        let payload = match self.cached.take() {
+            Some((cc, ci, p)) if cc == content && ci == next => p,
+            other => {
+                self.cached = other;
+                match self.node.store.read(content, next) {
+                    Ok(p) => p,
+                    Err(e) => return Some(self.lost(content, next, e.to_string())),
+                }
+            }
+        };
+        let offset =
+            self.node.contents.get(&content).map_or(0, |c| c.manifest.geometry.chunk_bytes(next).start);
+        if let Some(d) = self.downloads.get_mut(&content) {
+            d.next = next + 1;
+        }
+        Some(PeerEvent::Deliver { content, offset, payload })
     }
 
     /// The store lost a chunk we held: forget it and ask for it again.
