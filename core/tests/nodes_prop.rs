@@ -51,18 +51,22 @@ fn ep() -> Endpoint {
     Endpoint { host: "x".into(), port: 1 }
 }
 
-/// The right bytes for a chunk of content 0 ("a") or 1 ("b"), or junk.
+/// The right bytes for a chunk of content 0 ("a") or 1 ("b"), or the same length with the
+/// first byte flipped (so only the digest can tell).
 fn payload(content: u32, chunk: u32, good: bool) -> Payload {
-    if !good {
-        return Payload::Real(Bytes::from_static(b"junk"));
-    }
-    if content == 0 {
+    let bytes = if content == 0 {
         let g = on_demand().geometry;
         let r = g.chunk_bytes(chunk);
-        Payload::Real(file().slice(r.start as usize..r.end as usize))
+        file().slice(r.start as usize..r.end as usize)
     } else {
-        Payload::Real(live_chunk(chunk))
+        live_chunk(chunk)
+    };
+    if good || bytes.is_empty() {
+        return Payload::Real(bytes);
     }
+    let mut v = bytes.to_vec();
+    v[0] ^= 0x55;
+    Payload::Real(v.into())
 }
 
 #[derive(Clone, Debug)]
@@ -298,9 +302,10 @@ impl Checker {
                 self.next[i] = Some(offset + b.len() as u64);
                 if content.0 == 1 {
                     let chunk = (*offset / u64::from(LIVE_CHUNK)) as u32;
-                    assert_eq!(b, &live_chunk(chunk));
+                    assert!(b == &live_chunk(chunk), "wrong live bytes delivered at {offset}");
                 } else {
-                    assert_eq!(&file()[*offset as usize..*offset as usize + b.len()], &b[..]);
+                    let want = file().slice(*offset as usize..*offset as usize + b.len());
+                    assert!(b == &want, "wrong bytes delivered at {offset}");
                 }
             }
             PeerEvent::Deliver { .. } => panic!("virtual payload from a MemStore"),
