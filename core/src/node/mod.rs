@@ -144,6 +144,8 @@ pub(crate) struct Node<S, E> {
     orders: Orders,
     out: VecDeque<Transmit>,
     timers: TimerTable,
+    /// No peer link can be idle before this (a lower bound; see `sweep_idle`).
+    idle_check: Option<Time>,
 }
 
 impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
@@ -160,6 +162,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             orders: Orders::default(),
             out: VecDeque::new(),
             timers: TimerTable::default(),
+            idle_check: None,
             cfg,
             store,
         };
@@ -224,6 +227,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     /// Registers a connection the driver accepted.
     pub fn accept(&mut self, now: Time) -> ConnId {
         let conn = self.links.alloc(now, LinkKind::Inbound, None);
+        self.watch_idle(now);
         self.rearm(now);
         conn
     }
@@ -388,14 +392,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     pub fn rearm(&mut self, _now: Time) {
         self.timers.set(Timer::Watchdog, self.orders.next_deadline());
         self.timers.set(Timer::HeldRequest, self.orders.next_held_deadline());
-        let idle = self.cfg.link_idle;
-        let next_idle = self
-            .links
-            .iter()
-            .filter(|(c, l)| l.kind != LinkKind::Tracker && !self.orders.uses(*c))
-            .map(|(_, l)| l.last_active + idle)
-            .min();
-        self.timers.set(Timer::IdleLink, next_idle);
+        self.timers.set(Timer::IdleLink, self.idle_check);
     }
 
     /// Fires the timers that are due; an early or repeated call does nothing.
@@ -411,20 +408,37 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         self.rearm(now);
     }
 
+    /// Closes peer links idle for `link_idle`. Links carrying a transfer count as active.
+    ///
+    /// The idle deadline is a lower bound kept cheaply (activity only postpones it), so this
+    /// sweep may find nothing to close; it then recomputes the exact next deadline.
     fn sweep_idle(&mut self, now: Time) {
-        let idle: Vec<ConnId> = self
+        let idle = self.cfg.link_idle;
+        let due: Vec<ConnId> = self
             .links
             .iter()
-            .filter(|(c, l)| {
-                l.kind != LinkKind::Tracker
-                    && !self.orders.uses(*c)
-                    && l.last_active + self.cfg.link_idle <= now
-            })
+            .filter(|(_, l)| l.kind != LinkKind::Tracker && l.last_active + idle <= now)
             .map(|(c, _)| c)
             .collect();
-        for conn in idle {
-            self.close(now, conn, None);
+        for conn in due {
+            if self.orders.uses(conn) {
+                self.links.touch(conn, now);
+            } else {
+                self.close(now, conn, None);
+            }
         }
+        self.idle_check = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.kind != LinkKind::Tracker)
+            .map(|(_, l)| l.last_active + idle)
+            .min();
+    }
+
+    /// Notes a new peer link for the idle timer.
+    fn watch_idle(&mut self, now: Time) {
+        let at = now + self.cfg.link_idle;
+        self.idle_check = Some(self.idle_check.map_or(at, |t| t.min(at)));
     }
 
     /// The link to `peer`: an open one to reuse, or a new outbound connection.
@@ -433,6 +447,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             return conn;
         }
         let conn = self.links.alloc(now, LinkKind::Outbound, Some(peer));
+        self.watch_idle(now);
         self.out.push_back(Transmit::Connect { conn, endpoint });
         conn
     }
