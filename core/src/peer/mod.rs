@@ -19,6 +19,35 @@
 //! Memory stays independent of the content size: per content the peer keeps the manifest's
 //! hashes and one bit per chunk; payloads live in the driver's [`ChunkStore`] and are read
 //! back one at a time when a gap in the delivery order fills (see [`Peer::poll_event`]).
+//!
+//! # Driving a peer
+//!
+//! ```
+//! use pdtp_core::memstore::MemStore;
+//! use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
+//! use pdtp_core::wire::Welcome;
+//! use pdtp_core::{Endpoint, Message, PeerId, Time, Transmit};
+//! use rand_core::SeedableRng;
+//!
+//! let tracker = Endpoint { host: "127.0.0.1".into(), port: 6086 };
+//! let now = Time::ZERO;
+//! let rng = pdtp_core::Rng::seed_from_u64(1);
+//! let mut peer = Peer::new(now, PeerConfig::new(PeerId(1), tracker), MemStore::new(), rng);
+//! peer.get(now, "show.mp4"); // queued until the tracker welcomes us
+//!
+//! // The driver opens the connection the machine asked for, under the machine's handle...
+//! let Some(Transmit::Connect { conn, .. }) = peer.poll_transmit() else { unreachable!() };
+//! peer.handle_connected(now, conn);
+//! assert!(matches!(peer.poll_transmit(), Some(Transmit::Send { msg: Message::Hello(_), .. })));
+//!
+//! // ...feeds it what arrives, drains transmissions and events...
+//! peer.handle_message(now, conn, Message::Welcome(Welcome { peer_id: PeerId(1), nonce: [0; 16] }));
+//! assert!(matches!(peer.poll_transmit(), Some(Transmit::Send { msg: Message::AskInfo(_), .. })));
+//! assert_eq!(peer.poll_event(), Some(PeerEvent::Welcomed));
+//!
+//! // ...and sleeps until the next input or `poll_timeout()` (nothing pending yet).
+//! assert_eq!(peer.poll_timeout(), None);
+//! ```
 
 mod delivery;
 mod download;
