@@ -705,3 +705,54 @@ fn virtual_payloads_flow_like_real_ones() {
 
 /// The peer's first outbound link handle (0 is the tracker).
 const PEER_LINK: pdtp_core::ConnId = pdtp_core::ConnId(1);
+
+#[test]
+fn a_swarm_completes_under_random_scheduling_and_peers_share_the_load() {
+    use rand_core::Rng as _;
+    let data = data(20_000);
+    let peers = 5;
+    let (mut net, m) = setup(&data, 1_000, peers);
+    let n = m.num_chunks();
+    let mut r = rng(42);
+    let mut token = 1_000u64;
+    let mut all: Vec<Vec<PeerEvent>> = vec![Vec::new(); peers + 1];
+    for _ in 0..10_000 {
+        // A random taker still missing something, a random missing chunk, a random holder.
+        let missing: Vec<(usize, u32)> = (1..=peers)
+            .flat_map(|i| (0..n).map(move |c| (i, c)))
+            .filter(|&(i, c)| !net.peers[i - 1].store().contains(C, c))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        let (taker, chunk) = missing[r.next_u32() as usize % missing.len()];
+        let holders: Vec<usize> = std::iter::once(0)
+            .chain((1..=peers).filter(|&i| net.peers[i - 1].store().contains(C, chunk)))
+            .collect();
+        let giver = holders[r.next_u32() as usize % holders.len()];
+        let method = if r.next_u32() % 2 == 0 { Method::Get } else { Method::Put };
+        token += 1;
+        net.order(token, C, chunk, giver, taker, method);
+        let done = completed(&net.take_inbox(taker));
+        assert_eq!(done, vec![Completed { token: Token(token), hash: Some(m.hashes[chunk as usize]) }]);
+        net.tell(giver, Message::Verdict(Verdict { token: Token(token), accepted: true }));
+        for (i, evs) in all.iter_mut().enumerate().skip(1) {
+            evs.extend(net.peer_events(i));
+        }
+    }
+    for (i, evs) in all.iter().enumerate().skip(1) {
+        assert_eq!(delivered(evs, 0), data.to_vec(), "peer {i} got the whole file in order");
+        assert_eq!(evs.iter().filter(|e| matches!(e, PeerEvent::DownloadComplete { .. })).count(), 1);
+    }
+    let from_peers: u64 = (1..=peers).map(|i| net.peers[i - 1].stats().bytes_uploaded).sum();
+    assert_eq!(from_peers + net.seed.stats().bytes_uploaded, (peers * data.len()) as u64);
+    assert!(from_peers > 0, "peers served each other");
+    // Links are reused: at most one link per pair of nodes ever opened from each side.
+    for (i, log) in net.log.iter().enumerate() {
+        let connects = log
+            .iter()
+            .filter(|t| matches!(t, Transmit::Connect { endpoint, .. } if endpoint.host != "tracker"))
+            .count();
+        assert!(connects <= peers, "node {i} opened {connects} peer links");
+    }
+}

@@ -303,6 +303,8 @@ impl<S: ChunkStore> Peer<S> {
     /// Starts downloading `path`: asks the tracker now, or as soon as it welcomes us.
     pub fn get(&mut self, now: Time, path: &str) {
         self.now = now;
+        // Paths are named without a leading `/` (docs/protocol.md §1).
+        let path = path.trim_start_matches('/');
         let known = self.pending.iter().chain(&self.asked).any(|p| p == path)
             || self.downloads.values().any(|d| d.path == path);
         if known {
@@ -420,11 +422,13 @@ impl<S: ChunkStore> Peer<S> {
     }
 
     fn on_unknown_url(&mut self, n: Notice) {
-        let i = match self.asked.iter().position(|p| n.detail.contains(p.as_str())) {
-            Some(i) => Some(i),
-            None if self.asked.len() == 1 => Some(0),
-            None => None,
-        };
+        // The detail names the path; fall back to the only outstanding question.
+        let i = self
+            .asked
+            .iter()
+            .position(|p| n.detail == *p)
+            .or_else(|| self.asked.iter().position(|p| n.detail.contains(p.as_str())))
+            .or_else(|| (self.asked.len() == 1).then_some(0));
         match i {
             Some(i) => {
                 let path = self.asked.remove(i);
