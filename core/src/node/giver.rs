@@ -73,6 +73,11 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             return;
         }
         let Some(c) = self.contents.get(&o.content) else { return };
+        if !c.have.contains(o.chunk) {
+            // Already gone (a live window slid past it): nothing to re-check.
+            let (content, chunk, to) = (o.content, o.chunk, o.other);
+            return self.emit(NodeEvent::VerdictRejected { content, chunk, to, dropped: false });
+        }
         let expected = c.manifest.hash(o.chunk).copied();
         let len = c.manifest.geometry.chunk_len(o.chunk);
         let intact = match (self.store.read(o.content, o.chunk), expected) {
