@@ -127,6 +127,14 @@ impl<S: ChunkStore> Peer<S> {
         &self.node.store
     }
 
+    /// Ends the machine and hands back its store (a driver restarting a peer after churn).
+    ///
+    /// A new machine built on it starts with an empty chunk bitset: it does not scan the
+    /// store, so chunks already there are fetched again (and overwritten) if ordered.
+    pub fn into_store(self) -> S {
+        self.node.store
+    }
+
     /// The chunk store, mutably (drivers that also write to it, tests).
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.node.store

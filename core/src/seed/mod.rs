@@ -192,6 +192,14 @@ impl<S: ChunkStore> Seed<S> {
         &self.node.store
     }
 
+    /// Ends the machine and hands back its store (a driver restarting a seed after churn).
+    ///
+    /// A new machine built on it starts with an empty chunk bitset: it does not scan the
+    /// store, so chunks already there are fetched again (and overwritten) if ordered.
+    pub fn into_store(self) -> S {
+        self.node.store
+    }
+
     /// The chunk store, mutably (a live driver stores new chunks through it).
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.node.store
