@@ -98,3 +98,27 @@ impl Links {
         self.map.values().filter(|l| l.kind != LinkKind::Tracker).count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_never_reused_and_reuse_index_follows_the_latest_link() {
+        let mut links = Links::default();
+        let t = Time::ZERO;
+        let a = links.alloc(t, LinkKind::Outbound, Some(PeerId(7)));
+        assert_eq!(links.link_of(PeerId(7)), Some(a));
+        let b = links.alloc(t, LinkKind::Inbound, None);
+        links.set_remote(b, PeerId(7));
+        assert_eq!(links.link_of(PeerId(7)), Some(b));
+        // Removing the older link keeps the index on the newer one.
+        links.remove(a);
+        assert_eq!(links.link_of(PeerId(7)), Some(b));
+        links.remove(b);
+        assert_eq!(links.link_of(PeerId(7)), None);
+        let c = links.alloc(t, LinkKind::Inbound, None);
+        assert!(c > b && b > a, "fresh handles only");
+        assert_eq!(links.peer_links(), 1);
+    }
+}
