@@ -1,11 +1,11 @@
 //! What seeds and peers share: peer links, the giver side, token bookkeeping and timers.
 //!
-//! A [`Node`] is the transfer engine inside both [`crate::peer::Peer`] and
+//! A `Node` is the transfer engine inside both [`crate::peer::Peer`] and
 //! [`crate::seed::Seed`]. It owns the connection table, the orders the tracker sent us (as
 //! giver or taker), peer requests waiting for their order, the chunk store and the outputs.
 //! The roles add what is theirs on top: a peer its downloads and in-order delivery, a seed its
-//! publishing. Everything the giver does lives here once ([`giver`]); the taker's transfer
-//! mechanics ([`taker`]) too, handing each verified or rejected chunk up to the role.
+//! publishing. Everything the giver does lives here once (`giver.rs`); the taker's transfer
+//! mechanics (`taker.rs`) too, handing each verified or rejected chunk up to the role.
 
 mod giver;
 mod links;

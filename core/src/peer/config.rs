@@ -47,7 +47,7 @@ impl PeerConfig {
     }
 }
 
-/// What a peer reports to its application, drained with [`Peer::poll_event`].
+/// What a peer reports to its application, drained with [`Peer::poll_event`](super::Peer::poll_event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PeerEvent {
