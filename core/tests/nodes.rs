@@ -756,3 +756,91 @@ fn a_swarm_completes_under_random_scheduling_and_peers_share_the_load() {
         assert!(connects <= peers, "node {i} opened {connects} peer links");
     }
 }
+
+#[test]
+fn a_viewer_follows_the_trackers_window_start() {
+    let chunk = |i: u32| Bytes::from(vec![i as u8; 100]);
+    let mut net = Net::new(MemStore::new(), vec![Net::peer_cfg(1)]);
+    let live = |n: u32, first: u32| Manifest {
+        path: "live".into(),
+        geometry: pdtp_core::Geometry::new(u64::from(n) * 100, 100),
+        hashes: (0..n).map(|i| Digest::of(&chunk(i))).collect(),
+        live: Some(pdtp_core::LiveInfo { bitrate_bps: 8_000, first_chunk: first }),
+    };
+    net.peers[0].get(net.now, "live");
+    net.pump();
+    net.take_inbox(1);
+    net.tell(1, Message::TellInfo(TellInfo { content: C, manifest: live(10, 4) }));
+    assert_eq!(
+        net.take_inbox(1),
+        vec![Message::Request(Interest::range(C, pdtp_core::ByteRange::from(800)))]
+    );
+    assert_eq!(net.peer(1).delivery_cursor(C), Some(8));
+    // The peer takes chunk 8 (pushed by the seed), not chunk 9.
+    let now = net.now;
+    let p = &mut net.peers[0];
+    let conn = p.accept(now);
+    p.handle_message(
+        now,
+        conn,
+        Message::Hello(Hello { version: 1, peer_id: PeerId(0), listen_port: None, role: Role::Seed }),
+    );
+    p.handle_message(
+        now,
+        TRACKER,
+        Message::Transfer(TransferOrder {
+            token: Token(1),
+            content: C,
+            chunk: 8,
+            side: Side::Taker,
+            method: Method::Put,
+            other: PeerId(0),
+            connect: None,
+        }),
+    );
+    p.handle_message(now, conn, Message::Put(PeerRequest { token: Token(1), content: C, chunk: 8 }));
+    p.handle_message(
+        now,
+        conn,
+        Message::Data(pdtp_core::wire::Data {
+            token: Token(1),
+            content: C,
+            chunk: 8,
+            payload: pdtp_core::Payload::Real(chunk(8)),
+        }),
+    );
+    net.pump();
+    net.take_inbox(1);
+    let ev = net.peer_events(1);
+    assert!(ev.iter().any(|e| matches!(e, PeerEvent::Deliver { offset: 800, .. })));
+    // Ten more chunks; the tracker's window now starts at 15, ahead of the viewer's floor.
+    net.tell(
+        1,
+        Message::AppendChunks(pdtp_core::wire::AppendChunks {
+            content: C,
+            first: 10,
+            new_size: 2_000,
+            hashes: (10..20).map(|i| Digest::of(&chunk(i))).collect(),
+            window_start: 15,
+            proof: Digest::ZERO,
+        }),
+    );
+    let range = Interest::range(C, pdtp_core::ByteRange::new(800, 1_500));
+    assert_eq!(net.take_inbox(1), vec![Message::Unprovide(range), Message::Unrequest(range)]);
+    assert_eq!(net.peer(1).delivery_cursor(C), Some(15));
+    assert_eq!(net.peer(1).store().chunk_count(), 0);
+    // An append that does not continue the stream is ignored with a Problem.
+    net.tell(
+        1,
+        Message::AppendChunks(pdtp_core::wire::AppendChunks {
+            content: C,
+            first: 25,
+            new_size: 2_600,
+            hashes: vec![Digest::of(&chunk(25))],
+            window_start: 15,
+            proof: Digest::ZERO,
+        }),
+    );
+    assert!(net.peer_events(1).iter().any(|e| matches!(e, PeerEvent::Problem(_))));
+    assert_eq!(net.peer(1).progress(C), Some((0, 20)));
+}
