@@ -1,0 +1,386 @@
+//! What seeds and peers share: peer links, the giver side, token bookkeeping and timers.
+//!
+//! A `Node` is the transfer engine inside both [`crate::peer::Peer`] and
+//! [`crate::seed::Seed`]. It owns the connection table, the orders the tracker sent us (as
+//! giver or taker), peer requests waiting for their order, the chunk store and the outputs.
+//! The roles add what is theirs on top: a peer its downloads and in-order delivery, a seed its
+//! publishing. Everything the giver does lives here once (`giver.rs`); the taker's transfer
+//! mechanics (`taker.rs`) too, handing each verified or rejected chunk up to the role.
+
+mod giver;
+mod links;
+mod orders;
+mod route;
+mod taker;
+mod timers;
+mod transfer;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::bitset::BitSet;
+use crate::ids::{ChunkIndex, ConnId, ContentId, Endpoint, PeerId, Token};
+use crate::manifest::Manifest;
+use crate::output::Transmit;
+use crate::payload::Payload;
+use crate::store::ChunkStore;
+use crate::time::{Span, Time};
+use crate::wire::{Hello, Interest, Message, Notice, PROTOCOL_VERSION, Role};
+
+pub(crate) use links::LinkKind;
+use links::Links;
+use orders::Orders;
+use timers::{Timer, TimerTable};
+
+/// Counters a driver or the simulator reads for statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Payload bytes sent to takers.
+    pub bytes_uploaded: u64,
+    /// Payload bytes received and verified.
+    pub bytes_downloaded: u64,
+    /// Chunks served to takers.
+    pub chunks_uploaded: u64,
+    /// Chunks received and verified.
+    pub chunks_verified: u64,
+    /// Chunks received that failed verification.
+    pub chunks_rejected: u64,
+    /// Transfers that failed (refused, link lost, watchdog).
+    pub transfers_failed: u64,
+}
+
+/// Something the engine reports, translated into each role's own event type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// We served a chunk to a taker.
+    Uploaded {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        chunk: ChunkIndex,
+        /// The taker.
+        to: PeerId,
+        /// Payload bytes sent.
+        bytes: u32,
+    },
+    /// The tracker said a taker's copy of a chunk we served did not verify.
+    VerdictRejected {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        chunk: ChunkIndex,
+        /// The taker.
+        to: PeerId,
+        /// Whether our stored copy turned out corrupt (and was dropped).
+        dropped: bool,
+    },
+    /// A transfer ended without moving a verified chunk.
+    TransferFailed {
+        /// The transfer.
+        token: Token,
+        /// Why, for people.
+        reason: String,
+    },
+    /// A warning or error we received or sent.
+    Problem(Notice),
+}
+
+/// Settings the engine needs from either role's config.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeConfig {
+    pub peer_id: PeerId,
+    pub listen_port: Option<u16>,
+    pub role: Role,
+    pub tracker: Endpoint,
+    pub stall_timeout: Span,
+    pub transfer_timeout: Span,
+    pub order_wait: Span,
+    pub link_idle: Span,
+    pub corrupt_uploads: bool,
+}
+
+/// A content this node knows: its manifest and the chunks it holds.
+#[derive(Clone, Debug)]
+pub(crate) struct Content {
+    pub manifest: Manifest,
+    pub have: BitSet,
+}
+
+/// What the engine hands up to its role after a message.
+#[derive(Debug)]
+pub(crate) enum Up {
+    /// Nothing for the role.
+    None,
+    /// The tracker welcomed us.
+    Welcomed,
+    /// A tracker message the engine does not handle itself.
+    Tracker(Message),
+    /// The tracker link is gone (closed by it, or by us after its `Error`).
+    TrackerLost(Option<Notice>),
+}
+
+/// A chunk that arrived as taker, after verification.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    pub content: ContentId,
+    pub chunk: ChunkIndex,
+    pub from: PeerId,
+    pub payload: Payload,
+    /// Whether length and digest matched the manifest (and the chunk was stored).
+    pub verified: bool,
+}
+
+/// The shared transfer engine (see the module docs).
+pub(crate) struct Node<S, E> {
+    pub cfg: NodeConfig,
+    pub store: S,
+    pub tracker: Option<ConnId>,
+    /// The tracker's nonce, once welcomed.
+    pub nonce: Option<[u8; 16]>,
+    pub contents: BTreeMap<ContentId, Content>,
+    pub events: VecDeque<E>,
+    pub stats: NodeStats,
+    /// Chunks that arrived as taker since the role last drained this.
+    pub arrivals: Vec<Arrival>,
+    links: Links,
+    orders: Orders,
+    out: VecDeque<Transmit>,
+    timers: TimerTable,
+    /// No peer link can be idle before this (a lower bound; see `sweep_idle`).
+    idle_check: Option<Time>,
+}
+
+impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
+    /// A node that starts connecting to its tracker.
+    pub fn new(now: Time, cfg: NodeConfig, store: S) -> Self {
+        let mut node = Self {
+            tracker: None,
+            nonce: None,
+            contents: BTreeMap::new(),
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+            arrivals: Vec::new(),
+            links: Links::default(),
+            orders: Orders::default(),
+            out: VecDeque::new(),
+            timers: TimerTable::default(),
+            idle_check: None,
+            cfg,
+            store,
+        };
+        let conn = node.links.alloc(now, LinkKind::Tracker, None);
+        node.tracker = Some(conn);
+        node.out.push_back(Transmit::Connect { conn, endpoint: node.cfg.tracker.clone() });
+        node
+    }
+
+    /// Emits an engine event.
+    pub fn emit(&mut self, ev: NodeEvent) {
+        self.events.push_back(E::from(ev));
+    }
+
+    /// Sends a message on a connection.
+    pub fn send(&mut self, now: Time, conn: ConnId, msg: Message) {
+        self.links.touch(conn, now);
+        self.out.push_back(Transmit::Send { conn, msg });
+    }
+
+    /// Sends a message to the tracker, if it is connected; returns whether it was sent.
+    pub fn send_tracker(&mut self, now: Time, msg: Message) -> bool {
+        match self.tracker {
+            Some(conn) if self.links.get(conn).is_some_and(|l| l.connected) => {
+                self.send(now, conn, msg);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the tracker welcomed us and the link is still up.
+    pub fn welcomed(&self) -> bool {
+        self.nonce.is_some() && self.tracker.is_some()
+    }
+
+    /// Next transmission for the driver.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    /// The earliest timer deadline.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.timers.next()
+    }
+
+    /// Whether the node holds chunk `chunk` of `content`.
+    pub fn holds(&self, content: ContentId, chunk: ChunkIndex) -> bool {
+        self.contents.get(&content).is_some_and(|c| c.have.contains(chunk))
+    }
+
+    /// Transfers in progress (orders not yet finished, either side).
+    pub fn active_transfers(&self) -> usize {
+        self.orders.map.len()
+    }
+
+    /// Open peer links.
+    pub fn peer_links(&self) -> usize {
+        self.links.peer_links()
+    }
+
+    /// Registers a connection the driver accepted.
+    pub fn accept(&mut self, now: Time) -> ConnId {
+        let conn = self.links.alloc(now, LinkKind::Inbound, None);
+        self.watch_idle(now);
+        self.rearm(now);
+        conn
+    }
+
+    /// An outgoing connection is up: say hello, then start what waited for it.
+    pub fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        let Some(link) = self.links.get_mut(conn) else { return };
+        if link.connected || link.kind == LinkKind::Inbound {
+            return;
+        }
+        link.connected = true;
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            peer_id: self.cfg.peer_id,
+            listen_port: self.cfg.listen_port,
+            role: self.cfg.role,
+        };
+        self.send(now, conn, Message::Hello(hello));
+        for token in self.orders.on_conn(conn) {
+            self.link_ready(now, token);
+        }
+        self.rearm(now);
+    }
+
+    /// A connection failed or the remote closed it.
+    pub fn handle_closed(&mut self, now: Time, conn: ConnId) -> Up {
+        let Some(link) = self.links.remove(conn) else { return Up::None };
+        if link.kind == LinkKind::Tracker {
+            self.tracker = None;
+            self.nonce = None;
+            return Up::TrackerLost(None);
+        }
+        self.drop_link_state(now, conn, "peer link closed");
+        self.rearm(now);
+        Up::None
+    }
+
+    /// Closes a connection ourselves, sending `Error(notice)` first if given.
+    pub fn close(&mut self, now: Time, conn: ConnId, notice: Option<Notice>) {
+        let Some(link) = self.links.remove(conn) else { return };
+        if let Some(n) = &notice {
+            self.out.push_back(Transmit::Send { conn, msg: Message::Error(n.clone()) });
+            self.emit(NodeEvent::Problem(n.clone()));
+        }
+        self.out.push_back(Transmit::Close { conn, reason: notice });
+        if link.kind == LinkKind::Tracker {
+            self.tracker = None;
+            self.nonce = None;
+        } else {
+            self.drop_link_state(now, conn, "peer link closed by us");
+        }
+    }
+
+    /// Routes one received message: the engine's own, or up to the role.
+    pub fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) -> Up {
+        let Some(link) = self.links.get(conn) else { return Up::None };
+        let kind = link.kind;
+        self.links.touch(conn, now);
+        let up = match kind {
+            LinkKind::Tracker => self.tracker_message(now, conn, msg),
+            LinkKind::Inbound | LinkKind::Outbound => self.peer_message(now, conn, msg),
+        };
+        self.rearm(now);
+        up
+    }
+
+    /// Sends `Unprovide` for chunks `first..end` of `content` (byte range of whole chunks).
+    pub fn unprovide(&mut self, now: Time, content: ContentId, first: ChunkIndex, end: ChunkIndex) {
+        let Some(c) = self.contents.get(&content) else { return };
+        let g = c.manifest.geometry;
+        let range =
+            crate::chunks::ByteRange::new(g.chunk_bytes(first).start, g.chunk_bytes(end.max(1) - 1).end);
+        self.send_tracker(now, Message::Unprovide(Interest::range(content, range)));
+    }
+
+    /// Recomputes every timer from the current state.
+    pub fn rearm(&mut self, _now: Time) {
+        self.timers.set(Timer::Watchdog, self.orders.next_deadline());
+        self.timers.set(Timer::HeldRequest, self.orders.next_held_deadline());
+        self.timers.set(Timer::IdleLink, self.idle_check);
+    }
+
+    /// Fires the timers that are due; an early or repeated call does nothing.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let due: Vec<Timer> = self.timers.expired(now).collect();
+        for t in due {
+            match t {
+                Timer::Watchdog => self.sweep_watchdog(now),
+                Timer::HeldRequest => self.sweep_held(now),
+                Timer::IdleLink => self.sweep_idle(now),
+            }
+        }
+        self.rearm(now);
+    }
+
+    /// Closes peer links idle for `link_idle`. Links carrying a transfer count as active.
+    ///
+    /// The idle deadline is a lower bound kept cheaply (activity only postpones it), so this
+    /// sweep may find nothing to close; it then recomputes the exact next deadline.
+    fn sweep_idle(&mut self, now: Time) {
+        let idle = self.cfg.link_idle;
+        let due: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.kind != LinkKind::Tracker && l.last_active + idle <= now)
+            .map(|(c, _)| c)
+            .collect();
+        for conn in due {
+            if self.orders.uses(conn) {
+                self.links.touch(conn, now);
+            } else {
+                self.close(now, conn, None);
+            }
+        }
+        self.idle_check = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.kind != LinkKind::Tracker)
+            .map(|(_, l)| l.last_active + idle)
+            .min();
+    }
+
+    /// Notes a new peer link for the idle timer.
+    fn watch_idle(&mut self, now: Time) {
+        let at = now + self.cfg.link_idle;
+        self.idle_check = Some(self.idle_check.map_or(at, |t| t.min(at)));
+    }
+
+    /// The link to `peer`: an open one to reuse, or a new outbound connection.
+    fn link_to(&mut self, now: Time, peer: PeerId, endpoint: Endpoint) -> ConnId {
+        if let Some(conn) = self.links.link_of(peer) {
+            return conn;
+        }
+        let conn = self.links.alloc(now, LinkKind::Outbound, Some(peer));
+        self.watch_idle(now);
+        self.out.push_back(Transmit::Connect { conn, endpoint });
+        conn
+    }
+
+    fn link_connected(&self, conn: ConnId) -> bool {
+        self.links.get(conn).is_some_and(|l| l.connected)
+    }
+
+    /// Fails every order on a link that is gone and drops its held requests.
+    fn drop_link_state(&mut self, now: Time, conn: ConnId, why: &str) {
+        self.orders.held.retain(|h| h.conn != conn);
+        for token in self.orders.on_conn(conn) {
+            match self.orders.map.get_mut(&token) {
+                // Served already: the verdict comes from the tracker, not over this link.
+                Some(o) if o.phase == orders::Phase::Served => o.conn = None,
+                _ => self.fail(now, token, why),
+            }
+        }
+    }
+}

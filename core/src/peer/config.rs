@@ -1,0 +1,152 @@
+//! The peer's configuration and the events it reports.
+
+use crate::ids::{ChunkIndex, ContentId, Endpoint, PeerId, Token};
+use crate::node::NodeEvent;
+use crate::payload::Payload;
+use crate::time::Span;
+use crate::wire::Notice;
+
+/// How a peer behaves; [`PeerConfig::new`] fills in the defaults.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// Our id in the swarm (unique per tracker).
+    pub peer_id: PeerId,
+    /// The port we accept peer links on, if any.
+    pub listen_port: Option<u16>,
+    /// Where the tracker listens.
+    pub tracker: Endpoint,
+    /// A transfer not under way this long after its order fails (default 20 s).
+    pub stall_timeout: Span,
+    /// A transfer under way but not finished this long after it started fails (default 120 s).
+    pub transfer_timeout: Span,
+    /// How long a peer request waits for its matching order (default 5 s).
+    pub order_wait: Span,
+    /// Chunks of a live stream kept behind the live edge (default 64).
+    pub live_window: u32,
+    /// Peer links with no transfer for this long are closed (default 30 s).
+    pub link_idle: Span,
+    /// Fault injection for tests and the simulator: flip a byte (or a virtual payload's tag)
+    /// of every chunk we serve, so takers reject it. Never set in real deployments.
+    pub corrupt_uploads: bool,
+}
+
+impl PeerConfig {
+    /// The defaults for `peer_id` talking to `tracker`, not listening.
+    pub fn new(peer_id: PeerId, tracker: Endpoint) -> Self {
+        Self {
+            peer_id,
+            listen_port: None,
+            tracker,
+            stall_timeout: Span::from_secs(20),
+            transfer_timeout: Span::from_secs(120),
+            order_wait: Span::from_secs(5),
+            live_window: 64,
+            link_idle: Span::from_secs(30),
+            corrupt_uploads: false,
+        }
+    }
+}
+
+/// What a peer reports to its application, drained with [`Peer::poll_event`](super::Peer::poll_event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerEvent {
+    /// The tracker accepted our `Hello`.
+    Welcomed,
+    /// A manifest arrived for a path we asked about; the download has started.
+    ManifestReceived {
+        /// Its content id.
+        content: ContentId,
+        /// Chunks described so far.
+        num_chunks: u32,
+        /// Whether it is a live stream.
+        live: bool,
+    },
+    /// The tracker knows no content at this path.
+    UnknownUrl {
+        /// The path we asked about.
+        path: String,
+    },
+    /// A chunk arrived, matched the manifest and was stored.
+    ChunkVerified {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        chunk: ChunkIndex,
+        /// The giver.
+        from: PeerId,
+        /// Its length.
+        bytes: u32,
+    },
+    /// A chunk arrived that did not match the manifest: not stored, still wanted.
+    ChunkRejected {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        chunk: ChunkIndex,
+        /// The giver.
+        from: PeerId,
+    },
+    /// Verified bytes, strictly in order: each starts where the previous one ended.
+    Deliver {
+        /// Which content.
+        content: ContentId,
+        /// Byte offset of the payload within the content.
+        offset: u64,
+        /// The bytes.
+        payload: Payload,
+    },
+    /// Every byte of an on-demand content was delivered.
+    DownloadComplete {
+        /// Which content.
+        content: ContentId,
+    },
+    /// We served a chunk.
+    Uploaded {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        chunk: ChunkIndex,
+        /// The taker.
+        to: PeerId,
+        /// Bytes sent.
+        bytes: u32,
+    },
+    /// The tracker said a taker rejected a chunk we served.
+    VerdictRejected {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        chunk: ChunkIndex,
+        /// The taker.
+        to: PeerId,
+        /// Whether our copy was corrupt and has been dropped.
+        dropped: bool,
+    },
+    /// A transfer failed (refused, link lost, watchdog).
+    TransferFailed {
+        /// The transfer.
+        token: Token,
+        /// Why.
+        reason: String,
+    },
+    /// The tracker link is gone; nothing more will be scheduled.
+    TrackerLost,
+    /// A warning or error received or sent.
+    Problem(Notice),
+}
+
+impl From<NodeEvent> for PeerEvent {
+    fn from(e: NodeEvent) -> Self {
+        match e {
+            NodeEvent::Uploaded { content, chunk, to, bytes } => {
+                PeerEvent::Uploaded { content, chunk, to, bytes }
+            }
+            NodeEvent::VerdictRejected { content, chunk, to, dropped } => {
+                PeerEvent::VerdictRejected { content, chunk, to, dropped }
+            }
+            NodeEvent::TransferFailed { token, reason } => PeerEvent::TransferFailed { token, reason },
+            NodeEvent::Problem(n) => PeerEvent::Problem(n),
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! A peer's downloads: manifests, requests to the tracker, arrivals, and the live window.
+
+use crate::bitset::BitSet;
+use crate::chunks::ByteRange;
+use crate::ids::{ChunkIndex, ContentId};
+use crate::node::Content;
+use crate::store::ChunkStore;
+use crate::time::Time;
+use crate::wire::{AppendChunks, ErrorCode, Interest, Message, Notice, TellInfo};
+
+use super::{Peer, PeerEvent};
+
+/// A live viewer joins this many chunks behind the live edge, so the first chunks it asks
+/// for are already well spread among peers.
+pub(crate) const LIVE_JOIN_BACK: u32 = 2;
+
+/// One content being downloaded.
+#[derive(Clone, Debug)]
+pub(crate) struct Download {
+    /// The path it was asked for.
+    pub path: String,
+    /// Whether it is a live stream.
+    pub live: bool,
+    /// The lowest chunk still wanted or kept (the join point, then the live window's tail).
+    pub floor: ChunkIndex,
+    /// The next chunk to deliver in order.
+    pub next: ChunkIndex,
+    /// Whether `DownloadComplete` was emitted.
+    pub complete_sent: bool,
+}
+
+impl<S: ChunkStore> Peer<S> {
+    /// A manifest for a path we asked about: check it, open storage, request the chunks.
+    pub(super) fn on_tell_info(&mut self, now: Time, t: TellInfo) {
+        let Some(i) = self.asked.iter().position(|p| *p == t.manifest.path) else {
+            let n = Notice::new(
+                ErrorCode::Unexpected,
+                format!("manifest for {} was not asked for", t.manifest.path),
+            );
+            return self.push(PeerEvent::Problem(n));
+        };
+        let path = self.asked.remove(i);
+        if self.downloads.contains_key(&t.content) {
+            return;
+        }
+        if let Err(e) = t.manifest.check() {
+            return self.push(PeerEvent::Problem(Notice::new(ErrorCode::Malformed, format!("{path}: {e}"))));
+        }
+        if let Err(e) = self.node.store.open(t.content, &t.manifest) {
+            return self.push(PeerEvent::Problem(Notice::new(ErrorCode::Unexpected, format!("{path}: {e}"))));
+        }
+        let content = t.content;
+        let n = t.manifest.num_chunks();
+        let chunk_size = u64::from(t.manifest.geometry.chunk_size);
+        let (live, floor) = match t.manifest.live {
+            Some(info) => (true, n.saturating_sub(LIVE_JOIN_BACK).max(info.first_chunk)),
+            None => (false, 0),
+        };
+        self.node.contents.insert(content, Content { manifest: t.manifest, have: BitSet::new(n) });
+        self.downloads.insert(content, Download { path, live, floor, next: floor, complete_sent: false });
+        self.push(PeerEvent::ManifestReceived { content, num_chunks: n, live });
+        if live {
+            let range = ByteRange::from(u64::from(floor) * chunk_size);
+            self.node.send_tracker(now, Message::Request(Interest::range(content, range)));
+        } else if n > 0 {
+            self.node.send_tracker(now, Message::Request(Interest::all(content)));
+        }
+    }
+
+    /// A live manifest grew: extend it and slide the window.
+    pub(super) fn on_append(&mut self, now: Time, a: AppendChunks) {
+        let live_window = self.live_window;
+        let live = self.downloads.get(&a.content).is_some_and(|d| d.live);
+        let Some(c) = self.node.contents.get_mut(&a.content).filter(|_| live) else {
+            let n = Notice::new(ErrorCode::UnknownContent, format!("append for content {}", a.content.0));
+            return self.push(PeerEvent::Problem(n));
+        };
+        let mut g = c.manifest.geometry;
+        let first = c.manifest.num_chunks();
+        g.size = a.new_size;
+        let added = u32::try_from(a.hashes.len()).unwrap_or(u32::MAX);
+        // Appends extend a stream whose chunks so far are all full-size.
+        let whole = c.manifest.geometry.size % u64::from(g.chunk_size) == 0;
+        if a.first != first || !whole || g.num_chunks() != first.saturating_add(added) {
+            let n = Notice::new(ErrorCode::Unexpected, format!("append at chunk {} does not fit", a.first));
+            return self.push(PeerEvent::Problem(n));
+        }
+        c.manifest.geometry = g;
+        c.manifest.hashes.extend(a.hashes);
+        if let Some(info) = c.manifest.live.as_mut() {
+            info.first_chunk = a.window_start;
+        }
+        let n = g.num_chunks();
+        c.have.grow(n);
+        let cut = a.window_start.max(n.saturating_sub(live_window));
+        self.slide(now, a.content, cut);
+    }
+
+    /// Moves a live download's floor up to `cut`: held chunks below it are discarded and
+    /// unprovided, missing ones unrequested, and delivery skips past them.
+    fn slide(&mut self, now: Time, content: ContentId, cut: ChunkIndex) {
+        let Some(d) = self.downloads.get_mut(&content) else { return };
+        if cut <= d.floor {
+            return;
+        }
+        let lo = d.floor;
+        d.floor = cut;
+        d.next = d.next.max(cut);
+        if self.cached.as_ref().is_some_and(|(c, i, _)| *c == content && *i < cut) {
+            self.cached = None;
+        }
+        let Some(c) = self.node.contents.get_mut(&content) else { return };
+        let g = c.manifest.geometry;
+        let (mut held, mut missing) = (false, false);
+        let mut discard = Vec::new();
+        for i in lo..cut {
+            if c.have.remove(i) {
+                held = true;
+                discard.push(i);
+            } else {
+                missing = true;
+            }
+        }
+        for i in discard {
+            if let Err(e) = self.node.store.discard(content, i) {
+                self.push(PeerEvent::Problem(Notice::new(ErrorCode::Unexpected, e.to_string())));
+            }
+        }
+        let bytes = ByteRange::new(g.chunk_bytes(lo).start, g.chunk_bytes(cut - 1).end);
+        if held {
+            self.node.send_tracker(now, Message::Unprovide(Interest::range(content, bytes)));
+        }
+        if missing {
+            self.node.send_tracker(now, Message::Unrequest(Interest::range(content, bytes)));
+        }
+    }
+
+    /// Reports chunks the engine verified or rejected since the last call.
+    pub(super) fn drain_arrivals(&mut self, now: Time) {
+        for a in std::mem::take(&mut self.node.arrivals) {
+            if !a.verified {
+                self.push(PeerEvent::ChunkRejected { content: a.content, chunk: a.chunk, from: a.from });
+                continue;
+            }
+            let bytes = a.payload.len();
+            self.push(PeerEvent::ChunkVerified { content: a.content, chunk: a.chunk, from: a.from, bytes });
+            let Some(d) = self.downloads.get(&a.content) else { continue };
+            if a.chunk < d.floor {
+                // A transfer ordered before the window slid past it: keep nothing.
+                if let Some(c) = self.node.contents.get_mut(&a.content) {
+                    c.have.remove(a.chunk);
+                }
+                let _ = self.node.store.discard(a.content, a.chunk);
+                self.node.unprovide(now, a.content, a.chunk, a.chunk + 1);
+            } else if a.chunk == d.next {
+                self.cached = Some((a.content, a.chunk, a.payload));
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The peer (viewer) machine: asks for a content, takes chunks the tracker schedules,
+//! verifies them, serves what it holds, and delivers bytes in order.
+//!
+//! ```text
+//!  app            Peer                         tracker / other peers
+//!   | get(path) -->|-- AskInfo ------------------->|
+//!   |              |<-- TellInfo(manifest) --------|
+//!   |<- ManifestReceived                            |
+//!   |              |-- Request(all | live edge..) ->|
+//!   |              |<-- Transfer(token, Taker) ----|
+//!   |              |== Hello, Get(token) =========> giver
+//!   |              |-- Started ------------------->|
+//!   |              |<== Data ====================== giver
+//!   |              |   verify length + SHA-256, store
+//!   |              |-- Completed(hash) ----------->|
+//!   |<- ChunkVerified, Deliver (in byte order), DownloadComplete
+//! ```
+//!
+//! Memory stays independent of the content size: per content the peer keeps the manifest's
+//! hashes and one bit per chunk; payloads live in the driver's [`ChunkStore`] and are read
+//! back one at a time when a gap in the delivery order fills (see [`Peer::poll_event`]).
+//!
+//! # Driving a peer
+//!
+//! ```
+//! use pdtp_core::memstore::MemStore;
+//! use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
+//! use pdtp_core::wire::Welcome;
+//! use pdtp_core::{Endpoint, Message, PeerId, Time, Transmit};
+//! use rand_core::SeedableRng;
+//!
+//! let tracker = Endpoint { host: "127.0.0.1".into(), port: 6086 };
+//! let now = Time::ZERO;
+//! let rng = pdtp_core::Rng::seed_from_u64(1);
+//! let mut peer = Peer::new(now, PeerConfig::new(PeerId(1), tracker), MemStore::new(), rng);
+//! peer.get(now, "show.mp4"); // queued until the tracker welcomes us
+//!
+//! // The driver opens the connection the machine asked for, under the machine's handle...
+//! let Some(Transmit::Connect { conn, .. }) = peer.poll_transmit() else { unreachable!() };
+//! peer.handle_connected(now, conn);
+//! assert!(matches!(peer.poll_transmit(), Some(Transmit::Send { msg: Message::Hello(_), .. })));
+//!
+//! // ...feeds it what arrives, drains transmissions and events...
+//! peer.handle_message(now, conn, Message::Welcome(Welcome { peer_id: PeerId(1), nonce: [0; 16] }));
+//! assert!(matches!(peer.poll_transmit(), Some(Transmit::Send { msg: Message::AskInfo(_), .. })));
+//! assert_eq!(peer.poll_event(), Some(PeerEvent::Welcomed));
+//!
+//! // ...and sleeps until the next input or `poll_timeout()` (nothing pending yet).
+//! assert_eq!(peer.poll_timeout(), None);
+//! ```
+
+mod config;
+mod delivery;
+mod download;
+
+pub use config::{PeerConfig, PeerEvent};
+
+use std::collections::BTreeMap;
+
+use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId};
+use crate::node::{Node, NodeConfig, NodeStats, Up};
+use crate::output::Transmit;
+use crate::payload::Payload;
+use crate::store::ChunkStore;
+use crate::time::Time;
+use crate::wire::{AskInfo, ErrorCode, Message, Notice, Role};
+
+use download::Download;
+
+/// The peer machine (see the module docs for the message flow).
+///
+/// Getters: [`peer_id`](Self::peer_id), [`progress`](Self::progress), [`stats`](Self::stats),
+/// [`active_transfers`](Self::active_transfers), [`store`](Self::store).
+/// Inputs: `handle_*`. Commands: [`get`](Self::get), [`accept`](Self::accept).
+/// Outputs: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
+/// [`poll_timeout`](Self::poll_timeout).
+pub struct Peer<S> {
+    node: Node<S, PeerEvent>,
+    /// Reserved for randomised choices; every random decision must come from here.
+    #[allow(dead_code)]
+    rng: crate::Rng,
+    live_window: u32,
+    /// Paths to ask about once welcomed.
+    pending: Vec<String>,
+    /// Paths asked about, awaiting `TellInfo`.
+    asked: Vec<String>,
+    downloads: BTreeMap<ContentId, Download>,
+    /// The most recent verified payload, so in-order arrivals are delivered without a read.
+    cached: Option<(ContentId, ChunkIndex, Payload)>,
+    /// The latest `now` seen, for outputs produced while polling.
+    now: Time,
+}
+
+impl<S: ChunkStore> Peer<S> {
+    /// A peer that starts by connecting to its tracker (a `Connect` is queued).
+    pub fn new(now: Time, config: PeerConfig, store: S, rng: crate::Rng) -> Self {
+        let cfg = NodeConfig {
+            peer_id: config.peer_id,
+            listen_port: config.listen_port,
+            role: Role::Peer,
+            tracker: config.tracker,
+            stall_timeout: config.stall_timeout,
+            transfer_timeout: config.transfer_timeout,
+            order_wait: config.order_wait,
+            link_idle: config.link_idle,
+            corrupt_uploads: config.corrupt_uploads,
+        };
+        Self {
+            node: Node::new(now, cfg, store),
+            rng,
+            live_window: config.live_window.max(1),
+            pending: Vec::new(),
+            asked: Vec::new(),
+            downloads: BTreeMap::new(),
+            cached: None,
+            now,
+        }
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.node.cfg.peer_id
+    }
+
+    /// The chunk store.
+    pub fn store(&self) -> &S {
+        &self.node.store
+    }
+
+    /// Ends the machine and hands back its store (a driver restarting a peer after churn).
+    ///
+    /// A new machine built on it starts with an empty chunk bitset: it does not scan the
+    /// store, so chunks already there are fetched again (and overwritten) if ordered.
+    pub fn into_store(self) -> S {
+        self.node.store
+    }
+
+    /// The chunk store, mutably (drivers that also write to it, tests).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.node.store
+    }
+
+    /// Chunks verified and held, and chunks described, for a content we download.
+    pub fn progress(&self, content: ContentId) -> Option<(u32, u32)> {
+        let c = self.node.contents.get(&content)?;
+        Some((c.have.count(), c.manifest.num_chunks()))
+    }
+
+    /// The next chunk to be delivered in order, for a content we download.
+    pub fn delivery_cursor(&self, content: ContentId) -> Option<ChunkIndex> {
+        self.downloads.get(&content).map(|d| d.next)
+    }
+
+    /// Transfer counters (bytes and chunks up and down).
+    pub fn stats(&self) -> NodeStats {
+        self.node.stats
+    }
+
+    /// Transfers in progress, either side.
+    pub fn active_transfers(&self) -> usize {
+        self.node.active_transfers()
+    }
+
+    /// Open peer links.
+    pub fn peer_links(&self) -> usize {
+        self.node.peer_links()
+    }
+
+    /// Starts downloading `path`: asks the tracker now, or as soon as it welcomes us.
+    pub fn get(&mut self, now: Time, path: &str) {
+        self.now = now;
+        // Paths are named without a leading `/` (docs/protocol.md §1).
+        let path = path.trim_start_matches('/');
+        let known = self.pending.iter().chain(&self.asked).any(|p| p == path)
+            || self.downloads.values().any(|d| d.path == path);
+        if known {
+            return;
+        }
+        if self.node.welcomed() {
+            self.ask(now, path.to_string());
+        } else {
+            self.pending.push(path.to_string());
+        }
+    }
+
+    /// Registers a peer link the driver accepted and returns its handle.
+    pub fn accept(&mut self, now: Time) -> ConnId {
+        self.now = now;
+        self.node.accept(now)
+    }
+
+    /// An outgoing connection (`Transmit::Connect`) succeeded.
+    pub fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        self.now = now;
+        self.node.handle_connected(now, conn);
+    }
+
+    /// A connection failed or the remote closed it.
+    pub fn handle_closed(&mut self, now: Time, conn: ConnId) {
+        self.now = now;
+        let up = self.node.handle_closed(now, conn);
+        self.up(now, up);
+    }
+
+    /// A message arrived on `conn`.
+    pub fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        self.now = now;
+        let up = self.node.handle_message(now, conn, msg);
+        self.up(now, up);
+        self.drain_arrivals(now);
+        self.node.rearm(now);
+    }
+
+    /// Fires the timers that are due (watchdogs, held requests, idle links); an early or
+    /// repeated call does nothing.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.now = now;
+        self.node.handle_timeout(now);
+    }
+
+    /// The next transmission for the driver, in order.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.node.poll_transmit()
+    }
+
+    /// The next event for the application.
+    ///
+    /// Queued events come first; then in-order delivery: while the next undelivered chunk
+    /// is held, each call reads it (from a one-slot cache or the store) and returns a
+    /// `Deliver`, and an on-demand content ends with `DownloadComplete`. Only one payload is
+    /// read per call, so a large gap filling at once costs no memory.
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        if let Some(e) = self.node.events.pop_front() {
+            return Some(e);
+        }
+        self.pump()
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do.
+    ///
+    /// It changes on every `handle_*` call and on `accept`: new or finished orders (stall and
+    /// transfer watchdogs), peer requests held for their order (`order_wait`), and link
+    /// activity (`link_idle`).
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.node.poll_timeout()
+    }
+
+    fn push(&mut self, e: PeerEvent) {
+        self.node.events.push_back(e);
+    }
+
+    fn ask(&mut self, now: Time, path: String) {
+        self.node.send_tracker(now, Message::AskInfo(AskInfo { path: path.clone() }));
+        self.asked.push(path);
+    }
+
+    fn up(&mut self, now: Time, up: Up) {
+        match up {
+            Up::None => {}
+            Up::Welcomed => {
+                self.push(PeerEvent::Welcomed);
+                for path in std::mem::take(&mut self.pending) {
+                    self.ask(now, path);
+                }
+            }
+            Up::Tracker(msg) => self.tracker_message(now, msg),
+            Up::TrackerLost(notice) => {
+                if let Some(n) = notice {
+                    self.push(PeerEvent::Problem(n));
+                }
+                self.push(PeerEvent::TrackerLost);
+            }
+        }
+    }
+
+    fn tracker_message(&mut self, now: Time, msg: Message) {
+        match msg {
+            Message::TellInfo(t) => self.on_tell_info(now, t),
+            Message::AppendChunks(a) => self.on_append(now, a),
+            Message::Warning(n) if n.code == ErrorCode::UnknownUrl => self.on_unknown_url(n),
+            Message::Warning(n) => self.push(PeerEvent::Problem(n)),
+            other => {
+                let n =
+                    Notice::new(ErrorCode::Unexpected, format!("tracker sent {} to a peer", other.kind()));
+                self.push(PeerEvent::Problem(n));
+            }
+        }
+    }
+
+    fn on_unknown_url(&mut self, n: Notice) {
+        // The detail names the path; fall back to the only outstanding question.
+        let i = self
+            .asked
+            .iter()
+            .position(|p| n.detail == *p)
+            .or_else(|| self.asked.iter().position(|p| n.detail.contains(p.as_str())))
+            .or_else(|| (self.asked.len() == 1).then_some(0));
+        match i {
+            Some(i) => {
+                let path = self.asked.remove(i);
+                self.push(PeerEvent::UnknownUrl { path });
+            }
+            None => self.push(PeerEvent::Problem(n)),
+        }
+    }
+}

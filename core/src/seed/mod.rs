@@ -1,0 +1,333 @@
+//! The seed (origin) machine: authenticates to the tracker, publishes contents (on demand
+//! or live) and serves chunks exactly as a peer's giver side does.
+//!
+//! ```text
+//!  app               Seed                       tracker
+//!   |                 |-- Hello(role: Seed) ------>|
+//!   |                 |<-- Welcome(nonce) ---------|
+//!   | publish(m) ---->|-- Publish(m, proof) ------>|   proof = auth::publish_proof(key, nonce, m)
+//!   |                 |<-- Published(path, id) ----|   store.open(id, &m)
+//!   |<- Published     |                            |
+//!   | push_live_chunk>|-- AppendChunks(.., proof) ->|  proof = auth::append_proof(..)
+//! ```
+//!
+//! Storage is keyed by `ContentId`, which the seed learns only from `Published`: the seed
+//! calls [`ChunkStore::open`] with the id and the manifest then, and drivers bind the file
+//! at `manifest.path` (under their file root) to that id inside `open`. Live chunks are
+//! stored by the driver under the published id before it calls
+//! [`Seed::push_live_chunk`].
+
+mod live;
+
+use std::collections::BTreeMap;
+
+use crate::auth::publish_proof;
+use crate::bitset::BitSet;
+use crate::ids::{ChunkIndex, ConnId, ContentId, Endpoint, PeerId, Token};
+use crate::manifest::Manifest;
+use crate::node::{Content, Node, NodeConfig, NodeEvent, NodeStats, Up};
+use crate::output::Transmit;
+use crate::store::ChunkStore;
+use crate::time::{Span, Time};
+use crate::wire::{ErrorCode, Message, Notice, Publish, Published, Role};
+
+/// How a seed behaves; [`SeedConfig::new`] fills in the defaults.
+#[derive(Clone, Debug)]
+pub struct SeedConfig {
+    /// Our id in the swarm.
+    pub peer_id: PeerId,
+    /// The port we accept peer links on, if any.
+    pub listen_port: Option<u16>,
+    /// Where the tracker listens.
+    pub tracker: Endpoint,
+    /// The seed key shared with the tracker (never sent).
+    pub key: Vec<u8>,
+    /// A giver order whose taker never asked this long after it arrived is forgotten (20 s).
+    pub stall_timeout: Span,
+    /// A served chunk whose verdict never came is forgotten after this (120 s).
+    pub transfer_timeout: Span,
+    /// How long a peer request waits for its matching order (default 5 s).
+    pub order_wait: Span,
+    /// Peer links with no transfer for this long are closed (default 30 s).
+    pub link_idle: Span,
+    /// Chunks of a live stream kept (and offered) behind the live edge (default 64).
+    pub live_window: u32,
+}
+
+impl SeedConfig {
+    /// The defaults for `peer_id` with seed key `key`, talking to `tracker`.
+    pub fn new(peer_id: PeerId, tracker: Endpoint, key: impl Into<Vec<u8>>) -> Self {
+        Self {
+            peer_id,
+            listen_port: None,
+            tracker,
+            key: key.into(),
+            stall_timeout: Span::from_secs(20),
+            transfer_timeout: Span::from_secs(120),
+            order_wait: Span::from_secs(5),
+            link_idle: Span::from_secs(30),
+            live_window: 64,
+        }
+    }
+}
+
+/// What a seed reports to its application, drained with [`Seed::poll_event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SeedEvent {
+    /// The tracker accepted our `Hello`.
+    Welcomed,
+    /// A publish was accepted.
+    Published {
+        /// The manifest's path.
+        path: String,
+        /// The id the tracker assigned.
+        content: ContentId,
+    },
+    /// The tracker refused us (bad key or manifest); the connection is closed.
+    Refused(Notice),
+    /// We served a chunk.
+    Uploaded {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        chunk: ChunkIndex,
+        /// The taker.
+        to: PeerId,
+        /// Bytes sent.
+        bytes: u32,
+    },
+    /// The tracker said a taker rejected a chunk we served.
+    VerdictRejected {
+        /// Which content.
+        content: ContentId,
+        /// Which chunk.
+        chunk: ChunkIndex,
+        /// The taker.
+        to: PeerId,
+        /// Whether our copy was corrupt and has been dropped.
+        dropped: bool,
+    },
+    /// A transfer failed (refused, link lost, watchdog).
+    TransferFailed {
+        /// The transfer.
+        token: Token,
+        /// Why.
+        reason: String,
+    },
+    /// The tracker link is gone.
+    TrackerLost,
+    /// A warning or error received or sent.
+    Problem(Notice),
+}
+
+impl From<NodeEvent> for SeedEvent {
+    fn from(e: NodeEvent) -> Self {
+        match e {
+            NodeEvent::Uploaded { content, chunk, to, bytes } => {
+                SeedEvent::Uploaded { content, chunk, to, bytes }
+            }
+            NodeEvent::VerdictRejected { content, chunk, to, dropped } => {
+                SeedEvent::VerdictRejected { content, chunk, to, dropped }
+            }
+            NodeEvent::TransferFailed { token, reason } => SeedEvent::TransferFailed { token, reason },
+            NodeEvent::Problem(n) => SeedEvent::Problem(n),
+        }
+    }
+}
+
+/// The seed machine (see the module docs).
+///
+/// Getters: [`peer_id`](Self::peer_id), [`content`](Self::content), [`stats`](Self::stats),
+/// [`window_start`](Self::window_start), [`store`](Self::store). Inputs: `handle_*`.
+/// Commands: [`publish`](Self::publish), [`start_live`](Self::start_live),
+/// [`push_live_chunk`](Self::push_live_chunk), [`accept`](Self::accept). Outputs: `poll_*`.
+pub struct Seed<S> {
+    node: Node<S, SeedEvent>,
+    /// Reserved for randomised choices; every random decision must come from here.
+    #[allow(dead_code)]
+    rng: crate::Rng,
+    key: Vec<u8>,
+    live_window: u32,
+    /// Manifests to publish once welcomed.
+    queued: Vec<Manifest>,
+    /// Manifests sent, awaiting `Published`.
+    sent: Vec<Manifest>,
+    /// Published paths.
+    published: BTreeMap<String, ContentId>,
+}
+
+impl<S: ChunkStore> Seed<S> {
+    /// A seed that starts by connecting to its tracker (a `Connect` is queued).
+    pub fn new(now: Time, config: SeedConfig, store: S, rng: crate::Rng) -> Self {
+        let cfg = NodeConfig {
+            peer_id: config.peer_id,
+            listen_port: config.listen_port,
+            role: Role::Seed,
+            tracker: config.tracker,
+            stall_timeout: config.stall_timeout,
+            transfer_timeout: config.transfer_timeout,
+            order_wait: config.order_wait,
+            link_idle: config.link_idle,
+            corrupt_uploads: false,
+        };
+        Self {
+            node: Node::new(now, cfg, store),
+            rng,
+            key: config.key,
+            live_window: config.live_window.max(1),
+            queued: Vec::new(),
+            sent: Vec::new(),
+            published: BTreeMap::new(),
+        }
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.node.cfg.peer_id
+    }
+
+    /// The chunk store.
+    pub fn store(&self) -> &S {
+        &self.node.store
+    }
+
+    /// Ends the machine and hands back its store (a driver restarting a seed after churn).
+    ///
+    /// A new machine built on it starts with an empty chunk bitset: it does not scan the
+    /// store, so chunks already there are fetched again (and overwritten) if ordered.
+    pub fn into_store(self) -> S {
+        self.node.store
+    }
+
+    /// The chunk store, mutably (a live driver stores new chunks through it).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.node.store
+    }
+
+    /// The content id a published path got.
+    pub fn content(&self, path: &str) -> Option<ContentId> {
+        self.published.get(path).copied()
+    }
+
+    /// Transfer counters (bytes and chunks served).
+    pub fn stats(&self) -> NodeStats {
+        self.node.stats
+    }
+
+    /// Transfers in progress.
+    pub fn active_transfers(&self) -> usize {
+        self.node.active_transfers()
+    }
+
+    /// Publishes a content: now if welcomed, otherwise as soon as the tracker welcomes us.
+    pub fn publish(&mut self, now: Time, manifest: Manifest) {
+        if let Err(e) = manifest.check() {
+            let n = Notice::new(ErrorCode::Malformed, format!("{}: {e}", manifest.path));
+            return self.node.events.push_back(SeedEvent::Problem(n));
+        }
+        if self.node.welcomed() {
+            self.send_publish(now, manifest);
+        } else {
+            self.queued.push(manifest);
+        }
+    }
+
+    /// Registers a peer link the driver accepted and returns its handle.
+    pub fn accept(&mut self, now: Time) -> ConnId {
+        self.node.accept(now)
+    }
+
+    /// An outgoing connection (`Transmit::Connect`) succeeded.
+    pub fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        self.node.handle_connected(now, conn);
+    }
+
+    /// A connection failed or the remote closed it.
+    pub fn handle_closed(&mut self, now: Time, conn: ConnId) {
+        let up = self.node.handle_closed(now, conn);
+        self.up(now, up);
+    }
+
+    /// A message arrived on `conn`.
+    pub fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        let up = self.node.handle_message(now, conn, msg);
+        self.up(now, up);
+        self.node.rearm(now);
+    }
+
+    /// Fires the timers that are due; an early or repeated call does nothing.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.node.handle_timeout(now);
+    }
+
+    /// The next transmission for the driver, in order.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.node.poll_transmit()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<SeedEvent> {
+        self.node.events.pop_front()
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) has work to do.
+    ///
+    /// It changes on every `handle_*` call and on `accept`: giver orders waiting for their
+    /// taker or their verdict, peer requests held for their order, and link activity.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.node.poll_timeout()
+    }
+
+    fn send_publish(&mut self, now: Time, manifest: Manifest) {
+        let Some(nonce) = self.node.nonce else { return self.queued.push(manifest) };
+        let proof = publish_proof(&self.key, &nonce, &manifest);
+        self.node.send_tracker(now, Message::Publish(Publish { manifest: manifest.clone(), proof }));
+        self.sent.push(manifest);
+    }
+
+    fn up(&mut self, now: Time, up: Up) {
+        match up {
+            Up::None => {}
+            Up::Welcomed => {
+                self.node.events.push_back(SeedEvent::Welcomed);
+                for m in std::mem::take(&mut self.queued) {
+                    self.send_publish(now, m);
+                }
+            }
+            Up::Tracker(Message::Published(p)) => self.on_published(p),
+            Up::Tracker(Message::Warning(n)) => self.node.events.push_back(SeedEvent::Problem(n)),
+            Up::Tracker(other) => {
+                let n =
+                    Notice::new(ErrorCode::Unexpected, format!("tracker sent {} to a seed", other.kind()));
+                self.node.events.push_back(SeedEvent::Problem(n));
+            }
+            Up::TrackerLost(notice) => {
+                match notice {
+                    Some(n) if matches!(n.code, ErrorCode::Unauthorized | ErrorCode::Malformed) => {
+                        self.node.events.push_back(SeedEvent::Refused(n));
+                    }
+                    Some(n) => self.node.events.push_back(SeedEvent::Problem(n)),
+                    None => {}
+                }
+                self.node.events.push_back(SeedEvent::TrackerLost);
+            }
+        }
+    }
+
+    fn on_published(&mut self, p: Published) {
+        let Some(i) = self.sent.iter().position(|m| m.path == p.path) else {
+            let n = Notice::new(ErrorCode::Unexpected, format!("published {} was not asked for", p.path));
+            return self.node.events.push_back(SeedEvent::Problem(n));
+        };
+        let manifest = self.sent.remove(i);
+        if let Err(e) = self.node.store.open(p.content, &manifest) {
+            let n = Notice::new(ErrorCode::Unexpected, format!("{}: {e}", p.path));
+            return self.node.events.push_back(SeedEvent::Problem(n));
+        }
+        let have = BitSet::full(manifest.num_chunks());
+        self.node.contents.insert(p.content, Content { manifest, have });
+        self.published.insert(p.path.clone(), p.content);
+        self.node.events.push_back(SeedEvent::Published { path: p.path, content: p.content });
+    }
+}
