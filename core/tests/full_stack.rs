@@ -1,9 +1,6 @@
 //! Tracker + Seed + Peers, all real machines, through an in-memory network with fixed
 //! per-link latency (1-50 ms, so orders and peer requests race as they do for real).
 //!
-//! Written on branch h-nodes before the tracker was merged; it lives in
-//! `core/tests/with_tracker/` there so it is not compiled. After the merge, move it to
-//! `core/tests/full_stack.rs`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, VecDeque};
