@@ -1,6 +1,9 @@
 //! Properties of the wire codec: every message round-trips, frames split anywhere decode
 //! the same, arbitrary bytes never panic or outgrow the limits, truncated frames wait.
 
+// A test crate: its helpers panic on purpose (clippy only exempts `#[test]` functions).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::{Bytes, BytesMut};
 use pdtp_core::wire::codec::{DecodeError, Decoder, Limits, encode, encoded_len};
 use pdtp_core::wire::{
