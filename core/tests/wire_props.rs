@@ -172,6 +172,11 @@ fn message() -> BoxedStrategy<Message> {
 
 // ---- helpers -----------------------------------------------------------------------------
 
+/// A decoder that also accepts virtual payloads, so every generated message can come back.
+fn decoder(limits: Limits) -> Decoder {
+    Decoder::new(limits).virtual_payloads(true)
+}
+
 fn encode_all(msgs: &[Message]) -> BytesMut {
     let mut out = BytesMut::new();
     for m in msgs {
@@ -183,7 +188,7 @@ fn encode_all(msgs: &[Message]) -> BytesMut {
 /// Pushes `stream` in pieces ending at `cuts` (sorted, deduplicated by the caller) and drains
 /// the decoder after each piece.
 fn decode_in_pieces(stream: &[u8], cuts: &[usize]) -> Result<Vec<Message>, DecodeError> {
-    let mut d = Decoder::new(Limits::DEFAULT);
+    let mut d = decoder(Limits::DEFAULT);
     let mut out = Vec::new();
     let mut from = 0;
     for &to in cuts.iter().chain(std::iter::once(&stream.len())) {
@@ -212,7 +217,7 @@ proptest! {
         let frame = &out[prefix.len()..];
         prop_assert_eq!(frame.len(), encoded_len(&msg));
 
-        let mut d = Decoder::new(Limits::DEFAULT);
+        let mut d = decoder(Limits::DEFAULT);
         d.push(frame);
         prop_assert_eq!(d.next(), Ok(Some(msg)));
         prop_assert_eq!(d.next(), Ok(None));
@@ -240,10 +245,11 @@ proptest! {
         piece in 1usize..600,
         max_control in 0u32..2048,
         max_payload in 0u32..2048,
+        accept_virtual in any::<bool>(),
     ) {
         let limits = Limits::new(max_control, max_payload);
         let largest_frame = 4 + 1 + 25 + 32 + max_control.max(max_payload) as usize;
-        let mut d = Decoder::new(limits);
+        let mut d = Decoder::new(limits).virtual_payloads(accept_virtual);
         let mut fed = 0;
         'feed: for chunk in bytes.chunks(piece) {
             d.push(chunk);
@@ -286,7 +292,7 @@ proptest! {
         head.push(kind);
         head.extend_from_slice(&tail);
 
-        let mut d = Decoder::new(limits);
+        let mut d = decoder(limits);
         let mut failed = None;
         for (fed, b) in head.iter().enumerate() {
             d.push(std::slice::from_ref(b));
@@ -309,7 +315,7 @@ proptest! {
     fn truncated_frames_wait_for_more(msg in message(), cut in any::<prop::sample::Index>()) {
         let frame = encode_all(std::slice::from_ref(&msg));
         let cut = cut.index(frame.len());
-        let mut d = Decoder::new(Limits::DEFAULT);
+        let mut d = decoder(Limits::DEFAULT);
         d.push(&frame[..cut]);
         prop_assert_eq!(d.next(), Ok(None));
         prop_assert_eq!(d.next(), Ok(None));
@@ -329,7 +335,7 @@ proptest! {
             let i = at.index(stream.len());
             stream[i] = with;
         }
-        let mut d = Decoder::new(Limits::DEFAULT);
+        let mut d = decoder(Limits::DEFAULT);
         d.push(&stream);
         let mut at = 0;
         while let Ok(Some(m)) = d.next() {

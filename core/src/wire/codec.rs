@@ -27,6 +27,15 @@
 //! it is exactly what [`encode`] would produce for the decoded message (no trailing bytes, no
 //! over-long varints), so `encode(decode(frame)) == frame` for every accepted frame. After the
 //! first error the decoder is poisoned: the connection is expected to close.
+//!
+//! # Virtual payloads
+//!
+//! A kind-2 frame carries no bytes, only the digest they would have, and
+//! [`Payload::verify`] accepts a virtual payload whose tag is the manifest's hash. Since the
+//! manifest is public, a node that stores real bytes must never accept one from the network:
+//! [`Decoder::new`] refuses kind 2 ([`DecodeError::VirtualRefused`]).
+//! [`Decoder::virtual_payloads`] turns it on for tests and for a simulator that runs its
+//! messages through the codec.
 
 use bytes::{Buf, BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -149,6 +158,9 @@ pub enum DecodeError {
         /// Bytes after the header.
         actual: usize,
     },
+    /// A virtual-payload frame reached a decoder that moves real bytes only.
+    #[error("virtual payloads are refused on this connection")]
+    VirtualRefused,
     /// An earlier error poisoned this decoder.
     #[error("decoder already failed")]
     Poisoned,
@@ -160,10 +172,14 @@ pub enum DecodeError {
 /// [`next`](Self::next) until it returns `Ok(None)`. Real payloads come out as slices of the
 /// receive buffer (no copy). The first error poisons the decoder: later calls to `next`
 /// return [`DecodeError::Poisoned`] and pushed bytes are dropped.
+///
+/// Virtual payloads (kind 2) are refused unless enabled with
+/// [`virtual_payloads`](Self::virtual_payloads).
 #[derive(Debug)]
 pub struct Decoder {
     limits: Limits,
     buf: BytesMut,
+    accept_virtual: bool,
     poisoned: bool,
 }
 
@@ -314,9 +330,18 @@ impl DecodeError {
 }
 
 impl Decoder {
-    /// A decoder with an empty buffer.
+    /// A decoder with an empty buffer that accepts real payloads only.
     pub fn new(limits: Limits) -> Self {
-        Self { limits, buf: BytesMut::new(), poisoned: false }
+        Self { limits, buf: BytesMut::new(), accept_virtual: false, poisoned: false }
+    }
+
+    /// Whether kind-2 frames ([`Payload::Virtual`]) are accepted; off by default.
+    ///
+    /// Only for tests and simulations: a node that stores real bytes must refuse them (see
+    /// the [module documentation](self)).
+    pub fn virtual_payloads(mut self, accept: bool) -> Self {
+        self.accept_virtual = accept;
+        self
     }
 
     /// Appends received bytes. Dropped if the decoder is poisoned.
@@ -386,6 +411,9 @@ impl Decoder {
             return Ok(None);
         };
         let kind = Kind::from_byte(kind_byte).ok_or(DecodeError::UnknownKind(kind_byte))?;
+        if kind == Kind::VirtualData && !self.accept_virtual {
+            return Err(DecodeError::VirtualRefused);
+        }
         let max = self.limits.max_frame_len(kind);
         if u64::from(len) > max {
             return Err(DecodeError::FrameTooLarge { len, max });
@@ -457,7 +485,7 @@ pub fn fuzz_decode(data: &[u8]) {
 fn fuzz_harness(data: &[u8]) {
     let limits = Limits::new(64 << 10, 64 << 10);
     let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
-    let mut decoder = Decoder::new(limits);
+    let mut decoder = Decoder::new(limits).virtual_payloads(true);
     let mut stream = Vec::new();
     for part in [&data[..split], &data[split..]] {
         decoder.push(part);
@@ -497,21 +525,28 @@ fn data_message(header: DataHeader, payload: Payload) -> Message {
 }
 
 fn encode_control(msg: &Message, out: &mut BytesMut) -> Result<(), EncodeError> {
+    // Size first (allocation-free and cheap), then serialize straight into reserved space.
+    let body_len = postcard::serialize_with_flavor(msg, postcard::ser_flavors::Size::default())
+        .map_err(EncodeError::Serialize)?;
+    let frame_len = 1 + body_len;
+    let prefix = u32::try_from(frame_len).map_err(|_| EncodeError::FrameTooLarge { len: frame_len })?;
     let start = out.len();
-    out.reserve(FRAME_HEAD_LEN + 32);
-    out.put_u32(0);
+    out.reserve(FRAME_HEAD_LEN + body_len);
+    out.put_u32(prefix);
     out.put_u8(Kind::Control as u8);
-    if let Err(e) = postcard::serialize_with_flavor(msg, Append(out)) {
-        out.truncate(start);
-        return Err(EncodeError::Serialize(e));
+    out.resize(start + FRAME_HEAD_LEN + body_len, 0);
+    match postcard::to_slice(msg, &mut out[start + FRAME_HEAD_LEN..]) {
+        Ok(written) if written.len() == body_len => Ok(()),
+        // Unreachable: the sizing pass and this one serialize the same value.
+        Ok(_) => {
+            out.truncate(start);
+            Err(EncodeError::Serialize(postcard::Error::SerializeBufferFull))
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(EncodeError::Serialize(e))
+        }
     }
-    let len = out.len() - start - 4;
-    let Ok(prefix) = u32::try_from(len) else {
-        out.truncate(start);
-        return Err(EncodeError::FrameTooLarge { len });
-    };
-    out[start..start + 4].copy_from_slice(&prefix.to_be_bytes());
-    Ok(())
 }
 
 /// Whether serializing `value` produces exactly `bytes` (checked without allocating).
@@ -556,7 +591,12 @@ impl postcard::ser_flavors::Flavor for SameAs<'_> {
     type Output = ();
 
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.try_extend(&[byte])
+        if self.expected.get(self.pos) == Some(&byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(postcard::Error::SerializeBufferFull)
+        }
     }
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {

@@ -4,7 +4,10 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::wire::{Completed, Started};
+use crate::chunks::Geometry;
+use crate::ids::PeerId;
+use crate::manifest::Manifest;
+use crate::wire::*;
 
 fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut out = u32::try_from(body.len() + 1).unwrap().to_be_bytes().to_vec();
@@ -14,7 +17,7 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn decode_all(bytes: &[u8], limits: Limits) -> Result<Option<Message>, DecodeError> {
-    let mut d = Decoder::new(limits);
+    let mut d = Decoder::new(limits).virtual_payloads(true);
     d.push(bytes);
     d.next()
 }
@@ -177,6 +180,20 @@ fn limits_apply_before_anything_is_reserved() {
 }
 
 #[test]
+fn virtual_payloads_are_refused_unless_enabled() {
+    let mut out = BytesMut::new();
+    encode(&data(Payload::Virtual { len: 10, tag: Digest([3; 32]) }), &mut out).unwrap();
+    let mut d = Decoder::new(Limits::DEFAULT);
+    d.push(&out[..FRAME_HEAD_LEN]);
+    // Refused from the kind byte, before the body arrives.
+    assert_eq!(d.next(), Err(DecodeError::VirtualRefused));
+    assert_eq!(DecodeError::VirtualRefused.notice().code, ErrorCode::Malformed);
+    let mut d = Decoder::new(Limits::DEFAULT).virtual_payloads(true);
+    d.push(&out);
+    assert!(matches!(d.next(), Ok(Some(Message::Data(_)))));
+}
+
+#[test]
 fn first_error_poisons() {
     let mut d = Decoder::new(Limits::DEFAULT);
     d.push(&frame(7, &[]));
@@ -231,4 +248,82 @@ proptest! {
         }
         fuzz_harness(&bytes);
     }
+}
+
+/// The variant indexes `docs/protocol.md` §5 lists.
+#[test]
+fn variant_indexes_match_the_protocol_reference() {
+    let manifest =
+        Manifest { path: String::new(), geometry: Geometry::new(0, 1), hashes: vec![], live: None };
+    let interest = Interest::all(ContentId(0));
+    let req = PeerRequest { token: Token(0), content: ContentId(0), chunk: 0 };
+    let notice = Notice::new(ErrorCode::Malformed, "");
+    let order = TransferOrder {
+        token: Token(0),
+        content: ContentId(0),
+        chunk: 0,
+        side: Side::Giver,
+        method: Method::Get,
+        other: PeerId(0),
+        connect: None,
+    };
+    let msgs = [
+        Message::Hello(Hello { version: 1, peer_id: PeerId(0), listen_port: None, role: Role::Peer }),
+        Message::Welcome(Welcome { peer_id: PeerId(0), nonce: [0; 16] }),
+        Message::AskInfo(AskInfo { path: String::new() }),
+        Message::TellInfo(TellInfo { content: ContentId(0), manifest: manifest.clone() }),
+        Message::Publish(Publish { manifest, proof: Digest::ZERO }),
+        Message::Published(Published { path: String::new(), content: ContentId(0) }),
+        Message::AppendChunks(AppendChunks {
+            content: ContentId(0),
+            first: 0,
+            new_size: 0,
+            hashes: vec![],
+            window_start: 0,
+            proof: Digest::ZERO,
+        }),
+        Message::Request(interest),
+        Message::Unrequest(interest),
+        Message::Provide(interest),
+        Message::Unprovide(interest),
+        Message::Transfer(order),
+        Message::Started(Started { token: Token(0) }),
+        Message::Completed(Completed { token: Token(0), hash: None }),
+        Message::Verdict(Verdict { token: Token(0), accepted: false }),
+        Message::Get(req),
+        Message::Put(req),
+        Message::Error(notice.clone()),
+        Message::Warning(notice),
+    ];
+    for (index, msg) in msgs.iter().enumerate() {
+        let mut out = BytesMut::new();
+        encode(msg, &mut out).unwrap();
+        assert_eq!(usize::from(out[FRAME_HEAD_LEN]), index, "{}", msg.kind());
+    }
+    assert_eq!(first_byte(&Role::Seed), 1);
+    assert_eq!(first_byte(&Side::Taker), 1);
+    assert_eq!(first_byte(&Method::Put), 1);
+    let codes = [
+        ErrorCode::HelloExpected,
+        ErrorCode::BadVersion,
+        ErrorCode::DuplicatePeerId,
+        ErrorCode::Unauthorized,
+        ErrorCode::UnknownUrl,
+        ErrorCode::UnknownContent,
+        ErrorCode::RangePastEnd,
+        ErrorCode::TokenRefused,
+        ErrorCode::Malformed,
+        ErrorCode::Unexpected,
+        ErrorCode::Overloaded,
+        ErrorCode::GoingAway,
+        ErrorCode::ChunkUnavailable,
+    ];
+    for (index, code) in codes.iter().enumerate() {
+        assert_eq!(usize::from(first_byte(code)), index, "{code:?}");
+    }
+}
+
+/// The first byte of a value's postcard encoding (its variant index for a small enum).
+fn first_byte<T: Serialize>(value: &T) -> u8 {
+    postcard::to_allocvec(value).unwrap()[0]
 }
