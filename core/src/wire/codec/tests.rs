@@ -3,10 +3,11 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 
+use super::decode::fuzz_harness;
 use super::*;
 use crate::chunks::Geometry;
 use crate::ids::PeerId;
-use crate::manifest::Manifest;
+use crate::manifest::{Digest, Manifest};
 use crate::wire::*;
 
 fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
