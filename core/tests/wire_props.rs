@@ -90,7 +90,11 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 }
 
 fn notice() -> impl Strategy<Value = Notice> {
-    (error_code(), text()).prop_map(|(code, detail)| Notice { code, detail })
+    (error_code(), proptest::option::of(token()), text()).prop_map(|(code, token, detail)| Notice {
+        code,
+        token,
+        detail,
+    })
 }
 
 fn payload() -> impl Strategy<Value = Payload> {

@@ -1,7 +1,7 @@
 //! The giver side, shared by seeds and peers: serve a chunk for a matching token, and
 //! re-check our copy when the tracker says a taker rejected it.
 
-use super::orders::{Phase, token_detail};
+use super::orders::Phase;
 use super::{Node, NodeEvent};
 use crate::ids::{ConnId, Token};
 use crate::payload::Payload;
@@ -23,7 +23,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         match (o.method, &o.connect) {
             (Method::Put, Some(_)) | (Method::Get, None) => self.start_order(now, o),
             _ => {
-                let n = Notice::new(ErrorCode::Unexpected, token_detail(o.token, "inconsistent giver order"));
+                let n = Notice::about(o.token, ErrorCode::Unexpected, "inconsistent giver order");
                 self.emit(NodeEvent::Problem(n));
             }
         }
@@ -36,7 +36,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         let read = if self.holds(content, chunk) { self.store.read(content, chunk).ok() } else { None };
         let Some(mut payload) = read else {
             self.orders.map.remove(&token);
-            let n = Notice::new(ErrorCode::ChunkUnavailable, token_detail(token, "chunk not held"));
+            let n = Notice::about(token, ErrorCode::ChunkUnavailable, "chunk not held");
             self.send(now, conn, Message::Warning(n.clone()));
             self.emit(NodeEvent::Problem(n));
             if let Some(c) = self.contents.get_mut(&content)

@@ -112,27 +112,3 @@ impl Orders {
         self.held.iter().map(|h| h.deadline).min()
     }
 }
-
-/// The detail string of a refusal or unavailability warning names the token, so the other
-/// end can tell which of its transfers on that link failed.
-pub(crate) fn token_detail(token: Token, why: &str) -> String {
-    format!("token {:016x}: {why}", token.0)
-}
-
-/// Parses the token back out of a [`token_detail`] string.
-pub(crate) fn parse_token_detail(detail: &str) -> Option<Token> {
-    let hex = detail.strip_prefix("token ")?.get(..16)?;
-    u64::from_str_radix(hex, 16).ok().map(Token)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_detail_round_trips() {
-        let t = Token(0x0123_4567_89ab_cdef);
-        assert_eq!(parse_token_detail(&token_detail(t, "refused")), Some(t));
-        assert_eq!(parse_token_detail("nonsense"), None);
-    }
-}

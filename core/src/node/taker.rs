@@ -1,7 +1,7 @@
 //! The taker's transfer mechanics: start, receive, verify against the manifest, store,
 //! report `Completed`. What a verified chunk means (delivery, live windows) is the peer's.
 
-use super::orders::{Phase, token_detail};
+use super::orders::Phase;
 use super::{Arrival, Node, NodeEvent};
 use crate::ids::{ConnId, PeerId, Token};
 use crate::payload::Payload;
@@ -38,7 +38,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     fn reject_order(&mut self, now: Time, token: Token, why: &str) {
         self.send_tracker(now, Message::Completed(Completed { token, hash: None }));
         self.stats.transfers_failed += 1;
-        self.emit(NodeEvent::Problem(Notice::new(ErrorCode::Unexpected, token_detail(token, why))));
+        self.emit(NodeEvent::Problem(Notice::about(token, ErrorCode::Unexpected, why)));
         self.emit(NodeEvent::TransferFailed { token, reason: why.to_string() });
     }
 
@@ -75,7 +75,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             return;
         }
         // Late data for a transfer we already gave up on: drop it.
-        let n = Notice::new(ErrorCode::Unexpected, token_detail(token, "data for no transfer in progress"));
+        let n = Notice::about(token, ErrorCode::Unexpected, "data for no transfer in progress");
         self.emit(NodeEvent::Problem(n));
     }
 

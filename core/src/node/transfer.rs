@@ -1,7 +1,7 @@
 //! Transfer orders and peer requests, common to both sides: matching tokens, holding early
 //! requests, failing transfers, and the watchdog.
 
-use super::orders::{Check, Held, MAX_HELD, Order, Phase, parse_token_detail, token_detail};
+use super::orders::{Check, Held, MAX_HELD, Order, Phase};
 use super::{Node, NodeEvent};
 use crate::ids::{ConnId, PeerId, Token};
 use crate::payload::Payload;
@@ -13,7 +13,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     /// A `Transfer` order from the tracker.
     pub(super) fn on_order(&mut self, now: Time, o: TransferOrder) {
         if self.orders.map.contains_key(&o.token) {
-            let n = Notice::new(ErrorCode::Unexpected, token_detail(o.token, "duplicate order"));
+            let n = Notice::about(o.token, ErrorCode::Unexpected, "duplicate order");
             self.emit(NodeEvent::Problem(n));
             return;
         }
@@ -124,7 +124,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 
     /// Answers a peer request with `Warning(TokenRefused)`.
     fn refuse(&mut self, now: Time, conn: ConnId, token: Token, why: &str) {
-        let n = Notice::new(ErrorCode::TokenRefused, token_detail(token, why));
+        let n = Notice::about(token, ErrorCode::TokenRefused, why);
         self.send(now, conn, Message::Warning(n.clone()));
         self.emit(NodeEvent::Problem(n));
     }
@@ -132,7 +132,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     /// A warning on a peer link; refusals and unavailability fail the transfer they name.
     pub(super) fn on_peer_warning(&mut self, now: Time, conn: ConnId, n: Notice) {
         let fatal = matches!(n.code, ErrorCode::TokenRefused | ErrorCode::ChunkUnavailable);
-        let named = parse_token_detail(&n.detail);
+        let named = n.token;
         self.emit(NodeEvent::Problem(n));
         if !fatal {
             return;

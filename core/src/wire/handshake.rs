@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::PeerId;
+use crate::ids::{PeerId, Token};
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -70,18 +70,25 @@ pub enum ErrorCode {
     ChunkUnavailable,
 }
 
-/// An error or warning: a code and a human-readable detail.
+/// An error or warning: a code, the transfer it concerns if any, and a readable detail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     /// What went wrong.
     pub code: ErrorCode,
+    /// The transfer the notice is about (a refused token, an unavailable chunk), if any.
+    pub token: Option<Token>,
     /// Details for a person reading logs.
     pub detail: String,
 }
 
 impl Notice {
-    /// Builds a notice.
+    /// A notice about the connection as a whole.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into() }
+        Self { code, token: None, detail: detail.into() }
+    }
+
+    /// A notice about one transfer.
+    pub fn about(token: Token, code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self { code, token: Some(token), detail: detail.into() }
     }
 }
