@@ -1,1 +1,4 @@
-//! PDTP mio runtime (being built; see issue 4).
+//! PDTP's real runtime: the building blocks a single-threaded mio loop needs.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+pub mod config;
