@@ -2,3 +2,4 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 pub mod config;
+pub mod paths;
