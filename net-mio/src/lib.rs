@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod paths;
+pub mod sink;
 pub mod storage;
