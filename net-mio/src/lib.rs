@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod paths;
+pub mod ratelimit;
 pub mod sink;
 pub mod storage;
