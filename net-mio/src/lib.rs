@@ -2,6 +2,7 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 pub mod config;
+pub mod conn;
 pub mod paths;
 pub mod ratelimit;
 pub mod sink;
