@@ -6,4 +6,5 @@ pub mod conn;
 pub mod paths;
 pub mod ratelimit;
 pub mod sink;
+pub mod stats;
 pub mod storage;
