@@ -15,6 +15,7 @@
 //! | [`stats`] | the stats page on port + 1: HTML, `/stats.json`, `/metrics` (Prometheus 0.0.4) |
 //! | [`delivery`] | in-order delivery of verified chunks from the `PeerStore` to the `Sink` |
 //! | [`conn`] | a non-blocking TCP connection: bounded input, capped output queue, connect completion |
+//! | [`table`] | the connection table: cap and refuse, never-reused tokens, hello deadlines |
 //! | [`clock`] | `Instant` ↔ core `Time` at the boundary |
 //! | [`listen`] | listener binding with the peer's listen-port fallback |
 //!
@@ -36,3 +37,4 @@ pub mod ratelimit;
 pub mod sink;
 pub mod stats;
 pub mod storage;
+pub mod table;
