@@ -122,6 +122,9 @@ fn slow_fifo_reader_applies_backpressure_and_gets_every_byte_in_order() {
         if sink.queued() == 0 && parts.peek().is_none() {
             break;
         }
+        if sink.queued() == 0 {
+            continue; // The pipe took everything: produce more before waiting.
+        }
         polls += 1;
         assert!(polls < 100_000, "safety bound on the loop");
         // The timeout is only a safety bound; a writable event normally wakes us.
