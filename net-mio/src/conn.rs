@@ -112,6 +112,8 @@ impl Conn {
             .map_err(|source| ConnError::Connect { addr: addr.to_string(), source })?;
         let mut c = Self::new(stream, token, limits);
         c.connecting = true;
+        c.readable = false;
+        c.writable = false;
         c.remote = Some(addr);
         Ok(c)
     }
@@ -330,8 +332,10 @@ impl Conn {
             token,
             limits: Limits { read_limit: limits.read_limit.max(1), write_cap: limits.write_cap.max(1) },
             connecting: false,
-            readable: false,
-            writable: false,
+            // Optimistic: an established socket is tried at once; `WouldBlock` clears these and
+            // the next event sets them again. Saves a loop turn before the first write.
+            readable: true,
+            writable: true,
             eof: false,
             rbuf: BytesMut::new(),
             out: VecDeque::new(),

@@ -45,6 +45,14 @@ pub enum UrlError {
         /// The URL as given.
         url: String,
     },
+    /// The host contains characters a host name cannot have.
+    #[error("'{url}': bad host '{host}'")]
+    BadHost {
+        /// The URL as given.
+        url: String,
+        /// The host text.
+        host: String,
+    },
     /// The port is not a number in 1..=65535.
     #[error("'{url}': bad port '{port}' (a number from 1 to 65535)")]
     BadPort {
@@ -143,8 +151,11 @@ impl PdtpUrl {
                 None => (authority, None),
             }
         };
-        if host.is_empty() || host.contains(['@', '?', '#', ' ']) {
+        if host.is_empty() {
             return Err(UrlError::MissingHost { url: owned() });
+        }
+        if host.contains(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))) {
+            return Err(UrlError::BadHost { url: owned(), host: host.to_owned() });
         }
         let port = match port {
             None => DEFAULT_PORT,

@@ -199,7 +199,8 @@ impl ChunkStore for PeerStore {
                     .read(true)
                     .write(true)
                     .create(true)
-                    .truncate(false)
+                    // Start from holes: the output only ever holds verified chunks.
+                    .truncate(true)
                     .open(out)
                     .map_err(|e| io_err("opening the output", out, &e))?;
                 let meta = file.metadata().map_err(|e| io_err("inspecting the output", out, &e))?;

@@ -179,6 +179,12 @@ fn full_read_buffer_pauses_reading_and_backpressures_the_sender() {
 #[test]
 fn budgets_limit_each_call() {
     let mut p = Pair::new(Limits::default(), Limits::default());
+    p.server.send(Bytes::from_static(b"hi"));
+    assert_eq!(
+        p.server.flush(usize::MAX).unwrap(),
+        2,
+        "a fresh connection writes without waiting for an event"
+    );
     p.client.send(Bytes::from(pattern(10_000, 4)));
     assert_eq!(p.client.flush(1_000).unwrap(), 1_000, "write budget respected");
     assert_eq!(p.client.queued(), 9_000);

@@ -22,6 +22,8 @@ fn refuses_bad_urls_with_a_reason() {
     assert!(matches!(e("h/a"), UrlError::BadScheme { .. }));
     assert!(matches!(e("pdtp:///a"), UrlError::MissingHost { .. }));
     assert!(matches!(e("pdtp://:6086/a"), UrlError::MissingHost { .. }));
+    assert!(matches!(e("pdtp://user@h/a"), UrlError::BadHost { .. }));
+    assert!(matches!(e("pdtp://h h/a"), UrlError::BadHost { .. }));
     assert!(matches!(e("pdtp://h:http/a"), UrlError::BadPort { .. }));
     assert!(matches!(e("pdtp://h:0/a"), UrlError::BadPort { .. }));
     assert!(matches!(e("pdtp://h:70000/a"), UrlError::BadPort { .. }));
