@@ -1,0 +1,353 @@
+//! The YAML configuration of `pdtp-node`: the original DistribuStream keys plus ours.
+//!
+//! Original keys: `vhost`, `host`, `port` (6086), `quiet`, `file_root`, `chunk_size`,
+//! `listen_port` (8000). Ours: `seed_key`, `max_transfers` (10), `max_uploads` (5),
+//! `max_downloads` (5), `stall_timeout` (20 s), `max_connections` (1024), `hello_timeout`
+//! (10 s), `max_upload_rate` / `max_download_rate` (optional, bytes per second) and `debug`.
+//!
+//! Every key is optional; unknown keys are refused. Errors name the file and the key:
+//! `conf/x.yml: unknown key 'prot' (did you mean 'port'?)`, `conf/x.yml: chunk_size: must be > 0`.
+//!
+//! Durations are a number of seconds or a string with a unit (`500ms`, `20s`, `2m`). Rates are
+//! a number of bytes per second or a string with a unit: `2MiB/s`, `500 kB/s`, `8Mbit/s`.
+
+mod units;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use units::{RawRate, Secs};
+pub use units::{parse_duration, parse_rate};
+
+/// The largest chunk we accept: a chunk is held in memory while it moves and is verified.
+pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
+
+/// A resolved configuration: every key present, defaults applied, values validated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// The name the tracker identifies as (in URLs and on the stats page); `None`: `host`.
+    pub vhost: Option<String>,
+    /// Address the tracker binds to and peers connect to. Default `127.0.0.1`.
+    pub host: String,
+    /// Tracker port (default 6086); the stats page listens on `port + 1`.
+    pub port: u16,
+    /// Log only warnings and errors.
+    pub quiet: bool,
+    /// Directory a seed publishes (required by `seed`). Relative paths are taken from the
+    /// current directory, as the original did.
+    pub file_root: Option<PathBuf>,
+    /// Bytes per chunk (the last chunk of a file is short).
+    pub chunk_size: u32,
+    /// Port a peer listens on for other peers (default 8000; the next free one if taken).
+    pub listen_port: u16,
+    /// Shared secret a seed proves to the tracker; `None` on the tracker refuses every seed.
+    pub seed_key: Option<String>,
+    /// Transfers scheduled per peer at once (original: 10).
+    pub max_transfers: u32,
+    /// Of those, uploads actively moving data (original: 5).
+    pub max_uploads: u32,
+    /// Of those, downloads actively moving data (original: 5).
+    pub max_downloads: u32,
+    /// A transfer not progressing for this long is abandoned and rescheduled (original: 20 s).
+    pub stall_timeout: Duration,
+    /// Connections a process accepts at once; more are refused.
+    pub max_connections: usize,
+    /// A connection that has not said hello within this time is closed.
+    pub hello_timeout: Duration,
+    /// Cap on bytes per second uploaded (all connections together).
+    pub max_upload_rate: Option<Rate>,
+    /// Cap on bytes per second downloaded (all connections together).
+    pub max_download_rate: Option<Rate>,
+    /// Extra diagnostics (debug logs, the original's debug.yml).
+    pub debug: bool,
+}
+
+/// A rate in bytes per second, non-zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Rate(pub u64);
+
+/// Why a configuration cannot be used; the message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or not a mapping.
+    #[error("{file}: {detail}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// What the parser said.
+        detail: String,
+    },
+    /// A key we do not know (a typo, usually).
+    #[error("{file}: unknown key '{key}'{hint}")]
+    UnknownKey {
+        /// The file.
+        file: String,
+        /// The key as written.
+        key: String,
+        /// ` (did you mean 'port'?)` or empty.
+        hint: String,
+    },
+    /// A known key with an unusable value.
+    #[error("{file}: {key}: {detail}")]
+    Value {
+        /// The file.
+        file: String,
+        /// The key.
+        key: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+/// The file as written: every key optional, nothing else allowed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    vhost: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    quiet: Option<bool>,
+    file_root: Option<PathBuf>,
+    chunk_size: Option<u64>,
+    listen_port: Option<u16>,
+    seed_key: Option<String>,
+    max_transfers: Option<u32>,
+    max_uploads: Option<u32>,
+    max_downloads: Option<u32>,
+    stall_timeout: Option<Secs>,
+    max_connections: Option<usize>,
+    hello_timeout: Option<Secs>,
+    max_upload_rate: Option<RawRate>,
+    max_download_rate: Option<RawRate>,
+    debug: Option<bool>,
+}
+
+/// Every key [`RawConfig`] accepts, for the unknown-key message.
+const KEYS: &[&str] = &[
+    "vhost",
+    "host",
+    "port",
+    "quiet",
+    "file_root",
+    "chunk_size",
+    "listen_port",
+    "seed_key",
+    "max_transfers",
+    "max_uploads",
+    "max_downloads",
+    "stall_timeout",
+    "max_connections",
+    "hello_timeout",
+    "max_upload_rate",
+    "max_download_rate",
+    "debug",
+];
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parses and validates configuration text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        let syntax = |detail: String| ConfigError::Syntax { file: file.to_owned(), detail };
+        let value: serde_norway::Value = serde_norway::from_str(text).map_err(|e| syntax(e.to_string()))?;
+        let raw = match value {
+            // An empty file (or only comments) means "all defaults".
+            serde_norway::Value::Null => RawConfig::default(),
+            serde_norway::Value::Mapping(map) => {
+                // Check keys first so a typo gets its own message, then each value on its own
+                // so a type error names its key.
+                for key in map.keys() {
+                    let name = key.as_str().map_or_else(|| format!("{key:?}"), str::to_owned);
+                    if !KEYS.contains(&name.as_str()) {
+                        let hint =
+                            closest(&name).map(|k| format!(" (did you mean '{k}'?)")).unwrap_or_default();
+                        return Err(ConfigError::UnknownKey { file: file.to_owned(), key: name, hint });
+                    }
+                }
+                for (key, v) in &map {
+                    check_one(file, key.as_str().unwrap_or_default(), v)?;
+                }
+                serde_norway::from_value(serde_norway::Value::Mapping(map))
+                    .map_err(|e| syntax(e.to_string()))?
+            }
+            _ => return Err(syntax("expected a mapping of key: value lines".to_owned())),
+        };
+        raw.resolve(file)
+    }
+
+    /// The stats page port (`port + 1`; validation guarantees it exists).
+    pub fn stats_port(&self) -> u16 {
+        self.port.saturating_add(1)
+    }
+
+    /// The name the tracker goes by: `vhost`, else `host`.
+    pub fn public_name(&self) -> &str {
+        self.vhost.as_deref().unwrap_or(&self.host)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // Resolving an empty raw config cannot fail: every default is valid.
+        RawConfig::default().resolve("<defaults>").unwrap_or_else(|_| unreachable!("defaults are valid"))
+    }
+}
+
+impl RawConfig {
+    fn resolve(self, file: &str) -> Result<Config, ConfigError> {
+        let bad = |key: &'static str, detail: &str| ConfigError::Value {
+            file: file.to_owned(),
+            key,
+            detail: detail.to_owned(),
+        };
+        let port = self.port.unwrap_or(6086);
+        if port == u16::MAX {
+            return Err(bad("port", "must be < 65535 (the stats page listens on port + 1)"));
+        }
+        let chunk_size = self.chunk_size.unwrap_or(5000);
+        if chunk_size == 0 {
+            return Err(bad("chunk_size", "must be > 0"));
+        }
+        if chunk_size > u64::from(MAX_CHUNK_SIZE) {
+            return Err(bad("chunk_size", &format!("must be at most {MAX_CHUNK_SIZE} bytes (16 MiB)")));
+        }
+        let host = self.host.unwrap_or_else(|| "127.0.0.1".to_owned());
+        if host.trim().is_empty() {
+            return Err(bad("host", "must not be empty"));
+        }
+        if self.vhost.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(bad("vhost", "must not be empty (leave it out to use host)"));
+        }
+        if self.file_root.as_deref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(bad("file_root", "must not be empty"));
+        }
+        if self.seed_key.as_deref().is_some_and(|k| k.len() < 16) {
+            return Err(bad("seed_key", "must be at least 16 characters"));
+        }
+        let max_transfers = self.max_transfers.unwrap_or(10);
+        let max_uploads = self.max_uploads.unwrap_or(5);
+        let max_downloads = self.max_downloads.unwrap_or(5);
+        for (key, v) in
+            [("max_transfers", max_transfers), ("max_uploads", max_uploads), ("max_downloads", max_downloads)]
+        {
+            if v == 0 {
+                return Err(bad(key, "must be > 0"));
+            }
+        }
+        if max_uploads > max_transfers {
+            return Err(bad("max_uploads", "must be <= max_transfers"));
+        }
+        if max_downloads > max_transfers {
+            return Err(bad("max_downloads", "must be <= max_transfers"));
+        }
+        let stall_timeout = self.stall_timeout.map_or(Duration::from_secs(20), |s| s.0);
+        let hello_timeout = self.hello_timeout.map_or(Duration::from_secs(10), |s| s.0);
+        if stall_timeout.is_zero() {
+            return Err(bad("stall_timeout", "must be > 0"));
+        }
+        if hello_timeout.is_zero() {
+            return Err(bad("hello_timeout", "must be > 0"));
+        }
+        let max_connections = self.max_connections.unwrap_or(1024);
+        if max_connections == 0 {
+            return Err(bad("max_connections", "must be > 0"));
+        }
+        let rate = |key: &'static str, r: Option<RawRate>| match r {
+            Some(RawRate(0)) => Err(bad(key, "must be > 0 (leave it out for no limit)")),
+            r => Ok(r.map(|r| Rate(r.0))),
+        };
+        Ok(Config {
+            vhost: self.vhost,
+            host,
+            port,
+            quiet: self.quiet.unwrap_or(false),
+            file_root: self.file_root,
+            // Checked above to be in 1..=MAX_CHUNK_SIZE.
+            chunk_size: chunk_size as u32,
+            listen_port: self.listen_port.unwrap_or(8000),
+            seed_key: self.seed_key,
+            max_transfers,
+            max_uploads,
+            max_downloads,
+            stall_timeout,
+            max_connections,
+            hello_timeout,
+            max_upload_rate: rate("max_upload_rate", self.max_upload_rate)?,
+            max_download_rate: rate("max_download_rate", self.max_download_rate)?,
+            debug: self.debug.unwrap_or(false),
+        })
+    }
+}
+
+/// Deserializes one value with the type its key expects, so the error names the key.
+fn check_one(file: &str, key: &str, v: &serde_norway::Value) -> Result<(), ConfigError> {
+    fn try_as<T: serde::de::DeserializeOwned>(v: &serde_norway::Value) -> Result<(), String> {
+        serde_norway::from_value::<T>(v.clone()).map(drop).map_err(|e| {
+            // Say what a person would, not the Rust type.
+            e.to_string()
+                .replace("expected u16", "expected a port number (0 to 65535)")
+                .replace("expected u32", "expected a whole number")
+                .replace("expected u64", "expected a whole number")
+                .replace("expected usize", "expected a whole number")
+        })
+    }
+    let (key, result): (&'static str, _) = match key {
+        "vhost" => ("vhost", try_as::<Option<String>>(v)),
+        "host" => ("host", try_as::<Option<String>>(v)),
+        "port" => ("port", try_as::<Option<u16>>(v)),
+        "quiet" => ("quiet", try_as::<Option<bool>>(v)),
+        "file_root" => ("file_root", try_as::<Option<PathBuf>>(v)),
+        "chunk_size" => ("chunk_size", try_as::<Option<u64>>(v)),
+        "listen_port" => ("listen_port", try_as::<Option<u16>>(v)),
+        "seed_key" => ("seed_key", try_as::<Option<String>>(v)),
+        "max_transfers" => ("max_transfers", try_as::<Option<u32>>(v)),
+        "max_uploads" => ("max_uploads", try_as::<Option<u32>>(v)),
+        "max_downloads" => ("max_downloads", try_as::<Option<u32>>(v)),
+        "stall_timeout" => ("stall_timeout", try_as::<Option<Secs>>(v)),
+        "max_connections" => ("max_connections", try_as::<Option<usize>>(v)),
+        "hello_timeout" => ("hello_timeout", try_as::<Option<Secs>>(v)),
+        "max_upload_rate" => ("max_upload_rate", try_as::<Option<RawRate>>(v)),
+        "max_download_rate" => ("max_download_rate", try_as::<Option<RawRate>>(v)),
+        "debug" => ("debug", try_as::<Option<bool>>(v)),
+        _ => return Ok(()),
+    };
+    result.map_err(|detail| ConfigError::Value { file: file.to_owned(), key, detail })
+}
+
+/// The known key closest to a typo, if any is within two edits.
+fn closest(key: &str) -> Option<&'static str> {
+    KEYS.iter().map(|k| (edit_distance(key, k), *k)).filter(|(d, _)| *d <= 2).min().map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests;

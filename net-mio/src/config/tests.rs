@@ -1,0 +1,103 @@
+use super::*;
+
+fn conf_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf")
+}
+
+fn err(text: &str) -> String {
+    Config::parse("conf/x.yml", text).unwrap_err().to_string()
+}
+
+#[test]
+fn shipped_configs_load() {
+    let example = Config::load(&conf_dir().join("example.yml")).unwrap();
+    assert_eq!(example.port, 6086);
+    assert_eq!(example.stats_port(), 6087);
+    assert_eq!(example.chunk_size, 5000);
+    assert_eq!(example.listen_port, 8000);
+    assert_eq!(example.max_transfers, 10);
+    assert_eq!(example.stall_timeout, Duration::from_secs(20));
+    assert!(!example.debug);
+
+    let debug = Config::load(&conf_dir().join("debug.yml")).unwrap();
+    assert_eq!(debug.chunk_size, 5000);
+    assert!(debug.debug);
+    assert_eq!(debug.max_upload_rate, Some(Rate(1024 * 1024)));
+
+    let big = Config::load(&conf_dir().join("bigchunk.yml")).unwrap();
+    assert_eq!(big.chunk_size, 250_000);
+    assert!(big.quiet);
+}
+
+#[test]
+fn empty_file_gives_defaults() {
+    let c = Config::parse("e.yml", "# nothing\n").unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.port, 6086);
+    assert_eq!(c.listen_port, 8000);
+    assert_eq!((c.max_transfers, c.max_uploads, c.max_downloads), (10, 5, 5));
+    assert_eq!(c.hello_timeout, Duration::from_secs(10));
+    assert_eq!(c.max_connections, 1024);
+    assert_eq!(c.max_upload_rate, None);
+    assert_eq!(c.public_name(), "127.0.0.1");
+}
+
+#[test]
+fn unknown_key_is_named_with_a_hint() {
+    assert_eq!(err("prot: 6086\n"), "conf/x.yml: unknown key 'prot' (did you mean 'port'?)");
+    assert_eq!(err("colour: blue\n"), "conf/x.yml: unknown key 'colour'");
+}
+
+#[test]
+fn bad_values_are_named() {
+    assert_eq!(err("chunk_size: 0\n"), "conf/x.yml: chunk_size: must be > 0");
+    assert!(err("chunk_size: 999999999\n").starts_with("conf/x.yml: chunk_size: must be at most"));
+    assert_eq!(
+        err("port: 70000\n"),
+        "conf/x.yml: port: invalid value: integer `70000`, expected a port number (0 to 65535)"
+    );
+    assert!(err("port: 65535\n").starts_with("conf/x.yml: port: must be < 65535"));
+    assert_eq!(
+        err("port: abc\n"),
+        "conf/x.yml: port: invalid type: string \"abc\", expected a port number (0 to 65535)"
+    );
+    assert!(err("chunk_size: 1.5\n").ends_with("expected a whole number"), "{}", err("chunk_size: 1.5\n"));
+    assert!(err("quiet: maybe\n").starts_with("conf/x.yml: quiet: "));
+    assert_eq!(err("seed_key: short\n"), "conf/x.yml: seed_key: must be at least 16 characters");
+    assert_eq!(err("max_uploads: 11\n"), "conf/x.yml: max_uploads: must be <= max_transfers");
+    assert_eq!(err("max_transfers: 0\n"), "conf/x.yml: max_transfers: must be > 0");
+    assert_eq!(err("stall_timeout: 0\n"), "conf/x.yml: stall_timeout: must be > 0");
+    assert!(err("stall_timeout: 3 fortnights\n").starts_with("conf/x.yml: stall_timeout: "));
+    assert!(err("max_upload_rate: 2 parsecs\n").contains("max_upload_rate: '2 parsecs': unknown unit"));
+    assert_eq!(
+        err("max_upload_rate: 0\n"),
+        "conf/x.yml: max_upload_rate: must be > 0 (leave it out for no limit)"
+    );
+    assert!(err("- a\n- b\n").contains("expected a mapping"));
+    assert!(err("port: [\n").starts_with("conf/x.yml: "));
+}
+
+#[test]
+fn human_units() {
+    let c =
+        Config::parse("r.yml", "max_upload_rate: 2MiB/s\nmax_download_rate: 8Mbit/s\nstall_timeout: 500ms\n")
+            .unwrap();
+    assert_eq!(c.max_upload_rate, Some(Rate(2 * 1024 * 1024)));
+    assert_eq!(c.max_download_rate, Some(Rate(1_000_000)));
+    assert_eq!(c.stall_timeout, Duration::from_millis(500));
+    let c = Config::parse("r.yml", "max_upload_rate: 1500\nhello_timeout: 2.5\n").unwrap();
+    assert_eq!(c.max_upload_rate, Some(Rate(1500)));
+    assert_eq!(c.hello_timeout, Duration::from_millis(2500));
+    assert_eq!(parse_rate("500 kB/s"), Ok(500_000));
+    assert_eq!(parse_rate("1GiB"), Ok(1 << 30));
+    assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    assert!(parse_rate("fast").is_err());
+    assert_eq!(Rate(2 * 1024 * 1024).to_string(), "2.00 MiB/s");
+    assert_eq!(Rate(10).to_string(), "10 B/s");
+}
+
+#[test]
+fn missing_file_is_named() {
+    let e = Config::load(Path::new("/nonexistent/conf.yml")).unwrap_err().to_string();
+    assert!(e.starts_with("/nonexistent/conf.yml: cannot read:"), "{e}");
+}

@@ -1,0 +1,151 @@
+//! What the stats page shows: a plain, serializable picture of a node at one instant.
+//!
+//! The tracker adapter fills it (the page never reaches into the machines); the same struct
+//! is the `/stats.json` body and the source of the HTML page and `/metrics`.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the stats page shows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// The node's public name (vhost, else host).
+    pub node: String,
+    /// `tracker`, `seed` or `peer`.
+    pub role: String,
+    /// Software version.
+    pub version: String,
+    /// Seconds since the node started.
+    pub uptime_s: f64,
+    /// Connected peers and seeds.
+    pub peers: Vec<PeerStats>,
+    /// Published files and live streams.
+    pub files: Vec<FileStats>,
+    /// Transfers scheduled or moving now.
+    pub transfers: Vec<TransferStats>,
+    /// Counters since start.
+    pub totals: Totals,
+    /// Configured limits.
+    pub limits: LimitStats,
+    /// Rates reached.
+    pub rates: RateStats,
+}
+
+/// One connected peer or seed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerStats {
+    /// Peer id.
+    pub id: u32,
+    /// Remote address (`ip:port`).
+    pub addr: String,
+    /// `seed` or `peer`.
+    pub role: String,
+    /// Uploads in progress.
+    pub uploads: u32,
+    /// Downloads in progress.
+    pub downloads: u32,
+    /// Bytes it has served to others.
+    pub bytes_up: u64,
+    /// Bytes it has taken from others.
+    pub bytes_down: u64,
+    /// Trust in 0..=1 (verified ÷ attempted transfers it gave, smoothed).
+    pub trust: f64,
+    /// Whether the tracker stopped scheduling it.
+    pub banned: bool,
+}
+
+/// One published content.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileStats {
+    /// Path under the seed's root (as in the URL).
+    pub path: String,
+    /// Bytes (published so far, for live content).
+    pub size: u64,
+    /// Bytes per chunk.
+    pub chunk_size: u32,
+    /// Number of chunks.
+    pub chunks: u32,
+    /// Whether it is a live stream.
+    pub live: bool,
+    /// Peers that want or hold it.
+    pub peers: u32,
+    /// Chunks held by peers ÷ (chunks × peers), in 0..=1.
+    pub progress: f64,
+    /// Peers holding every chunk.
+    pub complete: u32,
+    /// Bytes of it the origin uploaded.
+    pub origin_bytes: u64,
+    /// Bytes of it peers uploaded to each other.
+    pub peer_bytes: u64,
+}
+
+/// One scheduled or active transfer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransferStats {
+    /// Content path.
+    pub file: String,
+    /// Chunk index.
+    pub chunk: u32,
+    /// Giving peer id.
+    pub giver: u32,
+    /// Taking peer id.
+    pub taker: u32,
+    /// `scheduled`, `moving` or `verifying`.
+    pub state: String,
+    /// Seconds since it was scheduled.
+    pub age_s: f64,
+}
+
+/// Counters since start.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Payload bytes uploaded by seeds (what the origin paid).
+    pub origin_bytes: u64,
+    /// Payload bytes peers uploaded to each other.
+    pub peer_bytes: u64,
+    /// Transfers verified.
+    pub transfers_completed: u64,
+    /// Transfers that failed (corrupt, stalled, closed).
+    pub transfers_failed: u64,
+    /// Chunks that failed verification.
+    pub chunks_corrupt: u64,
+    /// Connections refused because of the connection cap.
+    pub connections_refused: u64,
+}
+
+/// Configured limits (`None`: unlimited).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LimitStats {
+    /// Transfers scheduled per peer.
+    pub max_transfers: u32,
+    /// Uploads moving per peer.
+    pub max_uploads: u32,
+    /// Downloads moving per peer.
+    pub max_downloads: u32,
+    /// Stall timeout in seconds.
+    pub stall_timeout_s: f64,
+    /// Upload cap in bytes per second.
+    pub max_upload_rate: Option<u64>,
+    /// Download cap in bytes per second.
+    pub max_download_rate: Option<u64>,
+}
+
+/// Rates reached, in bytes per second.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateStats {
+    /// Upload rate over the last window.
+    pub upload: f64,
+    /// Download rate over the last window.
+    pub download: f64,
+    /// Highest upload rate seen.
+    pub peak_upload: f64,
+    /// Highest download rate seen.
+    pub peak_download: f64,
+}
+
+impl StatsSnapshot {
+    /// Share of all uploaded payload that peers (not the origin) carried, in 0..=1.
+    pub fn peer_share(&self) -> f64 {
+        let total = self.totals.origin_bytes + self.totals.peer_bytes;
+        if total == 0 { 0.0 } else { self.totals.peer_bytes as f64 / total as f64 }
+    }
+}

@@ -1,0 +1,193 @@
+use pdtp_core::LiveInfo;
+
+use super::*;
+
+/// Deterministic, non-repeating test bytes.
+fn data(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn root_with(files: &[(&str, &[u8])]) -> (tempfile::TempDir, FileRoot) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let root = FileRoot::new(dir.path()).unwrap();
+    (dir, root)
+}
+
+fn real(p: Payload) -> Bytes {
+    match p {
+        Payload::Real(b) => b,
+        Payload::Virtual { .. } => panic!("virtual payload from a disk store"),
+    }
+}
+
+#[test]
+fn manifest_hashes_each_chunk_including_the_short_last_one() {
+    let bytes = data(12_345);
+    let one = data(700);
+    let (_dir, root) = root_with(&[("multi.bin", &bytes), ("one.bin", &one), ("empty.bin", b"")]);
+
+    let m = manifest_for_file(&root, "multi.bin", 5_000).unwrap();
+    m.check().unwrap();
+    assert_eq!(m.path, "multi.bin");
+    assert_eq!(m.geometry, Geometry::new(12_345, 5_000));
+    let expected: Vec<Digest> = bytes.chunks(5_000).map(Digest::of).collect();
+    assert_eq!(m.hashes, expected);
+    assert_eq!(expected.len(), 3);
+
+    let m1 = manifest_for_file(&root, "one.bin", 5_000).unwrap();
+    assert_eq!(m1.hashes, vec![Digest::of(&one)]);
+
+    let m0 = manifest_for_file(&root, "empty.bin", 5_000).unwrap();
+    assert_eq!((m0.num_chunks(), m0.hashes.len()), (0, 0));
+
+    assert!(manifest_for_file(&root, "../x", 5_000).unwrap_err().to_string().contains(".."));
+    assert!(manifest_for_file(&root, "multi.bin", 0).is_err());
+}
+
+#[test]
+fn seed_store_reads_exact_chunks() {
+    let bytes = data(12_345);
+    let (_dir, root) = root_with(&[("f.bin", &bytes)]);
+    let m = manifest_for_file(&root, "f.bin", 5_000).unwrap();
+    let mut store = SeedStore::new(root);
+    let c = ContentId(7);
+    store.open(c, &m).unwrap();
+    let mut joined = Vec::new();
+    for i in 0..m.num_chunks() {
+        let p = store.read(c, i).unwrap();
+        assert!(p.verify(m.geometry.chunk_len(i), &m.hashes[i as usize]));
+        joined.extend_from_slice(&real(p));
+    }
+    assert_eq!(joined, bytes);
+    assert!(store.read(c, 3).unwrap_err().to_string().contains("chunk 3 does not exist"));
+    assert!(store.read(ContentId(8), 0).unwrap_err().to_string().contains("never opened"));
+    assert!(store.write(c, 0, &Payload::Real(Bytes::from_static(b"x"))).is_err());
+}
+
+#[test]
+fn seed_store_refuses_changed_files_and_escapes() {
+    let (dir, root) = root_with(&[("f.bin", &data(100))]);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"secret").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
+
+    let mut m = manifest_for_file(&root, "f.bin", 64).unwrap();
+    m.geometry.size = 99;
+    let mut store = SeedStore::new(root);
+    let e = store.open(ContentId(1), &m).unwrap_err().to_string();
+    assert!(e.contains("is 100 bytes but its manifest says 99"), "{e}");
+
+    m.path = "link".into();
+    m.geometry.size = 6;
+    let e = store.open(ContentId(2), &m).unwrap_err().to_string();
+    assert!(e.contains("outside file_root"), "{e}");
+    assert!(store.read(ContentId(2), 0).is_err(), "nothing outside the root is ever served");
+}
+
+#[test]
+fn peer_store_writes_into_the_output_out_of_order() {
+    let bytes = data(12_345);
+    let (_src, root) = root_with(&[("f.bin", &bytes)]);
+    let m = manifest_for_file(&root, "f.bin", 5_000).unwrap();
+    let mut seed = SeedStore::new(root);
+    seed.open(ContentId(1), &m).unwrap();
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("copy.bin");
+    let mut peer = PeerStore::new(out_dir.path());
+    peer.plan("f.bin", Backing::Output(out.clone()));
+    peer.open(ContentId(1), &m).unwrap();
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 12_345, "sized (sparsely) at open");
+
+    for i in [2, 0, 1] {
+        assert!(!peer.has(ContentId(1), i));
+        let p = seed.read(ContentId(1), i).unwrap();
+        peer.write(ContentId(1), i, &p).unwrap();
+        assert!(peer.has(ContentId(1), i));
+        assert_eq!(peer.read(ContentId(1), i).unwrap(), p);
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+
+    let e = peer.write(ContentId(1), 0, &Payload::Real(Bytes::from_static(b"short"))).unwrap_err();
+    assert!(e.to_string().contains("5 bytes, expected 5000"), "{e}");
+    let v = Payload::Virtual { len: 5_000, tag: Digest::ZERO };
+    assert!(peer.write(ContentId(1), 0, &v).is_err());
+    assert!(peer.write(ContentId(1), 3, &Payload::Real(Bytes::from_static(b"x"))).is_err());
+
+    peer.discard(ContentId(1), 1).unwrap();
+    assert!(!peer.has(ContentId(1), 1));
+    assert!(peer.read(ContentId(1), 1).unwrap_err().to_string().contains("not held"));
+}
+
+#[test]
+fn peer_store_cache_is_anonymous() {
+    let bytes = data(5_000);
+    let (_src, root) = root_with(&[("one.bin", &bytes)]);
+    let m = manifest_for_file(&root, "one.bin", 5_000).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut peer = PeerStore::new(cache.path());
+    peer.open(ContentId(3), &m).unwrap();
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0, "cache file is unlinked at once");
+    peer.write(ContentId(3), 0, &Payload::Real(Bytes::from(bytes.clone()))).unwrap();
+    assert_eq!(real(peer.read(ContentId(3), 0).unwrap()), bytes);
+}
+
+#[test]
+fn live_cache_is_a_bounded_ring() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut peer = PeerStore::new(cache.path()).with_live_slots(2);
+    let m = Manifest {
+        path: "show".into(),
+        geometry: Geometry::new(0, 100),
+        hashes: vec![],
+        live: Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 }),
+    };
+    // A planned output is ignored for live content: it stays in the ring.
+    peer.plan("show", Backing::Output(cache.path().join("never-created")));
+    peer.open(ContentId(1), &m).unwrap();
+    let chunk = |i: u8, len: usize| Payload::Real(Bytes::from(vec![i; len]));
+    for i in 0..5u32 {
+        peer.write(ContentId(1), i, &chunk(i as u8, 100 - i as usize)).unwrap();
+    }
+    assert!(!peer.has(ContentId(1), 2), "overwritten by chunk 4");
+    assert!(peer.read(ContentId(1), 2).is_err());
+    assert_eq!(peer.read(ContentId(1), 3).unwrap(), chunk(3, 97));
+    assert_eq!(peer.read(ContentId(1), 4).unwrap(), chunk(4, 96));
+    assert!(!cache.path().join("never-created").exists());
+    assert!(peer.write(ContentId(1), 5, &chunk(5, 101)).is_err(), "longer than a chunk");
+}
+
+#[test]
+fn disk_full_and_unwritable_outputs_are_named() {
+    let (_src, root) = root_with(&[("f.bin", &data(10))]);
+    let m = manifest_for_file(&root, "f.bin", 5).unwrap();
+
+    // /dev/full fails every write with ENOSPC, exactly like a full disk.
+    let mut peer = PeerStore::new(std::env::temp_dir());
+    peer.plan("f.bin", Backing::Output("/dev/full".into()));
+    peer.open(ContentId(1), &m).unwrap();
+    let e =
+        peer.write(ContentId(1), 0, &Payload::Real(Bytes::from_static(b"12345"))).unwrap_err().to_string();
+    assert!(e.contains("writing chunk 0 to /dev/full") && e.contains("No space left"), "{e}");
+    assert!(!peer.has(ContentId(1), 0), "a failed write is not recorded as held");
+
+    // A path below a regular file cannot be created (works even as root).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plain"), b"").unwrap();
+    let bad = dir.path().join("plain/out.bin");
+    let mut peer = PeerStore::new(dir.path());
+    peer.plan("f.bin", Backing::Output(bad.clone()));
+    let e = peer.open(ContentId(1), &m).unwrap_err().to_string();
+    assert!(e.contains(&format!("opening the output {}", bad.display())), "{e}");
+}

@@ -1,0 +1,180 @@
+//! The connection table of a node: accepts under a cap, hands out tokens that are never
+//! reused, and closes connections that do not say hello in time.
+//!
+//! This is what keeps "thousands of idle connections" from exhausting a tracker: past
+//! `max_connections` a new connection is accepted and closed at once (counted in
+//! [`ConnTable::refused`]), and an accepted connection that has not been marked with
+//! [`ConnTable::hello_received`] within `hello_timeout` is closed by
+//! [`ConnTable::handle_timeout`], which returns its token so the loop can tell the machine.
+//!
+//! Tokens count up from `first_token` and are never reused, so an event still queued for a
+//! connection closed earlier in the same turn cannot reach a newer one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Registry, Token};
+
+use crate::conn::{Conn, ConnError, Limits};
+
+/// Live connections, keyed by token.
+#[derive(Debug)]
+pub struct ConnTable {
+    next: usize,
+    max: usize,
+    hello_timeout: Duration,
+    limits: Limits,
+    conns: BTreeMap<usize, Entry>,
+    /// Hello deadlines, earliest first.
+    deadlines: BTreeSet<(Instant, usize)>,
+    refused: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    conn: Conn,
+    hello_by: Option<Instant>,
+}
+
+impl ConnTable {
+    /// A table handing out tokens from `first_token` up, holding at most `max` connections.
+    pub fn new(first_token: Token, max: usize, hello_timeout: Duration, limits: Limits) -> Self {
+        Self {
+            next: first_token.0,
+            max: max.max(1),
+            hello_timeout,
+            limits,
+            conns: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            refused: 0,
+        }
+    }
+
+    /// Accepts until `WouldBlock`; returns the tokens of the connections kept. Connections
+    /// past the cap are closed at once. Each kept one must say hello within `hello_timeout`.
+    pub fn accept_all(&mut self, listener: &TcpListener, registry: &Registry, now: Instant) -> Vec<Token> {
+        let mut kept = Vec::new();
+        loop {
+            let (stream, addr) = match listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: stop for this turn, the listener stays registered.
+                    tracing::warn!(error = %e, "accept failed");
+                    break;
+                }
+            };
+            if self.conns.len() >= self.max {
+                self.refused += 1;
+                tracing::debug!(%addr, max = self.max, "connection cap reached; refusing");
+                drop(stream);
+                continue;
+            }
+            let token = self.take_token();
+            let mut conn = Conn::accepted(stream, token, self.limits);
+            if let Err(e) = conn.register(registry) {
+                tracing::warn!(%addr, error = %e, "cannot register a connection");
+                continue;
+            }
+            let hello_by = now + self.hello_timeout;
+            self.deadlines.insert((hello_by, token.0));
+            self.conns.insert(token.0, Entry { conn, hello_by: Some(hello_by) });
+            kept.push(token);
+        }
+        kept
+    }
+
+    /// Starts an outgoing connection (counted against the cap; no hello deadline: we speak
+    /// first).
+    pub fn connect(&mut self, addr: SocketAddr, registry: &Registry) -> Result<Token, ConnError> {
+        if self.conns.len() >= self.max {
+            let source = io::Error::other(format!("connection cap of {} reached", self.max));
+            return Err(ConnError::Connect { addr: addr.to_string(), source });
+        }
+        let token = self.take_token();
+        let mut conn = Conn::connect(addr, token, self.limits)?;
+        conn.register(registry).map_err(|source| ConnError::Connect { addr: addr.to_string(), source })?;
+        self.conns.insert(token.0, Entry { conn, hello_by: None });
+        Ok(token)
+    }
+
+    /// The connection under `token`, if still open.
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut Conn> {
+        self.conns.get_mut(&token.0).map(|e| &mut e.conn)
+    }
+
+    /// Clears the hello deadline of `token` (it introduced itself).
+    pub fn hello_received(&mut self, token: Token) {
+        if let Some(e) = self.conns.get_mut(&token.0)
+            && let Some(at) = e.hello_by.take()
+        {
+            self.deadlines.remove(&(at, token.0));
+        }
+    }
+
+    /// Closes and forgets `token`; false if it was not open.
+    pub fn remove(&mut self, token: Token, registry: &Registry) -> bool {
+        let Some(e) = self.conns.remove(&token.0) else { return false };
+        if let Some(at) = e.hello_by {
+            self.deadlines.remove(&(at, token.0));
+        }
+        e.conn.close(registry);
+        true
+    }
+
+    /// The earliest hello deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Closes every connection whose hello deadline is at or before `now`; returns their tokens.
+    pub fn handle_timeout(&mut self, registry: &Registry, now: Instant) -> Vec<Token> {
+        let mut closed = Vec::new();
+        while let Some(&(at, t)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(e) = self.conns.remove(&t) {
+                tracing::debug!(peer = ?e.conn.peer_addr(), "no hello in time; closing");
+                e.conn.close(registry);
+                closed.push(Token(t));
+            }
+        }
+        closed
+    }
+
+    /// Open connections.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Whether no connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Connections refused at the cap so far.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Tokens of the open connections, in order.
+    pub fn tokens(&self) -> impl Iterator<Item = Token> + '_ {
+        self.conns.keys().map(|&t| Token(t))
+    }
+
+    fn take_token(&mut self) -> Token {
+        let t = Token(self.next);
+        // usize is 64 bits on every platform we build for: a counter cannot wrap in practice.
+        self.next = self.next.saturating_add(1);
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests;
