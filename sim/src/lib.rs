@@ -12,3 +12,5 @@
 
 pub mod network;
 pub mod queue;
+pub mod scenario;
+pub mod units;
