@@ -10,7 +10,9 @@
 
 #![warn(missing_docs)]
 
+pub mod metrics;
 pub mod network;
+pub mod node;
 pub mod queue;
 pub mod scenario;
 pub mod units;
