@@ -10,9 +10,11 @@
 
 #![warn(missing_docs)]
 
+pub mod engine;
 pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod queue;
 pub mod scenario;
 pub mod units;
+pub mod wire_size;
