@@ -14,7 +14,11 @@ pub mod engine;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod plot;
 pub mod queue;
+pub mod report;
 pub mod scenario;
+#[cfg(test)]
+mod testnodes;
 pub mod units;
 pub mod wire_size;

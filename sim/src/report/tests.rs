@@ -1,0 +1,104 @@
+use super::*;
+use crate::engine::Engine;
+use crate::testnodes::TestFactory;
+
+fn run(extra: &str) -> RunResult {
+    let text = format!(
+        "name: t\ncontent: {{ size: 600kB, chunk_size: 100kB }}\n\
+         seeds: {{ upload: 8Mbit/s }}\n\
+         peers: [ {{ count: 4, upload: 5Mbit/s, download: 100Mbit/s }} ]\n{extra}"
+    );
+    let s = Scenario::from_yaml(&text, "t").unwrap();
+    let mut f =
+        TestFactory { chunks: 6, chunk_len: 100_000, acks_per_chunk: 1, pace: None, connect_delay: None };
+    let out = Engine::new(&s, &mut f).run(&mut |_, _, _| {});
+    RunResult::new(&s, "default", out, 0.5)
+}
+
+fn json(r: &Report) -> serde_json::Value {
+    serde_json::from_str(&to_json(r).unwrap()).unwrap()
+}
+
+#[test]
+fn report_json_has_the_keys_issue_3_lists() {
+    let r = run("");
+    let v = json(&r.report);
+    for key in [
+        "peers",
+        "file_bytes",
+        "chunk_bytes",
+        "t_min_s",
+        "completion_s",
+        "ratio_to_t_min",
+        "origin_bytes",
+        "origin_copies",
+        "origin_cost_fraction",
+        "control_overhead",
+        "tracker_msgs_per_s_peak",
+        "events",
+        "events_per_s",
+        "wall_s",
+        "peak_rss_bytes",
+        "continuity_index",
+        "startup_s",
+        "stalls",
+        "live_lag_s",
+        "r_max_bps",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    for p in ["p50", "p90", "p99", "max"] {
+        assert!(v["completion_s"][p].is_number(), "completion_s.{p}");
+    }
+    assert_eq!(v["peers"], 4);
+    assert_eq!(v["file_bytes"], 600_000);
+    assert_eq!(v["chunk_bytes"], 100_000);
+    // The test sender uploads every chunk to every viewer: 4 copies, cost fraction 1.
+    assert_eq!(v["origin_copies"], 4.0);
+    assert_eq!(v["origin_cost_fraction"], 1.0);
+    assert!(v["continuity_index"].is_null());
+}
+
+#[test]
+fn same_scenario_and_seed_give_identical_json_apart_from_wall_clock_fields() {
+    let strip = |r: &Report| {
+        let mut v = json(r);
+        for k in ["events_per_s", "wall_s", "peak_rss_bytes"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        serde_json::to_string(&v).unwrap()
+    };
+    let extra = "arrivals: { uniform: { window: 1s } }\nseed: 3\n";
+    let (a, b) = (run(extra), run(extra));
+    assert_eq!(strip(&a.report), strip(&b.report));
+    assert_eq!(peers_csv(&a.peers), peers_csv(&b.peers));
+    assert_ne!(strip(&a.report), strip(&run("arrivals: { uniform: { window: 1s } }\nseed: 4\n").report));
+}
+
+#[test]
+fn no_run_finishes_below_the_bound() {
+    // The test sender unicasts, so it is far above T_min; the check is that the bound and
+    // the measured makespan are related the right way round.
+    let r = run("");
+    let ratio = r.report.ratio_to_t_min.unwrap();
+    assert!(ratio >= 1.0, "{ratio}");
+}
+
+#[test]
+fn writers_produce_every_file() {
+    let r = run("");
+    let dir = std::env::temp_dir().join(format!("pdtp-sim-report-{}", std::process::id()));
+    r.write(&dir).unwrap();
+    for f in ["report.json", "peers.csv", "completion_cdf.svg", "origin_upload.svg"] {
+        let meta = std::fs::metadata(dir.join(f)).unwrap();
+        assert!(meta.len() > 0, "{f}");
+    }
+    let csv = std::fs::read_to_string(dir.join("peers.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+    write_sweep(&dir, &[r.report.clone(), r.report.clone()]).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(v["cells"].as_array().unwrap().len(), 2);
+    assert!(table(&[r.report]).lines().count() == 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,247 @@
+//! TEST-ONLY nodes (never used by `sim run`): a sender that pushes virtual chunks to every
+//! viewer, viewers that count them and report to a tracker stub. They exercise the engine
+//! before the core machines' adapters exist.
+
+use std::collections::VecDeque;
+
+use pdtp_core::wire::{Data, ErrorCode, Notice, Started};
+use pdtp_core::{ContentId, Digest, Endpoint, Payload, Token, Transmit};
+
+use pdtp_core::{ConnId, Message, Span, Time};
+
+use crate::node::{NodeEvent, NodeFactory, NodeSpec, Role, SimNode};
+
+const TAG: Digest = Digest([7; 32]);
+
+struct Sender {
+    peers: u32,
+    chunks: u32,
+    chunk_len: u32,
+    pace: Option<Span>,
+    connect_delay: Option<Span>,
+    out: VecDeque<Transmit>,
+    conns: Vec<ConnId>,
+    next_chunk: u32,
+    timer: Option<Time>,
+}
+
+struct Viewer {
+    chunks: u32,
+    want_acks: u32,
+    got: u32,
+    acks: u32,
+    next_conn: u32,
+    tracker: Option<ConnId>,
+    out: VecDeque<Transmit>,
+    events: VecDeque<NodeEvent>,
+}
+
+struct TrackerStub {
+    next_conn: u32,
+    out: VecDeque<Transmit>,
+}
+
+pub(crate) fn data(chunk: u32, len: u32) -> Message {
+    Message::Data(Data {
+        token: Token(1),
+        content: ContentId(0),
+        chunk,
+        payload: Payload::Virtual { len, tag: TAG },
+    })
+}
+
+impl Sender {
+    fn connect_all(&mut self) {
+        for p in 0..self.peers {
+            let endpoint = Endpoint { host: format!("peer{p}"), port: 1 };
+            self.out.push_back(Transmit::Connect { conn: ConnId(p), endpoint });
+        }
+    }
+
+    fn send_round(&mut self) {
+        if self.next_chunk >= self.chunks {
+            return;
+        }
+        for &c in &self.conns {
+            self.out.push_back(Transmit::Send { conn: c, msg: data(self.next_chunk, self.chunk_len) });
+        }
+        self.next_chunk += 1;
+    }
+}
+
+impl SimNode for Sender {
+    fn start(&mut self, now: Time) {
+        match self.connect_delay {
+            Some(d) => self.timer = Some(now + d),
+            None => self.connect_all(),
+        }
+    }
+    fn stop(&mut self, _now: Time) {}
+    fn accept(&mut self, _now: Time, _remote: &str) -> Option<ConnId> {
+        None
+    }
+    fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        self.conns.push(conn);
+        if self.conns.len() as u32 == self.peers {
+            match self.pace {
+                None => (0..self.chunks).for_each(|_| self.send_round()),
+                Some(_) => {
+                    self.send_round();
+                    self.timer = self.pace.map(|p| now + p);
+                }
+            }
+        }
+    }
+    fn handle_closed(&mut self, _now: Time, conn: ConnId) {
+        self.conns.retain(|&c| c != conn);
+    }
+    fn handle_message(&mut self, _now: Time, _conn: ConnId, _msg: Message) {}
+    fn handle_timeout(&mut self, now: Time) {
+        if self.connect_delay.take().is_some() {
+            self.timer = None;
+            self.connect_all();
+            return;
+        }
+        if self.timer.is_some_and(|t| t <= now) {
+            self.send_round();
+            self.timer = (self.next_chunk < self.chunks).then(|| now + self.pace.unwrap_or(Span::ZERO));
+        }
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        None
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.timer
+    }
+}
+
+impl Viewer {
+    fn check_done(&mut self) {
+        if self.got == self.chunks && self.acks == self.want_acks {
+            self.events.push_back(NodeEvent::Completed);
+            self.acks += 1; // once
+        }
+    }
+}
+
+impl SimNode for Viewer {
+    fn start(&mut self, _now: Time) {
+        if self.want_acks > 0 {
+            let endpoint = Endpoint { host: "tracker".into(), port: 6086 };
+            self.out.push_back(Transmit::Connect { conn: ConnId(1_000_000), endpoint });
+            self.tracker = Some(ConnId(1_000_000));
+        }
+    }
+    fn stop(&mut self, _now: Time) {}
+    fn accept(&mut self, _now: Time, _remote: &str) -> Option<ConnId> {
+        self.next_conn += 1;
+        Some(ConnId(self.next_conn))
+    }
+    fn handle_connected(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_closed(&mut self, _now: Time, _conn: ConnId) {
+        self.events.push_back(NodeEvent::TransferFailed);
+    }
+    fn handle_message(&mut self, _now: Time, _conn: ConnId, msg: Message) {
+        match msg {
+            Message::Data(d) => {
+                if d.payload.verify(d.payload.len(), &TAG) {
+                    self.got += 1;
+                    self.events.push_back(NodeEvent::ChunkVerified { chunk: d.chunk });
+                    self.events.push_back(NodeEvent::InOrder { chunk: d.chunk });
+                    if let (Some(t), true) = (self.tracker, self.want_acks > 0) {
+                        for _ in 0..self.want_acks / self.chunks {
+                            let msg = Message::Started(Started { token: Token(u64::from(d.chunk)) });
+                            self.out.push_back(Transmit::Send { conn: t, msg });
+                        }
+                    }
+                } else {
+                    self.events.push_back(NodeEvent::ChunkRejected { chunk: d.chunk });
+                }
+            }
+            Message::Warning(_) => self.acks += 1,
+            _ => {}
+        }
+        self.check_done();
+    }
+    fn handle_timeout(&mut self, _now: Time) {}
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        None
+    }
+}
+
+impl SimNode for TrackerStub {
+    fn start(&mut self, _now: Time) {}
+    fn stop(&mut self, _now: Time) {}
+    fn accept(&mut self, _now: Time, _remote: &str) -> Option<ConnId> {
+        self.next_conn += 1;
+        Some(ConnId(self.next_conn))
+    }
+    fn handle_connected(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_closed(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_message(&mut self, _now: Time, conn: ConnId, _msg: Message) {
+        let msg = Message::Warning(Notice { code: ErrorCode::Unexpected, detail: String::new() });
+        self.out.push_back(Transmit::Send { conn, msg });
+    }
+    fn handle_timeout(&mut self, _now: Time) {}
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        None
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        None
+    }
+}
+
+/// Builds the test nodes: seeds are senders, viewers count chunks, the tracker acknowledges.
+pub(crate) struct TestFactory {
+    /// Chunks each viewer gets.
+    pub chunks: u32,
+    /// Bytes per chunk.
+    pub chunk_len: u32,
+    /// Messages each viewer sends the tracker per chunk (each acknowledged).
+    pub acks_per_chunk: u32,
+    /// Send one chunk per interval instead of all at once (exercises timers).
+    pub pace: Option<Span>,
+    /// Wait this long before connecting to the viewers.
+    pub connect_delay: Option<Span>,
+}
+
+impl NodeFactory for TestFactory {
+    fn build(&mut self, spec: &NodeSpec<'_>) -> Box<dyn SimNode> {
+        match spec.role {
+            Role::Tracker => Box::new(TrackerStub { next_conn: 0, out: VecDeque::new() }),
+            Role::Seed => Box::new(Sender {
+                peers: spec.scenario.peer_count() as u32,
+                chunks: self.chunks,
+                chunk_len: self.chunk_len,
+                pace: self.pace,
+                connect_delay: self.connect_delay,
+                out: VecDeque::new(),
+                conns: Vec::new(),
+                next_chunk: 0,
+                timer: None,
+            }),
+            Role::Peer => Box::new(Viewer {
+                chunks: self.chunks,
+                want_acks: self.acks_per_chunk * self.chunks,
+                got: 0,
+                acks: 0,
+                next_conn: 0,
+                tracker: None,
+                out: VecDeque::new(),
+                events: VecDeque::new(),
+            }),
+        }
+    }
+}
