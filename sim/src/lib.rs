@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod adapters;
 pub mod engine;
 pub mod metrics;
 pub mod network;
@@ -17,6 +18,7 @@ pub mod node;
 pub mod plot;
 pub mod queue;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 #[cfg(test)]
 mod testnodes;

@@ -107,7 +107,8 @@ pub struct Report {
     pub t_min_s: f64,
     /// Per-viewer completion time (done − arrival) over the viewers that completed, seconds.
     pub completion_s: Option<Spread4>,
-    /// Makespan ÷ T_min (makespan: when the last viewer completed, from time zero).
+    /// Makespan ÷ T_min (makespan: when the last viewer completed, from time zero); on
+    /// demand only, and only when every viewer completed.
     pub ratio_to_t_min: Option<f64>,
     /// Chunk payload bytes uploaded by seeds.
     pub origin_bytes: u64,
@@ -214,7 +215,7 @@ impl RunResult {
             chunk_bytes: s.content.chunk_size.0,
             t_min_s: b.t_min_s,
             completion_s: completion,
-            ratio_to_t_min: m.makespan_s.filter(|_| done.len() as u64 == n).map(|t| t / b.t_min_s),
+            ratio_to_t_min: m.makespan_s.filter(|_| !live && done.len() as u64 == n).map(|t| t / b.t_min_s),
             origin_bytes: m.origin_bytes,
             origin_copies: ratio(m.origin_bytes as f64, f as f64),
             origin_cost_fraction: ratio(m.origin_bytes as f64, n as f64 * f as f64),

@@ -279,6 +279,28 @@ pub struct Cell {
 #[error("{0}")]
 pub struct ScenarioError(pub String);
 
+impl ChunkChoice {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChunkChoice::InOrder => "in_order",
+            ChunkChoice::RarestFirst => "rarest_first",
+            ChunkChoice::Random => "random",
+        }
+    }
+}
+
+impl GiverChoice {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            GiverChoice::Random => "random",
+            GiverChoice::LeastLoaded => "least_loaded",
+            GiverChoice::Trust => "trust",
+        }
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Self {
