@@ -13,15 +13,20 @@
 //!
 //! # What a change recomputes
 //!
-//! Starting or cancelling a flow (and a flow completing) marks its two end nodes *dirty*.
-//! On the next [`Network::handle_timeout`] (which [`Network::poll_timeout`] asks for at the
-//! same instant, so every change made at one instant is batched into one recomputation)
-//! the model re-fills only the **connected component** of the dirty nodes in the graph whose
-//! edges are active flows: flows outside it cannot be affected, since max-min rates depend
-//! only on the flows that share resources with them transitively. Cost per recomputation:
-//! O((F_c + R_c) · log(F_c + R_c)) for F_c flows and R_c = 2·nodes in the component; in a
-//! swarm where every peer is busy the component can be the whole swarm, which is honest
-//! worst case. Flows whose rate did not change keep their scheduled completion.
+//! Starting or cancelling a flow (and a flow completing) marks its two ends *dirty*. On the
+//! next [`Network::handle_timeout`] (which [`Network::poll_timeout`] asks for at the same
+//! instant, so every change made at one instant is batched into one update) the model
+//! updates rates **locally** (see `network/local.rs`): each resource (a node's upload or
+//! download) keeps a water level; the levels of the changed resources are recomputed, and a
+//! level that moves re-queues the resources at the other ends of its flows, until nothing
+//! moves. Cost: O(d log d) per resource looked at (d = its flows), times the number of
+//! resources the change reaches — typically a few hops, not the swarm. If the propagation
+//! has not settled within a step budget, the model falls back to progressive filling over the
+//! whole **connected component** of the dirty nodes (the graph whose edges are active flows):
+//! O((F_c + R_c) log(F_c + R_c)) for F_c flows and R_c resources, the whole swarm in the worst
+//! case. Either way the result is the exact max-min allocation (up to float rounding, checked
+//! against a from-scratch re-fill by a test). Flows whose rate did not change keep their
+//! scheduled completion.
 //!
 //! # Faults
 //!
@@ -34,6 +39,9 @@ use std::collections::{BinaryHeap, VecDeque};
 use pdtp_core::{Span, Time};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
+
+/// Worklist steps the local update may take before falling back to a component re-fill.
+const LOCAL_BUDGET: usize = 4096;
 
 /// A node of the network model (the simulator uses the same index for its nodes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -100,8 +108,15 @@ pub struct Network {
     rng: ChaCha8Rng,
     // Scratch space for recomputation, kept to avoid reallocating.
     mark: Vec<u32>,
+    local: Vec<u32>,
+    frozen: Vec<u32>,
+    new_rate: Vec<f64>,
+    level: Vec<f64>,
+    in_work: Vec<u32>,
+    pending: Vec<bool>,
     epoch: u32,
     recomputations: u64,
+    full_recomputations: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -167,8 +182,15 @@ impl Network {
             faults,
             rng: ChaCha8Rng::seed_from_u64(seed),
             mark: Vec::new(),
+            local: Vec::new(),
+            frozen: Vec::new(),
+            new_rate: Vec::new(),
+            level: Vec::new(),
+            in_work: Vec::new(),
+            pending: Vec::new(),
             epoch: 0,
             recomputations: 0,
+            full_recomputations: 0,
         }
     }
 
@@ -186,6 +208,10 @@ impl Network {
             downloaded: 0,
         });
         self.mark.push(0);
+        self.local.push(0);
+        self.level.extend([f64::INFINITY, f64::INFINITY]);
+        self.in_work.extend([0, 0]);
+        self.pending.extend([false, false]);
         ix
     }
 
@@ -286,9 +312,14 @@ impl Network {
         self.nodes[n.0 as usize].downloaded
     }
 
-    /// How many times rates were re-filled (a cost counter for reports).
+    /// How many times rates were brought up to date (a cost counter for reports).
     pub fn recomputations(&self) -> u64 {
         self.recomputations
+    }
+
+    /// How many of those fell back to re-filling a whole component.
+    pub fn full_recomputations(&self) -> u64 {
+        self.full_recomputations
     }
 
     /// The earliest time the model wants [`Network::handle_timeout`].
@@ -378,16 +409,29 @@ impl Network {
         self.dirty_since = Some(self.dirty_since.map_or(now, |d| d.min(now)));
     }
 
-    /// Progressive filling over the connected component of the dirty nodes.
+    /// Brings rates up to date after changes: the local level update when it settles within
+    /// its budget, else progressive filling over the dirty nodes' component.
     fn recompute(&mut self, now: Time) {
         if self.dirty.is_empty() {
             self.dirty_since = None;
             return;
         }
         self.recomputations += 1;
+        if self.recompute_local(now, LOCAL_BUDGET) {
+            self.dirty.clear();
+            self.dirty_since = None;
+            return;
+        }
+        self.full_recomputations += 1;
+        self.recompute_component(now);
+    }
+
+    /// Progressive filling over the connected component of the dirty nodes.
+    fn recompute_component(&mut self, now: Time) {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             self.mark.iter_mut().for_each(|m| *m = 0);
+            self.frozen.iter_mut().for_each(|m| *m = 0);
             self.epoch = 1;
         }
         let epoch = self.epoch;
@@ -411,9 +455,12 @@ impl Network {
         self.dirty_since = None;
         comp.sort_unstable(); // a deterministic order whatever the dirty order was
         // 2. Resources: index 2*i = upload of comp[i], 2*i+1 = download of comp[i].
-        let mut res_of = std::collections::BTreeMap::new();
         for (i, &n) in comp.iter().enumerate() {
-            res_of.insert(n, i);
+            self.local[n as usize] = i as u32;
+        }
+        if self.frozen.len() < self.flows.len() {
+            self.frozen.resize(self.flows.len(), 0);
+            self.new_rate.resize(self.flows.len(), 0.0);
         }
         let mut cap: Vec<f64> = Vec::with_capacity(comp.len() * 2);
         let mut count: Vec<u32> = Vec::with_capacity(comp.len() * 2);
@@ -426,8 +473,11 @@ impl Network {
             count.push(node.inn.len() as u32);
             flows.extend(node.out.iter().copied());
         }
-        let mut new_rate: std::collections::BTreeMap<u32, f64> = std::collections::BTreeMap::new();
-        let mut heap: BinaryHeap<Reverse<(Share, usize)>> = BinaryHeap::new();
+        for &n in &comp {
+            self.level[2 * n as usize] = f64::INFINITY;
+            self.level[2 * n as usize + 1] = f64::INFINITY;
+        }
+        let mut heap: BinaryHeap<Reverse<(Share, usize)>> = BinaryHeap::with_capacity(cap.len());
         for r in 0..cap.len() {
             if count[r] > 0 {
                 heap.push(Reverse((Share(cap[r] / f64::from(count[r])), r)));
@@ -440,16 +490,22 @@ impl Network {
             }
             done[r] = true;
             let i = r / 2;
+            self.level[2 * comp[i] as usize + r % 2] = share;
             let node = &self.nodes[comp[i] as usize];
             let list = if r % 2 == 0 { &node.out } else { &node.inn };
             for &s in list {
-                if new_rate.contains_key(&s) {
+                if self.frozen[s as usize] == epoch {
                     continue;
                 }
-                new_rate.insert(s, share);
+                self.frozen[s as usize] = epoch;
+                self.new_rate[s as usize] = share;
                 let f = &self.flows[s as usize];
                 // The flow's other resource: the download of its dst, or the upload of its src.
-                let other = if r % 2 == 0 { 2 * res_of[&f.dst.0] + 1 } else { 2 * res_of[&f.src.0] };
+                let other = if r % 2 == 0 {
+                    2 * self.local[f.dst.0 as usize] as usize + 1
+                } else {
+                    2 * self.local[f.src.0 as usize] as usize
+                };
                 cap[other] = (cap[other] - share).max(0.0);
                 count[other] -= 1;
                 if count[other] > 0 && !done[other] {
@@ -460,21 +516,26 @@ impl Network {
         }
         // 3. Apply: re-rate and reschedule only flows whose rate changed.
         for s in flows {
-            let rate = new_rate.get(&s).copied().unwrap_or(0.0);
-            let f = &mut self.flows[s as usize];
-            if f.rate == rate && f.finish_at != Time::NEVER {
-                continue;
-            }
-            let elapsed = now.saturating_since(f.since).as_nanos() as f64 / 1e9;
-            f.remaining = (f.remaining - f.rate * elapsed).max(0.0);
-            f.since = now;
-            f.rate = rate;
-            f.version = f.version.wrapping_add(1);
-            f.finish_at =
-                if rate > 0.0 { now + Span::from_nanos(nanos_for(f.remaining, rate)) } else { Time::NEVER };
-            if f.finish_at != Time::NEVER {
-                self.finish.push(Reverse(Finish { at: f.finish_at, slot: s, version: f.version }));
-            }
+            let rate = if self.frozen[s as usize] == epoch { self.new_rate[s as usize] } else { 0.0 };
+            self.set_rate(now, s, rate);
+        }
+    }
+
+    /// Gives flow `s` a new rate from `now`, rescheduling its completion if it changed.
+    fn set_rate(&mut self, now: Time, s: u32, rate: f64) {
+        let f = &mut self.flows[s as usize];
+        if f.rate == rate && f.finish_at != Time::NEVER {
+            return;
+        }
+        let elapsed = now.saturating_since(f.since).as_nanos() as f64 / 1e9;
+        f.remaining = (f.remaining - f.rate * elapsed).max(0.0);
+        f.since = now;
+        f.rate = rate;
+        f.version = f.version.wrapping_add(1);
+        f.finish_at =
+            if rate > 0.0 { now + Span::from_nanos(nanos_for(f.remaining, rate)) } else { Time::NEVER };
+        if f.finish_at != Time::NEVER {
+            self.finish.push(Reverse(Finish { at: f.finish_at, slot: s, version: f.version }));
         }
     }
 }
@@ -504,5 +565,6 @@ fn unit(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+mod local;
 #[cfg(test)]
 mod tests;
