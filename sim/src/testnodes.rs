@@ -19,6 +19,8 @@ struct Sender {
     chunk_len: u32,
     pace: Option<Span>,
     connect_delay: Option<Span>,
+    ghost: bool,
+    failed: u32,
     out: VecDeque<Transmit>,
     conns: Vec<ConnId>,
     next_chunk: u32,
@@ -55,6 +57,10 @@ impl Sender {
         for p in 0..self.peers {
             let endpoint = Endpoint { host: format!("peer{p}"), port: 1 };
             self.out.push_back(Transmit::Connect { conn: ConnId(p), endpoint });
+        }
+        if self.ghost {
+            let endpoint = Endpoint { host: "ghost".into(), port: 1 };
+            self.out.push_back(Transmit::Connect { conn: ConnId(u32::MAX), endpoint });
         }
     }
 
@@ -94,6 +100,7 @@ impl SimNode for Sender {
     }
     fn handle_closed(&mut self, _now: Time, conn: ConnId) {
         self.conns.retain(|&c| c != conn);
+        self.failed += 1;
     }
     fn handle_message(&mut self, _now: Time, _conn: ConnId, _msg: Message) {}
     fn handle_timeout(&mut self, now: Time) {
@@ -111,7 +118,10 @@ impl SimNode for Sender {
         self.out.pop_front()
     }
     fn poll_event(&mut self) -> Option<NodeEvent> {
-        None
+        (self.failed > 0).then(|| {
+            self.failed -= 1;
+            NodeEvent::TransferFailed
+        })
     }
     fn poll_timeout(&self) -> Option<Time> {
         self.timer
@@ -215,6 +225,8 @@ pub(crate) struct TestFactory {
     pub pace: Option<Span>,
     /// Wait this long before connecting to the viewers.
     pub connect_delay: Option<Span>,
+    /// Also connect to a host that does not exist.
+    pub ghost: bool,
 }
 
 impl NodeFactory for TestFactory {
@@ -227,6 +239,8 @@ impl NodeFactory for TestFactory {
                 chunk_len: self.chunk_len,
                 pace: self.pace,
                 connect_delay: self.connect_delay,
+                ghost: self.ghost,
+                failed: 0,
                 out: VecDeque::new(),
                 conns: Vec::new(),
                 next_chunk: 0,

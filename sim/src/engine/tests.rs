@@ -21,7 +21,14 @@ fn run(s: &Scenario, f: &mut TestFactory) -> RunOutput {
 }
 
 fn factory(chunks: u32) -> TestFactory {
-    TestFactory { chunks, chunk_len: 100_000, acks_per_chunk: 0, pace: None, connect_delay: None }
+    TestFactory {
+        chunks,
+        chunk_len: 100_000,
+        acks_per_chunk: 0,
+        pace: None,
+        connect_delay: None,
+        ghost: false,
+    }
 }
 
 #[test]
@@ -60,6 +67,7 @@ fn bytes_are_conserved_and_runs_are_reproducible() {
         acks_per_chunk: 1,
         pace: None,
         connect_delay: Some(Span::from_millis(100)),
+        ghost: false,
     };
     let a = run(&s, &mut f);
     let b = run(&s, &mut f);
@@ -86,8 +94,14 @@ fn tracker_processing_queues_messages() {
     // 4 viewers × 10 chunks × 5 messages each = 200 messages at 1 ms each: the tracker is
     // busy for 200 ms, so the last acknowledgement cannot come before that.
     let s = scenario("tracker: { processing: 1ms, latency: 5ms }\n", 4);
-    let mut f =
-        TestFactory { chunks: 10, chunk_len: 100_000, acks_per_chunk: 5, pace: None, connect_delay: None };
+    let mut f = TestFactory {
+        chunks: 10,
+        chunk_len: 100_000,
+        acks_per_chunk: 5,
+        pace: None,
+        connect_delay: None,
+        ghost: false,
+    };
     let out = run(&s, &mut f);
     assert_eq!(out.reason, EndReason::AllDone);
     assert_eq!(out.measured.tracker_msgs, 400); // 200 handled + 200 replies
@@ -106,6 +120,7 @@ fn node_timers_fire_when_due() {
         acks_per_chunk: 0,
         pace: Some(Span::from_millis(100)),
         connect_delay: None,
+        ghost: false,
     };
     let out = run(&s, &mut f);
     // Chunks go out at 60 ms + k·100 ms; the last (k = 4) arrives 30 ms (+ a millisecond of
@@ -130,4 +145,15 @@ fn the_time_limit_stops_a_run() {
     let out = run(&s, &mut factory(10));
     assert_eq!(out.reason, EndReason::TimeLimit);
     assert_eq!(out.end, Time::ZERO + Span::from_millis(500));
+}
+
+#[test]
+fn a_connect_to_an_unknown_host_is_closed_one_round_trip_later() {
+    let s = scenario("", 1);
+    let mut f = factory(2);
+    f.ghost = true;
+    let out = run(&s, &mut f);
+    assert_eq!(out.reason, EndReason::AllDone);
+    assert_eq!(out.measured.failures, 1);
+    assert_eq!(out.measured.payload_bytes, 200_000);
 }

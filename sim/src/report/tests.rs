@@ -9,8 +9,14 @@ fn run(extra: &str) -> RunResult {
          peers: [ {{ count: 4, upload: 5Mbit/s, download: 100Mbit/s }} ]\n{extra}"
     );
     let s = Scenario::from_yaml(&text, "t").unwrap();
-    let mut f =
-        TestFactory { chunks: 6, chunk_len: 100_000, acks_per_chunk: 1, pace: None, connect_delay: None };
+    let mut f = TestFactory {
+        chunks: 6,
+        chunk_len: 100_000,
+        acks_per_chunk: 1,
+        pace: None,
+        connect_delay: None,
+        ghost: false,
+    };
     let out = Engine::new(&s, &mut f).run(&mut |_, _, _| {});
     RunResult::new(&s, "default", out, 0.5)
 }
