@@ -108,3 +108,23 @@ fn writers_produce_every_file() {
     assert!(table(&[r.report]).lines().count() == 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+#[ignore = "writes sample outputs to $PDTP_SIM_SAMPLE_DIR for eyeballing"]
+fn write_sample_outputs() {
+    let dir = std::env::var("PDTP_SIM_SAMPLE_DIR").unwrap();
+    let r = run("");
+    r.write(Path::new(&dir)).unwrap();
+    let mut cells = Vec::new();
+    for (i, p) in ["a", "b"].iter().enumerate() {
+        for size in [5_000u64, 50_000, 500_000] {
+            let mut c = r.report.clone();
+            c.policy = p.to_string();
+            c.chunk_bytes = size;
+            c.ratio_to_t_min = Some(1.0 + (size as f64).ln() / 10.0 + i as f64 * 0.2);
+            cells.push(c);
+        }
+    }
+    write_sweep(&Path::new(&dir).join("sweep"), &cells).unwrap();
+    print!("{}", table(&cells));
+}
