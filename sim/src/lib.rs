@@ -20,6 +20,7 @@ pub mod queue;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod store;
 #[cfg(test)]
 mod testnodes;
 pub mod units;

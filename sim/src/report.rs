@@ -384,7 +384,12 @@ fn completion_cdf(r: &Report, rows: &[PeerRecord]) -> String {
 }
 
 fn origin_upload(r: &Report, per_s: &[u64]) -> String {
-    let points = per_s.iter().enumerate().map(|(i, &b)| (i as f64, b as f64 * 8.0 / 1e6)).collect();
+    // Each bucket is drawn as a step over [i, i + 1).
+    let mut points: Vec<(f64, f64)> =
+        per_s.iter().enumerate().map(|(i, &b)| (i as f64, b as f64 * 8.0 / 1e6)).collect();
+    if let Some(&(x, y)) = points.last() {
+        points.push((x + 1.0, y));
+    }
     plot::svg(&Chart {
         title: &format!("{}: origin upload", r.scenario),
         x_label: "time since start (s)",
