@@ -84,6 +84,8 @@ pub struct Engine {
     limit: Time,
     rng: ChaCha8Rng,
     churn: Option<crate::scenario::Churn>,
+    content_path: String,
+    seed_key: [u8; 32],
 }
 
 struct Slot {
@@ -151,6 +153,12 @@ impl Engine {
         let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
         let faults = Faults { failure: scenario.faults.failure, corruption: scenario.faults.corruption };
         let net = Network::new(faults, rng.next_u64());
+        let mut seed_key = [0u8; 32];
+        for part in seed_key.chunks_mut(8) {
+            part.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        let kind = if scenario.content.live.is_some() { "live" } else { "files" };
+        let content_path = format!("{kind}/{}", scenario.label());
         let stream = scenario.content.live.map(|l| {
             let chunk = scenario.content.chunk_size.0 as f64;
             let geometry_chunks = scenario.file_bytes().div_ceil(scenario.content.chunk_size.0.max(1));
@@ -186,6 +194,8 @@ impl Engine {
             limit: Time::ZERO + scenario.time_limit.0,
             rng,
             churn: scenario.churn,
+            content_path,
+            seed_key,
         };
         engine.build_nodes(scenario, factory);
         engine
@@ -253,6 +263,8 @@ impl Engine {
             tracker_host: "tracker",
             class,
             rng_seed: self.rng.next_u64(),
+            content_path: &self.content_path,
+            seed_key: &self.seed_key,
         };
         let node = factory.build(&spec);
         let net = self.net.add_node(up.0, down.0, latency.0);

@@ -98,6 +98,11 @@ pub trait SimNode {
     fn poll_timeout(&self) -> Option<Time>;
 }
 
+/// The tracker's port in simulated endpoints (the engine routes by host; ports are nominal).
+pub const TRACKER_PORT: u16 = 6086;
+/// Viewers' and seeds' listen port in simulated endpoints (nominal, as above).
+pub const PEER_PORT: u16 = 8000;
+
 /// Everything a factory needs to build one node.
 #[derive(Clone, Debug)]
 pub struct NodeSpec<'a> {
@@ -115,6 +120,10 @@ pub struct NodeSpec<'a> {
     pub class: Option<usize>,
     /// A seed for the node's own random generator, drawn from the run's generator.
     pub rng_seed: u64,
+    /// The path the seeds publish and the viewers request (`pdtp://tracker/<path>`).
+    pub content_path: &'a str,
+    /// The seed key the tracker accepts and the seeds prove (drawn per run).
+    pub seed_key: &'a [u8; 32],
 }
 
 /// Builds the nodes of a run. The real one wraps `pdtp_core` machines.
