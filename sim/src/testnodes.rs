@@ -259,3 +259,158 @@ impl NodeFactory for TestFactory {
         }
     }
 }
+
+/// Builds a TEST-ONLY relay swarm: the seed sends chunk `c` once, to viewer `c mod N`; each
+/// viewer forwards what it got from the seed to every other viewer over a full mesh. The
+/// origin uploads exactly one copy; everything else is peer-to-peer.
+pub(crate) struct RelayFactory {
+    /// Chunks in the content.
+    pub chunks: u32,
+    /// Bytes per chunk.
+    pub chunk_len: u32,
+}
+
+struct RelaySeed {
+    viewers: u32,
+    chunks: u32,
+    chunk_len: u32,
+    connected: u32,
+    out: VecDeque<Transmit>,
+}
+
+struct RelayViewer {
+    me: u32,
+    viewers: u32,
+    chunks: u32,
+    from_seed: Vec<ConnId>,
+    next_conn: u32,
+    /// Outgoing connections to the other viewers, once connected.
+    mesh: Vec<ConnId>,
+    /// Chunks to forward to connections that are not open yet.
+    backlog: Vec<Message>,
+    got: Vec<bool>,
+    count: u32,
+    out: VecDeque<Transmit>,
+    events: VecDeque<NodeEvent>,
+}
+
+impl SimNode for RelaySeed {
+    fn start(&mut self, _now: Time) {
+        for p in 0..self.viewers {
+            let endpoint = Endpoint { host: format!("peer{p}"), port: 1 };
+            self.out.push_back(Transmit::Connect { conn: ConnId(p), endpoint });
+        }
+    }
+    fn stop(&mut self, _now: Time) {}
+    fn accept(&mut self, _now: Time, _remote: &str) -> Option<ConnId> {
+        None
+    }
+    fn handle_connected(&mut self, _now: Time, _conn: ConnId) {
+        self.connected += 1;
+        if self.connected == self.viewers {
+            for c in 0..self.chunks {
+                let conn = ConnId(c % self.viewers);
+                self.out.push_back(Transmit::Send { conn, msg: data(c, self.chunk_len) });
+            }
+        }
+    }
+    fn handle_closed(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_message(&mut self, _now: Time, _conn: ConnId, _msg: Message) {}
+    fn handle_timeout(&mut self, _now: Time) {}
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        None
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        None
+    }
+}
+
+impl RelayViewer {
+    fn forward(&mut self, msg: &Message) {
+        for &c in &self.mesh {
+            self.out.push_back(Transmit::Send { conn: c, msg: msg.clone() });
+        }
+    }
+}
+
+impl SimNode for RelayViewer {
+    fn start(&mut self, _now: Time) {
+        for p in (0..self.viewers).filter(|&p| p != self.me) {
+            let endpoint = Endpoint { host: format!("peer{p}"), port: 1 };
+            self.out.push_back(Transmit::Connect { conn: ConnId(1_000_000 + p), endpoint });
+        }
+    }
+    fn stop(&mut self, _now: Time) {}
+    fn accept(&mut self, _now: Time, remote: &str) -> Option<ConnId> {
+        self.next_conn += 1;
+        if remote.starts_with("seed") {
+            self.from_seed.push(ConnId(self.next_conn));
+        }
+        Some(ConnId(self.next_conn))
+    }
+    fn handle_connected(&mut self, _now: Time, conn: ConnId) {
+        // Send the new link everything forwarded so far.
+        for msg in &self.backlog {
+            self.out.push_back(Transmit::Send { conn, msg: msg.clone() });
+        }
+        self.mesh.push(conn);
+    }
+    fn handle_closed(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_message(&mut self, _now: Time, conn: ConnId, msg: Message) {
+        let Message::Data(d) = &msg else { return };
+        if self.from_seed.contains(&conn) {
+            self.forward(&msg);
+            self.backlog.push(msg.clone());
+        }
+        if !self.got[d.chunk as usize] {
+            self.got[d.chunk as usize] = true;
+            self.count += 1;
+            self.events.push_back(NodeEvent::ChunkVerified { chunk: d.chunk });
+            if self.count == self.chunks {
+                self.events.push_back(NodeEvent::Completed);
+            }
+        }
+    }
+    fn handle_timeout(&mut self, _now: Time) {}
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        None
+    }
+}
+
+impl NodeFactory for RelayFactory {
+    fn build(&mut self, spec: &NodeSpec<'_>) -> Box<dyn SimNode> {
+        let viewers = spec.scenario.peer_count() as u32;
+        match spec.role {
+            Role::Tracker => Box::new(TrackerStub { next_conn: 0, out: VecDeque::new() }),
+            Role::Seed => Box::new(RelaySeed {
+                viewers,
+                chunks: self.chunks,
+                chunk_len: self.chunk_len,
+                connected: 0,
+                out: VecDeque::new(),
+            }),
+            Role::Peer => Box::new(RelayViewer {
+                me: spec.index,
+                viewers,
+                chunks: self.chunks,
+                from_seed: Vec::new(),
+                next_conn: 0,
+                mesh: Vec::new(),
+                backlog: Vec::new(),
+                got: vec![false; self.chunks as usize],
+                count: 0,
+                out: VecDeque::new(),
+                events: VecDeque::new(),
+            }),
+        }
+    }
+}

@@ -128,3 +128,33 @@ fn write_sample_outputs() {
     write_sweep(&Path::new(&dir).join("sweep"), &cells).unwrap();
     print!("{}", table(&cells));
 }
+
+/// A peer-to-peer swarm (test-only relay nodes) over heterogeneous links: the origin pays one
+/// copy, every byte is accounted for, and nobody beats the Kumar–Ross bound.
+#[test]
+fn a_relay_swarm_pays_one_origin_copy_and_respects_t_min() {
+    use crate::testnodes::RelayFactory;
+    {
+        let text = "name: relay\ncontent: { size: 4MB, chunk_size: 100kB }\n\
+             seeds: { upload: 20Mbit/s }\n\
+             peers:\n\
+             - { count: 8, upload: 2Mbit/s, download: 20Mbit/s, latency: 30ms }\n\
+             - { count: 8, upload: 10Mbit/s, download: 50Mbit/s, latency: 10ms }\n";
+        let s = Scenario::from_yaml(text, "t").unwrap();
+        let out =
+            Engine::new(&s, &mut RelayFactory { chunks: 40, chunk_len: 100_000 }).run(&mut |_, _, _| {});
+        assert_eq!(out.bytes_uploaded, out.bytes_downloaded);
+        let r = RunResult::new(&s, "relay", out, 0.0).report;
+        assert_eq!(r.peers_completed, 16);
+        assert_eq!(r.origin_bytes, 4_000_000);
+        assert_eq!(r.origin_copies, 1.0);
+        assert_eq!(r.origin_cost_fraction, 1.0 / 16.0);
+        assert_eq!(r.payload_bytes, 16 * 4_000_000);
+        let ratio = r.ratio_to_t_min.unwrap();
+        assert!(ratio >= 1.0, "below the physical bound: {ratio}");
+        // Slow uploaders forward as much as fast ones here, so the scheme is far from optimal.
+        assert!(ratio < 10.0, "{ratio}");
+        let share = r.share_ratio.unwrap();
+        assert!(share.p10 > 0.0 && share.p90 >= share.p10);
+    }
+}
