@@ -43,7 +43,13 @@ pub enum EndReason {
     TimeLimit,
     /// Nothing was left to happen (a stuck run).
     Quiescent,
+    /// Too many events at one simulated instant: a node keeps asking for a timeout that is
+    /// already due, or nodes ping-pong in zero time (a bug in a node, reported, not hung on).
+    Livelock,
 }
+
+/// Events at one simulated instant after which a run is declared livelocked.
+pub const LIVELOCK_EVENTS: u64 = 10_000_000;
 
 /// What a run produced, before it is related to the scenario's bounds.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +88,7 @@ pub struct Engine {
     events: u64,
     dropped: u64,
     limit: Time,
+    livelock_events: u64,
     rng: ChaCha8Rng,
     churn: Option<crate::scenario::Churn>,
     content_path: String,
@@ -192,6 +199,7 @@ impl Engine {
             events: 0,
             dropped: 0,
             limit: Time::ZERO + scenario.time_limit.0,
+            livelock_events: LIVELOCK_EVENTS,
             rng,
             churn: scenario.churn,
             content_path,
@@ -284,9 +292,16 @@ impl Engine {
         });
     }
 
+    /// Lowers the livelock threshold (events at one instant); for tests.
+    pub fn with_livelock_limit(mut self, events: u64) -> Self {
+        self.livelock_events = events;
+        self
+    }
+
     /// Runs to the end; `progress(now, events, viewers_done)` is called every 65 536 events.
     pub fn run(mut self, progress: &mut dyn FnMut(Time, u64, u64)) -> RunOutput {
         let total = self.pending;
+        let mut same_instant = 0u64;
         let reason = loop {
             if self.pending == 0 {
                 break EndReason::AllDone;
@@ -300,6 +315,14 @@ impl Engine {
                 Some(_) => {}
             }
             let Some((at, ev)) = self.queue.pop() else { break EndReason::Quiescent };
+            if at == self.now {
+                same_instant += 1;
+                if same_instant > self.livelock_events {
+                    break EndReason::Livelock;
+                }
+            } else {
+                same_instant = 0;
+            }
             self.now = at;
             self.events += 1;
             if self.events & 0xffff == 0 {

@@ -157,3 +157,43 @@ fn a_connect_to_an_unknown_host_is_closed_one_round_trip_later() {
     assert_eq!(out.measured.failures, 1);
     assert_eq!(out.measured.payload_bytes, 200_000);
 }
+
+/// A node that always wants a timeout now: the run must stop, not hang.
+struct Spinner;
+
+impl SimNode for Spinner {
+    fn start(&mut self, _now: Time) {}
+    fn stop(&mut self, _now: Time) {}
+    fn accept(&mut self, _now: Time, _remote: &str) -> Option<ConnId> {
+        None
+    }
+    fn handle_connected(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_closed(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_message(&mut self, _now: Time, _conn: ConnId, _msg: Message) {}
+    fn handle_timeout(&mut self, _now: Time) {}
+    fn poll_transmit(&mut self) -> Option<pdtp_core::Transmit> {
+        None
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        None
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        Some(Time::ZERO)
+    }
+}
+
+struct SpinFactory;
+
+impl NodeFactory for SpinFactory {
+    fn build(&mut self, _spec: &crate::node::NodeSpec<'_>) -> Box<dyn SimNode> {
+        Box::new(Spinner)
+    }
+}
+
+#[test]
+fn a_node_that_spins_at_one_instant_is_reported_as_livelock() {
+    let s = scenario("", 1);
+    let out = Engine::new(&s, &mut SpinFactory).with_livelock_limit(10_000).run(&mut |_, _, _| {});
+    assert_eq!(out.reason, EndReason::Livelock);
+    assert_eq!(out.end, Time::ZERO);
+}
