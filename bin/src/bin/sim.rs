@@ -1,6 +1,253 @@
-//! `sim`: the PDTP simulator's command line (being built; see issue 3).
+//! `sim`: the PDTP simulator's command line.
+//!
+//! ```text
+//! sim run   SCENARIO [--seed N] [--out DIR] [--quiet]
+//! sim sweep SCENARIO [--out DIR] [--jobs N]
+//! sim check SCENARIO
+//! ```
+//! Exit codes: 0 success, 2 bad input (one line naming the problem), 3 the core node
+//! adapters are not wired into this build yet.
 
-fn main() {
-    eprintln!("sim: not implemented yet");
-    std::process::exit(2);
+// The binary may use threads (sweep cells) and the wall clock (progress); the determinism
+// guard in clippy.toml is for core and sim.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use pdtp_sim::adapters::core_factory;
+use pdtp_sim::report::{self, Bounds, Report, RunResult};
+use pdtp_sim::runner;
+use pdtp_sim::scenario::{Arrivals, Scenario};
+use pdtp_sim::units::{BitRate, Bytes};
+
+#[derive(Parser)]
+#[command(name = "sim", version, about = "Deterministic simulator of a PDTP swarm")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one scenario and print its results.
+    Run {
+        /// The scenario file (YAML).
+        scenario: PathBuf,
+        /// Override the scenario's RNG seed (replays one run).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write report.json, peers.csv and SVG plots here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print nothing but errors.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run every cell of the scenario's `sweep:` grid.
+    Sweep {
+        /// The scenario file (YAML) with a `sweep:` section.
+        scenario: PathBuf,
+        /// Write report.json ({"cells": [...]}), sweep.csv and sweep.svg here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Cells to run in parallel.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
+    /// Validate a scenario and print its summary and bounds.
+    Check {
+        /// The scenario file (YAML).
+        scenario: PathBuf,
+    },
+}
+
+enum Failure {
+    Input(String),
+    NotWired(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run { scenario, seed, out, quiet } => run(&scenario, seed, out.as_deref(), quiet),
+        Cmd::Sweep { scenario, out, jobs } => sweep(&scenario, out.as_deref(), jobs),
+        Cmd::Check { scenario } => load(&scenario).map(|s| print!("{}", summary(&s))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(msg)) => {
+            eprintln!("sim: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::NotWired(msg)) => {
+            eprintln!("sim: {msg}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Scenario, Failure> {
+    Scenario::load(path).map_err(|e| Failure::Input(e.0))
+}
+
+fn run(path: &Path, seed: Option<u64>, out: Option<&Path>, quiet: bool) -> Result<(), Failure> {
+    let mut s = load(path)?;
+    if let Some(seed) = seed {
+        s.seed = seed;
+    }
+    s.sweep = None;
+    if !quiet {
+        print!("{}", summary(&s));
+    }
+    let mut factory = core_factory().map_err(|e| Failure::NotWired(e.to_string()))?;
+    let progress = Progress::new(quiet, s.peer_count());
+    let result = runner::run(&s, "default", factory.as_mut(), &mut |now, events, done| {
+        progress.update(now.as_secs_f64(), events, done)
+    });
+    progress.finish();
+    if !quiet {
+        print!("{}", report::table(std::slice::from_ref(&result.report)));
+    }
+    if let Some(dir) = out {
+        write(dir, |d| result.write(d))?;
+    }
+    Ok(())
+}
+
+fn sweep(path: &Path, out: Option<&Path>, jobs: usize) -> Result<(), Failure> {
+    let s = load(path)?;
+    let cells = s.cells();
+    print!("{}", summary(&s));
+    println!("sweep: {} cells", cells.len());
+    core_factory().map_err(|e| Failure::NotWired(e.to_string()))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| Failure::Input(format!("--jobs {jobs}: {e}")))?;
+    let results: Vec<Result<RunResult, Failure>> = pool.install(|| {
+        use rayon::prelude::*;
+        cells
+            .par_iter()
+            .map(|cell| {
+                let mut factory = core_factory().map_err(|e| Failure::NotWired(e.to_string()))?;
+                Ok(runner::run(&cell.scenario, &cell.policy, factory.as_mut(), &mut |_, _, _| {}))
+            })
+            .collect()
+    });
+    let mut reports: Vec<Report> = Vec::with_capacity(results.len());
+    for r in results {
+        reports.push(r?.report);
+    }
+    print!("{}", report::table(&reports));
+    if let Some(dir) = out {
+        write(dir, |d| report::write_sweep(d, &reports))?;
+    }
+    Ok(())
+}
+
+fn write(dir: &Path, f: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<(), Failure> {
+    f(dir).map_err(|e| Failure::Input(format!("{}: cannot write: {e}", dir.display())))
+}
+
+/// The scenario in a few lines, with its physical bounds.
+fn summary(s: &Scenario) -> String {
+    let b = Bounds::of(s);
+    let chunks = s.file_bytes().div_ceil(s.content.chunk_size.0.max(1));
+    let mut out = format!("scenario {} (seed {})\n", s.label(), s.seed);
+    match &s.content.live {
+        Some(l) => {
+            out += &format!(
+                "  content: live stream at {} for {}, buffer {}, {} chunks of {}\n",
+                l.bitrate, l.duration, l.buffer, chunks, s.content.chunk_size
+            )
+        }
+        None => {
+            out += &format!(
+                "  content: {} on demand, {} chunks of {}\n",
+                Bytes(s.file_bytes()),
+                chunks,
+                s.content.chunk_size
+            )
+        }
+    }
+    out += &format!("  seeds: {} × {} up\n", s.seeds.count, s.seeds.upload);
+    for (i, c) in s.peers.iter().enumerate() {
+        let name = c.name.clone().unwrap_or_else(|| format!("class{i}"));
+        out += &format!(
+            "  peers: {} × {name}: {} down / {} up, {} latency\n",
+            c.count, c.download, c.upload, c.latency
+        );
+    }
+    out += &match s.arrivals {
+        Arrivals::AllAtOnce => "  arrivals: all at once\n".to_string(),
+        Arrivals::Uniform { window } => format!("  arrivals: uniform over {window}\n"),
+        Arrivals::Poisson { rate } => format!("  arrivals: Poisson, {rate}/s\n"),
+    };
+    out += &format!(
+        "  policy: chunk {}, giver {}, {} transfers ({} up / {} down) per peer\n",
+        s.policy.chunk.name(),
+        s.policy.giver.name(),
+        s.policy.max_transfers,
+        s.policy.max_uploads,
+        s.policy.max_downloads
+    );
+    let caps = format!(
+        "u_s {}, Σu_i {}, d_min {}, N {}",
+        BitRate(b.origin_up_bps as u64),
+        BitRate(b.peer_up_bps as u64),
+        BitRate(b.d_min_bps as u64),
+        s.peer_count()
+    );
+    out += &match &s.content.live {
+        None => format!("  bounds: T_min = {:.2} s ({caps})\n", b.t_min_s),
+        Some(l) => format!(
+            "  bounds: r_max = {} ({caps}); the stream runs at {:.3} × r_max\n",
+            BitRate(b.r_max_bps as u64),
+            l.bitrate.0 as f64 / b.r_max_bps
+        ),
+    };
+    out
+}
+
+/// A progress bar on stderr, only on a terminal and only once a run has taken a second.
+struct Progress {
+    bar: Option<ProgressBar>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(quiet: bool, viewers: u64) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::hidden();
+            bar.set_length(viewers);
+            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} viewers done  {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self { bar, started: Instant::now() }
+    }
+
+    fn update(&self, sim_s: f64, events: u64, done: u64) {
+        let Some(bar) = &self.bar else { return };
+        if self.started.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        if bar.is_hidden() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        bar.set_position(done);
+        bar.set_message(format!("sim {sim_s:.1} s, {events} events"));
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

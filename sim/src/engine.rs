@@ -1,0 +1,483 @@
+//! The run loop: pops events in `(time, sequence)` order, carries messages between nodes
+//! through the network model, fires node timers when due, and feeds the metrics recorder.
+//!
+//! # Transport model
+//!
+//! A connection is two one-way byte streams. Each direction sends its messages one after
+//! the other, like a TCP stream: a message is first *transmitted* (a `Data` message as a
+//! flow in the [`Network`], sharing capacity max-min fairly with every other flow; a control
+//! message in `size / min(up_src, down_dst)` without a flow, its bytes still counted), then
+//! *propagates* for the path latency `latency(src) + latency(dst)`, then is handed to the
+//! receiver. For an isolated message that is latency + size/capacity, and messages on one
+//! connection arrive in the order they were sent. Opening a connection takes one latency
+//! for the connect to reach the acceptor and one more for the answer; a refused or
+//! unreachable connect is reported as `handle_closed` one round trip later. A close reaches
+//! the other end one latency after everything queued before it was transmitted.
+//!
+//! The tracker handles messages one at a time: each costs `tracker.processing`, and messages
+//! that arrive while it is busy wait their turn (a FIFO server), so small chunks can
+//! saturate it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use pdtp_core::{ConnId, Message, Span, Time};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::metrics::{Measured, Recorder, StreamClock};
+use crate::network::{Faults, FlowId, Network, NodeIx};
+use crate::node::{NodeEvent, NodeFactory, NodeSpec, Role, SimNode};
+use crate::queue::EventQueue;
+use crate::scenario::Scenario;
+use crate::wire_size::encoded_len;
+
+mod schedule;
+
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Every viewer completed (or left for good).
+    AllDone,
+    /// The scenario's time limit passed first.
+    TimeLimit,
+    /// Nothing was left to happen (a stuck run).
+    Quiescent,
+    /// Too many events at one simulated instant: a node keeps asking for a timeout that is
+    /// already due, or nodes ping-pong in zero time (a bug in a node, reported, not hung on).
+    Livelock,
+}
+
+/// Events at one simulated instant after which a run is declared livelocked.
+pub const LIVELOCK_EVENTS: u64 = 10_000_000;
+
+/// What a run produced, before it is related to the scenario's bounds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOutput {
+    /// The metrics' raw totals and per-viewer records.
+    pub measured: Measured,
+    /// Events popped from the queue.
+    pub events: u64,
+    /// Simulated time at the end.
+    pub end: Time,
+    /// Why it ended.
+    pub reason: EndReason,
+    /// Bytes uploaded by all nodes (network totals, control and data).
+    pub bytes_uploaded: u64,
+    /// Bytes downloaded by all nodes.
+    pub bytes_downloaded: u64,
+    /// Messages dropped because their connection was gone.
+    pub dropped_messages: u64,
+    /// Rate recomputations done by the network model.
+    pub rate_recomputations: u64,
+}
+
+/// The simulator's run loop over one scenario.
+pub struct Engine {
+    now: Time,
+    queue: EventQueue<Ev>,
+    net: Network,
+    net_timer: Option<Time>,
+    nodes: Vec<Slot>,
+    hosts: BTreeMap<String, u32>,
+    links: Vec<Link>,
+    free_links: Vec<u32>,
+    recorder: Recorder,
+    processing: Span,
+    pending: u64,
+    events: u64,
+    dropped: u64,
+    limit: Time,
+    livelock_events: u64,
+    rng: ChaCha8Rng,
+    churn: Option<crate::scenario::Churn>,
+    content_path: String,
+    seed_key: [u8; 32],
+}
+
+struct Slot {
+    role: Role,
+    peer: Option<u32>,
+    node: Box<dyn SimNode>,
+    net: NodeIx,
+    host: String,
+    online: bool,
+    returns: bool,
+    timer: Option<Time>,
+    busy_until: Time,
+    conns: BTreeMap<ConnId, LinkId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LinkId {
+    ix: u32,
+    generation: u32,
+}
+
+#[derive(Default)]
+struct Link {
+    generation: u32,
+    live: bool,
+    ends: [End; 2],
+}
+
+#[derive(Default)]
+struct End {
+    node: u32,
+    conn: Option<ConnId>,
+    mapped: bool,
+    open: bool,
+    queue: VecDeque<Out>,
+    inflight: Option<Message>,
+    flow: Option<FlowId>,
+    done_sending: bool,
+}
+
+enum Out {
+    Msg(Message),
+    Close,
+}
+
+enum Ev {
+    Start(u32),
+    Leave(u32),
+    Rejoin(u32),
+    Timer(u32),
+    Net,
+    SynArrive(LinkId),
+    SynAck(LinkId),
+    TxDone(LinkId, usize),
+    Deliver(LinkId, usize, Message),
+    Process(u32, ConnId, Message),
+    Fin(LinkId, usize),
+    Reset(LinkId, usize),
+}
+
+impl Engine {
+    /// Builds the nodes of `scenario` with `factory` and schedules arrivals, churn and the
+    /// time limit. All randomness comes from `scenario.seed`.
+    pub fn new(scenario: &Scenario, factory: &mut dyn NodeFactory) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
+        let faults = Faults { failure: scenario.faults.failure, corruption: scenario.faults.corruption };
+        let net = Network::new(faults, rng.next_u64());
+        let mut seed_key = [0u8; 32];
+        for part in seed_key.chunks_mut(8) {
+            part.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        let kind = if scenario.content.live.is_some() { "live" } else { "files" };
+        let content_path = format!("{kind}/{}", scenario.label());
+        let stream = scenario.content.live.map(|l| {
+            let chunk = scenario.content.chunk_size.0 as f64;
+            let geometry_chunks = scenario.file_bytes().div_ceil(scenario.content.chunk_size.0.max(1));
+            StreamClock {
+                chunk_ns: chunk * 8.0 / l.bitrate.0 as f64 * 1e9,
+                buffer: l.buffer.0,
+                last_chunk: geometry_chunks.saturating_sub(1) as u32,
+            }
+        });
+        let classes = scenario
+            .peers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                let label = c.name.clone().unwrap_or_else(|| format!("class{i}"));
+                std::iter::repeat_n(label, c.count as usize)
+            })
+            .collect();
+        let mut engine = Self {
+            now: Time::ZERO,
+            queue: EventQueue::new(),
+            net,
+            net_timer: None,
+            nodes: Vec::new(),
+            hosts: BTreeMap::new(),
+            links: Vec::new(),
+            free_links: Vec::new(),
+            recorder: Recorder::new(classes, stream),
+            processing: scenario.tracker.processing.0,
+            pending: scenario.peer_count(),
+            events: 0,
+            dropped: 0,
+            limit: Time::ZERO + scenario.time_limit.0,
+            livelock_events: LIVELOCK_EVENTS,
+            rng,
+            churn: scenario.churn,
+            content_path,
+            seed_key,
+        };
+        engine.build_nodes(scenario, factory);
+        engine
+    }
+
+    fn build_nodes(&mut self, scenario: &Scenario, factory: &mut dyn NodeFactory) {
+        let t = &scenario.tracker;
+        let tracker_host = "tracker".to_string();
+        self.add_node(
+            scenario,
+            factory,
+            Role::Tracker,
+            0,
+            None,
+            tracker_host.clone(),
+            (t.bandwidth, t.bandwidth, t.latency),
+        );
+        let s = &scenario.seeds;
+        for i in 0..s.count {
+            self.add_node(
+                scenario,
+                factory,
+                Role::Seed,
+                i,
+                None,
+                format!("seed{i}"),
+                (s.upload, s.download, s.latency),
+            );
+        }
+        let mut p = 0;
+        for (ci, class) in scenario.peers.iter().enumerate() {
+            for _ in 0..class.count {
+                let caps = (class.upload, class.download, class.latency);
+                self.add_node(scenario, factory, Role::Peer, p, Some(ci), format!("peer{p}"), caps);
+                p += 1;
+            }
+        }
+        // The tracker and the seeds are up from the start; viewers arrive per the scenario.
+        for n in 0..=s.count {
+            self.queue.push(Time::ZERO, Ev::Start(n));
+        }
+        let first_peer = s.count + 1;
+        let arrivals = schedule::arrivals(&mut self.rng, scenario.arrivals, scenario.peer_count());
+        for (k, at) in arrivals.into_iter().enumerate() {
+            self.queue.push(at, Ev::Start(first_peer + k as u32));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_node(
+        &mut self,
+        scenario: &Scenario,
+        factory: &mut dyn NodeFactory,
+        role: Role,
+        index: u32,
+        class: Option<usize>,
+        host: String,
+        (up, down, latency): (crate::units::BitRate, crate::units::BitRate, crate::units::Duration),
+    ) {
+        let spec = NodeSpec {
+            scenario,
+            role,
+            index,
+            host: &host,
+            tracker_host: "tracker",
+            class,
+            rng_seed: self.rng.next_u64(),
+            content_path: &self.content_path,
+            seed_key: &self.seed_key,
+        };
+        let node = factory.build(&spec);
+        let net = self.net.add_node(up.0, down.0, latency.0);
+        let ix = self.nodes.len() as u32;
+        self.hosts.insert(host.clone(), ix);
+        self.nodes.push(Slot {
+            role,
+            peer: (role == Role::Peer).then_some(index),
+            node,
+            net,
+            host,
+            online: false,
+            returns: false,
+            timer: None,
+            busy_until: Time::ZERO,
+            conns: BTreeMap::new(),
+        });
+    }
+
+    /// Lowers the livelock threshold (events at one instant); for tests.
+    pub fn with_livelock_limit(mut self, events: u64) -> Self {
+        self.livelock_events = events;
+        self
+    }
+
+    /// Runs to the end; `progress(now, events, viewers_done)` is called every 65 536 events.
+    pub fn run(mut self, progress: &mut dyn FnMut(Time, u64, u64)) -> RunOutput {
+        let total = self.pending;
+        let mut same_instant = 0u64;
+        let reason = loop {
+            if self.pending == 0 {
+                break EndReason::AllDone;
+            }
+            match self.queue.peek_time() {
+                None => break EndReason::Quiescent,
+                Some(t) if t > self.limit => {
+                    self.now = self.limit;
+                    break EndReason::TimeLimit;
+                }
+                Some(_) => {}
+            }
+            let Some((at, ev)) = self.queue.pop() else { break EndReason::Quiescent };
+            if at == self.now {
+                same_instant += 1;
+                if same_instant > self.livelock_events {
+                    break EndReason::Livelock;
+                }
+            } else {
+                same_instant = 0;
+            }
+            self.now = at;
+            self.events += 1;
+            if self.events & 0xffff == 0 {
+                progress(self.now, self.events, total - self.pending);
+            }
+            self.step(ev);
+            self.sync_net();
+        };
+        let (mut up, mut down) = (0, 0);
+        for s in &self.nodes {
+            up += self.net.uploaded(s.net);
+            down += self.net.downloaded(s.net);
+        }
+        RunOutput {
+            measured: self.recorder.finish(self.now),
+            events: self.events,
+            end: self.now,
+            reason,
+            bytes_uploaded: up,
+            bytes_downloaded: down,
+            dropped_messages: self.dropped,
+            rate_recomputations: self.net.recomputations(),
+        }
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Start(n) => self.start(n, false),
+            Ev::Rejoin(n) => self.start(n, true),
+            Ev::Leave(n) => self.leave(n),
+            Ev::Timer(n) => {
+                let s = &mut self.nodes[n as usize];
+                if s.online && s.timer == Some(self.now) {
+                    s.timer = None;
+                    s.node.handle_timeout(self.now);
+                    self.drain(n);
+                }
+            }
+            Ev::Net => {
+                if self.net_timer == Some(self.now) {
+                    self.net_timer = None;
+                    self.net.handle_timeout(self.now);
+                    while let Some(c) = self.net.poll_completion() {
+                        let id = LinkId { ix: (c.tag >> 1) as u32, generation: (c.tag >> 33) as u32 };
+                        self.transmitted(id, (c.tag & 1) as usize, Some((c.outcome, c.bytes)));
+                    }
+                }
+            }
+            Ev::SynArrive(l) => self.syn_arrive(l),
+            Ev::SynAck(l) => {
+                if let Some(link) = self.link_mut(l) {
+                    link.ends[0].open = true;
+                    let (n, conn, mapped) = (link.ends[0].node, link.ends[0].conn, link.ends[0].mapped);
+                    if let (true, Some(conn)) = (mapped, conn) {
+                        self.nodes[n as usize].node.handle_connected(self.now, conn);
+                        self.drain(n);
+                    }
+                    self.pump(l, 0);
+                }
+            }
+            Ev::TxDone(l, d) => self.transmitted(l, d, None),
+            Ev::Deliver(l, d, msg) => self.deliver(l, d, msg),
+            Ev::Process(n, conn, msg) => {
+                let s = &mut self.nodes[n as usize];
+                if s.online && s.conns.contains_key(&conn) {
+                    self.recorder.tracker_message(self.now, encoded_len(&msg));
+                    s.node.handle_message(self.now, conn, msg);
+                    self.drain(n);
+                } else {
+                    self.dropped += 1;
+                }
+            }
+            Ev::Fin(l, d) | Ev::Reset(l, d) => self.closed_at(l, 1 - d),
+        }
+    }
+
+    fn start(&mut self, n: u32, rejoin: bool) {
+        let s = &mut self.nodes[n as usize];
+        s.online = true;
+        s.node.start(self.now);
+        if let Some(p) = s.peer {
+            self.recorder.arrive(p, self.now);
+            if !rejoin
+                && let Some(churn) = self.churn
+                && schedule::unit(&mut self.rng) < churn.leave
+            {
+                let stay = schedule::exponential(&mut self.rng, churn.stay.0);
+                self.queue.push(self.now + stay, Ev::Leave(n));
+            }
+        }
+        self.drain(n);
+    }
+
+    fn leave(&mut self, n: u32) {
+        let now = self.now;
+        let conns = std::mem::take(&mut self.nodes[n as usize].conns);
+        for (_, l) in conns {
+            self.kill_link(l, n);
+        }
+        let s = &mut self.nodes[n as usize];
+        s.online = false;
+        s.timer = None;
+        s.node.stop(now);
+        let Some(p) = s.peer else { return };
+        self.recorder.leave(p, now);
+        let returns = self.churn.is_some_and(|c| schedule::unit(&mut self.rng) < c.rejoin);
+        self.nodes[n as usize].returns = returns;
+        if returns {
+            let away = schedule::exponential(&mut self.rng, self.churn.map_or(Span::ZERO, |c| c.away.0));
+            self.queue.push(now + away, Ev::Rejoin(n));
+        } else if !self.recorder.is_done(p) {
+            self.pending = self.pending.saturating_sub(1);
+        }
+    }
+
+    /// Drains a node's outputs and re-arms its timer.
+    fn drain(&mut self, n: u32) {
+        while let Some(t) = self.nodes[n as usize].node.poll_transmit() {
+            self.transmit(n, t);
+        }
+        while let Some(ev) = self.nodes[n as usize].node.poll_event() {
+            let s = &self.nodes[n as usize];
+            match s.peer {
+                Some(p) => {
+                    if ev == NodeEvent::Completed && !self.recorder.is_done(p) {
+                        self.pending = self.pending.saturating_sub(1);
+                    }
+                    self.recorder.peer_event(p, self.now, ev);
+                }
+                None if ev == NodeEvent::TransferFailed => self.recorder.failure(),
+                None => {}
+            }
+        }
+        let s = &mut self.nodes[n as usize];
+        // A deadline already past fires now.
+        let want = if s.online { s.node.poll_timeout().map(|t| t.max(self.now)) } else { None };
+        if want != s.timer {
+            s.timer = want;
+            if let Some(t) = want {
+                self.queue.push(t, Ev::Timer(n));
+            }
+        }
+    }
+
+    fn sync_net(&mut self) {
+        let want = self.net.poll_timeout().map(|t| t.max(self.now));
+        if want != self.net_timer {
+            self.net_timer = want;
+            if let Some(t) = self.net_timer {
+                self.queue.push(t, Ev::Net);
+            }
+        }
+    }
+}
+
+mod links;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+//! Connections: opening, the per-direction send queues, delivery, closing and resets.
+
+use pdtp_core::{ConnId, Message, Payload, Transmit};
+
+use super::{Engine, Ev, Link, LinkId, Out};
+use crate::network::Outcome;
+use crate::node::Role;
+use crate::wire_size::encoded_len;
+
+impl Engine {
+    /// Carries out one instruction from node `n`.
+    pub(super) fn transmit(&mut self, n: u32, t: Transmit) {
+        match t {
+            Transmit::Send { conn, msg } => match self.nodes[n as usize].conns.get(&conn).copied() {
+                Some(l) => {
+                    let d = self.side(l, n);
+                    if let Some(link) = self.link_mut(l) {
+                        link.ends[d].queue.push_back(Out::Msg(msg));
+                    }
+                    self.pump(l, d);
+                }
+                None => self.dropped += 1,
+            },
+            Transmit::Connect { conn, endpoint } => self.connect(n, conn, &endpoint.host),
+            Transmit::Close { conn, .. } => {
+                if let Some(l) = self.nodes[n as usize].conns.remove(&conn) {
+                    let d = self.side(l, n);
+                    if let Some(link) = self.link_mut(l) {
+                        link.ends[d].mapped = false;
+                        link.ends[d].queue.push_back(Out::Close);
+                    }
+                    self.pump(l, d);
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, n: u32, conn: ConnId, host: &str) {
+        let target = self.hosts.get(host).copied();
+        let l = self.alloc_link();
+        let link = &mut self.links[l.ix as usize];
+        link.ends[0].node = n;
+        link.ends[0].conn = Some(conn);
+        link.ends[0].mapped = true;
+        self.nodes[n as usize].conns.insert(conn, l);
+        match target {
+            Some(t) if t != n => {
+                self.links[l.ix as usize].ends[1].node = t;
+                let lat = self.net.latency(self.nodes[n as usize].net, self.nodes[t as usize].net);
+                self.queue.push(self.now + lat, Ev::SynArrive(l));
+            }
+            // An unknown host: refused after a nominal round trip to the tracker's latency.
+            _ => {
+                let lat = self.net.latency(self.nodes[n as usize].net, self.nodes[0].net);
+                self.queue.push(self.now + lat + lat, Ev::Reset(l, 1));
+            }
+        }
+    }
+
+    pub(super) fn syn_arrive(&mut self, l: LinkId) {
+        let Some(link) = self.link_mut(l) else { return };
+        let (a, b) = (link.ends[0].node, link.ends[1].node);
+        let lat = self.net.latency(self.nodes[a as usize].net, self.nodes[b as usize].net);
+        let from = self.nodes[a as usize].host.clone();
+        let target = &mut self.nodes[b as usize];
+        let accepted = if target.online { target.node.accept(self.now, &from) } else { None };
+        match accepted {
+            Some(conn) => {
+                target.conns.insert(conn, l);
+                let link = &mut self.links[l.ix as usize];
+                link.ends[1].conn = Some(conn);
+                link.ends[1].mapped = true;
+                link.ends[1].open = true;
+                self.queue.push(self.now + lat, Ev::SynAck(l));
+                self.drain(b);
+                self.pump(l, 1);
+            }
+            None => {
+                self.drain(b);
+                self.queue.push(self.now + lat, Ev::Reset(l, 1));
+            }
+        }
+    }
+
+    /// Starts transmitting the next queued message of direction `d`, if idle.
+    pub(super) fn pump(&mut self, l: LinkId, d: usize) {
+        let now = self.now;
+        let Some(link) = self.link_mut(l) else { return };
+        let end = &mut link.ends[d];
+        if !end.open || end.inflight.is_some() || end.done_sending {
+            return;
+        }
+        let Some(out) = end.queue.pop_front() else { return };
+        let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
+        let (sn, dn) = (self.nodes[src as usize].net, self.nodes[dst as usize].net);
+        match out {
+            Out::Close => {
+                self.links[l.ix as usize].ends[d].done_sending = true;
+                let lat = self.net.latency(sn, dn);
+                self.queue.push(now + lat, Ev::Fin(l, d));
+            }
+            Out::Msg(msg) => {
+                let size = encoded_len(&msg);
+                if self.nodes[src as usize].role == Role::Tracker {
+                    self.recorder.tracker_message(now, size);
+                }
+                let is_data = matches!(msg, Message::Data(_));
+                let end = &mut self.links[l.ix as usize].ends[d];
+                end.inflight = Some(msg);
+                if is_data {
+                    let tag = (u64::from(l.generation) << 33) | (u64::from(l.ix) << 1) | d as u64;
+                    end.flow = Some(self.net.start_flow(now, sn, dn, size, tag));
+                } else {
+                    self.net.account(sn, dn, size);
+                    let dt = self.net.serialisation(sn, dn, size);
+                    self.queue.push(now + dt, Ev::TxDone(l, d));
+                }
+            }
+        }
+    }
+
+    /// The in-flight message of direction `d` finished transmitting (`flow` for data).
+    pub(super) fn transmitted(&mut self, l: LinkId, d: usize, flow: Option<(Outcome, u64)>) {
+        let now = self.now;
+        let Some(link) = self.link_mut(l) else { return };
+        let end = &mut link.ends[d];
+        end.flow = None;
+        let Some(mut msg) = end.inflight.take() else { return };
+        let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
+        let lat = self.net.latency(self.nodes[src as usize].net, self.nodes[dst as usize].net);
+        if let (Message::Data(data), Some((outcome, _))) = (&mut msg, flow) {
+            let (s, t) = (&self.nodes[src as usize], &self.nodes[dst as usize]);
+            let bytes = u64::from(data.payload.len());
+            self.recorder.payload(now, s.peer, t.peer, bytes, s.role == Role::Seed);
+            match outcome {
+                Outcome::Delivered => {}
+                Outcome::Corrupted => corrupt(&mut data.payload),
+                Outcome::Failed => {
+                    // The connection breaks: both ends learn it one latency later.
+                    self.break_link(l, lat);
+                    return;
+                }
+            }
+        }
+        self.queue.push(now + lat, Ev::Deliver(l, d, msg));
+        self.pump(l, d);
+        self.maybe_free(l);
+    }
+
+    pub(super) fn deliver(&mut self, l: LinkId, d: usize, msg: Message) {
+        let now = self.now;
+        let Some(link) = self.link_mut(l) else {
+            self.dropped += 1;
+            return;
+        };
+        let end = &link.ends[1 - d];
+        let (n, conn) = match (end.mapped, end.conn) {
+            (true, Some(c)) => (end.node, c),
+            _ => {
+                self.dropped += 1;
+                return;
+            }
+        };
+        let s = &mut self.nodes[n as usize];
+        if s.role == Role::Tracker && self.processing > pdtp_core::Span::ZERO {
+            let at = s.busy_until.max(now) + self.processing;
+            s.busy_until = at;
+            self.queue.push(at, Ev::Process(n, conn, msg));
+            return;
+        }
+        if s.role == Role::Tracker {
+            self.recorder.tracker_message(now, encoded_len(&msg));
+        }
+        s.node.handle_message(now, conn, msg);
+        self.drain(n);
+    }
+
+    /// End `e` of the link learns that the connection is gone.
+    pub(super) fn closed_at(&mut self, l: LinkId, e: usize) {
+        let now = self.now;
+        let Some(link) = self.link_mut(l) else { return };
+        let end = &mut link.ends[e];
+        let was_mapped = end.mapped;
+        end.mapped = false;
+        end.done_sending = true;
+        let (n, conn) = (end.node, end.conn);
+        if let (true, Some(conn)) = (was_mapped, conn) {
+            self.nodes[n as usize].conns.remove(&conn);
+            self.nodes[n as usize].node.handle_closed(now, conn);
+            self.drain(n);
+        }
+        self.maybe_free(l);
+    }
+
+    /// Node `n` vanished (churn): the other end learns it one latency later.
+    pub(super) fn kill_link(&mut self, l: LinkId, n: u32) {
+        let Some(link) = self.link_mut(l) else { return };
+        let d = usize::from(link.ends[0].node != n);
+        link.ends[d].mapped = false;
+        let (a, b) = (link.ends[0].node, link.ends[1].node);
+        let lat = self.net.latency(self.nodes[a as usize].net, self.nodes[b as usize].net);
+        self.break_link(l, lat);
+    }
+
+    /// Stops both directions at once (cancelling flows) and tells the still-mapped ends.
+    fn break_link(&mut self, l: LinkId, lat: pdtp_core::Span) {
+        let now = self.now;
+        for d in 0..2 {
+            let end = &mut self.links[l.ix as usize].ends[d];
+            end.queue.clear();
+            end.inflight = None;
+            end.done_sending = true;
+            if let Some(f) = end.flow.take() {
+                self.net.cancel_flow(now, f);
+            }
+            if end.mapped {
+                // Ev::Reset(l, x) notifies end 1 - x.
+                self.queue.push(now + lat, Ev::Reset(l, 1 - d));
+            }
+        }
+        self.maybe_free(l);
+    }
+
+    fn maybe_free(&mut self, l: LinkId) {
+        let link = &self.links[l.ix as usize];
+        let idle = |d: usize| {
+            let e = &link.ends[d];
+            !e.mapped && e.inflight.is_none() && (e.done_sending || e.queue.is_empty())
+        };
+        if link.live && idle(0) && idle(1) {
+            let link = &mut self.links[l.ix as usize];
+            link.live = false;
+            link.ends = Default::default();
+            self.free_links.push(l.ix);
+        }
+    }
+
+    fn alloc_link(&mut self) -> LinkId {
+        let ix = match self.free_links.pop() {
+            Some(ix) => ix,
+            None => {
+                self.links.push(Link::default());
+                (self.links.len() - 1) as u32
+            }
+        };
+        let link = &mut self.links[ix as usize];
+        link.generation = link.generation.wrapping_add(1) & 0x7fff_ffff;
+        link.live = true;
+        LinkId { ix, generation: link.generation }
+    }
+
+    pub(super) fn link_mut(&mut self, l: LinkId) -> Option<&mut Link> {
+        self.links.get_mut(l.ix as usize).filter(|k| k.live && k.generation == l.generation)
+    }
+
+    fn side(&self, l: LinkId, n: u32) -> usize {
+        usize::from(self.links[l.ix as usize].ends[0].node != n)
+    }
+}
+
+/// A corrupted virtual payload: same length, a different content tag.
+fn corrupt(p: &mut Payload) {
+    match p {
+        Payload::Virtual { tag, .. } => tag.0[0] ^= 0xff,
+        Payload::Real(b) => {
+            let mut v = b.to_vec();
+            if let Some(x) = v.first_mut() {
+                *x ^= 0xff;
+            }
+            *b = v.into();
+        }
+    }
+}

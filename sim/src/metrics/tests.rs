@@ -1,0 +1,104 @@
+use super::*;
+use pdtp_core::Span;
+
+#[test]
+fn t_min_takes_the_tightest_of_three_limits() {
+    // 100 MB file, 100 Mbit/s seed, 1000 peers at 5 Mbit/s up, 20 Mbit/s slowest down.
+    let f = 100_000_000;
+    let t = t_min_s(f, 100e6, 1000.0 * 5e6, 20e6, 1000);
+    // F/u_s = 8 s, F/d_min = 40 s, N·F/(u_s+Σu) = 8e11/5.1e9 ≈ 156.9 s.
+    assert!((t - 8e11 / 5.1e9).abs() < 1e-9, "{t}");
+    // One peer: the seed is the limit.
+    assert!((t_min_s(f, 10e6, 5e6, 100e6, 1) - 80.0).abs() < 1e-9);
+    // One peer with a slow download: the download is the limit.
+    assert!((t_min_s(f, 100e6, 5e6, 10e6, 1) - 80.0).abs() < 1e-9);
+}
+
+#[test]
+fn r_max_is_the_seed_or_the_shared_upload() {
+    assert_eq!(r_max_bps(10e6, 90e6, 10), 10e6);
+    assert_eq!(r_max_bps(10e6, 90e6, 100), 1e6);
+}
+
+#[test]
+fn percentiles_are_nearest_rank() {
+    let v: Vec<f64> = (1..=100).map(f64::from).collect();
+    assert_eq!(percentile(&v, 0.5), Some(50.0));
+    assert_eq!(percentile(&v, 0.99), Some(99.0));
+    assert_eq!(percentile(&v, 1.0), Some(100.0));
+    assert_eq!(percentile(&v, 0.0), Some(1.0));
+    assert_eq!(percentile(&[], 0.5), None);
+}
+
+fn secs(s: f64) -> Time {
+    Time::ZERO + Span::from_secs_f64(s)
+}
+
+#[test]
+fn completion_counts_from_arrival_and_makespan_from_zero() {
+    let mut r = Recorder::new(vec!["a".into(), "b".into()], None);
+    r.arrive(0, secs(1.0));
+    r.arrive(1, secs(2.0));
+    r.peer_event(0, secs(5.0), NodeEvent::Completed);
+    r.peer_event(0, secs(6.0), NodeEvent::Completed); // only the first counts
+    r.payload(secs(0.5), None, Some(0), 1000, true);
+    r.payload(secs(1.5), Some(0), Some(1), 600, false);
+    r.tracker_message(secs(0.1), 50);
+    r.tracker_message(secs(0.9), 50);
+    r.tracker_message(secs(1.2), 50);
+    let m = r.finish(secs(10.0));
+    assert_eq!(m.records[0].completion_s, Some(4.0));
+    assert_eq!(m.records[1].completion_s, None);
+    assert_eq!(m.makespan_s, Some(5.0));
+    assert_eq!(m.origin_bytes, 1000);
+    assert_eq!(m.payload_bytes, 1600);
+    assert_eq!(m.records[0].uploaded_bytes, 600);
+    assert_eq!(m.records[1].downloaded_bytes, 600);
+    assert_eq!(m.tracker_msgs_per_s_peak, 2);
+    assert_eq!(m.tracker_bytes, 150);
+    assert_eq!(m.origin_per_s, vec![1000]);
+}
+
+#[test]
+fn live_playback_counts_deadlines_and_stalls() {
+    // τ = 1 s per chunk, 2 s buffer, 10 chunks.
+    let clock = StreamClock { chunk_ns: 1e9, buffer: Span::from_secs(2), last_chunk: 9 };
+    let mut r = Recorder::new(vec!["a".into()], Some(clock));
+    r.arrive(0, secs(0.0));
+    // Chunk 0 is produced at 1 s; ready at 1.5 s; playback starts at max(1.5, 1 + 2) = 3 s.
+    r.peer_event(0, secs(1.5), NodeEvent::InOrder { chunk: 0 });
+    // Deadlines: chunk j at 3 + j. Chunks 1..=3 on time, 4 late (deadline 7), 5 on time,
+    // 6 late, 7..=9 on time.
+    for (j, t) in [(1, 2.5), (2, 3.5), (3, 4.5), (4, 7.5), (5, 7.9), (6, 9.5), (7, 9.8), (8, 10.5), (9, 11.0)]
+    {
+        r.peer_event(0, secs(t), NodeEvent::InOrder { chunk: j });
+    }
+    let m = r.finish(secs(20.0));
+    let p = &m.records[0];
+    assert_eq!(p.startup_s, Some(3.0));
+    assert_eq!(p.due_chunks, Some(10));
+    assert_eq!(p.on_time_chunks, Some(8));
+    assert_eq!(p.continuity, Some(0.8));
+    assert_eq!(p.stalls, Some(2));
+    // Lags: ready − produced(j) = t − (j + 1).
+    let lags = [0.5, 0.5, 0.5, 0.5, 2.5, 1.9, 2.5, 1.8, 1.5, 1.0];
+    let mean = lags.iter().sum::<f64>() / 10.0;
+    assert!((p.live_lag_s.unwrap() - mean).abs() < 1e-9);
+}
+
+#[test]
+fn a_viewer_that_never_plays_has_zero_continuity_and_only_due_chunks_count() {
+    let clock = StreamClock { chunk_ns: 1e9, buffer: Span::from_secs(2), last_chunk: 99 };
+    let mut r = Recorder::new(vec!["a".into(), "b".into()], Some(clock));
+    r.arrive(0, secs(4.5)); // edge is chunk 3 (produced at 4 s); play would start at 6 s
+    r.arrive(1, secs(0.0));
+    r.peer_event(1, secs(1.0), NodeEvent::InOrder { chunk: 0 });
+    r.leave(1, secs(5.5)); // deadlines 3, 4, 5 passed: 3 chunks due, only chunk 0 present
+    let m = r.finish(secs(10.0));
+    assert_eq!(m.records[0].startup_s, None);
+    assert_eq!(m.records[0].due_chunks, Some(5)); // deadlines 6, 7, 8, 9, 10
+    assert_eq!(m.records[0].continuity, Some(0.0));
+    assert_eq!(m.records[1].due_chunks, Some(3));
+    assert_eq!(m.records[1].on_time_chunks, Some(1));
+    assert_eq!(m.records[1].stalls, Some(1));
+}

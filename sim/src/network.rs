@@ -1,0 +1,476 @@
+//! The flow-level network model: its own seeded machine with a handle/poll shape (STYLE 20).
+//!
+//! # Model
+//!
+//! Every node has an upload capacity and a download capacity (bytes per second here; the
+//! scenario speaks bit/s and converts once). A *flow* moves `bytes` from `src` to `dst`; it
+//! consumes `src`'s upload and `dst`'s download. The rates of concurrent flows are the
+//! **max-min fair** allocation over those two resources per node, computed exactly by
+//! progressive filling (water-filling): raise every flow's rate together; when a resource
+//! saturates, freeze its flows at their current rate; continue with the rest. A flow's
+//! completion time is then exact for the model: `since + remaining / rate`, rounded *up* to
+//! the nanosecond. Nothing is time-stepped.
+//!
+//! # What a change recomputes
+//!
+//! Starting or cancelling a flow (and a flow completing) marks its two ends *dirty*. On the
+//! next [`Network::handle_timeout`] (which [`Network::poll_timeout`] asks for at the same
+//! instant, so every change made at one instant is batched into one update) the model
+//! updates rates **locally** (see `network/local.rs`): each resource (a node's upload or
+//! download) keeps a water level; the levels of the changed resources are recomputed, and a
+//! level that moves re-queues the resources at the other ends of its flows, until nothing
+//! moves. Cost: O(d log d) per resource looked at (d = its flows), times the number of
+//! resources the change reaches — typically a few hops, not the swarm. If the propagation
+//! has not settled within a step budget, the model falls back to progressive filling over the
+//! whole **connected component** of the dirty nodes (the graph whose edges are active flows):
+//! O((F_c + R_c) log(F_c + R_c)) for F_c flows and R_c resources, the whole swarm in the worst
+//! case. Either way the result is the exact max-min allocation (up to float rounding, checked
+//! against a from-scratch re-fill by a test). Flows whose rate did not change keep their
+//! scheduled completion.
+//!
+//! # Faults
+//!
+//! Each completing flow may fail (nothing usable arrives) or arrive corrupted, with the
+//! probabilities given to [`Network::new`], drawn from the network's own seeded generator.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
+
+use pdtp_core::{Span, Time};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+/// Worklist steps the local update may take before falling back to a component re-fill.
+const LOCAL_BUDGET: usize = 4096;
+
+/// A node of the network model (the simulator uses the same index for its nodes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeIx(pub u32);
+
+/// A handle on one flow; stale handles (of finished flows) are recognised and ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlowId {
+    slot: u32,
+    generation: u32,
+}
+
+/// How a flow ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every byte arrived intact.
+    Delivered,
+    /// The bytes moved but arrived altered (the receiver will see a wrong hash).
+    Corrupted,
+    /// The transfer broke: nothing usable arrived (the bytes still used the links).
+    Failed,
+}
+
+/// A finished flow, drained with [`Network::poll_completion`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The flow.
+    pub flow: FlowId,
+    /// The caller's tag given to [`Network::start_flow`].
+    pub tag: u64,
+    /// Sender.
+    pub src: NodeIx,
+    /// Receiver.
+    pub dst: NodeIx,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// When it finished.
+    pub at: Time,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Per-transfer fault probabilities.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Faults {
+    /// Probability that a flow fails.
+    pub failure: f64,
+    /// Probability that a flow that did not fail arrives corrupted.
+    pub corruption: f64,
+}
+
+/// The network model. See the module documentation.
+#[derive(Debug)]
+pub struct Network {
+    nodes: Vec<Node>,
+    flows: Vec<Flow>,
+    free: Vec<u32>,
+    active: usize,
+    finish: BinaryHeap<Reverse<Finish>>,
+    dirty: Vec<NodeIx>,
+    dirty_since: Option<Time>,
+    completions: VecDeque<Completion>,
+    faults: Faults,
+    rng: ChaCha8Rng,
+    // Scratch space for recomputation, kept to avoid reallocating.
+    mark: Vec<u32>,
+    local: Vec<u32>,
+    frozen: Vec<u32>,
+    new_rate: Vec<f64>,
+    level: Vec<f64>,
+    in_work: Vec<u32>,
+    pending: Vec<bool>,
+    epoch: u32,
+    recomputations: u64,
+    full_recomputations: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    up: f64,
+    down: f64,
+    latency: Span,
+    out: Vec<u32>,
+    inn: Vec<u32>,
+    uploaded: u64,
+    downloaded: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Flow {
+    live: bool,
+    generation: u32,
+    src: NodeIx,
+    dst: NodeIx,
+    bytes: u64,
+    remaining: f64,
+    rate: f64,
+    since: Time,
+    version: u32,
+    tag: u64,
+    finish_at: Time,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Finish {
+    at: Time,
+    slot: u32,
+    version: u32,
+}
+
+/// An f64 with a total order, for the filling heap.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Share(f64);
+impl Eq for Share {}
+impl PartialOrd for Share {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Share {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl Network {
+    /// An empty network with the given fault probabilities, seeded for its fault draws.
+    pub fn new(faults: Faults, seed: u64) -> Self {
+        Self {
+            nodes: Vec::new(),
+            flows: Vec::new(),
+            free: Vec::new(),
+            active: 0,
+            finish: BinaryHeap::new(),
+            dirty: Vec::new(),
+            dirty_since: None,
+            completions: VecDeque::new(),
+            faults,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            mark: Vec::new(),
+            local: Vec::new(),
+            frozen: Vec::new(),
+            new_rate: Vec::new(),
+            level: Vec::new(),
+            in_work: Vec::new(),
+            pending: Vec::new(),
+            epoch: 0,
+            recomputations: 0,
+            full_recomputations: 0,
+        }
+    }
+
+    /// Adds a node with upload and download capacity in **bits per second** and a one-way
+    /// access latency (a message from `a` to `b` takes `latency(a) + latency(b)`).
+    pub fn add_node(&mut self, up_bps: u64, down_bps: u64, latency: Span) -> NodeIx {
+        let ix = NodeIx(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
+        self.nodes.push(Node {
+            up: up_bps as f64 / 8.0,
+            down: down_bps as f64 / 8.0,
+            latency,
+            out: Vec::new(),
+            inn: Vec::new(),
+            uploaded: 0,
+            downloaded: 0,
+        });
+        self.mark.push(0);
+        self.local.push(0);
+        self.level.extend([f64::INFINITY, f64::INFINITY]);
+        self.in_work.extend([0, 0]);
+        self.pending.extend([false, false]);
+        ix
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// One-way latency of a message from `a` to `b`.
+    pub fn latency(&self, a: NodeIx, b: NodeIx) -> Span {
+        self.nodes[a.0 as usize].latency + self.nodes[b.0 as usize].latency
+    }
+
+    /// Time to serialise `bytes` from `a` to `b` at the narrower of `a`'s upload and `b`'s
+    /// download capacity, ignoring other traffic (the model for small control messages).
+    pub fn serialisation(&self, a: NodeIx, b: NodeIx, bytes: u64) -> Span {
+        let rate = self.nodes[a.0 as usize].up.min(self.nodes[b.0 as usize].down);
+        Span::from_nanos(nanos_for(bytes as f64, rate))
+    }
+
+    /// Counts bytes sent outside flows (control messages) in the per-node totals.
+    pub fn account(&mut self, a: NodeIx, b: NodeIx, bytes: u64) {
+        self.nodes[a.0 as usize].uploaded += bytes;
+        self.nodes[b.0 as usize].downloaded += bytes;
+    }
+
+    /// Starts a flow of `bytes` from `src` to `dst` at `now`; `tag` comes back in its
+    /// [`Completion`].
+    pub fn start_flow(&mut self, now: Time, src: NodeIx, dst: NodeIx, bytes: u64, tag: u64) -> FlowId {
+        let flow = Flow {
+            live: true,
+            generation: 0,
+            src,
+            dst,
+            bytes,
+            remaining: bytes as f64,
+            rate: 0.0,
+            since: now,
+            version: 0,
+            tag,
+            finish_at: Time::NEVER,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                let generation = self.flows[s as usize].generation.wrapping_add(1);
+                self.flows[s as usize] = Flow { generation, ..flow };
+                s
+            }
+            None => {
+                self.flows.push(flow);
+                u32::try_from(self.flows.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.nodes[src.0 as usize].out.push(slot);
+        self.nodes[dst.0 as usize].inn.push(slot);
+        self.active += 1;
+        self.touch(now, src, dst);
+        FlowId { slot, generation: self.flows[slot as usize].generation }
+    }
+
+    /// Cancels a flow (an end left the swarm). Returns the bytes it had moved, which are
+    /// counted in the per-node totals; `None` if the flow had already finished.
+    pub fn cancel_flow(&mut self, now: Time, id: FlowId) -> Option<u64> {
+        let f = self.flows.get(id.slot as usize)?;
+        if !f.live || f.generation != id.generation {
+            return None;
+        }
+        let elapsed = now.saturating_since(f.since).as_nanos() as f64 / 1e9;
+        let left = (f.remaining - f.rate * elapsed).max(0.0);
+        let moved = f.bytes.saturating_sub(left.ceil() as u64);
+        let (src, dst) = (f.src, f.dst);
+        self.remove(id.slot);
+        self.nodes[src.0 as usize].uploaded += moved;
+        self.nodes[dst.0 as usize].downloaded += moved;
+        self.touch(now, src, dst);
+        Some(moved)
+    }
+
+    /// The current rate of a flow in bytes per second (zero until the next recomputation
+    /// after it started); `None` for a finished flow.
+    pub fn rate(&self, id: FlowId) -> Option<f64> {
+        let f = self.flows.get(id.slot as usize)?;
+        (f.live && f.generation == id.generation).then_some(f.rate)
+    }
+
+    /// Number of flows in progress.
+    pub fn active_flows(&self) -> usize {
+        self.active
+    }
+
+    /// Bytes a node has uploaded so far (finished and cancelled flows, control messages).
+    pub fn uploaded(&self, n: NodeIx) -> u64 {
+        self.nodes[n.0 as usize].uploaded
+    }
+
+    /// Bytes a node has downloaded so far.
+    pub fn downloaded(&self, n: NodeIx) -> u64 {
+        self.nodes[n.0 as usize].downloaded
+    }
+
+    /// How many times rates were brought up to date (a cost counter for reports).
+    pub fn recomputations(&self) -> u64 {
+        self.recomputations
+    }
+
+    /// How many of those fell back to re-filling a whole component.
+    pub fn full_recomputations(&self) -> u64 {
+        self.full_recomputations
+    }
+
+    /// The earliest time the model wants [`Network::handle_timeout`].
+    ///
+    /// Changes with: `start_flow` and `cancel_flow` (which ask for a recomputation at the
+    /// time of the change) and `handle_timeout` (which completes flows and re-rates).
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let next = self.finish.peek().map(|Reverse(f)| f.at);
+        match (self.dirty_since, next) {
+            (Some(d), Some(n)) => Some(d.min(n)),
+            (d, n) => d.or(n),
+        }
+    }
+
+    /// Recomputes pending rate changes and completes every flow due at or before `now`.
+    ///
+    /// Completions are queued for [`Network::poll_completion`] in (finish time, flow) order.
+    pub fn handle_timeout(&mut self, now: Time) {
+        loop {
+            self.recompute(now);
+            let mut any = false;
+            while let Some(Reverse(top)) = self.finish.peek().copied() {
+                if top.at > now {
+                    break;
+                }
+                self.finish.pop();
+                let f = &self.flows[top.slot as usize];
+                if !f.live || f.version != top.version {
+                    continue; // superseded by a re-rate, or cancelled
+                }
+                any = true;
+                self.complete(top.slot, top.at);
+            }
+            if !any {
+                break;
+            }
+        }
+        self.recompute(now);
+    }
+
+    /// The next finished flow, if any.
+    pub fn poll_completion(&mut self) -> Option<Completion> {
+        self.completions.pop_front()
+    }
+
+    fn complete(&mut self, slot: u32, at: Time) {
+        let f = &self.flows[slot as usize];
+        let (src, dst, bytes, tag) = (f.src, f.dst, f.bytes, f.tag);
+        let id = FlowId { slot, generation: f.generation };
+        let outcome = self.draw_outcome();
+        self.remove(slot);
+        self.nodes[src.0 as usize].uploaded += bytes;
+        self.nodes[dst.0 as usize].downloaded += bytes;
+        self.touch(at, src, dst);
+        self.completions.push_back(Completion { flow: id, tag, src, dst, bytes, at, outcome });
+    }
+
+    fn draw_outcome(&mut self) -> Outcome {
+        let Faults { failure, corruption } = self.faults;
+        if failure <= 0.0 && corruption <= 0.0 {
+            return Outcome::Delivered; // no draw: fault-free runs consume no randomness
+        }
+        if unit(&mut self.rng) < failure {
+            Outcome::Failed
+        } else if unit(&mut self.rng) < corruption {
+            Outcome::Corrupted
+        } else {
+            Outcome::Delivered
+        }
+    }
+
+    fn remove(&mut self, slot: u32) {
+        let (src, dst) = {
+            let f = &mut self.flows[slot as usize];
+            f.live = false;
+            (f.src, f.dst)
+        };
+        remove_item(&mut self.nodes[src.0 as usize].out, slot);
+        remove_item(&mut self.nodes[dst.0 as usize].inn, slot);
+        self.free.push(slot);
+        self.active -= 1;
+    }
+
+    fn touch(&mut self, now: Time, a: NodeIx, b: NodeIx) {
+        self.dirty.push(a);
+        self.dirty.push(b);
+        self.dirty_since = Some(self.dirty_since.map_or(now, |d| d.min(now)));
+    }
+
+    /// Brings rates up to date after changes: the local level update when it settles within
+    /// its budget, else progressive filling over the dirty nodes' component.
+    fn recompute(&mut self, now: Time) {
+        if self.dirty.is_empty() {
+            self.dirty_since = None;
+            return;
+        }
+        self.recomputations += 1;
+        if self.recompute_local(now, LOCAL_BUDGET) {
+            self.dirty.clear();
+            self.dirty_since = None;
+            return;
+        }
+        self.full_recomputations += 1;
+        self.recompute_component(now);
+    }
+
+    /// Gives flow `s` a new rate from `now`, rescheduling its completion if it changed.
+    fn set_rate(&mut self, now: Time, s: u32, rate: f64) {
+        let f = &mut self.flows[s as usize];
+        if f.rate == rate && f.finish_at != Time::NEVER {
+            return;
+        }
+        let elapsed = now.saturating_since(f.since).as_nanos() as f64 / 1e9;
+        f.remaining = (f.remaining - f.rate * elapsed).max(0.0);
+        f.since = now;
+        f.rate = rate;
+        f.version = f.version.wrapping_add(1);
+        f.finish_at =
+            if rate > 0.0 { now + Span::from_nanos(nanos_for(f.remaining, rate)) } else { Time::NEVER };
+        if f.finish_at != Time::NEVER {
+            self.finish.push(Reverse(Finish { at: f.finish_at, slot: s, version: f.version }));
+        }
+    }
+}
+
+/// Nanoseconds to move `bytes` at `rate` bytes/s, rounded up (never early).
+fn nanos_for(bytes: f64, rate: f64) -> u64 {
+    if bytes <= 0.0 {
+        return 0;
+    }
+    if rate <= 0.0 {
+        return u64::MAX;
+    }
+    let ns = bytes / rate * 1e9;
+    // Guard against representation error turning an exact 1e9 into 1000000000.0000001.
+    let rounded = ns.round();
+    if (ns - rounded).abs() < 1e-6 { rounded as u64 } else { ns.ceil() as u64 }
+}
+
+fn remove_item(v: &mut Vec<u32>, x: u32) {
+    if let Some(p) = v.iter().position(|&y| y == x) {
+        v.swap_remove(p);
+    }
+}
+
+/// A uniform draw in [0, 1) from the top 53 bits.
+fn unit(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+mod component;
+mod local;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! The local rate update: per-resource water levels, changed only where a change reaches.
+//!
+//! Every resource `r` (a node's upload or download) has a *level* `L_r`: the rate of its
+//! fattest flows if it is saturated, `∞` if it is not. A flow's rate is the smaller level of
+//! its two resources. Given its flows' other levels `o_f`, a resource's level solves
+//! `Σ_f min(L, o_f) = cap_r` (water-filling over one resource), or is `∞` when
+//! `Σ_f o_f < cap_r`. A set of levels where every resource satisfies this is exactly the
+//! max-min fair allocation: each flow's smaller level is finite, so that resource is
+//! saturated, and the flow's rate is the largest there — the max-min bottleneck condition.
+//!
+//! After a change, the update recomputes the levels of the changed resources and, whenever a
+//! level moves, of the resources at the other end of its flows, until nothing moves. Levels
+//! depend only on lower levels (a flow bottlenecked elsewhere contributes that lower level),
+//! so the propagation settles the way progressive filling does, usually within a few hops.
+//! Should it not settle within a step budget, the caller re-fills the whole component
+//! instead, so the result is exact either way.
+
+use std::collections::VecDeque;
+
+use super::Network;
+
+impl Network {
+    /// Updates levels and rates around the dirty node pairs; `false` if the budget ran out
+    /// (levels touched so far are left for the component re-fill to overwrite).
+    pub(super) fn recompute_local(&mut self, now: pdtp_core::Time, budget: usize) -> bool {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.in_work.iter_mut().for_each(|m| *m = 0);
+            self.mark.iter_mut().for_each(|m| *m = 0);
+            self.frozen.iter_mut().for_each(|m| *m = 0);
+            self.epoch = 1;
+        }
+        let epoch = self.epoch;
+        let mut work: VecDeque<u32> = VecDeque::new();
+        let mut visited: Vec<u32> = Vec::new();
+        // `dirty` holds (src, dst) pairs: the upload of src and the download of dst changed.
+        let dirty: Vec<_> = self.dirty.clone();
+        for pair in dirty.chunks(2) {
+            if let [a, b] = pair {
+                for r in [2 * a.0, 2 * b.0 + 1] {
+                    if self.in_work[r as usize] != epoch {
+                        self.in_work[r as usize] = epoch;
+                        self.pending[r as usize] = true;
+                        work.push_back(r);
+                        visited.push(r);
+                    }
+                }
+            }
+        }
+        // `in_work == epoch` marks resources looked at in this update; `pending` those queued.
+        let mut steps = 0;
+        while let Some(r) = work.pop_front() {
+            steps += 1;
+            if steps > budget {
+                self.pending[r as usize] = false;
+                for q in work {
+                    self.pending[q as usize] = false;
+                }
+                return false;
+            }
+            self.pending[r as usize] = false;
+            let level = self.water_level(r);
+            let old = self.level[r as usize];
+            if same(level, old) {
+                continue;
+            }
+            self.level[r as usize] = level;
+            let node = &self.nodes[(r / 2) as usize];
+            let list = if r % 2 == 0 { &node.out } else { &node.inn };
+            for &s in list {
+                let f = &self.flows[s as usize];
+                let other = if r % 2 == 0 { 2 * f.dst.0 + 1 } else { 2 * f.src.0 };
+                if !self.pending[other as usize] {
+                    self.pending[other as usize] = true;
+                    work.push_back(other);
+                    if self.in_work[other as usize] != epoch {
+                        self.in_work[other as usize] = epoch;
+                        visited.push(other);
+                    }
+                }
+            }
+        }
+        // Re-rate every flow of every resource looked at.
+        visited.sort_unstable();
+        let mut flows: Vec<u32> = Vec::new();
+        for &r in &visited {
+            let node = &self.nodes[(r / 2) as usize];
+            flows.extend(if r % 2 == 0 { node.out.iter() } else { node.inn.iter() });
+        }
+        flows.sort_unstable();
+        flows.dedup();
+        for &s in &flows {
+            let f = &self.flows[s as usize];
+            let rate = self.level[2 * f.src.0 as usize].min(self.level[2 * f.dst.0 as usize + 1]);
+            if !rate.is_finite() {
+                return false; // cannot happen at a fixed point; be exact rather than sorry
+            }
+        }
+        for s in flows {
+            let f = &self.flows[s as usize];
+            let rate = self.level[2 * f.src.0 as usize].min(self.level[2 * f.dst.0 as usize + 1]);
+            self.set_rate(now, s, rate);
+        }
+        true
+    }
+
+    /// The level of resource `r` given the current levels at the other ends of its flows.
+    fn water_level(&self, r: u32) -> f64 {
+        let node = &self.nodes[(r / 2) as usize];
+        let (cap, list) = if r % 2 == 0 { (node.up, &node.out) } else { (node.down, &node.inn) };
+        if list.is_empty() {
+            return f64::INFINITY;
+        }
+        let mut others: Vec<f64> = list
+            .iter()
+            .map(|&s| {
+                let f = &self.flows[s as usize];
+                if r % 2 == 0 {
+                    self.level[2 * f.dst.0 as usize + 1]
+                } else {
+                    self.level[2 * f.src.0 as usize]
+                }
+            })
+            .collect();
+        others.sort_by(f64::total_cmp);
+        let mut remaining = cap;
+        let mut k = others.len() as f64;
+        for o in others {
+            if o * k < remaining {
+                remaining -= o;
+                k -= 1.0;
+            } else {
+                return remaining / k;
+            }
+        }
+        f64::INFINITY
+    }
+}
+
+/// Equal up to floating-point noise (or both infinite).
+fn same(a: f64, b: f64) -> bool {
+    if a.is_infinite() || b.is_infinite() {
+        return a == b;
+    }
+    (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+}

@@ -1,0 +1,468 @@
+//! Scenario files: what to simulate, in YAML with human units (schema: `docs/simulator.md`).
+//!
+//! Loading is two steps: serde parses the YAML into typed records and rejects unknown keys
+//! (naming the key and where it was), then [`Scenario::validate`] checks values and names the
+//! field that is wrong. Neither step panics on any input.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::{BitRate, Bytes, Duration};
+
+mod arrivals;
+mod validate;
+
+/// One simulation (or, with `sweep`, a grid of them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// A name for reports; defaults to the file stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The run's only source of randomness (`--seed` overrides it).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Simulated time after which the run stops, finished or not.
+    #[serde(default = "default_time_limit")]
+    pub time_limit: Duration,
+    /// What is distributed.
+    pub content: Content,
+    /// The origin's seeds.
+    pub seeds: Seeds,
+    /// Viewer classes.
+    pub peers: Vec<PeerClass>,
+    /// When viewers arrive.
+    #[serde(default)]
+    pub arrivals: Arrivals,
+    /// Viewers leaving (and perhaps returning) before the end.
+    #[serde(default)]
+    pub churn: Option<Churn>,
+    /// The tracker's scheduling policy.
+    #[serde(default)]
+    pub policy: Policy,
+    /// The tracker's link and processing cost.
+    #[serde(default)]
+    pub tracker: TrackerSpec,
+    /// Per-transfer fault probabilities.
+    #[serde(default)]
+    pub faults: FaultSpec,
+    /// A grid of runs over chunk sizes × policies × seeds.
+    #[serde(default)]
+    pub sweep: Option<Sweep>,
+}
+
+/// The content: an on-demand file, or a live stream when `live` is present.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Content {
+    /// File size (on demand only; a live stream's size is bitrate × duration).
+    #[serde(default)]
+    pub size: Option<Bytes>,
+    /// Chunk size.
+    pub chunk_size: Bytes,
+    /// Present for a live stream.
+    #[serde(default)]
+    pub live: Option<Live>,
+}
+
+/// Live-stream parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Live {
+    /// The stream's bitrate.
+    pub bitrate: BitRate,
+    /// Playback buffer: how far behind the live edge viewers start playing.
+    pub buffer: Duration,
+    /// How long the stream runs.
+    pub duration: Duration,
+}
+
+/// The origin's seeds (all identical).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seeds {
+    /// How many seeds.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Upload capacity of each seed.
+    pub upload: BitRate,
+    /// Download capacity of each seed.
+    #[serde(default = "default_seed_download")]
+    pub download: BitRate,
+    /// One-way access latency of each seed.
+    #[serde(default = "default_seed_latency")]
+    pub latency: Duration,
+}
+
+/// A class of viewers with the same capacities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerClass {
+    /// A label for reports; defaults to `class<i>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How many viewers of this class.
+    pub count: u32,
+    /// Upload capacity.
+    pub upload: BitRate,
+    /// Download capacity.
+    pub download: BitRate,
+    /// One-way access latency.
+    #[serde(default = "default_peer_latency")]
+    pub latency: Duration,
+}
+
+/// When viewers arrive.
+///
+/// Written `all_at_once`, `{ uniform: { window: 10s } }` or `{ poisson: { rate: 50 } }`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Everyone at time zero.
+    #[default]
+    AllAtOnce,
+    /// Independently uniform over `[0, window)`.
+    Uniform {
+        /// The arrival window.
+        window: Duration,
+    },
+    /// A Poisson process of `rate` arrivals per second.
+    Poisson {
+        /// Mean arrivals per second.
+        rate: f64,
+    },
+}
+
+/// Viewers leaving early: each viewer independently leaves with probability `leave`, after
+/// an exponentially distributed time online (mean `stay`); a leaver returns with probability
+/// `rejoin` after an exponential absence (mean `away`), keeping what it had stored.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Churn {
+    /// Probability that a viewer leaves before the run ends.
+    pub leave: f64,
+    /// Mean time online before leaving.
+    pub stay: Duration,
+    /// Probability that a leaver comes back.
+    #[serde(default)]
+    pub rejoin: f64,
+    /// Mean absence of a returning viewer.
+    #[serde(default = "default_away")]
+    pub away: Duration,
+}
+
+/// Which chunk a viewer gets next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkChoice {
+    /// The earliest wanted chunk (streaming order; the original's choice).
+    InOrder,
+    /// The wanted chunk with the fewest holders.
+    #[default]
+    RarestFirst,
+    /// A uniformly random wanted chunk.
+    Random,
+}
+
+/// Which holder gives a chunk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GiverChoice {
+    /// A random holder (the original's choice).
+    Random,
+    /// The holder with the fewest transfers in progress.
+    #[default]
+    LeastLoaded,
+    /// The most trusted holder (trust graph).
+    Trust,
+}
+
+/// The tracker's scheduling policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Chunk choice.
+    pub chunk: ChunkChoice,
+    /// Giver choice.
+    pub giver: GiverChoice,
+    /// Transfers per peer, scheduled or moving.
+    pub max_transfers: u32,
+    /// Transfers a peer gives at once.
+    pub max_uploads: u32,
+    /// Transfers a peer takes at once.
+    pub max_downloads: u32,
+    /// A scheduled transfer not started within this time is rescheduled.
+    pub stall_timeout: Duration,
+    /// Most the origin may upload, in copies of the content (none: unlimited).
+    pub origin_budget: Option<f64>,
+}
+
+/// The tracker's network link and per-message processing cost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackerSpec {
+    /// CPU time per message handled; messages queue behind each other.
+    pub processing: Duration,
+    /// Upload and download capacity of the tracker's link.
+    pub bandwidth: BitRate,
+    /// One-way access latency.
+    pub latency: Duration,
+}
+
+/// Per-transfer fault probabilities (chunk data only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultSpec {
+    /// Probability that a chunk transfer fails (the connection breaks).
+    pub failure: f64,
+    /// Probability that a chunk arrives corrupted.
+    pub corruption: f64,
+}
+
+/// A grid of runs: every chunk size × every policy × every seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    /// Chunk sizes (default: the content's).
+    #[serde(default)]
+    pub chunk_sizes: Vec<Bytes>,
+    /// Policies (default: the scenario's).
+    #[serde(default)]
+    pub policies: Vec<NamedPolicy>,
+    /// Seeds (default: the scenario's).
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+}
+
+/// A policy in a sweep: a name and overrides of the scenario's policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedPolicy {
+    /// Label in reports.
+    pub name: String,
+    /// Overrides `policy.chunk`.
+    #[serde(default)]
+    pub chunk: Option<ChunkChoice>,
+    /// Overrides `policy.giver`.
+    #[serde(default)]
+    pub giver: Option<GiverChoice>,
+    /// Overrides `policy.max_transfers`.
+    #[serde(default)]
+    pub max_transfers: Option<u32>,
+    /// Overrides `policy.max_uploads`.
+    #[serde(default)]
+    pub max_uploads: Option<u32>,
+    /// Overrides `policy.max_downloads`.
+    #[serde(default)]
+    pub max_downloads: Option<u32>,
+    /// Overrides `policy.origin_budget`.
+    #[serde(default)]
+    pub origin_budget: Option<f64>,
+}
+
+/// One cell of a sweep: its parameters and the concrete scenario to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    /// The cell's chunk size.
+    pub chunk_size: Bytes,
+    /// The cell's policy name (`default` when the sweep names none).
+    pub policy: String,
+    /// The cell's seed.
+    pub seed: u64,
+    /// The scenario with the cell's parameters applied and `sweep` removed.
+    pub scenario: Scenario,
+}
+
+/// A scenario that could not be loaded: one line naming the file and the problem.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ScenarioError(pub String);
+
+impl ChunkChoice {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChunkChoice::InOrder => "in_order",
+            ChunkChoice::RarestFirst => "rarest_first",
+            ChunkChoice::Random => "random",
+        }
+    }
+}
+
+impl GiverChoice {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            GiverChoice::Random => "random",
+            GiverChoice::LeastLoaded => "least_loaded",
+            GiverChoice::Trust => "trust",
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            chunk: ChunkChoice::default(),
+            giver: GiverChoice::default(),
+            max_transfers: 10,
+            max_uploads: 5,
+            max_downloads: 5,
+            stall_timeout: Duration(pdtp_core::Span::from_secs(20)),
+            origin_budget: None,
+        }
+    }
+}
+
+impl Default for TrackerSpec {
+    fn default() -> Self {
+        Self {
+            processing: Duration(pdtp_core::Span::from_micros(20)),
+            bandwidth: BitRate(1_000_000_000),
+            latency: Duration(pdtp_core::Span::from_millis(5)),
+        }
+    }
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_time_limit() -> Duration {
+    Duration(pdtp_core::Span::from_secs(3600))
+}
+fn one() -> u32 {
+    1
+}
+fn default_seed_download() -> BitRate {
+    BitRate(1_000_000_000)
+}
+fn default_seed_latency() -> Duration {
+    Duration(pdtp_core::Span::from_millis(5))
+}
+fn default_peer_latency() -> Duration {
+    Duration(pdtp_core::Span::from_millis(20))
+}
+fn default_away() -> Duration {
+    Duration(pdtp_core::Span::from_secs(30))
+}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file; errors start with the path.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError(format!("{}: cannot read: {e}", path.display())))?;
+        let mut s = Self::from_yaml(&text, &path.display().to_string())?;
+        if s.name.is_none() {
+            s.name = path.file_stem().map(|n| n.to_string_lossy().into_owned());
+        }
+        Ok(s)
+    }
+
+    /// Parses and validates YAML text; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ScenarioError> {
+        let s: Scenario = serde_norway::from_str(text)
+            .map_err(|e| ScenarioError(format!("{origin}: {}", describe_yaml_error(&e))))?;
+        s.validate().map_err(|e| ScenarioError(format!("{origin}: {e}")))?;
+        Ok(s)
+    }
+
+    /// Total number of viewers over all classes.
+    pub fn peer_count(&self) -> u64 {
+        self.peers.iter().map(|c| u64::from(c.count)).sum()
+    }
+
+    /// The content's size in bytes (for live: bitrate × duration).
+    pub fn file_bytes(&self) -> u64 {
+        match (&self.content.live, self.content.size) {
+            (Some(l), _) => ((l.bitrate.0 as f64 / 8.0) * l.duration.secs()).round() as u64,
+            (None, Some(s)) => s.0,
+            (None, None) => 0,
+        }
+    }
+
+    /// The label used in reports.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or("scenario")
+    }
+
+    /// Expands `sweep` into concrete cells (one cell, the scenario itself, without a sweep).
+    pub fn cells(&self) -> Vec<Cell> {
+        let mut base = self.clone();
+        base.sweep = None;
+        let Some(sweep) = &self.sweep else {
+            return vec![Cell {
+                chunk_size: self.content.chunk_size,
+                policy: "default".into(),
+                seed: self.seed,
+                scenario: base,
+            }];
+        };
+        let sizes = if sweep.chunk_sizes.is_empty() {
+            vec![self.content.chunk_size]
+        } else {
+            sweep.chunk_sizes.clone()
+        };
+        let seeds = if sweep.seeds.is_empty() { vec![self.seed] } else { sweep.seeds.clone() };
+        let default = [NamedPolicy::named("default")];
+        let policies: &[NamedPolicy] = if sweep.policies.is_empty() { &default } else { &sweep.policies };
+        let mut cells = Vec::new();
+        for &size in &sizes {
+            for p in policies {
+                for &seed in &seeds {
+                    let mut s = base.clone();
+                    s.content.chunk_size = size;
+                    s.seed = seed;
+                    p.apply(&mut s.policy);
+                    cells.push(Cell { chunk_size: size, policy: p.name.clone(), seed, scenario: s });
+                }
+            }
+        }
+        cells
+    }
+}
+
+impl NamedPolicy {
+    fn named(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            chunk: None,
+            giver: None,
+            max_transfers: None,
+            max_uploads: None,
+            max_downloads: None,
+            origin_budget: None,
+        }
+    }
+
+    /// Applies the overrides to `policy`.
+    pub fn apply(&self, policy: &mut Policy) {
+        if let Some(c) = self.chunk {
+            policy.chunk = c;
+        }
+        if let Some(g) = self.giver {
+            policy.giver = g;
+        }
+        if let Some(v) = self.max_transfers {
+            policy.max_transfers = v;
+        }
+        if let Some(v) = self.max_uploads {
+            policy.max_uploads = v;
+        }
+        if let Some(v) = self.max_downloads {
+            policy.max_downloads = v;
+        }
+        if self.origin_budget.is_some() {
+            policy.origin_budget = self.origin_budget;
+        }
+    }
+}
+
+/// serde_norway's message already names the path (`peers[1]: unknown field ...`) and the
+/// line; keep it on one line.
+fn describe_yaml_error(e: &serde_norway::Error) -> String {
+    e.to_string().replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,65 @@
+//! `arrivals:` as plain YAML (`all_at_once` or a one-key map), not YAML `!tags`.
+
+use core::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use super::Arrivals;
+use crate::units::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Uniform {
+    window: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Poisson {
+    rate: f64,
+}
+
+const KINDS: &[&str] = &["all_at_once", "uniform", "poisson"];
+
+struct ArrivalsVisitor;
+
+impl<'de> Visitor<'de> for ArrivalsVisitor {
+    type Value = Arrivals;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("all_at_once, { uniform: { window: ... } } or { poisson: { rate: ... } }")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Arrivals, E> {
+        match v {
+            "all_at_once" => Ok(Arrivals::AllAtOnce),
+            other => Err(E::unknown_variant(other, KINDS)),
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Arrivals, A::Error> {
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(de::Error::custom("empty map: name one arrival process"));
+        };
+        let value = match key.as_str() {
+            "all_at_once" => {
+                map.next_value::<de::IgnoredAny>()?;
+                Arrivals::AllAtOnce
+            }
+            "uniform" => Arrivals::Uniform { window: map.next_value::<Uniform>()?.window },
+            "poisson" => Arrivals::Poisson { rate: map.next_value::<Poisson>()?.rate },
+            other => return Err(de::Error::unknown_variant(other, KINDS)),
+        };
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(de::Error::custom(format!("'{extra}': only one arrival process may be given")));
+        }
+        Ok(value)
+    }
+}
+
+impl<'de> Deserialize<'de> for Arrivals {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ArrivalsVisitor)
+    }
+}

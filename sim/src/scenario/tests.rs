@@ -1,0 +1,89 @@
+use super::*;
+
+const BASE: &str = "
+content: { size: 1MB, chunk_size: 250kB }
+seeds: { upload: 100Mbit/s }
+peers:
+  - { count: 3, upload: 5Mbit/s, download: 20Mbit/s }
+  - { count: 2, upload: 10Mbit/s, download: 50Mbit/s, latency: 30ms }
+";
+
+fn err(text: &str) -> String {
+    Scenario::from_yaml(text, "x.yml").unwrap_err().0
+}
+
+#[test]
+fn a_minimal_scenario_gets_documented_defaults() {
+    let s = Scenario::from_yaml(BASE, "x.yml").unwrap();
+    assert_eq!(s.peer_count(), 5);
+    assert_eq!(s.file_bytes(), 1_000_000);
+    assert_eq!(s.seeds.count, 1);
+    assert_eq!(s.arrivals, Arrivals::AllAtOnce);
+    assert_eq!(s.policy.max_transfers, 10);
+    assert_eq!(s.policy.max_uploads, 5);
+    assert_eq!(s.peers[1].latency, Duration::parse("30ms").unwrap());
+    assert_eq!(s.peers[0].latency, Duration::parse("20ms").unwrap());
+    assert_eq!(s.cells().len(), 1);
+}
+
+#[test]
+fn arrivals_and_live_parse() {
+    let s = Scenario::from_yaml(&format!("{BASE}arrivals: {{ uniform: {{ window: 10s }} }}\n"), "x").unwrap();
+    assert_eq!(s.arrivals, Arrivals::Uniform { window: Duration::parse("10s").unwrap() });
+    let s = Scenario::from_yaml(&format!("{BASE}arrivals: {{ poisson: {{ rate: 50 }} }}\n"), "x").unwrap();
+    assert_eq!(s.arrivals, Arrivals::Poisson { rate: 50.0 });
+    let s = Scenario::from_yaml(&format!("{BASE}arrivals: all_at_once\n"), "x").unwrap();
+    assert_eq!(s.arrivals, Arrivals::AllAtOnce);
+    let live = BASE.replace("size: 1MB,", "live: { bitrate: 2Mbit/s, buffer: 4s, duration: 60s },");
+    let s = Scenario::from_yaml(&live, "x").unwrap();
+    assert_eq!(s.file_bytes(), 15_000_000);
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_place() {
+    let e = err(&BASE.replace("{ count: 2, upload", "{ count: 2, uplaod"));
+    assert!(e.starts_with("x.yml: "), "{e}");
+    assert!(e.contains("uplaod") && e.contains("peers[1]"), "{e}");
+    let e = err(&format!("{BASE}polcy: {{}}\n"));
+    assert!(e.contains("polcy"), "{e}");
+    assert!(!e.contains('\n'));
+}
+
+#[test]
+fn bad_values_name_the_field() {
+    let e = err(&BASE.replace("upload: 10Mbit/s", "upload: 0Mbit/s"));
+    assert_eq!(e, "x.yml: peers[1].upload: must be > 0");
+    let e = err(&BASE.replace("chunk_size: 250kB", "chunk_size: 2MB"));
+    assert_eq!(e, "x.yml: content.chunk_size (2MB) is larger than content.size (1MB)");
+    let e = err(&BASE.replace("seeds: { upload", "seeds: { count: 6, upload"));
+    assert!(e.contains("more seeds than peers"), "{e}");
+    let e = err(&BASE.replace("upload: 5Mbit/s", "upload: -5Mbit/s"));
+    assert!(e.contains("peers[0].upload"), "{e}");
+    let e = err(&BASE.replace("upload: 5Mbit/s", "upload: 5Mbits"));
+    assert!(e.contains("unknown unit 'Mbits'"), "{e}");
+    let e = err(&format!("{BASE}faults: {{ failure: 1.5 }}\n"));
+    assert_eq!(e, "x.yml: faults.failure: must be a probability in [0, 1]");
+    let e = err(&format!("{BASE}policy: {{ max_uploads: 20 }}\n"));
+    assert!(e.starts_with("x.yml: policy.max_uploads:"), "{e}");
+    let e = err("content: [");
+    assert!(e.starts_with("x.yml: "), "{e}");
+}
+
+#[test]
+fn a_sweep_expands_to_its_grid() {
+    let text = format!(
+        "{BASE}sweep:\n  chunk_sizes: [5kB, 50kB, 250kB]\n  seeds: [1, 2]\n  policies:\n    - {{ name: a, chunk: in_order }}\n    - {{ name: b, giver: random }}\n"
+    );
+    let s = Scenario::from_yaml(&text, "x").unwrap();
+    let cells = s.cells();
+    assert_eq!(cells.len(), 12);
+    assert_eq!(cells[0].chunk_size, Bytes(5_000));
+    assert_eq!(cells[0].scenario.content.chunk_size, Bytes(5_000));
+    assert_eq!(cells[0].scenario.policy.chunk, ChunkChoice::InOrder);
+    assert_eq!(cells[2].policy, "b");
+    assert_eq!(cells[2].scenario.policy.giver, GiverChoice::Random);
+    assert_eq!(cells[3].seed, 2);
+    assert!(cells.iter().all(|c| c.scenario.sweep.is_none()));
+    let e = err(&text.replace("5kB", "5MB"));
+    assert!(e.contains("sweep.chunk_sizes[0] (5MB) is larger than content.size (1MB)"), "{e}");
+}

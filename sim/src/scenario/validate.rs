@@ -1,0 +1,133 @@
+//! Value checks after parsing; each error names the field (`peers[1].upload: must be > 0`).
+
+use super::{Churn, NamedPolicy, Policy, Scenario};
+use crate::units::Bytes;
+
+impl Scenario {
+    /// Checks every value; the error names the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.time_limit.0.as_nanos() == 0 {
+            return Err("time_limit: must be > 0".into());
+        }
+        let c = &self.content;
+        match (&c.live, c.size) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "content.size: not allowed for a live stream (its size is bitrate × duration)".into()
+                );
+            }
+            (None, None) => return Err("content.size: missing (or give content.live for a stream)".into()),
+            (None, Some(s)) if s.0 == 0 => return Err("content.size: must be > 0".into()),
+            _ => {}
+        }
+        if let Some(l) = &c.live {
+            positive(l.bitrate.0, "content.live.bitrate")?;
+            positive(l.duration.0.as_nanos(), "content.live.duration")?;
+        }
+        check_chunk(c.chunk_size, self.file_bytes(), "content.chunk_size")?;
+        if self.seeds.count == 0 {
+            return Err("seeds.count: must be > 0".into());
+        }
+        positive(self.seeds.upload.0, "seeds.upload")?;
+        positive(self.seeds.download.0, "seeds.download")?;
+        if self.peers.is_empty() {
+            return Err("peers: at least one peer class is needed".into());
+        }
+        for (i, p) in self.peers.iter().enumerate() {
+            if p.count == 0 {
+                return Err(format!("peers[{i}].count: must be > 0"));
+            }
+            positive(p.upload.0, &format!("peers[{i}].upload"))?;
+            positive(p.download.0, &format!("peers[{i}].download"))?;
+        }
+        if u64::from(self.seeds.count) > self.peer_count() {
+            return Err(format!(
+                "more seeds than peers (seeds.count = {}, peers = {})",
+                self.seeds.count,
+                self.peer_count()
+            ));
+        }
+        match self.arrivals {
+            super::Arrivals::Poisson { rate } if !(rate.is_finite() && rate > 0.0) => {
+                return Err("arrivals.poisson.rate: must be > 0 (arrivals per second)".into());
+            }
+            _ => {}
+        }
+        if let Some(ch) = &self.churn {
+            check_churn(ch)?;
+        }
+        check_policy(&self.policy, "policy")?;
+        positive(self.tracker.bandwidth.0, "tracker.bandwidth")?;
+        probability(self.faults.failure, "faults.failure")?;
+        probability(self.faults.corruption, "faults.corruption")?;
+        if self.faults.failure >= 1.0 {
+            return Err("faults.failure: must be < 1 (no transfer could ever succeed)".into());
+        }
+        if let Some(sw) = &self.sweep {
+            for (i, &size) in sw.chunk_sizes.iter().enumerate() {
+                check_chunk(size, self.file_bytes(), &format!("sweep.chunk_sizes[{i}]"))?;
+            }
+            for (i, p) in sw.policies.iter().enumerate() {
+                check_named(p, &self.policy, &format!("sweep.policies[{i}]"))?;
+                if sw.policies[..i].iter().any(|q| q.name == p.name) {
+                    return Err(format!("sweep.policies[{i}].name: '{}' is used twice", p.name));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn positive(v: u64, field: &str) -> Result<(), String> {
+    if v == 0 { Err(format!("{field}: must be > 0")) } else { Ok(()) }
+}
+
+fn probability(p: f64, field: &str) -> Result<(), String> {
+    if (0.0..=1.0).contains(&p) { Ok(()) } else { Err(format!("{field}: must be a probability in [0, 1]")) }
+}
+
+fn check_chunk(size: Bytes, file: u64, field: &str) -> Result<(), String> {
+    positive(size.0, field)?;
+    if size.0 > u64::from(u32::MAX) {
+        return Err(format!("{field}: {size} is over the protocol's 4GB chunk limit"));
+    }
+    if size.0 > file {
+        return Err(format!("{field} ({size}) is larger than content.size ({})", Bytes(file)));
+    }
+    Ok(())
+}
+
+fn check_churn(ch: &Churn) -> Result<(), String> {
+    probability(ch.leave, "churn.leave")?;
+    probability(ch.rejoin, "churn.rejoin")?;
+    positive(ch.stay.0.as_nanos(), "churn.stay")?;
+    positive(ch.away.0.as_nanos(), "churn.away")
+}
+
+fn check_policy(p: &Policy, at: &str) -> Result<(), String> {
+    positive(u64::from(p.max_transfers), &format!("{at}.max_transfers"))?;
+    positive(u64::from(p.max_uploads), &format!("{at}.max_uploads"))?;
+    positive(u64::from(p.max_downloads), &format!("{at}.max_downloads"))?;
+    positive(p.stall_timeout.0.as_nanos(), &format!("{at}.stall_timeout"))?;
+    if p.max_uploads > p.max_transfers {
+        return Err(format!("{at}.max_uploads: must be ≤ max_transfers ({})", p.max_transfers));
+    }
+    if p.max_downloads > p.max_transfers {
+        return Err(format!("{at}.max_downloads: must be ≤ max_transfers ({})", p.max_transfers));
+    }
+    if let Some(b) = p.origin_budget
+        && !(b.is_finite() && b > 0.0)
+    {
+        return Err(format!("{at}.origin_budget: must be > 0 (copies of the content)"));
+    }
+    Ok(())
+}
+
+fn check_named(p: &NamedPolicy, base: &Policy, at: &str) -> Result<(), String> {
+    if p.name.trim().is_empty() {
+        return Err(format!("{at}.name: must not be empty"));
+    }
+    let mut merged = base.clone();
+    p.apply(&mut merged);
+    check_policy(&merged, at)
+}
