@@ -1,18 +1,359 @@
-//! Adapters from `pdtp_core`'s `Tracker`, `Seed` and `Peer` to [`SimNode`](crate::node::SimNode).
+//! Adapters from `pdtp_core`'s `Tracker`, `Seed` and `Peer` to [`SimNode`].
 //!
-//! NOT WIRED YET: the core machines are being written in another branch. When they land,
-//! each adapter is a thin forwarder (one struct per role holding the machine and a virtual
-//! [`ChunkStore`](pdtp_core::ChunkStore)), and [`core_factory`] returns a factory building
-//! them. Until then `sim run` stops after printing the scenario and its bounds.
+//! Each adapter is a thin forwarder: it builds the real machine when the node starts, hands
+//! it a [`VirtualStore`] (presence bits and digests, no bytes), forwards every input, and
+//! turns the machine's events into the [`NodeEvent`]s the metrics read. The simulator never
+//! re-implements protocol logic; only the live source's clock lives here, because a real seed
+//! gets its chunks from a camera, not from the protocol.
 
-use crate::node::NodeFactory;
+use pdtp_core::memstore::VirtualStore;
+use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
+use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
+use pdtp_core::tracker::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, Tracker, TrackerConfig};
+use pdtp_core::{ChunkIndex, ConnId, ContentId, Endpoint, Geometry, Message, PeerId, Span, Time, Transmit};
+use rand_core::SeedableRng;
 
-/// The core machines are not wired into the simulator yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("node adapters not wired yet: pdtp-core's Tracker/Seed/Peer machines are not in this build")]
-pub struct NotWired;
+use crate::node::{NodeEvent, NodeFactory, NodeSpec, PEER_PORT, Role, SimNode, TRACKER_PORT};
+use crate::scenario::{ChunkChoice, GiverChoice, OriginChoice, Scenario};
+use crate::store::{virtual_digest, virtual_manifest};
 
 /// The factory that builds real core machines for a run.
-pub fn core_factory() -> Result<Box<dyn NodeFactory>, NotWired> {
-    Err(NotWired)
+pub fn core_factory() -> Box<dyn NodeFactory> {
+    Box::new(CoreFactory)
+}
+
+struct CoreFactory;
+
+impl NodeFactory for CoreFactory {
+    fn build(&mut self, spec: &NodeSpec<'_>) -> Box<dyn SimNode> {
+        let tracker = Endpoint { host: spec.tracker_host.to_string(), port: TRACKER_PORT };
+        match spec.role {
+            Role::Tracker => Box::new(TrackerNode {
+                tracker: Tracker::new(tracker_config(spec.scenario, spec.seed_key), rng(spec.rng_seed)),
+            }),
+            Role::Seed => {
+                let mut config =
+                    SeedConfig::new(PeerId(SEED_ID_BASE + spec.index), tracker, spec.seed_key.to_vec());
+                config.listen_port = Some(PEER_PORT);
+                config.stall_timeout = spec.scenario.policy.stall_timeout.0;
+                Box::new(SeedNode {
+                    config,
+                    rng_seed: spec.rng_seed,
+                    path: spec.content_path.to_string(),
+                    scenario_live: spec.scenario.content.live.map(|l| LiveSource {
+                        chunk_size: spec.scenario.content.chunk_size.0 as u32,
+                        bitrate_bps: l.bitrate.0,
+                        total_bytes: spec.scenario.file_bytes(),
+                        chunk_ns: spec.scenario.content.chunk_size.0 as f64 * 8.0 / l.bitrate.0 as f64 * 1e9,
+                        next: 0,
+                        next_at: Time::NEVER,
+                    }),
+                    geometry: Geometry::new(
+                        spec.scenario.file_bytes(),
+                        spec.scenario.content.chunk_size.0 as u32,
+                    ),
+                    machine: None,
+                    store: Some(VirtualStore::origin()),
+                    content: None,
+                })
+            }
+            Role::Peer => {
+                let mut config = PeerConfig::new(PeerId(spec.index + 1), tracker);
+                config.listen_port = Some(PEER_PORT);
+                config.stall_timeout = spec.scenario.policy.stall_timeout.0;
+                let chunk_size = spec.scenario.content.chunk_size.0.max(1);
+                Box::new(PeerNode {
+                    config,
+                    rng_seed: spec.rng_seed,
+                    path: spec.content_path.to_string(),
+                    chunk_size,
+                    last_chunk: spec.scenario.file_bytes().div_ceil(chunk_size).saturating_sub(1)
+                        as ChunkIndex,
+                    live: spec.scenario.content.live.is_some(),
+                    machine: None,
+                    store: Some(VirtualStore::new()),
+                    starts: 0,
+                    queued: None,
+                })
+            }
+        }
+    }
+}
+
+/// Seeds' peer ids start here so they never collide with viewers' (`index + 1`).
+const SEED_ID_BASE: u32 = 4_000_000_000;
+
+fn rng(seed: u64) -> pdtp_core::Rng {
+    pdtp_core::Rng::seed_from_u64(seed)
+}
+
+/// The tracker configuration a scenario asks for.
+pub fn tracker_config(scenario: &Scenario, key: &[u8]) -> TrackerConfig {
+    let p = &scenario.policy;
+    let mut config = TrackerConfig::with_key(key.to_vec());
+    let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    config.limits = Limits {
+        max_transfers: clamp(p.max_transfers),
+        max_uploads: clamp(p.max_uploads),
+        max_downloads: clamp(p.max_downloads),
+    };
+    config.seed_limits = config.limits;
+    config.stall_timeout = p.stall_timeout.0;
+    config.max_connections = u32::try_from(scenario.peer_count() + 64).unwrap_or(u32::MAX);
+    config.policy = Policy {
+        chunk: match p.chunk {
+            ChunkChoice::InOrder => ChunkPolicy::InOrder,
+            ChunkChoice::RarestFirst => ChunkPolicy::RarestFirst,
+            ChunkChoice::Random => ChunkPolicy::Random,
+        },
+        giver: match p.giver {
+            GiverChoice::Random => GiverPolicy::Random,
+            GiverChoice::LeastLoaded => GiverPolicy::LeastLoaded,
+            GiverChoice::Trust => GiverPolicy::Trust,
+        },
+        origin: match p.origin {
+            OriginChoice::Unrestricted => OriginPolicy::Unrestricted,
+            OriginChoice::Frugal => OriginPolicy::Frugal,
+        },
+    };
+    config
+}
+
+struct TrackerNode {
+    tracker: Tracker,
+}
+
+impl SimNode for TrackerNode {
+    fn start(&mut self, _now: Time) {}
+    fn stop(&mut self, _now: Time) {}
+    fn accept(&mut self, now: Time, remote_host: &str) -> Option<ConnId> {
+        self.tracker.accept(now, remote_host.to_string()).ok()
+    }
+    fn handle_connected(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_closed(&mut self, now: Time, conn: ConnId) {
+        self.tracker.handle_closed(now, conn);
+    }
+    fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        self.tracker.handle_message(now, conn, msg);
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        self.tracker.handle_timeout(now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tracker.poll_transmit()
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        // The metrics count payload bytes from the network model; tracker events are only
+        // drained so they do not pile up.
+        while self.tracker.poll_event().is_some() {}
+        None
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.tracker.poll_timeout()
+    }
+}
+
+/// The live source feeding a seed: chunk `i` exists at `(i + 1) · chunk_time`.
+struct LiveSource {
+    chunk_size: u32,
+    bitrate_bps: u64,
+    total_bytes: u64,
+    /// τ in nanoseconds; chunk `i` is pushed at `round((i + 1) · τ)`, as the metrics' stream
+    /// clock assumes.
+    chunk_ns: f64,
+    next: ChunkIndex,
+    next_at: Time,
+}
+
+impl LiveSource {
+    /// When chunk `i` is complete at the source.
+    fn produced(&self, i: ChunkIndex) -> Time {
+        Time::from_nanos(((f64::from(i) + 1.0) * self.chunk_ns).round() as u64)
+    }
+}
+
+struct SeedNode {
+    config: SeedConfig,
+    rng_seed: u64,
+    path: String,
+    scenario_live: Option<LiveSource>,
+    geometry: Geometry,
+    machine: Option<Seed<VirtualStore>>,
+    /// The store while the machine is down (kept across restarts).
+    store: Option<VirtualStore>,
+    content: Option<ContentId>,
+}
+
+impl SeedNode {
+    fn push_due_chunks(&mut self, now: Time) {
+        let (Some(seed), Some(live), Some(content)) =
+            (self.machine.as_mut(), self.scenario_live.as_mut(), self.content)
+        else {
+            return;
+        };
+        while live.next_at <= now {
+            let start = u64::from(live.next) * u64::from(live.chunk_size);
+            if start >= live.total_bytes {
+                live.next_at = Time::NEVER;
+                break;
+            }
+            let len = (live.total_bytes - start).min(u64::from(live.chunk_size)) as u32;
+            let digest = virtual_digest(&self.path, live.next);
+            seed.store_mut().put(content, live.next, len, digest);
+            seed.push_live_chunk(now, &self.path, len, digest);
+            live.next += 1;
+            live.next_at = live.produced(live.next);
+        }
+    }
+}
+
+impl SimNode for SeedNode {
+    fn start(&mut self, now: Time) {
+        let store = self.store.take().unwrap_or_else(VirtualStore::origin);
+        let mut seed = Seed::new(now, self.config.clone(), store, rng(self.rng_seed));
+        match &mut self.scenario_live {
+            Some(live) => {
+                seed.start_live(now, &self.path, live.chunk_size, live.bitrate_bps);
+                live.next_at = live.produced(0);
+            }
+            None => seed.publish(now, virtual_manifest(&self.path, self.geometry, None)),
+        }
+        self.machine = Some(seed);
+    }
+    fn stop(&mut self, _now: Time) {
+        self.store = self.machine.take().map(Seed::into_store);
+    }
+    fn accept(&mut self, now: Time, _remote_host: &str) -> Option<ConnId> {
+        self.machine.as_mut().map(|m| m.accept(now))
+    }
+    fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        if let Some(m) = self.machine.as_mut() {
+            m.handle_connected(now, conn);
+        }
+    }
+    fn handle_closed(&mut self, now: Time, conn: ConnId) {
+        if let Some(m) = self.machine.as_mut() {
+            m.handle_closed(now, conn);
+        }
+    }
+    fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        if let Some(m) = self.machine.as_mut() {
+            m.handle_message(now, conn, msg);
+        }
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        if let Some(m) = self.machine.as_mut() {
+            m.handle_timeout(now);
+        }
+        self.push_due_chunks(now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.machine.as_mut()?.poll_transmit()
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        let seed = self.machine.as_mut()?;
+        while let Some(e) = seed.poll_event() {
+            match e {
+                SeedEvent::Published { content, .. } => self.content = Some(content),
+                SeedEvent::TransferFailed { .. } => return Some(NodeEvent::TransferFailed),
+                _ => {}
+            }
+        }
+        None
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        let machine = self.machine.as_ref()?.poll_timeout();
+        let live = self.scenario_live.as_ref().filter(|_| self.content.is_some()).map(|l| l.next_at);
+        match (machine, live) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b).filter(|&t| t != Time::NEVER),
+        }
+    }
+}
+
+struct PeerNode {
+    config: PeerConfig,
+    rng_seed: u64,
+    path: String,
+    chunk_size: u64,
+    last_chunk: ChunkIndex,
+    live: bool,
+    machine: Option<Peer<VirtualStore>>,
+    /// The store while the machine is down (kept across churn).
+    store: Option<VirtualStore>,
+    /// How many times the node started (each start draws a fresh generator).
+    starts: u64,
+    /// An event to report on the next poll.
+    queued: Option<NodeEvent>,
+}
+
+impl SimNode for PeerNode {
+    fn start(&mut self, now: Time) {
+        let store = self.store.take().unwrap_or_default();
+        let seed = self.rng_seed.wrapping_add(self.starts);
+        self.starts += 1;
+        let mut peer = Peer::new(now, self.config.clone(), store, rng(seed));
+        peer.get(now, &self.path);
+        self.machine = Some(peer);
+    }
+    fn stop(&mut self, _now: Time) {
+        // A returning viewer starts a new machine; its store is kept, but the new machine
+        // does not scan it (see docs/simulator.md).
+        self.store = self.machine.take().map(Peer::into_store);
+    }
+    fn accept(&mut self, now: Time, _remote_host: &str) -> Option<ConnId> {
+        self.machine.as_mut().map(|m| m.accept(now))
+    }
+    fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        if let Some(m) = self.machine.as_mut() {
+            m.handle_connected(now, conn);
+        }
+    }
+    fn handle_closed(&mut self, now: Time, conn: ConnId) {
+        if let Some(m) = self.machine.as_mut() {
+            m.handle_closed(now, conn);
+        }
+    }
+    fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        if let Some(m) = self.machine.as_mut() {
+            m.handle_message(now, conn, msg);
+        }
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        if let Some(m) = self.machine.as_mut() {
+            m.handle_timeout(now);
+        }
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.machine.as_mut()?.poll_transmit()
+    }
+    fn poll_event(&mut self) -> Option<NodeEvent> {
+        if let Some(ev) = self.queued.take() {
+            return Some(ev);
+        }
+        let peer = self.machine.as_mut()?;
+        while let Some(e) = peer.poll_event() {
+            let ev = match e {
+                PeerEvent::ChunkVerified { chunk, .. } => NodeEvent::ChunkVerified { chunk },
+                PeerEvent::ChunkRejected { chunk, .. } => NodeEvent::ChunkRejected { chunk },
+                PeerEvent::TransferFailed { .. } => NodeEvent::TransferFailed,
+                PeerEvent::DownloadComplete { .. } if !self.live => NodeEvent::Completed,
+                PeerEvent::Deliver { offset, payload, .. } => {
+                    let chunk = (offset / self.chunk_size) as ChunkIndex;
+                    drop(payload);
+                    if self.live && chunk == self.last_chunk {
+                        // A live viewer is done once it played the stream's last chunk.
+                        self.queued = Some(NodeEvent::Completed);
+                    }
+                    NodeEvent::InOrder { chunk }
+                }
+                _ => continue,
+            };
+            return Some(ev);
+        }
+        None
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.machine.as_ref()?.poll_timeout()
+    }
 }

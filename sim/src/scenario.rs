@@ -178,6 +178,17 @@ pub enum GiverChoice {
     Trust,
 }
 
+/// How much the origin (the seeds) gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginChoice {
+    /// Seeds serve like any holder (fastest completion).
+    #[default]
+    Unrestricted,
+    /// Seeds serve a chunk only while no peer holds or is receiving it (cheapest origin).
+    Frugal,
+}
+
 /// The tracker's scheduling policy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -194,8 +205,8 @@ pub struct Policy {
     pub max_downloads: u32,
     /// A scheduled transfer not started within this time is rescheduled.
     pub stall_timeout: Duration,
-    /// Most the origin may upload, in copies of the content (none: unlimited).
-    pub origin_budget: Option<f64>,
+    /// How much the origin gives: like any holder, or each chunk about once.
+    pub origin: OriginChoice,
 }
 
 /// The tracker's network link and per-message processing cost.
@@ -256,9 +267,9 @@ pub struct NamedPolicy {
     /// Overrides `policy.max_downloads`.
     #[serde(default)]
     pub max_downloads: Option<u32>,
-    /// Overrides `policy.origin_budget`.
+    /// Overrides `policy.origin`.
     #[serde(default)]
-    pub origin_budget: Option<f64>,
+    pub origin: Option<OriginChoice>,
 }
 
 /// One cell of a sweep: its parameters and the concrete scenario to run.
@@ -310,7 +321,7 @@ impl Default for Policy {
             max_uploads: 5,
             max_downloads: 5,
             stall_timeout: Duration(pdtp_core::Span::from_secs(20)),
-            origin_budget: None,
+            origin: OriginChoice::default(),
         }
     }
 }
@@ -431,7 +442,7 @@ impl NamedPolicy {
             max_transfers: None,
             max_uploads: None,
             max_downloads: None,
-            origin_budget: None,
+            origin: None,
         }
     }
 
@@ -452,8 +463,8 @@ impl NamedPolicy {
         if let Some(v) = self.max_downloads {
             policy.max_downloads = v;
         }
-        if self.origin_budget.is_some() {
-            policy.origin_budget = self.origin_budget;
+        if let Some(o) = self.origin {
+            policy.origin = o;
         }
     }
 }

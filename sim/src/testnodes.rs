@@ -198,7 +198,7 @@ impl SimNode for TrackerStub {
     fn handle_connected(&mut self, _now: Time, _conn: ConnId) {}
     fn handle_closed(&mut self, _now: Time, _conn: ConnId) {}
     fn handle_message(&mut self, _now: Time, conn: ConnId, _msg: Message) {
-        let msg = Message::Warning(Notice { code: ErrorCode::Unexpected, detail: String::new() });
+        let msg = Message::Warning(Notice::new(ErrorCode::Unexpected, ""));
         self.out.push_back(Transmit::Send { conn, msg });
     }
     fn handle_timeout(&mut self, _now: Time) {}

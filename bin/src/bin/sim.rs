@@ -68,7 +68,6 @@ enum Cmd {
 
 enum Failure {
     Input(String),
-    NotWired(String),
 }
 
 fn main() -> ExitCode {
@@ -83,10 +82,6 @@ fn main() -> ExitCode {
         Err(Failure::Input(msg)) => {
             eprintln!("sim: {msg}");
             ExitCode::from(2)
-        }
-        Err(Failure::NotWired(msg)) => {
-            eprintln!("sim: {msg}");
-            ExitCode::from(3)
         }
     }
 }
@@ -104,7 +99,7 @@ fn run(path: &Path, seed: Option<u64>, out: Option<&Path>, quiet: bool) -> Resul
     if !quiet {
         print!("{}", summary(&s));
     }
-    let mut factory = core_factory().map_err(|e| Failure::NotWired(e.to_string()))?;
+    let mut factory = core_factory();
     let progress = Progress::new(quiet, s.peer_count());
     let result = runner::run(&s, "default", factory.as_mut(), &mut |now, events, done| {
         progress.update(now.as_secs_f64(), events, done)
@@ -124,25 +119,21 @@ fn sweep(path: &Path, out: Option<&Path>, jobs: usize) -> Result<(), Failure> {
     let cells = s.cells();
     print!("{}", summary(&s));
     println!("sweep: {} cells", cells.len());
-    core_factory().map_err(|e| Failure::NotWired(e.to_string()))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))
         .build()
         .map_err(|e| Failure::Input(format!("--jobs {jobs}: {e}")))?;
-    let results: Vec<Result<RunResult, Failure>> = pool.install(|| {
+    let results: Vec<RunResult> = pool.install(|| {
         use rayon::prelude::*;
         cells
             .par_iter()
             .map(|cell| {
-                let mut factory = core_factory().map_err(|e| Failure::NotWired(e.to_string()))?;
-                Ok(runner::run(&cell.scenario, &cell.policy, factory.as_mut(), &mut |_, _, _| {}))
+                let mut factory = core_factory();
+                runner::run(&cell.scenario, &cell.policy, factory.as_mut(), &mut |_, _, _| {})
             })
             .collect()
     });
-    let mut reports: Vec<Report> = Vec::with_capacity(results.len());
-    for r in results {
-        reports.push(r?.report);
-    }
+    let reports: Vec<Report> = results.into_iter().map(|r| r.report).collect();
     print!("{}", report::table(&reports));
     if let Some(dir) = out {
         write(dir, |d| report::write_sweep(d, &reports))?;

@@ -163,6 +163,21 @@ pub fn encode_data_header(data: &Data, out: &mut BytesMut) -> Result<(), EncodeE
     Ok(())
 }
 
+/// The size `msg` has on a real network: [`encoded_len`], except that a virtual payload
+/// counts as the real bytes it stands for (a real frame of that length), not as its tag.
+///
+/// The simulator charges every message this size.
+pub fn wire_len(msg: &Message) -> usize {
+    match msg {
+        Message::Data(data) => {
+            let len = data.payload.len();
+            let header = DataHeader { token: data.token, content: data.content, chunk: data.chunk, len };
+            FRAME_HEAD_LEN + header.encoded_len() + len as usize
+        }
+        _ => encoded_len(msg),
+    }
+}
+
 /// The exact size in bytes of the frame [`encode`] produces for `msg`, prefix included.
 ///
 /// For `Data` this is arithmetic on the header and the payload's length (the payload bytes

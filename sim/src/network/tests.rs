@@ -241,3 +241,53 @@ fn local_updates_match_a_full_refill() {
         assert!(net.full_recomputations() * 10 < net.recomputations(), "seed {seed}");
     }
 }
+
+#[test]
+fn capacities_hold_through_arrivals_and_completions() {
+    // Random flows arriving over time: after every update no node exceeds its capacities.
+    use rand_core::{Rng as _, SeedableRng as _};
+    let caps: Vec<(u64, u64)> = (0..12).map(|i| (2 + i % 5, 5 + 3 * (i % 4))).collect();
+    let (mut net, n) = net_with(&caps);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut ids: Vec<(usize, usize, FlowId)> = Vec::new();
+    let mut now = Time::ZERO;
+    for step in 0..400 {
+        if step % 2 == 0 {
+            let s = (rng.next_u32() % 12) as usize;
+            let d = (s + 1 + (rng.next_u32() % 11) as usize) % 12;
+            ids.push((
+                s,
+                d,
+                net.start_flow(now, n[s], n[d], 100_000 + u64::from(rng.next_u32() % 400_000), 0),
+            ));
+        }
+        let next = net.poll_timeout().unwrap_or(now);
+        let dt = Span::from_nanos(u64::from(rng.next_u32() % 50_000_000));
+        now = next.min(now + dt).max(now);
+        net.handle_timeout(now);
+        while net.poll_completion().is_some() {}
+        let mut up = [0.0f64; 12];
+        let mut down = [0.0f64; 12];
+        for &(s, d, id) in &ids {
+            if let Some(r) = net.rate(id) {
+                up[s] += r;
+                down[d] += r;
+            }
+        }
+        for i in 0..12 {
+            let (u, d) = caps[i];
+            assert!(
+                up[i] <= (u * MBIT) as f64 / 8.0 * (1.0 + 1e-9),
+                "step {step}: node {i} up {} > {}",
+                up[i],
+                (u * MBIT) as f64 / 8.0
+            );
+            assert!(
+                down[i] <= (d * MBIT) as f64 / 8.0 * (1.0 + 1e-9),
+                "step {step}: node {i} down {} > {}",
+                down[i],
+                (d * MBIT) as f64 / 8.0
+            );
+        }
+    }
+}

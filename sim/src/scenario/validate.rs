@@ -115,11 +115,6 @@ fn check_policy(p: &Policy, at: &str) -> Result<(), String> {
     if p.max_downloads > p.max_transfers {
         return Err(format!("{at}.max_downloads: must be ≤ max_transfers ({})", p.max_transfers));
     }
-    if let Some(b) = p.origin_budget
-        && !(b.is_finite() && b > 0.0)
-    {
-        return Err(format!("{at}.origin_budget: must be > 0 (copies of the content)"));
-    }
     Ok(())
 }
 

@@ -328,3 +328,26 @@ fn variant_indexes_match_the_protocol_reference() {
 fn first_byte<T: Serialize>(value: &T) -> u8 {
     postcard::to_allocvec(value).unwrap()[0]
 }
+
+#[test]
+fn wire_len_counts_virtual_payloads_as_real_bytes() {
+    use crate::ids::{ContentId, Token};
+    use crate::manifest::Digest;
+    use crate::payload::Payload;
+    use crate::wire::Data;
+    let real = Message::Data(Data {
+        token: Token(7),
+        content: ContentId(1),
+        chunk: 3,
+        payload: Payload::Real(bytes::Bytes::from(vec![0u8; 1000])),
+    });
+    let virt = Message::Data(Data {
+        token: Token(7),
+        content: ContentId(1),
+        chunk: 3,
+        payload: Payload::Virtual { len: 1000, tag: Digest::ZERO },
+    });
+    assert_eq!(wire_len(&real), encoded_len(&real));
+    assert_eq!(wire_len(&virt), encoded_len(&real));
+    assert!(encoded_len(&virt) < 100, "a virtual frame itself carries only the tag");
+}
