@@ -10,7 +10,7 @@ use pdtp_core::memstore::VirtualStore;
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
 use pdtp_core::tracker::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, Tracker, TrackerConfig};
-use pdtp_core::{ChunkIndex, ConnId, ContentId, Endpoint, Geometry, Message, PeerId, Span, Time, Transmit};
+use pdtp_core::{ChunkIndex, ConnId, ContentId, Endpoint, Geometry, Message, PeerId, Time, Transmit};
 use rand_core::SeedableRng;
 
 use crate::node::{NodeEvent, NodeFactory, NodeSpec, PEER_PORT, Role, SimNode, TRACKER_PORT};
