@@ -30,6 +30,7 @@ use crate::node::{NodeEvent, NodeFactory, NodeSpec, Role, SimNode};
 use crate::queue::EventQueue;
 use crate::scenario::Scenario;
 use crate::wire_size::encoded_len;
+use conn_map::ConnMap;
 
 mod schedule;
 
@@ -78,6 +79,8 @@ pub struct Engine {
     queue: EventQueue<Ev>,
     net: Network,
     net_timer: Option<Time>,
+    /// The earliest `Ev::Net` queued and not yet fired (as `Slot::queued`).
+    net_queued: Option<Time>,
     nodes: Vec<Slot>,
     hosts: BTreeMap<String, u32>,
     links: Vec<Link>,
@@ -103,9 +106,13 @@ struct Slot {
     host: String,
     online: bool,
     returns: bool,
+    /// The node's current deadline (from `poll_timeout`).
     timer: Option<Time>,
+    /// The earliest `Ev::Timer` queued for it and not yet fired. A deadline that moves later
+    /// pushes nothing: the queued event fires early, finds nothing due, and re-queues.
+    queued: Option<Time>,
     busy_until: Time,
-    conns: BTreeMap<ConnId, LinkId>,
+    conns: ConnMap,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +196,7 @@ impl Engine {
             queue: EventQueue::new(),
             net,
             net_timer: None,
+            net_queued: None,
             nodes: Vec::new(),
             hosts: BTreeMap::new(),
             links: Vec::new(),
@@ -287,8 +295,9 @@ impl Engine {
             online: false,
             returns: false,
             timer: None,
+            queued: None,
             busy_until: Time::ZERO,
-            conns: BTreeMap::new(),
+            conns: ConnMap::default(),
         });
     }
 
@@ -354,21 +363,44 @@ impl Engine {
             Ev::Rejoin(n) => self.start(n, true),
             Ev::Leave(n) => self.leave(n),
             Ev::Timer(n) => {
+                let now = self.now;
                 let s = &mut self.nodes[n as usize];
-                if s.online && s.timer == Some(self.now) {
-                    s.timer = None;
-                    s.node.handle_timeout(self.now);
-                    self.drain(n);
+                if s.queued != Some(now) {
+                    return; // superseded by an earlier event for this node
+                }
+                s.queued = None;
+                match s.timer {
+                    Some(t) if s.online && t <= now => {
+                        s.timer = None;
+                        s.node.handle_timeout(now);
+                        self.drain(n);
+                    }
+                    Some(t) if s.online => {
+                        s.queued = Some(t);
+                        self.queue.push(t, Ev::Timer(n));
+                    }
+                    _ => {}
                 }
             }
             Ev::Net => {
-                if self.net_timer == Some(self.now) {
-                    self.net_timer = None;
-                    self.net.handle_timeout(self.now);
-                    while let Some(c) = self.net.poll_completion() {
-                        let id = LinkId { ix: (c.tag >> 1) as u32, generation: (c.tag >> 33) as u32 };
-                        self.transmitted(id, (c.tag & 1) as usize, Some((c.outcome, c.bytes)));
+                if self.net_queued != Some(self.now) {
+                    return;
+                }
+                self.net_queued = None;
+                match self.net_timer {
+                    Some(t) if t <= self.now => {
+                        self.net_timer = None;
+                        self.net.handle_timeout(self.now);
+                        while let Some(c) = self.net.poll_completion() {
+                            let id = LinkId { ix: (c.tag >> 1) as u32, generation: (c.tag >> 33) as u32 };
+                            self.transmitted(id, (c.tag & 1) as usize, Some((c.outcome, c.bytes)));
+                        }
                     }
+                    Some(t) => {
+                        self.net_queued = Some(t);
+                        self.queue.push(t, Ev::Net);
+                    }
+                    None => {}
                 }
             }
             Ev::SynArrive(l) => self.syn_arrive(l),
@@ -419,7 +451,7 @@ impl Engine {
     fn leave(&mut self, n: u32) {
         let now = self.now;
         let conns = std::mem::take(&mut self.nodes[n as usize].conns);
-        for (_, l) in conns {
+        for l in conns.into_links() {
             self.kill_link(l, n);
         }
         let s = &mut self.nodes[n as usize];
@@ -459,25 +491,28 @@ impl Engine {
         let s = &mut self.nodes[n as usize];
         // A deadline already past fires now.
         let want = if s.online { s.node.poll_timeout().map(|t| t.max(self.now)) } else { None };
-        if want != s.timer {
-            s.timer = want;
-            if let Some(t) = want {
-                self.queue.push(t, Ev::Timer(n));
-            }
+        s.timer = want;
+        if let Some(t) = want
+            && s.queued.is_none_or(|q| t < q)
+        {
+            s.queued = Some(t);
+            self.queue.push(t, Ev::Timer(n));
         }
     }
 
     fn sync_net(&mut self) {
         let want = self.net.poll_timeout().map(|t| t.max(self.now));
-        if want != self.net_timer {
-            self.net_timer = want;
-            if let Some(t) = self.net_timer {
-                self.queue.push(t, Ev::Net);
-            }
+        self.net_timer = want;
+        if let Some(t) = want
+            && self.net_queued.is_none_or(|q| t < q)
+        {
+            self.net_queued = Some(t);
+            self.queue.push(t, Ev::Net);
         }
     }
 }
 
+mod conn_map;
 mod links;
 #[cfg(test)]
 mod tests;

@@ -29,20 +29,25 @@ pub(crate) struct Link {
 }
 
 /// Every open connection, plus an index of peer links by remote id for link reuse.
+///
+/// Handles are allocated in sequence and never reused, so the table is a vector indexed by
+/// handle: a lookup on every message is one bounds check, not a tree search.
 #[derive(Debug, Default)]
 pub(crate) struct Links {
-    next: u32,
-    map: BTreeMap<ConnId, Link>,
+    slots: Vec<Option<Link>>,
+    peer_open: usize,
     by_peer: BTreeMap<PeerId, ConnId>,
 }
 
 impl Links {
     /// Allocates a fresh handle (never reused) for a new connection.
     pub fn alloc(&mut self, now: Time, kind: LinkKind, remote: Option<PeerId>) -> ConnId {
-        let conn = ConnId(self.next);
-        self.next = self.next.saturating_add(1);
+        let conn = ConnId(u32::try_from(self.slots.len()).unwrap_or(u32::MAX));
         let connected = kind == LinkKind::Inbound;
-        self.map.insert(conn, Link { kind, remote, connected, last_active: now });
+        self.slots.push(Some(Link { kind, remote, connected, last_active: now }));
+        if kind != LinkKind::Tracker {
+            self.peer_open += 1;
+        }
         if let Some(p) = remote {
             self.by_peer.insert(p, conn);
         }
@@ -50,16 +55,19 @@ impl Links {
     }
 
     pub fn get(&self, conn: ConnId) -> Option<&Link> {
-        self.map.get(&conn)
+        self.slots.get(conn.0 as usize)?.as_ref()
     }
 
     pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Link> {
-        self.map.get_mut(&conn)
+        self.slots.get_mut(conn.0 as usize)?.as_mut()
     }
 
     /// Forgets a connection and its entry in the reuse index.
     pub fn remove(&mut self, conn: ConnId) -> Option<Link> {
-        let link = self.map.remove(&conn)?;
+        let link = self.slots.get_mut(conn.0 as usize)?.take()?;
+        if link.kind != LinkKind::Tracker {
+            self.peer_open -= 1;
+        }
         if let Some(p) = link.remote
             && self.by_peer.get(&p) == Some(&conn)
         {
@@ -70,7 +78,7 @@ impl Links {
 
     /// Records the remote id of an inbound link (from its `Hello`) and indexes it for reuse.
     pub fn set_remote(&mut self, conn: ConnId, peer: PeerId) {
-        if let Some(link) = self.map.get_mut(&conn) {
+        if let Some(link) = self.get_mut(conn) {
             link.remote = Some(peer);
             self.by_peer.insert(peer, conn);
         }
@@ -83,19 +91,19 @@ impl Links {
 
     /// Marks activity on a link (for the idle timer).
     pub fn touch(&mut self, conn: ConnId, now: Time) {
-        if let Some(link) = self.map.get_mut(&conn) {
+        if let Some(link) = self.get_mut(conn) {
             link.last_active = now;
         }
     }
 
     /// Iterates all connections in handle order.
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Link)> + '_ {
-        self.map.iter().map(|(c, l)| (*c, l))
+        self.slots.iter().enumerate().filter_map(|(i, l)| Some((ConnId(i as u32), l.as_ref()?)))
     }
 
     /// Number of open peer links.
     pub fn peer_links(&self) -> usize {
-        self.map.values().filter(|l| l.kind != LinkKind::Tracker).count()
+        self.peer_open
     }
 }
 

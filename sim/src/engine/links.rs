@@ -11,7 +11,7 @@ impl Engine {
     /// Carries out one instruction from node `n`.
     pub(super) fn transmit(&mut self, n: u32, t: Transmit) {
         match t {
-            Transmit::Send { conn, msg } => match self.nodes[n as usize].conns.get(&conn).copied() {
+            Transmit::Send { conn, msg } => match self.nodes[n as usize].conns.get(conn) {
                 Some(l) => {
                     let d = self.side(l, n);
                     if let Some(link) = self.link_mut(l) {
