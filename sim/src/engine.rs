@@ -135,9 +135,15 @@ struct End {
     mapped: bool,
     open: bool,
     queue: VecDeque<Out>,
+    /// The `Data` message whose flow is moving.
     inflight: Option<Message>,
     flow: Option<FlowId>,
     done_sending: bool,
+    /// Control messages are serialised back to back without events of their own; the next
+    /// message may start once this time has passed.
+    busy_until: Time,
+    /// A `TxDone` wake-up is queued for `busy_until` (a `Data` message waits behind them).
+    wake_pending: bool,
 }
 
 enum Out {
@@ -153,6 +159,7 @@ enum Ev {
     Net,
     SynArrive(LinkId),
     SynAck(LinkId),
+    /// The control messages ahead of a waiting `Data` message are on the wire.
     TxDone(LinkId, usize),
     Deliver(LinkId, usize, Message),
     Process(u32, ConnId, Message),
@@ -415,7 +422,7 @@ impl Engine {
                     self.pump(l, 0);
                 }
             }
-            Ev::TxDone(l, d) => self.transmitted(l, d, None),
+            Ev::TxDone(l, d) => self.wake(l, d),
             Ev::Deliver(l, d, msg) => self.deliver(l, d, msg),
             Ev::Process(n, conn, msg) => {
                 let s = &mut self.nodes[n as usize];

@@ -117,6 +117,17 @@ pub struct Network {
     epoch: u32,
     recomputations: u64,
     full_recomputations: u64,
+    /// Buffers the local update reuses.
+    scratch: Scratch,
+}
+
+/// Scratch buffers for the local rate update (kept to avoid allocating per update).
+#[derive(Debug, Default)]
+struct Scratch {
+    work: VecDeque<u32>,
+    visited: Vec<u32>,
+    flows: Vec<u32>,
+    others: Vec<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -191,6 +202,7 @@ impl Network {
             epoch: 0,
             recomputations: 0,
             full_recomputations: 0,
+            scratch: Scratch::default(),
         }
     }
 

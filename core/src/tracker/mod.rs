@@ -67,6 +67,8 @@ pub struct Tracker {
     transmits: VecDeque<Transmit>,
     events: VecDeque<TrackerEvent>,
     decisions: u64,
+    /// Buffers the scheduler reuses instead of allocating per decision.
+    scratch: schedule::Scratch,
 }
 
 /// A connection the tracker accepted.
@@ -100,6 +102,7 @@ impl Tracker {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             decisions: 0,
+            scratch: schedule::Scratch::default(),
         }
     }
 

@@ -18,6 +18,15 @@ use crate::bitset::BitSet;
 use crate::ids::ChunkIndex;
 use crate::time::Time;
 
+/// Buffers reused by scheduling steps.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    chunks: Vec<ChunkIndex>,
+    givers: Vec<(NodeIdx, u16)>,
+    nodes: Vec<NodeIdx>,
+    stale: Vec<NodeIdx>,
+}
+
 /// A step examines at most `sample × SCAN_FACTOR` list entries, valid or not.
 const SCAN_FACTOR: u32 = 4;
 
@@ -60,49 +69,51 @@ impl Tracker {
         self.node(idx).is_some_and(|n| {
             n.contents.iter().any(|nc| {
                 let content = &self.contents[nc.content.0 as usize];
-                let mut one = Vec::with_capacity(1);
-                scan_pending(
-                    &nc.want,
-                    &nc.inflight,
-                    &content.supply,
-                    content.window_start,
-                    content.window_start,
-                    1,
-                    &mut one,
-                );
-                !one.is_empty()
+                any_pending(&nc.want, &nc.inflight, &content.supply, content.window_start)
             })
         })
     }
 
     /// One decision with `taker` as the receiving end; returns whether an order was made.
     fn taker_step(&mut self, now: Time, taker: NodeIdx) -> bool {
-        let Some(node) = self.node(taker) else { return false };
-        let contents: Vec<_> = node.contents.iter().map(|c| c.content).collect();
         let mut budget = self.config.giver_sample * SCAN_FACTOR;
-        for content_id in contents {
+        let mut k = 0;
+        while let Some(content_id) = self.node(taker).and_then(|n| n.contents.get(k)).map(|c| c.content) {
+            k += 1;
             let ci = content_id.0 as usize;
-            for chunk in self.taker_candidates(taker, ci) {
+            let mut cands = std::mem::take(&mut self.scratch.chunks);
+            self.taker_candidates(taker, ci, &mut cands);
+            let mut chosen = None;
+            for &chunk in &cands {
                 if budget == 0 {
-                    return false;
+                    break;
                 }
                 if let Some(giver) = self.choose_giver(taker, ci, chunk, &mut budget) {
-                    self.order(now, giver, taker, ci, chunk);
-                    return true;
+                    chosen = Some((giver, chunk));
+                    break;
                 }
+            }
+            self.scratch.chunks = cands;
+            if let Some((giver, chunk)) = chosen {
+                self.order(now, giver, taker, ci, chunk);
+                return true;
+            }
+            if budget == 0 {
+                return false;
             }
         }
         false
     }
 
     /// Chunks the taker may receive now, best first per the chunk policy.
-    fn taker_candidates(&mut self, taker: NodeIdx, ci: usize) -> Vec<ChunkIndex> {
+    fn taker_candidates(&mut self, taker: NodeIdx, ci: usize, out: &mut Vec<ChunkIndex>) {
+        out.clear();
         let sample = self.config.chunk_sample as usize;
         let policy = self.config.policy.chunk;
         let start_random = self.random_below(self.contents[ci].num_chunks().max(1) as usize) as u32;
         let content = &self.contents[ci];
-        let Some(node) = self.nodes[taker.0 as usize].as_mut() else { return Vec::new() };
-        let Some(nc) = node.content_mut(content.id) else { return Vec::new() };
+        let Some(node) = self.nodes[taker.0 as usize].as_mut() else { return };
+        let Some(nc) = node.content_mut(content.id) else { return };
         if policy == ChunkPolicy::InOrder {
             // Chunks below the cursor are never pending again until a release lowers it.
             nc.cursor = nc.want.next_at_or_after(nc.cursor).unwrap_or(nc.want.capacity());
@@ -111,12 +122,10 @@ impl Tracker {
             ChunkPolicy::InOrder => nc.cursor.max(content.window_start),
             _ => start_random.max(content.window_start),
         };
-        let mut out = Vec::with_capacity(sample);
-        scan_pending(&nc.want, &nc.inflight, &content.supply, from, content.window_start, sample, &mut out);
+        scan_pending(&nc.want, &nc.inflight, &content.supply, from, content.window_start, sample, out);
         if policy == ChunkPolicy::RarestFirst {
-            out.sort_by_key(|&c| (content.replicas(c) + content.holder_count[c as usize], c));
+            out.sort_unstable_by_key(|&c| (content.replicas(c) + content.holder_count[c as usize], c));
         }
-        out
     }
 
     /// A holder of `chunk` that can give it to `taker` now, per the giver policy.
@@ -138,7 +147,8 @@ impl Tracker {
         let taker_listens = self.loads[taker.0 as usize].listens;
         let content_id = self.contents[ci].id;
         let frugal = policy.origin == OriginPolicy::Frugal && self.contents[ci].replicas(chunk) > 0;
-        let mut found: Vec<(NodeIdx, u16)> = Vec::new();
+        let mut found = std::mem::take(&mut self.scratch.givers);
+        found.clear();
         let mut seen = 0;
         while *budget > 0 && found.len() < sample && seen < list_len {
             let list = &self.contents[ci].holders[chunk as usize];
@@ -174,15 +184,22 @@ impl Tracker {
             }
             found.push((g, load.up));
         }
+        let choice = self.pick_giver(taker_id, &found);
+        self.scratch.givers = found;
+        choice
+    }
+
+    /// The giver policy's pick among eligible holders `(holder, its uploads)`.
+    fn pick_giver(&mut self, taker_id: crate::ids::PeerId, found: &[(NodeIdx, u16)]) -> Option<NodeIdx> {
         if found.is_empty() {
             return None;
         }
-        let choice = match policy.giver {
+        let choice = match self.config.policy.giver {
             GiverPolicy::Random => found[self.random_below(found.len())].0,
             GiverPolicy::LeastLoaded => found.iter().min_by_key(|&&(_, up)| up).map(|&(g, _)| g)?,
             GiverPolicy::Trust => {
                 let mut best = (found[0].0, f64::MIN);
-                for &(g, _) in &found {
+                for &(g, _) in found {
                     let gid = self.node(g).map(|n| n.id)?;
                     let score = self.trust.trust(taker_id, gid) + self.trust.giver(gid).reputation();
                     if score > best.1 {
@@ -204,17 +221,20 @@ impl Tracker {
         let mut budget = self.config.giver_sample * SCAN_FACTOR;
         let start = NodeIdx(self.random_below(self.nodes.len()) as u32);
         let giver_listens = self.loads[giver.0 as usize].listens;
-        let mut stale = Vec::new();
+        let mut stale = std::mem::take(&mut self.scratch.stale);
+        stale.clear();
         let mut best: Option<(u16, NodeIdx, usize, ChunkIndex)> = None;
         let mut found = 0;
-        let order: Vec<NodeIdx> = self
-            .hungry
-            .range((Bound::Included(start), Bound::Unbounded))
-            .chain(self.hungry.range((Bound::Unbounded, Bound::Excluded(start))))
-            .take(budget as usize)
-            .copied()
-            .collect();
-        for t in order {
+        let mut order = std::mem::take(&mut self.scratch.nodes);
+        order.clear();
+        order.extend(
+            self.hungry
+                .range((Bound::Included(start), Bound::Unbounded))
+                .chain(self.hungry.range((Bound::Unbounded, Bound::Excluded(start))))
+                .take(budget as usize)
+                .copied(),
+        );
+        for &t in &order {
             if budget == 0 || found >= sample {
                 break;
             }
@@ -237,9 +257,11 @@ impl Tracker {
                 best = Some((down, t, ci, chunk));
             }
         }
-        for t in stale {
+        for &t in &stale {
             self.hungry.remove(&t);
         }
+        self.scratch.stale = stale;
+        self.scratch.nodes = order;
         let Some((_, taker, ci, chunk)) = best else { return false };
         self.order(now, giver, taker, ci, chunk);
         if !self.can_take(taker) {
@@ -250,6 +272,18 @@ impl Tracker {
 
     /// The chunk `giver` should send `taker`, per the chunk policy, if any.
     fn chunk_for(&mut self, giver: NodeIdx, taker: NodeIdx) -> Option<(usize, ChunkIndex)> {
+        let mut cands = std::mem::take(&mut self.scratch.chunks);
+        let pick = self.chunk_for_into(giver, taker, &mut cands);
+        self.scratch.chunks = cands;
+        pick
+    }
+
+    fn chunk_for_into(
+        &self,
+        giver: NodeIdx,
+        taker: NodeIdx,
+        cands: &mut Vec<ChunkIndex>,
+    ) -> Option<(usize, ChunkIndex)> {
         let policy = self.config.policy;
         let sample = self.config.chunk_sample as usize;
         let g = self.node(giver)?;
@@ -266,8 +300,8 @@ impl Tracker {
                     content.window_start + (taker.0.wrapping_mul(2_654_435_761) % content.num_chunks().max(1))
                 }
             };
-            let mut cands = Vec::with_capacity(sample);
-            scan_pending(&tc.want, &tc.inflight, &gc.have, from, content.window_start, sample, &mut cands);
+            cands.clear();
+            scan_pending(&tc.want, &tc.inflight, &gc.have, from, content.window_start, sample, cands);
             if frugal_seed {
                 cands.retain(|&c| content.replicas(c) == 0);
             }
@@ -281,6 +315,21 @@ impl Tracker {
         }
         None
     }
+}
+
+/// Whether any chunk at or above `floor` is in `want`, not in `inflight`, and in `other`.
+fn any_pending(want: &BitSet, inflight: &BitSet, other: &BitSet, floor: ChunkIndex) -> bool {
+    let (w, f, s) = (want.words(), inflight.words(), other.words());
+    let first = (floor / 64) as usize;
+    let cap = want.capacity().min(other.capacity());
+    (first..w.len().min(s.len())).any(|i| {
+        let mut bits = w[i] & !f.get(i).copied().unwrap_or(0) & s[i];
+        if i == first {
+            bits &= !0u64 << (floor % 64);
+        }
+        // Bits past the capacity are never set by BitSet, so no mask is needed at the top.
+        bits != 0 && (i as u32) * 64 < cap
+    })
 }
 
 /// Collects up to `max` chunks that are in `want`, not in `inflight`, and in `other`,

@@ -82,40 +82,71 @@ impl Engine {
         }
     }
 
-    /// Starts transmitting the next queued message of direction `d`, if idle.
+    /// Starts transmitting the queued messages of direction `d`, in order.
+    ///
+    /// Control messages go out back to back: each is delivered `serialisation + latency`
+    /// after the previous one left, with no event of its own. A `Data` message becomes a flow
+    /// once everything before it is on the wire, and nothing behind it moves until its flow
+    /// ends (one TCP stream per link direction).
     pub(super) fn pump(&mut self, l: LinkId, d: usize) {
         let now = self.now;
-        let Some(link) = self.link_mut(l) else { return };
-        let end = &mut link.ends[d];
-        if !end.open || end.inflight.is_some() || end.done_sending {
-            return;
-        }
-        let Some(out) = end.queue.pop_front() else { return };
-        let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
-        let (sn, dn) = (self.nodes[src as usize].net, self.nodes[dst as usize].net);
-        match out {
-            Out::Close => {
-                self.links[l.ix as usize].ends[d].done_sending = true;
-                let lat = self.net.latency(sn, dn);
-                self.queue.push(now + lat, Ev::Fin(l, d));
+        loop {
+            let Some(link) = self.link_mut(l) else { return };
+            let end = &mut link.ends[d];
+            if !end.open || end.inflight.is_some() || end.done_sending {
+                return;
             }
-            Out::Msg(msg) => {
-                let size = encoded_len(&msg);
-                if self.nodes[src as usize].role == Role::Tracker {
-                    self.recorder.tracker_message(now, size);
+            let is_data = match end.queue.front() {
+                None => return,
+                Some(Out::Msg(Message::Data(_))) => true,
+                Some(_) => false,
+            };
+            if is_data && end.busy_until > now {
+                if !end.wake_pending {
+                    end.wake_pending = true;
+                    let at = end.busy_until;
+                    self.queue.push(at, Ev::TxDone(l, d));
                 }
-                let is_data = matches!(msg, Message::Data(_));
-                let end = &mut self.links[l.ix as usize].ends[d];
-                end.inflight = Some(msg);
-                if is_data {
-                    let tag = (u64::from(l.generation) << 33) | (u64::from(l.ix) << 1) | d as u64;
-                    end.flow = Some(self.net.start_flow(now, sn, dn, size, tag));
-                } else {
+                return;
+            }
+            let Some(out) = end.queue.pop_front() else { return };
+            let start = end.busy_until.max(now);
+            let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
+            let (sn, dn) = (self.nodes[src as usize].net, self.nodes[dst as usize].net);
+            let lat = self.net.latency(sn, dn);
+            match out {
+                Out::Close => {
+                    self.links[l.ix as usize].ends[d].done_sending = true;
+                    self.queue.push(start + lat, Ev::Fin(l, d));
+                    return;
+                }
+                Out::Msg(msg) => {
+                    let size = encoded_len(&msg);
+                    if self.nodes[src as usize].role == Role::Tracker {
+                        self.recorder.tracker_message(now, size);
+                    }
+                    if is_data {
+                        let tag = (u64::from(l.generation) << 33) | (u64::from(l.ix) << 1) | d as u64;
+                        let flow = self.net.start_flow(now, sn, dn, size, tag);
+                        let end = &mut self.links[l.ix as usize].ends[d];
+                        end.inflight = Some(msg);
+                        end.flow = Some(flow);
+                        return;
+                    }
                     self.net.account(sn, dn, size);
-                    let dt = self.net.serialisation(sn, dn, size);
-                    self.queue.push(now + dt, Ev::TxDone(l, d));
+                    let done = start + self.net.serialisation(sn, dn, size);
+                    self.links[l.ix as usize].ends[d].busy_until = done;
+                    self.queue.push(done + lat, Ev::Deliver(l, d, msg));
                 }
             }
+        }
+    }
+
+    /// The control messages ahead of a waiting `Data` message are on the wire.
+    pub(super) fn wake(&mut self, l: LinkId, d: usize) {
+        if let Some(link) = self.link_mut(l) {
+            link.ends[d].wake_pending = false;
+            self.pump(l, d);
         }
     }
 
@@ -142,6 +173,7 @@ impl Engine {
                 }
             }
         }
+        self.links[l.ix as usize].ends[d].busy_until = now;
         self.queue.push(now + lat, Ev::Deliver(l, d, msg));
         self.pump(l, d);
         self.maybe_free(l);

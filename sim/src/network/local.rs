@@ -17,6 +17,8 @@
 
 use std::collections::VecDeque;
 
+use super::Scratch;
+
 use super::Network;
 
 impl Network {
@@ -31,19 +33,39 @@ impl Network {
             self.epoch = 1;
         }
         let epoch = self.epoch;
-        let mut work: VecDeque<u32> = VecDeque::new();
-        let mut visited: Vec<u32> = Vec::new();
+        // Scratch buffers are kept between updates: this runs once per instant with changes.
+        let mut work: VecDeque<u32> = std::mem::take(&mut self.scratch.work);
+        let mut visited: Vec<u32> = std::mem::take(&mut self.scratch.visited);
+        let mut flows: Vec<u32> = std::mem::take(&mut self.scratch.flows);
+        let mut others: Vec<f64> = std::mem::take(&mut self.scratch.others);
+        work.clear();
+        visited.clear();
+        flows.clear();
+        let done = self.propagate(now, budget, epoch, &mut work, &mut visited, &mut flows, &mut others);
+        self.scratch = Scratch { work, visited, flows, others };
+        done
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn propagate(
+        &mut self,
+        now: pdtp_core::Time,
+        budget: usize,
+        epoch: u32,
+        work: &mut VecDeque<u32>,
+        visited: &mut Vec<u32>,
+        flows: &mut Vec<u32>,
+        others: &mut Vec<f64>,
+    ) -> bool {
         // `dirty` holds (src, dst) pairs: the upload of src and the download of dst changed.
-        let dirty: Vec<_> = self.dirty.clone();
-        for pair in dirty.chunks(2) {
-            if let [a, b] = pair {
-                for r in [2 * a.0, 2 * b.0 + 1] {
-                    if self.in_work[r as usize] != epoch {
-                        self.in_work[r as usize] = epoch;
-                        self.pending[r as usize] = true;
-                        work.push_back(r);
-                        visited.push(r);
-                    }
+        for i in (0..self.dirty.len() / 2 * 2).step_by(2) {
+            let (a, b) = (self.dirty[i], self.dirty[i + 1]);
+            for r in [2 * a.0, 2 * b.0 + 1] {
+                if self.in_work[r as usize] != epoch {
+                    self.in_work[r as usize] = epoch;
+                    self.pending[r as usize] = true;
+                    work.push_back(r);
+                    visited.push(r);
                 }
             }
         }
@@ -53,13 +75,13 @@ impl Network {
             steps += 1;
             if steps > budget {
                 self.pending[r as usize] = false;
-                for q in work {
+                for &q in work.iter() {
                     self.pending[q as usize] = false;
                 }
                 return false;
             }
             self.pending[r as usize] = false;
-            let level = self.water_level(r);
+            let level = self.water_level(r, others);
             let old = self.level[r as usize];
             if same(level, old) {
                 continue;
@@ -82,21 +104,20 @@ impl Network {
         }
         // Re-rate every flow of every resource looked at.
         visited.sort_unstable();
-        let mut flows: Vec<u32> = Vec::new();
-        for &r in &visited {
+        for &r in visited.iter() {
             let node = &self.nodes[(r / 2) as usize];
             flows.extend(if r % 2 == 0 { node.out.iter() } else { node.inn.iter() });
         }
         flows.sort_unstable();
         flows.dedup();
-        for &s in &flows {
+        for &s in flows.iter() {
             let f = &self.flows[s as usize];
             let rate = self.level[2 * f.src.0 as usize].min(self.level[2 * f.dst.0 as usize + 1]);
             if !rate.is_finite() {
                 return false; // cannot happen at a fixed point; be exact rather than sorry
             }
         }
-        for s in flows {
+        for &s in flows.iter() {
             let f = &self.flows[s as usize];
             let rate = self.level[2 * f.src.0 as usize].min(self.level[2 * f.dst.0 as usize + 1]);
             self.set_rate(now, s, rate);
@@ -105,27 +126,21 @@ impl Network {
     }
 
     /// The level of resource `r` given the current levels at the other ends of its flows.
-    fn water_level(&self, r: u32) -> f64 {
+    fn water_level(&self, r: u32, others: &mut Vec<f64>) -> f64 {
         let node = &self.nodes[(r / 2) as usize];
         let (cap, list) = if r % 2 == 0 { (node.up, &node.out) } else { (node.down, &node.inn) };
         if list.is_empty() {
             return f64::INFINITY;
         }
-        let mut others: Vec<f64> = list
-            .iter()
-            .map(|&s| {
-                let f = &self.flows[s as usize];
-                if r % 2 == 0 {
-                    self.level[2 * f.dst.0 as usize + 1]
-                } else {
-                    self.level[2 * f.src.0 as usize]
-                }
-            })
-            .collect();
+        others.clear();
+        others.extend(list.iter().map(|&s| {
+            let f = &self.flows[s as usize];
+            if r % 2 == 0 { self.level[2 * f.dst.0 as usize + 1] } else { self.level[2 * f.src.0 as usize] }
+        }));
         others.sort_by(f64::total_cmp);
         let mut remaining = cap;
         let mut k = others.len() as f64;
-        for o in others {
+        for &o in others.iter() {
             if o * k < remaining {
                 remaining -= o;
                 k -= 1.0;
