@@ -9,7 +9,11 @@
 //!    derived hop by hop below, within 1 %;
 //! 4. no run finishes below the Kumar–Ross bound T_min;
 //! 5. a small live stream at half of r_max reaches continuity ≥ 0.99;
-//! 6. corrupted transfers are rejected and re-fetched, and every viewer still completes.
+//! 6. corrupted transfers are rejected and re-fetched, and every viewer still completes;
+//!
+//! and regressions for the two bugs these tests found: the network model completing a
+//! reused flow slot early (caught by 4: the origin beat u_s and viewers beat T_min), and
+//! viewers that asked before the seed had published waiting forever.
 //!
 //! Every scenario is small (≤ 30 viewers, ≤ 2 MB): the whole file runs in well under a
 //! second of wall time in the test profile.
