@@ -74,11 +74,21 @@ impl NodeFactory for CoreFactory {
                     store: Some(VirtualStore::new()),
                     starts: 0,
                     queued: None,
+                    now: Time::ZERO,
+                    retry_at: None,
                 })
             }
         }
     }
 }
+
+/// How long a viewer told `UnknownUrl` waits before asking again.
+///
+/// Seeds start at time zero, but their `Publish` reaches the tracker only after their own
+/// connect, `Hello`/`Welcome` and `Publish` trips; a viewer arriving at (nearly) the same
+/// time can ask first and be told the path is unknown. A person (or a player) would try
+/// again; without this the viewer waited forever and the run ended `quiescent`.
+pub const UNKNOWN_URL_RETRY: pdtp_core::Span = pdtp_core::Span::from_millis(250);
 
 /// Seeds' peer ids start here so they never collide with viewers' (`index + 1`).
 const SEED_ID_BASE: u32 = 4_000_000_000;
@@ -285,6 +295,10 @@ struct PeerNode {
     starts: u64,
     /// An event to report on the next poll.
     queued: Option<NodeEvent>,
+    /// The time of the last message handled (when an `UnknownUrl` drained after it came).
+    now: Time,
+    /// When to ask for the content again after `UnknownUrl` ([`UNKNOWN_URL_RETRY`]).
+    retry_at: Option<Time>,
 }
 
 impl SimNode for PeerNode {
@@ -295,8 +309,10 @@ impl SimNode for PeerNode {
         let mut peer = Peer::new(now, self.config.clone(), store, rng(seed));
         peer.get(now, &self.path);
         self.machine = Some(peer);
+        self.retry_at = None;
     }
     fn stop(&mut self, _now: Time) {
+        self.retry_at = None;
         // A returning viewer starts a new machine; its store is kept, but the new machine
         // does not scan it (see docs/simulator.md).
         self.store = self.machine.take().map(Peer::into_store);
@@ -315,12 +331,17 @@ impl SimNode for PeerNode {
         }
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        self.now = now;
         if let Some(m) = self.machine.as_mut() {
             m.handle_message(now, conn, msg);
         }
     }
     fn handle_timeout(&mut self, now: Time) {
         if let Some(m) = self.machine.as_mut() {
+            if self.retry_at.is_some_and(|t| t <= now) {
+                self.retry_at = None;
+                m.get(now, &self.path);
+            }
             m.handle_timeout(now);
         }
     }
@@ -338,6 +359,11 @@ impl SimNode for PeerNode {
                 PeerEvent::ChunkRejected { chunk, .. } => NodeEvent::ChunkRejected { chunk },
                 PeerEvent::TransferFailed { .. } => NodeEvent::TransferFailed,
                 PeerEvent::DownloadComplete { .. } if !self.live => NodeEvent::Completed,
+                PeerEvent::UnknownUrl { .. } => {
+                    // Read by the engine's `poll_timeout` right after this drain.
+                    self.retry_at = Some(self.now + UNKNOWN_URL_RETRY);
+                    continue;
+                }
                 PeerEvent::Deliver { offset, payload, .. } => {
                     let chunk = (offset / self.chunk_size) as ChunkIndex;
                     drop(payload);
@@ -354,6 +380,10 @@ impl SimNode for PeerNode {
         None
     }
     fn poll_timeout(&self) -> Option<Time> {
-        self.machine.as_ref()?.poll_timeout()
+        let machine = self.machine.as_ref()?.poll_timeout();
+        match (machine, self.retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

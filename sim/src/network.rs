@@ -268,8 +268,12 @@ impl Network {
         };
         let slot = match self.free.pop() {
             Some(s) => {
-                let generation = self.flows[s as usize].generation.wrapping_add(1);
-                self.flows[s as usize] = Flow { generation, ..flow };
+                // The version carries on across reuse: the heap may still hold finish
+                // entries of the slot's earlier flows, and a version restarting at 0 would
+                // let one of them complete this flow early.
+                let old = &self.flows[s as usize];
+                let (generation, version) = (old.generation.wrapping_add(1), old.version.wrapping_add(1));
+                self.flows[s as usize] = Flow { generation, version, ..flow };
                 s
             }
             None => {

@@ -60,7 +60,9 @@ impl Sender {
         }
         if self.ghost {
             let endpoint = Endpoint { host: "ghost".into(), port: 1 };
-            self.out.push_back(Transmit::Connect { conn: ConnId(u32::MAX), endpoint });
+            // The next handle in sequence: the engine's connection table is indexed by
+            // handle (core machines allocate them densely), so no far-off sentinel.
+            self.out.push_back(Transmit::Connect { conn: ConnId(self.peers), endpoint });
         }
     }
 

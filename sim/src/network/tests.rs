@@ -83,6 +83,22 @@ fn a_flow_joining_and_leaving_rerates_the_others() {
 }
 
 #[test]
+fn a_reused_flow_slot_is_not_completed_by_its_old_flow_schedule() {
+    // Regression: a flow's scheduled finish stays in the heap after the flow is cancelled;
+    // when a new flow reused the slot its version restarted, so the old entry matched it
+    // and completed it early (the seed of a real run uploaded faster than its capacity).
+    let (mut net, n) = net_with(&[(8, 100), (100, 100)]);
+    let a = net.start_flow(Time::ZERO, n[0], n[1], 1_000_000, 1);
+    net.handle_timeout(Time::ZERO); // a: 1 MB/s, finish scheduled at 1.0 s
+    assert_eq!(net.cancel_flow(t(0.2), a), Some(200_000));
+    let b = net.start_flow(t(0.2), n[0], n[1], 1_000_000, 2);
+    assert_eq!(b.slot, a.slot, "the test needs the slot reused");
+    let done = drain(&mut net);
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].tag, done[0].at), (2, t(1.2)));
+}
+
+#[test]
 fn cancelling_a_flow_frees_capacity_and_counts_what_moved() {
     let (mut net, n) = net_with(&[(8, 100), (100, 100), (100, 100)]);
     let a = net.start_flow(Time::ZERO, n[0], n[1], 1_000_000, 1);
