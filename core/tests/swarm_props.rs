@@ -17,7 +17,7 @@
 mod harness;
 
 use harness::{Options, PeerSpec, Swarm};
-use pdtp_core::tracker::TrackerEvent;
+use pdtp_core::tracker::{Limits, TrackerConfig, TrackerEvent};
 use pdtp_core::{PeerId, Span};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -28,10 +28,12 @@ const SIZE: usize = 9_301;
 const CHUNK: u32 = 500;
 const LIVE_CHUNK: u32 = 200;
 const VIEWER_WINDOW: u32 = 5;
+/// Far more steps than any of these swarms needs to go quiet: more means a livelock.
+const SETTLE_STEPS: usize = 200_000;
 
 #[derive(Clone, Debug)]
 enum Op {
-    AddPeer { corrupt: bool, listen: bool },
+    AddPeer { corrupt: bool, listen: bool, hasty: bool },
     Get(Index),
     Deliver(usize),
     Advance(u64),
@@ -43,7 +45,8 @@ enum Op {
 
 fn ops(live: bool) -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
-        3 => (any::<bool>(), any::<bool>()).prop_map(move |(c, l)| Op::AddPeer { corrupt: c && !live, listen: l }),
+        3 => (any::<bool>(), any::<bool>(), any::<bool>())
+            .prop_map(move |(c, l, h)| Op::AddPeer { corrupt: c && !live, listen: l, hasty: h }),
         3 => any::<Index>().prop_map(Op::Get),
         4 => (1usize..120).prop_map(Op::Deliver),
         2 => (1u64..25_000).prop_map(Op::Advance),
@@ -55,13 +58,34 @@ fn ops(live: bool) -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(op, 1..80)
 }
 
+/// Tracker settings that make races likelier: tight limits, stall timeouts shorter than a
+/// transfer can take, frequent sweeps.
+fn tracker_config() -> impl Strategy<Value = TrackerConfig> {
+    (1u16..6, 1u16..6, 1u16..11, prop_oneof![Just(20_000u64), 50u64..2_000], 100u64..3_000).prop_map(
+        |(up, down, total, stall_ms, sweep_ms)| {
+            let mut c = TrackerConfig::with_key(harness::KEY);
+            c.limits = Limits { max_transfers: total.max(2), max_uploads: up, max_downloads: down };
+            c.stall_timeout = Span::from_millis(stall_ms);
+            c.sweep_interval = Span::from_millis(sweep_ms);
+            c
+        },
+    )
+}
+
 fn apply(s: &mut Swarm, op: &Op, live: bool) {
     let path = if live { LIVE } else { FILE };
     match *op {
-        Op::AddPeer { corrupt, listen } => {
+        Op::AddPeer { corrupt, listen, hasty } => {
             if s.peers.len() < 50 {
-                let window = if live { VIEWER_WINDOW } else { 64 };
-                s.add_peer(PeerSpec { corrupt, listen, live_window: window });
+                let live_window = if live { VIEWER_WINDOW } else { 64 };
+                let mut spec = PeerSpec { corrupt, listen, live_window, ..PeerSpec::default() };
+                if hasty {
+                    // Watchdogs shorter than a slow network's round trips.
+                    spec.stall_timeout = Span::from_millis(150);
+                    spec.transfer_timeout = Span::from_millis(200);
+                    spec.order_wait = Span::from_millis(60);
+                }
+                s.add_peer(spec);
             }
         }
         Op::Get(i) => {
@@ -95,8 +119,18 @@ fn apply(s: &mut Swarm, op: &Op, live: bool) {
 }
 
 fn on_demand_swarm(seed: u64, delay_max_ms: u64, peers: usize, corrupt: usize) -> Swarm {
+    on_demand_swarm_with(seed, delay_max_ms, Options::default().tracker, peers, corrupt)
+}
+
+fn on_demand_swarm_with(
+    seed: u64,
+    delay_max_ms: u64,
+    tracker: TrackerConfig,
+    peers: usize,
+    corrupt: usize,
+) -> Swarm {
     let delay_max = Span::from_millis(delay_max_ms);
-    let mut s = Swarm::new(Options { seed, delay_max, ..Options::default() });
+    let mut s = Swarm::new(Options { seed, delay_max, tracker, ..Options::default() });
     s.publish(FILE, harness::file_bytes(SIZE, seed as u8), CHUNK);
     for k in 0..peers {
         s.add_peer(PeerSpec { corrupt: k < corrupt, listen: k % 3 != 2, ..PeerSpec::default() });
@@ -133,7 +167,7 @@ fn check_corrupt_banned(s: &Swarm) -> Result<(), String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, max_shrink_iters: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, max_shrink_iters: 200, ..ProptestConfig::default() })]
 
     /// On-demand: random operations with faults; every survivor ends with the file.
     #[test]
@@ -141,14 +175,15 @@ proptest! {
         seed in any::<u64>(),
         delay_max in 1u64..200,
         initial in 1usize..8,
+        tracker in tracker_config(),
         ops in ops(false),
     ) {
-        let mut s = on_demand_swarm(seed, delay_max, initial, 0);
+        let mut s = on_demand_swarm_with(seed, delay_max, tracker, initial, 0);
         for op in &ops {
             apply(&mut s, op, false);
             prop_assert!(s.violations.is_empty(), "after {op:?}: {:#?}", s.violations);
         }
-        s.drive();
+        prop_assert_eq!(s.drive_bounded(SETTLE_STEPS).map(|_| ()), Ok(()));
         prop_assert!(s.violations.is_empty(), "{:#?}", s.violations);
         prop_assert_eq!(s.check_complete(), Ok(()));
         prop_assert_eq!(check_corrupt_banned(&s), Ok(()));
@@ -156,7 +191,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 100, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, max_shrink_iters: 100, ..ProptestConfig::default() })]
 
     /// Up to 50 peers, some corrupting, everyone gets, random delays: the corrupting ones
     /// are banned once they served enough bad chunks and never ordered to give afterwards,
@@ -178,7 +213,7 @@ proptest! {
             prop_assert!(s.violations.is_empty(), "{:#?}", s.violations);
             s.reseed(r);
         }
-        s.drive();
+        prop_assert_eq!(s.drive_bounded(SETTLE_STEPS).map(|_| ()), Ok(()));
         prop_assert!(s.violations.is_empty(), "{:#?}", s.violations);
         prop_assert_eq!(s.check_complete(), Ok(()));
         prop_assert_eq!(check_corrupt_banned(&s), Ok(()));
@@ -186,7 +221,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, max_shrink_iters: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, max_shrink_iters: 200, ..ProptestConfig::default() })]
 
     /// Live: the seed pushes chunks over time; viewers join, leave, lose links; none ever
     /// holds more than its window, and every delivery is the source's bytes in order.
@@ -195,10 +230,12 @@ proptest! {
         seed in any::<u64>(),
         delay_max in 1u64..200,
         initial in 1usize..8,
+        // Seeds keeping fewer chunks than their viewers, or more.
+        seed_live_window in 2u32..3 * VIEWER_WINDOW,
         ops in ops(true),
     ) {
         let delay_max = Span::from_millis(delay_max);
-        let opts = Options { seed, delay_max, seed_live_window: 2 * VIEWER_WINDOW, ..Options::default() };
+        let opts = Options { seed, delay_max, seed_live_window, ..Options::default() };
         let mut s = Swarm::new(opts);
         s.start_live(LIVE, LIVE_CHUNK);
         for k in 0..initial {
@@ -209,7 +246,7 @@ proptest! {
             apply(&mut s, op, true);
             prop_assert!(s.violations.is_empty(), "after {op:?}: {:#?}", s.violations);
         }
-        s.drive();
+        prop_assert_eq!(s.drive_bounded(SETTLE_STEPS).map(|_| ()), Ok(()));
         prop_assert!(s.violations.is_empty(), "{:#?}", s.violations);
         // Survivors that joined caught up with the live edge.
         let edge = (s.live_len(LIVE) as u64) * u64::from(LIVE_CHUNK);

@@ -75,11 +75,24 @@ pub struct PeerSpec {
     pub listen: bool,
     /// Live chunks it keeps.
     pub live_window: u32,
+    /// A transfer not under way this long after its order fails.
+    pub stall_timeout: Span,
+    /// A transfer under way but not finished this long after it started fails.
+    pub transfer_timeout: Span,
+    /// How long a peer request waits for its matching order.
+    pub order_wait: Span,
 }
 
 impl Default for PeerSpec {
     fn default() -> Self {
-        Self { corrupt: false, listen: true, live_window: 64 }
+        Self {
+            corrupt: false,
+            listen: true,
+            live_window: 64,
+            stall_timeout: Span::from_secs(20),
+            transfer_timeout: Span::from_secs(120),
+            order_wait: Span::from_secs(5),
+        }
     }
 }
 
@@ -245,6 +258,9 @@ impl Swarm {
         c.listen_port = spec.listen.then_some(9);
         c.corrupt_uploads = spec.corrupt;
         c.live_window = spec.live_window;
+        c.stall_timeout = spec.stall_timeout;
+        c.transfer_timeout = spec.transfer_timeout;
+        c.order_wait = spec.order_wait;
         let rng = pdtp_core::Rng::seed_from_u64(self.opts.seed.wrapping_mul(1_000_003) ^ node as u64);
         self.peers.push(PeerSlot {
             machine: Some(Peer::new(self.now, c, MemStore::new(), rng)),
