@@ -3,13 +3,13 @@
 //! dropped connections; killed peers; new network delays; live chunks) and the harness checks
 //! its invariants after every step:
 //!
-//! * no giver is ordered to give a chunk its real store lacks (one documented race excused,
-//!   see `Swarm::check_order`), and no order comes from a giver after its ban;
+//! * no giver is ordered to give a chunk its real store lacks (races with messages still in
+//!   flight excused, listed at `Swarm::check_order`), and no order comes from a giver after its ban;
 //! * per-node limits hold in `tracker.stats()`;
 //! * every delivered byte is the source's byte at that offset, deliveries contiguous;
 //! * live viewers never hold more than their window;
 //!
-//! and at the end, after `drive()`: every surviving honest peer that asked for a file has it
+//! and at the end, once quiescent (a bounded `drive`, so a livelock fails the case): every surviving honest peer that asked for a file has it
 //! exactly, and a corrupting giver with enough corrupt transfers is banned.
 
 #![allow(clippy::unwrap_used)]
