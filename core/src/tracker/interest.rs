@@ -10,11 +10,17 @@ use crate::wire::{ErrorCode, Interest};
 
 impl Tracker {
     /// Maps an interest to a chunk range, or warns the sender and returns `None`.
+    ///
+    /// Additions (`Request`, `Provide`) are clipped to the live window; removals are not:
+    /// a viewer's `Unrequest`/`Unprovide` for chunks the window already left must still
+    /// clear its wants and holdings there, or their pending counts leak and the sweep
+    /// re-arms forever.
     fn chunks_for(
         &mut self,
         conn: ConnId,
         interest: &Interest,
         cover: Cover,
+        clip_to_window: bool,
     ) -> Option<(usize, Range<ChunkIndex>)> {
         let ci = interest.content.0 as usize;
         let Some(content) = self.contents.get(ci) else {
@@ -30,12 +36,13 @@ impl Tracker {
             return None;
         }
         let chunks = g.chunks_of(range, cover);
-        let start = chunks.start.max(content.window_start);
+        let floor = if clip_to_window { content.window_start } else { 0 };
+        let start = chunks.start.max(floor);
         Some((ci, start..chunks.end.max(start)))
     }
 
     pub(super) fn on_request(&mut self, idx: NodeIdx, conn: ConnId, interest: Interest) {
-        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Touched) else { return };
+        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Touched, true) else { return };
         let content = &mut self.contents[ci];
         let n = content.num_chunks();
         let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
@@ -58,7 +65,7 @@ impl Tracker {
     }
 
     pub(super) fn on_unrequest(&mut self, idx: NodeIdx, conn: ConnId, interest: Interest) {
-        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Touched) else { return };
+        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Touched, false) else { return };
         let content = &mut self.contents[ci];
         let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
         let Some(nc) = node.content_mut(content.id) else { return };
@@ -67,16 +74,17 @@ impl Tracker {
             content.open_requesters.remove(&idx);
         }
         for c in chunks {
-            // Chunks already in flight run to their end.
             if nc.pending(c) {
-                nc.want.remove(c);
                 content.remove_pending(c);
             }
+            // Chunks already in flight run to their end, but are no longer wanted: a failed
+            // transfer must not queue them again (the viewer has moved past them).
+            nc.want.remove(c);
         }
     }
 
     pub(super) fn on_provide(&mut self, idx: NodeIdx, conn: ConnId, interest: Interest) {
-        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Whole) else { return };
+        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Whole, true) else { return };
         let content = &mut self.contents[ci];
         let n = content.num_chunks();
         let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
@@ -95,7 +103,7 @@ impl Tracker {
     }
 
     pub(super) fn on_unprovide(&mut self, idx: NodeIdx, conn: ConnId, interest: Interest) {
-        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Touched) else { return };
+        let Some((ci, chunks)) = self.chunks_for(conn, &interest, Cover::Touched, false) else { return };
         let content = &mut self.contents[ci];
         let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
         let is_seed = node.is_seed();

@@ -414,3 +414,70 @@ fn frugal_origin_sends_each_chunk_about_once() {
     assert_eq!(b.tr.stats().contents[0].completions, 20);
     assert_eq!(from_seed, 20, "every chunk left the origin exactly once");
 }
+
+/// Sweeps until the tracker stops asking for a timeout; false if it never does.
+fn settles(b: &mut Bench) -> bool {
+    for _ in 0..50 {
+        let Some(t) = b.tr.poll_timeout() else { return true };
+        b.now = t;
+        b.tr.handle_timeout(t);
+        b.drain();
+    }
+    false
+}
+
+#[test]
+fn an_unrequested_chunk_in_flight_is_not_queued_again_when_its_transfer_fails() {
+    let mut b = Bench::new();
+    let (_, content) = b.seed_with(manifest("a.bin", 1, 1000));
+    let peer = b.peer_requesting(10, content);
+    let os = orders(&b.drain());
+    let (_, o) = os.iter().find(|(c, _)| *c == peer).expect("an order to the taker");
+    b.tr.handle_message(b.now, peer, Message::Unrequest(Interest::all(content)));
+    b.tr.handle_message(b.now, peer, Message::Completed(Completed { token: o.token, hash: None }));
+    assert!(orders(&b.drain()).is_empty(), "the chunk is no longer wanted");
+    assert!(settles(&mut b), "no demand is left, so the sweep disarms");
+    assert!(orders(&b.drain()).is_empty());
+}
+
+#[test]
+fn an_unrequest_below_the_live_window_clears_the_demand() {
+    let mut b = Bench::new();
+    let mut m = manifest("show", 0, 1000);
+    m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
+    let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
+    let proof = auth::publish_proof(KEY, &nonce, &m);
+    b.tr.handle_message(b.now, conn, Message::Publish(Publish { manifest: m, proof }));
+    b.drain();
+    let content = ContentId(0);
+    let (viewer, _) = b.connect(10, Role::Peer, Some(8000));
+    b.tr.handle_message(b.now, viewer, Message::AskInfo(AskInfo { path: "show".into() }));
+    b.tr.handle_message(b.now, viewer, Message::Request(Interest::range(content, ByteRange::from(0))));
+    // Eight chunks: five go in flight (the download limit), three stay pending.
+    let hashes: Vec<_> = (0..8).map(chunk_hash).collect();
+    let proof = auth::append_proof(KEY, &nonce, content, 0, 8000, 0, &hashes);
+    let append = AppendChunks { content, first: 0, new_size: 8000, hashes, window_start: 0, proof };
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(append));
+    let inflight: Vec<_> = orders(&b.drain()).into_iter().filter(|(c, _)| *c == viewer).collect();
+    assert_eq!(inflight.len(), 5);
+    // The seed's window moves past all eight before the viewer's unrequest arrives.
+    let hashes = vec![chunk_hash(8)];
+    let proof = auth::append_proof(KEY, &nonce, content, 8, 9000, 8, &hashes);
+    let append = AppendChunks { content, first: 8, new_size: 9000, hashes, window_start: 8, proof };
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(append));
+    let range = ByteRange::new(0, 8000);
+    b.tr.handle_message(b.now, viewer, Message::Unrequest(Interest::range(content, range)));
+    for (_, o) in &inflight {
+        b.tr.handle_message(b.now, viewer, Message::Completed(Completed { token: o.token, hash: None }));
+    }
+    for (_, o) in orders(&b.drain()).into_iter().filter(|(c, _)| *c == viewer) {
+        assert_eq!(o.chunk, 8, "only the chunk inside the window is ordered");
+        b.tr.handle_message(
+            b.now,
+            viewer,
+            Message::Completed(Completed { token: o.token, hash: Some(chunk_hash(8)) }),
+        );
+    }
+    b.drain();
+    assert!(settles(&mut b), "no demand is left below the window, so the sweep disarms");
+}
