@@ -1,17 +1,13 @@
-//! Virtual chunk storage for the simulated machines: which chunks a node holds, no bytes.
+//! Virtual content for the simulated machines: what each chunk "contains".
 //!
 //! A simulated content's chunk `i` "contains" the digest [`virtual_digest`]`(path, i)`; the
 //! seed publishes a [`virtual_manifest`] listing those digests, so a taker verifies a
 //! received [`Payload::Virtual`] against the manifest exactly as it would a real SHA-256
-//! (the network model corrupts a payload by changing its tag). A store is a bitset per
-//! content: 1 000 peers × 400 chunks cost about 50 kB, not 100 GB.
+//! (the network model corrupts a payload by changing its tag). The machines keep them in
+//! `pdtp_core::memstore::VirtualStore`: presence bits and digests, no bytes, so 1 000 peers
+//! × 400 chunks cost kilobytes, not 100 GB.
 
-use std::collections::BTreeMap;
-
-use pdtp_core::bitset::BitSet;
-use pdtp_core::{
-    ChunkIndex, ChunkStore, ContentId, Digest, Geometry, LiveInfo, Manifest, Payload, StoreError,
-};
+use pdtp_core::{ChunkIndex, Digest, Geometry, LiveInfo, Manifest};
 
 /// The digest chunk `chunk` of the simulated content at `path` stands for.
 pub fn virtual_digest(path: &str, chunk: ChunkIndex) -> Digest {
@@ -24,102 +20,11 @@ pub fn virtual_manifest(path: &str, geometry: Geometry, live: Option<LiveInfo>) 
     Manifest { path: path.to_string(), geometry, hashes, live }
 }
 
-/// A node's virtual storage.
-#[derive(Clone, Debug, Default)]
-pub struct VirtualStore {
-    contents: BTreeMap<ContentId, Held>,
-    holds_everything: bool,
-}
-
-#[derive(Clone, Debug)]
-struct Held {
-    path: String,
-    geometry: Geometry,
-    chunks: BitSet,
-}
-
-impl VirtualStore {
-    /// An empty store (a viewer's).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A store that holds every chunk of every content it opens (a seed's file root).
-    pub fn origin() -> Self {
-        Self { contents: BTreeMap::new(), holds_everything: true }
-    }
-
-    /// Whether chunk `chunk` of `content` is held.
-    pub fn holds(&self, content: ContentId, chunk: ChunkIndex) -> bool {
-        self.contents.get(&content).is_some_and(|h| self.holds_everything || h.chunks.contains(chunk))
-    }
-
-    /// Chunks of `content` held.
-    pub fn held_count(&self, content: ContentId) -> u32 {
-        self.contents
-            .get(&content)
-            .map_or(0, |h| if self.holds_everything { h.geometry.num_chunks() } else { h.chunks.count() })
-    }
-}
-
-impl ChunkStore for VirtualStore {
-    fn open(&mut self, content: ContentId, manifest: &Manifest) -> Result<(), StoreError> {
-        let n = manifest.num_chunks();
-        let held = self.contents.entry(content).or_insert_with(|| Held {
-            path: manifest.path.clone(),
-            geometry: manifest.geometry,
-            chunks: BitSet::new(n),
-        });
-        // A live manifest grows: keep what is held, extend the geometry.
-        held.geometry = manifest.geometry;
-        if held.chunks.capacity() < n {
-            held.chunks.grow(n);
-        }
-        Ok(())
-    }
-
-    fn read(&mut self, content: ContentId, chunk: ChunkIndex) -> Result<Payload, StoreError> {
-        let h = self
-            .contents
-            .get(&content)
-            .ok_or_else(|| StoreError::new(format!("content {content:?} not open")))?;
-        if chunk >= h.geometry.num_chunks() || !(self.holds_everything || h.chunks.contains(chunk)) {
-            return Err(StoreError::new(format!("chunk {chunk} of {} not held", h.path)));
-        }
-        Ok(Payload::Virtual { len: h.geometry.chunk_len(chunk), tag: virtual_digest(&h.path, chunk) })
-    }
-
-    fn write(&mut self, content: ContentId, chunk: ChunkIndex, payload: &Payload) -> Result<(), StoreError> {
-        let h = self
-            .contents
-            .get_mut(&content)
-            .ok_or_else(|| StoreError::new(format!("content {content:?} not open")))?;
-        if payload.len() != h.geometry.chunk_len(chunk) {
-            return Err(StoreError::new(format!(
-                "chunk {chunk} of {}: wrong length {}",
-                h.path,
-                payload.len()
-            )));
-        }
-        if h.chunks.capacity() <= chunk {
-            h.chunks.grow(chunk + 1);
-        }
-        h.chunks.insert(chunk);
-        Ok(())
-    }
-
-    fn discard(&mut self, content: ContentId, chunk: ChunkIndex) -> Result<(), StoreError> {
-        if let Some(h) = self.contents.get_mut(&content)
-            && chunk < h.chunks.capacity()
-        {
-            h.chunks.remove(chunk);
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use pdtp_core::memstore::VirtualStore;
+    use pdtp_core::{ChunkStore, ContentId, Payload};
+
     use super::*;
 
     #[test]
@@ -132,22 +37,12 @@ mod tests {
         seed.open(c, &m).unwrap();
         let mut viewer = VirtualStore::new();
         viewer.open(c, &m).unwrap();
-        assert!(viewer.read(c, 10).is_err());
-        let p = seed.read(c, 10).unwrap();
-        assert!(p.verify(g.chunk_len(10), m.hash(10).unwrap()));
-        assert_eq!(p.len(), 50); // the short last chunk
-        viewer.write(c, 10, &p).unwrap();
-        assert_eq!(viewer.read(c, 10).unwrap(), p);
-        assert_eq!(viewer.held_count(c), 1);
-        assert_eq!(seed.held_count(c), 11);
-        viewer.discard(c, 10).unwrap();
-        assert!(!viewer.holds(c, 10));
-        assert!(viewer.write(c, 3, &Payload::Virtual { len: 7, tag: Digest::ZERO }).is_err());
-    }
-
-    #[test]
-    fn digests_differ_by_chunk_and_path() {
-        assert_ne!(virtual_digest("a", 0), virtual_digest("a", 1));
-        assert_ne!(virtual_digest("a", 0), virtual_digest("b", 0));
+        let last = seed.read(c, 10).unwrap();
+        assert!(last.verify(g.chunk_len(10), &m.hashes[10]), "the short last chunk verifies");
+        assert!(viewer.read(c, 10).is_err(), "nothing written yet");
+        viewer.write(c, 10, &last).unwrap();
+        assert_eq!(viewer.read(c, 10).unwrap(), last);
+        let other = Payload::Virtual { len: 50, tag: virtual_digest("other.mp4", 10) };
+        assert!(!other.verify(g.chunk_len(10), &m.hashes[10]), "another content's chunk does not");
     }
 }

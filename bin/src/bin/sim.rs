@@ -5,8 +5,7 @@
 //! sim sweep SCENARIO [--out DIR] [--jobs N]
 //! sim check SCENARIO
 //! ```
-//! Exit codes: 0 success, 2 bad input (one line naming the problem), 3 the core node
-//! adapters are not wired into this build yet.
+//! Exit codes: 0 success, 2 bad input (one line naming the problem).
 
 // The binary may use threads (sweep cells) and the wall clock (progress); the determinism
 // guard in clippy.toml is for core and sim.
