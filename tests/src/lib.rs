@@ -1,4 +1,7 @@
 //! Workspace integration tests live in `tests/tests/`; this library holds what they share.
+//!
+//! These tests run the real runtime on real sockets, so wall time is allowed here.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::Path;
 
@@ -29,3 +32,20 @@ pub fn write_random_file(dir: &Path, name: &str, len: usize, seed: u64) -> Vec<u
 
 /// The seed key every test tracker uses.
 pub const KEY: &str = "integration-test-seed-key";
+
+/// Runs `rt` in short turns until `done` (which may poll sockets the loop does not know
+/// about) returns true or `limit` passes; returns whether `done` held.
+pub fn run_polling(
+    rt: &mut pdtp_net_mio::driver::Runtime,
+    limit: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if done() {
+            return true;
+        }
+        rt.turn(Some(std::time::Duration::from_millis(5))).unwrap_or_else(|e| panic!("event loop: {e}"));
+    }
+    done()
+}
