@@ -1,6 +1,7 @@
 //! The loop's socket work: events, accepting, reading and decoding, carrying out the
 //! machines' transmissions, flushing under the rate limits.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -9,7 +10,7 @@ use mio::event::Event;
 use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
 use pdtp_core::{ConnId, Message, Payload, Time, Transmit};
 
-use super::{CLOSE_LINGER, CONN_TOKEN_BASE, Link, Runtime, resolve};
+use super::{CLOSE_LINGER, CONN_TOKEN_BASE, Link, OVERFLOW, Runtime, resolve};
 use crate::conn::Conn;
 
 impl Runtime {
@@ -113,8 +114,10 @@ impl Runtime {
             None => usize::MAX,
         };
         if budget == 0 {
-            if conn.may_read() {
-                parked.insert(token);
+            if conn.may_read()
+                && let Some(b) = slot.limiter.down.as_mut()
+            {
+                park(parked, token, b.ready_at(1, now));
             }
             return Ok(());
         }
@@ -169,12 +172,12 @@ impl Runtime {
             return Err(());
         }
         if still_readable {
-            let budget_spent = limited && slot.limiter.down.is_some() && fill.bytes >= budget;
-            if budget_spent {
-                parked.insert(token);
-            } else {
-                // Stopped at the read limit: come back next turn, after the others.
-                pending.insert(token);
+            match slot.limiter.down.as_mut().filter(|_| limited && fill.bytes >= budget) {
+                Some(b) => park(parked, token, b.ready_at(1, now)),
+                None => {
+                    // Stopped at the read limit: come back next turn, after the others.
+                    pending.insert(token);
+                }
             }
         }
         Ok(())
@@ -256,9 +259,6 @@ impl Runtime {
                     None => usize::MAX,
                 };
                 let written = if budget == 0 {
-                    if c.may_write() {
-                        parked.insert(token);
-                    }
                     0
                 } else {
                     match c.flush(budget) {
@@ -276,8 +276,17 @@ impl Runtime {
                         b.consume(written as u64, now);
                     }
                 }
-                if c.may_write() && budget != usize::MAX {
-                    parked.insert(token);
+                if c.may_write()
+                    && let Some(b) = slot.limiter.up.as_mut().filter(|_| link.limited)
+                {
+                    // Out of upload credit: wake when enough for the next segment has come.
+                    park(parked, token, b.ready_at(c.queued() as u64, now));
+                }
+                if c.queued() > OVERFLOW {
+                    // A peer that does not read: never buffer for it without bound.
+                    tracing::warn!(peer = ?c.peer_addr(), queued = c.queued(), "output overflow; closing");
+                    failed.push(token);
+                    continue;
                 }
                 if was_over && !c.over_cap() {
                     pending.insert(token);
@@ -307,6 +316,12 @@ impl Runtime {
         self.table.remove(token, self.poll.registry());
         self.forget(token, t);
     }
+}
+
+/// Parks `token` until `at` (the earliest of two parkings wins).
+fn park(parked: &mut BTreeMap<Token, Instant>, token: Token, at: Instant) {
+    let e = parked.entry(token).or_insert(at);
+    *e = (*e).min(at);
 }
 
 fn new_link(node: usize, conn: ConnId, limited: bool) -> Link {

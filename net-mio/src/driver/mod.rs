@@ -52,6 +52,10 @@ use crate::table::ConnTable;
 /// The first connection token; listeners and extra objects use the tokens below.
 pub const CONN_TOKEN_BASE: usize = 1 << 20;
 
+/// A connection whose output queue passes this is closed: its reader is not reading.
+/// (Chunk data is bounded by the scheduler's per-peer transfer limits, far below this.)
+const OVERFLOW: usize = 128 << 20;
+
 /// A connection being closed is given this long to flush what is queued.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
@@ -93,8 +97,8 @@ pub struct Runtime {
     pending: BTreeSet<Token>,
     /// Connections with output to flush this turn.
     dirty: BTreeSet<Token>,
-    /// Connections waiting for rate-limit credit.
-    parked: BTreeSet<Token>,
+    /// Connections waiting for rate-limit credit, with the instant it will be there.
+    parked: BTreeMap<Token, Instant>,
     /// Connections closing after a flush, with their deadline.
     closing: BTreeMap<Token, Instant>,
 }
@@ -188,7 +192,7 @@ impl Runtime {
             links: BTreeMap::new(),
             pending: BTreeSet::new(),
             dirty: BTreeSet::new(),
-            parked: BTreeSet::new(),
+            parked: BTreeMap::new(),
             closing: BTreeMap::new(),
         })
     }
@@ -297,7 +301,7 @@ impl Runtime {
     pub fn turn(&mut self, max_wait: Option<Duration>) -> std::io::Result<()> {
         let timeout = if self.pending.is_empty() && self.dirty.is_empty() {
             let now = Instant::now();
-            let until = self.deadline(now).map(|d| d.saturating_duration_since(now));
+            let until = self.deadline().map(|d| d.saturating_duration_since(now));
             match (until, max_wait) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -333,7 +337,7 @@ impl Runtime {
     }
 
     /// The earliest deadline of anything in the loop.
-    fn deadline(&mut self, now: Instant) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         let mut at: Option<Instant> = None;
         let mut min = |t: Option<Instant>| {
             if let Some(t) = t {
@@ -347,17 +351,7 @@ impl Runtime {
         }
         min(self.table.poll_timeout());
         min(self.closing.values().min().copied());
-        for token in &self.parked {
-            let Some(link) = self.links.get(token) else { continue };
-            let Some(Some(slot)) = self.nodes.get_mut(link.node) else { continue };
-            let queued = self.table.get_mut(*token).map_or(0, |c| c.queued()) as u64;
-            if let Some(b) = slot.limiter.up.as_mut().filter(|_| queued > 0) {
-                min(Some(b.ready_at(queued, now)));
-            }
-            if let Some(b) = slot.limiter.down.as_mut() {
-                min(Some(b.ready_at(1, now)));
-            }
-        }
+        min(self.parked.values().min().copied());
         at
     }
 
@@ -399,11 +393,12 @@ impl Runtime {
             self.links.remove(&token);
             self.table.remove(token, self.poll.registry());
         }
-        if !self.parked.is_empty() {
-            // Credit may have come back: try them all again (cheap; parked sets are small).
-            let parked = std::mem::take(&mut self.parked);
-            self.pending.extend(parked.iter().copied());
-            self.dirty.extend(parked);
+        // Credit is back for these: read and write them again.
+        let woken: Vec<Token> = self.parked.iter().filter(|(_, at)| **at <= now).map(|(t, _)| *t).collect();
+        for token in woken {
+            self.parked.remove(&token);
+            self.pending.insert(token);
+            self.dirty.insert(token);
         }
     }
 
