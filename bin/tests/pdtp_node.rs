@@ -127,3 +127,61 @@ fn get_names_an_unknown_file() {
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert_one_line(status.unwrap().code().unwrap_or(-1), &err, "has no file 'b.bin'");
 }
+
+#[test]
+fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    let port = swarm.tracker_addr.port();
+    let conf = dir.path().join("live.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "host: 127.0.0.1\nport: {port}\nfile_root: {}\nchunk_size: 16384\nlisten_port: 0\nseed_key: {KEY}\n",
+            dir.path().join("empty").display()
+        ),
+    )
+    .unwrap();
+    let mut seed = Command::new(BIN)
+        .args(["seed", "--conf", conf.to_str().unwrap(), "--live", "show.ts"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut viewer = Command::new(BIN)
+        .args(["get", &format!("pdtp://127.0.0.1:{port}/show.ts"), "-o", "-", "--listen", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = viewer.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let source = pdtp_tests::random_bytes(60 * 16384, 13);
+    let mut stdin = seed.stdin.take().unwrap();
+    for piece in source.chunks(16384) {
+        stdin.write_all(piece).unwrap();
+        run_polling(&mut swarm.rt, Duration::from_millis(25), || false);
+    }
+    drop(stdin);
+    run_polling(&mut swarm.rt, Duration::from_millis(500), || false);
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+    let _ = seed.kill();
+    let _ = seed.wait();
+    let got = reader.join().unwrap();
+    let mut err = String::new();
+    viewer.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(got.len() >= 10 * 16384, "the viewer got only {} bytes: {err}", got.len());
+    // What it got is a chunk-aligned, contiguous stretch of the stream.
+    let start = (0..source.len())
+        .step_by(16384)
+        .find(|&o| source[o..].starts_with(&got[..16384]))
+        .expect("the first chunk received is not a chunk of the stream");
+    assert!(source[start..].starts_with(&got), "the viewer's bytes are not the stream, in order");
+}
