@@ -105,7 +105,7 @@ fn errors_are_one_clear_line_and_a_non_zero_exit() {
 }
 
 #[test]
-fn get_names_an_unknown_file() {
+fn get_names_an_unknown_file_and_an_unwritable_output() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     write_random_file(&root, "a.bin", 1000, 12);
@@ -126,6 +126,25 @@ fn get_names_an_unknown_file() {
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert_one_line(status.unwrap().code().unwrap_or(-1), &err, "has no file 'b.bin'");
+
+    // An output that cannot be created, and a full disk (/dev/full): one line each.
+    let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
+    for (out, needle) in [("no/such/dir/a.bin", "opening the output"), ("/dev/full", "No space left")] {
+        let mut child = Command::new(BIN)
+            .args(["get", &url, "-o", out, "--listen", "0"])
+            .current_dir(dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut status = None;
+        assert!(run_polling(&mut swarm.rt, LIMIT, || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        }));
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert_one_line(status.unwrap().code().unwrap_or(-1), &err, needle);
+    }
 }
 
 #[test]

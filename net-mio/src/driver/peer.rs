@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::{Registry, Token};
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
-use pdtp_core::wire::Notice;
 use pdtp_core::wire::codec::DecodeError;
+use pdtp_core::wire::{ErrorCode, Notice};
 use pdtp_core::{ConnId, ContentId, Endpoint, Message, Payload, PeerId, Time, Transmit};
 use rand_core::SeedableRng;
 
@@ -182,6 +182,11 @@ impl PeerNode {
             }
             PeerEvent::Problem(n) => {
                 tracing::debug!(code = ?n.code, detail = %n.detail, "problem");
+                // Our own storage failed (output not writable, disk full): stop, leaving what
+                // was written intact, instead of fetching the same chunks forever.
+                if n.code == ErrorCode::Unexpected && n.detail.contains("storage: ") {
+                    self.fail(n.detail);
+                }
             }
             PeerEvent::TransferFailed { token, reason } => {
                 tracing::debug!(?token, %reason, "transfer failed");
