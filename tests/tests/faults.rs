@@ -135,3 +135,38 @@ fn a_malformed_frame_closes_that_connection_only() {
     assert_eq!(swarm.rt.status(peer), Some(Status::Done), "the tracker still serves others");
     assert!(std::fs::read(out).unwrap() == source);
 }
+
+#[test]
+fn silent_connections_are_capped_and_timed_out_and_the_tracker_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "f.bin", 100_000, 6);
+    let mut swarm =
+        Swarm::with_limits(TrackerConfig::with_key(KEY), 16 * 1024, 16, Duration::from_millis(300)).unwrap();
+    // 40 connections that never say anything.
+    let mut idle: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(swarm.tracker_addr).unwrap()).collect();
+    for s in &idle {
+        s.set_nonblocking(true).unwrap();
+    }
+    let mut closed = vec![false; idle.len()];
+    let all_closed = run_polling(&mut swarm.rt, LIMIT, || {
+        for (s, c) in idle.iter_mut().zip(closed.iter_mut()) {
+            let mut buf = [0u8; 64];
+            match s.read(&mut buf) {
+                Ok(0) => *c = true,
+                Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => *c = true,
+                _ => {}
+            }
+        }
+        closed.iter().all(|c| *c)
+    });
+    assert!(all_closed, "silent connections were kept: {closed:?}");
+    assert!(swarm.rt.refused() > 0, "nothing was refused at the cap of 16");
+    // The tracker still works for a real seed and peer.
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let out = dir.path().join("out");
+    let peer = swarm.add_peer("f.bin", &out, false).unwrap();
+    assert!(swarm.run_until_finished(&[peer], LIMIT).unwrap());
+    assert_eq!(swarm.rt.status(peer), Some(Status::Done));
+    assert!(std::fs::read(out).unwrap() == source);
+}

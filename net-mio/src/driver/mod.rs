@@ -251,6 +251,11 @@ impl Runtime {
         self.nodes.get_mut(id.0)?.as_mut().map(|s| &mut s.node)
     }
 
+    /// Connections refused at the loop's cap so far.
+    pub fn refused(&self) -> u64 {
+        self.table.refused()
+    }
+
     /// A node's status (`None` once removed).
     pub fn status(&self, id: NodeId) -> Option<Status> {
         self.node(id).map(|n| n.hosted_ref().status())

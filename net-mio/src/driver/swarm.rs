@@ -35,8 +35,18 @@ pub struct Swarm {
 impl Swarm {
     /// A loop with a tracker on `127.0.0.1:<ephemeral>` and its stats page on another.
     pub fn new(config: TrackerConfig, chunk_size: u32) -> Result<Self, String> {
+        Self::with_limits(config, chunk_size, 4096, Duration::from_secs(10))
+    }
+
+    /// Like [`Swarm::new`], with the loop's connection cap and hello deadline.
+    pub fn with_limits(
+        config: TrackerConfig,
+        chunk_size: u32,
+        max_connections: usize,
+        hello_timeout: Duration,
+    ) -> Result<Self, String> {
         let key = String::from_utf8_lossy(&config.seed_key).into_owned();
-        let mut rt = Runtime::new(4096, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        let mut rt = Runtime::new(max_connections, hello_timeout).map_err(|e| e.to_string())?;
         let listener = bind_exact(SocketAddr::new(LOOPBACK, 0)).map_err(|e| e.to_string())?;
         let tracker_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let node = TrackerNode::new(TrackerOptions {
