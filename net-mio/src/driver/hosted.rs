@@ -82,6 +82,10 @@ pub trait Hosted {
     /// Drains the machine's events and does the application's work; called every turn
     /// after the machine's inputs.
     fn after(&mut self, cx: &mut Cx<'_>);
+    /// Whether [`Hosted::after`] stopped with work left (the loop then does not sleep).
+    fn has_work(&self) -> bool {
+        false
+    }
     /// Where the node stands.
     fn status(&self) -> Status;
 }

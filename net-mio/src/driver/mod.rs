@@ -304,7 +304,8 @@ impl Runtime {
 
     /// One turn of the loop; sleeps at most `max_wait` (`None`: until an event or deadline).
     pub fn turn(&mut self, max_wait: Option<Duration>) -> std::io::Result<()> {
-        let timeout = if self.pending.is_empty() && self.dirty.is_empty() {
+        let busy = self.nodes.iter().flatten().any(|s| s.node.hosted_ref().has_work());
+        let timeout = if self.pending.is_empty() && self.dirty.is_empty() && !busy {
             let now = Instant::now();
             let until = self.deadline().map(|d| d.saturating_duration_since(now));
             match (until, max_wait) {

@@ -24,6 +24,8 @@ use crate::storage::{Backing, PeerStore};
 
 /// The sink's queue cap: a few chunks of slack for a media player.
 const SINK_CAP: usize = 4 << 20;
+/// Bytes delivered per turn at most, so a fast sink cannot starve the sockets.
+const DELIVER_PER_TURN: u64 = 16 << 20;
 /// How often a FIFO without a reader is retried.
 const FIFO_RETRY: Duration = Duration::from_millis(100);
 
@@ -61,6 +63,8 @@ pub struct PeerNode {
     content: Option<ContentId>,
     chunks: u32,
     fifo_retry_at: Option<Instant>,
+    /// Delivery stopped at its per-turn budget with more ready.
+    more: bool,
     max_rejects: Option<u64>,
     welcomed: bool,
     complete: bool,
@@ -99,6 +103,7 @@ impl PeerNode {
             content: None,
             chunks: 0,
             fifo_retry_at: None,
+            more: false,
             max_rejects: opts.max_rejects,
             welcomed: false,
             complete: false,
@@ -256,14 +261,37 @@ impl Hosted for PeerNode {
         self.flush_sink(cx.registry, cx.now);
     }
     fn after(&mut self, cx: &mut Cx<'_>) {
+        // Deliver while the sink takes it: push until it is full, flush, go on while the flush
+        // made room. A pipe that is full stops this until its writable event; a file never
+        // does, so a turn delivers at most DELIVER_PER_TURN and asks for another at once.
+        let start = self.delivered;
+        self.more = false;
         loop {
-            if self.sink.as_ref().is_some_and(|s| !s.has_room()) {
+            let mut drained = false;
+            while self.sink.as_ref().is_none_or(Sink::has_room) {
+                match self.peer.poll_event() {
+                    Some(ev) => self.on_event(cx, ev),
+                    None => {
+                        drained = true;
+                        break;
+                    }
+                }
+                if self.delivered - start >= DELIVER_PER_TURN {
+                    break;
+                }
+            }
+            self.flush_sink(cx.registry, cx.now);
+            if drained || self.failure.is_some() || self.sink.as_ref().is_some_and(|s| !s.has_room()) {
                 break;
             }
-            let Some(ev) = self.peer.poll_event() else { break };
-            self.on_event(cx, ev);
+            if self.delivered - start >= DELIVER_PER_TURN {
+                self.more = true;
+                break;
+            }
         }
-        self.flush_sink(cx.registry, cx.now);
+    }
+    fn has_work(&self) -> bool {
+        self.more
     }
     fn status(&self) -> Status {
         if let Some(f) = &self.failure {
