@@ -100,6 +100,17 @@ impl Swarm {
 
     /// A peer downloading `path` into `output`; `corrupt` makes it corrupt what it serves.
     pub fn add_peer(&mut self, path: &str, output: &Path, corrupt: bool) -> Result<NodeId, String> {
+        self.add_peer_limited(path, output, corrupt, RateLimits::default())
+    }
+
+    /// Like [`Swarm::add_peer`], with upload/download caps for that peer.
+    pub fn add_peer_limited(
+        &mut self,
+        path: &str,
+        output: &Path,
+        corrupt: bool,
+        limits: RateLimits,
+    ) -> Result<NodeId, String> {
         let (listener, port) = bind_with_fallback(LOOPBACK, 0).map_err(|e| e.to_string())?;
         let peer_id = self.take_id();
         let now = self.rt.now();
@@ -118,7 +129,7 @@ impl Swarm {
             },
         )?;
         let burst = u64::from(self.chunk_size);
-        self.rt.add(Node::Peer(peer), Some(listener), RateLimits::default(), burst).map_err(|e| e.to_string())
+        self.rt.add(Node::Peer(peer), Some(listener), limits, burst).map_err(|e| e.to_string())
     }
 
     /// The peer id the node got (seeds and peers are numbered from 1 in the order added).

@@ -74,6 +74,12 @@ enum Command {
         /// Bytes per chunk.
         #[arg(long, default_value_t = 256 * 1024)]
         chunk_size: u32,
+        /// Cap on what the seed (the origin) sends, e.g. 2MiB/s.
+        #[arg(long, value_name = "RATE")]
+        origin_rate: Option<String>,
+        /// Cap on what each peer sends, e.g. 1MiB/s.
+        #[arg(long, value_name = "RATE")]
+        peer_upload_rate: Option<String>,
         /// Print one JSON object instead of a summary.
         #[arg(long)]
         json: bool,
@@ -91,9 +97,10 @@ fn main() {
             init_logs(cli.verbose, false, false);
             roles::get(&url, output, listen, max_upload_rate.as_deref(), max_download_rate.as_deref())
         }
-        Command::Demo { peers, size, chunk_size, json } => {
+        Command::Demo { peers, size, chunk_size, origin_rate, peer_upload_rate, json } => {
             init_logs(cli.verbose, false, false);
-            demo::run(peers, size, chunk_size, json)
+            let caps = demo::Caps { origin: origin_rate, peer_upload: peer_upload_rate };
+            demo::run(peers, size, chunk_size, &caps, json)
         }
     };
     if let Err(e) = result {
