@@ -204,3 +204,34 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order() {
         .expect("the first chunk received is not a chunk of the stream");
     assert!(source[start..].starts_with(&got), "the viewer's bytes are not the stream, in order");
 }
+
+#[test]
+fn get_into_a_fifo_waits_for_its_reader_and_delivers_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "movie.ts", 2_000_000, 14);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 32 * 1024).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let fifo = dir.path().join("player.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let url = format!("pdtp://127.0.0.1:{}/movie.ts", swarm.tracker_addr.port());
+    let mut child = Command::new(BIN)
+        .args(["get", &url, "-o", fifo.to_str().unwrap(), "--listen", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The "player" starts late: the download must neither fail nor block the loop meanwhile.
+    run_polling(&mut swarm.rt, Duration::from_millis(300), || false);
+    assert!(child.try_wait().unwrap().is_none(), "get gave up before the reader came");
+    let path = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::read(path));
+    let mut status = None;
+    assert!(run_polling(&mut swarm.rt, LIMIT, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    }));
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.unwrap().success(), "{err}");
+    assert!(reader.join().unwrap().unwrap() == source, "the FIFO's bytes differ from the source");
+}

@@ -132,7 +132,7 @@ impl Swarm {
         self.rt.add(Node::Peer(peer), Some(listener), limits, burst).map_err(|e| e.to_string())
     }
 
-    /// The peer id the node got (seeds and peers are numbered from 1 in the order added).
+    /// A hosted peer (seeds and peers get ids 1, 2, ... in the order they are added).
     pub fn peer(&self, id: NodeId) -> Option<&PeerNode> {
         match self.rt.node(id)? {
             Node::Peer(p) => Some(p),
