@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pdtp_core::tracker::TrackerConfig;
-use pdtp_net_mio::driver::{RateLimits, Swarm};
+use pdtp_net_mio::driver::{Node, RateLimits, Swarm};
 use pdtp_tests::{KEY, run_polling, write_random_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pdtp-node");
@@ -169,6 +169,16 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A viewer asking before the seed published would be told "no such file": wait for it.
+    let tracker = swarm.tracker;
+    let published = swarm
+        .rt
+        .run_until(LIMIT, |rt| match rt.node(tracker) {
+            Some(Node::Tracker(t)) => t.tracker().stats().contents.iter().any(|c| c.path == "show.ts"),
+            _ => false,
+        })
+        .unwrap();
+    assert!(published, "the seed never published its live stream");
     let mut viewer = Command::new(BIN)
         .args(["get", &format!("pdtp://127.0.0.1:{port}/show.ts"), "-o", "-", "--listen", "0"])
         .stdout(Stdio::piped())

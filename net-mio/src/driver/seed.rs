@@ -58,6 +58,8 @@ pub struct SeedStores {
 pub struct SeedNode {
     seed: Seed<SeedStores>,
     tracker: Endpoint,
+    /// Contents queued for publishing (files, plus the live stream).
+    to_publish: usize,
     published: Vec<String>,
     welcomed: bool,
     failure: Option<String>,
@@ -133,6 +135,7 @@ impl SeedNode {
         cfg.listen_port = opts.listen_port;
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
         let mut seed = Seed::new(now, cfg, stores, rng);
+        let to_publish = manifests.len() + usize::from(opts.live.is_some());
         for m in manifests {
             tracing::info!(path = %m.path, bytes = m.geometry.size, chunks = m.num_chunks(), "publishing");
             seed.publish(now, m);
@@ -154,7 +157,15 @@ impl SeedNode {
             }
             None => None,
         };
-        Ok(Self { seed, tracker: opts.tracker, published: Vec::new(), welcomed: false, failure: None, live })
+        Ok(Self {
+            seed,
+            tracker: opts.tracker,
+            to_publish,
+            published: Vec::new(),
+            welcomed: false,
+            failure: None,
+            live,
+        })
     }
 
     /// The machine (read-only).
@@ -165,6 +176,11 @@ impl SeedNode {
     /// Paths the tracker accepted, in order.
     pub fn published(&self) -> &[String] {
         &self.published
+    }
+
+    /// Whether the tracker accepted everything this seed set out to publish.
+    pub fn all_published(&self) -> bool {
+        self.published.len() >= self.to_publish
     }
 
     /// Whether the live input has ended (stdin closed) and its last chunk was pushed.

@@ -76,7 +76,8 @@ impl Swarm {
         }
     }
 
-    /// A seed publishing everything under `root`, authenticating with `key`.
+    /// A seed publishing everything under `root`, authenticating with `key`; returns once the
+    /// tracker accepted every file (or refused the seed), so peers added next find them.
     pub fn add_seed(&mut self, root: &Path, key: &str, limits: RateLimits) -> Result<NodeId, String> {
         let (listener, port) = bind_with_fallback(LOOPBACK, 0).map_err(|e| e.to_string())?;
         let peer_id = self.take_id();
@@ -95,7 +96,14 @@ impl Swarm {
             },
         )?;
         let burst = u64::from(self.chunk_size);
-        self.rt.add(Node::Seed(seed), Some(listener), limits, burst).map_err(|e| e.to_string())
+        let id = self.rt.add(Node::Seed(seed), Some(listener), limits, burst).map_err(|e| e.to_string())?;
+        // Peers added next must find the files: wait until they are published (or refused).
+        let settled = |rt: &Runtime| match rt.node(id) {
+            Some(Node::Seed(s)) => s.all_published() || rt.status(id) != Some(Status::Running),
+            _ => true,
+        };
+        self.rt.run_until(Duration::from_secs(10), settled).map_err(|e| e.to_string())?;
+        Ok(id)
     }
 
     /// A peer downloading `path` into `output`; `corrupt` makes it corrupt what it serves.
