@@ -13,6 +13,7 @@
 //! | [`sink`] | in-order output to a file, stdout or FIFO with a bounded queue and non-blocking pipes |
 //! | [`ratelimit`] | exact token buckets and rate meters driven by explicit instants |
 //! | [`stats`] | the stats page on port + 1: HTML, `/stats.json`, `/metrics` (Prometheus 0.0.4) |
+//! | [`driver`] | the mio loop that hosts tracker, seed and peer machines over real TCP |
 //! | [`delivery`] | in-order delivery of verified chunks from the `PeerStore` to the `Sink` |
 //! | [`conn`] | a non-blocking TCP connection: bounded input, capped output queue, connect completion |
 //! | [`table`] | the connection table: cap and refuse, never-reused tokens, hello deadlines |
@@ -31,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod delivery;
+pub mod driver;
 pub mod listen;
 pub mod paths;
 pub mod ratelimit;

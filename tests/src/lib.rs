@@ -1,1 +1,51 @@
-//! Workspace integration tests live in `tests/tests/`.
+//! Workspace integration tests live in `tests/tests/`; this library holds what they share.
+//!
+//! These tests run the real runtime on real sockets, so wall time is allowed here.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::Path;
+
+/// `len` pseudo-random bytes from `seed` (xorshift64*; reproducible, not cryptographic).
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes `len` random bytes to `dir/name` and returns them.
+pub fn write_random_file(dir: &Path, name: &str, len: usize, seed: u64) -> Vec<u8> {
+    let data = random_bytes(len, seed);
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
+    }
+    std::fs::write(&path, &data).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    data
+}
+
+/// The seed key every test tracker uses.
+pub const KEY: &str = "integration-test-seed-key";
+
+/// Runs `rt` in short turns until `done` (which may poll sockets the loop does not know
+/// about) returns true or `limit` passes; returns whether `done` held.
+pub fn run_polling(
+    rt: &mut pdtp_net_mio::driver::Runtime,
+    limit: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if done() {
+            return true;
+        }
+        rt.turn(Some(std::time::Duration::from_millis(5))).unwrap_or_else(|e| panic!("event loop: {e}"));
+    }
+    done()
+}

@@ -1,0 +1,123 @@
+//! `pdtp-node`: run a PDTP tracker, seed or viewer (`get`) on real sockets, or a whole demo
+//! swarm on loopback.
+//!
+//! Errors print one line naming what to fix and exit with status 1 (2 for usage errors,
+//! from clap). Logs go to stderr through `tracing`: warnings only by default, more with
+//! `--verbose` (`-vv` for debug) or `RUST_LOG`.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+#![forbid(unsafe_code)]
+
+mod demo;
+mod roles;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// PDTP peercasting: one origin, many viewers sharing chunks, a tracker scheduling every
+/// transfer.
+#[derive(Debug, Parser)]
+#[command(name = "pdtp-node", version, about)]
+struct Cli {
+    /// More logs on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a tracker (and its stats page on port + 1).
+    Tracker {
+        /// The YAML config (conf/example.yml shows every key).
+        #[arg(long)]
+        conf: PathBuf,
+    },
+    /// Publish every file under file_root (and optionally a live stream from stdin).
+    Seed {
+        /// The YAML config: host/port of the tracker, file_root, chunk_size, seed_key.
+        #[arg(long)]
+        conf: PathBuf,
+        /// Publish a live stream read from stdin under this path.
+        #[arg(long, value_name = "NAME")]
+        live: Option<String>,
+        /// Cap on what the origin sends (e.g. 2MiB/s); overrides the config.
+        #[arg(long, value_name = "RATE")]
+        max_upload_rate: Option<String>,
+    },
+    /// Download pdtp://host[:port]/path, verifying every chunk.
+    Get {
+        /// The URL, as pdtp://tracker.example.org:6086/show.mp4.
+        url: String,
+        /// Output file, or - for stdout (a FIFO works too); default: the file's name here.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Port to accept other peers on (the next free one if taken).
+        #[arg(long, default_value_t = 8000)]
+        listen: u16,
+        /// Cap on what we share with other peers (e.g. 1MiB/s).
+        #[arg(long, value_name = "RATE")]
+        max_upload_rate: Option<String>,
+        /// Cap on what we download (e.g. 10MiB/s).
+        #[arg(long, value_name = "RATE")]
+        max_download_rate: Option<String>,
+    },
+    /// Tracker, seed and N peers on loopback with a generated file, in one process.
+    Demo {
+        /// Number of peers.
+        #[arg(long, default_value_t = 10)]
+        peers: usize,
+        /// Size of the generated file in bytes.
+        #[arg(long, default_value_t = 16 * 1024 * 1024)]
+        size: u64,
+        /// Bytes per chunk.
+        #[arg(long, default_value_t = 256 * 1024)]
+        chunk_size: u32,
+        /// Cap on what the seed (the origin) sends, e.g. 2MiB/s.
+        #[arg(long, value_name = "RATE")]
+        origin_rate: Option<String>,
+        /// Cap on what each peer sends, e.g. 1MiB/s.
+        #[arg(long, value_name = "RATE")]
+        peer_upload_rate: Option<String>,
+        /// Print one JSON object instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Tracker { conf } => roles::tracker(&conf, cli.verbose),
+        Command::Seed { conf, live, max_upload_rate } => {
+            roles::seed(&conf, live, max_upload_rate.as_deref(), cli.verbose)
+        }
+        Command::Get { url, output, listen, max_upload_rate, max_download_rate } => {
+            init_logs(cli.verbose, false, false);
+            roles::get(&url, output, listen, max_upload_rate.as_deref(), max_download_rate.as_deref())
+        }
+        Command::Demo { peers, size, chunk_size, origin_rate, peer_upload_rate, json } => {
+            init_logs(cli.verbose, false, false);
+            let caps = demo::Caps { origin: origin_rate, peer_upload: peer_upload_rate };
+            demo::run(peers, size, chunk_size, &caps, json)
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("pdtp-node: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Logs to stderr: warnings by default, `quiet` keeps it there, `debug` or `-vv` adds debug.
+fn init_logs(verbose: u8, quiet: bool, debug: bool) {
+    let level = match (verbose, quiet, debug) {
+        (_, _, true) | (2.., _, _) => "debug",
+        (1, _, _) => "info",
+        (0, _, _) => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // A second initialisation (never happens here) would only be refused; nothing to do then.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,178 @@
+//! The long-running roles: `tracker`, `seed` and `get`.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use pdtp_core::{Endpoint, PeerId};
+use pdtp_net_mio::config::{Config, parse_rate};
+use pdtp_net_mio::driver::{
+    Node, PeerNode, PeerOptions, RateLimits, Runtime, SeedNode, SeedOptions, Status, TrackerNode,
+    TrackerOptions, random_seed, tracker_config,
+};
+use pdtp_net_mio::listen::{bind_exact, bind_with_fallback};
+use pdtp_net_mio::paths::PdtpUrl;
+use pdtp_net_mio::sink::OutputKind;
+
+const ANY: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// `pdtp-node tracker --conf FILE`: runs until killed.
+pub fn tracker(conf: &Path, verbose: u8) -> Result<(), String> {
+    let c = Config::load(conf).map_err(|e| e.to_string())?;
+    crate::init_logs(verbose, c.quiet, c.debug);
+    if c.seed_key.is_none() {
+        tracing::warn!("{}: no seed_key, so every seed will be refused", conf.display());
+    }
+    let ip: IpAddr =
+        c.host.parse().map_err(|_| format!("{}: host: '{}' is not an IP address", conf.display(), c.host))?;
+    let addr = SocketAddr::new(ip, c.port);
+    let listener = bind_exact(addr).map_err(|e| format!("{e} (the tracker's port: change port)"))?;
+    let stats = SocketAddr::new(ip, c.stats_port());
+    let node = TrackerNode::new(TrackerOptions {
+        config: tracker_config(&c),
+        stats: Some(stats),
+        name: c.public_name().to_owned(),
+        shown_limits: (c.max_upload_rate.map(|r| r.0), c.max_download_rate.map(|r| r.0)),
+        rng_seed: random_seed(),
+    })
+    .map_err(|e| format!("{e} (the stats page uses port + 1: change port)"))?;
+    let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
+    rt.add(Node::Tracker(node), Some(listener), RateLimits::default(), 1).map_err(|e| e.to_string())?;
+    if !c.quiet {
+        eprintln!("pdtp-node: tracker on {addr}; stats on http://{stats}/");
+    }
+    loop {
+        rt.turn(None).map_err(|e| format!("event loop: {e}"))?;
+    }
+}
+
+/// `pdtp-node seed --conf FILE [--live NAME]`: runs until killed or refused.
+pub fn seed(conf: &Path, live: Option<String>, upload: Option<&str>, verbose: u8) -> Result<(), String> {
+    let c = Config::load(conf).map_err(|e| e.to_string())?;
+    crate::init_logs(verbose, c.quiet, c.debug);
+    let file = conf.display();
+    let root = c.file_root.clone().ok_or_else(|| format!("{file}: file_root: required to run a seed"))?;
+    let key = c
+        .seed_key
+        .clone()
+        .ok_or_else(|| format!("{file}: seed_key: required to run a seed (the tracker's key)"))?;
+    let upload = match upload {
+        Some(r) => Some(parse_rate(r).map_err(|e| format!("--max-upload-rate {r}: {e}"))?),
+        None => c.max_upload_rate.map(|r| r.0),
+    };
+    let (listener, port) = bind_with_fallback(ANY, c.listen_port).map_err(|e| e.to_string())?;
+    let now = Instant::now();
+    let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
+    let seed = SeedNode::new(
+        rt.now(),
+        SeedOptions {
+            peer_id: PeerId(random_id()),
+            tracker: tracker_endpoint(&c),
+            key,
+            file_root: root,
+            chunk_size: c.chunk_size,
+            listen_port: Some(port),
+            live,
+            rng_seed: random_seed(),
+        },
+    )?;
+    tracing::info!(elapsed = ?now.elapsed(), "hashed the files to publish");
+    let limits = RateLimits { upload, download: c.max_download_rate.map(|r| r.0) };
+    let id = rt
+        .add(Node::Seed(seed), Some(listener), limits, u64::from(c.chunk_size))
+        .map_err(|e| e.to_string())?;
+    loop {
+        rt.turn(None).map_err(|e| format!("event loop: {e}"))?;
+        if let Some(Status::Failed(e)) = rt.status(id) {
+            return Err(e);
+        }
+    }
+}
+
+/// `pdtp-node get URL [-o FILE|-]`: downloads, then exits.
+pub fn get(
+    url: &str,
+    output: Option<PathBuf>,
+    listen: u16,
+    upload: Option<&str>,
+    download: Option<&str>,
+) -> Result<(), String> {
+    let url = PdtpUrl::parse(url).map_err(|e| e.to_string())?;
+    let rate = |flag: &str, r: Option<&str>| match r {
+        Some(r) => parse_rate(r).map(Some).map_err(|e| format!("{flag} {r}: {e}")),
+        None => Ok(None),
+    };
+    let limits = RateLimits {
+        upload: rate("--max-upload-rate", upload)?,
+        download: rate("--max-download-rate", download)?,
+    };
+    let output = output.unwrap_or_else(|| {
+        PathBuf::from(url.path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("download"))
+    });
+    let (listener, port) = bind_with_fallback(ANY, listen).map_err(|e| format!("--listen: {e}"))?;
+    let mut rt = Runtime::new(1024, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let peer = PeerNode::new(
+        rt.now(),
+        PeerOptions {
+            peer_id: PeerId(random_id()),
+            tracker: Endpoint { host: url.host.clone(), port: url.port },
+            path: url.path.clone(),
+            output: OutputKind::of(&output),
+            listen_port: Some(port),
+            cache_dir: std::env::temp_dir(),
+            corrupt_uploads: false,
+            max_rejects: None,
+            rng_seed: random_seed(),
+        },
+    )?;
+    // The smallest burst is one chunk; 256 kB covers the shipped configs until the manifest
+    // says otherwise (the bucket allows at least this much at once).
+    let id = rt.add(Node::Peer(peer), Some(listener), limits, 256 * 1024).map_err(|e| e.to_string())?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} chunks {elapsed} {msg}") {
+            b.set_style(style);
+        }
+        b
+    });
+    loop {
+        rt.turn(Some(Duration::from_millis(200))).map_err(|e| format!("event loop: {e}"))?;
+        if let (Some(b), Some(Node::Peer(p))) = (&bar, rt.node(id)) {
+            let (held, n) = p.progress();
+            b.set_length(u64::from(n));
+            b.set_position(u64::from(held));
+        }
+        match rt.status(id) {
+            Some(Status::Done) => break,
+            Some(Status::Failed(e)) => {
+                if let Some(b) = &bar {
+                    b.abandon();
+                }
+                return Err(e);
+            }
+            _ => {}
+        }
+    }
+    // Let the last `Completed` reach the tracker before the process goes away.
+    let _ = rt.run_until(Duration::from_millis(100), |_| false);
+    if let Some(b) = bar {
+        b.finish_with_message(format!("done: {}", output.display()));
+    }
+    Ok(())
+}
+
+/// Where a seed finds its tracker: the config's host (a wildcard address means this machine).
+fn tracker_endpoint(c: &Config) -> Endpoint {
+    let host = match c.host.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        _ => c.host.clone(),
+    };
+    Endpoint { host, port: c.port }
+}
+
+fn random_id() -> u32 {
+    // Truncation intended: any 32 random bits will do for an id.
+    random_seed() as u32
+}

@@ -1,0 +1,247 @@
+//! The real `pdtp-node` binary: `get -o -` on a pipe, `demo --json`, and one-line errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pdtp_core::tracker::TrackerConfig;
+use pdtp_net_mio::driver::{Node, RateLimits, Swarm};
+use pdtp_tests::{KEY, run_polling, write_random_file};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pdtp-node");
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn get_to_stdout_delivers_the_exact_bytes_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    // Many small chunks, fetched five at a time: they arrive out of order.
+    let source = write_random_file(&root, "dir/show.ts", 3_000_000 + 17, 11);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 8 * 1024).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let url = format!("pdtp://127.0.0.1:{}/dir/show.ts", swarm.tracker_addr.port());
+    let mut child = Command::new(BIN)
+        .args(["get", &url, "-o", "-", "--listen", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // The test's own reader: the swarm's loop runs on this thread.
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        stdout.read_to_end(&mut v).map(|_| v)
+    });
+    let mut status = None;
+    let exited = run_polling(&mut swarm.rt, LIMIT, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(exited, "get did not finish: {err}");
+    assert!(status.unwrap().success(), "get failed: {err}");
+    let got = reader.join().unwrap().unwrap();
+    assert_eq!(got.len(), source.len());
+    assert!(got == source, "stdout differs from the source");
+}
+
+#[test]
+fn demo_json_reports_every_copy_verified() {
+    let out = Command::new(BIN)
+        .args(["demo", "--peers", "4", "--size", "1500000", "--chunk-size", "65536", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["all_verified"], true);
+    assert_eq!(v["peers"], 4);
+    assert_eq!(v["file_bytes"], 1_500_000);
+    assert!(v["wall_s"].as_f64().unwrap() > 0.0);
+    let moved = v["origin_bytes"].as_u64().unwrap() + v["peer_bytes"].as_u64().unwrap();
+    assert_eq!(moved, 4 * 1_500_000, "every delivered byte came from the origin or a peer");
+}
+
+/// Runs the binary and returns (exit code, stderr).
+fn run(args: &[&str], cwd: &std::path::Path) -> (i32, String) {
+    let out = Command::new(BIN).args(args).current_dir(cwd).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn assert_one_line(code: i32, err: &str, needle: &str) {
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.starts_with("pdtp-node: ") && err.contains(needle), "{err:?} lacks {needle:?}");
+}
+
+#[test]
+fn errors_are_one_clear_line_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (c, e) = run(&["get", "http://127.0.0.1:6086/a.bin"], d);
+    assert_one_line(c, &e, "the scheme must be pdtp://");
+    let (c, e) = run(&["get", "pdtp://127.0.0.1:6086/../a.bin"], d);
+    assert_one_line(c, &e, "contains '..'");
+    // A port nothing listens on: bind one, note it, free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (c, e) = run(&["get", &format!("pdtp://127.0.0.1:{port}/a.bin"), "--listen", "0"], d);
+    assert_one_line(c, &e, "cannot reach the tracker");
+    std::fs::write(d.join("typo.yml"), "prot: 6086\n").unwrap();
+    let (c, e) = run(&["tracker", "--conf", "typo.yml"], d);
+    assert_one_line(c, &e, "typo.yml: unknown key 'prot' (did you mean 'port'?)");
+    std::fs::write(d.join("zero.yml"), "chunk_size: 0\n").unwrap();
+    let (c, e) = run(&["seed", "--conf", "zero.yml"], d);
+    assert_one_line(c, &e, "zero.yml: chunk_size: must be > 0");
+    std::fs::write(d.join("noroot.yml"), "seed_key: abcdefghijklmnopqrstuvwxyz\n").unwrap();
+    let (c, e) = run(&["seed", "--conf", "noroot.yml"], d);
+    assert_one_line(c, &e, "file_root: required");
+    let (c, e) = run(&["tracker", "--conf", "missing.yml"], d);
+    assert_one_line(c, &e, "missing.yml: cannot read");
+}
+
+#[test]
+fn get_names_an_unknown_file_and_an_unwritable_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    write_random_file(&root, "a.bin", 1000, 12);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 4096).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let url = format!("pdtp://127.0.0.1:{}/b.bin", swarm.tracker_addr.port());
+    let mut child = Command::new(BIN)
+        .args(["get", &url, "-o", "b.bin", "--listen", "0"])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    assert!(run_polling(&mut swarm.rt, LIMIT, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    }));
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_one_line(status.unwrap().code().unwrap_or(-1), &err, "has no file 'b.bin'");
+
+    // An output that cannot be created, and a full disk (/dev/full): one line each.
+    let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
+    for (out, needle) in [("no/such/dir/a.bin", "opening the output"), ("/dev/full", "No space left")] {
+        let mut child = Command::new(BIN)
+            .args(["get", &url, "-o", out, "--listen", "0"])
+            .current_dir(dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut status = None;
+        assert!(run_polling(&mut swarm.rt, LIMIT, || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        }));
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert_one_line(status.unwrap().code().unwrap_or(-1), &err, needle);
+    }
+}
+
+#[test]
+fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    let port = swarm.tracker_addr.port();
+    let conf = dir.path().join("live.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "host: 127.0.0.1\nport: {port}\nfile_root: {}\nchunk_size: 16384\nlisten_port: 0\nseed_key: {KEY}\n",
+            dir.path().join("empty").display()
+        ),
+    )
+    .unwrap();
+    let mut seed = Command::new(BIN)
+        .args(["seed", "--conf", conf.to_str().unwrap(), "--live", "show.ts"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A viewer asking before the seed published would be told "no such file": wait for it.
+    let tracker = swarm.tracker;
+    let published = swarm
+        .rt
+        .run_until(LIMIT, |rt| match rt.node(tracker) {
+            Some(Node::Tracker(t)) => t.tracker().stats().contents.iter().any(|c| c.path == "show.ts"),
+            _ => false,
+        })
+        .unwrap();
+    assert!(published, "the seed never published its live stream");
+    let mut viewer = Command::new(BIN)
+        .args(["get", &format!("pdtp://127.0.0.1:{port}/show.ts"), "-o", "-", "--listen", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = viewer.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let source = pdtp_tests::random_bytes(60 * 16384, 13);
+    let mut stdin = seed.stdin.take().unwrap();
+    for piece in source.chunks(16384) {
+        stdin.write_all(piece).unwrap();
+        run_polling(&mut swarm.rt, Duration::from_millis(25), || false);
+    }
+    drop(stdin);
+    run_polling(&mut swarm.rt, Duration::from_millis(500), || false);
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+    let _ = seed.kill();
+    let _ = seed.wait();
+    let got = reader.join().unwrap();
+    let mut err = String::new();
+    viewer.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(got.len() >= 10 * 16384, "the viewer got only {} bytes: {err}", got.len());
+    // What it got is a chunk-aligned, contiguous stretch of the stream.
+    let start = (0..source.len())
+        .step_by(16384)
+        .find(|&o| source[o..].starts_with(&got[..16384]))
+        .expect("the first chunk received is not a chunk of the stream");
+    assert!(source[start..].starts_with(&got), "the viewer's bytes are not the stream, in order");
+}
+
+#[test]
+fn get_into_a_fifo_waits_for_its_reader_and_delivers_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "movie.ts", 2_000_000, 14);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 32 * 1024).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let fifo = dir.path().join("player.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let url = format!("pdtp://127.0.0.1:{}/movie.ts", swarm.tracker_addr.port());
+    let mut child = Command::new(BIN)
+        .args(["get", &url, "-o", fifo.to_str().unwrap(), "--listen", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The "player" starts late: the download must neither fail nor block the loop meanwhile.
+    run_polling(&mut swarm.rt, Duration::from_millis(300), || false);
+    assert!(child.try_wait().unwrap().is_none(), "get gave up before the reader came");
+    let path = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::read(path));
+    let mut status = None;
+    assert!(run_polling(&mut swarm.rt, LIMIT, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    }));
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.unwrap().success(), "{err}");
+    assert!(reader.join().unwrap().unwrap() == source, "the FIFO's bytes differ from the source");
+}

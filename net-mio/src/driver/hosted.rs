@@ -1,0 +1,91 @@
+//! What the loop needs from a hosted node: the machine's sans-io surface, plus the
+//! application around it (events, extra I/O objects such as a sink or a stats server).
+
+use std::time::Instant;
+
+use mio::event::Event;
+use mio::{Registry, Token};
+use pdtp_core::wire::Notice;
+use pdtp_core::wire::codec::DecodeError;
+use pdtp_core::{ConnId, Message, Time, Transmit};
+
+use crate::stats::RateStats;
+
+/// Where a hosted node stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Still working (a tracker or seed always is, until it fails).
+    Running,
+    /// Finished its job (a peer delivered every byte).
+    Done,
+    /// Stopped with an error, described for the operator in one line.
+    Failed(String),
+}
+
+/// The loop's view of one node for a callback: registry, the turn's clock reading, facts the
+/// loop keeps about the node.
+pub struct Cx<'a> {
+    /// The poll's registry (for sinks, pipes, the stats server).
+    pub registry: &'a Registry,
+    /// Wall time, read once per turn.
+    pub now: Instant,
+    /// The same instant as core time.
+    pub time: Time,
+    /// Rates this node's connections reached.
+    pub rates: RateStats,
+    /// Connections refused at the cap, loop-wide.
+    pub refused: u64,
+    /// The last failed connect of this node, for error messages.
+    pub connect_error: Option<&'a str>,
+}
+
+/// A node the loop can host: one core machine and the application around it.
+///
+/// The first group mirrors the machines' sans-io methods; the driver calls them exactly as
+/// `pdtp_core`'s run-loop contract says. The second group is the application's.
+pub trait Hosted {
+    /// A peer link (or, for the tracker, any connection) was accepted from `remote_host`.
+    fn accept(&mut self, now: Time, remote_host: String) -> Result<ConnId, Notice>;
+    /// A decoded message arrived on `conn`.
+    fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message);
+    /// A frame on `conn` could not be decoded. Returns `true` when the machine closes the
+    /// connection itself (the tracker); otherwise the driver sends the error, closes the
+    /// connection and reports it with [`Hosted::handle_closed`].
+    fn handle_malformed(&mut self, now: Time, conn: ConnId, err: &DecodeError) -> bool;
+    /// An outgoing connection completed.
+    fn handle_connected(&mut self, now: Time, conn: ConnId);
+    /// A connection failed or the remote closed it.
+    fn handle_closed(&mut self, now: Time, conn: ConnId);
+    /// The machine's deadline passed.
+    fn handle_timeout(&mut self, now: Time);
+    /// The machine's next transmission.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// The machine's next deadline.
+    fn poll_timeout(&self) -> Option<Time>;
+
+    /// Registers extra I/O objects under tokens `base..base + extra_tokens()`.
+    fn register(&mut self, _registry: &Registry, _base: Token) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// How many tokens [`Hosted::register`] needs.
+    fn extra_tokens(&self) -> usize {
+        0
+    }
+    /// A readiness event for one of the extra tokens.
+    fn extra_event(&mut self, _cx: &mut Cx<'_>, _event: &Event) {}
+    /// The application's own next deadline (sink retry, stats idle clients, live input).
+    fn extra_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// Called when [`Hosted::extra_timeout`] has passed.
+    fn extra_timer(&mut self, _cx: &mut Cx<'_>) {}
+    /// Drains the machine's events and does the application's work; called every turn
+    /// after the machine's inputs.
+    fn after(&mut self, cx: &mut Cx<'_>);
+    /// Whether [`Hosted::after`] stopped with work left (the loop then does not sleep).
+    fn has_work(&self) -> bool {
+        false
+    }
+    /// Where the node stands.
+    fn status(&self) -> Status;
+}

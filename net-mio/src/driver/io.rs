@@ -1,0 +1,352 @@
+//! The loop's socket work: events, accepting, reading and decoding, carrying out the
+//! machines' transmissions, flushing under the rate limits.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use mio::Token;
+use mio::event::Event;
+use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
+use pdtp_core::{ConnId, Message, Payload, Time, Transmit};
+
+use super::{CLOSE_LINGER, CONN_TOKEN_BASE, Link, OVERFLOW, Runtime, resolve};
+use crate::conn::Conn;
+
+impl Runtime {
+    /// One readiness event.
+    pub(super) fn dispatch(&mut self, event: &Event, now: Instant) {
+        let token = event.token();
+        if token.0 < CONN_TOKEN_BASE {
+            let Some(&(node, listener)) = self.fixed.get(&token.0) else { return };
+            if listener {
+                self.accept(node, now);
+            } else {
+                self.with_cx(node, now, |h, cx| h.extra_event(cx, event));
+            }
+            return;
+        }
+        let t = self.clock.time(now);
+        let Some(conn) = self.table.get_mut(token) else { return };
+        match conn.on_ready(event) {
+            Ok(true) => {
+                if let Some(link) = self.links.get(&token)
+                    && let Some(Some(slot)) = self.nodes.get_mut(link.node)
+                    && slot.conns.contains_key(&link.conn)
+                {
+                    slot.node.hosted().handle_connected(t, link.conn);
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "connection failed");
+                if let Some(link) = self.links.get(&token)
+                    && let Some(Some(slot)) = self.nodes.get_mut(link.node)
+                {
+                    slot.connect_error = Some(e.to_string());
+                }
+                self.fail(token, t);
+                return;
+            }
+        }
+        self.pending.insert(token);
+        self.dirty.insert(token);
+    }
+
+    /// Accepts everything waiting on a node's listener.
+    fn accept(&mut self, node: usize, now: Instant) {
+        let t = self.clock.time(now);
+        let Runtime { nodes, table, links, poll, pending, closing, dirty, .. } = self;
+        let Some(Some(slot)) = nodes.get_mut(node) else { return };
+        let Some(listener) = slot.listener.as_ref() else { return };
+        for token in table.accept_all(listener, poll.registry(), now) {
+            let Some(c) = table.get_mut(token) else { continue };
+            let remote = c.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+            let limited = !slot.node.is_tracker();
+            match slot.node.hosted().accept(t, remote) {
+                Ok(conn) => {
+                    slot.conns.insert(conn, token);
+                    links.insert(token, new_link(node, conn, limited));
+                    pending.insert(token);
+                }
+                Err(notice) => {
+                    // Over the machine's cap: say why, then close after the flush.
+                    queue_message(c, &Message::Error(notice));
+                    links.insert(token, new_link(node, ConnId(u32::MAX), false));
+                    closing.insert(token, now + CLOSE_LINGER);
+                    dirty.insert(token);
+                }
+            }
+        }
+    }
+
+    /// Reads and decodes every connection due for it.
+    pub(super) fn read_pending(&mut self, now: Instant) {
+        let t = self.clock.time(now);
+        let mut failed = Vec::new();
+        for token in std::mem::take(&mut self.pending) {
+            if self.closing.contains_key(&token) {
+                continue;
+            }
+            if let Err(()) = self.read_one(token, now, t) {
+                failed.push(token);
+            }
+        }
+        for token in failed {
+            self.fail(token, t);
+        }
+    }
+
+    /// Fills one connection (within the download budget) and hands each frame to its machine.
+    /// `Err` when the connection is finished (error or end of stream).
+    fn read_one(&mut self, token: Token, now: Instant, t: Time) -> Result<(), ()> {
+        let Runtime { nodes, links, table, closing, pending, parked, dirty, .. } = self;
+        let Some(link) = links.get_mut(&token) else { return Ok(()) };
+        let Some(Some(slot)) = nodes.get_mut(link.node) else { return Err(()) };
+        let Some(conn) = table.get_mut(token) else { return Ok(()) };
+        if conn.over_cap() {
+            // Backpressure: read nothing more (no more requests) until the output drains.
+            return Ok(());
+        }
+        let limited = link.limited;
+        let budget = match slot.limiter.down.as_mut().filter(|_| limited) {
+            Some(b) => usize::try_from(b.available(now)).unwrap_or(usize::MAX),
+            None => usize::MAX,
+        };
+        if budget == 0 {
+            if conn.may_read()
+                && let Some(b) = slot.limiter.down.as_mut()
+            {
+                park(parked, token, b.ready_at(1, now));
+            }
+            return Ok(());
+        }
+        let fill = match conn.fill(budget) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(error = %e, "read failed");
+                return Err(());
+            }
+        };
+        if fill.bytes > 0 {
+            slot.limiter.down_meter.record(fill.bytes as u64, now);
+            if let Some(b) = slot.limiter.down.as_mut().filter(|_| limited) {
+                b.consume(fill.bytes as u64, now);
+            }
+        }
+        let input = conn.read_buf().split();
+        let still_readable = conn.may_read();
+        link.decoder.push(&input);
+        let conn_id = link.conn;
+        let mut got_any = false;
+        loop {
+            match link.decoder.next() {
+                Ok(Some(msg)) => {
+                    got_any = true;
+                    if slot.conns.contains_key(&conn_id) {
+                        slot.node.hosted().handle_message(t, conn_id, msg);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "malformed frame; closing that connection");
+                    if slot.conns.contains_key(&conn_id)
+                        && !slot.node.hosted().handle_malformed(t, conn_id, &e)
+                    {
+                        slot.conns.remove(&conn_id);
+                        if let Some(c) = table.get_mut(token) {
+                            queue_message(c, &Message::Error(e.notice()));
+                        }
+                        closing.insert(token, now + CLOSE_LINGER);
+                        dirty.insert(token);
+                        slot.node.hosted().handle_closed(t, conn_id);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        if got_any {
+            table.hello_received(token);
+        }
+        if fill.eof {
+            return Err(());
+        }
+        if still_readable {
+            match slot.limiter.down.as_mut().filter(|_| limited && fill.bytes >= budget) {
+                Some(b) => park(parked, token, b.ready_at(1, now)),
+                None => {
+                    // Stopped at the read limit: come back next turn, after the others.
+                    pending.insert(token);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out node `i`'s transmissions; returns whether there were any.
+    pub(super) fn drain_transmits(&mut self, i: usize, now: Instant) -> bool {
+        let t = self.clock.time(now);
+        let Runtime { nodes, links, table, closing, dirty, pending, poll, .. } = self;
+        let Some(Some(slot)) = nodes.get_mut(i) else { return false };
+        let mut any = false;
+        let mut failed = Vec::new();
+        while let Some(tx) = slot.node.hosted().poll_transmit() {
+            any = true;
+            match tx {
+                Transmit::Send { conn, msg } => {
+                    let Some(&token) = slot.conns.get(&conn) else { continue };
+                    if let Some(c) = table.get_mut(token) {
+                        queue_message(c, &msg);
+                        dirty.insert(token);
+                    }
+                }
+                Transmit::Connect { conn, endpoint } => {
+                    let tracker_link = !slot.node.is_tracker() && slot.tracker_conn.is_none();
+                    if tracker_link {
+                        slot.tracker_conn = Some(conn);
+                    }
+                    let result = match resolve(&endpoint.host, endpoint.port) {
+                        Some(addr) => table.connect(addr, poll.registry()).map_err(|e| e.to_string()),
+                        None => Err(format!("cannot resolve {endpoint}")),
+                    };
+                    match result {
+                        Ok(token) => {
+                            slot.conns.insert(conn, token);
+                            let limited = !slot.node.is_tracker() && !tracker_link;
+                            links.insert(token, new_link(i, conn, limited));
+                            dirty.insert(token);
+                        }
+                        Err(e) => {
+                            tracing::debug!(%endpoint, error = %e, "connect failed");
+                            slot.connect_error = Some(e);
+                            failed.push(conn);
+                        }
+                    }
+                }
+                Transmit::Close { conn, .. } => {
+                    if let Some(token) = slot.conns.remove(&conn) {
+                        closing.insert(token, now + CLOSE_LINGER);
+                        dirty.insert(token);
+                        pending.remove(&token);
+                    }
+                }
+            }
+        }
+        for conn in failed {
+            slot.node.hosted().handle_closed(t, conn);
+        }
+        any
+    }
+
+    /// Flushes connections with output, within the upload budget; updates interest.
+    pub(super) fn flush_dirty(&mut self, now: Instant) {
+        let t = self.clock.time(now);
+        let mut failed = Vec::new();
+        let mut finished = Vec::new();
+        {
+            let Runtime { nodes, links, table, closing, dirty, pending, parked, poll, .. } = self;
+            for token in std::mem::take(dirty) {
+                let Some(link) = links.get(&token) else { continue };
+                let Some(Some(slot)) = nodes.get_mut(link.node) else { continue };
+                let Some(c) = table.get_mut(token) else { continue };
+                let was_over = c.over_cap();
+                let up = slot.limiter.up.as_mut().filter(|_| link.limited);
+                let budget = match &up {
+                    Some(_) if c.queued() == 0 => 0,
+                    Some(_) => {
+                        up.map_or(usize::MAX, |b| usize::try_from(b.available(now)).unwrap_or(usize::MAX))
+                    }
+                    None => usize::MAX,
+                };
+                let written = if budget == 0 {
+                    0
+                } else {
+                    match c.flush(budget) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "write failed");
+                            failed.push(token);
+                            continue;
+                        }
+                    }
+                };
+                if written > 0 {
+                    slot.limiter.up_meter.record(written as u64, now);
+                    if let Some(b) = slot.limiter.up.as_mut().filter(|_| link.limited) {
+                        b.consume(written as u64, now);
+                    }
+                }
+                if c.may_write()
+                    && let Some(b) = slot.limiter.up.as_mut().filter(|_| link.limited)
+                {
+                    // Out of upload credit: wake when enough for the next segment has come.
+                    park(parked, token, b.ready_at(c.queued() as u64, now));
+                }
+                if c.queued() > OVERFLOW {
+                    // A peer that does not read: never buffer for it without bound.
+                    tracing::warn!(peer = ?c.peer_addr(), queued = c.queued(), "output overflow; closing");
+                    failed.push(token);
+                    continue;
+                }
+                if was_over && !c.over_cap() {
+                    pending.insert(token);
+                }
+                if closing.contains_key(&token) && c.queued() == 0 {
+                    finished.push(token);
+                    continue;
+                }
+                if let Err(e) = c.update_interest(poll.registry()) {
+                    tracing::warn!(error = %e, "cannot update interest");
+                    failed.push(token);
+                }
+            }
+        }
+        for token in finished {
+            self.closing.remove(&token);
+            self.links.remove(&token);
+            self.table.remove(token, self.poll.registry());
+        }
+        for token in failed {
+            self.fail(token, t);
+        }
+    }
+
+    /// Closes a connection that failed and tells its machine.
+    pub(super) fn fail(&mut self, token: Token, t: Time) {
+        self.table.remove(token, self.poll.registry());
+        self.forget(token, t);
+    }
+}
+
+/// Parks `token` until `at` (the earliest of two parkings wins).
+fn park(parked: &mut BTreeMap<Token, Instant>, token: Token, at: Instant) {
+    let e = parked.entry(token).or_insert(at);
+    *e = (*e).min(at);
+}
+
+fn new_link(node: usize, conn: ConnId, limited: bool) -> Link {
+    // Virtual payloads stay off: this runtime stores real bytes (docs/protocol.md §2).
+    Link { node, conn, decoder: Decoder::new(CodecLimits::DEFAULT), limited }
+}
+
+/// Encodes `msg` onto `conn`'s output queue; a real chunk payload is queued as its own
+/// segment after the frame head, without a copy.
+fn queue_message(conn: &mut Conn, msg: &Message) {
+    let mut head = BytesMut::new();
+    if let Message::Data(d) = msg
+        && let Payload::Real(bytes) = &d.payload
+    {
+        match codec::encode_data_header(d, &mut head) {
+            Ok(()) => {
+                conn.send(head.freeze());
+                conn.send(bytes.clone());
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot encode a data frame"),
+        }
+        return;
+    }
+    match codec::encode(msg, &mut head) {
+        Ok(()) => conn.send(head.freeze()),
+        Err(e) => tracing::warn!(error = %e, kind = msg.kind(), "cannot encode a message"),
+    }
+}

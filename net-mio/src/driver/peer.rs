@@ -1,0 +1,303 @@
+//! The peer node: the core `Peer` with a disk store and in-order output.
+//!
+//! Output to a regular file (`-o FILE`): verified chunks are written at their offsets
+//! straight into the file (`Backing::Output`), so `Deliver` events only advance the count.
+//! Output to stdout or a FIFO: chunks are cached in an anonymous sparse file and each
+//! `Deliver` payload is pushed to the [`Sink`]. While the sink is full the node stops
+//! draining the machine's events (delivery is lazy in the machine: one chunk per poll), so
+//! memory stays at the sink's cap plus one chunk; the download itself goes on to disk.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::{Registry, Token};
+use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
+use pdtp_core::wire::codec::DecodeError;
+use pdtp_core::wire::{ErrorCode, Notice};
+use pdtp_core::{ConnId, ContentId, Endpoint, Message, Payload, PeerId, Time, Transmit};
+use rand_core::SeedableRng;
+
+use super::{Cx, Hosted, Status};
+use crate::sink::{OutputKind, Sink};
+use crate::storage::{Backing, PeerStore};
+
+/// The sink's queue cap: a few chunks of slack for a media player.
+const SINK_CAP: usize = 4 << 20;
+/// Bytes delivered per turn at most, so a fast sink cannot starve the sockets.
+const DELIVER_PER_TURN: u64 = 16 << 20;
+/// How often a FIFO without a reader is retried.
+const FIFO_RETRY: Duration = Duration::from_millis(100);
+
+/// How a peer node is set up.
+#[derive(Clone, Debug)]
+pub struct PeerOptions {
+    /// Our id (unique per tracker).
+    pub peer_id: PeerId,
+    /// Where the tracker listens.
+    pub tracker: Endpoint,
+    /// The content path to download (no leading `/`).
+    pub path: String,
+    /// Where the bytes go.
+    pub output: OutputKind,
+    /// The port we accept peer links on (the listener is bound by the caller).
+    pub listen_port: Option<u16>,
+    /// Directory for the anonymous cache file (stream outputs).
+    pub cache_dir: PathBuf,
+    /// Fault injection: corrupt every chunk we serve (tests only).
+    pub corrupt_uploads: bool,
+    /// Chunks that may fail verification before the download gives up; `None`: the
+    /// number of chunks plus 8.
+    pub max_rejects: Option<u64>,
+    /// Seed for the machine's generator.
+    pub rng_seed: u64,
+}
+
+/// A hosted peer.
+pub struct PeerNode {
+    peer: Peer<PeerStore>,
+    tracker: Endpoint,
+    path: String,
+    sink: Option<Sink>,
+    sink_token: Option<Token>,
+    content: Option<ContentId>,
+    chunks: u32,
+    fifo_retry_at: Option<Instant>,
+    /// Delivery stopped at its per-turn budget with more ready.
+    more: bool,
+    max_rejects: Option<u64>,
+    welcomed: bool,
+    complete: bool,
+    delivered: u64,
+    verified_bytes: u64,
+    rejected: u64,
+    failure: Option<String>,
+}
+
+impl PeerNode {
+    /// A peer that will connect to its tracker and ask for `opts.path`.
+    pub fn new(now: Time, opts: PeerOptions) -> Result<Self, String> {
+        let mut store = PeerStore::new(&opts.cache_dir);
+        let sink = match &opts.output {
+            OutputKind::File(p) => {
+                store.plan(&opts.path, Backing::Output(p.clone()));
+                None
+            }
+            other => {
+                store.plan(&opts.path, Backing::Cache(opts.cache_dir.clone()));
+                Some(Sink::open(other, SINK_CAP).map_err(|e| e.to_string())?)
+            }
+        };
+        let mut cfg = PeerConfig::new(opts.peer_id, opts.tracker.clone());
+        cfg.listen_port = opts.listen_port;
+        cfg.corrupt_uploads = opts.corrupt_uploads;
+        let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
+        let mut peer = Peer::new(now, cfg, store, rng);
+        peer.get(now, &opts.path);
+        Ok(Self {
+            peer,
+            tracker: opts.tracker,
+            path: opts.path,
+            sink,
+            sink_token: None,
+            content: None,
+            chunks: 0,
+            fifo_retry_at: None,
+            more: false,
+            max_rejects: opts.max_rejects,
+            welcomed: false,
+            complete: false,
+            delivered: 0,
+            verified_bytes: 0,
+            rejected: 0,
+            failure: None,
+        })
+    }
+
+    /// The machine (read-only).
+    pub fn peer(&self) -> &Peer<PeerStore> {
+        &self.peer
+    }
+
+    /// Chunks verified and chunks in the content (`(0, 0)` until the manifest came).
+    pub fn progress(&self) -> (u32, u32) {
+        self.content.and_then(|c| self.peer.progress(c)).unwrap_or((0, 0))
+    }
+
+    /// Bytes delivered in order so far (to the sink, or in place in the output file).
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Bytes received and verified so far (any order).
+    pub fn verified_bytes(&self) -> u64 {
+        self.verified_bytes
+    }
+
+    /// Chunks that failed verification.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    fn fail(&mut self, why: String) {
+        if self.failure.is_none() && !self.complete {
+            tracing::debug!(%why, "download failed");
+            self.failure = Some(why);
+        }
+    }
+
+    fn on_event(&mut self, cx: &Cx<'_>, ev: PeerEvent) {
+        match ev {
+            PeerEvent::Welcomed => self.welcomed = true,
+            PeerEvent::ManifestReceived { content, num_chunks, .. } => {
+                self.content = Some(content);
+                self.chunks = num_chunks;
+            }
+            PeerEvent::UnknownUrl { path } => {
+                self.fail(format!("the tracker at {} has no file '{path}'", self.tracker));
+            }
+            PeerEvent::ChunkVerified { bytes, .. } => self.verified_bytes += u64::from(bytes),
+            PeerEvent::ChunkRejected { from, chunk, .. } => {
+                self.rejected += 1;
+                tracing::warn!(%from, chunk, "a chunk failed verification; fetching it again");
+                let max = self.max_rejects.unwrap_or(u64::from(self.chunks) + 8);
+                if self.rejected > max {
+                    self.fail(format!(
+                        "{} chunks of '{}' failed verification; giving up (the sources are corrupt)",
+                        self.rejected, self.path
+                    ));
+                }
+            }
+            PeerEvent::Deliver { payload, .. } => {
+                self.delivered += u64::from(payload.len());
+                if let (Some(sink), Payload::Real(bytes)) = (self.sink.as_mut(), payload)
+                    && let Err(e) = sink.push(bytes)
+                {
+                    self.fail(e.to_string());
+                }
+            }
+            PeerEvent::DownloadComplete { .. } => self.complete = true,
+            PeerEvent::TrackerLost => {
+                if !self.welcomed {
+                    let why = cx.connect_error.unwrap_or("the connection was closed");
+                    self.fail(format!("cannot reach the tracker at {}: {why}", self.tracker));
+                } else {
+                    self.fail(format!("lost the connection to the tracker at {}", self.tracker));
+                }
+            }
+            PeerEvent::Problem(n) => {
+                tracing::debug!(code = ?n.code, detail = %n.detail, "problem");
+                // Our own storage failed (output not writable, disk full): stop, leaving what
+                // was written intact, instead of fetching the same chunks forever.
+                if n.code == ErrorCode::Unexpected && n.detail.contains("storage: ") {
+                    self.fail(n.detail);
+                }
+            }
+            PeerEvent::TransferFailed { token, reason } => {
+                tracing::debug!(?token, %reason, "transfer failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn flush_sink(&mut self, registry: &Registry, now: Instant) {
+        let Some(sink) = self.sink.as_mut() else { return };
+        if let Err(e) = sink.flush() {
+            let why = e.to_string();
+            self.complete = false;
+            self.failure.get_or_insert(why);
+            return;
+        }
+        self.fifo_retry_at = sink.awaiting_reader().then(|| self.fifo_retry_at.unwrap_or(now + FIFO_RETRY));
+        if let Some(t) = self.sink_token
+            && let Err(e) = sink.update_interest(registry, t)
+        {
+            self.failure.get_or_insert(format!("{}: {e}", sink.name()));
+        }
+    }
+}
+
+impl Hosted for PeerNode {
+    fn accept(&mut self, now: Time, _remote_host: String) -> Result<ConnId, Notice> {
+        Ok(self.peer.accept(now))
+    }
+    fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        self.peer.handle_message(now, conn, msg);
+    }
+    fn handle_malformed(&mut self, _now: Time, _conn: ConnId, _err: &DecodeError) -> bool {
+        false
+    }
+    fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        self.peer.handle_connected(now, conn);
+    }
+    fn handle_closed(&mut self, now: Time, conn: ConnId) {
+        self.peer.handle_closed(now, conn);
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        self.peer.handle_timeout(now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.peer.poll_transmit()
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.peer.poll_timeout()
+    }
+    fn register(&mut self, _registry: &Registry, base: Token) -> std::io::Result<()> {
+        self.sink_token = Some(base);
+        Ok(())
+    }
+    fn extra_tokens(&self) -> usize {
+        usize::from(self.sink.is_some())
+    }
+    fn extra_event(&mut self, cx: &mut Cx<'_>, _event: &Event) {
+        self.flush_sink(cx.registry, cx.now);
+    }
+    fn extra_timeout(&self) -> Option<Instant> {
+        // A FIFO waiting for its reader is retried on a timer (it cannot be polled).
+        self.fifo_retry_at
+    }
+    fn extra_timer(&mut self, cx: &mut Cx<'_>) {
+        self.fifo_retry_at = None;
+        self.flush_sink(cx.registry, cx.now);
+    }
+    fn after(&mut self, cx: &mut Cx<'_>) {
+        // Deliver while the sink takes it: push until it is full, flush, go on while the flush
+        // made room. A pipe that is full stops this until its writable event; a file never
+        // does, so a turn delivers at most DELIVER_PER_TURN and asks for another at once.
+        let start = self.delivered;
+        self.more = false;
+        loop {
+            let mut drained = false;
+            while self.sink.as_ref().is_none_or(Sink::has_room) {
+                match self.peer.poll_event() {
+                    Some(ev) => self.on_event(cx, ev),
+                    None => {
+                        drained = true;
+                        break;
+                    }
+                }
+                if self.delivered - start >= DELIVER_PER_TURN {
+                    break;
+                }
+            }
+            self.flush_sink(cx.registry, cx.now);
+            if drained || self.failure.is_some() || self.sink.as_ref().is_some_and(|s| !s.has_room()) {
+                break;
+            }
+            if self.delivered - start >= DELIVER_PER_TURN {
+                self.more = true;
+                break;
+            }
+        }
+    }
+    fn has_work(&self) -> bool {
+        self.more
+    }
+    fn status(&self) -> Status {
+        if let Some(f) = &self.failure {
+            return Status::Failed(f.clone());
+        }
+        let flushed = self.sink.as_ref().is_none_or(|s| s.queued() == 0 && !s.awaiting_reader());
+        if self.complete && flushed { Status::Done } else { Status::Running }
+    }
+}

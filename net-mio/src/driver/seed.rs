@@ -1,0 +1,369 @@
+//! The seed node: publishes every file under `file_root`, and optionally a live stream read
+//! from stdin in `chunk_size` pieces.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use mio::event::Event;
+use mio::unix::pipe::Receiver;
+use mio::{Interest, Registry, Token};
+use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
+use pdtp_core::wire::Notice;
+use pdtp_core::wire::codec::DecodeError;
+use pdtp_core::{
+    ChunkIndex, ChunkStore, ConnId, ContentId, Digest, Endpoint, Manifest, Message, Payload, PeerId,
+    StoreError, Time, Transmit,
+};
+use rand_core::SeedableRng;
+
+use super::{Cx, Hosted, Status};
+use crate::paths::FileRoot;
+use crate::storage::{PeerStore, SeedStore, manifest_for_file};
+
+/// How a seed node is set up.
+#[derive(Clone, Debug)]
+pub struct SeedOptions {
+    /// Our id.
+    pub peer_id: PeerId,
+    /// Where the tracker listens.
+    pub tracker: Endpoint,
+    /// The seed key shared with the tracker.
+    pub key: String,
+    /// The directory whose files are published.
+    pub file_root: PathBuf,
+    /// Bytes per chunk.
+    pub chunk_size: u32,
+    /// The port we accept peer links on (the listener is bound by the caller).
+    pub listen_port: Option<u16>,
+    /// Publish a live stream under this path, read from stdin.
+    pub live: Option<String>,
+    /// Seed for the machine's generator.
+    pub rng_seed: u64,
+}
+
+/// A seed's chunk storage: published files read in place, live chunks in a ring cache.
+#[derive(Debug)]
+pub struct SeedStores {
+    files: SeedStore,
+    live: PeerStore,
+    live_ids: BTreeSet<ContentId>,
+}
+
+/// A hosted seed.
+pub struct SeedNode {
+    seed: Seed<SeedStores>,
+    tracker: Endpoint,
+    /// Contents queued for publishing (files, plus the live stream).
+    to_publish: usize,
+    published: Vec<String>,
+    welcomed: bool,
+    failure: Option<String>,
+    live: Option<Live>,
+}
+
+struct Live {
+    path: String,
+    chunk_size: usize,
+    input: Input,
+    buf: BytesMut,
+    eof: bool,
+    token: Option<Token>,
+    registered: bool,
+    /// A past instant: the deadline that keeps the loop from sleeping while a file is read.
+    since: Instant,
+}
+
+enum Input {
+    /// A pipe or FIFO: non-blocking, polled.
+    Pipe(Receiver),
+    /// A regular file (`< file`): read a chunk per turn.
+    File(File),
+}
+
+impl ChunkStore for SeedStores {
+    fn open(&mut self, content: ContentId, manifest: &Manifest) -> Result<(), StoreError> {
+        if manifest.is_live() {
+            self.live_ids.insert(content);
+            self.live.open(content, manifest)
+        } else {
+            self.files.open(content, manifest)
+        }
+    }
+    fn read(&mut self, content: ContentId, chunk: ChunkIndex) -> Result<Payload, StoreError> {
+        if self.live_ids.contains(&content) {
+            self.live.read(content, chunk)
+        } else {
+            self.files.read(content, chunk)
+        }
+    }
+    fn write(&mut self, content: ContentId, chunk: ChunkIndex, payload: &Payload) -> Result<(), StoreError> {
+        if self.live_ids.contains(&content) {
+            self.live.write(content, chunk, payload)
+        } else {
+            self.files.write(content, chunk, payload)
+        }
+    }
+    fn discard(&mut self, content: ContentId, chunk: ChunkIndex) -> Result<(), StoreError> {
+        if self.live_ids.contains(&content) {
+            self.live.discard(content, chunk)
+        } else {
+            self.files.discard(content, chunk)
+        }
+    }
+}
+
+impl SeedNode {
+    /// Hashes every file under the root (one chunk in memory at a time) and queues its
+    /// publication; opens stdin for a live stream if asked.
+    pub fn new(now: Time, opts: SeedOptions) -> Result<Self, String> {
+        let root = FileRoot::new(&opts.file_root).map_err(|e| e.to_string())?;
+        let mut manifests = Vec::new();
+        for rel in root.list_files().map_err(|e| e.to_string())? {
+            manifests.push(manifest_for_file(&root, &rel, opts.chunk_size).map_err(|e| e.to_string())?);
+        }
+        let stores = SeedStores {
+            files: SeedStore::new(root),
+            live: PeerStore::new(std::env::temp_dir()),
+            live_ids: BTreeSet::new(),
+        };
+        let mut cfg = SeedConfig::new(opts.peer_id, opts.tracker.clone(), opts.key.into_bytes());
+        cfg.listen_port = opts.listen_port;
+        let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
+        let mut seed = Seed::new(now, cfg, stores, rng);
+        let to_publish = manifests.len() + usize::from(opts.live.is_some());
+        for m in manifests {
+            tracing::info!(path = %m.path, bytes = m.geometry.size, chunks = m.num_chunks(), "publishing");
+            seed.publish(now, m);
+        }
+        let live = match opts.live {
+            Some(path) => {
+                crate::paths::check_relative(&path).map_err(|e| format!("--live {path}: {e}"))?;
+                seed.start_live(now, &path, opts.chunk_size, 0);
+                Some(Live {
+                    path,
+                    chunk_size: opts.chunk_size as usize,
+                    input: Input::stdin().map_err(|e| format!("stdin: {e}"))?,
+                    buf: BytesMut::new(),
+                    eof: false,
+                    token: None,
+                    registered: false,
+                    since: Instant::now(),
+                })
+            }
+            None => None,
+        };
+        Ok(Self {
+            seed,
+            tracker: opts.tracker,
+            to_publish,
+            published: Vec::new(),
+            welcomed: false,
+            failure: None,
+            live,
+        })
+    }
+
+    /// The machine (read-only).
+    pub fn seed(&self) -> &Seed<SeedStores> {
+        &self.seed
+    }
+
+    /// Paths the tracker accepted, in order.
+    pub fn published(&self) -> &[String] {
+        &self.published
+    }
+
+    /// Whether the tracker accepted everything this seed set out to publish.
+    pub fn all_published(&self) -> bool {
+        self.published.len() >= self.to_publish
+    }
+
+    /// Whether the live input has ended (stdin closed) and its last chunk was pushed.
+    pub fn live_ended(&self) -> bool {
+        self.live.as_ref().is_some_and(|l| l.eof && l.buf.is_empty())
+    }
+
+    fn on_event(&mut self, cx: &Cx<'_>, e: SeedEvent) {
+        match e {
+            SeedEvent::Welcomed => self.welcomed = true,
+            SeedEvent::Published { path, content } => {
+                tracing::info!(%path, content = content.0, "published");
+                self.published.push(path);
+            }
+            SeedEvent::Refused(n) => {
+                self.failure.get_or_insert(format!(
+                    "the tracker at {} refused this seed: {} (check seed_key)",
+                    self.tracker, n.detail
+                ));
+            }
+            SeedEvent::TrackerLost => {
+                let why = if self.welcomed {
+                    format!("lost the connection to the tracker at {}", self.tracker)
+                } else {
+                    let e = cx.connect_error.unwrap_or("the connection was closed");
+                    format!("cannot reach the tracker at {}: {e}", self.tracker)
+                };
+                self.failure.get_or_insert(why);
+            }
+            SeedEvent::Problem(n) => tracing::debug!(code = ?n.code, detail = %n.detail, "problem"),
+            SeedEvent::VerdictRejected { chunk, to, .. } => {
+                tracing::warn!(chunk, %to, "a taker rejected a chunk we served")
+            }
+            other => tracing::trace!(?other, "seed event"),
+        }
+    }
+
+    /// Reads stdin while a chunk is incomplete; pushes every full chunk (and the last one).
+    fn pump_live(&mut self, registry: &Registry, now: Time) {
+        let Some(live) = self.live.as_mut() else { return };
+        if self.seed.content(&live.path).is_none() {
+            return; // not published yet: the chunk index is unknown
+        }
+        loop {
+            if live.buf.len() >= live.chunk_size || (live.eof && !live.buf.is_empty()) {
+                let n = live.buf.len().min(live.chunk_size);
+                let bytes: Bytes = live.buf.split_to(n).freeze();
+                if let Err(e) = push_chunk(&mut self.seed, now, &live.path, bytes) {
+                    self.failure.get_or_insert(e);
+                    return;
+                }
+                if matches!(live.input, Input::File(_)) {
+                    break; // a file never says WouldBlock: one chunk per turn
+                }
+                continue;
+            }
+            if live.eof {
+                break;
+            }
+            match live.read_some() {
+                Ok(0) => live.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.failure.get_or_insert(format!("reading the live stream from stdin: {e}"));
+                    return;
+                }
+            }
+        }
+        if let (Input::Pipe(rx), Some(token), false) = (&mut live.input, live.token, live.registered) {
+            match registry.register(rx, token, Interest::READABLE) {
+                Ok(()) => live.registered = true,
+                Err(e) => {
+                    self.failure.get_or_insert(format!("stdin: {e}"));
+                }
+            }
+        }
+    }
+}
+
+fn push_chunk(seed: &mut Seed<SeedStores>, now: Time, path: &str, bytes: Bytes) -> Result<(), String> {
+    let Some(index) = seed.next_live_chunk(path) else { return Err(format!("{path}: not published")) };
+    let Some(content) = seed.content(path) else { return Err(format!("{path}: not published")) };
+    let len = u32::try_from(bytes.len()).map_err(|_| "chunk too large".to_owned())?;
+    let digest = Digest::of(&bytes);
+    seed.store_mut().write(content, index, &Payload::Real(bytes)).map_err(|e| e.to_string())?;
+    seed.push_live_chunk(now, path, len, digest);
+    Ok(())
+}
+
+impl Live {
+    fn read_some(&mut self) -> io::Result<usize> {
+        let want = self.chunk_size - self.buf.len();
+        let old = self.buf.len();
+        self.buf.resize(old + want, 0);
+        let r = match &mut self.input {
+            Input::Pipe(rx) => rx.read(&mut self.buf[old..]),
+            Input::File(f) => f.read(&mut self.buf[old..]),
+        };
+        self.buf.truncate(old + *r.as_ref().unwrap_or(&0));
+        r
+    }
+}
+
+impl Input {
+    fn stdin() -> io::Result<Self> {
+        let fd = io::stdin().as_fd().try_clone_to_owned()?;
+        let file = File::from(fd);
+        if file.metadata()?.is_file() {
+            return Ok(Input::File(file));
+        }
+        let rx = Receiver::from(std::os::fd::OwnedFd::from(file));
+        rx.set_nonblocking(true)?;
+        Ok(Input::Pipe(rx))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Input::Pipe(rx) = &self.input {
+            // The file description may be shared with the shell: give it back blocking.
+            let _ = rx.set_nonblocking(false);
+        }
+    }
+}
+
+impl Hosted for SeedNode {
+    fn accept(&mut self, now: Time, _remote_host: String) -> Result<ConnId, Notice> {
+        Ok(self.seed.accept(now))
+    }
+    fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        self.seed.handle_message(now, conn, msg);
+    }
+    fn handle_malformed(&mut self, _now: Time, _conn: ConnId, _err: &DecodeError) -> bool {
+        false
+    }
+    fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        self.seed.handle_connected(now, conn);
+    }
+    fn handle_closed(&mut self, now: Time, conn: ConnId) {
+        self.seed.handle_closed(now, conn);
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        self.seed.handle_timeout(now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.seed.poll_transmit()
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.seed.poll_timeout()
+    }
+    fn register(&mut self, _registry: &Registry, base: Token) -> io::Result<()> {
+        if let Some(l) = self.live.as_mut() {
+            l.token = Some(base);
+        }
+        Ok(())
+    }
+    fn extra_tokens(&self) -> usize {
+        usize::from(self.live.is_some())
+    }
+    fn extra_event(&mut self, cx: &mut Cx<'_>, _event: &Event) {
+        self.pump_live(cx.registry, cx.time);
+    }
+    fn extra_timeout(&self) -> Option<Instant> {
+        // A regular file on stdin cannot be polled: read on and on while published.
+        let l = self.live.as_ref()?;
+        let file = matches!(l.input, Input::File(_));
+        (file && !l.eof && self.seed.content(&l.path).is_some()).then_some(l.since)
+    }
+    fn extra_timer(&mut self, cx: &mut Cx<'_>) {
+        self.pump_live(cx.registry, cx.time);
+    }
+    fn after(&mut self, cx: &mut Cx<'_>) {
+        while let Some(e) = self.seed.poll_event() {
+            self.on_event(cx, e);
+        }
+        self.pump_live(cx.registry, cx.time);
+    }
+    fn status(&self) -> Status {
+        match &self.failure {
+            Some(f) => Status::Failed(f.clone()),
+            None => Status::Running,
+        }
+    }
+}

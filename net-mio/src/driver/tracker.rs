@@ -1,0 +1,256 @@
+//! The tracker node: the core `Tracker` plus its stats page on `port + 1`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::{Registry, Token};
+use pdtp_core::tracker::{Limits, Tracker, TrackerConfig, TrackerEvent};
+use pdtp_core::wire::codec::DecodeError;
+use pdtp_core::wire::{Notice, Role};
+use pdtp_core::{ConnId, Message, Span, Time, Transmit};
+use rand_core::SeedableRng;
+
+use super::{Cx, Hosted, Status};
+use crate::config::Config;
+use crate::stats::{FileStats, LimitStats, PeerStats, StatsLimits, StatsServer, StatsSnapshot, Totals};
+
+/// The stats snapshot is rebuilt at most this often (a page load never walks the swarm twice).
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+/// How a tracker node is set up.
+#[derive(Clone, Debug)]
+pub struct TrackerOptions {
+    /// The machine's configuration.
+    pub config: TrackerConfig,
+    /// Where the stats page listens (`None`: no stats page).
+    pub stats: Option<SocketAddr>,
+    /// The name shown on the stats page.
+    pub name: String,
+    /// Upload / download caps shown on the stats page (bytes per second).
+    pub shown_limits: (Option<u64>, Option<u64>),
+    /// Seed for the tracker's generator (transfer tokens, random choices).
+    pub rng_seed: u64,
+}
+
+/// A hosted tracker.
+pub struct TrackerNode {
+    tracker: Tracker,
+    stats: Option<StatsServer>,
+    name: String,
+    shown_limits: (Option<u64>, Option<u64>),
+    started: Instant,
+    totals: Totals,
+    snapshot: StatsSnapshot,
+    snapshot_at: Option<Instant>,
+}
+
+/// The core tracker configuration for a `pdtp-node` config file.
+pub fn tracker_config(c: &Config) -> TrackerConfig {
+    let key = c.seed_key.clone().unwrap_or_default().into_bytes();
+    let mut t = TrackerConfig::with_key(key);
+    let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    t.limits = Limits {
+        max_transfers: clamp(c.max_transfers),
+        max_uploads: clamp(c.max_uploads),
+        max_downloads: clamp(c.max_downloads),
+    };
+    t.stall_timeout = Span::from_nanos(u64::try_from(c.stall_timeout.as_nanos()).unwrap_or(u64::MAX));
+    t.hello_timeout = Span::from_nanos(u64::try_from(c.hello_timeout.as_nanos()).unwrap_or(u64::MAX));
+    t.max_connections = u32::try_from(c.max_connections).unwrap_or(u32::MAX);
+    t
+}
+
+impl TrackerNode {
+    /// A tracker; binds the stats page if asked (a taken port is an error naming it).
+    pub fn new(opts: TrackerOptions) -> std::io::Result<Self> {
+        let stats = match opts.stats {
+            Some(addr) => Some(StatsServer::bind(addr, StatsLimits::default()).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {addr} for the stats page: {e}"))
+            })?),
+            None => None,
+        };
+        let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
+        Ok(Self {
+            tracker: Tracker::new(opts.config, rng),
+            stats,
+            name: opts.name,
+            shown_limits: opts.shown_limits,
+            started: Instant::now(),
+            totals: Totals::default(),
+            snapshot: StatsSnapshot::default(),
+            snapshot_at: None,
+        })
+    }
+
+    /// The machine (read-only: stats, trust).
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Where the stats page listens.
+    pub fn stats_addr(&self) -> Option<SocketAddr> {
+        self.stats.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    /// Counters kept from the tracker's events.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// Builds the snapshot the stats page shows.
+    pub fn snapshot(&self, cx: &Cx<'_>) -> StatsSnapshot {
+        let s = self.tracker.stats();
+        let seeds = s.nodes.iter().filter(|n| n.role == Role::Seed).count() as u64;
+        let peers = s.nodes.iter().filter(|n| n.role == Role::Peer).count() as u32;
+        let cfg = self.tracker.config();
+        StatsSnapshot {
+            node: self.name.clone(),
+            role: "tracker".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_s: cx.now.saturating_duration_since(self.started).as_secs_f64(),
+            peers: s
+                .nodes
+                .iter()
+                .map(|n| PeerStats {
+                    id: n.peer.0,
+                    addr: n.endpoint.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string),
+                    role: if n.role == Role::Seed { "seed" } else { "peer" }.into(),
+                    uploads: u32::from(n.uploads),
+                    downloads: u32::from(n.downloads),
+                    bytes_up: n.bytes_up,
+                    bytes_down: n.bytes_down,
+                    trust: n.reputation,
+                    banned: n.banned,
+                })
+                .collect(),
+            files: s
+                .contents
+                .iter()
+                .map(|c| {
+                    // Seeds hold every chunk they publish; the rest are peers' copies.
+                    let peer_copies = c.chunk_copies.saturating_sub(seeds * u64::from(c.chunks));
+                    let want = u64::from(c.chunks) * u64::from(peers);
+                    FileStats {
+                        path: c.path.clone(),
+                        size: c.size,
+                        chunk_size: c.chunk_size,
+                        chunks: c.chunks,
+                        live: c.live,
+                        peers,
+                        progress: if want == 0 { 0.0 } else { (peer_copies as f64 / want as f64).min(1.0) },
+                        complete: c.completions,
+                        origin_bytes: c.bytes_from_origin,
+                        peer_bytes: c.bytes_from_peers,
+                    }
+                })
+                .collect(),
+            // The machine exposes a count of active transfers, not a list.
+            transfers: Vec::new(),
+            totals: Totals { connections_refused: cx.refused, ..self.totals.clone() },
+            limits: LimitStats {
+                max_transfers: u32::from(cfg.limits.max_transfers),
+                max_uploads: u32::from(cfg.limits.max_uploads),
+                max_downloads: u32::from(cfg.limits.max_downloads),
+                stall_timeout_s: cfg.stall_timeout.as_secs_f64(),
+                max_upload_rate: self.shown_limits.0,
+                max_download_rate: self.shown_limits.1,
+            },
+            rates: cx.rates.clone(),
+        }
+    }
+
+    fn on_event(&mut self, e: TrackerEvent) {
+        match e {
+            TrackerEvent::Joined { peer, role } => tracing::info!(%peer, ?role, "joined"),
+            TrackerEvent::Left { peer } => tracing::info!(%peer, "left"),
+            TrackerEvent::Published { content, path } => {
+                tracing::info!(content = content.0, %path, "published")
+            }
+            TrackerEvent::Finished { verified, bytes, from_origin, giver, .. } => {
+                if verified {
+                    self.totals.transfers_completed += 1;
+                    if from_origin {
+                        self.totals.origin_bytes += u64::from(bytes);
+                    } else {
+                        self.totals.peer_bytes += u64::from(bytes);
+                    }
+                } else {
+                    self.totals.transfers_failed += 1;
+                    self.totals.chunks_corrupt += 1;
+                    tracing::warn!(%giver, "a chunk failed verification");
+                }
+            }
+            TrackerEvent::Cancelled { .. } => self.totals.transfers_failed += 1,
+            TrackerEvent::Completed { peer, content } => {
+                tracing::info!(%peer, content = content.0, "download complete")
+            }
+            TrackerEvent::Banned { peer } => tracing::warn!(%peer, "banned as a giver"),
+            TrackerEvent::Problem { peer, notice } => {
+                tracing::debug!(?peer, code = ?notice.code, detail = %notice.detail, "problem")
+            }
+            other => tracing::trace!(?other, "tracker event"),
+        }
+    }
+}
+
+impl Hosted for TrackerNode {
+    fn accept(&mut self, now: Time, remote_host: String) -> Result<ConnId, Notice> {
+        self.tracker.accept(now, remote_host)
+    }
+    fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        self.tracker.handle_message(now, conn, msg);
+    }
+    fn handle_malformed(&mut self, now: Time, conn: ConnId, err: &DecodeError) -> bool {
+        self.tracker.handle_malformed(now, conn, &err.to_string());
+        true
+    }
+    fn handle_connected(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_closed(&mut self, now: Time, conn: ConnId) {
+        self.tracker.handle_closed(now, conn);
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        self.tracker.handle_timeout(now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tracker.poll_transmit()
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.tracker.poll_timeout()
+    }
+    fn register(&mut self, registry: &Registry, base: Token) -> std::io::Result<()> {
+        match self.stats.as_mut() {
+            Some(s) => s.register(registry, base),
+            None => Ok(()),
+        }
+    }
+    fn extra_tokens(&self) -> usize {
+        // The listener and its clients.
+        self.stats.as_ref().map_or(0, |_| 1 + StatsLimits::default().max_clients)
+    }
+    fn extra_event(&mut self, cx: &mut Cx<'_>, event: &Event) {
+        if self.snapshot_at.is_none_or(|at| cx.now.saturating_duration_since(at) >= SNAPSHOT_EVERY) {
+            self.snapshot = self.snapshot(cx);
+            self.snapshot_at = Some(cx.now);
+        }
+        if let Some(s) = self.stats.as_mut() {
+            s.handle_event(cx.registry, event, cx.now, &self.snapshot);
+        }
+    }
+    fn extra_timeout(&self) -> Option<Instant> {
+        self.stats.as_ref().and_then(StatsServer::poll_timeout)
+    }
+    fn extra_timer(&mut self, cx: &mut Cx<'_>) {
+        if let Some(s) = self.stats.as_mut() {
+            s.handle_timeout(cx.registry, cx.now);
+        }
+    }
+    fn after(&mut self, _cx: &mut Cx<'_>) {
+        while let Some(e) = self.tracker.poll_event() {
+            self.on_event(e);
+        }
+    }
+    fn status(&self) -> Status {
+        Status::Running
+    }
+}
