@@ -64,6 +64,9 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 pub struct NodeId(pub usize);
 
 /// One of the three node kinds.
+// A runtime hosts a handful of nodes, each living as long as the process: the size of the
+// tracker variant costs nothing worth an extra indirection on every event.
+#[allow(clippy::large_enum_variant)]
 pub enum Node {
     /// A tracker.
     Tracker(TrackerNode),
