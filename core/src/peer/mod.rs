@@ -80,6 +80,7 @@ pub struct Peer<S> {
     #[allow(dead_code)]
     rng: crate::Rng,
     live_window: u32,
+    playback_deadline: Option<crate::time::Span>,
     /// Paths to ask about once welcomed.
     pending: Vec<String>,
     /// Paths asked about, awaiting `TellInfo`.
@@ -109,6 +110,7 @@ impl<S: ChunkStore> Peer<S> {
             node: Node::new(now, cfg, store),
             rng,
             live_window: config.live_window.max(1),
+            playback_deadline: config.playback_deadline,
             pending: Vec::new(),
             asked: Vec::new(),
             downloads: BTreeMap::new(),

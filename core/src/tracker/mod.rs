@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand_core::Rng as _;
 
-pub use config::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, TrackerConfig};
+pub use config::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, TrackerConfig, UploadSlots};
 pub use events::TrackerEvent;
 pub use stats::{ContentStats, NodeStats, TrackerStats};
 
@@ -164,7 +164,7 @@ impl Tracker {
             Message::Unrequest(i) => self.on_unrequest(idx, conn, i),
             Message::Provide(i) => self.on_provide(idx, conn, i),
             Message::Unprovide(i) => self.on_unprovide(idx, conn, i),
-            Message::Started(s) => self.on_started(idx, s.token),
+            Message::Started(s) => self.on_started(now, idx, s.token),
             Message::Completed(c) => self.on_completed(now, idx, conn, c),
             Message::Warning(n) => {
                 let peer = self.node(idx).map(|n| n.id);
