@@ -51,6 +51,7 @@ impl Tracker {
         self.by_id.insert(hello.peer_id, idx);
         // A giver that failed before keeps its record (and its ban) across reconnections.
         let banned = self.is_ban_worthy(hello.peer_id);
+        self.up_rates.push(0.0);
         self.loads.push(Load {
             alive: true,
             seed: hello.role == Role::Seed,

@@ -51,6 +51,9 @@ pub struct Tracker {
     nodes: Vec<Option<Node>>,
     /// Scheduling facts per node, indexed like `nodes`.
     loads: Vec<Load>,
+    /// Measured upload rate per node in bytes/s (smoothed), indexed like `nodes`; 0 until a
+    /// verified upload completed. Apart from `loads`, which stays small for sampling.
+    up_rates: Vec<f32>,
     by_id: BTreeMap<PeerId, NodeIdx>,
     contents: Vec<Content>,
     by_path: BTreeMap<String, usize>,
@@ -89,6 +92,7 @@ impl Tracker {
             next_conn: 0,
             nodes: Vec::new(),
             loads: Vec::new(),
+            up_rates: Vec::new(),
             by_id: BTreeMap::new(),
             contents: Vec::new(),
             by_path: BTreeMap::new(),

@@ -215,7 +215,7 @@ impl Tracker {
             GiverPolicy::Fastest => {
                 let (mut sum, mut known) = (0.0f32, 0u32);
                 for &(g, _) in found {
-                    let r = self.loads[g.0 as usize].up_rate;
+                    let r = self.up_rates[g.0 as usize];
                     if r > 0.0 {
                         sum += r;
                         known += 1;
@@ -224,7 +224,7 @@ impl Tracker {
                 let prior = if known > 0 { sum / known as f32 } else { 1.0 };
                 let mut best = (found[0].0, f32::MIN);
                 for &(g, up) in found {
-                    let r = self.loads[g.0 as usize].up_rate;
+                    let r = self.up_rates[g.0 as usize];
                     let score = if r > 0.0 { r } else { prior } / f32::from(up + 1);
                     if score > best.1 {
                         best = (g, score);
@@ -294,7 +294,7 @@ impl Tracker {
             // A live origin feeds the fastest uploaders first (under the `Fastest` giver
             // policy): each fresh chunk enters the swarm where it is relayed quickest.
             let first = if origin_feeds_fast && self.contents[ci].manifest.is_live() {
-                load.up_rate as u32
+                self.up_rates[t.0 as usize] as u32
             } else {
                 self.wanted(t, ci)
             };

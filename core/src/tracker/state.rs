@@ -49,8 +49,6 @@ pub(crate) struct Load {
     pub(crate) banned: bool,
     /// Upload slots granted from its measured rate; 0 until measured (then `max_uploads`).
     pub(crate) up_slots: u16,
-    /// Measured upload rate in bytes/s (smoothed); 0 until a verified upload completed.
-    pub(crate) up_rate: f32,
 }
 
 impl Load {

@@ -219,13 +219,14 @@ impl Tracker {
         let sample = (f64::from(bytes) / secs * moving as f64) as f32;
         let chunk_bytes =
             self.contents.get(t.content.0 as usize).map_or(0, |c| c.manifest.geometry.chunk_size);
+        let rate = &mut self.up_rates[t.giver.0 as usize];
+        *rate = if *rate > 0.0 { *rate + RATE_SMOOTHING * (sample - *rate) } else { sample };
+        let rate = *rate;
         let load = &mut self.loads[t.giver.0 as usize];
-        load.up_rate =
-            if load.up_rate > 0.0 { load.up_rate + RATE_SMOOTHING * (sample - load.up_rate) } else { sample };
         if let UploadSlots::Measured { copy_time } = self.config.upload_slots
             && chunk_bytes > 0
         {
-            let per_copy = f64::from(load.up_rate) * copy_time.as_secs_f64() / f64::from(chunk_bytes);
+            let per_copy = f64::from(rate) * copy_time.as_secs_f64() / f64::from(chunk_bytes);
             load.up_slots = (per_copy.floor() + 1.0).clamp(1.0, f64::from(u16::MAX)) as u16;
         }
     }
