@@ -12,8 +12,8 @@ use crate::wire::{AppendChunks, ErrorCode, Interest, Message, Notice, TellInfo};
 
 use super::{Peer, PeerEvent};
 
-/// A live viewer joins this many chunks behind the live edge, so the first chunks it asks
-/// for are already well spread among peers.
+/// By default a live viewer joins this many chunks behind the live edge, so the first chunks
+/// it asks for are already well spread among peers ([`PeerConfig::live_join_back`](super::PeerConfig::live_join_back)).
 pub(crate) const LIVE_JOIN_BACK: u32 = 2;
 
 /// One content being downloaded.
@@ -58,7 +58,7 @@ impl<S: ChunkStore> Peer<S> {
         let n = t.manifest.num_chunks();
         let chunk_size = u64::from(t.manifest.geometry.chunk_size);
         let (live, floor) = match t.manifest.live {
-            Some(info) => (true, n.saturating_sub(LIVE_JOIN_BACK).max(info.first_chunk)),
+            Some(info) => (true, n.saturating_sub(self.live_join_back).max(info.first_chunk)),
             None => (false, 0),
         };
         self.node.contents.insert(content, Content { manifest: t.manifest, have: BitSet::new(n) });
