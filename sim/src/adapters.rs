@@ -9,7 +9,9 @@
 use pdtp_core::memstore::VirtualStore;
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
-use pdtp_core::tracker::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, Tracker, TrackerConfig};
+use pdtp_core::tracker::{
+    ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, Tracker, TrackerConfig, UploadSlots,
+};
 use pdtp_core::{ChunkIndex, ConnId, ContentId, Endpoint, Geometry, Message, PeerId, Time, Transmit};
 use rand_core::SeedableRng;
 
@@ -61,6 +63,15 @@ impl NodeFactory for CoreFactory {
                 let mut config = PeerConfig::new(PeerId(spec.index + 1), tracker);
                 config.listen_port = Some(PEER_PORT);
                 config.stall_timeout = spec.scenario.policy.stall_timeout.0;
+                // A viewer's player skips what its buffer has passed.
+                config.playback_deadline = spec.scenario.content.live.map(|l| l.buffer.0);
+                // It joins half its buffer behind the live edge: playback starts when that
+                // half has passed, and the chunks it first asks for are already spread.
+                if let Some(l) = spec.scenario.content.live {
+                    let chunk_s = spec.scenario.content.chunk_size.0 as f64 * 8.0 / l.bitrate.0 as f64;
+                    let back = (l.buffer.0.as_secs_f64() / 2.0 / chunk_s).floor() as u32;
+                    config.live_join_back = back.max(config.live_join_back);
+                }
                 let chunk_size = spec.scenario.content.chunk_size.0.max(1);
                 Box::new(PeerNode {
                     config,
@@ -110,6 +121,10 @@ pub fn tracker_config(scenario: &Scenario, key: &[u8]) -> TrackerConfig {
     config.seed_limits = config.limits;
     config.stall_timeout = p.stall_timeout.0;
     config.max_connections = u32::try_from(scenario.peer_count() + 64).unwrap_or(u32::MAX);
+    if let Some(t) = p.copy_time {
+        config.upload_slots = UploadSlots::Measured { copy_time: t.0 };
+    }
+    config.live_deadline = p.live_deadline.map(|d| d.0);
     config.policy = Policy {
         chunk: match p.chunk {
             ChunkChoice::InOrder => ChunkPolicy::InOrder,
@@ -120,6 +135,7 @@ pub fn tracker_config(scenario: &Scenario, key: &[u8]) -> TrackerConfig {
             GiverChoice::Random => GiverPolicy::Random,
             GiverChoice::LeastLoaded => GiverPolicy::LeastLoaded,
             GiverChoice::Trust => GiverPolicy::Trust,
+            GiverChoice::Fastest => GiverPolicy::Fastest,
         },
         origin: match p.origin {
             OriginChoice::Unrestricted => OriginPolicy::Unrestricted,

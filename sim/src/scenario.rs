@@ -176,6 +176,8 @@ pub enum GiverChoice {
     LeastLoaded,
     /// The most trusted holder (trust graph).
     Trust,
+    /// The holder with the highest measured upload rate per upload.
+    Fastest,
 }
 
 /// How much the origin (the seeds) gives.
@@ -207,6 +209,13 @@ pub struct Policy {
     pub stall_timeout: Duration,
     /// How much the origin gives: like any holder, or each chunk about once.
     pub origin: OriginChoice,
+    /// When set, a node's upload slots follow its measured upload rate so that one copy takes
+    /// about this long (at least one, at most `max_uploads`); unset, every node has
+    /// `max_uploads`.
+    pub copy_time: Option<Duration>,
+    /// Live: chunks appended longer ago than this are not scheduled (they would miss their
+    /// playback deadline); usually the stream's playback buffer. Unset: the whole window.
+    pub live_deadline: Option<Duration>,
 }
 
 /// The tracker's network link and per-message processing cost.
@@ -308,6 +317,7 @@ impl GiverChoice {
             GiverChoice::Random => "random",
             GiverChoice::LeastLoaded => "least_loaded",
             GiverChoice::Trust => "trust",
+            GiverChoice::Fastest => "fastest",
         }
     }
 }
@@ -322,6 +332,8 @@ impl Default for Policy {
             max_downloads: 5,
             stall_timeout: Duration(pdtp_core::Span::from_secs(20)),
             origin: OriginChoice::default(),
+            copy_time: None,
+            live_deadline: None,
         }
     }
 }

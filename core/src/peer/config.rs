@@ -23,8 +23,17 @@ pub struct PeerConfig {
     pub order_wait: Span,
     /// Chunks of a live stream kept behind the live edge (default 64).
     pub live_window: u32,
+    /// A live viewer starts this many chunks behind the live edge (default 2). Further back,
+    /// the first chunks are better spread and playback can start sooner within the buffer.
+    pub live_join_back: u32,
     /// Peer links with no transfer for this long are closed (default 30 s).
     pub link_idle: Span,
+    /// Live: a chunk still missing this long after its append reached us is skipped (the
+    /// player is past it): delivery moves on to the next chunk and the tracker is told we no
+    /// longer want it, so a viewer that fell behind fetches chunks it can still play instead
+    /// of late ones. Set it to the player's buffer. `None` (the default): never skip; a
+    /// missing chunk holds delivery until the live window slides past it.
+    pub playback_deadline: Option<Span>,
     /// Fault injection for tests and the simulator: flip a byte (or a virtual payload's tag)
     /// of every chunk we serve, so takers reject it. Never set in real deployments.
     pub corrupt_uploads: bool,
@@ -41,7 +50,9 @@ impl PeerConfig {
             transfer_timeout: Span::from_secs(120),
             order_wait: Span::from_secs(5),
             live_window: 64,
+            live_join_back: super::download::LIVE_JOIN_BACK,
             link_idle: Span::from_secs(30),
+            playback_deadline: None,
             corrupt_uploads: false,
         }
     }

@@ -1,5 +1,7 @@
 //! A peer's downloads: manifests, requests to the tracker, arrivals, and the live window.
 
+use std::collections::VecDeque;
+
 use crate::bitset::BitSet;
 use crate::chunks::ByteRange;
 use crate::ids::{ChunkIndex, ContentId};
@@ -10,8 +12,8 @@ use crate::wire::{AppendChunks, ErrorCode, Interest, Message, Notice, TellInfo};
 
 use super::{Peer, PeerEvent};
 
-/// A live viewer joins this many chunks behind the live edge, so the first chunks it asks
-/// for are already well spread among peers.
+/// By default a live viewer joins this many chunks behind the live edge, so the first chunks
+/// it asks for are already well spread among peers ([`PeerConfig::live_join_back`](super::PeerConfig::live_join_back)).
 pub(crate) const LIVE_JOIN_BACK: u32 = 2;
 
 /// One content being downloaded.
@@ -27,6 +29,9 @@ pub(crate) struct Download {
     pub next: ChunkIndex,
     /// Whether `DownloadComplete` was emitted.
     pub complete_sent: bool,
+    /// Live: when appends reached us, as (first chunk of the append, time), oldest first;
+    /// entries wholly below `next` are dropped.
+    pub announced: VecDeque<(ChunkIndex, Time)>,
 }
 
 impl<S: ChunkStore> Peer<S> {
@@ -53,11 +58,13 @@ impl<S: ChunkStore> Peer<S> {
         let n = t.manifest.num_chunks();
         let chunk_size = u64::from(t.manifest.geometry.chunk_size);
         let (live, floor) = match t.manifest.live {
-            Some(info) => (true, n.saturating_sub(LIVE_JOIN_BACK).max(info.first_chunk)),
+            Some(info) => (true, n.saturating_sub(self.live_join_back).max(info.first_chunk)),
             None => (false, 0),
         };
         self.node.contents.insert(content, Content { manifest: t.manifest, have: BitSet::new(n) });
-        self.downloads.insert(content, Download { path, live, floor, next: floor, complete_sent: false });
+        let announced = if live { VecDeque::from([(floor, now)]) } else { VecDeque::new() };
+        self.downloads
+            .insert(content, Download { path, live, floor, next: floor, complete_sent: false, announced });
         self.push(PeerEvent::ManifestReceived { content, num_chunks: n, live });
         if live {
             let range = ByteRange::from(u64::from(floor) * chunk_size);
@@ -93,7 +100,37 @@ impl<S: ChunkStore> Peer<S> {
         let n = g.num_chunks();
         c.have.grow(n);
         let cut = a.window_start.max(n.saturating_sub(live_window));
+        if let Some(d) = self.downloads.get_mut(&a.content) {
+            d.announced.push_back((a.first, now));
+        }
         self.slide(now, a.content, cut);
+        self.skip_late(now, a.content);
+    }
+
+    /// Skips missing chunks at the delivery point whose playback deadline passed
+    /// ([`PeerConfig::playback_deadline`](super::PeerConfig::playback_deadline)), and
+    /// unrequests them.
+    fn skip_late(&mut self, now: Time, content: ContentId) {
+        let Some(deadline) = self.playback_deadline else { return };
+        let (Some(d), Some(c)) = (self.downloads.get_mut(&content), self.node.contents.get(&content)) else {
+            return;
+        };
+        let n = c.manifest.num_chunks();
+        let start = d.next;
+        while d.next < n && !c.have.contains(d.next) {
+            while d.announced.len() > 1 && d.announced[1].0 <= d.next {
+                d.announced.pop_front();
+            }
+            match d.announced.front() {
+                Some(&(first, at)) if first <= d.next && at + deadline < now => d.next += 1,
+                _ => break,
+            }
+        }
+        if d.next > start {
+            let g = c.manifest.geometry;
+            let bytes = ByteRange::new(g.chunk_bytes(start).start, g.chunk_bytes(d.next - 1).end);
+            self.node.send_tracker(now, Message::Unrequest(Interest::range(content, bytes)));
+        }
     }
 
     /// Moves a live download's floor up to `cut`: held chunks below it are discarded and

@@ -80,6 +80,8 @@ pub struct Peer<S> {
     #[allow(dead_code)]
     rng: crate::Rng,
     live_window: u32,
+    playback_deadline: Option<crate::time::Span>,
+    live_join_back: u32,
     /// Paths to ask about once welcomed.
     pending: Vec<String>,
     /// Paths asked about, awaiting `TellInfo`.
@@ -109,6 +111,8 @@ impl<S: ChunkStore> Peer<S> {
             node: Node::new(now, cfg, store),
             rng,
             live_window: config.live_window.max(1),
+            playback_deadline: config.playback_deadline,
+            live_join_back: config.live_join_back,
             pending: Vec::new(),
             asked: Vec::new(),
             downloads: BTreeMap::new(),

@@ -37,6 +37,26 @@ pub enum GiverPolicy {
     LeastLoaded,
     /// The holder the taker trusts most (direct plus one-hop trust).
     Trust,
+    /// The holder expected to deliver this copy fastest: its measured upload rate divided by
+    /// its uploads after this one (holders not yet measured count at the sample's mean rate).
+    Fastest,
+}
+
+/// How many uploads a node may run at once, within its [`Limits::max_uploads`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadSlots {
+    /// Always `max_uploads`.
+    Fixed,
+    /// Follow the node's measured upload rate so that one copy takes about `copy_time`:
+    /// `floor(rate · copy_time / chunk_size) + 1` slots (at most `max_uploads`). A slow uplink
+    /// gets one or two uploads, so each copy completes quickly; a fast one gets many, so the
+    /// control round trip between a slot's chunks does not leave its uplink idle. Nodes not
+    /// measured yet get `max_uploads`.
+    Measured {
+        /// The target time for one chunk copy.
+        copy_time: Span,
+    },
 }
 
 /// How much the origin (seeds) gives.
@@ -86,6 +106,13 @@ pub struct TrackerConfig {
     pub giver_sample: u32,
     /// Candidate chunks examined per scheduling attempt.
     pub chunk_sample: u32,
+    /// Upload slots per node: fixed, or following its measured upload rate.
+    pub upload_slots: UploadSlots,
+    /// Live streams: a chunk appended longer ago than this is no longer scheduled, since it
+    /// would reach a viewer after its playback deadline (set it to the viewers' playback
+    /// buffer). Viewers that fell behind then fetch chunks they can still play in time
+    /// instead of spending bandwidth on late ones. `None`: every chunk in the window.
+    pub live_deadline: Option<Span>,
 }
 
 impl Limits {
@@ -141,6 +168,8 @@ impl TrackerConfig {
             ban_after_failures: 3,
             giver_sample: 6,
             chunk_sample: 8,
+            upload_slots: UploadSlots::Fixed,
+            live_deadline: None,
         }
     }
 }

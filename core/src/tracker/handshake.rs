@@ -51,6 +51,7 @@ impl Tracker {
         self.by_id.insert(hello.peer_id, idx);
         // A giver that failed before keeps its record (and its ban) across reconnections.
         let banned = self.is_ban_worthy(hello.peer_id);
+        self.up_rates.push(0.0);
         self.loads.push(Load {
             alive: true,
             seed: hello.role == Role::Seed,
@@ -117,7 +118,11 @@ impl Tracker {
                 let id = ContentId(ci as u32);
                 let mut manifest = publish.manifest;
                 manifest.path = path.clone();
-                self.contents.push(Content::new(id, manifest, seed_id));
+                let mut content = Content::new(id, manifest, seed_id);
+                if content.manifest.is_live() {
+                    content.appended.resize(content.num_chunks() as usize, now);
+                }
+                self.contents.push(content);
                 self.by_path.insert(path.clone(), ci);
                 self.events.push_back(TrackerEvent::Published { content: id, path: path.clone() });
                 ci
@@ -188,11 +193,13 @@ impl Tracker {
         let window_start = a.window_start.min(new_n);
         content.manifest.live = content.manifest.live.map(|l| LiveInfo { first_chunk: window_start, ..l });
         content.grow(new_n);
+        content.appended.resize(new_n as usize, now);
         // Forget the per-chunk lists of chunks that left the window.
         for c in content.window_start..window_start {
             content.holders[c as usize] = Vec::new();
         }
         content.window_start = content.window_start.max(window_start);
+        content.floor = content.floor.max(content.window_start);
         if let Some(seed) = self.nodes[idx.0 as usize].as_mut() {
             let nc = seed.content_entry(a.content, new_n);
             for c in old_n..new_n {

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand_core::Rng as _;
 
-pub use config::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, TrackerConfig};
+pub use config::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, TrackerConfig, UploadSlots};
 pub use events::TrackerEvent;
 pub use stats::{ContentStats, NodeStats, TrackerStats};
 
@@ -51,6 +51,9 @@ pub struct Tracker {
     nodes: Vec<Option<Node>>,
     /// Scheduling facts per node, indexed like `nodes`.
     loads: Vec<Load>,
+    /// Measured upload rate per node in bytes/s (smoothed), indexed like `nodes`; 0 until a
+    /// verified upload completed. Apart from `loads`, which stays small for sampling.
+    up_rates: Vec<f32>,
     by_id: BTreeMap<PeerId, NodeIdx>,
     contents: Vec<Content>,
     by_path: BTreeMap<String, usize>,
@@ -89,6 +92,7 @@ impl Tracker {
             next_conn: 0,
             nodes: Vec::new(),
             loads: Vec::new(),
+            up_rates: Vec::new(),
             by_id: BTreeMap::new(),
             contents: Vec::new(),
             by_path: BTreeMap::new(),
@@ -164,7 +168,7 @@ impl Tracker {
             Message::Unrequest(i) => self.on_unrequest(idx, conn, i),
             Message::Provide(i) => self.on_provide(idx, conn, i),
             Message::Unprovide(i) => self.on_unprovide(idx, conn, i),
-            Message::Started(s) => self.on_started(idx, s.token),
+            Message::Started(s) => self.on_started(now, idx, s.token),
             Message::Completed(c) => self.on_completed(now, idx, conn, c),
             Message::Warning(n) => {
                 let peer = self.node(idx).map(|n| n.id);

@@ -27,12 +27,27 @@ pub(super) struct Scratch {
     stale: Vec<NodeIdx>,
 }
 
+/// How a giver step ranks takers: higher first key first, then fewer downloads.
+type TakerRank = (std::cmp::Reverse<u32>, u16);
+
 /// A step examines at most `sample × SCAN_FACTOR` list entries, valid or not.
 const SCAN_FACTOR: u32 = 4;
 
 impl Tracker {
     /// Runs scheduling passes until no node is dirty.
     pub(super) fn schedule(&mut self, now: Time) {
+        if let Some(deadline) = self.config.live_deadline {
+            for c in &mut self.contents {
+                let n = c.appended.len().min(c.num_chunks() as usize);
+                let from = c.floor as usize;
+                if from < n && c.appended[from] + deadline < now {
+                    let stale = c.appended[from..n].partition_point(|&t| t + deadline < now);
+                    // Keep the newest chunk schedulable even if appends stopped.
+                    c.floor =
+                        ((from + stale) as ChunkIndex).min(c.num_chunks().saturating_sub(1)).max(c.floor);
+                }
+            }
+        }
         while let Some(idx) = self.dirty.pop_front() {
             let Some(node) = self.node_mut(idx) else { continue };
             node.dirty = false;
@@ -69,7 +84,7 @@ impl Tracker {
         self.node(idx).is_some_and(|n| {
             n.contents.iter().any(|nc| {
                 let content = &self.contents[nc.content.0 as usize];
-                any_pending(&nc.want, &nc.inflight, &content.supply, content.window_start)
+                any_pending(&nc.want, &nc.inflight, &content.supply, content.floor)
             })
         })
     }
@@ -119,10 +134,10 @@ impl Tracker {
             nc.cursor = nc.want.next_at_or_after(nc.cursor).unwrap_or(nc.want.capacity());
         }
         let from = match policy {
-            ChunkPolicy::InOrder => nc.cursor.max(content.window_start),
-            _ => start_random.max(content.window_start),
+            ChunkPolicy::InOrder => nc.cursor.max(content.floor),
+            _ => start_random.max(content.floor),
         };
-        scan_pending(&nc.want, &nc.inflight, &content.supply, from, content.window_start, sample, out);
+        scan_pending(&nc.want, &nc.inflight, &content.supply, from, content.floor, sample, out);
         if policy == ChunkPolicy::RarestFirst {
             out.sort_unstable_by_key(|&c| (content.replicas(c) + content.holder_count[c as usize], c));
         }
@@ -197,6 +212,26 @@ impl Tracker {
         let choice = match self.config.policy.giver {
             GiverPolicy::Random => found[self.random_below(found.len())].0,
             GiverPolicy::LeastLoaded => found.iter().min_by_key(|&&(_, up)| up).map(|&(g, _)| g)?,
+            GiverPolicy::Fastest => {
+                let (mut sum, mut known) = (0.0f32, 0u32);
+                for &(g, _) in found {
+                    let r = self.up_rates[g.0 as usize];
+                    if r > 0.0 {
+                        sum += r;
+                        known += 1;
+                    }
+                }
+                let prior = if known > 0 { sum / known as f32 } else { 1.0 };
+                let mut best = (found[0].0, f32::MIN);
+                for &(g, up) in found {
+                    let r = self.up_rates[g.0 as usize];
+                    let score = if r > 0.0 { r } else { prior } / f32::from(up + 1);
+                    if score > best.1 {
+                        best = (g, score);
+                    }
+                }
+                best.0
+            }
             GiverPolicy::Trust => {
                 let mut best = (found[0].0, f64::MIN);
                 for &(g, _) in found {
@@ -221,9 +256,11 @@ impl Tracker {
         let mut budget = self.config.giver_sample * SCAN_FACTOR;
         let start = NodeIdx(self.random_below(self.nodes.len()) as u32);
         let giver_listens = self.loads[giver.0 as usize].listens;
+        let origin_feeds_fast =
+            self.loads[giver.0 as usize].seed && self.config.policy.giver == GiverPolicy::Fastest;
         let mut stale = std::mem::take(&mut self.scratch.stale);
         stale.clear();
-        let mut best: Option<(u16, NodeIdx, usize, ChunkIndex)> = None;
+        let mut best: Option<(TakerRank, NodeIdx, usize, ChunkIndex)> = None;
         let mut found = 0;
         let mut order = std::mem::take(&mut self.scratch.nodes);
         order.clear();
@@ -250,11 +287,20 @@ impl Tracker {
             if !load.listens && !giver_listens {
                 continue;
             }
-            let down = load.down;
             let Some((ci, chunk)) = self.chunk_for(giver, t) else { continue };
             found += 1;
-            if best.is_none_or(|(d, ..)| down < d) {
-                best = Some((down, t, ci, chunk));
+            // The taker furthest from done first (most chunks still wanted), so peers finish
+            // together; then the one with the fewest downloads.
+            // A live origin feeds the fastest uploaders first (under the `Fastest` giver
+            // policy): each fresh chunk enters the swarm where it is relayed quickest.
+            let first = if origin_feeds_fast && self.contents[ci].manifest.is_live() {
+                self.up_rates[t.0 as usize] as u32
+            } else {
+                self.wanted(t, ci)
+            };
+            let key = (std::cmp::Reverse(first), load.down);
+            if best.is_none_or(|(k, ..)| key < k) {
+                best = Some((key, t, ci, chunk));
             }
         }
         for &t in &stale {
@@ -268,6 +314,14 @@ impl Tracker {
             self.hungry.remove(&taker);
         }
         true
+    }
+
+    /// Chunks `node` still wants of content `ci` and is not receiving.
+    fn wanted(&self, node: NodeIdx, ci: usize) -> u32 {
+        let id = self.contents[ci].id;
+        self.node(node)
+            .and_then(|n| n.content(id))
+            .map_or(0, |nc| nc.want.count().saturating_sub(nc.inflight.count()))
     }
 
     /// The chunk `giver` should send `taker`, per the chunk policy, if any.
@@ -293,19 +347,23 @@ impl Tracker {
             let Some(tc) = t.content(gc.content) else { continue };
             let ci = gc.content.0 as usize;
             let content = &self.contents[ci];
+            // The origin of a live stream feeds the freshest chunks: the newest the taker wants,
+            // fewest copies first, so each new chunk enters the swarm at once and peers relay
+            // it, instead of every copy of the oldest wanted chunk coming from the origin.
+            let fresh = g.is_seed() && content.manifest.is_live();
             let from = match policy.chunk {
-                ChunkPolicy::InOrder => tc.cursor.max(content.window_start),
+                _ if fresh => content.num_chunks().saturating_sub(sample as u32).max(content.floor),
+                ChunkPolicy::InOrder => tc.cursor.max(content.floor),
                 // Spread the starting point by taker so givers do not all pick the same chunk.
-                _ => {
-                    content.window_start + (taker.0.wrapping_mul(2_654_435_761) % content.num_chunks().max(1))
-                }
+                _ => content.floor + (taker.0.wrapping_mul(2_654_435_761) % content.num_chunks().max(1)),
             };
             cands.clear();
-            scan_pending(&tc.want, &tc.inflight, &gc.have, from, content.window_start, sample, cands);
+            scan_pending(&tc.want, &tc.inflight, &gc.have, from, content.floor, sample, cands);
             if frugal_seed {
                 cands.retain(|&c| content.replicas(c) == 0);
             }
             let pick = match policy.chunk {
+                _ if fresh => cands.iter().copied().min_by_key(|&c| (content.replicas(c), u32::MAX - c)),
                 ChunkPolicy::RarestFirst => cands.iter().copied().min_by_key(|&c| (content.replicas(c), c)),
                 _ => cands.first().copied(),
             };

@@ -47,6 +47,8 @@ pub(crate) struct Load {
     pub(crate) listens: bool,
     /// Failed too often to be chosen as a giver.
     pub(crate) banned: bool,
+    /// Upload slots granted from its measured rate; 0 until measured (then `max_uploads`).
+    pub(crate) up_slots: u16,
 }
 
 impl Load {
@@ -55,7 +57,8 @@ impl Load {
     }
 
     pub(crate) fn can_give(&self, l: &super::Limits) -> bool {
-        self.alive && !self.banned && self.up < l.max_uploads && self.up + self.down < l.max_transfers
+        let max_up = if self.up_slots == 0 { l.max_uploads } else { self.up_slots.min(l.max_uploads) };
+        self.alive && !self.banned && self.up < max_up && self.up + self.down < l.max_transfers
     }
 }
 
@@ -99,6 +102,11 @@ pub(crate) struct Content {
     pub(crate) demand: BitSet,
     pub(crate) total_pending: u64,
     pub(crate) window_start: ChunkIndex,
+    /// The lowest chunk worth scheduling: `window_start`, or for a live stream with a
+    /// [`super::TrackerConfig::live_deadline`] the first chunk appended within it.
+    pub(crate) floor: ChunkIndex,
+    /// Live: when each chunk was appended (indexed by chunk; empty for on-demand content).
+    pub(crate) appended: Vec<crate::time::Time>,
     /// Nodes that will receive live appends.
     pub(crate) viewers: BTreeSet<NodeIdx>,
     /// Nodes with an open-ended request.
@@ -179,6 +187,8 @@ impl Content {
             demand: BitSet::new(0),
             total_pending: 0,
             window_start,
+            floor: window_start,
+            appended: Vec::new(),
             viewers: BTreeSet::new(),
             open_requesters: BTreeSet::new(),
             bytes_from_origin: 0,

@@ -481,3 +481,37 @@ fn an_unrequest_below_the_live_window_clears_the_demand() {
     b.drain();
     assert!(settles(&mut b), "no demand is left below the window, so the sweep disarms");
 }
+
+#[test]
+fn measured_upload_slots_follow_the_givers_rate() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
+    let mut b = Bench::with(cfg);
+    let (seed_conn, content) = b.seed_with(manifest("a.bin", 50, 1000));
+    for id in 10..40 {
+        b.peer_requesting(id, content);
+    }
+    let out = b.drain();
+    let from_seed: Vec<_> =
+        orders(&out).into_iter().filter(|(c, o)| *c != seed_conn && o.side == Side::Taker).collect();
+    assert_eq!(from_seed.len(), 5, "not measured yet: max_uploads");
+    // One copy alone on the seed's uplink takes 2 s: 500 B/s, so one 1000-byte chunk per
+    // copy_time is floor(0.5) + 1 = 1 slot.
+    let (conn, o) = &from_seed[0];
+    b.tr.handle_message(b.now, *conn, Message::Started(Started { token: o.token }));
+    b.now += Span::from_secs(2);
+    let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)) };
+    b.tr.handle_message(b.now, *conn, Message::Completed(done));
+    let seed_uploads =
+        |b: &Bench| b.tr.stats().nodes.iter().find(|n| n.role == Role::Seed).map(|n| n.uploads).unwrap_or(0);
+    assert_eq!(seed_uploads(&b), 4, "no new upload while four are outstanding");
+    let rest: Vec<_> = from_seed[1..].iter().map(|(c, o)| (*c, o.clone())).collect();
+    b.drain();
+    for (conn, o) in rest {
+        b.tr.handle_message(b.now, conn, Message::Started(Started { token: o.token }));
+        let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)) };
+        b.tr.handle_message(b.now, conn, Message::Completed(done));
+        assert!(seed_uploads(&b) <= 4);
+    }
+    assert_eq!(seed_uploads(&b), 1, "the slow seed now runs one upload at a time");
+}

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::state::NodeIdx;
 use super::trust::Outcome;
-use super::{Tracker, TrackerEvent};
+use super::{Tracker, TrackerEvent, UploadSlots};
 use rand_core::Rng as _;
 
 use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId, Token};
@@ -20,6 +20,9 @@ pub(super) struct Transfer {
     pub(super) content: ContentId,
     pub(super) chunk: ChunkIndex,
     pub(super) started: bool,
+    /// When it was ordered, and when the taker's `Started` arrived.
+    pub(super) ordered: Time,
+    pub(super) started_at: Option<Time>,
 }
 
 /// What is remembered of a cancelled transfer, so a late success still counts.
@@ -43,6 +46,9 @@ pub(super) struct TransferTable {
     cancelled: BTreeMap<Token, Cancelled>,
     cancelled_order: VecDeque<Token>,
 }
+
+/// Weight of a new sample in a giver's smoothed upload rate.
+const RATE_SMOOTHING: f32 = 0.25;
 
 /// How many cancelled tokens are remembered for late completions.
 const CANCELLED_MEMORY: usize = 4096;
@@ -154,8 +160,19 @@ impl Tracker {
                 content.inflight_count[chunk as usize] += 1;
             }
         }
-        self.transfers
-            .insert(token, Transfer { giver, taker, giver_id, content: content_id, chunk, started: false });
+        self.transfers.insert(
+            token,
+            Transfer {
+                giver,
+                taker,
+                giver_id,
+                content: content_id,
+                chunk,
+                started: false,
+                ordered: now,
+                started_at: None,
+            },
+        );
         self.transfers.unstarted.push_back((now + self.config.stall_timeout, token));
         self.decisions += 1;
         self.send(taker_conn, Message::Transfer(to_taker));
@@ -170,11 +187,47 @@ impl Tracker {
         self.arm_sweep(now);
     }
 
-    pub(super) fn on_started(&mut self, idx: NodeIdx, token: Token) {
+    pub(super) fn on_started(&mut self, now: Time, idx: NodeIdx, token: Token) {
         if let Some(t) = self.transfers.get_mut(token)
             && t.taker == idx
+            && !t.started
         {
             t.started = true;
+            t.started_at = Some(now);
+        }
+    }
+
+    /// Updates the giver's measured upload rate from a verified copy of `bytes`, and its
+    /// upload slots when they follow the rate ([`UploadSlots::Measured`]).
+    ///
+    /// The copy's own rate is `bytes / (Completed − Started)` (both reach the tracker over the
+    /// taker's link, so its latency cancels); the giver's uplink was shared by the uploads
+    /// moving alongside it, so the sample is that rate times their number. Smoothed
+    /// exponentially, as a sample sees only part of the uplink's sharing.
+    fn measure_upload(&mut self, now: Time, t: &Transfer, bytes: u32) {
+        let from = t.started_at.unwrap_or(t.ordered);
+        let secs = now.saturating_since(from).as_secs_f64();
+        if secs <= 0.0 || bytes == 0 {
+            return;
+        }
+        let Some(g) = self.node(t.giver) else { return };
+        let moving = 1 + g
+            .orders
+            .iter()
+            .filter(|&&o| self.transfers.get(o).is_some_and(|o| o.giver == t.giver && o.started))
+            .count();
+        let sample = (f64::from(bytes) / secs * moving as f64) as f32;
+        let chunk_bytes =
+            self.contents.get(t.content.0 as usize).map_or(0, |c| c.manifest.geometry.chunk_size);
+        let rate = &mut self.up_rates[t.giver.0 as usize];
+        *rate = if *rate > 0.0 { *rate + RATE_SMOOTHING * (sample - *rate) } else { sample };
+        let rate = *rate;
+        let load = &mut self.loads[t.giver.0 as usize];
+        if let UploadSlots::Measured { copy_time } = self.config.upload_slots
+            && chunk_bytes > 0
+        {
+            let per_copy = f64::from(rate) * copy_time.as_secs_f64() / f64::from(chunk_bytes);
+            load.up_slots = (per_copy.floor() + 1.0).clamp(1.0, f64::from(u16::MAX)) as u16;
         }
     }
 
@@ -193,6 +246,10 @@ impl Tracker {
             Some(_) => Outcome::Corrupt,
             None => Outcome::Failed,
         };
+        if outcome == Outcome::Verified {
+            let bytes = self.contents.get(ci).map_or(0, |c| c.manifest.geometry.chunk_len(t.chunk));
+            self.measure_upload(now, &t, bytes);
+        }
         self.release(&t, done.token, outcome == Outcome::Verified);
         let taker_id = self.node(idx).map(|n| n.id);
         if let Some(taker_id) = taker_id {

@@ -109,6 +109,12 @@ fn check_policy(p: &Policy, at: &str) -> Result<(), String> {
     positive(u64::from(p.max_uploads), &format!("{at}.max_uploads"))?;
     positive(u64::from(p.max_downloads), &format!("{at}.max_downloads"))?;
     positive(p.stall_timeout.0.as_nanos(), &format!("{at}.stall_timeout"))?;
+    if let Some(t) = p.copy_time {
+        positive(t.0.as_nanos(), &format!("{at}.copy_time"))?;
+    }
+    if let Some(t) = p.live_deadline {
+        positive(t.0.as_nanos(), &format!("{at}.live_deadline"))?;
+    }
     if p.max_uploads > p.max_transfers {
         return Err(format!("{at}.max_uploads: must be ≤ max_transfers ({})", p.max_transfers));
     }
