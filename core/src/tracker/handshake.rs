@@ -33,6 +33,7 @@ impl Tracker {
         self.silent_conns = self.silent_conns.saturating_sub(1);
         let mut nonce = [0u8; 16];
         self.rng.fill_bytes(&mut nonce);
+        let trust_slot = self.trust.slot(hello.peer_id);
         self.nodes.push(Some(Node {
             id: hello.peer_id,
             conn,
@@ -45,6 +46,7 @@ impl Tracker {
             bytes_up: 0,
             bytes_down: 0,
             joined: now,
+            trust_slot,
             dirty: false,
             idle: false,
         }));

@@ -21,6 +21,8 @@ pub(crate) struct Node {
     /// Where others connect to it; `None` if it does not listen.
     pub(crate) endpoint: Option<Endpoint>,
     pub(crate) nonce: [u8; 16],
+    /// Its slot in the trust graph (stable across reconnections).
+    pub(crate) trust_slot: super::trust::TrustSlot,
     /// Tokens of its outstanding orders (at most `max_transfers`).
     pub(crate) orders: Vec<Token>,
     pub(crate) contents: Vec<NodeContent>,

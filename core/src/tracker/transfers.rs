@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::state::NodeIdx;
-use super::trust::Outcome;
+use super::trust::{Outcome, TrustSlot};
 use super::{Tracker, TrackerEvent, UploadSlots};
 use rand_core::Rng as _;
 
@@ -17,6 +17,9 @@ pub(super) struct Transfer {
     pub(super) giver: NodeIdx,
     pub(super) taker: NodeIdx,
     pub(super) giver_id: PeerId,
+    /// Both ends' trust-graph slots (kept so recording the outcome needs no lookup).
+    pub(super) giver_slot: TrustSlot,
+    pub(super) taker_slot: TrustSlot,
     pub(super) content: ContentId,
     pub(super) chunk: ChunkIndex,
     pub(super) started: bool,
@@ -119,9 +122,8 @@ impl Tracker {
     /// Orders `giver` to move `chunk` to `taker`, updating every index.
     pub(super) fn order(&mut self, now: Time, giver: NodeIdx, taker: NodeIdx, ci: usize, chunk: ChunkIndex) {
         let content_id = self.contents[ci].id;
-        if self.node(giver).is_none() || self.node(taker).is_none() {
-            return;
-        }
+        let (Some(g), Some(t)) = (self.node(giver), self.node(taker)) else { return };
+        let (giver_slot, taker_slot) = (g.trust_slot, t.trust_slot);
         let random = self.rng.next_u32();
         let token = self.transfers.next_token(random);
         let (Some(g), Some(t)) = (self.node(giver), self.node(taker)) else { return };
@@ -166,6 +168,8 @@ impl Tracker {
                 giver,
                 taker,
                 giver_id,
+                giver_slot,
+                taker_slot,
                 content: content_id,
                 chunk,
                 started: false,
@@ -252,9 +256,7 @@ impl Tracker {
         }
         self.release(&t, done.token, outcome == Outcome::Verified);
         let taker_id = self.node(idx).map(|n| n.id);
-        if let Some(taker_id) = taker_id {
-            self.trust.record(taker_id, t.giver_id, outcome);
-        }
+        self.trust.record_slots(t.taker_slot, t.giver_slot, outcome);
         let verified = outcome == Outcome::Verified;
         let bytes = self.contents.get(ci).map_or(0, |c| c.manifest.geometry.chunk_len(t.chunk));
         let from_origin = self.node(t.giver).is_some_and(|g| g.is_seed()) || self.is_seed_id(t.giver_id);
@@ -383,11 +385,8 @@ impl Tracker {
         let Some(t) = self.transfers.remove(token) else { return };
         self.release(&t, token, false);
         if stalled {
-            let taker_id = self.node(t.taker).map(|n| n.id);
-            if let Some(taker_id) = taker_id {
-                self.trust.record(taker_id, t.giver_id, Outcome::Failed);
-                self.check_ban(t.giver_id);
-            }
+            self.trust.record_slots(t.taker_slot, t.giver_slot, Outcome::Failed);
+            self.check_ban(t.giver_id);
         }
         if leaving != Some(t.taker) {
             self.transfers

@@ -30,11 +30,21 @@ pub struct GiverRecord {
 }
 
 /// The whole graph, keyed by peer id so it outlives reconnections.
+///
+/// Each peer id gets a dense slot on first sight; the tracker keeps a node's slot beside it, so
+/// recording a completion indexes vectors instead of searching trees.
 #[derive(Clone, Debug, Default)]
 pub struct TrustGraph {
-    out: BTreeMap<PeerId, BTreeMap<PeerId, Edge>>,
-    givers: BTreeMap<PeerId, GiverRecord>,
+    slots: BTreeMap<PeerId, TrustSlot>,
+    ids: Vec<PeerId>,
+    /// Outgoing edges per slot, keyed by the giver's slot.
+    out: Vec<BTreeMap<TrustSlot, Edge>>,
+    givers: Vec<GiverRecord>,
 }
+
+/// A peer's dense index in the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TrustSlot(u32);
 
 /// How a transfer ended, for the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,11 +77,35 @@ impl TrustGraph {
         Self::default()
     }
 
+    /// The slot of `peer`, created on first sight.
+    pub fn slot(&mut self, peer: PeerId) -> TrustSlot {
+        if let Some(&s) = self.slots.get(&peer) {
+            return s;
+        }
+        let s = TrustSlot(u32::try_from(self.ids.len()).unwrap_or(u32::MAX));
+        self.slots.insert(peer, s);
+        self.ids.push(peer);
+        self.out.push(BTreeMap::new());
+        self.givers.push(GiverRecord::default());
+        s
+    }
+
     /// Records a finished transfer from `giver` to `taker`.
     pub fn record(&mut self, taker: PeerId, giver: PeerId, outcome: Outcome) {
-        let e = self.out.entry(taker).or_default().entry(giver).or_default();
+        let (t, g) = (self.slot(taker), self.slot(giver));
+        self.record_slots(t, g, outcome);
+    }
+
+    /// [`record`](Self::record) by slots (what the tracker's hot path uses).
+    pub fn record_slots(&mut self, taker: TrustSlot, giver: TrustSlot, outcome: Outcome) {
+        let (Some(edges), true) =
+            (self.out.get_mut(taker.0 as usize), (giver.0 as usize) < self.givers.len())
+        else {
+            return;
+        };
+        let e = edges.entry(giver).or_default();
         e.transfers += 1;
-        let g = self.givers.entry(giver).or_default();
+        let g = &mut self.givers[giver.0 as usize];
         g.transfers += 1;
         match outcome {
             Outcome::Verified => {
@@ -83,31 +117,40 @@ impl TrustGraph {
         }
     }
 
+    fn edges(&self, a: PeerId) -> Option<&BTreeMap<TrustSlot, Edge>> {
+        self.out.get(self.slots.get(&a)?.0 as usize)
+    }
+
     /// The raw edge `taker → giver`, if any transfer happened.
     pub fn edge(&self, taker: PeerId, giver: PeerId) -> Option<Edge> {
-        self.out.get(&taker)?.get(&giver).copied()
+        self.edges(taker)?.get(self.slots.get(&giver)?).copied()
     }
 
     /// Totals for a giver.
     pub fn giver(&self, giver: PeerId) -> GiverRecord {
-        self.givers.get(&giver).copied().unwrap_or_default()
+        self.slots.get(&giver).map(|s| self.givers[s.0 as usize]).unwrap_or_default()
     }
 
     /// Normalised weight `w(a, b)`: the raw weight over the sum of `a`'s raw weights.
     pub fn weight(&self, a: PeerId, b: PeerId) -> f64 {
-        let Some(edges) = self.out.get(&a) else { return 0.0 };
+        let Some(edges) = self.edges(a) else { return 0.0 };
         let total: f64 = edges.values().map(Edge::raw).sum();
         if total == 0.0 {
             return 0.0;
         }
-        edges.get(&b).map_or(0.0, |e| e.raw() / total)
+        self.slots.get(&b).and_then(|s| edges.get(s)).map_or(0.0, |e| e.raw() / total)
     }
 
     /// All normalised outgoing weights of `a`, in peer-id order.
     pub fn weights(&self, a: PeerId) -> Vec<(PeerId, f64)> {
-        let Some(edges) = self.out.get(&a) else { return Vec::new() };
+        let Some(edges) = self.edges(a) else { return Vec::new() };
         let total: f64 = edges.values().map(Edge::raw).sum();
-        edges.iter().map(|(&b, e)| (b, if total == 0.0 { 0.0 } else { e.raw() / total })).collect()
+        let mut w: Vec<(PeerId, f64)> = edges
+            .iter()
+            .map(|(b, e)| (self.ids[b.0 as usize], if total == 0.0 { 0.0 } else { e.raw() / total }))
+            .collect();
+        w.sort_by_key(|&(p, _)| p);
+        w
     }
 
     /// `trust(a, c) = w(a, c) + Σ_b w(a, b) · w(b, c)`.
@@ -120,17 +163,19 @@ impl TrustGraph {
 
     /// Forgets everything about a peer's outgoing edges (it left for good).
     pub fn forget_taker(&mut self, a: PeerId) {
-        self.out.remove(&a);
+        if let Some(s) = self.slots.get(&a) {
+            self.out[s.0 as usize].clear();
+        }
     }
 
     /// Number of directed edges.
     pub fn edge_count(&self) -> usize {
-        self.out.values().map(BTreeMap::len).sum()
+        self.out.iter().map(BTreeMap::len).sum()
     }
 
-    /// Every giver's totals, in peer-id order.
+    /// Every giver's totals, in peer-id order (peers that never gave included, at zero).
     pub fn givers(&self) -> impl Iterator<Item = (PeerId, GiverRecord)> + '_ {
-        self.givers.iter().map(|(&p, &r)| (p, r))
+        self.slots.iter().map(|(&p, s)| (p, self.givers[s.0 as usize]))
     }
 }
 
