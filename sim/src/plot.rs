@@ -134,9 +134,8 @@ pub fn svg(chart: &Chart<'_>) -> String {
                 None => {
                     let _ = write!(d, "M{x:.1} {y:.1}");
                 }
-                Some((_, py0)) if chart.steps => {
+                Some(_) if chart.steps => {
                     let _ = write!(d, " H{x:.1} V{y:.1}");
-                    let _ = py0;
                 }
                 Some(_) => {
                     let _ = write!(d, " L{x:.1} {y:.1}");

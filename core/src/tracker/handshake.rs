@@ -20,11 +20,11 @@ impl Tracker {
                 "protocol version {} is not supported (this tracker speaks {PROTOCOL_VERSION})",
                 hello.version
             );
-            return self.close_with(now, conn, Notice::new(ErrorCode::BadVersion, detail));
+            return self.close_with(conn, Notice::new(ErrorCode::BadVersion, detail));
         }
         if self.by_id.contains_key(&hello.peer_id) {
             let detail = format!("{} is already connected", hello.peer_id);
-            return self.close_with(now, conn, Notice::new(ErrorCode::DuplicatePeerId, detail));
+            return self.close_with(conn, Notice::new(ErrorCode::DuplicatePeerId, detail));
         }
         let Some(state) = self.conns.get_mut(&conn) else { return };
         let endpoint = hello.listen_port.map(|port| Endpoint { host: state.remote_host.clone(), port });
@@ -85,22 +85,17 @@ impl Tracker {
     pub(super) fn on_publish(&mut self, now: Time, idx: NodeIdx, conn: ConnId, publish: Publish) {
         let Some(node) = self.node(idx) else { return };
         if node.role != Role::Seed {
-            return self.close_with(
-                now,
-                conn,
-                Notice::new(ErrorCode::Unauthorized, "only a seed may publish"),
-            );
+            return self.close_with(conn, Notice::new(ErrorCode::Unauthorized, "only a seed may publish"));
         }
         let expected = auth::publish_proof(&self.config.seed_key, &node.nonce, &publish.manifest);
         if !auth::proofs_equal(&expected, &publish.proof) {
             return self.close_with(
-                now,
                 conn,
                 Notice::new(ErrorCode::Unauthorized, "publish proof does not match the tracker's seed key"),
             );
         }
         if let Err(e) = publish.manifest.check() {
-            return self.close_with(now, conn, Notice::new(ErrorCode::Malformed, e.to_string()));
+            return self.close_with(conn, Notice::new(ErrorCode::Malformed, e.to_string()));
         }
         let seed_id = node.id;
         let path = publish.manifest.path.trim_start_matches('/').to_string();
@@ -153,7 +148,6 @@ impl Tracker {
         };
         if node.role != Role::Seed || node.id != content.publisher || content.manifest.live.is_none() {
             return self.close_with(
-                now,
                 conn,
                 Notice::new(ErrorCode::Unauthorized, "only the publishing seed may append to a live stream"),
             );
@@ -169,7 +163,6 @@ impl Tracker {
         );
         if !auth::proofs_equal(&expected, &a.proof) {
             return self.close_with(
-                now,
                 conn,
                 Notice::new(ErrorCode::Unauthorized, "append proof does not match the tracker's seed key"),
             );
@@ -234,7 +227,7 @@ impl Tracker {
     }
 
     /// Forgets a connection and everything its node was doing.
-    pub(super) fn drop_conn(&mut self, now: Time, conn: ConnId) {
+    pub(super) fn drop_conn(&mut self, conn: ConnId) {
         let Some(state) = self.conns.remove(&conn) else { return };
         let Some(idx) = state.node else {
             self.silent_conns = self.silent_conns.saturating_sub(1);
@@ -244,7 +237,7 @@ impl Tracker {
         self.loads[idx.0 as usize].alive = false;
         self.by_id.remove(&node.id);
         for token in &node.orders {
-            self.cancel_transfer(now, *token, false, Some(idx));
+            self.cancel_transfer(*token, false, Some(idx));
         }
         for nc in &node.contents {
             let Some(content) = self.contents.get_mut(nc.content.0 as usize) else { continue };

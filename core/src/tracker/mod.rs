@@ -149,7 +149,6 @@ impl Tracker {
             match msg {
                 Message::Hello(hello) => self.on_hello(now, conn, hello),
                 other => self.close_with(
-                    now,
                     conn,
                     Notice::new(ErrorCode::HelloExpected, format!("{} before hello", other.kind())),
                 ),
@@ -158,9 +157,7 @@ impl Tracker {
             return;
         };
         match msg {
-            Message::Hello(_) => {
-                self.close_with(now, conn, Notice::new(ErrorCode::HelloExpected, "second hello"))
-            }
+            Message::Hello(_) => self.close_with(conn, Notice::new(ErrorCode::HelloExpected, "second hello")),
             Message::AskInfo(ask) => self.on_ask_info(idx, conn, &ask.path),
             Message::Publish(p) => self.on_publish(now, idx, conn, p),
             Message::AppendChunks(a) => self.on_append(now, idx, conn, a),
@@ -177,7 +174,7 @@ impl Tracker {
             Message::Error(n) => {
                 let peer = self.node(idx).map(|n| n.id);
                 self.events.push_back(TrackerEvent::Problem { peer, notice: n });
-                self.drop_conn(now, conn);
+                self.drop_conn(conn);
             }
             other @ (Message::Welcome(_)
             | Message::TellInfo(_)
@@ -187,7 +184,6 @@ impl Tracker {
             | Message::Get(_)
             | Message::Put(_)
             | Message::Data(_)) => self.close_with(
-                now,
                 conn,
                 Notice::new(
                     ErrorCode::Unexpected,
@@ -201,14 +197,14 @@ impl Tracker {
     /// The driver could not decode a frame on `conn`: close it with `Error(Malformed)`.
     pub fn handle_malformed(&mut self, now: Time, conn: ConnId, detail: &str) {
         if self.conns.contains_key(&conn) {
-            self.close_with(now, conn, Notice::new(ErrorCode::Malformed, detail.to_string()));
+            self.close_with(conn, Notice::new(ErrorCode::Malformed, detail.to_string()));
             self.schedule(now);
         }
     }
 
     /// `conn` closed (by the remote, or it failed).
     pub fn handle_closed(&mut self, now: Time, conn: ConnId) {
-        self.drop_conn(now, conn);
+        self.drop_conn(conn);
         self.schedule(now);
     }
 
@@ -262,13 +258,13 @@ impl Tracker {
     }
 
     /// Sends `Error(notice)`, closes the connection and forgets its node.
-    fn close_with(&mut self, now: Time, conn: ConnId, notice: Notice) {
+    fn close_with(&mut self, conn: ConnId, notice: Notice) {
         if !self.conns.contains_key(&conn) {
             return;
         }
         self.send(conn, Message::Error(notice.clone()));
         self.transmits.push_back(Transmit::Close { conn, reason: Some(notice) });
-        self.drop_conn(now, conn);
+        self.drop_conn(conn);
     }
 
     fn mark_dirty(&mut self, idx: NodeIdx) {
@@ -306,7 +302,7 @@ impl Tracker {
             .map(|(&id, _)| id)
             .collect();
         for conn in silent {
-            self.close_with(now, conn, Notice::new(ErrorCode::HelloExpected, "no hello within the timeout"));
+            self.close_with(conn, Notice::new(ErrorCode::HelloExpected, "no hello within the timeout"));
         }
         self.sweep_stalled(now);
         for idx in std::mem::take(&mut self.idle_givers) {

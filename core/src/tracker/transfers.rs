@@ -250,16 +250,16 @@ impl Tracker {
             Some(_) => Outcome::Corrupt,
             None => Outcome::Failed,
         };
+        let bytes = self.contents.get(ci).map_or(0, |c| c.manifest.geometry.chunk_len(t.chunk));
         if outcome == Outcome::Verified {
-            let bytes = self.contents.get(ci).map_or(0, |c| c.manifest.geometry.chunk_len(t.chunk));
             self.measure_upload(now, &t, bytes);
         }
         self.release(&t, done.token, outcome == Outcome::Verified);
         let taker_id = self.node(idx).map(|n| n.id);
         self.trust.record_slots(t.taker_slot, t.giver_slot, outcome);
         let verified = outcome == Outcome::Verified;
-        let bytes = self.contents.get(ci).map_or(0, |c| c.manifest.geometry.chunk_len(t.chunk));
-        let from_origin = self.node(t.giver).is_some_and(|g| g.is_seed()) || self.is_seed_id(t.giver_id);
+        // The load entry outlives a departed node, so this holds even if the giver has left.
+        let from_origin = self.loads[t.giver.0 as usize].seed;
         if verified {
             if let Some(g) = self.node_mut(t.giver) {
                 g.bytes_up += u64::from(bytes);
@@ -292,7 +292,6 @@ impl Tracker {
         if !verified {
             self.check_ban(t.giver_id);
         }
-        let _ = now;
     }
 
     /// A `Completed` for a token already cancelled: a verified copy still counts.
@@ -375,13 +374,7 @@ impl Tracker {
     }
 
     /// Cancels a transfer (stalled, or `leaving` is disconnecting).
-    pub(super) fn cancel_transfer(
-        &mut self,
-        _now: Time,
-        token: Token,
-        stalled: bool,
-        leaving: Option<NodeIdx>,
-    ) {
+    pub(super) fn cancel_transfer(&mut self, token: Token, stalled: bool, leaving: Option<NodeIdx>) {
         let Some(t) = self.transfers.remove(token) else { return };
         self.release(&t, token, false);
         if stalled {
@@ -404,13 +397,9 @@ impl Tracker {
             self.transfers.unstarted.pop_front();
             let stalled = self.transfers.get(token).is_some_and(|t| !t.started);
             if stalled {
-                self.cancel_transfer(now, token, true, None);
+                self.cancel_transfer(token, true, None);
             }
         }
-    }
-
-    fn is_seed_id(&self, id: PeerId) -> bool {
-        self.contents.iter().any(|c| c.publisher == id)
     }
 
     /// Whether a giver's record says it keeps failing.
