@@ -279,6 +279,15 @@ pub struct NamedPolicy {
     /// Overrides `policy.origin`.
     #[serde(default)]
     pub origin: Option<OriginChoice>,
+    /// Overrides `policy.stall_timeout`.
+    #[serde(default)]
+    pub stall_timeout: Option<Duration>,
+    /// Sets `policy.copy_time` (upload slots follow measured rates).
+    #[serde(default)]
+    pub copy_time: Option<Duration>,
+    /// Sets `policy.live_deadline`.
+    #[serde(default)]
+    pub live_deadline: Option<Duration>,
 }
 
 /// One cell of a sweep: its parameters and the concrete scenario to run.
@@ -455,6 +464,9 @@ impl NamedPolicy {
             max_uploads: None,
             max_downloads: None,
             origin: None,
+            stall_timeout: None,
+            copy_time: None,
+            live_deadline: None,
         }
     }
 
@@ -477,6 +489,15 @@ impl NamedPolicy {
         }
         if let Some(o) = self.origin {
             policy.origin = o;
+        }
+        if let Some(t) = self.stall_timeout {
+            policy.stall_timeout = t;
+        }
+        if self.copy_time.is_some() {
+            policy.copy_time = self.copy_time;
+        }
+        if self.live_deadline.is_some() {
+            policy.live_deadline = self.live_deadline;
         }
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use pdtp_core::Span;
 
 const BASE: &str = "
 content: { size: 1MB, chunk_size: 250kB }
@@ -72,7 +73,7 @@ fn bad_values_name_the_field() {
 #[test]
 fn a_sweep_expands_to_its_grid() {
     let text = format!(
-        "{BASE}sweep:\n  chunk_sizes: [5kB, 50kB, 250kB]\n  seeds: [1, 2]\n  policies:\n    - {{ name: a, chunk: in_order }}\n    - {{ name: b, giver: random }}\n"
+        "{BASE}sweep:\n  chunk_sizes: [5kB, 50kB, 250kB]\n  seeds: [1, 2]\n  policies:\n    - {{ name: a, chunk: in_order }}\n    - {{ name: b, giver: random, copy_time: 1s, stall_timeout: 3s }}\n"
     );
     let s = Scenario::from_yaml(&text, "x").unwrap();
     let cells = s.cells();
@@ -82,8 +83,13 @@ fn a_sweep_expands_to_its_grid() {
     assert_eq!(cells[0].scenario.policy.chunk, ChunkChoice::InOrder);
     assert_eq!(cells[2].policy, "b");
     assert_eq!(cells[2].scenario.policy.giver, GiverChoice::Random);
+    assert_eq!(cells[2].scenario.policy.copy_time, Some(Duration(Span::from_secs(1))));
+    assert_eq!(cells[2].scenario.policy.stall_timeout, Duration(Span::from_secs(3)));
+    assert_eq!(cells[0].scenario.policy.copy_time, None);
     assert_eq!(cells[3].seed, 2);
     assert!(cells.iter().all(|c| c.scenario.sweep.is_none()));
     let e = err(&text.replace("5kB", "5MB"));
     assert!(e.contains("sweep.chunk_sizes[0] (5MB) is larger than content.size (1MB)"), "{e}");
+    let e = err(&text.replace("copy_time: 1s", "copy_time: 0s"));
+    assert!(e.contains("sweep.policies[1].copy_time"), "{e}");
 }
