@@ -13,7 +13,7 @@ use mio::event::Event;
 use mio::unix::pipe::Receiver;
 use mio::{Interest, Registry, Token};
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
-use pdtp_core::wire::Notice;
+use pdtp_core::wire::{Data, Notice};
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::{
     ChunkIndex, ChunkStore, ConnId, ContentId, Digest, Endpoint, Manifest, Message, Payload, PeerId,
@@ -22,6 +22,7 @@ use pdtp_core::{
 use rand_core::SeedableRng;
 
 use super::{Cx, Hosted, Status};
+use crate::conn::FileRange;
 use crate::paths::FileRoot;
 use crate::storage::{PeerStore, SeedStore, manifest_for_file};
 
@@ -126,8 +127,12 @@ impl SeedNode {
         for rel in root.list_files().map_err(|e| e.to_string())? {
             manifests.push(manifest_for_file(&root, &rel, opts.chunk_size).map_err(|e| e.to_string())?);
         }
+        let mut files = SeedStore::new(root);
+        // Chunks of published files are sent with sendfile(2): reads on the serving path
+        // return placeholders that `file_payload` turns into file ranges.
+        files.set_deferred(true);
         let stores = SeedStores {
-            files: SeedStore::new(root),
+            files,
             live: PeerStore::new(std::env::temp_dir()),
             live_ids: BTreeSet::new(),
         };
@@ -313,7 +318,24 @@ impl Hosted for SeedNode {
         Ok(self.seed.accept(now))
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        // A verdict may make the machine re-read a chunk to check it: real bytes for that.
+        let check = matches!(msg, Message::Verdict(_));
+        if check {
+            self.seed.store_mut().files.set_deferred(false);
+        }
         self.seed.handle_message(now, conn, msg);
+        if check {
+            self.seed.store_mut().files.set_deferred(true);
+        }
+    }
+    fn file_payload(&self, data: &Data) -> Option<FileRange> {
+        let stores = self.seed.store();
+        match &data.payload {
+            Payload::Real(b) if !stores.live_ids.contains(&data.content) => {
+                stores.files.file_range(data.content, data.chunk, b)
+            }
+            _ => None,
+        }
     }
     fn handle_malformed(&mut self, _now: Time, _conn: ConnId, _err: &DecodeError) -> bool {
         false
