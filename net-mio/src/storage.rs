@@ -115,7 +115,12 @@ impl SeedStore {
 
     /// Where the chunk behind `placeholder` lives in its file, if `placeholder` is one this
     /// store handed out for `chunk` of `content` (real bytes give `None`).
-    pub fn file_range(&self, content: ContentId, chunk: ChunkIndex, placeholder: &Bytes) -> Option<FileRange> {
+    pub fn file_range(
+        &self,
+        content: ContentId,
+        chunk: ChunkIndex,
+        placeholder: &Bytes,
+    ) -> Option<FileRange> {
         let p = placeholder.as_ptr() as usize;
         let inside = |z: &Bytes| {
             let start = z.as_ptr() as usize;

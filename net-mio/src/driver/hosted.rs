@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use mio::event::Event;
 use mio::{Registry, Token};
+use pdtp_core::wire::Data;
 use pdtp_core::wire::Notice;
 use pdtp_core::wire::codec::DecodeError;
-use pdtp_core::wire::Data;
 use pdtp_core::{ConnId, Message, Time, Transmit};
 
 use crate::conn::FileRange;

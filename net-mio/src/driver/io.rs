@@ -7,8 +7,8 @@ use std::time::Instant;
 use bytes::BytesMut;
 use mio::Token;
 use mio::event::Event;
-use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
 use pdtp_core::wire::Data;
+use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
 use pdtp_core::{ConnId, Message, Payload, Time, Transmit};
 
 use super::{CLOSE_LINGER, CONN_TOKEN_BASE, Link, OVERFLOW, Runtime, resolve};

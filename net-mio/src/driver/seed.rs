@@ -13,8 +13,8 @@ use mio::event::Event;
 use mio::unix::pipe::Receiver;
 use mio::{Interest, Registry, Token};
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
-use pdtp_core::wire::{Data, Notice};
 use pdtp_core::wire::codec::DecodeError;
+use pdtp_core::wire::{Data, Notice};
 use pdtp_core::{
     ChunkIndex, ChunkStore, ConnId, ContentId, Digest, Endpoint, Manifest, Message, Payload, PeerId,
     StoreError, Time, Transmit,
@@ -131,11 +131,8 @@ impl SeedNode {
         // Chunks of published files are sent with sendfile(2): reads on the serving path
         // return placeholders that `file_payload` turns into file ranges.
         files.set_deferred(true);
-        let stores = SeedStores {
-            files,
-            live: PeerStore::new(std::env::temp_dir()),
-            live_ids: BTreeSet::new(),
-        };
+        let stores =
+            SeedStores { files, live: PeerStore::new(std::env::temp_dir()), live_ids: BTreeSet::new() };
         let mut cfg = SeedConfig::new(opts.peer_id, opts.tracker.clone(), opts.key.into_bytes());
         cfg.listen_port = opts.listen_port;
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
