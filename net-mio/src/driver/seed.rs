@@ -73,6 +73,8 @@ struct Live {
     input: Input,
     buf: BytesMut,
     eof: bool,
+    /// The end mark went out (after the last chunk, at end of input).
+    end_sent: bool,
     token: Option<Token>,
     registered: bool,
     /// A past instant: the deadline that keeps the loop from sleeping while a file is read.
@@ -152,6 +154,7 @@ impl SeedNode {
                     input: Input::stdin().map_err(|e| format!("stdin: {e}"))?,
                     buf: BytesMut::new(),
                     eof: false,
+                    end_sent: false,
                     token: None,
                     registered: false,
                     since: Instant::now(),
@@ -185,9 +188,10 @@ impl SeedNode {
         self.published.len() >= self.to_publish
     }
 
-    /// Whether the live input has ended (stdin closed) and its last chunk was pushed.
+    /// Whether the live input has ended (stdin closed), its last chunk was pushed and the
+    /// end of the stream announced.
     pub fn live_ended(&self) -> bool {
-        self.live.as_ref().is_some_and(|l| l.eof && l.buf.is_empty())
+        self.live.as_ref().is_some_and(|l| l.eof && l.buf.is_empty() && l.end_sent)
     }
 
     fn on_event(&mut self, cx: &Cx<'_>, e: SeedEvent) {
@@ -240,6 +244,12 @@ impl SeedNode {
                 continue;
             }
             if live.eof {
+                if !live.end_sent {
+                    // Every chunk is pushed: tell the viewers the stream is over.
+                    tracing::info!(path = %live.path, "live input ended; ending the stream");
+                    self.seed.end_live(now, &live.path);
+                    live.end_sent = true;
+                }
                 break;
             }
             match live.read_some() {
