@@ -119,25 +119,41 @@ impl Swarm {
         corrupt: bool,
         limits: RateLimits,
     ) -> Result<NodeId, String> {
+        self.add_peer_with(path, output, limits, |o| o.corrupt_uploads = corrupt)
+    }
+
+    /// Adds a peer whose options `tweak` adjusts (fault injection, timeouts) before it starts.
+    pub fn add_peer_with(
+        &mut self,
+        path: &str,
+        output: &Path,
+        limits: RateLimits,
+        tweak: impl FnOnce(&mut PeerOptions),
+    ) -> Result<NodeId, String> {
         let (listener, port) = bind_with_fallback(LOOPBACK, 0).map_err(|e| e.to_string())?;
         let peer_id = self.take_id();
         let now = self.rt.now();
-        let peer = PeerNode::new(
-            now,
-            PeerOptions {
-                peer_id,
-                tracker: self.endpoint(),
-                path: path.to_owned(),
-                output: OutputKind::of(output),
-                listen_port: Some(port),
-                cache_dir: cache_dir(output),
-                corrupt_uploads: corrupt,
-                max_rejects: None,
-                rng_seed: random_seed(),
-            },
-        )?;
+        let mut opts = PeerOptions {
+            peer_id,
+            tracker: self.endpoint(),
+            path: path.to_owned(),
+            output: OutputKind::of(output),
+            listen_port: Some(port),
+            cache_dir: cache_dir(output),
+            corrupt_uploads: false,
+            max_rejects: None,
+            transfer_timeout: None,
+            rng_seed: random_seed(),
+        };
+        tweak(&mut opts);
+        let peer = PeerNode::new(now, opts)?;
         let burst = u64::from(self.chunk_size);
         self.rt.add(Node::Peer(peer), Some(listener), limits, burst).map_err(|e| e.to_string())
+    }
+
+    /// Reserves a peer id for a node the caller runs itself (a fake peer in a test).
+    pub fn reserve_id(&mut self) -> PeerId {
+        self.take_id()
     }
 
     /// A hosted peer (seeds and peers get ids 1, 2, ... in the order they are added).

@@ -124,6 +124,7 @@ pub fn get(
             cache_dir: std::env::temp_dir(),
             corrupt_uploads: false,
             max_rejects: None,
+            transfer_timeout: None,
             rng_seed: random_seed(),
         },
     )?;
