@@ -43,6 +43,8 @@ pub struct SeedOptions {
     pub listen_port: Option<u16>,
     /// Publish a live stream under this path, read from stdin.
     pub live: Option<String>,
+    /// Send chunk payloads of published files with `sendfile(2)` (the config's `sendfile`).
+    pub sendfile: bool,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -65,6 +67,8 @@ pub struct SeedNode {
     welcomed: bool,
     failure: Option<String>,
     live: Option<Live>,
+    /// Chunk payloads of files go out with sendfile(2) (the store's reads are deferred).
+    sendfile: bool,
 }
 
 struct Live {
@@ -130,9 +134,9 @@ impl SeedNode {
             manifests.push(manifest_for_file(&root, &rel, opts.chunk_size).map_err(|e| e.to_string())?);
         }
         let mut files = SeedStore::new(root);
-        // Chunks of published files are sent with sendfile(2): reads on the serving path
-        // return placeholders that `file_payload` turns into file ranges.
-        files.set_deferred(true);
+        // With sendfile, reads on the serving path return placeholders that `file_payload`
+        // turns into file ranges.
+        files.set_deferred(opts.sendfile);
         let stores =
             SeedStores { files, live: PeerStore::new(std::env::temp_dir()), live_ids: BTreeSet::new() };
         let mut cfg = SeedConfig::new(opts.peer_id, opts.tracker.clone(), opts.key.into_bytes());
@@ -170,6 +174,7 @@ impl SeedNode {
             welcomed: false,
             failure: None,
             live,
+            sendfile: opts.sendfile,
         })
     }
 
@@ -326,7 +331,7 @@ impl Hosted for SeedNode {
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
         // A verdict may make the machine re-read a chunk to check it: real bytes for that.
-        let check = matches!(msg, Message::Verdict(_));
+        let check = self.sendfile && matches!(msg, Message::Verdict(_));
         if check {
             self.seed.store_mut().files.set_deferred(false);
         }

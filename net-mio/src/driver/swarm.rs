@@ -79,6 +79,17 @@ impl Swarm {
     /// A seed publishing everything under `root`, authenticating with `key`; returns once the
     /// tracker accepted every file (or refused the seed), so peers added next find them.
     pub fn add_seed(&mut self, root: &Path, key: &str, limits: RateLimits) -> Result<NodeId, String> {
+        self.add_seed_with(root, key, limits, false)
+    }
+
+    /// Like [`Swarm::add_seed`]; `sendfile` sends chunk payloads with `sendfile(2)`.
+    pub fn add_seed_with(
+        &mut self,
+        root: &Path,
+        key: &str,
+        limits: RateLimits,
+        sendfile: bool,
+    ) -> Result<NodeId, String> {
         let (listener, port) = bind_with_fallback(LOOPBACK, 0).map_err(|e| e.to_string())?;
         let peer_id = self.take_id();
         let now = self.rt.now();
@@ -92,6 +103,7 @@ impl Swarm {
                 chunk_size: self.chunk_size,
                 listen_port: Some(port),
                 live: None,
+                sendfile,
                 rng_seed: random_seed(),
             },
         )?;
