@@ -148,7 +148,7 @@ fn get_names_an_unknown_file_and_an_unwritable_output() {
 }
 
 #[test]
-fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order() {
+fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_viewer() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("empty")).unwrap();
@@ -192,27 +192,41 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order() {
         v
     });
     let source = pdtp_tests::random_bytes(60 * 16384, 13);
+    let tail = pdtp_tests::random_bytes(5_000, 14);
     let mut stdin = seed.stdin.take().unwrap();
     for piece in source.chunks(16384) {
         stdin.write_all(piece).unwrap();
         run_polling(&mut swarm.rt, Duration::from_millis(25), || false);
     }
+    // A short last chunk, then end of input: the seed ends the stream and the viewer exits
+    // on its own, 0, after the last byte.
+    stdin.write_all(&tail).unwrap();
     drop(stdin);
-    run_polling(&mut swarm.rt, Duration::from_millis(500), || false);
-    let _ = viewer.kill();
-    let _ = viewer.wait();
+    let mut status = None;
+    let exited = run_polling(&mut swarm.rt, LIMIT, || {
+        status = viewer.try_wait().unwrap();
+        status.is_some()
+    });
+    if !exited {
+        let _ = viewer.kill();
+        let _ = viewer.wait();
+    }
     let _ = seed.kill();
     let _ = seed.wait();
     let got = reader.join().unwrap();
     let mut err = String::new();
     viewer.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(exited, "the viewer did not exit after the stream ended: {err}");
+    assert!(status.unwrap().success(), "viewer exit {status:?}: {err}");
     assert!(got.len() >= 10 * 16384, "the viewer got only {} bytes: {err}", got.len());
-    // What it got is a chunk-aligned, contiguous stretch of the stream.
-    let start = (0..source.len())
+    // What it got is a chunk-aligned, contiguous stretch of the stream, up to its last byte.
+    let mut stream = source.clone();
+    stream.extend_from_slice(&tail);
+    let start = (0..stream.len())
         .step_by(16384)
-        .find(|&o| source[o..].starts_with(&got[..16384]))
+        .find(|&o| stream[o..].starts_with(&got[..16384]))
         .expect("the first chunk received is not a chunk of the stream");
-    assert!(source[start..].starts_with(&got), "the viewer's bytes are not the stream, in order");
+    assert!(stream[start..] == got[..], "the viewer's bytes are not the stream to its end, in order");
 }
 
 #[test]

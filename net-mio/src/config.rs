@@ -3,7 +3,8 @@
 //! Original keys: `vhost`, `host`, `port` (6086), `quiet`, `file_root`, `chunk_size`,
 //! `listen_port` (8000). Ours: `seed_key`, `max_transfers` (10), `max_uploads` (5),
 //! `max_downloads` (5), `stall_timeout` (20 s), `max_connections` (1024), `hello_timeout`
-//! (10 s), `max_upload_rate` / `max_download_rate` (optional, bytes per second) and `debug`.
+//! (10 s), `max_upload_rate` / `max_download_rate` (optional, bytes per second), `sendfile`
+//! (a seed sends chunk payloads with `sendfile(2)`; off by default) and `debug`.
 //!
 //! Every key is optional; unknown keys are refused. Errors name the file and the key:
 //! `conf/x.yml: unknown key 'prot' (did you mean 'port'?)`, `conf/x.yml: chunk_size: must be > 0`.
@@ -60,6 +61,9 @@ pub struct Config {
     pub max_upload_rate: Option<Rate>,
     /// Cap on bytes per second downloaded (all connections together).
     pub max_download_rate: Option<Rate>,
+    /// A seed sends chunk payloads straight from its files with `sendfile(2)` instead of
+    /// reading them into memory first (off by default: see docs/performance.md).
+    pub sendfile: bool,
     /// Extra diagnostics (debug logs, the original's debug.yml).
     pub debug: bool,
 }
@@ -130,6 +134,7 @@ struct RawConfig {
     hello_timeout: Option<Secs>,
     max_upload_rate: Option<RawRate>,
     max_download_rate: Option<RawRate>,
+    sendfile: Option<bool>,
     debug: Option<bool>,
 }
 
@@ -151,6 +156,7 @@ const KEYS: &[&str] = &[
     "hello_timeout",
     "max_upload_rate",
     "max_download_rate",
+    "sendfile",
     "debug",
 ];
 
@@ -291,6 +297,7 @@ impl RawConfig {
             hello_timeout,
             max_upload_rate: rate("max_upload_rate", self.max_upload_rate)?,
             max_download_rate: rate("max_download_rate", self.max_download_rate)?,
+            sendfile: self.sendfile.unwrap_or(false),
             debug: self.debug.unwrap_or(false),
         })
     }
@@ -325,6 +332,7 @@ fn check_one(file: &str, key: &str, v: &serde_norway::Value) -> Result<(), Confi
         "hello_timeout" => ("hello_timeout", try_as::<Option<Secs>>(v)),
         "max_upload_rate" => ("max_upload_rate", try_as::<Option<RawRate>>(v)),
         "max_download_rate" => ("max_download_rate", try_as::<Option<RawRate>>(v)),
+        "sendfile" => ("sendfile", try_as::<Option<bool>>(v)),
         "debug" => ("debug", try_as::<Option<bool>>(v)),
         _ => return Ok(()),
     };

@@ -1,7 +1,9 @@
 //! A non-blocking TCP connection for a mio loop: bounded input buffer, capped output queue.
 //!
 //! Framing is not this module's business: [`Conn`] hands raw bytes up through
-//! [`Conn::read_buf`] and takes [`Bytes`] segments down through [`Conn::send`].
+//! [`Conn::read_buf`] and takes [`Bytes`] segments down through [`Conn::send`], or ranges of
+//! a file through [`Conn::send_file`] (written with `sendfile(2)`: the kernel moves the bytes
+//! from the page cache to the socket, they never enter this process).
 //!
 //! Readiness is *cached*: mio is edge-triggered, so an event sets "readable"/"writable" and
 //! only a `WouldBlock` clears it. That lets the loop stop early (a full input buffer, an
@@ -25,8 +27,10 @@
 //! progress (STYLE 21); `READABLE` stays registered until the peer's end of stream.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use mio::event::Event;
@@ -67,11 +71,38 @@ pub struct Conn {
     writable: bool,
     eof: bool,
     rbuf: BytesMut,
-    out: VecDeque<Bytes>,
+    out: VecDeque<Segment>,
     queued: usize,
     registered: Option<Interest>,
     bytes_in: u64,
     bytes_out: u64,
+}
+
+/// A byte range of an open file, queued for output with `sendfile(2)`.
+#[derive(Clone, Debug)]
+pub struct FileRange {
+    /// The file (shared: the store keeps it open too).
+    pub file: Arc<File>,
+    /// Where the range starts.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: usize,
+}
+
+/// One queued piece of output.
+#[derive(Debug)]
+enum Segment {
+    Mem(Bytes),
+    File(FileRange),
+}
+
+impl Segment {
+    fn len(&self) -> usize {
+        match self {
+            Segment::Mem(b) => b.len(),
+            Segment::File(r) => r.len,
+        }
+    }
 }
 
 /// What one [`Conn::fill`] did.
@@ -170,17 +201,29 @@ impl Conn {
 
     /// Reads until `WouldBlock`, end of stream, the read limit, or `budget` bytes.
     pub fn fill(&mut self, budget: usize) -> Result<Fill, ConnError> {
+        let room = self.limits.read_limit.saturating_sub(self.rbuf.len());
+        let mut buf = std::mem::take(&mut self.rbuf);
+        let r = self.read_into(&mut buf, budget.min(room));
+        self.rbuf = buf;
+        r
+    }
+
+    /// Reads into the caller's buffer (a decoder's, so bytes are not copied again) until
+    /// `WouldBlock`, end of stream, `budget` bytes or the read limit, which here bounds what
+    /// one call reads (the caller consumes between calls). Stopping at a bound leaves the
+    /// connection readable ([`Conn::may_read`]): call again next turn.
+    pub fn fill_into(&mut self, buf: &mut BytesMut, budget: usize) -> Result<Fill, ConnError> {
+        self.read_into(buf, budget.min(self.limits.read_limit))
+    }
+
+    fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> Result<Fill, ConnError> {
         let mut fill = Fill { bytes: 0, eof: self.eof };
-        while self.readable && !self.connecting && !self.eof && fill.bytes < budget {
-            let room = self.limits.read_limit.saturating_sub(self.rbuf.len());
-            let want = room.min(budget - fill.bytes).min(READ_CHUNK);
-            if want == 0 {
-                break;
-            }
-            let old = self.rbuf.len();
-            self.rbuf.resize(old + want, 0);
-            let r = self.stream.read(&mut self.rbuf[old..]);
-            self.rbuf.truncate(old + *r.as_ref().unwrap_or(&0));
+        while self.readable && !self.connecting && !self.eof && fill.bytes < max {
+            let want = (max - fill.bytes).min(READ_CHUNK);
+            let old = buf.len();
+            buf.resize(old + want, 0);
+            let r = self.stream.read(&mut buf[old..]);
+            buf.truncate(old + *r.as_ref().unwrap_or(&0));
             match r {
                 Ok(0) => {
                     self.eof = true;
@@ -218,7 +261,17 @@ impl Conn {
     pub fn send(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.queued += bytes.len();
-            self.out.push_back(bytes);
+            self.out.push_back(Segment::Mem(bytes));
+        }
+    }
+
+    /// Queues a range of a file for output, sent with `sendfile(2)` when its turn comes (the
+    /// same rules as [`Conn::send`]). A file that turns out shorter than the range fails the
+    /// connection.
+    pub fn send_file(&mut self, range: FileRange) {
+        if range.len > 0 {
+            self.queued += range.len;
+            self.out.push_back(Segment::File(range));
         }
     }
 
@@ -227,17 +280,16 @@ impl Conn {
     pub fn flush(&mut self, budget: usize) -> Result<usize, ConnError> {
         let mut total = 0;
         while self.writable && !self.connecting && !self.out.is_empty() && total < budget {
-            let mut left = budget - total;
-            let mut slices = Vec::with_capacity(self.out.len().min(MAX_IOVECS));
-            for seg in self.out.iter().take(MAX_IOVECS) {
-                if left == 0 {
-                    break;
+            let left = budget - total;
+            let r = match self.out.front() {
+                Some(Segment::File(f)) => {
+                    let mut offset = f.offset;
+                    rustix::fs::sendfile(&self.stream, &*f.file, Some(&mut offset), f.len.min(left))
+                        .map_err(io::Error::from)
                 }
-                let n = seg.len().min(left);
-                slices.push(IoSlice::new(&seg[..n]));
-                left -= n;
-            }
-            match self.stream.write_vectored(&slices) {
+                _ => self.write_memory(left),
+            };
+            match r {
                 Ok(0) => {
                     return Err(self.io_error(io::Error::new(io::ErrorKind::WriteZero, "wrote zero bytes")));
                 }
@@ -346,6 +398,21 @@ impl Conn {
         }
     }
 
+    /// One `writev` of the memory segments at the front, up to the first file range.
+    fn write_memory(&mut self, mut left: usize) -> io::Result<usize> {
+        let mut slices = Vec::with_capacity(self.out.len().min(MAX_IOVECS));
+        for seg in self.out.iter().take(MAX_IOVECS) {
+            let Segment::Mem(seg) = seg else { break };
+            if left == 0 {
+                break;
+            }
+            let n = seg.len().min(left);
+            slices.push(IoSlice::new(&seg[..n]));
+            left -= n;
+        }
+        self.stream.write_vectored(&slices)
+    }
+
     fn consume_out(&mut self, mut n: usize) {
         self.bytes_out += n as u64;
         self.queued -= n;
@@ -355,7 +422,13 @@ impl Conn {
                 n -= front.len();
                 self.out.pop_front();
             } else {
-                front.advance(n);
+                match front {
+                    Segment::Mem(b) => b.advance(n),
+                    Segment::File(r) => {
+                        r.offset += n as u64;
+                        r.len -= n;
+                    }
+                }
                 n = 0;
             }
         }

@@ -13,25 +13,37 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use pdtp_core::{ChunkIndex, ChunkStore, ContentId, Digest, Geometry, Manifest, Payload, StoreError};
 
+use crate::conn::FileRange;
 use crate::paths::FileRoot;
 
 /// Chunks a live stream keeps in a peer's cache by default (older ones are overwritten).
 pub const DEFAULT_LIVE_SLOTS: u32 = 256;
 
 /// Reads published files under a `file_root`.
+///
+/// In *deferred* mode ([`SeedStore::set_deferred`]) a read does no I/O: it returns a
+/// placeholder of the chunk's length (a slice of one shared zeroed buffer), and the driver,
+/// which recognises it with [`SeedStore::file_range`], sends the chunk from the file with
+/// `sendfile(2)` instead. Only the serving path may see placeholders: anything that looks at
+/// the bytes (re-verifying a chunk after a taker rejected it) must read with deferral off.
 #[derive(Debug)]
 pub struct SeedStore {
     root: FileRoot,
     files: BTreeMap<ContentId, SeedFile>,
+    deferred: bool,
+    /// Zeroes, as long as the longest chunk opened; placeholders are slices of the last one
+    /// (earlier, shorter ones are kept so placeholders still queued are recognised).
+    zeros: Vec<Bytes>,
 }
 
 #[derive(Debug)]
 struct SeedFile {
-    file: File,
+    file: Arc<File>,
     path: PathBuf,
     geometry: Geometry,
 }
@@ -93,7 +105,37 @@ pub fn manifest_for_file(root: &FileRoot, rel: &str, chunk_size: u32) -> Result<
 impl SeedStore {
     /// A store serving files under `root`.
     pub fn new(root: FileRoot) -> Self {
-        Self { root, files: BTreeMap::new() }
+        Self { root, files: BTreeMap::new(), deferred: false, zeros: Vec::new() }
+    }
+
+    /// Turns deferred reads on or off (see the type's docs).
+    pub fn set_deferred(&mut self, on: bool) {
+        self.deferred = on;
+    }
+
+    /// Where the chunk behind `placeholder` lives in its file, if `placeholder` is one this
+    /// store handed out for `chunk` of `content` (real bytes give `None`).
+    pub fn file_range(
+        &self,
+        content: ContentId,
+        chunk: ChunkIndex,
+        placeholder: &Bytes,
+    ) -> Option<FileRange> {
+        let p = placeholder.as_ptr() as usize;
+        let inside = |z: &Bytes| {
+            let start = z.as_ptr() as usize;
+            p >= start && p + placeholder.len() <= start + z.len()
+        };
+        if placeholder.is_empty() || !self.zeros.iter().any(inside) {
+            return None;
+        }
+        let f = self.files.get(&content)?;
+        if chunk >= f.geometry.num_chunks() {
+            return None;
+        }
+        let r = f.geometry.chunk_bytes(chunk);
+        let len = usize::try_from(r.end - r.start).ok()?;
+        (len == placeholder.len()).then(|| FileRange { file: Arc::clone(&f.file), offset: r.start, len })
     }
 
     /// The root it serves from.
@@ -115,7 +157,12 @@ impl ChunkStore for SeedStore {
                 manifest.geometry.size
             )));
         }
-        self.files.insert(content, SeedFile { file, path, geometry: manifest.geometry });
+        let longest = usize::try_from(manifest.geometry.chunk_size).unwrap_or(usize::MAX);
+        if self.zeros.last().is_none_or(|z| z.len() < longest) {
+            // `vec![0; n]` asks the allocator for zeroed memory: pages nobody writes to.
+            self.zeros.push(Bytes::from(vec![0u8; longest]));
+        }
+        self.files.insert(content, SeedFile { file: Arc::new(file), path, geometry: manifest.geometry });
         Ok(())
     }
 
@@ -125,6 +172,11 @@ impl ChunkStore for SeedStore {
             return Err(out_of_range(content, chunk, f.geometry.num_chunks()));
         }
         let r = f.geometry.chunk_bytes(chunk);
+        if self.deferred {
+            let len = usize::try_from(r.end - r.start).map_err(|_| StoreError::new("chunk too large"))?;
+            let zeros = self.zeros.last().ok_or_else(|| unknown(content))?;
+            return Ok(Payload::Real(zeros.slice(..len)));
+        }
         let mut buf = vec![0u8; (r.end - r.start) as usize];
         f.file
             .read_exact_at(&mut buf, r.start)

@@ -115,3 +115,44 @@ fn stats_json_parses_metrics_are_prometheus_text_and_the_html_page_loads() {
     let (status, _) = get(&mut swarm, "/nope");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 }
+
+#[test]
+fn the_transfer_table_lists_active_transfers_with_both_ends_and_the_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    write_random_file(&root, "slow & steady.bin", 400_000, 4);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    // A slow origin keeps transfers in flight while the page is read.
+    swarm.add_seed(&root, KEY, RateLimits { upload: Some(64 * 1024), download: None }).unwrap();
+    let peer = swarm.add_peer("slow & steady.bin", &dir.path().join("p"), false).unwrap();
+    let mut seen = None;
+    for _ in 0..60 {
+        let (status, body) = get(&mut swarm, "/stats.json");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if !v["transfers"].as_array().unwrap().is_empty() {
+            seen = Some(v);
+            break;
+        }
+        // The snapshot is rebuilt at most once a second.
+        swarm.rt.run_until(Duration::from_millis(250), |_| false).unwrap();
+    }
+    let v = seen.expect("no transfer listed while the download ran");
+    let peers = v["peers"].as_array().unwrap();
+    let id_of = |role: &str| peers.iter().find(|p| p["role"] == role).unwrap()["id"].as_u64().unwrap();
+    let (seed_id, peer_id) = (id_of("seed"), id_of("peer"));
+    let transfers = v["transfers"].as_array().unwrap();
+    assert!(transfers.len() <= 5, "at most max_downloads at once: {transfers:?}");
+    for t in transfers {
+        assert_eq!(t["file"], "slow & steady.bin");
+        assert_eq!(t["giver"].as_u64(), Some(seed_id));
+        assert_eq!(t["taker"].as_u64(), Some(peer_id));
+        assert!(t["chunk"].as_u64().unwrap() < 25, "400 000 bytes in 16 KiB chunks: {t}");
+        assert!(["scheduled", "moving"].contains(&t["state"].as_str().unwrap()), "{t}");
+        assert!(t["age_s"].as_f64().unwrap() >= 0.0);
+        assert_eq!(t["state"] == "moving", t.get("moving_s").is_some(), "{t}");
+    }
+    let (_, html) = get(&mut swarm, "/");
+    assert!(html.contains("slow &amp; steady.bin</td>"), "the table row, escaped");
+    assert!(swarm.run_until_finished(&[peer], LIMIT).unwrap());
+}

@@ -11,12 +11,21 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn ten_peers_download_a_multi_chunk_file_and_every_copy_equals_the_source() {
+    ten_peers(false);
+}
+
+#[test]
+fn the_same_with_a_seed_sending_chunks_with_sendfile() {
+    ten_peers(true);
+}
+
+fn ten_peers(sendfile: bool) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let source = write_random_file(&root, "media/show.bin", 2_000_000 + 123, 1);
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 64 * 1024).unwrap();
-    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    swarm.add_seed_with(&root, KEY, RateLimits::default(), sendfile).unwrap();
     let outs: Vec<_> = (0..10).map(|i| dir.path().join(format!("peer{i}.out"))).collect();
     let peers: Vec<_> = outs.iter().map(|o| swarm.add_peer("media/show.bin", o, false).unwrap()).collect();
     assert!(swarm.run_until_finished(&peers, LIMIT).unwrap(), "download did not finish in time");

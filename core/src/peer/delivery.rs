@@ -15,7 +15,7 @@ impl<S: ChunkStore> Peer<S> {
             let n = c.manifest.num_chunks();
             if d.next < n && c.have.contains(d.next) {
                 Some((*content, d.next, true))
-            } else if !d.live && d.next >= n && !d.complete_sent {
+            } else if (!d.live || d.ended) && d.next >= n && !d.complete_sent {
                 Some((*content, d.next, false))
             } else {
                 None

@@ -29,6 +29,9 @@ pub(crate) struct Download {
     pub next: ChunkIndex,
     /// Whether `DownloadComplete` was emitted.
     pub complete_sent: bool,
+    /// Live: the seed ended the stream (an append with no chunks); the download completes
+    /// once delivery has passed its last chunk.
+    pub ended: bool,
     /// Live: when appends reached us, as (first chunk of the append, time), oldest first;
     /// entries wholly below `next` are dropped.
     pub announced: VecDeque<(ChunkIndex, Time)>,
@@ -63,8 +66,10 @@ impl<S: ChunkStore> Peer<S> {
         };
         self.node.contents.insert(content, Content { manifest: t.manifest, have: BitSet::new(n) });
         let announced = if live { VecDeque::from([(floor, now)]) } else { VecDeque::new() };
-        self.downloads
-            .insert(content, Download { path, live, floor, next: floor, complete_sent: false, announced });
+        self.downloads.insert(
+            content,
+            Download { path, live, floor, next: floor, complete_sent: false, ended: false, announced },
+        );
         self.push(PeerEvent::ManifestReceived { content, num_chunks: n, live });
         if live {
             let range = ByteRange::from(u64::from(floor) * chunk_size);
@@ -84,6 +89,22 @@ impl<S: ChunkStore> Peer<S> {
         };
         let mut g = c.manifest.geometry;
         let first = c.manifest.num_chunks();
+        if a.hashes.is_empty() {
+            // The end mark: no chunks, the size unchanged.
+            if a.first != first || a.new_size != g.size {
+                let n =
+                    Notice::new(ErrorCode::Unexpected, format!("end mark at chunk {} does not fit", a.first));
+                return self.push(PeerEvent::Problem(n));
+            }
+            if let Some(d) = self.downloads.get_mut(&a.content) {
+                d.ended = true;
+            }
+            return;
+        }
+        if self.downloads.get(&a.content).is_some_and(|d| d.ended) {
+            let n = Notice::new(ErrorCode::Unexpected, format!("append at chunk {} after the end", a.first));
+            return self.push(PeerEvent::Problem(n));
+        }
         g.size = a.new_size;
         let added = u32::try_from(a.hashes.len()).unwrap_or(u32::MAX);
         // Appends extend a stream whose chunks so far are all full-size.

@@ -231,7 +231,8 @@ impl<S: ChunkStore> Peer<S> {
     ///
     /// Queued events come first; then in-order delivery: while the next undelivered chunk
     /// is held, each call reads it (from a one-slot cache or the store) and returns a
-    /// `Deliver`, and an on-demand content ends with `DownloadComplete`. Only one payload is
+    /// `Deliver`; an on-demand content, or a live one whose seed ended it, ends with
+    /// `DownloadComplete`. Only one payload is
     /// read per call, so a large gap filling at once costs no memory.
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
         if let Some(e) = self.node.events.pop_front() {

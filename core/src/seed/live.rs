@@ -41,6 +41,31 @@ impl<S: ChunkStore> Seed<S> {
         }
     }
 
+    /// Ends the live stream at `path`: sends an `AppendChunks` with no chunks (the end mark,
+    /// docs/protocol.md), which the tracker forwards to every viewer so their downloads
+    /// complete once they have delivered the last chunk. Push the last (possibly short)
+    /// chunk first; chunks pushed afterwards would be ignored by viewers that saw the end.
+    /// Refused with a `Problem` event before `Published` or without a tracker link.
+    pub fn end_live(&mut self, now: Time, path: &str) {
+        let sent = (|| {
+            let content = self.content(path).ok_or("not published yet")?;
+            let nonce = self.node.nonce.ok_or("no tracker")?;
+            let c = self.node.contents.get(&content).ok_or("not published yet")?;
+            let info = c.manifest.live.ok_or("not a live stream")?;
+            let (first, size) = (c.manifest.num_chunks(), c.manifest.geometry.size);
+            let window_start = info.first_chunk;
+            let proof = append_proof(&self.key, &nonce, content, first, size, window_start, &[]);
+            let msg =
+                AppendChunks { content, first, new_size: size, hashes: Vec::new(), window_start, proof };
+            self.node.send_tracker(now, Message::AppendChunks(msg));
+            Ok::<(), &'static str>(())
+        })();
+        if let Err(why) = sent {
+            let n = Notice::new(ErrorCode::Unexpected, format!("{path}: {why}"));
+            self.node.events.push_back(SeedEvent::Problem(n));
+        }
+    }
+
     /// The index the next live chunk of `path` will get (where the driver stores it).
     pub fn next_live_chunk(&self, path: &str) -> Option<ChunkIndex> {
         let content = self.content(path)?;

@@ -26,7 +26,7 @@ use rand_core::Rng as _;
 
 pub use config::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, TrackerConfig, UploadSlots};
 pub use events::TrackerEvent;
-pub use stats::{ContentStats, NodeStats, TrackerStats};
+pub use stats::{ActiveTransfer, ContentStats, NodeStats, TrackerStats};
 
 use crate::ids::{ConnId, PeerId};
 use crate::output::Transmit;

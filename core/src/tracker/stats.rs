@@ -1,7 +1,7 @@
 //! Read-only snapshots of the tracker for stats pages and reports.
 
 use super::Tracker;
-use crate::ids::{ContentId, Endpoint, PeerId};
+use crate::ids::{ChunkIndex, ContentId, Endpoint, PeerId, Token};
 use crate::time::Time;
 use crate::wire::Role;
 
@@ -57,6 +57,27 @@ pub struct ContentStats {
     pub completions: u32,
 }
 
+/// One transfer ordered and not yet finished, as the stats page shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActiveTransfer {
+    /// The order's token.
+    pub token: Token,
+    /// Who gives the chunk.
+    pub giver: PeerId,
+    /// Who takes it.
+    pub taker: PeerId,
+    /// The content.
+    pub content: ContentId,
+    /// Its path.
+    pub path: String,
+    /// The chunk.
+    pub chunk: ChunkIndex,
+    /// When the tracker ordered it.
+    pub ordered: Time,
+    /// When the taker reported it started (`None`: ordered, not started yet).
+    pub started: Option<Time>,
+}
+
 /// A snapshot of the tracker.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrackerStats {
@@ -66,6 +87,8 @@ pub struct TrackerStats {
     pub contents: Vec<ContentStats>,
     /// Transfers ordered and not yet finished.
     pub active_transfers: usize,
+    /// The same transfers, oldest order first (ties by token).
+    pub transfers: Vec<ActiveTransfer>,
     /// Open connections (welcomed or not).
     pub connections: usize,
     /// Scheduling decisions made so far.
@@ -110,10 +133,30 @@ impl Tracker {
                 completions: c.completions,
             })
             .collect();
+        let mut transfers: Vec<ActiveTransfer> = self
+            .transfers
+            .iter()
+            .map(|(token, t)| ActiveTransfer {
+                token,
+                giver: t.giver_id,
+                taker: self.node(t.taker).map_or(PeerId(u32::MAX), |n| n.id),
+                content: t.content,
+                path: self
+                    .contents
+                    .iter()
+                    .find(|c| c.id == t.content)
+                    .map_or_else(String::new, |c| c.manifest.path.clone()),
+                chunk: t.chunk,
+                ordered: t.ordered,
+                started: t.started_at,
+            })
+            .collect();
+        transfers.sort_by_key(|t| (t.ordered, t.token));
         TrackerStats {
             nodes,
             contents,
             active_transfers: self.transfers.len(),
+            transfers,
             connections: self.conns.len(),
             decisions: self.decisions,
         }

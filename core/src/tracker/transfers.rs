@@ -107,6 +107,11 @@ impl TransferTable {
         self.live
     }
 
+    /// Live orders in slot order (for the stats snapshot).
+    pub(super) fn iter(&self) -> impl Iterator<Item = (Token, &Transfer)> {
+        self.slots.iter().filter_map(|s| s.as_ref().map(|(token, t)| (*token, t)))
+    }
+
     fn remember_cancelled(&mut self, token: Token, c: Cancelled) {
         self.cancelled.insert(token, c);
         self.cancelled_order.push_back(token);

@@ -261,3 +261,55 @@ fn refused_connect_is_an_error() {
     }
     panic!("the refused connect was never reported");
 }
+
+#[test]
+fn file_ranges_go_out_between_memory_segments_and_reads_fill_a_callers_buffer() {
+    let mut p = Pair::new(Limits::default(), Limits::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.bin");
+    let body = pattern(300_000, 9);
+    std::fs::write(&path, &body).unwrap();
+    let file = Arc::new(File::open(&path).unwrap());
+    p.client.send(Bytes::from_static(b"head"));
+    p.client.send_file(FileRange { file: Arc::clone(&file), offset: 1_000, len: 250_000 });
+    p.client.send(Bytes::from_static(b"tail"));
+    assert_eq!(p.client.queued(), 250_008);
+    let mut want = b"head".to_vec();
+    want.extend_from_slice(&body[1_000..251_000]);
+    want.extend_from_slice(b"tail");
+
+    let mut got = BytesMut::new();
+    let mut polls = 0;
+    while got.len() < want.len() {
+        p.client.flush(usize::MAX).unwrap();
+        let f = p.server.fill_into(&mut got, usize::MAX).unwrap();
+        assert!(f.bytes <= Limits::default().read_limit, "one call reads at most the read limit");
+        if f.bytes == 0 {
+            polls += 1;
+            assert!(polls < 10_000, "safety bound");
+            p.poll_once();
+        }
+    }
+    assert!(got[..] == want[..]);
+    assert_eq!(p.client.queued(), 0);
+    assert_eq!(p.client.counters().1, want.len() as u64);
+}
+
+#[test]
+fn a_file_shorter_than_its_range_fails_the_connection() {
+    let mut p = Pair::new(Limits::default(), Limits::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short.bin");
+    std::fs::write(&path, b"only ten b").unwrap();
+    let file = Arc::new(File::open(&path).unwrap());
+    p.client.send_file(FileRange { file, offset: 0, len: 100 });
+    let mut result = Ok(0);
+    for _ in 0..100 {
+        result = p.client.flush(usize::MAX);
+        if result.is_err() {
+            break;
+        }
+        p.poll_once();
+    }
+    assert!(result.is_err(), "sendfile past the end writes zero bytes: an error, not a hang");
+}

@@ -5,10 +5,12 @@ use std::time::Instant;
 
 use mio::event::Event;
 use mio::{Registry, Token};
+use pdtp_core::wire::Data;
 use pdtp_core::wire::Notice;
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::{ConnId, Message, Time, Transmit};
 
+use crate::conn::FileRange;
 use crate::stats::RateStats;
 
 /// Where a hosted node stands.
@@ -62,6 +64,12 @@ pub trait Hosted {
     fn poll_transmit(&mut self) -> Option<Transmit>;
     /// The machine's next deadline.
     fn poll_timeout(&self) -> Option<Time>;
+
+    /// Where a `Data` message's payload can be sent from a file with `sendfile(2)` instead
+    /// of from memory: `Some` only for a placeholder payload the node's store handed out.
+    fn file_payload(&self, _data: &Data) -> Option<FileRange> {
+        None
+    }
 
     /// Registers extra I/O objects under tokens `base..base + extra_tokens()`.
     fn register(&mut self, _registry: &Registry, _base: Token) -> std::io::Result<()> {

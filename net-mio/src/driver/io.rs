@@ -7,11 +7,12 @@ use std::time::Instant;
 use bytes::BytesMut;
 use mio::Token;
 use mio::event::Event;
+use pdtp_core::wire::Data;
 use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
 use pdtp_core::{ConnId, Message, Payload, Time, Transmit};
 
 use super::{CLOSE_LINGER, CONN_TOKEN_BASE, Link, OVERFLOW, Runtime, resolve};
-use crate::conn::Conn;
+use crate::conn::{Conn, FileRange};
 
 impl Runtime {
     /// One readiness event.
@@ -121,7 +122,8 @@ impl Runtime {
             }
             return Ok(());
         }
-        let fill = match conn.fill(budget) {
+        // Straight into the decoder's buffer: a payload is copied once, from the kernel.
+        let fill = match link.decoder.fill_with(|buf| conn.fill_into(buf, budget)) {
             Ok(f) => f,
             Err(e) => {
                 tracing::debug!(error = %e, "read failed");
@@ -134,9 +136,7 @@ impl Runtime {
                 b.consume(fill.bytes as u64, now);
             }
         }
-        let input = conn.read_buf().split();
         let still_readable = conn.may_read();
-        link.decoder.push(&input);
         let conn_id = link.conn;
         let mut got_any = false;
         loop {
@@ -196,7 +196,13 @@ impl Runtime {
                 Transmit::Send { conn, msg } => {
                     let Some(&token) = slot.conns.get(&conn) else { continue };
                     if let Some(c) = table.get_mut(token) {
-                        queue_message(c, &msg);
+                        match &msg {
+                            Message::Data(d) => match slot.node.hosted_ref().file_payload(d) {
+                                Some(range) => queue_file_data(c, d, range),
+                                None => queue_message(c, &msg),
+                            },
+                            _ => queue_message(c, &msg),
+                        }
                         dirty.insert(token);
                     }
                 }
@@ -327,6 +333,19 @@ fn park(parked: &mut BTreeMap<Token, Instant>, token: Token, at: Instant) {
 fn new_link(node: usize, conn: ConnId, limited: bool) -> Link {
     // Virtual payloads stay off: this runtime stores real bytes (docs/protocol.md §2).
     Link { node, conn, decoder: Decoder::new(CodecLimits::DEFAULT), limited }
+}
+
+/// Queues a `Data` frame whose payload is sent from a file: the frame head from memory, then
+/// the file range with `sendfile(2)` (the bytes never enter this process).
+fn queue_file_data(conn: &mut Conn, d: &Data, range: FileRange) {
+    let mut head = BytesMut::new();
+    match codec::encode_data_header(d, &mut head) {
+        Ok(()) => {
+            conn.send(head.freeze());
+            conn.send_file(range);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot encode a data frame"),
+    }
 }
 
 /// Encodes `msg` onto `conn`'s output queue; a real chunk payload is queued as its own

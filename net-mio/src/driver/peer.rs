@@ -15,7 +15,7 @@ use mio::{Registry, Token};
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::wire::{ErrorCode, Notice};
-use pdtp_core::{ConnId, ContentId, Endpoint, Message, Payload, PeerId, Time, Transmit};
+use pdtp_core::{ConnId, ContentId, Endpoint, Message, Payload, PeerId, Span, Time, Transmit};
 use rand_core::SeedableRng;
 
 use super::{Cx, Hosted, Status};
@@ -49,6 +49,11 @@ pub struct PeerOptions {
     /// Chunks that may fail verification before the download gives up; `None`: the
     /// number of chunks plus 8.
     pub max_rejects: Option<u64>,
+    /// A transfer under way (our `Get` sent, or a `Put` accepted) whose chunk has not
+    /// arrived this long after it started is abandoned: the tracker hears `Completed` with
+    /// no hash and schedules the chunk again, elsewhere if the giver keeps failing. `None`:
+    /// the core's default (`PeerConfig::transfer_timeout`, 120 s).
+    pub transfer_timeout: Option<Duration>,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -91,6 +96,9 @@ impl PeerNode {
         let mut cfg = PeerConfig::new(opts.peer_id, opts.tracker.clone());
         cfg.listen_port = opts.listen_port;
         cfg.corrupt_uploads = opts.corrupt_uploads;
+        if let Some(t) = opts.transfer_timeout {
+            cfg.transfer_timeout = Span::from_nanos(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        }
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
         let mut peer = Peer::new(now, cfg, store, rng);
         peer.get(now, &opts.path);

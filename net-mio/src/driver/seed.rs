@@ -13,8 +13,8 @@ use mio::event::Event;
 use mio::unix::pipe::Receiver;
 use mio::{Interest, Registry, Token};
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
-use pdtp_core::wire::Notice;
 use pdtp_core::wire::codec::DecodeError;
+use pdtp_core::wire::{Data, Notice};
 use pdtp_core::{
     ChunkIndex, ChunkStore, ConnId, ContentId, Digest, Endpoint, Manifest, Message, Payload, PeerId,
     StoreError, Time, Transmit,
@@ -22,6 +22,7 @@ use pdtp_core::{
 use rand_core::SeedableRng;
 
 use super::{Cx, Hosted, Status};
+use crate::conn::FileRange;
 use crate::paths::FileRoot;
 use crate::storage::{PeerStore, SeedStore, manifest_for_file};
 
@@ -42,6 +43,8 @@ pub struct SeedOptions {
     pub listen_port: Option<u16>,
     /// Publish a live stream under this path, read from stdin.
     pub live: Option<String>,
+    /// Send chunk payloads of published files with `sendfile(2)` (the config's `sendfile`).
+    pub sendfile: bool,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -64,6 +67,8 @@ pub struct SeedNode {
     welcomed: bool,
     failure: Option<String>,
     live: Option<Live>,
+    /// Chunk payloads of files go out with sendfile(2) (the store's reads are deferred).
+    sendfile: bool,
 }
 
 struct Live {
@@ -72,6 +77,8 @@ struct Live {
     input: Input,
     buf: BytesMut,
     eof: bool,
+    /// The end mark went out (after the last chunk, at end of input).
+    end_sent: bool,
     token: Option<Token>,
     registered: bool,
     /// A past instant: the deadline that keeps the loop from sleeping while a file is read.
@@ -126,11 +133,12 @@ impl SeedNode {
         for rel in root.list_files().map_err(|e| e.to_string())? {
             manifests.push(manifest_for_file(&root, &rel, opts.chunk_size).map_err(|e| e.to_string())?);
         }
-        let stores = SeedStores {
-            files: SeedStore::new(root),
-            live: PeerStore::new(std::env::temp_dir()),
-            live_ids: BTreeSet::new(),
-        };
+        let mut files = SeedStore::new(root);
+        // With sendfile, reads on the serving path return placeholders that `file_payload`
+        // turns into file ranges.
+        files.set_deferred(opts.sendfile);
+        let stores =
+            SeedStores { files, live: PeerStore::new(std::env::temp_dir()), live_ids: BTreeSet::new() };
         let mut cfg = SeedConfig::new(opts.peer_id, opts.tracker.clone(), opts.key.into_bytes());
         cfg.listen_port = opts.listen_port;
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
@@ -150,6 +158,7 @@ impl SeedNode {
                     input: Input::stdin().map_err(|e| format!("stdin: {e}"))?,
                     buf: BytesMut::new(),
                     eof: false,
+                    end_sent: false,
                     token: None,
                     registered: false,
                     since: Instant::now(),
@@ -165,6 +174,7 @@ impl SeedNode {
             welcomed: false,
             failure: None,
             live,
+            sendfile: opts.sendfile,
         })
     }
 
@@ -183,9 +193,10 @@ impl SeedNode {
         self.published.len() >= self.to_publish
     }
 
-    /// Whether the live input has ended (stdin closed) and its last chunk was pushed.
+    /// Whether the live input has ended (stdin closed), its last chunk was pushed and the
+    /// end of the stream announced.
     pub fn live_ended(&self) -> bool {
-        self.live.as_ref().is_some_and(|l| l.eof && l.buf.is_empty())
+        self.live.as_ref().is_some_and(|l| l.eof && l.buf.is_empty() && l.end_sent)
     }
 
     fn on_event(&mut self, cx: &Cx<'_>, e: SeedEvent) {
@@ -238,6 +249,12 @@ impl SeedNode {
                 continue;
             }
             if live.eof {
+                if !live.end_sent {
+                    // Every chunk is pushed: tell the viewers the stream is over.
+                    tracing::info!(path = %live.path, "live input ended; ending the stream");
+                    self.seed.end_live(now, &live.path);
+                    live.end_sent = true;
+                }
                 break;
             }
             match live.read_some() {
@@ -313,7 +330,24 @@ impl Hosted for SeedNode {
         Ok(self.seed.accept(now))
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        // A verdict may make the machine re-read a chunk to check it: real bytes for that.
+        let check = self.sendfile && matches!(msg, Message::Verdict(_));
+        if check {
+            self.seed.store_mut().files.set_deferred(false);
+        }
         self.seed.handle_message(now, conn, msg);
+        if check {
+            self.seed.store_mut().files.set_deferred(true);
+        }
+    }
+    fn file_payload(&self, data: &Data) -> Option<FileRange> {
+        let stores = self.seed.store();
+        match &data.payload {
+            Payload::Real(b) if !stores.live_ids.contains(&data.content) => {
+                stores.files.file_range(data.content, data.chunk, b)
+            }
+            _ => None,
+        }
     }
     fn handle_malformed(&mut self, _now: Time, _conn: ConnId, _err: &DecodeError) -> bool {
         false

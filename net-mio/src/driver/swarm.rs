@@ -79,6 +79,17 @@ impl Swarm {
     /// A seed publishing everything under `root`, authenticating with `key`; returns once the
     /// tracker accepted every file (or refused the seed), so peers added next find them.
     pub fn add_seed(&mut self, root: &Path, key: &str, limits: RateLimits) -> Result<NodeId, String> {
+        self.add_seed_with(root, key, limits, false)
+    }
+
+    /// Like [`Swarm::add_seed`]; `sendfile` sends chunk payloads with `sendfile(2)`.
+    pub fn add_seed_with(
+        &mut self,
+        root: &Path,
+        key: &str,
+        limits: RateLimits,
+        sendfile: bool,
+    ) -> Result<NodeId, String> {
         let (listener, port) = bind_with_fallback(LOOPBACK, 0).map_err(|e| e.to_string())?;
         let peer_id = self.take_id();
         let now = self.rt.now();
@@ -92,6 +103,7 @@ impl Swarm {
                 chunk_size: self.chunk_size,
                 listen_port: Some(port),
                 live: None,
+                sendfile,
                 rng_seed: random_seed(),
             },
         )?;
@@ -119,25 +131,41 @@ impl Swarm {
         corrupt: bool,
         limits: RateLimits,
     ) -> Result<NodeId, String> {
+        self.add_peer_with(path, output, limits, |o| o.corrupt_uploads = corrupt)
+    }
+
+    /// Adds a peer whose options `tweak` adjusts (fault injection, timeouts) before it starts.
+    pub fn add_peer_with(
+        &mut self,
+        path: &str,
+        output: &Path,
+        limits: RateLimits,
+        tweak: impl FnOnce(&mut PeerOptions),
+    ) -> Result<NodeId, String> {
         let (listener, port) = bind_with_fallback(LOOPBACK, 0).map_err(|e| e.to_string())?;
         let peer_id = self.take_id();
         let now = self.rt.now();
-        let peer = PeerNode::new(
-            now,
-            PeerOptions {
-                peer_id,
-                tracker: self.endpoint(),
-                path: path.to_owned(),
-                output: OutputKind::of(output),
-                listen_port: Some(port),
-                cache_dir: cache_dir(output),
-                corrupt_uploads: corrupt,
-                max_rejects: None,
-                rng_seed: random_seed(),
-            },
-        )?;
+        let mut opts = PeerOptions {
+            peer_id,
+            tracker: self.endpoint(),
+            path: path.to_owned(),
+            output: OutputKind::of(output),
+            listen_port: Some(port),
+            cache_dir: cache_dir(output),
+            corrupt_uploads: false,
+            max_rejects: None,
+            transfer_timeout: None,
+            rng_seed: random_seed(),
+        };
+        tweak(&mut opts);
+        let peer = PeerNode::new(now, opts)?;
         let burst = u64::from(self.chunk_size);
         self.rt.add(Node::Peer(peer), Some(listener), limits, burst).map_err(|e| e.to_string())
+    }
+
+    /// Reserves a peer id for a node the caller runs itself (a fake peer in a test).
+    pub fn reserve_id(&mut self) -> PeerId {
+        self.take_id()
     }
 
     /// A hosted peer (seeds and peers get ids 1, 2, ... in the order they are added).

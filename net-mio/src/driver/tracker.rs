@@ -13,7 +13,9 @@ use rand_core::SeedableRng;
 
 use super::{Cx, Hosted, Status};
 use crate::config::Config;
-use crate::stats::{FileStats, LimitStats, PeerStats, StatsLimits, StatsServer, StatsSnapshot, Totals};
+use crate::stats::{
+    FileStats, LimitStats, PeerStats, StatsLimits, StatsServer, StatsSnapshot, Totals, TransferStats,
+};
 
 /// The stats snapshot is rebuilt at most this often (a page load never walks the swarm twice).
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
@@ -145,8 +147,19 @@ impl TrackerNode {
                     }
                 })
                 .collect(),
-            // The machine exposes a count of active transfers, not a list.
-            transfers: Vec::new(),
+            transfers: s
+                .transfers
+                .iter()
+                .map(|x| TransferStats {
+                    file: x.path.clone(),
+                    chunk: x.chunk,
+                    giver: x.giver.0,
+                    taker: x.taker.0,
+                    state: if x.started.is_some() { "moving" } else { "scheduled" }.to_owned(),
+                    age_s: (cx.time - x.ordered).as_secs_f64(),
+                    moving_s: x.started.map(|t| (cx.time - t).as_secs_f64()),
+                })
+                .collect(),
             totals: Totals { connections_refused: cx.refused, ..self.totals.clone() },
             limits: LimitStats {
                 max_transfers: u32::from(cfg.limits.max_transfers),

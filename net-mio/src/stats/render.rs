@@ -110,19 +110,20 @@ pub fn html(s: &StatsSnapshot) -> String {
     let _ = write!(
         o,
         "<h2>Transfers ({})</h2>\n<table><tr><th class=l>file</th><th>chunk</th><th>giver</th><th>taker</th>\
-         <th class=l>state</th><th>age</th></tr>\n",
+         <th class=l>state</th><th>scheduled</th><th>moving</th></tr>\n",
         s.transfers.len()
     );
     for x in &s.transfers {
         let _ = writeln!(
             o,
-            "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=l>{}</td><td>{}</td></tr>",
+            "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=l>{}</td><td>{} ago</td><td>{}</td></tr>",
             html_escape(&x.file),
             x.chunk,
             x.giver,
             x.taker,
             html_escape(&x.state),
             duration(x.age_s),
+            x.moving_s.map_or_else(|| "-".to_owned(), |m| format!("for {}", duration(m))),
         );
     }
     o.push_str("</table>\n</body></html>\n");

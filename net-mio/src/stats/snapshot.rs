@@ -89,10 +89,13 @@ pub struct TransferStats {
     pub giver: u32,
     /// Taking peer id.
     pub taker: u32,
-    /// `scheduled`, `moving` or `verifying`.
+    /// `scheduled` (ordered, the taker has not reported it started) or `moving`.
     pub state: String,
     /// Seconds since it was scheduled.
     pub age_s: f64,
+    /// Seconds since the taker reported it started (absent while scheduled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving_s: Option<f64>,
 }
 
 /// Counters since start.

@@ -62,6 +62,7 @@ fn snapshot() -> StatsSnapshot {
             taker: 2,
             state: "moving".into(),
             age_s: 1.5,
+            moving_s: Some(0.5),
         }],
         totals: Totals {
             origin_bytes: 15_000,

@@ -191,3 +191,34 @@ fn disk_full_and_unwritable_outputs_are_named() {
     let e = peer.open(ContentId(1), &m).unwrap_err().to_string();
     assert!(e.contains(&format!("opening the output {}", bad.display())), "{e}");
 }
+
+#[test]
+fn deferred_reads_are_placeholders_that_name_their_file_range() {
+    let bytes = data(12_345);
+    let (_dir, root) = root_with(&[("multi.bin", &bytes)]);
+    let m = manifest_for_file(&root, "multi.bin", 5_000).unwrap();
+    let mut store = SeedStore::new(root);
+    let c = ContentId(3);
+    store.open(c, &m).unwrap();
+
+    // Off: real bytes, which are never taken for a placeholder.
+    let real_bytes = real(store.read(c, 2).unwrap());
+    assert_eq!(&real_bytes[..], &bytes[10_000..]);
+    assert!(store.file_range(c, 2, &real_bytes).is_none());
+
+    store.set_deferred(true);
+    for (chunk, start, len) in [(0u32, 0u64, 5_000usize), (2, 10_000, 2_345)] {
+        let p = real(store.read(c, chunk).unwrap());
+        assert_eq!(p.len(), len, "a placeholder has the chunk's length");
+        let r = store.file_range(c, chunk, &p).expect("a placeholder names its range");
+        assert_eq!((r.offset, r.len), (start, len));
+        let mut back = vec![0; r.len];
+        r.file.read_exact_at(&mut back, r.offset).unwrap();
+        assert_eq!(&back[..], &bytes[start as usize..start as usize + len]);
+        // Asked about another chunk (another length), the placeholder does not fit.
+        assert!(store.file_range(c, if chunk == 0 { 2 } else { 0 }, &p).is_none());
+    }
+    assert!(store.read(c, 3).is_err(), "out of range stays an error");
+    store.set_deferred(false);
+    assert_eq!(&real(store.read(c, 0).unwrap())[..], &bytes[..5_000]);
+}

@@ -75,6 +75,7 @@ pub fn seed(conf: &Path, live: Option<String>, upload: Option<&str>, verbose: u8
             chunk_size: c.chunk_size,
             listen_port: Some(port),
             live,
+            sendfile: c.sendfile,
             rng_seed: random_seed(),
         },
     )?;
@@ -124,6 +125,7 @@ pub fn get(
             cache_dir: std::env::temp_dir(),
             corrupt_uploads: false,
             max_rejects: None,
+            transfer_timeout: None,
             rng_seed: random_seed(),
         },
     )?;

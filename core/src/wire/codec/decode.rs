@@ -118,6 +118,19 @@ impl Decoder {
         }
     }
 
+    /// Lets `fill` append received bytes straight into the receive buffer, so a runtime can
+    /// read from its socket into the decoder without an intermediate buffer and a copy.
+    ///
+    /// `fill` must only append (what it appends is treated exactly as if it had been
+    /// [`push`](Self::push)ed); call [`next`](Self::next) afterwards as after a push. While
+    /// the decoder is poisoned, `fill` gets an empty scratch buffer that is then dropped.
+    pub fn fill_with<R>(&mut self, fill: impl FnOnce(&mut BytesMut) -> R) -> R {
+        if self.poisoned {
+            return fill(&mut BytesMut::new());
+        }
+        fill(&mut self.buf)
+    }
+
     /// The next complete message, `Ok(None)` if more bytes are needed.
     ///
     /// Call it until it returns `Ok(None)` after every [`push`](Self::push). Once the

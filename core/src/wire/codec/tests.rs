@@ -351,3 +351,31 @@ fn wire_len_counts_virtual_payloads_as_real_bytes() {
     assert_eq!(wire_len(&virt), encoded_len(&real));
     assert!(encoded_len(&virt) < 100, "a virtual frame itself carries only the tag");
 }
+
+#[test]
+fn fill_with_appends_like_push_and_is_dropped_when_poisoned() {
+    let msg = data(Payload::Real(Bytes::from_static(b"payload bytes")));
+    let mut out = BytesMut::new();
+    encode(&msg, &mut out).unwrap();
+    let mut d = Decoder::new(Limits::DEFAULT);
+    // In two pieces, as two socket reads would append them.
+    let (a, b) = out.split_at(7);
+    d.fill_with(|buf| buf.extend_from_slice(a));
+    assert_eq!(d.next().unwrap(), None);
+    let n = d.fill_with(|buf| {
+        buf.extend_from_slice(b);
+        b.len()
+    });
+    assert_eq!(n, b.len());
+    assert_eq!(d.next().unwrap(), Some(msg));
+    assert_eq!(d.buffered(), 0);
+
+    d.push(&[0, 0, 0, 0]);
+    assert!(d.next().is_err());
+    d.fill_with(|buf| {
+        assert!(buf.is_empty(), "a poisoned decoder hands out a scratch buffer");
+        buf.extend_from_slice(&out);
+    });
+    assert_eq!(d.buffered(), 0);
+    assert_eq!(d.next(), Err(DecodeError::Poisoned));
+}

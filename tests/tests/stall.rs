@@ -1,0 +1,142 @@
+//! A giver that accepts a transfer and then sends nothing, on real sockets: the taker gives
+//! the transfer up after its timeout, the tracker schedules the chunk again, and the
+//! download completes from the honest seed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pdtp_core::tracker::{Limits, TrackerConfig};
+use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
+use pdtp_core::wire::{AskInfo, Hello, Interest, PROTOCOL_VERSION, PeerRequest, Role};
+use pdtp_core::{ContentId, Message, PeerId};
+use pdtp_net_mio::driver::{RateLimits, Status, Swarm};
+use pdtp_tests::{KEY, run_polling, write_random_file};
+
+/// Generous bound, only so a broken build cannot hang; nothing asserts on time.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A peer speaking just enough PDTP to claim every chunk of a file and accept `Get`s, then
+/// never send a byte of data.
+struct MuteGiver {
+    id: PeerId,
+    tracker: TcpStream,
+    tracker_in: Decoder,
+    listener: TcpListener,
+    links: Vec<(TcpStream, Decoder)>,
+    content: Option<ContentId>,
+    gets: Vec<PeerRequest>,
+}
+
+impl MuteGiver {
+    fn join(swarm: &mut Swarm, path: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let id = swarm.reserve_id();
+        let mut tracker = TcpStream::connect(swarm.tracker_addr).unwrap();
+        let hello =
+            Hello { version: PROTOCOL_VERSION, peer_id: id, listen_port: Some(port), role: Role::Peer };
+        send(&mut tracker, &Message::Hello(hello));
+        send(&mut tracker, &Message::AskInfo(AskInfo { path: path.to_owned() }));
+        tracker.set_nonblocking(true).unwrap();
+        let mut me = Self {
+            id,
+            tracker,
+            tracker_in: Decoder::new(CodecLimits::DEFAULT),
+            listener,
+            links: Vec::new(),
+            content: None,
+            gets: Vec::new(),
+        };
+        // Until the tracker has told us the content and we have claimed all of it.
+        assert!(run_polling(&mut swarm.rt, LIMIT, || {
+            me.pump();
+            me.content.is_some()
+        }));
+        me
+    }
+
+    /// Reads whatever arrived; answers the manifest with a `Provide` of everything; records
+    /// `Get`s on peer links and answers nothing.
+    fn pump(&mut self) {
+        for msg in read_frames(&mut self.tracker, &mut self.tracker_in) {
+            if let Message::TellInfo(t) = msg {
+                self.content = Some(t.content);
+                send(&mut self.tracker, &Message::Provide(Interest::all(t.content)));
+            }
+        }
+        while let Ok((s, _)) = self.listener.accept() {
+            s.set_nonblocking(true).unwrap();
+            self.links.push((s, Decoder::new(CodecLimits::DEFAULT)));
+        }
+        for (s, d) in &mut self.links {
+            for msg in read_frames(s, d) {
+                if let Message::Get(req) = msg {
+                    self.gets.push(req);
+                }
+            }
+        }
+    }
+}
+
+fn send(s: &mut TcpStream, msg: &Message) {
+    let mut out = BytesMut::new();
+    codec::encode(msg, &mut out).unwrap();
+    s.write_all(&out).unwrap();
+}
+
+/// Every whole frame readable now (non-blocking); nothing on end of stream.
+fn read_frames(s: &mut TcpStream, d: &mut Decoder) -> Vec<Message> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => d.push(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("fake peer read: {e}"),
+        }
+    }
+    std::iter::from_fn(|| d.next().unwrap()).collect()
+}
+
+#[test]
+fn a_giver_that_accepts_and_sends_nothing_is_abandoned_and_its_chunks_come_from_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "f.bin", 20 * 16 * 1024 + 123, 21);
+    let mut config = TrackerConfig::with_key(KEY);
+    // One upload at a time from the seed: the peer's other download slots can only go to the
+    // mute giver, so it is asked for chunks whatever the tie-breaks.
+    config.seed_limits = Limits { max_transfers: 1, max_uploads: 1, max_downloads: 1 };
+    let mut swarm = Swarm::new(config, 16 * 1024).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let mut mute = MuteGiver::join(&mut swarm, "f.bin");
+
+    let out = dir.path().join("out.bin");
+    let peer = swarm
+        .add_peer_with("f.bin", &out, RateLimits::default(), |o| {
+            o.transfer_timeout = Some(Duration::from_millis(500));
+        })
+        .unwrap();
+    // The loop wakes at least for the taker's timeouts; the fake peer is pumped every turn.
+    let finished = swarm
+        .rt
+        .run_until(LIMIT, |rt| {
+            mute.pump();
+            rt.status(peer) != Some(Status::Running)
+        })
+        .unwrap();
+    assert!(finished, "the download did not finish; the mute giver got {} Gets", mute.gets.len());
+    assert_eq!(swarm.rt.status(peer), Some(Status::Done));
+    assert!(std::fs::read(&out).unwrap() == source, "the output differs from the source");
+    assert!(!mute.gets.is_empty(), "the mute giver was never asked: the test proved nothing");
+    // Every chunk it was asked for arrived anyway (the output is whole), so each was
+    // rescheduled after the stall; and the tracker now trusts it less than the seed.
+    let stats = swarm.tracker().unwrap().tracker().stats();
+    let trust = |id: PeerId| stats.nodes.iter().find(|n| n.peer == id).map(|n| n.reputation).unwrap();
+    let seed = stats.nodes.iter().find(|n| n.role == Role::Seed).unwrap();
+    assert!(trust(mute.id) < seed.reputation, "{} vs {}", trust(mute.id), seed.reputation);
+}
