@@ -303,6 +303,7 @@ impl Network {
         self.nodes[src.0 as usize].uploaded += moved;
         self.nodes[dst.0 as usize].downloaded += moved;
         self.touch(now, src, dst);
+        self.prune_finish();
         Some(moved)
     }
 
@@ -374,6 +375,20 @@ impl Network {
             }
         }
         self.recompute(now);
+        self.prune_finish();
+    }
+
+    /// Drops superseded entries (re-rated or ended flows) from the top of the finish heap,
+    /// so that [`Network::poll_timeout`] names a real completion, not a stale one: each stale
+    /// entry would otherwise cost the driver a wake-up that finds nothing to do.
+    fn prune_finish(&mut self) {
+        while let Some(Reverse(top)) = self.finish.peek() {
+            let f = &self.flows[top.slot as usize];
+            if f.live && f.version == top.version {
+                break;
+            }
+            self.finish.pop();
+        }
     }
 
     /// The next finished flow, if any.
