@@ -33,12 +33,14 @@
 //! Each completing flow may fail (nothing usable arrives) or arrive corrupted, with the
 //! probabilities given to [`Network::new`], drawn from the network's own seeded generator.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::cmp::Ordering;
+use std::collections::VecDeque;
 
 use pdtp_core::{Span, Time};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
+
+use finish::FinishHeap;
 
 /// Worklist steps the local update may take before falling back to a component re-fill.
 const LOCAL_BUDGET: usize = 4096;
@@ -100,7 +102,7 @@ pub struct Network {
     flows: Vec<Flow>,
     free: Vec<u32>,
     active: usize,
-    finish: BinaryHeap<Reverse<Finish>>,
+    finish: FinishHeap,
     dirty: Vec<NodeIx>,
     dirty_since: Option<Time>,
     completions: VecDeque<Completion>,
@@ -151,16 +153,8 @@ struct Flow {
     remaining: f64,
     rate: f64,
     since: Time,
-    version: u32,
     tag: u64,
     finish_at: Time,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Finish {
-    at: Time,
-    slot: u32,
-    version: u32,
 }
 
 /// An f64 with a total order, for the filling heap.
@@ -186,7 +180,7 @@ impl Network {
             flows: Vec::new(),
             free: Vec::new(),
             active: 0,
-            finish: BinaryHeap::new(),
+            finish: FinishHeap::default(),
             dirty: Vec::new(),
             dirty_since: None,
             completions: VecDeque::new(),
@@ -262,18 +256,15 @@ impl Network {
             remaining: bytes as f64,
             rate: 0.0,
             since: now,
-            version: 0,
             tag,
             finish_at: Time::NEVER,
         };
         let slot = match self.free.pop() {
             Some(s) => {
-                // The version carries on across reuse: the heap may still hold finish
-                // entries of the slot's earlier flows, and a version restarting at 0 would
-                // let one of them complete this flow early.
-                let old = &self.flows[s as usize];
-                let (generation, version) = (old.generation.wrapping_add(1), old.version.wrapping_add(1));
-                self.flows[s as usize] = Flow { generation, version, ..flow };
+                // The finish heap dropped the slot's entry when its earlier flow ended, so
+                // nothing scheduled for that flow can complete this one.
+                let generation = self.flows[s as usize].generation.wrapping_add(1);
+                self.flows[s as usize] = Flow { generation, ..flow };
                 s
             }
             None => {
@@ -303,7 +294,6 @@ impl Network {
         self.nodes[src.0 as usize].uploaded += moved;
         self.nodes[dst.0 as usize].downloaded += moved;
         self.touch(now, src, dst);
-        self.prune_finish();
         Some(moved)
     }
 
@@ -344,7 +334,7 @@ impl Network {
     /// Changes with: `start_flow` and `cancel_flow` (which ask for a recomputation at the
     /// time of the change) and `handle_timeout` (which completes flows and re-rates).
     pub fn poll_timeout(&self) -> Option<Time> {
-        let next = self.finish.peek().map(|Reverse(f)| f.at);
+        let next = self.finish.peek().map(|(at, _)| at);
         match (self.dirty_since, next) {
             (Some(d), Some(n)) => Some(d.min(n)),
             (d, n) => d.or(n),
@@ -358,37 +348,18 @@ impl Network {
         loop {
             self.recompute(now);
             let mut any = false;
-            while let Some(Reverse(top)) = self.finish.peek().copied() {
-                if top.at > now {
+            while let Some((at, slot)) = self.finish.peek() {
+                if at > now {
                     break;
                 }
-                self.finish.pop();
-                let f = &self.flows[top.slot as usize];
-                if !f.live || f.version != top.version {
-                    continue; // superseded by a re-rate, or cancelled
-                }
                 any = true;
-                self.complete(top.slot, top.at);
+                self.complete(slot, at);
             }
             if !any {
                 break;
             }
         }
         self.recompute(now);
-        self.prune_finish();
-    }
-
-    /// Drops superseded entries (re-rated or ended flows) from the top of the finish heap,
-    /// so that [`Network::poll_timeout`] names a real completion, not a stale one: each stale
-    /// entry would otherwise cost the driver a wake-up that finds nothing to do.
-    fn prune_finish(&mut self) {
-        while let Some(Reverse(top)) = self.finish.peek() {
-            let f = &self.flows[top.slot as usize];
-            if f.live && f.version == top.version {
-                break;
-            }
-            self.finish.pop();
-        }
     }
 
     /// The next finished flow, if any.
@@ -428,6 +399,7 @@ impl Network {
             f.live = false;
             (f.src, f.dst)
         };
+        self.finish.remove(slot);
         remove_item(&mut self.nodes[src.0 as usize].out, slot);
         remove_item(&mut self.nodes[dst.0 as usize].inn, slot);
         self.free.push(slot);
@@ -467,11 +439,12 @@ impl Network {
         f.remaining = (f.remaining - f.rate * elapsed).max(0.0);
         f.since = now;
         f.rate = rate;
-        f.version = f.version.wrapping_add(1);
         f.finish_at =
             if rate > 0.0 { now + Span::from_nanos(nanos_for(f.remaining, rate)) } else { Time::NEVER };
-        if f.finish_at != Time::NEVER {
-            self.finish.push(Reverse(Finish { at: f.finish_at, slot: s, version: f.version }));
+        if f.finish_at == Time::NEVER {
+            self.finish.remove(s);
+        } else {
+            self.finish.set(s, f.finish_at);
         }
     }
 }
@@ -502,6 +475,7 @@ fn unit(rng: &mut ChaCha8Rng) -> f64 {
 }
 
 mod component;
+mod finish;
 mod local;
 #[cfg(test)]
 mod tests;
