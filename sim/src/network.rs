@@ -116,6 +116,8 @@ pub struct Network {
     level: Vec<f64>,
     in_work: Vec<u32>,
     pending: Vec<bool>,
+    /// Per flow slot: the epoch of the local update that last listed it for re-rating.
+    rated: Vec<u32>,
     epoch: u32,
     recomputations: u64,
     full_recomputations: u64,
@@ -193,6 +195,7 @@ impl Network {
             level: Vec::new(),
             in_work: Vec::new(),
             pending: Vec::new(),
+            rated: Vec::new(),
             epoch: 0,
             recomputations: 0,
             full_recomputations: 0,

@@ -15,6 +15,7 @@ impl Network {
         if self.epoch == 0 {
             self.mark.iter_mut().for_each(|m| *m = 0);
             self.frozen.iter_mut().for_each(|m| *m = 0);
+            self.rated.iter_mut().for_each(|m| *m = 0);
             self.epoch = 1;
         }
         let epoch = self.epoch;

@@ -30,6 +30,7 @@ impl Network {
             self.in_work.iter_mut().for_each(|m| *m = 0);
             self.mark.iter_mut().for_each(|m| *m = 0);
             self.frozen.iter_mut().for_each(|m| *m = 0);
+            self.rated.iter_mut().for_each(|m| *m = 0);
             self.epoch = 1;
         }
         let epoch = self.epoch;
@@ -102,14 +103,21 @@ impl Network {
                 }
             }
         }
-        // Re-rate every flow of every resource looked at.
-        visited.sort_unstable();
+        // Re-rate every flow of every resource looked at, each once (a flow whose two
+        // resources were both looked at is listed once). Each flow's new rate depends only
+        // on the levels, so the order they are re-rated in does not matter.
+        if self.rated.len() < self.flows.len() {
+            self.rated.resize(self.flows.len(), 0);
+        }
         for &r in visited.iter() {
             let node = &self.nodes[(r / 2) as usize];
-            flows.extend(if r % 2 == 0 { node.out.iter() } else { node.inn.iter() });
+            for &s in if r % 2 == 0 { node.out.iter() } else { node.inn.iter() } {
+                if self.rated[s as usize] != epoch {
+                    self.rated[s as usize] = epoch;
+                    flows.push(s);
+                }
+            }
         }
-        flows.sort_unstable();
-        flows.dedup();
         for &s in flows.iter() {
             let f = &self.flows[s as usize];
             let rate = self.level[2 * f.src.0 as usize].min(self.level[2 * f.dst.0 as usize + 1]);
