@@ -118,6 +118,9 @@ pub struct Network {
     pending: Vec<bool>,
     /// Per flow slot: the epoch of the local update that last listed it for re-rating.
     rated: Vec<u32>,
+    /// Per flow slot: its rate if it has a finish time, else NaN (equal to no rate), so the
+    /// update skips unchanged flows without reading them.
+    scheduled_rate: Vec<f64>,
     epoch: u32,
     recomputations: u64,
     full_recomputations: u64,
@@ -130,7 +133,8 @@ pub struct Network {
 struct Scratch {
     work: VecDeque<u32>,
     visited: Vec<u32>,
-    flows: Vec<u32>,
+    /// Flows to re-rate and their new rates.
+    flows: Vec<(u32, f64)>,
     others: Vec<f64>,
 }
 
@@ -139,10 +143,21 @@ struct Node {
     up: f64,
     down: f64,
     latency: Span,
-    out: Vec<u32>,
-    inn: Vec<u32>,
+    /// Flows this node sends, with the download resource at their other end.
+    out: Vec<Adj>,
+    /// Flows this node receives, with the upload resource at their other end.
+    inn: Vec<Adj>,
     uploaded: u64,
     downloaded: u64,
+}
+
+/// One flow in a node's list: its slot, and the resource at its other end (`2 * node` is a
+/// node's upload, `2 * node + 1` its download), so the rate update reads levels without
+/// visiting the flow itself.
+#[derive(Clone, Copy, Debug)]
+struct Adj {
+    slot: u32,
+    other: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -196,6 +211,7 @@ impl Network {
             in_work: Vec::new(),
             pending: Vec::new(),
             rated: Vec::new(),
+            scheduled_rate: Vec::new(),
             epoch: 0,
             recomputations: 0,
             full_recomputations: 0,
@@ -275,8 +291,9 @@ impl Network {
                 u32::try_from(self.flows.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.nodes[src.0 as usize].out.push(slot);
-        self.nodes[dst.0 as usize].inn.push(slot);
+        self.nodes[src.0 as usize].out.push(Adj { slot, other: 2 * dst.0 + 1 });
+        self.nodes[dst.0 as usize].inn.push(Adj { slot, other: 2 * src.0 });
+        self.cur_rate(slot, f64::NAN);
         self.active += 1;
         self.touch(now, src, dst);
         FlowId { slot, generation: self.flows[slot as usize].generation }
@@ -446,9 +463,21 @@ impl Network {
             if rate > 0.0 { now + Span::from_nanos(nanos_for(f.remaining, rate)) } else { Time::NEVER };
         if f.finish_at == Time::NEVER {
             self.finish.remove(s);
+            self.cur_rate(s, f64::NAN);
         } else {
             self.finish.set(s, f.finish_at);
+            self.cur_rate(s, rate);
         }
+    }
+
+    /// Records flow `s`'s rate as scheduled (`NaN`: not scheduled) for the update's quick
+    /// skip of unchanged flows.
+    fn cur_rate(&mut self, s: u32, rate: f64) {
+        let s = s as usize;
+        if self.scheduled_rate.len() <= s {
+            self.scheduled_rate.resize(s + 1, f64::NAN);
+        }
+        self.scheduled_rate[s] = rate;
     }
 }
 
@@ -466,8 +495,8 @@ fn nanos_for(bytes: f64, rate: f64) -> u64 {
     if (ns - rounded).abs() < 1e-6 { rounded as u64 } else { ns.ceil() as u64 }
 }
 
-fn remove_item(v: &mut Vec<u32>, x: u32) {
-    if let Some(p) = v.iter().position(|&y| y == x) {
+fn remove_item(v: &mut Vec<Adj>, x: u32) {
+    if let Some(p) = v.iter().position(|a| a.slot == x) {
         v.swap_remove(p);
     }
 }

@@ -29,11 +29,8 @@ impl Network {
             self.mark[n as usize] = epoch;
             comp.push(n);
             let node = &self.nodes[n as usize];
-            for &s in node.out.iter() {
-                stack.push(self.flows[s as usize].dst.0);
-            }
-            for &s in node.inn.iter() {
-                stack.push(self.flows[s as usize].src.0);
+            for a in node.out.iter().chain(node.inn.iter()) {
+                stack.push(a.other / 2);
             }
         }
         self.dirty_since = None;
@@ -55,7 +52,7 @@ impl Network {
             cap.push(node.down);
             count.push(node.out.len() as u32);
             count.push(node.inn.len() as u32);
-            flows.extend(node.out.iter().copied());
+            flows.extend(node.out.iter().map(|a| a.slot));
         }
         for &n in &comp {
             self.level[2 * n as usize] = f64::INFINITY;
@@ -77,7 +74,7 @@ impl Network {
             self.level[2 * comp[i] as usize + r % 2] = share;
             let node = &self.nodes[comp[i] as usize];
             let list = if r % 2 == 0 { &node.out } else { &node.inn };
-            for &s in list {
+            for &super::Adj { slot: s, .. } in list {
                 if self.frozen[s as usize] == epoch {
                     continue;
                 }

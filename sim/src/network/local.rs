@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 
-use super::Scratch;
+use super::{Adj, Scratch};
 
 use super::Network;
 
@@ -37,7 +37,7 @@ impl Network {
         // Scratch buffers are kept between updates: this runs once per instant with changes.
         let mut work: VecDeque<u32> = std::mem::take(&mut self.scratch.work);
         let mut visited: Vec<u32> = std::mem::take(&mut self.scratch.visited);
-        let mut flows: Vec<u32> = std::mem::take(&mut self.scratch.flows);
+        let mut flows: Vec<(u32, f64)> = std::mem::take(&mut self.scratch.flows);
         let mut others: Vec<f64> = std::mem::take(&mut self.scratch.others);
         work.clear();
         visited.clear();
@@ -55,7 +55,7 @@ impl Network {
         epoch: u32,
         work: &mut VecDeque<u32>,
         visited: &mut Vec<u32>,
-        flows: &mut Vec<u32>,
+        flows: &mut Vec<(u32, f64)>,
         others: &mut Vec<f64>,
     ) -> bool {
         // `dirty` holds (src, dst) pairs: the upload of src and the download of dst changed.
@@ -90,9 +90,7 @@ impl Network {
             self.level[r as usize] = level;
             let node = &self.nodes[(r / 2) as usize];
             let list = if r % 2 == 0 { &node.out } else { &node.inn };
-            for &s in list {
-                let f = &self.flows[s as usize];
-                let other = if r % 2 == 0 { 2 * f.dst.0 + 1 } else { 2 * f.src.0 };
+            for &Adj { other, .. } in list {
                 if !self.pending[other as usize] {
                     self.pending[other as usize] = true;
                     work.push_back(other);
@@ -109,26 +107,28 @@ impl Network {
         if self.rated.len() < self.flows.len() {
             self.rated.resize(self.flows.len(), 0);
         }
+        // A flow's rate is min(upload level of its sender, download level of its receiver).
         for &r in visited.iter() {
             let node = &self.nodes[(r / 2) as usize];
-            for &s in if r % 2 == 0 { node.out.iter() } else { node.inn.iter() } {
+            let upload = r % 2 == 0;
+            for &Adj { slot: s, other } in if upload { node.out.iter() } else { node.inn.iter() } {
                 if self.rated[s as usize] != epoch {
                     self.rated[s as usize] = epoch;
-                    flows.push(s);
+                    let (l, o) = (self.level[r as usize], self.level[other as usize]);
+                    let rate = if upload { l.min(o) } else { o.min(l) };
+                    if !rate.is_finite() {
+                        return false; // cannot happen at a fixed point; be exact rather than sorry
+                    }
+                    flows.push((s, rate));
                 }
             }
         }
-        for &s in flows.iter() {
-            let f = &self.flows[s as usize];
-            let rate = self.level[2 * f.src.0 as usize].min(self.level[2 * f.dst.0 as usize + 1]);
-            if !rate.is_finite() {
-                return false; // cannot happen at a fixed point; be exact rather than sorry
+        for &(s, rate) in flows.iter() {
+            // Unchanged and scheduled: nothing to do (what `set_rate` would decide, without
+            // reading the flow).
+            if self.scheduled_rate[s as usize] != rate {
+                self.set_rate(now, s, rate);
             }
-        }
-        for &s in flows.iter() {
-            let f = &self.flows[s as usize];
-            let rate = self.level[2 * f.src.0 as usize].min(self.level[2 * f.dst.0 as usize + 1]);
-            self.set_rate(now, s, rate);
         }
         true
     }
@@ -141,10 +141,7 @@ impl Network {
             return f64::INFINITY;
         }
         others.clear();
-        others.extend(list.iter().map(|&s| {
-            let f = &self.flows[s as usize];
-            if r % 2 == 0 { self.level[2 * f.dst.0 as usize + 1] } else { self.level[2 * f.src.0 as usize] }
-        }));
+        others.extend(list.iter().map(|a| self.level[a.other as usize]));
         others.sort_by(f64::total_cmp);
         let mut remaining = cap;
         let mut k = others.len() as f64;
