@@ -40,7 +40,13 @@ use pdtp_core::{Span, Time};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
+use adj::AdjList;
 use finish::FinishHeap;
+
+/// Flows a node's upload list keeps inline (more spill to the heap).
+const OUT_INLINE: usize = 16;
+/// Flows a node's download list keeps inline.
+const IN_INLINE: usize = 8;
 
 /// Worklist steps the local update may take before falling back to a component re-fill.
 const LOCAL_BUDGET: usize = 4096;
@@ -144,9 +150,9 @@ struct Node {
     down: f64,
     latency: Span,
     /// Flows this node sends, with the download resource at their other end.
-    out: Vec<Adj>,
+    out: AdjList<OUT_INLINE>,
     /// Flows this node receives, with the upload resource at their other end.
-    inn: Vec<Adj>,
+    inn: AdjList<IN_INLINE>,
     uploaded: u64,
     downloaded: u64,
 }
@@ -227,8 +233,8 @@ impl Network {
             up: up_bps as f64 / 8.0,
             down: down_bps as f64 / 8.0,
             latency,
-            out: Vec::new(),
-            inn: Vec::new(),
+            out: AdjList::default(),
+            inn: AdjList::default(),
             uploaded: 0,
             downloaded: 0,
         });
@@ -420,8 +426,8 @@ impl Network {
             (f.src, f.dst)
         };
         self.finish.remove(slot);
-        remove_item(&mut self.nodes[src.0 as usize].out, slot);
-        remove_item(&mut self.nodes[dst.0 as usize].inn, slot);
+        self.nodes[src.0 as usize].out.remove_slot(slot);
+        self.nodes[dst.0 as usize].inn.remove_slot(slot);
         self.free.push(slot);
         self.active -= 1;
     }
@@ -495,17 +501,12 @@ fn nanos_for(bytes: f64, rate: f64) -> u64 {
     if (ns - rounded).abs() < 1e-6 { rounded as u64 } else { ns.ceil() as u64 }
 }
 
-fn remove_item(v: &mut Vec<Adj>, x: u32) {
-    if let Some(p) = v.iter().position(|a| a.slot == x) {
-        v.swap_remove(p);
-    }
-}
-
 /// A uniform draw in [0, 1) from the top 53 bits.
 fn unit(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+mod adj;
 mod component;
 mod finish;
 mod local;

@@ -29,7 +29,7 @@ impl Network {
             self.mark[n as usize] = epoch;
             comp.push(n);
             let node = &self.nodes[n as usize];
-            for a in node.out.iter().chain(node.inn.iter()) {
+            for a in node.out.as_slice().iter().chain(node.inn.as_slice()) {
                 stack.push(a.other / 2);
             }
         }
@@ -52,7 +52,7 @@ impl Network {
             cap.push(node.down);
             count.push(node.out.len() as u32);
             count.push(node.inn.len() as u32);
-            flows.extend(node.out.iter().map(|a| a.slot));
+            flows.extend(node.out.as_slice().iter().map(|a| a.slot));
         }
         for &n in &comp {
             self.level[2 * n as usize] = f64::INFINITY;
@@ -73,7 +73,7 @@ impl Network {
             let i = r / 2;
             self.level[2 * comp[i] as usize + r % 2] = share;
             let node = &self.nodes[comp[i] as usize];
-            let list = if r % 2 == 0 { &node.out } else { &node.inn };
+            let list = if r % 2 == 0 { node.out.as_slice() } else { node.inn.as_slice() };
             for &super::Adj { slot: s, .. } in list {
                 if self.frozen[s as usize] == epoch {
                     continue;

@@ -89,7 +89,7 @@ impl Network {
             }
             self.level[r as usize] = level;
             let node = &self.nodes[(r / 2) as usize];
-            let list = if r % 2 == 0 { &node.out } else { &node.inn };
+            let list = if r % 2 == 0 { node.out.as_slice() } else { node.inn.as_slice() };
             for &Adj { other, .. } in list {
                 if !self.pending[other as usize] {
                     self.pending[other as usize] = true;
@@ -111,7 +111,7 @@ impl Network {
         for &r in visited.iter() {
             let node = &self.nodes[(r / 2) as usize];
             let upload = r % 2 == 0;
-            for &Adj { slot: s, other } in if upload { node.out.iter() } else { node.inn.iter() } {
+            for &Adj { slot: s, other } in if upload { node.out.as_slice() } else { node.inn.as_slice() } {
                 if self.rated[s as usize] != epoch {
                     self.rated[s as usize] = epoch;
                     let (l, o) = (self.level[r as usize], self.level[other as usize]);
@@ -136,7 +136,7 @@ impl Network {
     /// The level of resource `r` given the current levels at the other ends of its flows.
     fn water_level(&self, r: u32, others: &mut Vec<f64>) -> f64 {
         let node = &self.nodes[(r / 2) as usize];
-        let (cap, list) = if r % 2 == 0 { (node.up, &node.out) } else { (node.down, &node.inn) };
+        let (cap, list) = if r % 2 == 0 { (node.up, node.out.as_slice()) } else { (node.down, node.inn.as_slice()) };
         if list.is_empty() {
             return f64::INFINITY;
         }
