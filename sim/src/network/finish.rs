@@ -141,7 +141,8 @@ mod tests {
                     reference[slot as usize] = None;
                 }
                 1 => {
-                    let want = reference.iter().enumerate().filter_map(|(s, t)| t.map(|t| (t, s as u32))).min();
+                    let want =
+                        reference.iter().enumerate().filter_map(|(s, t)| t.map(|t| (t, s as u32))).min();
                     assert_eq!(h.peek().map(|(t, s)| (t.as_nanos(), s)), want);
                     if let Some((_, s)) = want {
                         h.remove(s);

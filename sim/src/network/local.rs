@@ -136,7 +136,8 @@ impl Network {
     /// The level of resource `r` given the current levels at the other ends of its flows.
     fn water_level(&self, r: u32, others: &mut Vec<f64>) -> f64 {
         let node = &self.nodes[(r / 2) as usize];
-        let (cap, list) = if r % 2 == 0 { (node.up, node.out.as_slice()) } else { (node.down, node.inn.as_slice()) };
+        let (cap, list) =
+            if r % 2 == 0 { (node.up, node.out.as_slice()) } else { (node.down, node.inn.as_slice()) };
         if list.is_empty() {
             return f64::INFINITY;
         }
