@@ -299,7 +299,7 @@ impl Network {
         };
         self.nodes[src.0 as usize].out.push(Adj { slot, other: 2 * dst.0 + 1 });
         self.nodes[dst.0 as usize].inn.push(Adj { slot, other: 2 * src.0 });
-        self.cur_rate(slot, f64::NAN);
+        self.record_scheduled_rate(slot, f64::NAN);
         self.active += 1;
         self.touch(now, src, dst);
         FlowId { slot, generation: self.flows[slot as usize].generation }
@@ -469,16 +469,16 @@ impl Network {
             if rate > 0.0 { now + Span::from_nanos(nanos_for(f.remaining, rate)) } else { Time::NEVER };
         if f.finish_at == Time::NEVER {
             self.finish.remove(s);
-            self.cur_rate(s, f64::NAN);
+            self.record_scheduled_rate(s, f64::NAN);
         } else {
             self.finish.set(s, f.finish_at);
-            self.cur_rate(s, rate);
+            self.record_scheduled_rate(s, rate);
         }
     }
 
     /// Records flow `s`'s rate as scheduled (`NaN`: not scheduled) for the update's quick
     /// skip of unchanged flows.
-    fn cur_rate(&mut self, s: u32, rate: f64) {
+    fn record_scheduled_rate(&mut self, s: u32, rate: f64) {
         let s = s as usize;
         if self.scheduled_rate.len() <= s {
             self.scheduled_rate.resize(s + 1, f64::NAN);
