@@ -322,15 +322,12 @@ impl Engine {
             if self.pending == 0 {
                 break EndReason::AllDone;
             }
-            match self.queue.peek_time() {
-                None => break EndReason::Quiescent,
-                Some(t) if t > self.limit => {
-                    self.now = self.limit;
-                    break EndReason::TimeLimit;
-                }
-                Some(_) => {}
-            }
             let Some((at, ev)) = self.queue.pop() else { break EndReason::Quiescent };
+            if at > self.limit {
+                // The run ends here; the event and the rest of the queue are dropped.
+                self.now = self.limit;
+                break EndReason::TimeLimit;
+            }
             if at == self.now {
                 same_instant += 1;
                 if same_instant > self.livelock_events {

@@ -33,12 +33,20 @@
 //! Each completing flow may fail (nothing usable arrives) or arrive corrupted, with the
 //! probabilities given to [`Network::new`], drawn from the network's own seeded generator.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::cmp::Ordering;
+use std::collections::VecDeque;
 
 use pdtp_core::{Span, Time};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
+
+use adj::AdjList;
+use finish::FinishHeap;
+
+/// Flows a node's upload list keeps inline (more spill to the heap).
+const OUT_INLINE: usize = 16;
+/// Flows a node's download list keeps inline.
+const IN_INLINE: usize = 8;
 
 /// Worklist steps the local update may take before falling back to a component re-fill.
 const LOCAL_BUDGET: usize = 4096;
@@ -100,7 +108,7 @@ pub struct Network {
     flows: Vec<Flow>,
     free: Vec<u32>,
     active: usize,
-    finish: BinaryHeap<Reverse<Finish>>,
+    finish: FinishHeap,
     dirty: Vec<NodeIx>,
     dirty_since: Option<Time>,
     completions: VecDeque<Completion>,
@@ -114,6 +122,11 @@ pub struct Network {
     level: Vec<f64>,
     in_work: Vec<u32>,
     pending: Vec<bool>,
+    /// Per flow slot: the epoch of the local update that last listed it for re-rating.
+    rated: Vec<u32>,
+    /// Per flow slot: its rate if it has a finish time, else NaN (equal to no rate), so the
+    /// update skips unchanged flows without reading them.
+    scheduled_rate: Vec<f64>,
     epoch: u32,
     recomputations: u64,
     full_recomputations: u64,
@@ -126,7 +139,8 @@ pub struct Network {
 struct Scratch {
     work: VecDeque<u32>,
     visited: Vec<u32>,
-    flows: Vec<u32>,
+    /// Flows to re-rate and their new rates.
+    flows: Vec<(u32, f64)>,
     others: Vec<f64>,
 }
 
@@ -135,10 +149,21 @@ struct Node {
     up: f64,
     down: f64,
     latency: Span,
-    out: Vec<u32>,
-    inn: Vec<u32>,
+    /// Flows this node sends, with the download resource at their other end.
+    out: AdjList<OUT_INLINE>,
+    /// Flows this node receives, with the upload resource at their other end.
+    inn: AdjList<IN_INLINE>,
     uploaded: u64,
     downloaded: u64,
+}
+
+/// One flow in a node's list: its slot, and the resource at its other end (`2 * node` is a
+/// node's upload, `2 * node + 1` its download), so the rate update reads levels without
+/// visiting the flow itself.
+#[derive(Clone, Copy, Debug)]
+struct Adj {
+    slot: u32,
+    other: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -151,16 +176,8 @@ struct Flow {
     remaining: f64,
     rate: f64,
     since: Time,
-    version: u32,
     tag: u64,
     finish_at: Time,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Finish {
-    at: Time,
-    slot: u32,
-    version: u32,
 }
 
 /// An f64 with a total order, for the filling heap.
@@ -186,7 +203,7 @@ impl Network {
             flows: Vec::new(),
             free: Vec::new(),
             active: 0,
-            finish: BinaryHeap::new(),
+            finish: FinishHeap::default(),
             dirty: Vec::new(),
             dirty_since: None,
             completions: VecDeque::new(),
@@ -199,6 +216,8 @@ impl Network {
             level: Vec::new(),
             in_work: Vec::new(),
             pending: Vec::new(),
+            rated: Vec::new(),
+            scheduled_rate: Vec::new(),
             epoch: 0,
             recomputations: 0,
             full_recomputations: 0,
@@ -214,8 +233,8 @@ impl Network {
             up: up_bps as f64 / 8.0,
             down: down_bps as f64 / 8.0,
             latency,
-            out: Vec::new(),
-            inn: Vec::new(),
+            out: AdjList::default(),
+            inn: AdjList::default(),
             uploaded: 0,
             downloaded: 0,
         });
@@ -262,18 +281,15 @@ impl Network {
             remaining: bytes as f64,
             rate: 0.0,
             since: now,
-            version: 0,
             tag,
             finish_at: Time::NEVER,
         };
         let slot = match self.free.pop() {
             Some(s) => {
-                // The version carries on across reuse: the heap may still hold finish
-                // entries of the slot's earlier flows, and a version restarting at 0 would
-                // let one of them complete this flow early.
-                let old = &self.flows[s as usize];
-                let (generation, version) = (old.generation.wrapping_add(1), old.version.wrapping_add(1));
-                self.flows[s as usize] = Flow { generation, version, ..flow };
+                // The finish heap dropped the slot's entry when its earlier flow ended, so
+                // nothing scheduled for that flow can complete this one.
+                let generation = self.flows[s as usize].generation.wrapping_add(1);
+                self.flows[s as usize] = Flow { generation, ..flow };
                 s
             }
             None => {
@@ -281,8 +297,9 @@ impl Network {
                 u32::try_from(self.flows.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.nodes[src.0 as usize].out.push(slot);
-        self.nodes[dst.0 as usize].inn.push(slot);
+        self.nodes[src.0 as usize].out.push(Adj { slot, other: 2 * dst.0 + 1 });
+        self.nodes[dst.0 as usize].inn.push(Adj { slot, other: 2 * src.0 });
+        self.record_scheduled_rate(slot, f64::NAN);
         self.active += 1;
         self.touch(now, src, dst);
         FlowId { slot, generation: self.flows[slot as usize].generation }
@@ -343,7 +360,7 @@ impl Network {
     /// Changes with: `start_flow` and `cancel_flow` (which ask for a recomputation at the
     /// time of the change) and `handle_timeout` (which completes flows and re-rates).
     pub fn poll_timeout(&self) -> Option<Time> {
-        let next = self.finish.peek().map(|Reverse(f)| f.at);
+        let next = self.finish.peek().map(|(at, _)| at);
         match (self.dirty_since, next) {
             (Some(d), Some(n)) => Some(d.min(n)),
             (d, n) => d.or(n),
@@ -357,17 +374,12 @@ impl Network {
         loop {
             self.recompute(now);
             let mut any = false;
-            while let Some(Reverse(top)) = self.finish.peek().copied() {
-                if top.at > now {
+            while let Some((at, slot)) = self.finish.peek() {
+                if at > now {
                     break;
                 }
-                self.finish.pop();
-                let f = &self.flows[top.slot as usize];
-                if !f.live || f.version != top.version {
-                    continue; // superseded by a re-rate, or cancelled
-                }
                 any = true;
-                self.complete(top.slot, top.at);
+                self.complete(slot, at);
             }
             if !any {
                 break;
@@ -413,8 +425,9 @@ impl Network {
             f.live = false;
             (f.src, f.dst)
         };
-        remove_item(&mut self.nodes[src.0 as usize].out, slot);
-        remove_item(&mut self.nodes[dst.0 as usize].inn, slot);
+        self.finish.remove(slot);
+        self.nodes[src.0 as usize].out.remove_slot(slot);
+        self.nodes[dst.0 as usize].inn.remove_slot(slot);
         self.free.push(slot);
         self.active -= 1;
     }
@@ -452,12 +465,25 @@ impl Network {
         f.remaining = (f.remaining - f.rate * elapsed).max(0.0);
         f.since = now;
         f.rate = rate;
-        f.version = f.version.wrapping_add(1);
         f.finish_at =
             if rate > 0.0 { now + Span::from_nanos(nanos_for(f.remaining, rate)) } else { Time::NEVER };
-        if f.finish_at != Time::NEVER {
-            self.finish.push(Reverse(Finish { at: f.finish_at, slot: s, version: f.version }));
+        if f.finish_at == Time::NEVER {
+            self.finish.remove(s);
+            self.record_scheduled_rate(s, f64::NAN);
+        } else {
+            self.finish.set(s, f.finish_at);
+            self.record_scheduled_rate(s, rate);
         }
+    }
+
+    /// Records flow `s`'s rate as scheduled (`NaN`: not scheduled) for the update's quick
+    /// skip of unchanged flows.
+    fn record_scheduled_rate(&mut self, s: u32, rate: f64) {
+        let s = s as usize;
+        if self.scheduled_rate.len() <= s {
+            self.scheduled_rate.resize(s + 1, f64::NAN);
+        }
+        self.scheduled_rate[s] = rate;
     }
 }
 
@@ -475,18 +501,14 @@ fn nanos_for(bytes: f64, rate: f64) -> u64 {
     if (ns - rounded).abs() < 1e-6 { rounded as u64 } else { ns.ceil() as u64 }
 }
 
-fn remove_item(v: &mut Vec<u32>, x: u32) {
-    if let Some(p) = v.iter().position(|&y| y == x) {
-        v.swap_remove(p);
-    }
-}
-
 /// A uniform draw in [0, 1) from the top 53 bits.
 fn unit(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+mod adj;
 mod component;
+mod finish;
 mod local;
 #[cfg(test)]
 mod tests;

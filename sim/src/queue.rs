@@ -1,31 +1,41 @@
 //! The event queue: timestamped events popped in `(time, sequence)` order.
 //!
 //! Same-time events come out in the order they were pushed (FIFO), so a run never depends
-//! on how a heap happens to break ties (STYLE 18). The heap holds small `(time, seq, slot)`
-//! keys; the events themselves live in a slab of reusable slots, so sifting moves 24 bytes
-//! however large an event is.
+//! on how a queue happens to break ties (STYLE 18). Events live in a slab of reusable slots;
+//! the ordering structure holds only `(key, slot)` pairs, where the key is the time and the
+//! push sequence number in one `u128` (time in the high half), unique per event.
 //!
-//! Cost: `push` and `pop` are O(log n) in the number of pending events.
-
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+//! The ordering structure is a **radix heap** (Ahuja, Mehlhorn, Orlin and Tarjan, 1990),
+//! which fits a discrete-event simulation: keys only grow (nothing is scheduled before the
+//! event being handled, and a later push has a larger sequence number). Bucket `b` holds
+//! the keys whose highest bit differing from the last popped key is bit `b - 1` (bucket 0:
+//! equal to it). A pop takes bucket 0 if it is not empty; otherwise it finds the smallest
+//! key of the lowest non-empty bucket, makes it the last key and spreads that bucket over
+//! lower buckets. A key only ever moves to a lower bucket, so each is moved at most 128
+//! times, and in practice a handful: pushing and moving are appends to vectors, with no
+//! comparisons against other pending events. A push into the past (a key below the last
+//! popped one, which the engine never does) is still handled correctly, by re-spreading
+//! every pending key from the new minimum.
+//!
+//! Cost: `push` O(1); `pop` amortised O(log of the key range) moves; `peek_time` scans the
+//! lowest non-empty bucket.
 
 use pdtp_core::Time;
 
 /// A priority queue of events of type `E`, ordered by time, ties first-in first-out.
 #[derive(Debug)]
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Reverse<Key>>,
+    /// `buckets[b]`: pending `(key, slot)` pairs whose key differs from `last` first in bit
+    /// `b - 1` (counting from the least significant), or equals it (`b = 0`).
+    buckets: Vec<Vec<(u128, u32)>>,
+    /// Bit `b - 1` set when `buckets[b]` (b ≥ 1) is not empty.
+    occupied: u128,
+    /// The last key taken out (or the floor set by a push into the past).
+    last: u128,
+    len: usize,
     slots: Vec<Option<E>>,
     free: Vec<u32>,
     next_seq: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Key {
-    time: Time,
-    seq: u64,
-    slot: u32,
 }
 
 impl<E> Default for EventQueue<E> {
@@ -37,7 +47,15 @@ impl<E> Default for EventQueue<E> {
 impl<E> EventQueue<E> {
     /// An empty queue.
     pub fn new() -> Self {
-        Self { heap: BinaryHeap::new(), slots: Vec::new(), free: Vec::new(), next_seq: 0 }
+        Self {
+            buckets: (0..=128).map(|_| Vec::new()).collect(),
+            occupied: 0,
+            last: 0,
+            len: 0,
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_seq: 0,
+        }
     }
 
     /// Schedules `event` at `time`.
@@ -53,37 +71,90 @@ impl<E> EventQueue<E> {
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        let seq = self.next_seq;
+        let key = (u128::from(time.as_nanos()) << 64) | u128::from(self.next_seq);
         self.next_seq += 1;
-        self.heap.push(Reverse(Key { time, seq, slot }));
+        if key < self.last {
+            self.respread_from(key);
+        }
+        self.place(key, slot);
+        self.len += 1;
     }
 
     /// Removes and returns the earliest event (the first pushed among equals).
     pub fn pop(&mut self) -> Option<(Time, E)> {
-        let Reverse(key) = self.heap.pop()?;
-        let event = self.slots[key.slot as usize].take()?;
-        self.free.push(key.slot);
-        Some((key.time, event))
+        if self.buckets[0].is_empty() {
+            if self.occupied == 0 {
+                return None;
+            }
+            let b = self.occupied.trailing_zeros() as usize + 1;
+            let items = std::mem::take(&mut self.buckets[b]);
+            self.occupied &= !(1u128 << (b - 1));
+            self.last = items.iter().map(|&(k, _)| k).min().unwrap_or(self.last);
+            let mut items = items;
+            for &(key, slot) in &items {
+                self.place(key, slot);
+            }
+            // Hand the emptied vector back to keep its capacity.
+            items.clear();
+            if self.buckets[b].is_empty() {
+                self.buckets[b] = items;
+            }
+        }
+        let (key, slot) = self.buckets[0].pop()?;
+        self.len -= 1;
+        let event = self.slots[slot as usize].take()?;
+        self.free.push(slot);
+        Some((Time::from_nanos((key >> 64) as u64), event))
     }
 
     /// The time of the earliest event, if any.
     pub fn peek_time(&self) -> Option<Time> {
-        self.heap.peek().map(|Reverse(k)| k.time)
+        let key = match self.buckets[0].last() {
+            Some(&(k, _)) => k,
+            None if self.occupied == 0 => return None,
+            None => {
+                let b = self.occupied.trailing_zeros() as usize + 1;
+                self.buckets[b].iter().map(|&(k, _)| k).min()?
+            }
+        };
+        Some(Time::from_nanos((key >> 64) as u64))
     }
 
     /// Number of pending events.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.len
     }
 
     /// Whether no event is pending.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len == 0
     }
 
     /// Total number of events ever pushed.
     pub fn pushed(&self) -> u64 {
         self.next_seq
+    }
+
+    /// Puts a key (not below `last`) in its bucket.
+    fn place(&mut self, key: u128, slot: u32) {
+        let b = (128 - (key ^ self.last).leading_zeros()) as usize;
+        self.buckets[b].push((key, slot));
+        if b > 0 {
+            self.occupied |= 1u128 << (b - 1);
+        }
+    }
+
+    /// Makes `floor` (below every pending key) the last key and re-spreads every pending key.
+    fn respread_from(&mut self, floor: u128) {
+        self.last = floor;
+        let mut all = Vec::with_capacity(self.len);
+        for bucket in &mut self.buckets {
+            all.append(bucket);
+        }
+        self.occupied = 0;
+        for (key, slot) in all {
+            self.place(key, slot);
+        }
     }
 }
 
@@ -119,6 +190,21 @@ mod tests {
         assert_eq!(got, (1..50).collect::<Vec<_>>());
         assert!(q.is_empty());
         assert_eq!(q.pushed(), 50);
+    }
+
+    #[test]
+    fn a_push_into_the_past_still_pops_in_order() {
+        let mut q = EventQueue::new();
+        for time in [10, 40, 20, 30] {
+            q.push(t(time), time);
+        }
+        assert_eq!(q.pop(), Some((t(10), 10)));
+        assert_eq!(q.pop(), Some((t(20), 20)));
+        q.push(t(5), 5); // before the last popped time
+        q.push(t(30), 31);
+        assert_eq!(q.peek_time(), Some(t(5)));
+        let got: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(got, vec![(t(5), 5), (t(30), 30), (t(30), 31), (t(40), 40)]);
     }
 
     #[test]

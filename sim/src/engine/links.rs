@@ -14,10 +14,23 @@ impl Engine {
             Transmit::Send { conn, msg } => match self.nodes[n as usize].conns.get(conn) {
                 Some(l) => {
                     let d = self.side(l, n);
-                    if let Some(link) = self.link_mut(l) {
-                        link.ends[d].queue.push_back(Out::Msg(msg));
+                    let now = self.now;
+                    let Some(link) = self.link_mut(l) else { return };
+                    let end = &mut link.ends[d];
+                    // Nothing queued ahead and nothing holding the direction: what `pump`
+                    // would do at once, without a round trip through the queue.
+                    let is_data = matches!(msg, Message::Data(_));
+                    if end.queue.is_empty()
+                        && end.open
+                        && end.inflight.is_none()
+                        && !end.done_sending
+                        && !(is_data && end.busy_until > now)
+                    {
+                        self.send(l, d, msg, is_data);
+                    } else {
+                        end.queue.push_back(Out::Msg(msg));
+                        self.pump(l, d);
                     }
-                    self.pump(l, d);
                 }
                 None => self.dropped += 1,
             },
@@ -110,36 +123,52 @@ impl Engine {
                 return;
             }
             let Some(out) = end.queue.pop_front() else { return };
-            let start = end.busy_until.max(now);
-            let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
-            let (sn, dn) = (self.nodes[src as usize].net, self.nodes[dst as usize].net);
-            let lat = self.net.latency(sn, dn);
             match out {
                 Out::Close => {
-                    self.links[l.ix as usize].ends[d].done_sending = true;
+                    let start = end.busy_until.max(now);
+                    end.done_sending = true;
+                    let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
+                    let lat = self.net.latency(self.nodes[src as usize].net, self.nodes[dst as usize].net);
                     self.queue.push(start + lat, Ev::Fin(l, d));
                     return;
                 }
                 Out::Msg(msg) => {
-                    let size = encoded_len(&msg);
-                    if self.nodes[src as usize].role == Role::Tracker {
-                        self.recorder.tracker_message(now, size);
-                    }
                     if is_data {
-                        let tag = (u64::from(l.generation) << 33) | (u64::from(l.ix) << 1) | d as u64;
-                        let flow = self.net.start_flow(now, sn, dn, size, tag);
-                        let end = &mut self.links[l.ix as usize].ends[d];
-                        end.inflight = Some(msg);
-                        end.flow = Some(flow);
+                        self.send(l, d, msg, true);
                         return;
                     }
-                    self.net.account(sn, dn, size);
-                    let done = start + self.net.serialisation(sn, dn, size);
-                    self.links[l.ix as usize].ends[d].busy_until = done;
-                    self.queue.push(done + lat, Ev::Deliver(l, d, msg));
+                    self.send(l, d, msg, false);
                 }
             }
         }
+    }
+
+    /// Puts `msg` on the wire of direction `d` now that everything before it is: a control
+    /// message is delivered after its serialisation and the latency; a `Data` message
+    /// (`is_data`, which then holds the direction) becomes a flow.
+    fn send(&mut self, l: LinkId, d: usize, msg: Message, is_data: bool) {
+        let now = self.now;
+        let link = &self.links[l.ix as usize];
+        let start = link.ends[d].busy_until.max(now);
+        let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
+        let (sn, dn) = (self.nodes[src as usize].net, self.nodes[dst as usize].net);
+        let lat = self.net.latency(sn, dn);
+        let size = encoded_len(&msg);
+        if self.nodes[src as usize].role == Role::Tracker {
+            self.recorder.tracker_message(now, size);
+        }
+        if is_data {
+            let tag = (u64::from(l.generation) << 33) | (u64::from(l.ix) << 1) | d as u64;
+            let flow = self.net.start_flow(now, sn, dn, size, tag);
+            let end = &mut self.links[l.ix as usize].ends[d];
+            end.inflight = Some(msg);
+            end.flow = Some(flow);
+            return;
+        }
+        self.net.account(sn, dn, size);
+        let done = start + self.net.serialisation(sn, dn, size);
+        self.links[l.ix as usize].ends[d].busy_until = done;
+        self.queue.push(done + lat, Ev::Deliver(l, d, msg));
     }
 
     /// The control messages ahead of a waiting `Data` message are on the wire.

@@ -15,6 +15,7 @@ impl Network {
         if self.epoch == 0 {
             self.mark.iter_mut().for_each(|m| *m = 0);
             self.frozen.iter_mut().for_each(|m| *m = 0);
+            self.rated.iter_mut().for_each(|m| *m = 0);
             self.epoch = 1;
         }
         let epoch = self.epoch;
@@ -28,11 +29,8 @@ impl Network {
             self.mark[n as usize] = epoch;
             comp.push(n);
             let node = &self.nodes[n as usize];
-            for &s in node.out.iter() {
-                stack.push(self.flows[s as usize].dst.0);
-            }
-            for &s in node.inn.iter() {
-                stack.push(self.flows[s as usize].src.0);
+            for a in node.out.as_slice().iter().chain(node.inn.as_slice()) {
+                stack.push(a.other / 2);
             }
         }
         self.dirty_since = None;
@@ -54,7 +52,7 @@ impl Network {
             cap.push(node.down);
             count.push(node.out.len() as u32);
             count.push(node.inn.len() as u32);
-            flows.extend(node.out.iter().copied());
+            flows.extend(node.out.as_slice().iter().map(|a| a.slot));
         }
         for &n in &comp {
             self.level[2 * n as usize] = f64::INFINITY;
@@ -75,8 +73,8 @@ impl Network {
             let i = r / 2;
             self.level[2 * comp[i] as usize + r % 2] = share;
             let node = &self.nodes[comp[i] as usize];
-            let list = if r % 2 == 0 { &node.out } else { &node.inn };
-            for &s in list {
+            let list = if r % 2 == 0 { node.out.as_slice() } else { node.inn.as_slice() };
+            for &super::Adj { slot: s, .. } in list {
                 if self.frozen[s as usize] == epoch {
                     continue;
                 }

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 
-use super::Scratch;
+use super::{Adj, Scratch};
 
 use super::Network;
 
@@ -30,13 +30,14 @@ impl Network {
             self.in_work.iter_mut().for_each(|m| *m = 0);
             self.mark.iter_mut().for_each(|m| *m = 0);
             self.frozen.iter_mut().for_each(|m| *m = 0);
+            self.rated.iter_mut().for_each(|m| *m = 0);
             self.epoch = 1;
         }
         let epoch = self.epoch;
         // Scratch buffers are kept between updates: this runs once per instant with changes.
         let mut work: VecDeque<u32> = std::mem::take(&mut self.scratch.work);
         let mut visited: Vec<u32> = std::mem::take(&mut self.scratch.visited);
-        let mut flows: Vec<u32> = std::mem::take(&mut self.scratch.flows);
+        let mut flows: Vec<(u32, f64)> = std::mem::take(&mut self.scratch.flows);
         let mut others: Vec<f64> = std::mem::take(&mut self.scratch.others);
         work.clear();
         visited.clear();
@@ -54,7 +55,7 @@ impl Network {
         epoch: u32,
         work: &mut VecDeque<u32>,
         visited: &mut Vec<u32>,
-        flows: &mut Vec<u32>,
+        flows: &mut Vec<(u32, f64)>,
         others: &mut Vec<f64>,
     ) -> bool {
         // `dirty` holds (src, dst) pairs: the upload of src and the download of dst changed.
@@ -88,10 +89,8 @@ impl Network {
             }
             self.level[r as usize] = level;
             let node = &self.nodes[(r / 2) as usize];
-            let list = if r % 2 == 0 { &node.out } else { &node.inn };
-            for &s in list {
-                let f = &self.flows[s as usize];
-                let other = if r % 2 == 0 { 2 * f.dst.0 + 1 } else { 2 * f.src.0 };
+            let list = if r % 2 == 0 { node.out.as_slice() } else { node.inn.as_slice() };
+            for &Adj { other, .. } in list {
                 if !self.pending[other as usize] {
                     self.pending[other as usize] = true;
                     work.push_back(other);
@@ -102,25 +101,34 @@ impl Network {
                 }
             }
         }
-        // Re-rate every flow of every resource looked at.
-        visited.sort_unstable();
+        // Re-rate every flow of every resource looked at, each once (a flow whose two
+        // resources were both looked at is listed once). Each flow's new rate depends only
+        // on the levels, so the order they are re-rated in does not matter.
+        if self.rated.len() < self.flows.len() {
+            self.rated.resize(self.flows.len(), 0);
+        }
+        // A flow's rate is min(upload level of its sender, download level of its receiver).
         for &r in visited.iter() {
             let node = &self.nodes[(r / 2) as usize];
-            flows.extend(if r % 2 == 0 { node.out.iter() } else { node.inn.iter() });
-        }
-        flows.sort_unstable();
-        flows.dedup();
-        for &s in flows.iter() {
-            let f = &self.flows[s as usize];
-            let rate = self.level[2 * f.src.0 as usize].min(self.level[2 * f.dst.0 as usize + 1]);
-            if !rate.is_finite() {
-                return false; // cannot happen at a fixed point; be exact rather than sorry
+            let upload = r % 2 == 0;
+            for &Adj { slot: s, other } in if upload { node.out.as_slice() } else { node.inn.as_slice() } {
+                if self.rated[s as usize] != epoch {
+                    self.rated[s as usize] = epoch;
+                    let (l, o) = (self.level[r as usize], self.level[other as usize]);
+                    let rate = if upload { l.min(o) } else { o.min(l) };
+                    if !rate.is_finite() {
+                        return false; // cannot happen at a fixed point; be exact rather than sorry
+                    }
+                    flows.push((s, rate));
+                }
             }
         }
-        for &s in flows.iter() {
-            let f = &self.flows[s as usize];
-            let rate = self.level[2 * f.src.0 as usize].min(self.level[2 * f.dst.0 as usize + 1]);
-            self.set_rate(now, s, rate);
+        for &(s, rate) in flows.iter() {
+            // Unchanged and scheduled: nothing to do (what `set_rate` would decide, without
+            // reading the flow).
+            if self.scheduled_rate[s as usize] != rate {
+                self.set_rate(now, s, rate);
+            }
         }
         true
     }
@@ -128,15 +136,13 @@ impl Network {
     /// The level of resource `r` given the current levels at the other ends of its flows.
     fn water_level(&self, r: u32, others: &mut Vec<f64>) -> f64 {
         let node = &self.nodes[(r / 2) as usize];
-        let (cap, list) = if r % 2 == 0 { (node.up, &node.out) } else { (node.down, &node.inn) };
+        let (cap, list) =
+            if r % 2 == 0 { (node.up, node.out.as_slice()) } else { (node.down, node.inn.as_slice()) };
         if list.is_empty() {
             return f64::INFINITY;
         }
         others.clear();
-        others.extend(list.iter().map(|&s| {
-            let f = &self.flows[s as usize];
-            if r % 2 == 0 { self.level[2 * f.dst.0 as usize + 1] } else { self.level[2 * f.src.0 as usize] }
-        }));
+        others.extend(list.iter().map(|a| self.level[a.other as usize]));
         others.sort_by(f64::total_cmp);
         let mut remaining = cap;
         let mut k = others.len() as f64;
