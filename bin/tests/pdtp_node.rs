@@ -87,6 +87,10 @@ fn errors_are_one_clear_line_and_a_non_zero_exit() {
     assert_one_line(c, &e, "the scheme must be pdtp://");
     let (c, e) = run(&["get", "pdtp://127.0.0.1:6086/../a.bin"], d);
     assert_one_line(c, &e, "contains '..'");
+    let (c, e) = run(&["get", "pdtp://127.0.0.1:6086/a.bin", "--stall-timeout", "0s"], d);
+    assert_one_line(c, &e, "--stall-timeout 0s: must be more than zero");
+    let (c, e) = run(&["get", "pdtp://127.0.0.1:6086/a.bin", "--stall-timeout", "5 parsecs"], d);
+    assert_one_line(c, &e, "--stall-timeout 5 parsecs: ");
     // A port nothing listens on: bind one, note it, free it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (c, e) = run(&["get", &format!("pdtp://127.0.0.1:{port}/a.bin"), "--listen", "0"], d);

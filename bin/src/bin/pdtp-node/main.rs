@@ -62,6 +62,10 @@ enum Command {
         /// Cap on what we download (e.g. 10MiB/s).
         #[arg(long, value_name = "RATE")]
         max_download_rate: Option<String>,
+        /// Give up on a giver that has not delivered its chunk within this time (the tracker
+        /// then schedules the chunk from someone else), e.g. 20s or 500ms.
+        #[arg(long, value_name = "TIME", default_value = "20s")]
+        stall_timeout: String,
     },
     /// Tracker, seed and N peers on loopback with a generated file, in one process.
     Demo {
@@ -93,9 +97,15 @@ fn main() {
         Command::Seed { conf, live, max_upload_rate } => {
             roles::seed(&conf, live, max_upload_rate.as_deref(), cli.verbose)
         }
-        Command::Get { url, output, listen, max_upload_rate, max_download_rate } => {
+        Command::Get { url, output, listen, max_upload_rate, max_download_rate, stall_timeout } => {
             init_logs(cli.verbose, false, false);
-            roles::get(&url, output, listen, max_upload_rate.as_deref(), max_download_rate.as_deref())
+            let flags = roles::GetFlags {
+                listen,
+                upload: max_upload_rate.as_deref(),
+                download: max_download_rate.as_deref(),
+                stall_timeout: &stall_timeout,
+            };
+            roles::get(&url, output, &flags)
         }
         Command::Demo { peers, size, chunk_size, origin_rate, peer_upload_rate, json } => {
             init_logs(cli.verbose, false, false);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use pdtp_core::{Endpoint, PeerId};
-use pdtp_net_mio::config::{Config, parse_rate};
+use pdtp_net_mio::config::{Config, parse_duration, parse_rate};
 use pdtp_net_mio::driver::{
     Node, PeerNode, PeerOptions, RateLimits, Runtime, SeedNode, SeedOptions, Status, TrackerNode,
     TrackerOptions, random_seed, tracker_config,
@@ -92,15 +92,25 @@ pub fn seed(conf: &Path, live: Option<String>, upload: Option<&str>, verbose: u8
     }
 }
 
+/// `get`'s flags, as typed (parsed and checked by [`get`]).
+pub struct GetFlags<'a> {
+    /// `--listen`: the port to accept other peers on.
+    pub listen: u16,
+    /// `--max-upload-rate`.
+    pub upload: Option<&'a str>,
+    /// `--max-download-rate`.
+    pub download: Option<&'a str>,
+    /// `--stall-timeout`: how long one giver may take to deliver one chunk.
+    pub stall_timeout: &'a str,
+}
+
 /// `pdtp-node get URL [-o FILE|-]`: downloads, then exits.
-pub fn get(
-    url: &str,
-    output: Option<PathBuf>,
-    listen: u16,
-    upload: Option<&str>,
-    download: Option<&str>,
-) -> Result<(), String> {
+pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(), String> {
+    let GetFlags { listen, upload, download, stall_timeout } = *flags;
     let url = PdtpUrl::parse(url).map_err(|e| e.to_string())?;
+    let stall_timeout = parse_duration(stall_timeout)
+        .and_then(|d| if d.is_zero() { Err("must be more than zero".into()) } else { Ok(d) })
+        .map_err(|e| format!("--stall-timeout {stall_timeout}: {e}"))?;
     let rate = |flag: &str, r: Option<&str>| match r {
         Some(r) => parse_rate(r).map(Some).map_err(|e| format!("{flag} {r}: {e}")),
         None => Ok(None),
@@ -125,7 +135,7 @@ pub fn get(
             cache_dir: std::env::temp_dir(),
             corrupt_uploads: false,
             max_rejects: None,
-            transfer_timeout: None,
+            transfer_timeout: Some(stall_timeout),
             rng_seed: random_seed(),
         },
     )?;
