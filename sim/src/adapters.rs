@@ -125,6 +125,8 @@ pub fn tracker_config(scenario: &Scenario, key: &[u8]) -> TrackerConfig {
         config.upload_slots = UploadSlots::Measured { copy_time: t.0 };
     }
     config.live_deadline = p.live_deadline.map(|d| d.0);
+    config.queue_ahead = p.queue_ahead;
+    config.deadline_givers = p.deadline_givers;
     config.policy = Policy {
         chunk: match p.chunk {
             ChunkChoice::InOrder => ChunkPolicy::InOrder,
