@@ -98,12 +98,19 @@ impl Tracker {
             let ci = content_id.0 as usize;
             let mut cands = std::mem::take(&mut self.scratch.chunks);
             self.taker_candidates(taker, ci, &mut cands);
+            let head = self
+                .node(taker)
+                .and_then(|n| n.content(content_id))
+                .and_then(|nc| join_chunk(nc, &self.contents[ci]));
             let mut chosen = None;
             for &chunk in &cands {
                 if budget == 0 {
                     break;
                 }
-                if let Some(giver) = self.choose_giver(now, taker, ci, chunk, &mut budget) {
+                // A viewer's join chunk may use a holder past its rate-following slots (within
+                // max_uploads): without it the viewer cannot start playing.
+                let urgent = head == Some(chunk);
+                if let Some(giver) = self.choose_giver(now, taker, ci, chunk, urgent, &mut budget) {
                     chosen = Some((giver, chunk));
                     break;
                 }
@@ -133,13 +140,22 @@ impl Tracker {
             // Chunks below the cursor are never pending again until a release lowers it.
             nc.cursor = nc.want.next_at_or_after(nc.cursor).unwrap_or(nc.want.capacity());
         }
+        // A live viewer that holds nothing yet takes its oldest chunks first, in order: they
+        // are the ones it must play first, and rarest-first would fetch the newest while the
+        // oldest pass their deadline (then playback starts later, from a later chunk). Until
+        // it holds the chunk it joined at, that one goes first (see `join_chunk`).
+        let starting = content.manifest.is_live() && nc.have.is_empty();
+        let head = join_chunk(nc, content);
         let from = match policy {
+            _ if starting => content.floor,
             ChunkPolicy::InOrder => nc.cursor.max(content.floor),
             _ => start_random.max(content.floor),
         };
         scan_pending(&nc.want, &nc.inflight, &content.supply, from, content.floor, sample, out);
-        if policy == ChunkPolicy::RarestFirst {
-            out.sort_unstable_by_key(|&c| (content.replicas(c) + content.holder_count[c as usize], c));
+        if policy == ChunkPolicy::RarestFirst && !starting {
+            out.sort_unstable_by_key(|&c| {
+                (Some(c) != head, content.replicas(c) + content.holder_count[c as usize], c)
+            });
         }
     }
 
@@ -150,6 +166,7 @@ impl Tracker {
         taker: NodeIdx,
         ci: usize,
         chunk: ChunkIndex,
+        urgent: bool,
         budget: &mut u32,
     ) -> Option<NodeIdx> {
         let sample = self.config.giver_sample as usize;
@@ -181,7 +198,9 @@ impl Tracker {
             *budget -= 1;
             // The dense load array first: most holders are busy, and this avoids touching them.
             let load = self.loads[g.0 as usize];
-            if load.alive && (g == taker || !load.can_give(self.limits_for(&load))) {
+            let limits = self.limits_for(&load);
+            let free = if urgent { load.can_give_past_slots(limits) } else { load.can_give(limits) };
+            if load.alive && (g == taker || !free) {
                 pos += 1;
                 seen += 1;
                 continue;
@@ -360,7 +379,11 @@ impl Tracker {
             // fewest copies first, so each new chunk enters the swarm at once and peers relay
             // it, instead of every copy of the oldest wanted chunk coming from the origin.
             let fresh = g.is_seed() && content.manifest.is_live();
+            // A viewer that holds nothing yet gets its oldest chunk first (see taker_candidates).
+            let starting = content.manifest.is_live() && tc.have.is_empty();
+            let head = join_chunk(tc, content).filter(|&c| gc.have.contains(c));
             let from = match policy.chunk {
+                _ if starting => floor,
                 _ if fresh => content.num_chunks().saturating_sub(sample as u32).max(floor),
                 ChunkPolicy::InOrder => tc.cursor.max(floor),
                 // Spread the starting point by taker so givers do not all pick the same chunk.
@@ -372,6 +395,8 @@ impl Tracker {
                 cands.retain(|&c| content.replicas(c) == 0);
             }
             let pick = match policy.chunk {
+                _ if head.is_some() => head,
+                _ if starting => cands.iter().copied().min(),
                 _ if fresh => cands.iter().copied().min_by_key(|&c| (content.replicas(c), u32::MAX - c)),
                 ChunkPolicy::RarestFirst => cands.iter().copied().min_by_key(|&c| (content.replicas(c), c)),
                 _ => cands.first().copied(),
@@ -425,6 +450,14 @@ impl Tracker {
         let first = content.appended.partition_point(|&t| t + deadline < cutoff) as ChunkIndex;
         first.min(content.num_chunks().saturating_sub(1)).max(content.floor)
     }
+}
+
+/// A live viewer's join chunk (the start of its open-ended request) while it is still
+/// pending and schedulable: playback starts with it, so a viewer without it cannot start.
+fn join_chunk(nc: &super::state::NodeContent, content: &super::state::Content) -> Option<ChunkIndex> {
+    let c = nc.open_from?;
+    (content.manifest.is_live() && c >= content.floor && nc.pending(c) && content.supply.contains(c))
+        .then_some(c)
 }
 
 /// Whether any chunk at or above `floor` is in `want`, not in `inflight`, and in `other`.

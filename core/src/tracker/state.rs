@@ -69,6 +69,11 @@ impl Load {
         };
         self.alive && !self.banned && self.up < max_up && self.up + self.down < l.max_transfers
     }
+
+    /// Like [`Self::can_give`], ignoring the rate-following slots (still within the limits).
+    pub(crate) fn can_give_past_slots(&self, l: &super::Limits) -> bool {
+        self.alive && !self.banned && self.up < l.max_uploads && self.up + self.down < l.max_transfers
+    }
 }
 
 /// A node's chunk states for one content: none / requested / transferring / provided.
