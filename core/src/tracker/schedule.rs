@@ -98,10 +98,13 @@ impl Tracker {
             let ci = content_id.0 as usize;
             let mut cands = std::mem::take(&mut self.scratch.chunks);
             self.taker_candidates(taker, ci, &mut cands);
-            let head = self
-                .node(taker)
-                .and_then(|n| n.content(content_id))
-                .and_then(|nc| join_chunk(nc, &self.contents[ci]));
+            let head = if self.contents[ci].manifest.is_live() {
+                self.node(taker)
+                    .and_then(|n| n.content(content_id))
+                    .and_then(|nc| join_chunk(nc, &self.contents[ci]))
+            } else {
+                None
+            };
             let mut chosen = None;
             for &chunk in &cands {
                 if budget == 0 {
@@ -182,7 +185,7 @@ impl Tracker {
         let frugal = policy.origin == OriginPolicy::Frugal && self.contents[ci].replicas(chunk) > 0;
         // Live: only givers expected to land the copy before the chunk's deadline.
         let slack = self.slack_secs(now, ci, chunk);
-        let bytes = self.contents[ci].manifest.geometry.chunk_len(chunk);
+        let bytes = if slack.is_some() { self.contents[ci].manifest.geometry.chunk_len(chunk) } else { 0 };
         let mut found = std::mem::take(&mut self.scratch.givers);
         found.clear();
         let mut seen = 0;
