@@ -17,7 +17,7 @@
 mod harness;
 
 use harness::{Options, PeerSpec, Swarm};
-use pdtp_core::tracker::{Limits, TrackerConfig, TrackerEvent};
+use pdtp_core::tracker::{Limits, TrackerConfig, TrackerEvent, UploadSlots};
 use pdtp_core::{PeerId, Span};
 use proptest::prelude::*;
 
@@ -62,12 +62,21 @@ fn ops(live: bool) -> impl Strategy<Value = Vec<Op>> {
 /// Tracker settings that make races likelier: tight limits, stall timeouts shorter than a
 /// transfer can take, frequent sweeps.
 fn tracker_config() -> impl Strategy<Value = TrackerConfig> {
-    (1u16..6, 1u16..6, 1u16..11, prop_oneof![Just(20_000u64), 50u64..2_000], 100u64..3_000).prop_map(
-        |(up, down, total, stall_ms, sweep_ms)| {
+    let limits = (1u16..6, 1u16..6, 1u16..11, prop_oneof![Just(20_000u64), 50u64..2_000], 100u64..3_000);
+    // The live-streaming policies: rate-following slots, orders queued ahead, deadlines.
+    let policies = (any::<bool>(), any::<bool>(), prop::option::of(50u64..3_000), any::<bool>());
+    (limits, policies).prop_map(
+        |((up, down, total, stall_ms, sweep_ms), (measured, queue_ahead, deadline_ms, deadline_givers))| {
             let mut c = TrackerConfig::with_key(harness::KEY);
             c.limits = Limits { max_transfers: total.max(2), max_uploads: up, max_downloads: down };
             c.stall_timeout = Span::from_millis(stall_ms);
             c.sweep_interval = Span::from_millis(sweep_ms);
+            if measured {
+                c.upload_slots = UploadSlots::Measured { copy_time: Span::from_millis(200) };
+            }
+            c.queue_ahead = queue_ahead;
+            c.live_deadline = deadline_ms.map(Span::from_millis);
+            c.deadline_givers = deadline_givers;
             c
         },
     )

@@ -65,11 +65,13 @@ impl NodeFactory for CoreFactory {
                 config.stall_timeout = spec.scenario.policy.stall_timeout.0;
                 // A viewer's player skips what its buffer has passed.
                 config.playback_deadline = spec.scenario.content.live.map(|l| l.buffer.0);
-                // It joins half its buffer behind the live edge: playback starts when that
-                // half has passed, and the chunks it first asks for are already spread.
+                // It joins at least half its buffer behind the newest chunk: playback starts
+                // when that half has passed, and the chunks it first asks for are already
+                // spread. The peer starts `live_join_back` chunks below the chunk count, i.e.
+                // `live_join_back − 1` chunks behind the newest one, hence the `+ 1`.
                 if let Some(l) = spec.scenario.content.live {
                     let chunk_s = spec.scenario.content.chunk_size.0 as f64 * 8.0 / l.bitrate.0 as f64;
-                    let back = (l.buffer.0.as_secs_f64() / 2.0 / chunk_s).floor() as u32;
+                    let back = (l.buffer.0.as_secs_f64() / 2.0 / chunk_s).ceil() as u32 + 1;
                     config.live_join_back = back.max(config.live_join_back);
                 }
                 let chunk_size = spec.scenario.content.chunk_size.0.max(1);
@@ -125,6 +127,8 @@ pub fn tracker_config(scenario: &Scenario, key: &[u8]) -> TrackerConfig {
         config.upload_slots = UploadSlots::Measured { copy_time: t.0 };
     }
     config.live_deadline = p.live_deadline.map(|d| d.0);
+    config.queue_ahead = p.queue_ahead;
+    config.deadline_givers = p.deadline_givers;
     config.policy = Policy {
         chunk: match p.chunk {
             ChunkChoice::InOrder => ChunkPolicy::InOrder,

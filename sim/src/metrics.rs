@@ -131,6 +131,7 @@ impl Recorder {
         s.departures += 1;
         s.gone = Some(now);
         s.online_since = None;
+        s.play.leave(now);
     }
 
     /// Whether viewer `p` has completed.

@@ -216,6 +216,11 @@ pub struct Policy {
     /// Live: chunks appended longer ago than this are not scheduled (they would miss their
     /// playback deadline); usually the stream's playback buffer. Unset: the whole window.
     pub live_deadline: Option<Duration>,
+    /// Order a giver's next upload shortly before its current one is expected to end, so a
+    /// one-slot uplink does not idle for the control round trip between chunks.
+    pub queue_ahead: bool,
+    /// Live: order a chunk only from a giver expected to land it before `live_deadline`.
+    pub deadline_givers: bool,
 }
 
 /// The tracker's network link and per-message processing cost.
@@ -343,6 +348,8 @@ impl Default for Policy {
             origin: OriginChoice::default(),
             copy_time: None,
             live_deadline: None,
+            queue_ahead: false,
+            deadline_givers: false,
         }
     }
 }

@@ -113,6 +113,16 @@ pub struct TrackerConfig {
     /// buffer). Viewers that fell behind then fetch chunks they can still play in time
     /// instead of spending bandwidth on late ones. `None`: every chunk in the window.
     pub live_deadline: Option<Span>,
+    /// Order a giver's next upload before its current one ends (the original's "10
+    /// transfers, 5 moving data"): when a started upload is expected to finish within the
+    /// measured order lead time (order sent → data moving), the giver gets one slot more
+    /// until that upload completes, so its uplink does not idle for the control round trip
+    /// between chunks. Needs measured upload rates; unmeasured givers are not queued ahead.
+    pub queue_ahead: bool,
+    /// Live with a `live_deadline`: a chunk is ordered only from a giver expected to land it
+    /// before `append + live_deadline` (its measured rate shared with its uploads after this
+    /// one, plus the order lead time). Unmeasured givers always qualify.
+    pub deadline_givers: bool,
 }
 
 impl Limits {
@@ -170,6 +180,8 @@ impl TrackerConfig {
             chunk_sample: 8,
             upload_slots: UploadSlots::Fixed,
             live_deadline: None,
+            queue_ahead: false,
+            deadline_givers: false,
         }
     }
 }

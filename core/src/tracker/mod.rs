@@ -65,6 +65,10 @@ pub struct Tracker {
     /// Nodes with free download slots that found no giver; giver steps look here.
     hungry: BTreeSet<NodeIdx>,
     next_sweep: Option<Time>,
+    /// Queue-ahead: when started uploads are expected to end, less the order lead time.
+    wakes: BTreeSet<(Time, crate::ids::Token)>,
+    /// Smoothed order lead time in seconds: an order sent → the taker's `Started` back.
+    order_lead: f32,
     /// Connections that have not said hello yet.
     silent_conns: usize,
     transmits: VecDeque<Transmit>,
@@ -102,6 +106,8 @@ impl Tracker {
             idle_givers: Vec::new(),
             hungry: BTreeSet::new(),
             next_sweep: None,
+            wakes: BTreeSet::new(),
+            order_lead: 0.0,
             silent_conns: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -208,17 +214,19 @@ impl Tracker {
         self.schedule(now);
     }
 
-    /// Fires the sweep if it is due: stalled orders, silent connections, idle givers.
-    /// Calling it early does nothing.
+    /// Fires what is due: the sweep (stalled orders, silent connections, idle givers) and
+    /// queue-ahead slots. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Time) {
-        match self.next_sweep {
-            Some(t) if t <= now => {}
-            _ => return,
+        let mut due = self.fire_wakes(now);
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.next_sweep = None;
+            self.sweep(now);
+            due = true;
         }
-        self.next_sweep = None;
-        self.sweep(now);
-        self.schedule(now);
-        self.arm_sweep(now);
+        if due {
+            self.schedule(now);
+            self.arm_sweep(now);
+        }
     }
 
     /// The next instruction for the transport.
@@ -234,9 +242,15 @@ impl Tracker {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     ///
     /// Armed while anything needs sweeping: orders not yet started, connections that have
-    /// not said hello, givers left idle while demand remains. Changes after any input.
+    /// not said hello, givers left idle while demand remains; and, with
+    /// [`TrackerConfig::queue_ahead`], when a started upload is about to end. Changes after
+    /// any input.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.next_sweep
+        let wake = self.wakes.first().map(|&(t, _)| t);
+        match (self.next_sweep, wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ---- helpers shared by the submodules ----

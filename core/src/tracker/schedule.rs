@@ -16,7 +16,7 @@ use super::config::{ChunkPolicy, GiverPolicy, OriginPolicy};
 use super::state::{Load, NodeIdx};
 use crate::bitset::BitSet;
 use crate::ids::ChunkIndex;
-use crate::time::Time;
+use crate::time::{Span, Time};
 
 /// Buffers reused by scheduling steps.
 #[derive(Debug, Default)]
@@ -98,12 +98,22 @@ impl Tracker {
             let ci = content_id.0 as usize;
             let mut cands = std::mem::take(&mut self.scratch.chunks);
             self.taker_candidates(taker, ci, &mut cands);
+            let head = if self.contents[ci].manifest.is_live() {
+                self.node(taker)
+                    .and_then(|n| n.content(content_id))
+                    .and_then(|nc| join_chunk(nc, &self.contents[ci]))
+            } else {
+                None
+            };
             let mut chosen = None;
             for &chunk in &cands {
                 if budget == 0 {
                     break;
                 }
-                if let Some(giver) = self.choose_giver(taker, ci, chunk, &mut budget) {
+                // A viewer's join chunk may use a holder past its rate-following slots (within
+                // max_uploads): without it the viewer cannot start playing.
+                let urgent = head == Some(chunk);
+                if let Some(giver) = self.choose_giver(now, taker, ci, chunk, urgent, &mut budget) {
                     chosen = Some((giver, chunk));
                     break;
                 }
@@ -133,22 +143,33 @@ impl Tracker {
             // Chunks below the cursor are never pending again until a release lowers it.
             nc.cursor = nc.want.next_at_or_after(nc.cursor).unwrap_or(nc.want.capacity());
         }
+        // A live viewer that holds nothing yet takes its oldest chunks first, in order: they
+        // are the ones it must play first, and rarest-first would fetch the newest while the
+        // oldest pass their deadline (then playback starts later, from a later chunk). Until
+        // it holds the chunk it joined at, that one goes first (see `join_chunk`).
+        let starting = content.manifest.is_live() && nc.have.is_empty();
+        let head = join_chunk(nc, content);
         let from = match policy {
+            _ if starting => content.floor,
             ChunkPolicy::InOrder => nc.cursor.max(content.floor),
             _ => start_random.max(content.floor),
         };
         scan_pending(&nc.want, &nc.inflight, &content.supply, from, content.floor, sample, out);
-        if policy == ChunkPolicy::RarestFirst {
-            out.sort_unstable_by_key(|&c| (content.replicas(c) + content.holder_count[c as usize], c));
+        if policy == ChunkPolicy::RarestFirst && !starting {
+            out.sort_unstable_by_key(|&c| {
+                (Some(c) != head, content.replicas(c) + content.holder_count[c as usize], c)
+            });
         }
     }
 
     /// A holder of `chunk` that can give it to `taker` now, per the giver policy.
     fn choose_giver(
         &mut self,
+        now: Time,
         taker: NodeIdx,
         ci: usize,
         chunk: ChunkIndex,
+        urgent: bool,
         budget: &mut u32,
     ) -> Option<NodeIdx> {
         let sample = self.config.giver_sample as usize;
@@ -162,6 +183,9 @@ impl Tracker {
         let taker_listens = self.loads[taker.0 as usize].listens;
         let content_id = self.contents[ci].id;
         let frugal = policy.origin == OriginPolicy::Frugal && self.contents[ci].replicas(chunk) > 0;
+        // Live: only givers expected to land the copy before the chunk's deadline.
+        let slack = self.slack_secs(now, ci, chunk);
+        let bytes = if slack.is_some() { self.contents[ci].manifest.geometry.chunk_len(chunk) } else { 0 };
         let mut found = std::mem::take(&mut self.scratch.givers);
         found.clear();
         let mut seen = 0;
@@ -177,7 +201,9 @@ impl Tracker {
             *budget -= 1;
             // The dense load array first: most holders are busy, and this avoids touching them.
             let load = self.loads[g.0 as usize];
-            if load.alive && (g == taker || !load.can_give(self.limits_for(&load))) {
+            let limits = self.limits_for(&load);
+            let free = if urgent { load.can_give_past_slots(limits) } else { load.can_give(limits) };
+            if load.alive && (g == taker || !free) {
                 pos += 1;
                 seen += 1;
                 continue;
@@ -194,7 +220,10 @@ impl Tracker {
             }
             pos += 1;
             seen += 1;
-            if (!load.listens && !taker_listens) || (frugal && load.seed) {
+            if (!load.listens && !taker_listens)
+                || (frugal && load.seed)
+                || slack.is_some_and(|s| self.copy_secs(g, &load, bytes) > s)
+            {
                 continue;
             }
             found.push((g, load.up));
@@ -287,7 +316,7 @@ impl Tracker {
             if !load.listens && !giver_listens {
                 continue;
             }
-            let Some((ci, chunk)) = self.chunk_for(giver, t) else { continue };
+            let Some((ci, chunk)) = self.chunk_for(now, giver, t) else { continue };
             found += 1;
             // The taker furthest from done first (most chunks still wanted), so peers finish
             // together; then the one with the fewest downloads.
@@ -325,15 +354,16 @@ impl Tracker {
     }
 
     /// The chunk `giver` should send `taker`, per the chunk policy, if any.
-    fn chunk_for(&mut self, giver: NodeIdx, taker: NodeIdx) -> Option<(usize, ChunkIndex)> {
+    fn chunk_for(&mut self, now: Time, giver: NodeIdx, taker: NodeIdx) -> Option<(usize, ChunkIndex)> {
         let mut cands = std::mem::take(&mut self.scratch.chunks);
-        let pick = self.chunk_for_into(giver, taker, &mut cands);
+        let pick = self.chunk_for_into(now, giver, taker, &mut cands);
         self.scratch.chunks = cands;
         pick
     }
 
     fn chunk_for_into(
         &self,
+        now: Time,
         giver: NodeIdx,
         taker: NodeIdx,
         cands: &mut Vec<ChunkIndex>,
@@ -347,22 +377,29 @@ impl Tracker {
             let Some(tc) = t.content(gc.content) else { continue };
             let ci = gc.content.0 as usize;
             let content = &self.contents[ci];
+            let floor = self.giver_floor(now, giver, ci);
             // The origin of a live stream feeds the freshest chunks: the newest the taker wants,
             // fewest copies first, so each new chunk enters the swarm at once and peers relay
             // it, instead of every copy of the oldest wanted chunk coming from the origin.
             let fresh = g.is_seed() && content.manifest.is_live();
+            // A viewer that holds nothing yet gets its oldest chunk first (see taker_candidates).
+            let starting = content.manifest.is_live() && tc.have.is_empty();
+            let head = join_chunk(tc, content).filter(|&c| gc.have.contains(c));
             let from = match policy.chunk {
-                _ if fresh => content.num_chunks().saturating_sub(sample as u32).max(content.floor),
-                ChunkPolicy::InOrder => tc.cursor.max(content.floor),
+                _ if starting => floor,
+                _ if fresh => content.num_chunks().saturating_sub(sample as u32).max(floor),
+                ChunkPolicy::InOrder => tc.cursor.max(floor),
                 // Spread the starting point by taker so givers do not all pick the same chunk.
-                _ => content.floor + (taker.0.wrapping_mul(2_654_435_761) % content.num_chunks().max(1)),
+                _ => floor + (taker.0.wrapping_mul(2_654_435_761) % content.num_chunks().max(1)),
             };
             cands.clear();
-            scan_pending(&tc.want, &tc.inflight, &gc.have, from, content.floor, sample, cands);
+            scan_pending(&tc.want, &tc.inflight, &gc.have, from, floor, sample, cands);
             if frugal_seed {
                 cands.retain(|&c| content.replicas(c) == 0);
             }
             let pick = match policy.chunk {
+                _ if head.is_some() => head,
+                _ if starting => cands.iter().copied().min(),
                 _ if fresh => cands.iter().copied().min_by_key(|&c| (content.replicas(c), u32::MAX - c)),
                 ChunkPolicy::RarestFirst => cands.iter().copied().min_by_key(|&c| (content.replicas(c), c)),
                 _ => cands.first().copied(),
@@ -373,6 +410,57 @@ impl Tracker {
         }
         None
     }
+}
+
+impl Tracker {
+    /// Live with a [`super::TrackerConfig::live_deadline`]: seconds left before chunk `chunk`
+    /// of content `ci` must have landed. `None` when there is no deadline.
+    fn slack_secs(&self, now: Time, ci: usize, chunk: ChunkIndex) -> Option<f32> {
+        let deadline = self.config.live_deadline.filter(|_| self.config.deadline_givers)?;
+        let appended = *self.contents[ci].appended.get(chunk as usize)?;
+        let due = appended + deadline;
+        Some(if due > now { (due - now).as_secs_f64() as f32 } else { 0.0 })
+    }
+
+    /// Seconds a new copy of `bytes` from `g` is expected to take: its measured rate shared
+    /// with its uploads after this one, plus the order lead time. Zero while unmeasured.
+    fn copy_secs(&self, g: NodeIdx, load: &Load, bytes: u32) -> f32 {
+        let rate = self.up_rates[g.0 as usize];
+        if rate <= 0.0 {
+            return 0.0;
+        }
+        bytes as f32 * f32::from(load.up + 1) / rate + self.order_lead
+    }
+
+    /// The lowest chunk of live content `ci` that `giver` could still deliver before its
+    /// deadline (the content's floor when there is no deadline).
+    fn giver_floor(&self, now: Time, giver: NodeIdx, ci: usize) -> ChunkIndex {
+        let content = &self.contents[ci];
+        let Some(deadline) = self.config.live_deadline.filter(|_| self.config.deadline_givers) else {
+            return content.floor;
+        };
+        if content.appended.is_empty() {
+            return content.floor;
+        }
+        let load = self.loads[giver.0 as usize];
+        let need = Span::from_secs_f64(f64::from(self.copy_secs(
+            giver,
+            &load,
+            content.manifest.geometry.chunk_size,
+        )));
+        // Chunks appended before `now + need − deadline` would land late.
+        let cutoff = now + need;
+        let first = content.appended.partition_point(|&t| t + deadline < cutoff) as ChunkIndex;
+        first.min(content.num_chunks().saturating_sub(1)).max(content.floor)
+    }
+}
+
+/// A live viewer's join chunk (the start of its open-ended request) while it is still
+/// pending and schedulable: playback starts with it, so a viewer without it cannot start.
+fn join_chunk(nc: &super::state::NodeContent, content: &super::state::Content) -> Option<ChunkIndex> {
+    let c = nc.open_from?;
+    (content.manifest.is_live() && c >= content.floor && nc.pending(c) && content.supply.contains(c))
+        .then_some(c)
 }
 
 /// Whether any chunk at or above `floor` is in `want`, not in `inflight`, and in `other`.

@@ -51,6 +51,9 @@ pub(crate) struct Load {
     pub(crate) banned: bool,
     /// Upload slots granted from its measured rate; 0 until measured (then `max_uploads`).
     pub(crate) up_slots: u16,
+    /// Slots lent ahead of time: its started uploads expected to end within the order lead
+    /// time ([`super::TrackerConfig::queue_ahead`]).
+    pub(crate) early: u16,
 }
 
 impl Load {
@@ -59,8 +62,17 @@ impl Load {
     }
 
     pub(crate) fn can_give(&self, l: &super::Limits) -> bool {
-        let max_up = if self.up_slots == 0 { l.max_uploads } else { self.up_slots.min(l.max_uploads) };
+        let max_up = if self.up_slots == 0 {
+            l.max_uploads
+        } else {
+            self.up_slots.saturating_add(self.early).min(l.max_uploads)
+        };
         self.alive && !self.banned && self.up < max_up && self.up + self.down < l.max_transfers
+    }
+
+    /// Like [`Self::can_give`], ignoring the rate-following slots (still within the limits).
+    pub(crate) fn can_give_past_slots(&self, l: &super::Limits) -> bool {
+        self.alive && !self.banned && self.up < l.max_uploads && self.up + self.down < l.max_transfers
     }
 }
 

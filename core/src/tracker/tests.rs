@@ -515,3 +515,54 @@ fn measured_upload_slots_follow_the_givers_rate() {
     }
     assert_eq!(seed_uploads(&b), 1, "the slow seed now runs one upload at a time");
 }
+
+#[test]
+fn queue_ahead_lends_one_slot_shortly_before_an_upload_ends() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
+    cfg.queue_ahead = true;
+    let mut b = Bench::with(cfg);
+    let (_, content) = b.seed_with(manifest("a.bin", 50, 1000));
+    for id in 10..40 {
+        b.peer_requesting(id, content);
+    }
+    let seed_uploads =
+        |b: &Bench| b.tr.stats().nodes.iter().find(|n| n.role == Role::Seed).map(|n| n.uploads).unwrap_or(0);
+    // Measure the seed at 500 B/s (one slot), as in the test above.
+    let first: Vec<_> = orders(&b.drain()).into_iter().filter(|(_, o)| o.side == Side::Taker).collect();
+    let (conn, o) = &first[0];
+    b.tr.handle_message(b.now, *conn, Message::Started(Started { token: o.token }));
+    b.now += Span::from_secs(2);
+    let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)) };
+    b.tr.handle_message(b.now, *conn, Message::Completed(done));
+    for (conn, o) in &first[1..] {
+        b.tr.handle_message(b.now, *conn, Message::Started(Started { token: o.token }));
+        let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)) };
+        b.tr.handle_message(b.now, *conn, Message::Completed(done));
+    }
+    assert_eq!(seed_uploads(&b), 1, "one slot once measured");
+    let from_seed = |out: &[Transmit]| {
+        orders(out).into_iter().filter(|(_, o)| o.side == Side::Taker && o.other == PeerId(1))
+    };
+    let (conn, o) = from_seed(&b.drain()).next().expect("the seed's next upload");
+    b.tr.handle_message(b.now, conn, Message::Started(Started { token: o.token }));
+    // Expected to end 2 s after its start: the tracker orders the next one before then (by
+    // the order lead time, which the orders above measured).
+    let end = b.now + Span::from_secs(2);
+    let mut next = Vec::new();
+    while next.is_empty() {
+        let wake = b.tr.poll_timeout().unwrap();
+        assert!(wake < end, "no order ahead before {end:?}");
+        b.now = b.now.max(wake);
+        b.tr.handle_timeout(b.now);
+        next = from_seed(&b.drain()).collect();
+    }
+    assert_eq!(next.len(), 1, "the next upload is ordered ahead");
+    assert_eq!(seed_uploads(&b), 2);
+    b.now = end;
+    let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)) };
+    b.tr.handle_message(b.now, conn, Message::Completed(done));
+    let more = from_seed(&b.drain()).count();
+    assert_eq!(more, 0, "the lent slot is returned, not added to");
+    assert_eq!(seed_uploads(&b), 1);
+}

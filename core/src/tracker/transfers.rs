@@ -8,7 +8,7 @@ use super::{Tracker, TrackerEvent, UploadSlots};
 use rand_core::Rng as _;
 
 use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId, Token};
-use crate::time::Time;
+use crate::time::{Span, Time};
 use crate::wire::{Completed, ErrorCode, Message, Method, Side, TransferOrder, Verdict};
 
 /// An ordered transfer.
@@ -26,6 +26,10 @@ pub(super) struct Transfer {
     /// When it was ordered, and when the taker's `Started` arrived.
     pub(super) ordered: Time,
     pub(super) started_at: Option<Time>,
+    /// Queue-ahead: when the giver's next upload may be ordered (in `Tracker::wakes`), and
+    /// whether that time passed (the giver holds one lent slot for it).
+    pub(super) wake: Option<Time>,
+    pub(super) early: bool,
 }
 
 /// What is remembered of a cancelled transfer, so a late success still counts.
@@ -52,6 +56,11 @@ pub(super) struct TransferTable {
 
 /// Weight of a new sample in a giver's smoothed upload rate.
 const RATE_SMOOTHING: f32 = 0.25;
+
+/// Queue-ahead orders the next upload this many order lead times before the current one is
+/// expected to end: the lead covers order → taker → `Get` at the giver, and the expected end
+/// is measured at the taker, one latency after the giver's last byte left.
+const LEAD_FACTOR: f64 = 1.5;
 
 /// How many cancelled tokens are remembered for late completions.
 const CANCELLED_MEMORY: usize = 4096;
@@ -180,6 +189,8 @@ impl Tracker {
                 started: false,
                 ordered: now,
                 started_at: None,
+                wake: None,
+                early: false,
             },
         );
         self.transfers.unstarted.push_back((now + self.config.stall_timeout, token));
@@ -197,13 +208,74 @@ impl Tracker {
     }
 
     pub(super) fn on_started(&mut self, now: Time, idx: NodeIdx, token: Token) {
-        if let Some(t) = self.transfers.get_mut(token)
-            && t.taker == idx
-            && !t.started
-        {
-            t.started = true;
-            t.started_at = Some(now);
+        let Some(t) = self.transfers.get_mut(token) else { return };
+        if t.taker != idx || t.started {
+            return;
         }
+        t.started = true;
+        t.started_at = Some(now);
+        let sample = now.saturating_since(t.ordered).as_secs_f64() as f32;
+        self.order_lead = if self.order_lead > 0.0 {
+            self.order_lead + RATE_SMOOTHING * (sample - self.order_lead)
+        } else {
+            sample
+        };
+        if self.config.queue_ahead {
+            self.plan_queue_ahead(now, token);
+        }
+    }
+
+    /// Queue-ahead: sets when the giver's next upload may be ordered, shortly before this one
+    /// is expected to end.
+    ///
+    /// The upload shares the giver's measured rate with its other moving uploads, so it is
+    /// expected to take `bytes · moving / rate`; the next order goes out [`LEAD_FACTOR`] order
+    /// lead times (order sent → `Started` back, smoothed over all transfers) before that.
+    fn plan_queue_ahead(&mut self, now: Time, token: Token) {
+        let Some(t) = self.transfers.get(token) else { return };
+        let (giver, content, chunk) = (t.giver, t.content, t.chunk);
+        let rate = self.up_rates[giver.0 as usize];
+        let bytes = self.contents.get(content.0 as usize).map_or(0, |c| c.manifest.geometry.chunk_len(chunk));
+        if rate <= 0.0 || bytes == 0 {
+            return;
+        }
+        let Some(g) = self.node(giver) else { return };
+        let moving = g
+            .orders
+            .iter()
+            .filter(|&&o| self.transfers.get(o).is_some_and(|o| o.giver == giver && o.started))
+            .count()
+            .max(1);
+        let left =
+            f64::from(bytes) * moving as f64 / f64::from(rate) - f64::from(self.order_lead) * LEAD_FACTOR;
+        let at = now + Span::from_secs_f64(left);
+        if let Some(t) = self.transfers.get_mut(token) {
+            t.wake = Some(at);
+        }
+        self.wakes.insert((at, token));
+    }
+
+    /// Lends a slot to each giver whose upload is now expected to end within the lead time.
+    /// Returns whether any was lent.
+    pub(super) fn fire_wakes(&mut self, now: Time) -> bool {
+        let mut fired = false;
+        while let Some(&(at, token)) = self.wakes.first() {
+            if at > now {
+                break;
+            }
+            self.wakes.pop_first();
+            let Some(t) = self.transfers.get_mut(token) else { continue };
+            // One lent slot per giver: more would only split its uplink further.
+            if t.early || self.loads[t.giver.0 as usize].early > 0 {
+                continue;
+            }
+            t.early = true;
+            let giver = t.giver;
+            self.loads[giver.0 as usize].early += 1;
+            self.mark_dirty(giver);
+            fired = true;
+        }
+        fired
     }
 
     /// Updates the giver's measured upload rate from a verified copy of `bytes`, and its
@@ -328,8 +400,14 @@ impl Tracker {
     /// Frees both ends' slots and returns the chunk to the taker's wants unless it arrived.
     fn release(&mut self, t: &Transfer, token: Token, arrived: bool) {
         let ci = t.content.0 as usize;
+        if let Some(at) = t.wake {
+            self.wakes.remove(&(at, token));
+        }
         let gl = &mut self.loads[t.giver.0 as usize];
         gl.up = gl.up.saturating_sub(1);
+        if t.early {
+            gl.early = gl.early.saturating_sub(1);
+        }
         let tl = &mut self.loads[t.taker.0 as usize];
         tl.down = tl.down.saturating_sub(1);
         if let Some(g) = self.node_mut(t.giver) {

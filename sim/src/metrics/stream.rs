@@ -40,6 +40,10 @@ impl StreamClock {
 #[derive(Clone, Debug, Default)]
 pub(super) struct PlayState {
     arrival: Option<Time>,
+    /// When the viewer last went offline, while it is away.
+    left: Option<Time>,
+    /// Closed away periods `[left, back)`: deadlines inside them are not due.
+    away: Vec<(Time, Time)>,
     start: Option<(ChunkIndex, Time)>,
     on_time: Vec<bool>,
     lag_ns: f64,
@@ -61,6 +65,14 @@ impl PlayState {
     /// The viewer arrived (first arrival only counts).
     pub(super) fn arrive(&mut self, arrival: Time) {
         self.arrival.get_or_insert(arrival);
+        if let Some(left) = self.left.take() {
+            self.away.push((left, arrival));
+        }
+    }
+
+    /// The viewer went offline (it may come back).
+    pub(super) fn leave(&mut self, now: Time) {
+        self.left = Some(now);
     }
 
     /// Chunk `chunk` became deliverable in order at `now`.
@@ -100,7 +112,14 @@ impl PlayState {
         let mut on_time = 0u64;
         let mut stalls = 0u32;
         let mut prev_ok = true;
+        let mut away = 0u64;
         for j in 0..due as usize {
+            let deadline = play0 + Span::from_nanos((j as f64 * clock.chunk_ns).round() as u64);
+            if self.away.iter().any(|&(from, to)| from <= deadline && deadline < to) {
+                // Not there when it was due: not counted (and does not break a run).
+                away += 1;
+                continue;
+            }
             let ok = self.on_time.get(j).copied().unwrap_or(false);
             if ok {
                 on_time += 1;
@@ -109,6 +128,7 @@ impl PlayState {
             }
             prev_ok = ok;
         }
+        let due = due - away;
         Some(PlaySummary {
             startup_s: self.start.map(|_| (play0 - arrival).as_secs_f64()),
             continuity: if due == 0 { 1.0 } else { on_time as f64 / due as f64 },

@@ -102,3 +102,26 @@ fn a_viewer_that_never_plays_has_zero_continuity_and_only_due_chunks_count() {
     assert_eq!(m.records[1].on_time_chunks, Some(1));
     assert_eq!(m.records[1].stalls, Some(1));
 }
+
+#[test]
+fn deadlines_while_a_viewer_is_away_are_not_due() {
+    // τ = 1 s, 2 s buffer: chunk 0 produced at 1 s, playback from 3 s, chunk j due at 3 + j.
+    let clock = StreamClock { chunk_ns: 1e9, buffer: Span::from_secs(2), last_chunk: 99 };
+    let mut r = Recorder::new(vec!["a".into()], Some(clock));
+    r.arrive(0, secs(0.0));
+    for j in 0..3 {
+        r.peer_event(0, secs(1.5 + f64::from(j)), NodeEvent::InOrder { chunk: j });
+    }
+    // Away from 5.5 s to 8.5 s: deadlines 6, 7 and 8 (chunks 3, 4, 5) fall while it is gone.
+    r.leave(0, secs(5.5));
+    r.arrive(0, secs(8.5));
+    for j in 6..8 {
+        r.peer_event(0, secs(f64::from(j) + 2.5), NodeEvent::InOrder { chunk: j });
+    }
+    let m = r.finish(secs(10.0));
+    // Deadlines 3..=10 are chunks 0..=7; three of them fell while away.
+    assert_eq!(m.records[0].due_chunks, Some(5));
+    assert_eq!(m.records[0].on_time_chunks, Some(5));
+    assert_eq!(m.records[0].continuity, Some(1.0));
+    assert_eq!(m.records[0].stalls, Some(0));
+}
