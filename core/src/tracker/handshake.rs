@@ -73,6 +73,7 @@ impl Tracker {
         let content = &mut self.contents[ci];
         content.viewers.insert(idx);
         let msg = Message::TellInfo(TellInfo { content: content.id, manifest: content.manifest.clone() });
+        let end_mark = content.end_mark.clone();
         let id = content.id;
         if let Some(n) = self.node_mut(idx)
             && !n.viewing.contains(&id)
@@ -80,6 +81,10 @@ impl Tracker {
             n.viewing.push(id);
         }
         self.send(conn, msg);
+        // A viewer who asks after the stream ended is told so at once, as the others were.
+        if let Some(end) = end_mark {
+            self.send(conn, Message::AppendChunks(end));
+        }
     }
 
     pub(super) fn on_publish(&mut self, now: Time, idx: NodeIdx, conn: ConnId, publish: Publish) {
@@ -167,6 +172,13 @@ impl Tracker {
                 Notice::new(ErrorCode::Unauthorized, "append proof does not match the tracker's seed key"),
             );
         }
+        if content.end_mark.is_some() {
+            return self.warn(
+                conn,
+                ErrorCode::Unexpected,
+                format!("append at chunk {} after the end", a.first),
+            );
+        }
         let old_n = content.num_chunks();
         let mut geometry = content.manifest.geometry;
         geometry.size = a.new_size;
@@ -217,6 +229,9 @@ impl Tracker {
             self.mark_dirty(v);
         }
         let forward = AppendChunks { proof: Digest::ZERO, ..a };
+        if forward.hashes.is_empty() {
+            self.contents[ci].end_mark = Some(forward.clone());
+        }
         let viewers: Vec<_> = self.contents[ci].viewers.iter().copied().collect();
         for v in viewers {
             if let Some(conn) = self.node(v).map(|n| n.conn) {

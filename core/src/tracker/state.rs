@@ -121,6 +121,8 @@ pub(crate) struct Content {
     pub(crate) floor: ChunkIndex,
     /// Live: when each chunk was appended (indexed by chunk; empty for on-demand content).
     pub(crate) appended: Vec<crate::time::Time>,
+    /// Live: the seed's end mark (an append with no chunks), kept for viewers who ask later.
+    pub(crate) end_mark: Option<crate::wire::AppendChunks>,
     /// Nodes that will receive live appends.
     pub(crate) viewers: BTreeSet<NodeIdx>,
     /// Nodes with an open-ended request.
@@ -203,6 +205,7 @@ impl Content {
             window_start,
             floor: window_start,
             appended: Vec::new(),
+            end_mark: None,
             viewers: BTreeSet::new(),
             open_requesters: BTreeSet::new(),
             bytes_from_origin: 0,

@@ -392,6 +392,57 @@ fn live_appends_reach_viewers_and_open_requests() {
 }
 
 #[test]
+fn the_end_of_a_live_stream_reaches_viewers_who_ask_later() {
+    let mut b = Bench::new();
+    let mut m = manifest("show", 0, 1000);
+    m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
+    let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
+    let proof = auth::publish_proof(KEY, &nonce, &m);
+    b.tr.handle_message(b.now, conn, Message::Publish(Publish { manifest: m, proof }));
+    b.drain();
+    let content = ContentId(0);
+    let hashes = vec![chunk_hash(0)];
+    let proof = auth::append_proof(KEY, &nonce, content, 0, 1000, 0, &hashes);
+    let append = AppendChunks { content, first: 0, new_size: 1000, hashes, window_start: 0, proof };
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(append));
+    let proof = auth::append_proof(KEY, &nonce, content, 1, 1000, 0, &[]);
+    let end = AppendChunks { content, first: 1, new_size: 1000, hashes: Vec::new(), window_start: 0, proof };
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(end));
+    b.drain();
+
+    let (late, _) = b.connect(10, Role::Peer, Some(8000));
+    b.tr.handle_message(b.now, late, Message::AskInfo(AskInfo { path: "show".into() }));
+    let to_late: Vec<_> = b
+        .drain()
+        .into_iter()
+        .filter_map(|t| match t {
+            Transmit::Send { conn, msg } if conn == late => Some(msg),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(&to_late[..], [Message::TellInfo(_), Message::AppendChunks(a)]
+        if a.hashes.is_empty() && a.first == 1 && a.new_size == 1000 && a.proof == Digest::ZERO),
+        "the late viewer gets the manifest, then the end mark: {to_late:?}"
+    );
+
+    // Nothing is appended after the end.
+    let hashes = vec![chunk_hash(1)];
+    let proof = auth::append_proof(KEY, &nonce, content, 1, 2000, 0, &hashes);
+    let more = AppendChunks { content, first: 1, new_size: 2000, hashes, window_start: 0, proof };
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(more));
+    let out = b.drain();
+    assert!(
+        out.iter().any(|t| matches!(t, Transmit::Send { msg: Message::Warning(n), .. } if n.code == ErrorCode::Unexpected)),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter().any(|t| matches!(t, Transmit::Send { msg: Message::AppendChunks(_), .. })),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn frugal_origin_sends_each_chunk_about_once() {
     let mut cfg = TrackerConfig::with_key(KEY);
     cfg.policy = Policy::ORIGIN_FRUGAL;
