@@ -70,7 +70,8 @@ impl Network {
                 }
             }
         }
-        // `in_work == epoch` marks resources looked at in this update; `pending` those queued.
+        // `in_work == epoch` marks resources listed in `visited` for re-rating: the dirty
+        // ones (their flows changed) and those whose level moved. `pending` marks those queued.
         let mut steps = 0;
         while let Some(r) = work.pop_front() {
             steps += 1;
@@ -88,22 +89,23 @@ impl Network {
                 continue;
             }
             self.level[r as usize] = level;
+            if self.in_work[r as usize] != epoch {
+                self.in_work[r as usize] = epoch;
+                visited.push(r);
+            }
             let node = &self.nodes[(r / 2) as usize];
             let list = if r % 2 == 0 { node.out.as_slice() } else { node.inn.as_slice() };
             for &Adj { other, .. } in list {
                 if !self.pending[other as usize] {
                     self.pending[other as usize] = true;
                     work.push_back(other);
-                    if self.in_work[other as usize] != epoch {
-                        self.in_work[other as usize] = epoch;
-                        visited.push(other);
-                    }
                 }
             }
         }
-        // Re-rate every flow of every resource looked at, each once (a flow whose two
-        // resources were both looked at is listed once). Each flow's new rate depends only
-        // on the levels, so the order they are re-rated in does not matter.
+        // Re-rate every flow of every listed resource, each once (a flow whose two resources
+        // were both listed is re-rated once). A flow with neither end listed kept both its
+        // levels, so its rate, min of the two, is the one it has. Each flow's new rate depends
+        // only on the levels, so the order they are re-rated in does not matter.
         if self.rated.len() < self.flows.len() {
             self.rated.resize(self.flows.len(), 0);
         }
