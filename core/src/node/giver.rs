@@ -31,11 +31,11 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 
     /// Reads the chunk and sends it as `Data` on `conn` (after a `Put`, or answering a `Get`).
     pub(super) fn serve(&mut self, now: Time, conn: ConnId, token: Token) {
-        let Some(o) = self.orders.map.get(&token) else { return };
+        let Some(o) = self.orders.get(&token) else { return };
         let (content, chunk, to) = (o.content, o.chunk, o.other);
         let read = if self.holds(content, chunk) { self.store.read(content, chunk).ok() } else { None };
         let Some(mut payload) = read else {
-            self.orders.map.remove(&token);
+            self.orders.remove(&token);
             let n = Notice::about(token, ErrorCode::ChunkUnavailable, "chunk not held");
             self.send(now, conn, Message::Warning(n.clone()));
             self.emit(NodeEvent::Problem(n));
@@ -56,19 +56,19 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         self.stats.bytes_uploaded += u64::from(bytes);
         self.stats.chunks_uploaded += 1;
         self.emit(NodeEvent::Uploaded { content, chunk, to, bytes });
-        if let Some(o) = self.orders.map.get_mut(&token) {
+        if let Some(o) = self.orders.get_mut(&token) {
             o.phase = Phase::Served;
-            o.deadline = now + self.cfg.transfer_timeout;
+            self.orders.set_deadline(&token, now + self.cfg.transfer_timeout);
         }
     }
 
     /// The tracker's verdict on a chunk we served; a rejection makes us re-verify our copy.
     pub(super) fn on_verdict(&mut self, now: Time, token: Token, accepted: bool) {
-        let Some(o) = self.orders.map.get(&token) else { return };
+        let Some(o) = self.orders.get(&token) else { return };
         if o.side != crate::wire::Side::Giver {
             return;
         }
-        let Some(o) = self.orders.map.remove(&token) else { return };
+        let Some(o) = self.orders.remove(&token) else { return };
         if accepted {
             return;
         }

@@ -217,7 +217,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 
     /// Transfers in progress (orders not yet finished, either side).
     pub fn active_transfers(&self) -> usize {
-        self.orders.map.len()
+        self.orders.len()
     }
 
     /// Open peer links.
@@ -373,7 +373,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     fn drop_link_state(&mut self, now: Time, conn: ConnId, why: &str) {
         self.orders.held.retain(|h| h.conn != conn);
         for token in self.orders.on_conn(conn) {
-            match self.orders.map.get_mut(&token) {
+            match self.orders.get_mut(&token) {
                 // Served already: the verdict comes from the tracker, not over this link.
                 Some(o) if o.phase == orders::Phase::Served => o.conn = None,
                 _ => self.fail(now, token, why),

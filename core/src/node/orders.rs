@@ -34,7 +34,8 @@ pub(crate) struct Order {
     /// The peer link carrying it, once chosen.
     pub conn: Option<ConnId>,
     pub phase: Phase,
-    /// When the watchdog gives up on it.
+    /// When the watchdog gives up on it. Set it only through [`Orders::insert`] and
+    /// [`Orders::set_deadline`], which keep the earliest deadline cached.
     pub deadline: Time,
 }
 
@@ -53,8 +54,11 @@ pub(crate) struct Held {
 /// Orders by token, and held requests in arrival order.
 #[derive(Debug, Default)]
 pub(crate) struct Orders {
-    pub map: BTreeMap<Token, Order>,
+    map: BTreeMap<Token, Order>,
     pub held: Vec<Held>,
+    /// The earliest order deadline, when known (`None`: scan for it). Timers are re-armed
+    /// after every message, most of which change no deadline; the cache spares the scan.
+    earliest: Option<Option<Time>>,
 }
 
 /// What to do with a peer request (`Get` or `Put`) on a link.
@@ -69,6 +73,67 @@ pub(crate) enum Check {
 }
 
 impl Orders {
+    /// The order for `token`.
+    pub fn get(&self, token: &Token) -> Option<&Order> {
+        self.map.get(token)
+    }
+
+    /// The order for `token`, to change anything but its deadline ([`Orders::set_deadline`]).
+    pub fn get_mut(&mut self, token: &Token) -> Option<&mut Order> {
+        self.map.get_mut(token)
+    }
+
+    /// Whether an order for `token` is held.
+    pub fn contains_key(&self, token: &Token) -> bool {
+        self.map.contains_key(token)
+    }
+
+    /// Number of orders.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Orders in token order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Token, &Order)> {
+        self.map.iter()
+    }
+
+    /// Records an order (replacing any with the same token).
+    pub fn insert(&mut self, token: Token, order: Order) {
+        let deadline = order.deadline;
+        if let Some(old) = self.map.insert(token, order) {
+            self.forget(old.deadline);
+        }
+        if let Some(e) = &mut self.earliest {
+            *e = Some(e.map_or(deadline, |t| t.min(deadline)));
+        }
+    }
+
+    /// Removes the order for `token`.
+    pub fn remove(&mut self, token: &Token) -> Option<Order> {
+        let o = self.map.remove(token)?;
+        self.forget(o.deadline);
+        Some(o)
+    }
+
+    /// Moves the deadline of the order for `token`.
+    pub fn set_deadline(&mut self, token: &Token, deadline: Time) {
+        let Some(o) = self.map.get_mut(token) else { return };
+        let old = std::mem::replace(&mut o.deadline, deadline);
+        match self.earliest {
+            Some(Some(e)) if deadline <= e => self.earliest = Some(Some(deadline)),
+            Some(Some(e)) if old == e => self.earliest = None,
+            _ => {}
+        }
+    }
+
+    /// A deadline left the table: the cached earliest is unknown if it was that one.
+    fn forget(&mut self, deadline: Time) {
+        if self.earliest == Some(Some(deadline)) {
+            self.earliest = None;
+        }
+    }
+
     /// Matches a peer request from `remote` against our orders (docs/protocol.md §3).
     pub fn check(&self, remote: PeerId, method: Method, req: &PeerRequest) -> Check {
         let Some(o) = self.map.get(&req.token) else { return Check::Hold };
@@ -103,8 +168,17 @@ impl Orders {
     }
 
     /// The earliest order deadline.
-    pub fn next_deadline(&self) -> Option<Time> {
-        self.map.values().map(|o| o.deadline).min()
+    pub fn next_deadline(&mut self) -> Option<Time> {
+        let earliest = match self.earliest {
+            Some(e) => e,
+            None => {
+                let e = self.map.values().map(|o| o.deadline).min();
+                self.earliest = Some(e);
+                e
+            }
+        };
+        debug_assert_eq!(earliest, self.map.values().map(|o| o.deadline).min());
+        earliest
     }
 
     /// The earliest held-request deadline.

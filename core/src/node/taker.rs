@@ -44,16 +44,16 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 
     /// The transfer is under way: tell the tracker and arm the completion watchdog.
     pub(super) fn started(&mut self, now: Time, token: Token) {
-        let Some(o) = self.orders.map.get_mut(&token) else { return };
+        let Some(o) = self.orders.get_mut(&token) else { return };
         o.phase = Phase::Moving;
-        o.deadline = now + self.cfg.transfer_timeout;
+        self.orders.set_deadline(&token, now + self.cfg.transfer_timeout);
         self.send_tracker(now, Message::Started(Started { token }));
     }
 
     /// `Data` on a peer link: take it if it belongs to a moving order on this link.
     pub(super) fn on_data(&mut self, now: Time, conn: ConnId, _remote: PeerId, data: Data) {
         let token = data.token;
-        let fits = self.orders.map.get(&token).is_some_and(|o| {
+        let fits = self.orders.get(&token).is_some_and(|o| {
             o.side == Side::Taker
                 && o.phase == Phase::Moving
                 && o.conn == Some(conn)
@@ -81,7 +81,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 
     /// Verifies a payload against the manifest, stores it if good, reports `Completed`.
     pub(super) fn take_data(&mut self, now: Time, token: Token, payload: Payload) {
-        let Some(o) = self.orders.map.remove(&token) else { return };
+        let Some(o) = self.orders.remove(&token) else { return };
         let Some(c) = self.contents.get(&o.content) else {
             self.send_tracker(now, Message::Completed(Completed { token, hash: None }));
             return;

@@ -12,7 +12,7 @@ use crate::wire::{Completed, ErrorCode, Message, Method, Notice, PeerRequest, Si
 impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     /// A `Transfer` order from the tracker.
     pub(super) fn on_order(&mut self, now: Time, o: TransferOrder) {
-        if self.orders.map.contains_key(&o.token) {
+        if self.orders.contains_key(&o.token) {
             let n = Notice::about(o.token, ErrorCode::Unexpected, "duplicate order");
             self.emit(NodeEvent::Problem(n));
             return;
@@ -40,7 +40,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             phase,
             deadline: now + self.cfg.stall_timeout,
         };
-        self.orders.map.insert(token, order);
+        self.orders.insert(token, order);
         match conn {
             Some(c) if self.link_connected(c) => self.link_ready(now, token),
             Some(_) => {}
@@ -50,7 +50,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 
     /// The link of a connecting order is up: send our `Get` or `Put`.
     pub(super) fn link_ready(&mut self, now: Time, token: Token) {
-        let Some(o) = self.orders.map.get(&token) else { return };
+        let Some(o) = self.orders.get(&token) else { return };
         let (Some(conn), Phase::Linking) = (o.conn, o.phase) else { return };
         let req = PeerRequest { token, content: o.content, chunk: o.chunk };
         match o.side {
@@ -109,7 +109,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         token: Token,
         data: Option<Payload>,
     ) {
-        let Some(o) = self.orders.map.get_mut(&token) else { return };
+        let Some(o) = self.orders.get_mut(&token) else { return };
         o.conn = Some(conn);
         match method {
             Method::Get => self.serve(now, conn, token),
@@ -142,7 +142,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             (on.len() == 1).then(|| on[0])
         });
         if let Some(t) = token
-            && self.orders.map.get(&t).is_some_and(|o| o.conn == Some(conn))
+            && self.orders.get(&t).is_some_and(|o| o.conn == Some(conn))
         {
             self.fail(now, t, "refused by the other end");
         }
@@ -150,7 +150,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 
     /// Ends a transfer without a verified chunk; a taker always reports `Completed(None)`.
     pub(super) fn fail(&mut self, now: Time, token: Token, why: &str) {
-        let Some(o) = self.orders.map.remove(&token) else { return };
+        let Some(o) = self.orders.remove(&token) else { return };
         if o.side == Side::Taker {
             self.send_tracker(now, Message::Completed(Completed { token, hash: None }));
         }
@@ -161,11 +161,11 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     /// Fails transfers not started or not finished in time; forgets served ones never judged.
     pub(super) fn sweep_watchdog(&mut self, now: Time) {
         let due: Vec<(Token, Phase)> =
-            self.orders.map.iter().filter(|(_, o)| o.deadline <= now).map(|(t, o)| (*t, o.phase)).collect();
+            self.orders.iter().filter(|(_, o)| o.deadline <= now).map(|(t, o)| (*t, o.phase)).collect();
         for (token, phase) in due {
             match phase {
                 Phase::Served => {
-                    self.orders.map.remove(&token);
+                    self.orders.remove(&token);
                 }
                 Phase::Moving => self.fail(now, token, "transfer did not complete in time"),
                 Phase::Linking | Phase::Waiting => self.fail(now, token, "transfer did not start in time"),

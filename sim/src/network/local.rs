@@ -38,7 +38,7 @@ impl Network {
         let mut work: VecDeque<u32> = std::mem::take(&mut self.scratch.work);
         let mut visited: Vec<u32> = std::mem::take(&mut self.scratch.visited);
         let mut flows: Vec<(u32, f64)> = std::mem::take(&mut self.scratch.flows);
-        let mut others: Vec<f64> = std::mem::take(&mut self.scratch.others);
+        let mut others: Vec<i64> = std::mem::take(&mut self.scratch.others);
         work.clear();
         visited.clear();
         flows.clear();
@@ -56,7 +56,7 @@ impl Network {
         work: &mut VecDeque<u32>,
         visited: &mut Vec<u32>,
         flows: &mut Vec<(u32, f64)>,
-        others: &mut Vec<f64>,
+        others: &mut Vec<i64>,
     ) -> bool {
         // `dirty` holds (src, dst) pairs: the upload of src and the download of dst changed.
         for i in (0..self.dirty.len() / 2 * 2).step_by(2) {
@@ -70,7 +70,8 @@ impl Network {
                 }
             }
         }
-        // `in_work == epoch` marks resources looked at in this update; `pending` those queued.
+        // `in_work == epoch` marks resources listed in `visited` for re-rating: the dirty
+        // ones (their flows changed) and those whose level moved. `pending` marks those queued.
         let mut steps = 0;
         while let Some(r) = work.pop_front() {
             steps += 1;
@@ -88,22 +89,23 @@ impl Network {
                 continue;
             }
             self.level[r as usize] = level;
+            if self.in_work[r as usize] != epoch {
+                self.in_work[r as usize] = epoch;
+                visited.push(r);
+            }
             let node = &self.nodes[(r / 2) as usize];
             let list = if r % 2 == 0 { node.out.as_slice() } else { node.inn.as_slice() };
             for &Adj { other, .. } in list {
                 if !self.pending[other as usize] {
                     self.pending[other as usize] = true;
                     work.push_back(other);
-                    if self.in_work[other as usize] != epoch {
-                        self.in_work[other as usize] = epoch;
-                        visited.push(other);
-                    }
                 }
             }
         }
-        // Re-rate every flow of every resource looked at, each once (a flow whose two
-        // resources were both looked at is listed once). Each flow's new rate depends only
-        // on the levels, so the order they are re-rated in does not matter.
+        // Re-rate every flow of every listed resource, each once (a flow whose two resources
+        // were both listed is re-rated once). A flow with neither end listed kept both its
+        // levels, so its rate, min of the two, is the one it has. Each flow's new rate depends
+        // only on the levels, so the order they are re-rated in does not matter.
         if self.rated.len() < self.flows.len() {
             self.rated.resize(self.flows.len(), 0);
         }
@@ -134,28 +136,81 @@ impl Network {
     }
 
     /// The level of resource `r` given the current levels at the other ends of its flows.
-    fn water_level(&self, r: u32, others: &mut Vec<f64>) -> f64 {
+    fn water_level(&self, r: u32, others: &mut Vec<i64>) -> f64 {
         let node = &self.nodes[(r / 2) as usize];
         let (cap, list) =
             if r % 2 == 0 { (node.up, node.out.as_slice()) } else { (node.down, node.inn.as_slice()) };
         if list.is_empty() {
             return f64::INFINITY;
         }
-        others.clear();
-        others.extend(list.iter().map(|a| self.level[a.other as usize]));
-        others.sort_by(f64::total_cmp);
-        let mut remaining = cap;
-        let mut k = others.len() as f64;
-        for &o in others.iter() {
-            if o * k < remaining {
-                remaining -= o;
-                k -= 1.0;
-            } else {
-                return remaining / k;
+        // Sorted ascending, the loop below stops at the first level that does not fit under
+        // the water line; an infinite one never does, so the infinite levels (unsaturated
+        // resources) are counted but not sorted. Sorting the others by `total_cmp`'s integer
+        // key gives the very sequence `sort_by(f64::total_cmp)` gives, so the subtractions
+        // are the same, bit for bit. Short lists (all but the largest) sort on the stack.
+        let levels = list.iter().map(|a| self.level[a.other as usize]).filter(|&o| o != f64::INFINITY);
+        if list.len() <= SHORT {
+            let mut keys = [0i64; SHORT];
+            let mut n = 0;
+            for o in levels {
+                keys[n] = total_key(o);
+                n += 1;
             }
+            insertion_sort(&mut keys[..n]);
+            fill(cap, &keys[..n], list.len())
+        } else {
+            others.clear();
+            others.extend(levels.map(total_key));
+            others.sort_unstable();
+            fill(cap, others, list.len())
         }
-        f64::INFINITY
     }
+}
+
+/// Lists up to this long are sorted in a stack array.
+const SHORT: usize = 24;
+
+/// Water-filling over one resource of capacity `cap` with `flows` flows, given the finite
+/// levels at their other ends as sorted `total_cmp` keys (the rest are infinite).
+fn fill(cap: f64, sorted: &[i64], flows: usize) -> f64 {
+    let mut remaining = cap;
+    let mut k = flows as f64;
+    for &key in sorted {
+        let o = from_total_key(key);
+        if o * k < remaining {
+            remaining -= o;
+            k -= 1.0;
+        } else {
+            return remaining / k;
+        }
+    }
+    // The first infinite level, if any, is where the water line stops (`∞ · k < remaining`
+    // is false for any remaining).
+    if sorted.len() < flows { remaining / k } else { f64::INFINITY }
+}
+
+/// Sorts a short slice ascending.
+fn insertion_sort(keys: &mut [i64]) {
+    for i in 1..keys.len() {
+        let x = keys[i];
+        let mut j = i;
+        while j > 0 && keys[j - 1] > x {
+            keys[j] = keys[j - 1];
+            j -= 1;
+        }
+        keys[j] = x;
+    }
+}
+
+/// The integer whose order is `f64::total_cmp`'s order.
+fn total_key(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+/// The inverse of [`total_key`].
+fn from_total_key(key: i64) -> f64 {
+    f64::from_bits((key ^ ((((key >> 63) as u64) >> 1) as i64)) as u64)
 }
 
 /// Equal up to floating-point noise (or both infinite).
@@ -164,4 +219,31 @@ fn same(a: f64, b: f64) -> bool {
         return a == b;
     }
     (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_keys_sort_like_total_cmp_and_round_trip() {
+        let values = [3.5, 0.0, -0.0, 1e-300, -2.0, f64::INFINITY, 7.25e9, 1.0 / 3.0, 2.0, 2.0];
+        let mut by_cmp = values.to_vec();
+        by_cmp.sort_by(f64::total_cmp);
+        let mut keys: Vec<i64> = values.iter().map(|&v| total_key(v)).collect();
+        insertion_sort(&mut keys);
+        let back: Vec<u64> = keys.iter().map(|&k| from_total_key(k).to_bits()).collect();
+        assert_eq!(back, by_cmp.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn fill_matches_the_sorted_water_line() {
+        // cap 10 over levels 1, 2 and two unsaturated ends: 1 + 2 fit, then (10 - 3) / 2.
+        let keys = [total_key(1.0), total_key(2.0)];
+        assert_eq!(fill(10.0, &keys, 4), 3.5);
+        // Everything fits and no end is unsaturated: the resource is not saturated.
+        assert_eq!(fill(10.0, &keys, 2), f64::INFINITY);
+        // The smallest does not fit: an equal share.
+        assert_eq!(fill(2.0, &keys, 2), 1.0);
+    }
 }
