@@ -79,6 +79,17 @@ impl Bench {
         (conn, content)
     }
 
+    /// A seed publishing the empty live stream "show" (content 0); its connection and nonce.
+    fn live_seed(&mut self) -> (ConnId, [u8; 16]) {
+        let mut m = manifest("show", 0, 1000);
+        m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
+        let (conn, nonce) = self.connect(1, Role::Seed, Some(7000));
+        let proof = auth::publish_proof(KEY, &nonce, &m);
+        self.tr.handle_message(self.now, conn, Message::Publish(Publish { manifest: m, proof }));
+        self.drain();
+        (conn, nonce)
+    }
+
     fn peer_requesting(&mut self, id: u32, content: ContentId) -> ConnId {
         let (conn, _) = self.connect(id, Role::Peer, Some(8000));
         self.tr.handle_message(self.now, conn, Message::Request(Interest::all(content)));
@@ -359,12 +370,7 @@ fn a_departing_giver_releases_its_orders() {
 #[test]
 fn live_appends_reach_viewers_and_open_requests() {
     let mut b = Bench::new();
-    let mut m = manifest("show", 0, 1000);
-    m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
-    let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
-    let proof = auth::publish_proof(KEY, &nonce, &m);
-    b.tr.handle_message(b.now, conn, Message::Publish(Publish { manifest: m, proof }));
-    b.drain();
+    let (conn, nonce) = b.live_seed();
     let content = ContentId(0);
     let (viewer, _) = b.connect(10, Role::Peer, Some(8000));
     b.tr.handle_message(b.now, viewer, Message::AskInfo(AskInfo { path: "show".into() }));
@@ -394,12 +400,7 @@ fn live_appends_reach_viewers_and_open_requests() {
 #[test]
 fn the_end_of_a_live_stream_reaches_viewers_who_ask_later() {
     let mut b = Bench::new();
-    let mut m = manifest("show", 0, 1000);
-    m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
-    let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
-    let proof = auth::publish_proof(KEY, &nonce, &m);
-    b.tr.handle_message(b.now, conn, Message::Publish(Publish { manifest: m, proof }));
-    b.drain();
+    let (conn, nonce) = b.live_seed();
     let content = ContentId(0);
     let hashes = vec![chunk_hash(0)];
     let proof = auth::append_proof(KEY, &nonce, content, 0, 1000, 0, &hashes);
@@ -494,12 +495,7 @@ fn an_unrequested_chunk_in_flight_is_not_queued_again_when_its_transfer_fails() 
 #[test]
 fn an_unrequest_below_the_live_window_clears_the_demand() {
     let mut b = Bench::new();
-    let mut m = manifest("show", 0, 1000);
-    m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
-    let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
-    let proof = auth::publish_proof(KEY, &nonce, &m);
-    b.tr.handle_message(b.now, conn, Message::Publish(Publish { manifest: m, proof }));
-    b.drain();
+    let (conn, nonce) = b.live_seed();
     let content = ContentId(0);
     let (viewer, _) = b.connect(10, Role::Peer, Some(8000));
     b.tr.handle_message(b.now, viewer, Message::AskInfo(AskInfo { path: "show".into() }));
