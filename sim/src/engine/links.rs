@@ -168,7 +168,8 @@ impl Engine {
         self.net.account(sn, dn, size);
         let done = start + self.net.serialisation(sn, dn, size);
         self.links[l.ix as usize].ends[d].busy_until = done;
-        self.queue.push(done + lat, Ev::Deliver(l, d, msg));
+        let slot = self.parked.park(msg);
+        self.queue.push(done + lat, Ev::Deliver(l, d, slot));
     }
 
     /// The control messages ahead of a waiting `Data` message are on the wire.
@@ -203,7 +204,8 @@ impl Engine {
             }
         }
         self.links[l.ix as usize].ends[d].busy_until = now;
-        self.queue.push(now + lat, Ev::Deliver(l, d, msg));
+        let slot = self.parked.park(msg);
+        self.queue.push(now + lat, Ev::Deliver(l, d, slot));
         self.pump(l, d);
         self.maybe_free(l);
     }
@@ -226,7 +228,8 @@ impl Engine {
         if s.role == Role::Tracker && self.processing > pdtp_core::Span::ZERO {
             let at = s.busy_until.max(now) + self.processing;
             s.busy_until = at;
-            self.queue.push(at, Ev::Process(n, conn, msg));
+            let slot = self.parked.park(msg);
+            self.queue.push(at, Ev::Process(n, conn, slot));
             return;
         }
         if s.role == Role::Tracker {
