@@ -2,36 +2,51 @@
 //!
 //! Same-time events come out in the order they were pushed (FIFO), so a run never depends
 //! on how a queue happens to break ties (STYLE 18). Events live in a slab of reusable slots;
-//! the ordering structure holds only `(key, slot)` pairs, where the key is the time and the
-//! push sequence number in one `u128` (time in the high half), unique per event.
+//! the ordering structure holds only `(time, sequence, slot)` entries, where the sequence
+//! number counts pushes and makes every entry unique.
 //!
-//! The ordering structure is a **radix heap** (Ahuja, Mehlhorn, Orlin and Tarjan, 1990),
-//! which fits a discrete-event simulation: keys only grow (nothing is scheduled before the
-//! event being handled, and a later push has a larger sequence number). Bucket `b` holds
-//! the keys whose highest bit differing from the last popped key is bit `b - 1` (bucket 0:
-//! equal to it). A pop takes bucket 0 if it is not empty; otherwise it finds the smallest
-//! key of the lowest non-empty bucket, makes it the last key and spreads that bucket over
-//! lower buckets. A key only ever moves to a lower bucket, so each is moved at most 128
-//! times, and in practice a handful: pushing and moving are appends to vectors, with no
-//! comparisons against other pending events. A push into the past (a key below the last
-//! popped one, which the engine never does) is still handled correctly, by re-spreading
-//! every pending key from the new minimum.
+//! The ordering structure is a **radix heap** (Ahuja, Mehlhorn, Orlin and Tarjan, 1990) over
+//! the time alone, which fits a discrete-event simulation: times only grow (nothing is
+//! scheduled before the event being handled). Bucket `b` holds the entries whose time's
+//! highest bit differing from the last popped time is bit `b - 1` (bucket 0: equal to it).
+//! When bucket 0 runs dry, a pop finds the smallest time in the lowest non-empty bucket,
+//! makes it the last time and spreads that bucket over lower buckets. A time only ever moves
+//! to a lower bucket, so each entry is moved at most 64 times, and in practice a handful;
+//! events sharing a time are moved together and cost one spread between them, not one each.
 //!
-//! Cost: `push` O(1); `pop` amortised O(log of the key range) moves; `peek_time` scans the
+//! Bucket 0 is a FIFO in sequence order without any sorting: entries with equal times are
+//! always in the same bucket (the bucket depends on the time only), each bucket is appended
+//! to and spread in order, and a push comes after every pending entry in sequence order, so
+//! equal-time entries stay in push order through every move (checked in debug builds). A push
+//! into the past (a time below the last popped one, which the engine never does) is still
+//! handled correctly, by re-spreading every pending entry, in order, from the new minimum.
+//!
+//! Cost: `push` O(1); `pop` amortised O(log of the time range) moves; `peek_time` scans the
 //! lowest non-empty bucket.
 
 use pdtp_core::Time;
 
+/// One pending event in the ordering structure.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    time: u64,
+    seq: u64,
+    slot: u32,
+}
+
 /// A priority queue of events of type `E`, ordered by time, ties first-in first-out.
 #[derive(Debug)]
 pub struct EventQueue<E> {
-    /// `buckets[b]`: pending `(key, slot)` pairs whose key differs from `last` first in bit
-    /// `b - 1` (counting from the least significant), or equals it (`b = 0`).
-    buckets: Vec<Vec<(u128, u32)>>,
+    /// `buckets[b]`: pending entries whose time differs from `last` first in bit `b - 1`
+    /// (counting from the least significant), or equals it (`b = 0`, read from `head` on,
+    /// in sequence order).
+    buckets: Vec<Vec<Entry>>,
+    /// The next entry of `buckets[0]` to pop; the ones before it are spent.
+    head: usize,
     /// Bit `b - 1` set when `buckets[b]` (b ≥ 1) is not empty.
-    occupied: u128,
-    /// The last key taken out (or the floor set by a push into the past).
-    last: u128,
+    occupied: u64,
+    /// The last time taken out (or the floor set by a push into the past).
+    last: u64,
     len: usize,
     slots: Vec<Option<E>>,
     free: Vec<u32>,
@@ -48,7 +63,8 @@ impl<E> EventQueue<E> {
     /// An empty queue.
     pub fn new() -> Self {
         Self {
-            buckets: (0..=128).map(|_| Vec::new()).collect(),
+            buckets: (0..=64).map(|_| Vec::new()).collect(),
+            head: 0,
             occupied: 0,
             last: 0,
             len: 0,
@@ -71,53 +87,46 @@ impl<E> EventQueue<E> {
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        let key = (u128::from(time.as_nanos()) << 64) | u128::from(self.next_seq);
+        let time = time.as_nanos();
+        let entry = Entry { time, seq: self.next_seq, slot };
         self.next_seq += 1;
-        if key < self.last {
-            self.respread_from(key);
+        if time < self.last {
+            self.respread_from(time);
         }
-        self.place(key, slot);
+        // At the last time, the new entry has the largest sequence number: the FIFO's back.
+        self.place(entry);
         self.len += 1;
     }
 
     /// Removes and returns the earliest event (the first pushed among equals).
     pub fn pop(&mut self) -> Option<(Time, E)> {
-        if self.buckets[0].is_empty() {
+        if self.head == self.buckets[0].len() {
+            self.buckets[0].clear();
+            self.head = 0;
             if self.occupied == 0 {
                 return None;
             }
-            let b = self.occupied.trailing_zeros() as usize + 1;
-            let items = std::mem::take(&mut self.buckets[b]);
-            self.occupied &= !(1u128 << (b - 1));
-            self.last = items.iter().map(|&(k, _)| k).min().unwrap_or(self.last);
-            let mut items = items;
-            for &(key, slot) in &items {
-                self.place(key, slot);
-            }
-            // Hand the emptied vector back to keep its capacity.
-            items.clear();
-            if self.buckets[b].is_empty() {
-                self.buckets[b] = items;
-            }
+            self.refill();
         }
-        let (key, slot) = self.buckets[0].pop()?;
+        let entry = *self.buckets[0].get(self.head)?;
+        self.head += 1;
         self.len -= 1;
-        let event = self.slots[slot as usize].take()?;
-        self.free.push(slot);
-        Some((Time::from_nanos((key >> 64) as u64), event))
+        let event = self.slots[entry.slot as usize].take()?;
+        self.free.push(entry.slot);
+        Some((Time::from_nanos(entry.time), event))
     }
 
     /// The time of the earliest event, if any.
     pub fn peek_time(&self) -> Option<Time> {
-        let key = match self.buckets[0].last() {
-            Some(&(k, _)) => k,
-            None if self.occupied == 0 => return None,
-            None => {
-                let b = self.occupied.trailing_zeros() as usize + 1;
-                self.buckets[b].iter().map(|&(k, _)| k).min()?
-            }
+        let time = if self.head < self.buckets[0].len() {
+            self.last
+        } else if self.occupied == 0 {
+            return None;
+        } else {
+            let b = self.occupied.trailing_zeros() as usize + 1;
+            self.buckets[b].iter().map(|e| e.time).min()?
         };
-        Some(Time::from_nanos((key >> 64) as u64))
+        Some(Time::from_nanos(time))
     }
 
     /// Number of pending events.
@@ -135,25 +144,46 @@ impl<E> EventQueue<E> {
         self.next_seq
     }
 
-    /// Puts a key (not below `last`) in its bucket.
-    fn place(&mut self, key: u128, slot: u32) {
-        let b = (128 - (key ^ self.last).leading_zeros()) as usize;
-        self.buckets[b].push((key, slot));
+    /// With bucket 0 empty and some bucket occupied: moves on to the smallest pending time,
+    /// spreading the lowest non-empty bucket into lower ones.
+    fn refill(&mut self) {
+        let b = self.occupied.trailing_zeros() as usize + 1;
+        let mut items = std::mem::take(&mut self.buckets[b]);
+        self.occupied &= !(1u64 << (b - 1));
+        self.last = items.iter().map(|e| e.time).min().unwrap_or(self.last);
+        for &entry in &items {
+            self.place(entry);
+        }
+        // Hand the emptied vector back to keep its capacity (every entry moved lower).
+        items.clear();
+        self.buckets[b] = items;
+        debug_assert!(self.buckets[0].windows(2).all(|w| w[0].seq < w[1].seq));
+    }
+
+    /// Puts an entry (not below `last`) in its bucket.
+    #[inline]
+    fn place(&mut self, entry: Entry) {
+        let b = (64 - (entry.time ^ self.last).leading_zeros()) as usize;
+        self.buckets[b].push(entry);
         if b > 0 {
-            self.occupied |= 1u128 << (b - 1);
+            self.occupied |= 1u64 << (b - 1);
         }
     }
 
-    /// Makes `floor` (below every pending key) the last key and re-spreads every pending key.
-    fn respread_from(&mut self, floor: u128) {
+    /// Makes `floor` (below every pending time) the last time and re-spreads every pending
+    /// entry; none lands in bucket 0.
+    fn respread_from(&mut self, floor: u64) {
         self.last = floor;
         let mut all = Vec::with_capacity(self.len);
-        for bucket in &mut self.buckets {
+        all.extend(self.buckets[0].drain(self.head..));
+        self.buckets[0].clear();
+        self.head = 0;
+        for bucket in &mut self.buckets[1..] {
             all.append(bucket);
         }
         self.occupied = 0;
-        for (key, slot) in all {
-            self.place(key, slot);
+        for entry in all {
+            self.place(entry);
         }
     }
 }
@@ -234,5 +264,47 @@ mod tests {
         }
         assert_eq!(q.len(), reference.len());
         assert_eq!(q.peek_time().map(Time::as_nanos), reference.iter().map(|r| r.0).min());
+    }
+
+    #[test]
+    fn pop_order_matches_a_binary_heap_on_time_then_sequence() {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        // Few distinct times, so many events share one; pushes at the current time land
+        // behind a part-consumed group, and now and then one goes into the past.
+        let mut x: u64 = 987654321;
+        let mut next = || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        let mut q = EventQueue::new();
+        let mut reference = BinaryHeap::new();
+        let mut seq = 0u64;
+        let mut now = 0u64;
+        for round in 0..20_000 {
+            if next() % 5 < 3 {
+                let time = match next() % 10 {
+                    0..=3 => now,
+                    4 if round % 97 == 0 => now.saturating_sub(3),
+                    _ => now + next() % 8 + (next() % 4) * 1000,
+                };
+                q.push(t(time), seq);
+                reference.push(Reverse((time, seq)));
+                seq += 1;
+            } else {
+                let expect = reference.pop().map(|Reverse(r)| r);
+                assert_eq!(q.peek_time().map(Time::as_nanos), expect.map(|r| r.0));
+                let got = q.pop().map(|(time, e)| (time.as_nanos(), e));
+                assert_eq!(got, expect);
+                if let Some((time, _)) = got {
+                    now = time;
+                }
+            }
+            assert_eq!(q.len(), reference.len());
+        }
+        while let Some(Reverse(expect)) = reference.pop() {
+            assert_eq!(q.pop().map(|(time, e)| (time.as_nanos(), e)), Some(expect));
+        }
+        assert!(q.pop().is_none());
     }
 }

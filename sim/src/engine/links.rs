@@ -161,14 +161,15 @@ impl Engine {
             let tag = (u64::from(l.generation) << 33) | (u64::from(l.ix) << 1) | d as u64;
             let flow = self.net.start_flow(now, sn, dn, size, tag);
             let end = &mut self.links[l.ix as usize].ends[d];
-            end.inflight = Some(msg);
+            end.inflight = Some(self.parked.park(msg));
             end.flow = Some(flow);
             return;
         }
         self.net.account(sn, dn, size);
         let done = start + self.net.serialisation(sn, dn, size);
         self.links[l.ix as usize].ends[d].busy_until = done;
-        self.queue.push(done + lat, Ev::Deliver(l, d, msg));
+        let slot = self.parked.park(msg);
+        self.queue.push(done + lat, Ev::Deliver(l, d, slot));
     }
 
     /// The control messages ahead of a waiting `Data` message are on the wire.
@@ -185,10 +186,10 @@ impl Engine {
         let Some(link) = self.link_mut(l) else { return };
         let end = &mut link.ends[d];
         end.flow = None;
-        let Some(mut msg) = end.inflight.take() else { return };
+        let Some(slot) = end.inflight.take() else { return };
         let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
         let lat = self.net.latency(self.nodes[src as usize].net, self.nodes[dst as usize].net);
-        if let (Message::Data(data), Some((outcome, _))) = (&mut msg, flow) {
+        if let (Some(Message::Data(data)), Some((outcome, _))) = (self.parked.get_mut(slot), flow) {
             let (s, t) = (&self.nodes[src as usize], &self.nodes[dst as usize]);
             let bytes = u64::from(data.payload.len());
             self.recorder.payload(now, s.peer, t.peer, bytes, s.role == Role::Seed);
@@ -197,13 +198,14 @@ impl Engine {
                 Outcome::Corrupted => corrupt(&mut data.payload),
                 Outcome::Failed => {
                     // The connection breaks: both ends learn it one latency later.
+                    self.parked.take(slot);
                     self.break_link(l, lat);
                     return;
                 }
             }
         }
         self.links[l.ix as usize].ends[d].busy_until = now;
-        self.queue.push(now + lat, Ev::Deliver(l, d, msg));
+        self.queue.push(now + lat, Ev::Deliver(l, d, slot));
         self.pump(l, d);
         self.maybe_free(l);
     }
@@ -226,7 +228,8 @@ impl Engine {
         if s.role == Role::Tracker && self.processing > pdtp_core::Span::ZERO {
             let at = s.busy_until.max(now) + self.processing;
             s.busy_until = at;
-            self.queue.push(at, Ev::Process(n, conn, msg));
+            let slot = self.parked.park(msg);
+            self.queue.push(at, Ev::Process(n, conn, slot));
             return;
         }
         if s.role == Role::Tracker {
@@ -269,7 +272,9 @@ impl Engine {
         for d in 0..2 {
             let end = &mut self.links[l.ix as usize].ends[d];
             end.queue.clear();
-            end.inflight = None;
+            if let Some(slot) = end.inflight.take() {
+                self.parked.take(slot);
+            }
             end.done_sending = true;
             if let Some(f) = end.flow.take() {
                 self.net.cancel_flow(now, f);
