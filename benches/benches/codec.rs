@@ -8,7 +8,8 @@
 use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::Measurement;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pdtp_core::wire::codec::{Decoder, Limits, encode, encode_data_header, encoded_len};
 use pdtp_core::wire::{Completed, Data, Method, Side, TellInfo, TransferOrder};
 use pdtp_core::{ContentId, Digest, Endpoint, Geometry, Manifest, Message, Payload, PeerId, Token};
@@ -22,6 +23,30 @@ fn data(len: usize) -> Message {
         chunk: 1_234,
         payload: Payload::Real(Bytes::from(bytes)),
     })
+}
+
+/// Benchmarks `encode` of `msg` into a reused buffer, and decoding its frame `wire`.
+fn encode_and_decode<M: Measurement>(
+    g: &mut BenchmarkGroup<'_, M>,
+    name: &str,
+    msg: &Message,
+    wire: &BytesMut,
+) {
+    g.bench_with_input(BenchmarkId::new("encode", name), msg, |b, msg| {
+        let mut out = BytesMut::with_capacity(wire.len());
+        b.iter(|| {
+            out.clear();
+            encode(black_box(msg), &mut out).unwrap();
+            black_box(&out);
+        })
+    });
+    g.bench_with_input(BenchmarkId::new("decode", name), wire, |b, wire| {
+        let mut dec = Decoder::new(Limits::DEFAULT);
+        b.iter(|| {
+            dec.push(black_box(wire));
+            black_box(dec.next().unwrap().unwrap());
+        })
+    });
 }
 
 /// Encodes `msg` into a fresh buffer (the input for the decode benchmarks).
@@ -48,23 +73,9 @@ fn data_frames(c: &mut Criterion) {
                 black_box(&out);
             })
         });
-        // The copying encoder: the whole frame in one buffer.
-        g.bench_with_input(BenchmarkId::new("encode", name), &msg, |b, msg| {
-            let mut out = BytesMut::with_capacity(wire.len());
-            b.iter(|| {
-                out.clear();
-                encode(black_box(msg), &mut out).unwrap();
-                black_box(&out);
-            })
-        });
-        // Receive: copy the frame into the decoder's buffer, split the payload out.
-        g.bench_with_input(BenchmarkId::new("decode", name), &wire, |b, wire| {
-            let mut dec = Decoder::new(Limits::DEFAULT);
-            b.iter(|| {
-                dec.push(black_box(wire));
-                black_box(dec.next().unwrap().unwrap());
-            })
-        });
+        // The copying encoder (the whole frame in one buffer); receive: copy the frame into the
+        // decoder's buffer, split the payload out.
+        encode_and_decode(&mut g, name, &msg, &wire);
         // Both ends: encode the whole frame, feed it to a decoder, take the payload out.
         g.bench_with_input(BenchmarkId::new("roundtrip", name), &msg, |b, msg| {
             let mut out = BytesMut::with_capacity(wire.len());
@@ -112,21 +123,7 @@ fn control_frames(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for (name, msg) in control_messages() {
         let wire = frame(&msg);
-        g.bench_with_input(BenchmarkId::new("encode", name), &msg, |b, msg| {
-            let mut out = BytesMut::with_capacity(wire.len());
-            b.iter(|| {
-                out.clear();
-                encode(black_box(msg), &mut out).unwrap();
-                black_box(&out);
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("decode", name), &wire, |b, wire| {
-            let mut dec = Decoder::new(Limits::DEFAULT);
-            b.iter(|| {
-                dec.push(black_box(wire));
-                black_box(dec.next().unwrap().unwrap());
-            })
-        });
+        encode_and_decode(&mut g, name, &msg, &wire);
         // What the simulator charges per control message.
         g.bench_with_input(BenchmarkId::new("encoded_len", name), &msg, |b, msg| {
             b.iter(|| black_box(encoded_len(black_box(msg))))

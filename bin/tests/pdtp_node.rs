@@ -116,9 +116,23 @@ fn get_names_an_unknown_file_and_an_unwritable_output() {
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 4096).unwrap();
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
     let url = format!("pdtp://127.0.0.1:{}/b.bin", swarm.tracker_addr.port());
+    let (code, err) = get_until_exit(&mut swarm, &url, "b.bin", dir.path());
+    assert_one_line(code, &err, "has no file 'b.bin'");
+
+    // An output that cannot be created, and a full disk (/dev/full): one line each.
+    let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
+    for (out, needle) in [("no/such/dir/a.bin", "opening the output"), ("/dev/full", "No space left")] {
+        let (code, err) = get_until_exit(&mut swarm, &url, out, dir.path());
+        assert_one_line(code, &err, needle);
+    }
+}
+
+/// Runs `get URL -o OUT` against a swarm hosted in this process until it exits; its exit code
+/// and stderr.
+fn get_until_exit(swarm: &mut Swarm, url: &str, out: &str, cwd: &std::path::Path) -> (i32, String) {
     let mut child = Command::new(BIN)
-        .args(["get", &url, "-o", "b.bin", "--listen", "0"])
-        .current_dir(dir.path())
+        .args(["get", url, "-o", out, "--listen", "0"])
+        .current_dir(cwd)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -129,26 +143,7 @@ fn get_names_an_unknown_file_and_an_unwritable_output() {
     }));
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert_one_line(status.unwrap().code().unwrap_or(-1), &err, "has no file 'b.bin'");
-
-    // An output that cannot be created, and a full disk (/dev/full): one line each.
-    let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
-    for (out, needle) in [("no/such/dir/a.bin", "opening the output"), ("/dev/full", "No space left")] {
-        let mut child = Command::new(BIN)
-            .args(["get", &url, "-o", out, "--listen", "0"])
-            .current_dir(dir.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut status = None;
-        assert!(run_polling(&mut swarm.rt, LIMIT, || {
-            status = child.try_wait().unwrap();
-            status.is_some()
-        }));
-        let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        assert_one_line(status.unwrap().code().unwrap_or(-1), &err, needle);
-    }
+    (status.unwrap().code().unwrap_or(-1), err)
 }
 
 #[test]

@@ -72,21 +72,7 @@ fn peer_request() -> impl Strategy<Value = PeerRequest> {
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
-    prop::sample::select(vec![
-        ErrorCode::HelloExpected,
-        ErrorCode::BadVersion,
-        ErrorCode::DuplicatePeerId,
-        ErrorCode::Unauthorized,
-        ErrorCode::UnknownUrl,
-        ErrorCode::UnknownContent,
-        ErrorCode::RangePastEnd,
-        ErrorCode::TokenRefused,
-        ErrorCode::Malformed,
-        ErrorCode::Unexpected,
-        ErrorCode::Overloaded,
-        ErrorCode::GoingAway,
-        ErrorCode::ChunkUnavailable,
-    ])
+    prop::sample::select(ErrorCode::ALL.to_vec())
 }
 
 fn notice() -> impl Strategy<Value = Notice> {

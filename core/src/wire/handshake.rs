@@ -70,6 +70,25 @@ pub enum ErrorCode {
     ChunkUnavailable,
 }
 
+impl ErrorCode {
+    /// Every code, in wire order (a code's index here is its encoded discriminant).
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::HelloExpected,
+        ErrorCode::BadVersion,
+        ErrorCode::DuplicatePeerId,
+        ErrorCode::Unauthorized,
+        ErrorCode::UnknownUrl,
+        ErrorCode::UnknownContent,
+        ErrorCode::RangePastEnd,
+        ErrorCode::TokenRefused,
+        ErrorCode::Malformed,
+        ErrorCode::Unexpected,
+        ErrorCode::Overloaded,
+        ErrorCode::GoingAway,
+        ErrorCode::ChunkUnavailable,
+    ];
+}
+
 /// An error or warning: a code, the transfer it concerns if any, and a readable detail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {

@@ -145,18 +145,22 @@ pub fn prometheus(s: &StatsSnapshot) -> String {
     m.sample("pdtp_peers_banned", &[], s.peers.iter().filter(|p| p.banned).count() as f64);
 
     let t = &s.totals;
-    m.family("pdtp_origin_bytes_total", "counter", "Payload bytes uploaded by seeds.");
-    m.sample("pdtp_origin_bytes_total", &[], t.origin_bytes as f64);
-    m.family("pdtp_peer_bytes_total", "counter", "Payload bytes peers uploaded to each other.");
-    m.sample("pdtp_peer_bytes_total", &[], t.peer_bytes as f64);
-    m.family("pdtp_transfers_completed_total", "counter", "Transfers verified.");
-    m.sample("pdtp_transfers_completed_total", &[], t.transfers_completed as f64);
-    m.family("pdtp_transfers_failed_total", "counter", "Transfers failed (corrupt, stalled or closed).");
-    m.sample("pdtp_transfers_failed_total", &[], t.transfers_failed as f64);
-    m.family("pdtp_chunks_corrupt_total", "counter", "Chunks that failed verification.");
-    m.sample("pdtp_chunks_corrupt_total", &[], t.chunks_corrupt as f64);
-    m.family("pdtp_connections_refused_total", "counter", "Connections refused at the connection cap.");
-    m.sample("pdtp_connections_refused_total", &[], t.connections_refused as f64);
+    let counters = [
+        ("pdtp_origin_bytes_total", "Payload bytes uploaded by seeds.", t.origin_bytes),
+        ("pdtp_peer_bytes_total", "Payload bytes peers uploaded to each other.", t.peer_bytes),
+        ("pdtp_transfers_completed_total", "Transfers verified.", t.transfers_completed),
+        ("pdtp_transfers_failed_total", "Transfers failed (corrupt, stalled or closed).", t.transfers_failed),
+        ("pdtp_chunks_corrupt_total", "Chunks that failed verification.", t.chunks_corrupt),
+        (
+            "pdtp_connections_refused_total",
+            "Connections refused at the connection cap.",
+            t.connections_refused,
+        ),
+    ];
+    for (name, help, value) in counters {
+        m.family(name, "counter", help);
+        m.sample(name, &[], value as f64);
+    }
 
     m.family("pdtp_transfers_active", "gauge", "Transfers scheduled or moving, by state.");
     let mut states: Vec<&str> = s.transfers.iter().map(|x| x.state.as_str()).collect();

@@ -304,22 +304,7 @@ fn variant_indexes_match_the_protocol_reference() {
     assert_eq!(first_byte(&Role::Seed), 1);
     assert_eq!(first_byte(&Side::Taker), 1);
     assert_eq!(first_byte(&Method::Put), 1);
-    let codes = [
-        ErrorCode::HelloExpected,
-        ErrorCode::BadVersion,
-        ErrorCode::DuplicatePeerId,
-        ErrorCode::Unauthorized,
-        ErrorCode::UnknownUrl,
-        ErrorCode::UnknownContent,
-        ErrorCode::RangePastEnd,
-        ErrorCode::TokenRefused,
-        ErrorCode::Malformed,
-        ErrorCode::Unexpected,
-        ErrorCode::Overloaded,
-        ErrorCode::GoingAway,
-        ErrorCode::ChunkUnavailable,
-    ];
-    for (index, code) in codes.iter().enumerate() {
+    for (index, code) in ErrorCode::ALL.iter().enumerate() {
         assert_eq!(usize::from(first_byte(code)), index, "{code:?}");
     }
 }
