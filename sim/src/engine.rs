@@ -82,7 +82,6 @@ pub struct Engine {
     /// dispatch, and a link too (168 bytes instead of 392).
     parked: Parked,
     net: Network,
-    net_timer: Option<Time>,
     /// The earliest `Ev::Net` queued and not yet fired (as `Slot::queued`).
     net_queued: Option<Time>,
     nodes: Vec<Slot>,
@@ -208,7 +207,6 @@ impl Engine {
             queue: EventQueue::new(),
             parked: Parked::default(),
             net,
-            net_timer: None,
             net_queued: None,
             nodes: Vec::new(),
             hosts: BTreeMap::new(),
@@ -393,24 +391,9 @@ impl Engine {
                 }
             }
             Ev::Net => {
-                if self.net_queued != Some(self.now) {
-                    return;
-                }
-                self.net_queued = None;
-                match self.net_timer {
-                    Some(t) if t <= self.now => {
-                        self.net_timer = None;
-                        self.net.handle_timeout(self.now);
-                        while let Some(c) = self.net.poll_completion() {
-                            let id = LinkId { ix: (c.tag >> 1) as u32, generation: (c.tag >> 33) as u32 };
-                            self.transmitted(id, (c.tag & 1) as usize, Some((c.outcome, c.bytes)));
-                        }
-                    }
-                    Some(t) => {
-                        self.net_queued = Some(t);
-                        self.queue.push(t, Ev::Net);
-                    }
-                    None => {}
+                // The rating itself happens in `sync_net`, after this step.
+                if self.net_queued == Some(self.now) {
+                    self.net_queued = None;
                 }
             }
             Ev::SynArrive(l) => self.syn_arrive(l),
@@ -514,9 +497,20 @@ impl Engine {
         }
     }
 
+    /// Brings the network model up to `now` and queues its next wake-up.
+    ///
+    /// Changes made at this instant (flows started or cancelled) are rated at once rather
+    /// than through a queued event, so a flow start costs no event of its own; a change is
+    /// rated before time moves on either way.
     fn sync_net(&mut self) {
-        let want = self.net.poll_timeout().map(|t| t.max(self.now));
-        self.net_timer = want;
+        while self.net.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.net.handle_timeout(self.now);
+            while let Some(c) = self.net.poll_completion() {
+                let id = LinkId { ix: (c.tag >> 1) as u32, generation: (c.tag >> 33) as u32 };
+                self.transmitted(id, (c.tag & 1) as usize, Some((c.outcome, c.bytes)));
+            }
+        }
+        let want = self.net.poll_timeout();
         if let Some(t) = want
             && self.net_queued.is_none_or(|q| t < q)
         {
