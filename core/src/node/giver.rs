@@ -1,7 +1,7 @@
 //! The giver side, shared by seeds and peers: serve a chunk for a matching token, and
 //! re-check our copy when the tracker says a taker rejected it.
 
-use super::orders::Phase;
+use super::orders::Served;
 use super::{Node, NodeEvent};
 use crate::ids::{ConnId, Token};
 use crate::payload::Payload;
@@ -56,19 +56,28 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         self.stats.bytes_uploaded += u64::from(bytes);
         self.stats.chunks_uploaded += 1;
         self.emit(NodeEvent::Uploaded { content, chunk, to, bytes });
-        if let Some(o) = self.orders.get_mut(&token) {
-            o.phase = Phase::Served;
-            self.orders.set_deadline(&token, now + self.cfg.transfer_timeout);
+        // Our part is done; only a rejecting verdict can still concern this chunk.
+        if self.orders.remove(&token).is_some() {
+            let until = now + self.cfg.transfer_timeout;
+            self.orders.record_served(now, Served { token, content, chunk, other: to, until });
         }
     }
 
     /// The tracker's verdict on a chunk we served; a rejection makes us re-verify our copy.
+    ///
+    /// The tracker sends one only on rejection (docs/protocol.md §3): usually for a chunk we
+    /// served, sometimes for an order that failed before we sent anything.
     pub(super) fn on_verdict(&mut self, now: Time, token: Token, accepted: bool) {
-        let Some(o) = self.orders.get(&token) else { return };
-        if o.side != crate::wire::Side::Giver {
-            return;
-        }
-        let Some(o) = self.orders.remove(&token) else { return };
+        let o = match self.orders.take_served(&token) {
+            Some(s) => s,
+            None => match self.orders.get(&token) {
+                Some(o) if o.side == crate::wire::Side::Giver => {
+                    let Some(o) = self.orders.remove(&token) else { return };
+                    Served { token, content: o.content, chunk: o.chunk, other: o.other, until: now }
+                }
+                _ => return,
+            },
+        };
         if accepted {
             return;
         }

@@ -373,11 +373,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     fn drop_link_state(&mut self, now: Time, conn: ConnId, why: &str) {
         self.orders.held.retain(|h| h.conn != conn);
         for token in self.orders.on_conn(conn) {
-            match self.orders.get_mut(&token) {
-                // Served already: the verdict comes from the tracker, not over this link.
-                Some(o) if o.phase == orders::Phase::Served => o.conn = None,
-                _ => self.fail(now, token, why),
-            }
+            self.fail(now, token, why);
         }
     }
 }

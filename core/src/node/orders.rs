@@ -1,6 +1,6 @@
 //! Token bookkeeping: the transfer orders we hold and peer requests waiting for theirs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId, Token};
 use crate::payload::Payload;
@@ -19,8 +19,6 @@ pub(crate) enum Phase {
     Waiting,
     /// Data is moving (taker: `Started` sent; giver: pushing).
     Moving,
-    /// Giver: data sent, waiting for the tracker's verdict.
-    Served,
 }
 
 /// One transfer order from the tracker, as this end tracks it.
@@ -51,11 +49,25 @@ pub(crate) struct Held {
     pub data: Option<Payload>,
 }
 
+/// A chunk we served, remembered until `until` so that a rejecting verdict can name it: the
+/// tracker sends a verdict only when the taker's hash did not match, and by then the order
+/// is gone (it ended when the data was sent).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Served {
+    pub token: Token,
+    pub content: ContentId,
+    pub chunk: ChunkIndex,
+    pub other: PeerId,
+    pub until: Time,
+}
+
 /// Orders by token, and held requests in arrival order.
 #[derive(Debug, Default)]
 pub(crate) struct Orders {
     map: BTreeMap<Token, Order>,
     pub held: Vec<Held>,
+    /// Recently served chunks, oldest first (`until` grows with the send time).
+    served: VecDeque<Served>,
     /// The earliest order deadline, when known (`None`: scan for it). Timers are re-armed
     /// after every message, most of which change no deadline; the cache spares the scan.
     earliest: Option<Option<Time>>,
@@ -116,6 +128,20 @@ impl Orders {
         Some(o)
     }
 
+    /// Remembers a served chunk, forgetting those whose time is up.
+    pub fn record_served(&mut self, now: Time, served: Served) {
+        while self.served.front().is_some_and(|s| s.until <= now) {
+            self.served.pop_front();
+        }
+        self.served.push_back(served);
+    }
+
+    /// Takes the record of the chunk served under `token`, if it is still remembered.
+    pub fn take_served(&mut self, token: &Token) -> Option<Served> {
+        let i = self.served.iter().rposition(|s| s.token == *token)?;
+        self.served.remove(i)
+    }
+
     /// Moves the deadline of the order for `token`.
     pub fn set_deadline(&mut self, token: &Token, deadline: Time) {
         let Some(o) = self.map.get_mut(token) else { return };
@@ -136,7 +162,11 @@ impl Orders {
 
     /// Matches a peer request from `remote` against our orders (docs/protocol.md §3).
     pub fn check(&self, remote: PeerId, method: Method, req: &PeerRequest) -> Check {
-        let Some(o) = self.map.get(&req.token) else { return Check::Hold };
+        let Some(o) = self.map.get(&req.token) else {
+            // A token is good for one transfer: one already served is refused, not held.
+            let served = self.served.iter().any(|s| s.token == req.token);
+            return if served { Check::Refuse } else { Check::Hold };
+        };
         // A Get is accepted by the giver, a Put by the taker.
         let side = match method {
             Method::Get => Side::Giver,

@@ -158,15 +158,12 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         self.emit(NodeEvent::TransferFailed { token, reason: why.to_string() });
     }
 
-    /// Fails transfers not started or not finished in time; forgets served ones never judged.
+    /// Fails transfers not started or not finished in time.
     pub(super) fn sweep_watchdog(&mut self, now: Time) {
         let due: Vec<(Token, Phase)> =
             self.orders.iter().filter(|(_, o)| o.deadline <= now).map(|(t, o)| (*t, o.phase)).collect();
         for (token, phase) in due {
             match phase {
-                Phase::Served => {
-                    self.orders.remove(&token);
-                }
                 Phase::Moving => self.fail(now, token, "transfer did not complete in time"),
                 Phase::Linking | Phase::Waiting => self.fail(now, token, "transfer did not start in time"),
             }

@@ -253,22 +253,36 @@ fn complete_all(b: &mut Bench, out: &[Transmit], corrupt_from: Option<PeerId>) -
     n
 }
 
-#[test]
-fn completion_makes_the_taker_a_holder_and_verdict_goes_to_the_giver() {
-    let mut b = Bench::new();
-    let (seed_conn, content) = b.seed_with(manifest("a.bin", 2, 1000));
-    b.peer_requesting(10, content);
-    let out = b.drain();
-    assert_eq!(complete_all(&mut b, &out, None), 2);
-    let out = b.drain();
-    let verdicts: Vec<_> = out
-        .iter()
+/// Verdicts the tracker sent, as (connection, accepted).
+fn verdicts(out: &[Transmit]) -> Vec<(ConnId, bool)> {
+    out.iter()
         .filter_map(|t| match t {
             Transmit::Send { conn, msg: Message::Verdict(v) } => Some((*conn, v.accepted)),
             _ => None,
         })
-        .collect();
-    assert_eq!(verdicts, vec![(seed_conn, true), (seed_conn, true)]);
+        .collect()
+}
+
+#[test]
+fn completion_makes_the_taker_a_holder_and_only_a_rejection_reaches_the_giver() {
+    let mut b = Bench::new();
+    let (seed_conn, content) = b.seed_with(manifest("a.bin", 2, 1000));
+    let taker = b.peer_requesting(10, content);
+    let os: Vec<TransferOrder> =
+        orders(&b.drain()).into_iter().filter(|(_, o)| o.side == Side::Taker).map(|(_, o)| o).collect();
+    assert_eq!(os.len(), 2);
+    // The first copy verifies: the giver hears nothing about it.
+    let good = Completed { token: os[0].token, hash: Some(chunk_hash(os[0].chunk)) };
+    b.tr.handle_message(b.now, taker, Message::Completed(good));
+    assert_eq!(verdicts(&b.drain()), vec![]);
+    // The second arrives wrong: the giver is told, so it can re-check its copy.
+    let bad = Completed { token: os[1].token, hash: Some(Digest::of(b"garbage")) };
+    b.tr.handle_message(b.now, taker, Message::Completed(bad));
+    let out = b.drain();
+    assert_eq!(verdicts(&out), vec![(seed_conn, false)]);
+    // The chunk is ordered again; this time it verifies, silently.
+    assert_eq!(complete_all(&mut b, &out, None), 1);
+    assert_eq!(verdicts(&b.drain()), vec![]);
     let events: Vec<_> = std::iter::from_fn(|| b.tr.poll_event()).collect();
     assert!(events.contains(&TrackerEvent::Completed { peer: PeerId(10), content }));
     // A second peer can now be served by the first.
