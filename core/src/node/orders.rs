@@ -10,6 +10,12 @@ use crate::wire::{Method, PeerRequest, Side};
 /// At most this many unmatched peer requests are held; more are refused at once.
 pub(crate) const MAX_HELD: usize = 32;
 
+/// At most this many served chunks are remembered (the oldest go first). A rejecting verdict
+/// comes one tracker round trip after the taker got the data, and a seed on a fast link may
+/// serve thousands of chunks a second: the age limit alone would let the list grow to
+/// hundreds of thousands of entries.
+pub(crate) const MAX_SERVED: usize = 4096;
+
 /// Where a transfer we were ordered into stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -128,9 +134,10 @@ impl Orders {
         Some(o)
     }
 
-    /// Remembers a served chunk, forgetting those whose time is up.
+    /// Remembers a served chunk, forgetting those whose time is up and the oldest past
+    /// [`MAX_SERVED`].
     pub fn record_served(&mut self, now: Time, served: Served) {
-        while self.served.front().is_some_and(|s| s.until <= now) {
+        while self.served.front().is_some_and(|s| s.until <= now) || self.served.len() >= MAX_SERVED {
             self.served.pop_front();
         }
         self.served.push_back(served);
@@ -214,5 +221,39 @@ impl Orders {
     /// The earliest held-request deadline.
     pub fn next_held_deadline(&self) -> Option<Time> {
         self.held.iter().map(|h| h.deadline).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Span;
+
+    fn served(token: u64, until: Time) -> Served {
+        Served { token: Token(token), content: ContentId(0), chunk: 3, other: PeerId(9), until }
+    }
+
+    #[test]
+    fn served_tokens_are_refused_then_forgotten_by_age_and_by_count() {
+        let mut orders = Orders::default();
+        let t0 = Time::ZERO;
+        let later = t0 + Span::from_secs(120);
+        orders.record_served(t0, served(1, later));
+        let get = PeerRequest { token: Token(1), content: ContentId(0), chunk: 3 };
+        assert_eq!(orders.check(PeerId(9), Method::Get, &get), Check::Refuse, "a served token is spent");
+        let unknown = PeerRequest { token: Token(2), ..get };
+        assert_eq!(orders.check(PeerId(9), Method::Get, &unknown), Check::Hold);
+        // Recording after token 1's time is up forgets it.
+        orders.record_served(later, served(2, later + Span::from_secs(120)));
+        assert!(orders.take_served(&Token(1)).is_none());
+        assert_eq!(orders.take_served(&Token(2)).map(|s| s.chunk), Some(3));
+        assert!(orders.take_served(&Token(2)).is_none(), "taken once");
+        // No more than MAX_SERVED are kept: the oldest go first.
+        for k in 0..=MAX_SERVED as u64 {
+            orders.record_served(later, served(100 + k, later + Span::from_secs(1)));
+        }
+        assert!(orders.take_served(&Token(100)).is_none());
+        assert!(orders.take_served(&Token(101)).is_some());
+        assert!(orders.take_served(&Token(100 + MAX_SERVED as u64)).is_some());
     }
 }
