@@ -15,7 +15,8 @@
 //!
 //! Starting or cancelling a flow (and a flow completing) marks its two ends *dirty*. On the
 //! next [`Network::handle_timeout`] (which [`Network::poll_timeout`] asks for at the same
-//! instant, so every change made at one instant is batched into one update) the model
+//! instant; the changes made before that call are rated in one update — the engine calls it
+//! after each of its events) the model
 //! updates rates **locally** (see `network/local.rs`): each resource (a node's upload or
 //! download) keeps a water level; the levels of the changed resources are recomputed, and a
 //! level that moves re-queues the resources at the other ends of its flows, until nothing
