@@ -5,9 +5,8 @@ mod support;
 
 use bytes::Bytes;
 use pdtp_core::auth::append_proof;
-use pdtp_core::memstore::MemStore;
 use pdtp_core::peer::PeerEvent;
-use pdtp_core::wire::{Method, Published, TellInfo};
+use pdtp_core::wire::{Method, TellInfo};
 use pdtp_core::{ContentId, Digest, Message, Payload};
 use support::*;
 
@@ -19,11 +18,7 @@ fn chunk(i: u32, len: usize) -> Bytes {
 
 #[test]
 fn an_ended_stream_completes_after_its_last_chunk_is_delivered() {
-    let mut net = Net::new(MemStore::new(), vec![Net::peer_cfg(1)]);
-    net.seed.start_live(net.now, "live", 100, 8_000);
-    net.pump();
-    net.take_inbox(0);
-    net.tell(0, Message::Published(Published { path: "live".into(), content: C }));
+    let (mut net, _) = Net::live(vec![Net::peer_cfg(1)], C, 100, 8_000);
     // Two full chunks and a short last one, then the end.
     let lens = [100usize, 100, 40];
     let mut appends = Vec::new();
@@ -98,11 +93,7 @@ fn an_ended_stream_completes_after_its_last_chunk_is_delivered() {
 
 #[test]
 fn a_misplaced_end_mark_is_a_problem_not_an_end() {
-    let mut net = Net::new(MemStore::new(), vec![Net::peer_cfg(1)]);
-    net.seed.start_live(net.now, "live", 100, 8_000);
-    net.pump();
-    net.take_inbox(0);
-    net.tell(0, Message::Published(Published { path: "live".into(), content: C }));
+    let (mut net, _) = Net::live(vec![Net::peer_cfg(1)], C, 100, 8_000);
     let manifest = pdtp_core::Manifest {
         path: "live".into(),
         geometry: pdtp_core::Geometry::new(0, 100),

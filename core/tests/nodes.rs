@@ -389,14 +389,8 @@ fn a_closed_link_fails_its_transfer_and_idle_links_close() {
 fn live_window_stays_bounded_and_delivery_is_contiguous() {
     let mut cfg = Net::peer_cfg(1);
     cfg.live_window = 4;
-    let mut net = Net::new(MemStore::new(), vec![cfg]);
-    net.seed.start_live(net.now, "live", 100, 8_000);
-    net.pump();
-    let inbox = net.take_inbox(0);
-    let [Message::Publish(p)] = &inbox[..] else { panic!("{inbox:?}") };
-    let m = p.manifest.clone();
+    let (mut net, m) = Net::live(vec![cfg], C, 100, 8_000);
     assert_eq!(m.num_chunks(), 0);
-    net.tell(0, Message::Published(Published { path: "live".into(), content: C }));
     // Three chunks exist before the viewer joins.
     let chunk = |i: u32| Bytes::from(vec![i as u8; 100]);
     let mut appends = Vec::new();
@@ -467,13 +461,7 @@ fn live_window_stays_bounded_and_delivery_is_contiguous() {
 fn a_viewer_skips_a_chunk_its_playback_deadline_passed() {
     let mut cfg = Net::peer_cfg(1);
     cfg.playback_deadline = Some(Span::from_millis(1500));
-    let mut net = Net::new(MemStore::new(), vec![cfg]);
-    net.seed.start_live(net.now, "live", 100, 8_000);
-    net.pump();
-    let inbox = net.take_inbox(0);
-    let [Message::Publish(p)] = &inbox[..] else { panic!("{inbox:?}") };
-    let m = p.manifest.clone();
-    net.tell(0, Message::Published(Published { path: "live".into(), content: C }));
+    let (mut net, m) = Net::live(vec![cfg], C, 100, 8_000);
     let chunk = |i: u32| Bytes::from(vec![i as u8; 100]);
     let push = |net: &mut Net, i: u32| {
         net.seed.store_mut().put(C, i, chunk(i));
@@ -521,11 +509,7 @@ fn a_viewer_skips_a_chunk_its_playback_deadline_passed() {
 
 #[test]
 fn seed_live_window_discards_old_chunks() {
-    let mut net = Net::new(MemStore::new(), vec![]);
-    net.seed.start_live(net.now, "live", 10, 800);
-    net.pump();
-    net.take_inbox(0);
-    net.tell(0, Message::Published(Published { path: "live".into(), content: C }));
+    let (mut net, _) = Net::live(vec![], C, 10, 800);
     for i in 0..100u32 {
         let b = Bytes::from(vec![i as u8; 10]);
         net.seed.store_mut().put(C, i, b.clone());

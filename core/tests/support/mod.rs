@@ -71,6 +71,24 @@ pub struct Net {
 }
 
 impl Net {
+    /// A net whose seed has published an empty live stream "live" as `content`, with
+    /// `chunk_size`-byte chunks at `bitrate_bps`; returns the manifest it published.
+    pub fn live(
+        peer_cfgs: Vec<PeerConfig>,
+        content: ContentId,
+        chunk_size: u32,
+        bitrate_bps: u64,
+    ) -> (Self, Manifest) {
+        let mut net = Net::new(MemStore::new(), peer_cfgs);
+        net.seed.start_live(net.now, "live", chunk_size, bitrate_bps);
+        net.pump();
+        let inbox = net.take_inbox(0);
+        let [Message::Publish(p)] = &inbox[..] else { panic!("a Publish for the stream: {inbox:?}") };
+        let manifest = p.manifest.clone();
+        net.tell(0, Message::Published(pdtp_core::wire::Published { path: "live".into(), content }));
+        (net, manifest)
+    }
+
     pub fn new(seed_store: MemStore, peer_cfgs: Vec<PeerConfig>) -> Self {
         let mut scfg = SeedConfig::new(PeerId(0), tracker_ep(), KEY);
         scfg.listen_port = Some(8000);
