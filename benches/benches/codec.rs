@@ -104,6 +104,7 @@ fn control_messages() -> Vec<(&'static str, Message)> {
     let completed = Message::Completed(Completed {
         token: Token(0x9e37_79b9_7f4a_7c15),
         hash: Some(Digest::of(b"chunk 17000")),
+        copy_us: 1_250_000,
     });
     let hashes: Vec<Digest> = (0u32..400).map(|i| Digest::of(&i.to_be_bytes())).collect();
     let tell_info = Message::TellInfo(TellInfo {

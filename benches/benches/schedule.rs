@@ -1,8 +1,8 @@
 //! Tracker scheduling throughput: decisions per second at steady state.
 //!
 //! A seed publishes 1 000 chunks; N peers each provide a random contiguous half and request
-//! the whole file. The measured loop completes outstanding transfers (Started + Completed with
-//! the right hash), each of which frees slots and makes the tracker schedule again; the figure
+//! the whole file. The measured loop completes outstanding transfers (a `Completed` with the
+//! right hash; until protocol version 2 a `Started` came first), each of which frees slots and makes the tracker schedule again; the figure
 //! is scheduling decisions (orders made) per second of tracker time, including encoding-free
 //! message handling and draining its outputs.
 
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pdtp_core::tracker::{Tracker, TrackerConfig};
-use pdtp_core::wire::{Completed, Hello, Interest, Message, PROTOCOL_VERSION, Publish, Role, Side, Started};
+use pdtp_core::wire::{Completed, Hello, Interest, Message, PROTOCOL_VERSION, Publish, Role, Side};
 use pdtp_core::{ByteRange, ConnId, Digest, Geometry, Manifest, PeerId, Time, Transmit, auth};
 use rand_core::{Rng as _, SeedableRng};
 
@@ -100,11 +100,10 @@ fn bench_decisions(c: &mut Criterion) {
                     for _ in 0..64 {
                         let Some((conn, token, chunk)) = swarm.outstanding.pop_front() else { break };
                         let hash = Some(swarm.hashes[chunk as usize]);
-                        swarm.tracker.handle_message(Time::ZERO, conn, Message::Started(Started { token }));
                         swarm.tracker.handle_message(
                             Time::ZERO,
                             conn,
-                            Message::Completed(Completed { token, hash }),
+                            Message::Completed(Completed { token, hash, copy_us: 0 }),
                         );
                         collect(&mut swarm);
                     }

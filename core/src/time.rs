@@ -40,6 +40,10 @@ impl Time {
     pub const fn saturating_since(self, earlier: Time) -> Span {
         Span(self.0.saturating_sub(earlier.0))
     }
+    /// The instant `span` before this one, or [`Time::ZERO`] if that is earlier.
+    pub const fn saturating_sub(self, span: Span) -> Time {
+        Time(self.0.saturating_sub(span.0))
+    }
 }
 
 impl Span {
@@ -69,6 +73,10 @@ impl Span {
     /// Length in nanoseconds.
     pub const fn as_nanos(self) -> u64 {
         self.0
+    }
+    /// Length in whole microseconds.
+    pub const fn as_micros(self) -> u64 {
+        self.0 / 1_000
     }
     /// Length in seconds, as a float.
     pub fn as_secs_f64(self) -> f64 {

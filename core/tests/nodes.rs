@@ -8,8 +8,8 @@ use pdtp_core::memstore::MemStore;
 use pdtp_core::peer::PeerEvent;
 use pdtp_core::seed::SeedEvent;
 use pdtp_core::wire::{
-    Completed, ErrorCode, Hello, Interest, Method, Notice, PeerRequest, Published, Role, Side, Started,
-    TellInfo, TransferOrder, Verdict,
+    Completed, ErrorCode, Hello, Interest, Method, Notice, PROTOCOL_VERSION, PeerRequest, Published, Role,
+    Side, TellInfo, TransferOrder, Verdict,
 };
 use pdtp_core::{ContentId, Digest, Manifest, Message, PeerId, Span, Time, Token, Transmit};
 use support::*;
@@ -76,10 +76,13 @@ fn peer_downloads_from_seed_and_delivers_in_order() {
         let method = if k % 2 == 0 { Method::Get } else { Method::Put };
         net.order(100 + k as u64, C, chunk, 0, 1, method);
         let inbox = net.take_inbox(1);
-        assert!(inbox.contains(&Message::Started(Started { token: Token(100 + k as u64) })));
         assert_eq!(
             completed(&inbox),
-            vec![Completed { token: Token(100 + k as u64), hash: Some(m.hashes[chunk as usize]) }]
+            vec![Completed {
+                token: Token(100 + k as u64),
+                hash: Some(m.hashes[chunk as usize]),
+                copy_us: 0
+            }]
         );
         let ev = net.peer_events(1);
         assert!(ev.contains(&PeerEvent::ChunkVerified {
@@ -131,7 +134,10 @@ fn peer_serves_another_peer_and_already_held_orders_complete_at_once() {
     net.peer_events(1);
     // Peer 2 takes chunk 1 from peer 1 (a Put: peer 1 connects).
     net.order(20, C, 1, 1, 2, Method::Put);
-    assert_eq!(completed(&net.take_inbox(2)), vec![Completed { token: Token(20), hash: Some(m.hashes[1]) }]);
+    assert_eq!(
+        completed(&net.take_inbox(2)),
+        vec![Completed { token: Token(20), hash: Some(m.hashes[1]), copy_us: 0 }]
+    );
     assert!(
         net.peer_events(1).iter().any(|e| matches!(e, PeerEvent::Uploaded { chunk: 1, to: PeerId(2), .. }))
     );
@@ -150,13 +156,17 @@ fn peer_serves_another_peer_and_already_held_orders_complete_at_once() {
         }),
     );
     assert_eq!(net.log[2].len(), before + 1, "only the Completed is sent");
-    assert_eq!(completed(&net.take_inbox(2)), vec![Completed { token: Token(21), hash: Some(m.hashes[1]) }]);
+    assert_eq!(
+        completed(&net.take_inbox(2)),
+        vec![Completed { token: Token(21), hash: Some(m.hashes[1]), copy_us: 0 }]
+    );
 }
 
 /// Drives the seed directly over one accepted link from `remote`.
 fn raw_link(net: &mut Net, remote: u32) -> pdtp_core::ConnId {
     let conn = net.seed.accept(net.now);
-    let hello = Hello { version: 1, peer_id: PeerId(remote), listen_port: None, role: Role::Peer };
+    let hello =
+        Hello { version: PROTOCOL_VERSION, peer_id: PeerId(remote), listen_port: None, role: Role::Peer };
     net.seed.handle_message(net.now, conn, Message::Hello(hello));
     conn
 }
@@ -335,7 +345,7 @@ fn stalled_transfers_complete_with_no_hash_only_when_due() {
     net.advance(Time::from_nanos(500) + Span::from_secs(19));
     assert!(net.take_inbox(1).is_empty());
     net.advance(due);
-    assert_eq!(completed(&net.take_inbox(1)), vec![Completed { token: Token(1), hash: None }]);
+    assert_eq!(completed(&net.take_inbox(1)), vec![Completed { token: Token(1), hash: None, copy_us: 0 }]);
     assert!(
         net.peer_events(1).iter().any(|e| matches!(e, PeerEvent::TransferFailed { token: Token(1), .. }))
     );
@@ -371,7 +381,12 @@ fn a_closed_link_fails_its_transfer_and_idle_links_close() {
     net.peers[0].handle_message(
         net.now,
         conn,
-        Message::Hello(Hello { version: 1, peer_id: PeerId(0), listen_port: None, role: Role::Seed }),
+        Message::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            peer_id: PeerId(0),
+            listen_port: None,
+            role: Role::Seed,
+        }),
     );
     net.peers[0].handle_message(
         net.now,
@@ -379,10 +394,10 @@ fn a_closed_link_fails_its_transfer_and_idle_links_close() {
         Message::Put(PeerRequest { token: Token(2), content: C, chunk: 1 }),
     );
     net.pump();
-    assert_eq!(net.take_inbox(1), vec![Message::Started(Started { token: Token(2) })]);
+    assert!(net.take_inbox(1).is_empty(), "a start costs the tracker no message");
     net.peers[0].handle_closed(net.now, conn);
     net.pump();
-    assert_eq!(completed(&net.take_inbox(1)), vec![Completed { token: Token(2), hash: None }]);
+    assert_eq!(completed(&net.take_inbox(1)), vec![Completed { token: Token(2), hash: None, copy_us: 0 }]);
 }
 
 #[test]
@@ -595,6 +610,40 @@ fn peer_links_must_start_with_hello() {
 }
 
 #[test]
+fn completed_reports_how_long_the_copy_took_at_the_taker() {
+    let data = data(2_000);
+    let (mut net, m) = setup(&data, 1_000, 1);
+    let t0 = Time::from_nanos(1_000_000_000);
+    let p = &mut net.peers[0];
+    let order = TransferOrder {
+        token: Token(9),
+        content: C,
+        chunk: 1,
+        side: Side::Taker,
+        method: Method::Put,
+        other: PeerId(0),
+        connect: None,
+    };
+    p.handle_message(t0, TRACKER, Message::Transfer(order));
+    let conn = p.accept(t0);
+    let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(0), listen_port: None, role: Role::Seed };
+    p.handle_message(t0, conn, Message::Hello(hello));
+    // The copy starts when the Put is accepted and ends with the last byte of Data.
+    let start = t0 + Span::from_millis(250);
+    p.handle_message(start, conn, Message::Put(PeerRequest { token: Token(9), content: C, chunk: 1 }));
+    assert!(
+        std::iter::from_fn(|| p.poll_transmit()).next().is_none(),
+        "a start costs the tracker no message"
+    );
+    let payload = pdtp_core::Payload::Real(data.slice(1_000..));
+    let data_msg = pdtp_core::wire::Data { token: Token(9), content: C, chunk: 1, payload };
+    p.handle_message(start + Span::from_micros(1_500_250), conn, Message::Data(data_msg));
+    let out: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
+    let done = Completed { token: Token(9), hash: Some(m.hashes[1]), copy_us: 1_500_250 };
+    assert_eq!(out, vec![Transmit::Send { conn: TRACKER, msg: Message::Completed(done) }]);
+}
+
+#[test]
 fn a_put_and_its_data_that_beat_the_order_are_taken_once_it_arrives() {
     let data = data(2_000);
     let (mut net, m) = setup(&data, 1_000, 1);
@@ -604,7 +653,12 @@ fn a_put_and_its_data_that_beat_the_order_are_taken_once_it_arrives() {
     p.handle_message(
         now,
         conn,
-        Message::Hello(Hello { version: 1, peer_id: PeerId(0), listen_port: None, role: Role::Seed }),
+        Message::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            peer_id: PeerId(0),
+            listen_port: None,
+            role: Role::Seed,
+        }),
     );
     p.handle_message(now, conn, Message::Put(PeerRequest { token: Token(3), content: C, chunk: 1 }));
     let payload = pdtp_core::Payload::Real(data.slice(1_000..));
@@ -633,13 +687,10 @@ fn a_put_and_its_data_that_beat_the_order_are_taken_once_it_arrives() {
     let out: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
     assert_eq!(
         out,
-        vec![
-            Transmit::Send { conn: TRACKER, msg: Message::Started(Started { token: Token(3) }) },
-            Transmit::Send {
-                conn: TRACKER,
-                msg: Message::Completed(Completed { token: Token(3), hash: Some(m.hashes[1]) })
-            },
-        ]
+        vec![Transmit::Send {
+            conn: TRACKER,
+            msg: Message::Completed(Completed { token: Token(3), hash: Some(m.hashes[1]), copy_us: 0 })
+        },]
     );
     assert_eq!(p.progress(C), Some((1, 2)));
     // The same Put from a different peer id is refused even with the right token.
@@ -647,7 +698,12 @@ fn a_put_and_its_data_that_beat_the_order_are_taken_once_it_arrives() {
     p.handle_message(
         now,
         conn2,
-        Message::Hello(Hello { version: 1, peer_id: PeerId(6), listen_port: None, role: Role::Peer }),
+        Message::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            peer_id: PeerId(6),
+            listen_port: None,
+            role: Role::Peer,
+        }),
     );
     let order = TransferOrder {
         token: Token(4),
@@ -774,7 +830,10 @@ fn a_swarm_completes_under_random_scheduling_and_peers_share_the_load() {
         token += 1;
         net.order(token, C, chunk, giver, taker, method);
         let done = completed(&net.take_inbox(taker));
-        assert_eq!(done, vec![Completed { token: Token(token), hash: Some(m.hashes[chunk as usize]) }]);
+        assert_eq!(
+            done,
+            vec![Completed { token: Token(token), hash: Some(m.hashes[chunk as usize]), copy_us: 0 }]
+        );
         net.tell(giver, Message::Verdict(Verdict { token: Token(token), accepted: true }));
         for (i, evs) in all.iter_mut().enumerate().skip(1) {
             evs.extend(net.peer_events(i));
@@ -823,7 +882,12 @@ fn a_viewer_follows_the_trackers_window_start() {
     p.handle_message(
         now,
         conn,
-        Message::Hello(Hello { version: 1, peer_id: PeerId(0), listen_port: None, role: Role::Seed }),
+        Message::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            peer_id: PeerId(0),
+            listen_port: None,
+            role: Role::Seed,
+        }),
     );
     p.handle_message(
         now,

@@ -6,8 +6,8 @@ use pdtp_core::memstore::MemStore;
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
 use pdtp_core::seed::{Seed, SeedConfig};
 use pdtp_core::wire::{
-    AppendChunks, Data, ErrorCode, Hello, Method, Notice, PeerRequest, Published, Role, Side, TellInfo,
-    TransferOrder, Verdict, Welcome,
+    AppendChunks, Data, ErrorCode, Hello, Method, Notice, PROTOCOL_VERSION, PeerRequest, Published, Role,
+    Side, TellInfo, TransferOrder, Verdict, Welcome,
 };
 use pdtp_core::{
     ConnId, ContentId, Digest, Endpoint, Geometry, LiveInfo, Manifest, Message, Payload, PeerId, Span, Time,
@@ -105,7 +105,7 @@ fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (0u32..3).prop_map(|p| Message::Welcome(Welcome { peer_id: PeerId(p), nonce: [1; 16] })),
         (0u32..3).prop_map(|p| Message::Hello(Hello {
-            version: 1,
+            version: PROTOCOL_VERSION,
             peer_id: PeerId(p),
             listen_port: None,
             role: Role::Peer
@@ -214,7 +214,12 @@ fn flow(p: &mut Peer<MemStore>, now: Time, token: u64, content: u32, chunk: u32,
         p.handle_message(
             now,
             conn,
-            Message::Hello(Hello { version: 1, peer_id: PeerId(2), listen_port: None, role: Role::Peer }),
+            Message::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                peer_id: PeerId(2),
+                listen_port: None,
+                role: Role::Peer,
+            }),
         );
         p.handle_message(now, conn, Message::Put(PeerRequest { token, content: cid, chunk }));
         p.handle_message(now, conn, data);
@@ -357,7 +362,7 @@ proptest! {
                         connect: None,
                     };
                     let conn = s.accept(now);
-                    let hello = Hello { version: 1, peer_id: PeerId(2), listen_port: None, role: Role::Peer };
+                    let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(2), listen_port: None, role: Role::Peer };
                     s.handle_message(now, conn, Message::Hello(hello));
                     let req = PeerRequest { token: Token(token), content: ContentId(0), chunk };
                     if get {

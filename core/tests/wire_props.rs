@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use pdtp_core::wire::codec::{DecodeError, Decoder, Limits, encode, encoded_len};
 use pdtp_core::wire::{
     AppendChunks, AskInfo, Completed, Data, ErrorCode, Hello, Interest, Method, Notice, PeerRequest, Publish,
-    Published, Role, Side, Started, TellInfo, TransferOrder, Verdict, Welcome,
+    Published, Role, Side, TellInfo, TransferOrder, Verdict, Welcome,
 };
 use pdtp_core::{ByteRange, ContentId, Digest, Endpoint, Geometry, LiveInfo, Manifest, Message, Payload};
 use pdtp_core::{PeerId, Token};
@@ -144,9 +144,8 @@ fn message() -> BoxedStrategy<Message> {
                     connect: connect.map(|(host, port)| Endpoint { host, port }),
                 })
             }),
-        token().prop_map(|token| Message::Started(Started { token })),
-        (token(), option::of(digest()))
-            .prop_map(|(token, hash)| Message::Completed(Completed { token, hash })),
+        (token(), option::of(digest()), any::<u32>())
+            .prop_map(|(token, hash, copy_us)| Message::Completed(Completed { token, hash, copy_us })),
         (token(), prop::bool::ANY)
             .prop_map(|(token, accepted)| Message::Verdict(Verdict { token, accepted })),
         peer_request().prop_map(Message::Get),

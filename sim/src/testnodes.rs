@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use pdtp_core::wire::{Data, ErrorCode, Notice, Started};
+use pdtp_core::wire::{Data, ErrorCode, Notice, Verdict};
 use pdtp_core::{ContentId, Digest, Endpoint, Payload, Token, Transmit};
 
 use pdtp_core::{ConnId, Message, Span, Time};
@@ -165,7 +165,9 @@ impl SimNode for Viewer {
                     self.events.push_back(NodeEvent::InOrder { chunk: d.chunk });
                     if let (Some(t), true) = (self.tracker, self.want_acks > 0) {
                         for _ in 0..self.want_acks / self.chunks {
-                            let msg = Message::Started(Started { token: Token(u64::from(d.chunk)) });
+                            // Any small control message will do; the stub answers each.
+                            let token = Token(u64::from(d.chunk));
+                            let msg = Message::Verdict(Verdict { token, accepted: true });
                             self.out.push_back(Transmit::Send { conn: t, msg });
                         }
                     }

@@ -148,9 +148,7 @@ fn the_transfer_table_lists_active_transfers_with_both_ends_and_the_chunk() {
         assert_eq!(t["giver"].as_u64(), Some(seed_id));
         assert_eq!(t["taker"].as_u64(), Some(peer_id));
         assert!(t["chunk"].as_u64().unwrap() < 25, "400 000 bytes in 16 KiB chunks: {t}");
-        assert!(["scheduled", "moving"].contains(&t["state"].as_str().unwrap()), "{t}");
         assert!(t["age_s"].as_f64().unwrap() >= 0.0);
-        assert_eq!(t["state"] == "moving", t.get("moving_s").is_some(), "{t}");
     }
     let (_, html) = get(&mut swarm, "/");
     assert!(html.contains("slow &amp; steady.bin</td>"), "the table row, escaped");

@@ -23,7 +23,7 @@ pub(crate) enum Phase {
     Linking,
     /// We accept: waiting for the other end's `Get` or `Put`.
     Waiting,
-    /// Data is moving (taker: `Started` sent; giver: pushing).
+    /// Data is moving (taker: `Get` sent or `Put` accepted; giver: pushing).
     Moving,
 }
 
@@ -38,6 +38,9 @@ pub(crate) struct Order {
     /// The peer link carrying it, once chosen.
     pub conn: Option<ConnId>,
     pub phase: Phase,
+    /// When data started moving (the taker reports the copy's duration from it); the
+    /// order's arrival until then.
+    pub moving_since: Time,
     /// When the watchdog gives up on it. Set it only through [`Orders::insert`] and
     /// [`Orders::set_deadline`], which keep the earliest deadline cached.
     pub deadline: Time,

@@ -38,7 +38,6 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             | Message::Unrequest(_)
             | Message::Provide(_)
             | Message::Unprovide(_)
-            | Message::Started(_)
             | Message::Completed(_) => {
                 let n = Notice::new(ErrorCode::Unexpected, format!("tracker sent {}", msg.kind()));
                 self.emit(NodeEvent::Problem(n));

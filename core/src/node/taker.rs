@@ -7,7 +7,7 @@ use crate::ids::{ConnId, PeerId, Token};
 use crate::payload::Payload;
 use crate::store::ChunkStore;
 use crate::time::Time;
-use crate::wire::{Completed, Data, ErrorCode, Message, Method, Notice, Side, Started, TransferOrder};
+use crate::wire::{Completed, Data, ErrorCode, Message, Method, Notice, Side, TransferOrder};
 
 impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     /// An order to take a chunk: connect and `Get`, or wait for the giver's `Put`.
@@ -25,7 +25,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         }
         if self.holds(o.content, o.chunk) {
             // Already held: report the manifest hash at once, without moving data.
-            self.send_tracker(now, Message::Completed(Completed { token, hash }));
+            self.send_tracker(now, Message::Completed(Completed { token, hash, copy_us: 0 }));
             return;
         }
         match (o.method, &o.connect) {
@@ -36,18 +36,19 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 
     /// Completes an order we cannot run with `Completed(None)`.
     fn reject_order(&mut self, now: Time, token: Token, why: &str) {
-        self.send_tracker(now, Message::Completed(Completed { token, hash: None }));
+        self.send_tracker(now, Message::Completed(Completed { token, hash: None, copy_us: 0 }));
         self.stats.transfers_failed += 1;
         self.emit(NodeEvent::Problem(Notice::about(token, ErrorCode::Unexpected, why)));
         self.emit(NodeEvent::TransferFailed { token, reason: why.to_string() });
     }
 
-    /// The transfer is under way: tell the tracker and arm the completion watchdog.
+    /// The transfer is under way: note when (for `Completed`'s `copy_us`) and arm the
+    /// completion watchdog.
     pub(super) fn started(&mut self, now: Time, token: Token) {
         let Some(o) = self.orders.get_mut(&token) else { return };
         o.phase = Phase::Moving;
+        o.moving_since = now;
         self.orders.set_deadline(&token, now + self.cfg.transfer_timeout);
-        self.send_tracker(now, Message::Started(Started { token }));
     }
 
     /// `Data` on a peer link: take it if it belongs to a moving order on this link.
@@ -83,7 +84,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     pub(super) fn take_data(&mut self, now: Time, token: Token, payload: Payload) {
         let Some(o) = self.orders.remove(&token) else { return };
         let Some(c) = self.contents.get(&o.content) else {
-            self.send_tracker(now, Message::Completed(Completed { token, hash: None }));
+            self.send_tracker(now, Message::Completed(Completed { token, hash: None, copy_us: 0 }));
             return;
         };
         let expected_len = c.manifest.geometry.chunk_len(o.chunk);
@@ -94,7 +95,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         let verified = payload.len() == expected_len && Some(digest) == expected;
         if verified && !already {
             if let Err(e) = self.store.write(o.content, o.chunk, &payload) {
-                self.send_tracker(now, Message::Completed(Completed { token, hash: None }));
+                self.send_tracker(now, Message::Completed(Completed { token, hash: None, copy_us: 0 }));
                 self.emit(NodeEvent::Problem(Notice::new(ErrorCode::Unexpected, e.to_string())));
                 self.stats.transfers_failed += 1;
                 self.emit(NodeEvent::TransferFailed { token, reason: "store write failed".into() });
@@ -104,7 +105,9 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
                 c.have.insert(o.chunk);
             }
         }
-        self.send_tracker(now, Message::Completed(Completed { token, hash: Some(digest) }));
+        // Saturates at 71 minutes, far beyond any transfer timeout.
+        let copy_us = u32::try_from(now.saturating_since(o.moving_since).as_micros()).unwrap_or(u32::MAX);
+        self.send_tracker(now, Message::Completed(Completed { token, hash: Some(digest), copy_us }));
         if already {
             return;
         }

@@ -38,6 +38,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             other: o.other,
             conn,
             phase,
+            moving_since: now,
             deadline: now + self.cfg.stall_timeout,
         };
         self.orders.insert(token, order);
@@ -152,7 +153,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     pub(super) fn fail(&mut self, now: Time, token: Token, why: &str) {
         let Some(o) = self.orders.remove(&token) else { return };
         if o.side == Side::Taker {
-            self.send_tracker(now, Message::Completed(Completed { token, hash: None }));
+            self.send_tracker(now, Message::Completed(Completed { token, hash: None, copy_us: 0 }));
         }
         self.stats.transfers_failed += 1;
         self.emit(NodeEvent::TransferFailed { token, reason: why.to_string() });

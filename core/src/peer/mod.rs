@@ -9,10 +9,9 @@
 //!   |              |-- Request(all | live edge..) ->|
 //!   |              |<-- Transfer(token, Taker) ----|
 //!   |              |== Hello, Get(token) =========> giver
-//!   |              |-- Started ------------------->|
 //!   |              |<== Data ====================== giver
 //!   |              |   verify length + SHA-256, store
-//!   |              |-- Completed(hash) ----------->|
+//!   |              |-- Completed(hash, copy_us) -->|
 //!   |<- ChunkVerified, Deliver (in byte order), DownloadComplete
 //! ```
 //!

@@ -90,8 +90,12 @@ pub struct TrackerConfig {
     pub limits: Limits,
     /// Limits for seeds (the origin often has more upload than a peer).
     pub seed_limits: Limits,
-    /// An order not started within this is cancelled and rescheduled.
+    /// Takers give up on an order not started within this (and report it failed).
     pub stall_timeout: Span,
+    /// Takers give up on a copy not finished within this after it started. An order whose
+    /// taker has not reported within `stall_timeout + transfer_timeout` is cancelled and
+    /// rescheduled (a taker that stopped reporting).
+    pub transfer_timeout: Span,
     /// How often stalled orders are swept.
     pub sweep_interval: Span,
     /// A connection that has not said `Hello` within this is closed.
@@ -171,6 +175,7 @@ impl TrackerConfig {
             limits: Limits::DEFAULT,
             seed_limits: Limits::DEFAULT,
             stall_timeout: Span::from_secs(20),
+            transfer_timeout: Span::from_secs(120),
             sweep_interval: Span::from_secs(2),
             hello_timeout: Span::from_secs(10),
             max_connections: 4096,

@@ -65,9 +65,10 @@ pub struct Tracker {
     /// Nodes with free download slots that found no giver; giver steps look here.
     hungry: BTreeSet<NodeIdx>,
     next_sweep: Option<Time>,
-    /// Queue-ahead: when started uploads are expected to end, less the order lead time.
+    /// Queue-ahead: when uploads are expected to end, less the order lead time.
     wakes: BTreeSet<(Time, crate::ids::Token)>,
-    /// Smoothed order lead time in seconds: an order sent → the taker's `Started` back.
+    /// Smoothed order lead time in seconds: an order sent → its copy starting, as the taker's
+    /// `Completed` tells (its arrival less the copy's duration).
     order_lead: f32,
     /// Connections that have not said hello yet.
     silent_conns: usize,
@@ -171,7 +172,6 @@ impl Tracker {
             Message::Unrequest(i) => self.on_unrequest(idx, conn, i),
             Message::Provide(i) => self.on_provide(idx, conn, i),
             Message::Unprovide(i) => self.on_unprovide(idx, conn, i),
-            Message::Started(s) => self.on_started(now, idx, s.token),
             Message::Completed(c) => self.on_completed(now, idx, conn, c),
             Message::Warning(n) => {
                 let peer = self.node(idx).map(|n| n.id);
@@ -241,10 +241,10 @@ impl Tracker {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     ///
-    /// Armed while anything needs sweeping: orders not yet started, connections that have
+    /// Armed while anything needs sweeping: orders not yet finished, connections that have
     /// not said hello, givers left idle while demand remains; and, with
-    /// [`TrackerConfig::queue_ahead`], when a started upload is about to end. Changes after
-    /// any input.
+    /// [`TrackerConfig::queue_ahead`], when an upload is about to end. Changes after any
+    /// input.
     pub fn poll_timeout(&self) -> Option<Time> {
         let wake = self.wakes.first().map(|&(t, _)| t);
         match (self.next_sweep, wake) {
@@ -300,8 +300,7 @@ impl Tracker {
             return;
         }
         let demand = self.contents.iter().any(|c| c.total_pending > 0);
-        if self.transfers.has_unstarted() || self.silent_conns > 0 || (demand && !self.idle_givers.is_empty())
-        {
+        if self.transfers.len() > 0 || self.silent_conns > 0 || (demand && !self.idle_givers.is_empty()) {
             self.next_sweep = Some(now + self.config.sweep_interval);
         }
     }
@@ -318,7 +317,7 @@ impl Tracker {
         for conn in silent {
             self.close_with(conn, Notice::new(ErrorCode::HelloExpected, "no hello within the timeout"));
         }
-        self.sweep_stalled(now);
+        self.sweep_overdue(now);
         for idx in std::mem::take(&mut self.idle_givers) {
             if let Some(n) = self.node_mut(idx) {
                 n.idle = false;

@@ -72,10 +72,8 @@ pub struct ActiveTransfer {
     pub path: String,
     /// The chunk.
     pub chunk: ChunkIndex,
-    /// When the tracker ordered it.
+    /// When the tracker ordered it (its start is known only when it completes).
     pub ordered: Time,
-    /// When the taker reported it started (`None`: ordered, not started yet).
-    pub started: Option<Time>,
 }
 
 /// A snapshot of the tracker.
@@ -148,7 +146,6 @@ impl Tracker {
                     .map_or_else(String::new, |c| c.manifest.path.clone()),
                 chunk: t.chunk,
                 ordered: t.ordered,
-                started: t.started_at,
             })
             .collect();
         transfers.sort_by_key(|t| (t.ordered, t.token));

@@ -1,4 +1,4 @@
-//! Transfer orders: creation, start, completion, cancellation, stall sweeping.
+//! Transfer orders: creation, completion, cancellation, sweeping overdue orders.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -22,10 +22,8 @@ pub(super) struct Transfer {
     pub(super) taker_slot: TrustSlot,
     pub(super) content: ContentId,
     pub(super) chunk: ChunkIndex,
-    pub(super) started: bool,
-    /// When it was ordered, and when the taker's `Started` arrived.
+    /// When it was ordered.
     pub(super) ordered: Time,
-    pub(super) started_at: Option<Time>,
     /// Queue-ahead: when the giver's next upload may be ordered (in `Tracker::wakes`), and
     /// whether that time passed (the giver holds one lent slot for it).
     pub(super) wake: Option<Time>,
@@ -40,7 +38,7 @@ struct Cancelled {
     chunk: ChunkIndex,
 }
 
-/// Live orders, the not-yet-started queue (in deadline order) and recent cancellations.
+/// Live orders and recent cancellations.
 ///
 /// Live orders sit in a slab; a token's low 32 bits are its slot and its high 32 bits are
 /// random, so lookups are O(1) and a token cannot be guessed from its slot.
@@ -49,7 +47,6 @@ pub(super) struct TransferTable {
     slots: Vec<Option<(Token, Transfer)>>,
     free: Vec<u32>,
     live: usize,
-    unstarted: VecDeque<(Time, Token)>,
     cancelled: BTreeMap<Token, Cancelled>,
     cancelled_order: VecDeque<Token>,
 }
@@ -59,7 +56,7 @@ const RATE_SMOOTHING: f32 = 0.25;
 
 /// Queue-ahead orders the next upload this many order lead times before the current one is
 /// expected to end: the lead covers order → taker → `Get` at the giver, and the expected end
-/// is measured at the taker, one latency after the giver's last byte left.
+/// is as the taker sees it, one latency after the giver's last byte left.
 const LEAD_FACTOR: f64 = 1.5;
 
 /// How many cancelled tokens are remembered for late completions.
@@ -106,10 +103,6 @@ impl TransferTable {
             }
             _ => None,
         }
-    }
-
-    pub(super) fn has_unstarted(&self) -> bool {
-        !self.unstarted.is_empty()
     }
 
     pub(super) fn len(&self) -> usize {
@@ -186,14 +179,14 @@ impl Tracker {
                 taker_slot,
                 content: content_id,
                 chunk,
-                started: false,
                 ordered: now,
-                started_at: None,
                 wake: None,
                 early: false,
             },
         );
-        self.transfers.unstarted.push_back((now + self.config.stall_timeout, token));
+        if self.config.queue_ahead {
+            self.plan_queue_ahead(now, token);
+        }
         self.decisions += 1;
         self.send(taker_conn, Message::Transfer(to_taker));
         self.send(giver_conn, Message::Transfer(to_giver));
@@ -207,30 +200,19 @@ impl Tracker {
         self.arm_sweep(now);
     }
 
-    pub(super) fn on_started(&mut self, now: Time, idx: NodeIdx, token: Token) {
-        let Some(t) = self.transfers.get_mut(token) else { return };
-        if t.taker != idx || t.started {
-            return;
-        }
-        t.started = true;
-        t.started_at = Some(now);
-        let sample = now.saturating_since(t.ordered).as_secs_f64() as f32;
-        self.order_lead = if self.order_lead > 0.0 {
-            self.order_lead + RATE_SMOOTHING * (sample - self.order_lead)
-        } else {
-            sample
-        };
-        if self.config.queue_ahead {
-            self.plan_queue_ahead(now, token);
-        }
+    /// Whether order `o` is expected to be moving data by `now`: ordered at least one order
+    /// lead time ago (the tracker hears of a copy's start only with its `Completed`).
+    fn expected_moving(&self, o: &Transfer, now: Time) -> bool {
+        now.saturating_since(o.ordered).as_secs_f64() >= f64::from(self.order_lead)
     }
 
-    /// Queue-ahead: sets when the giver's next upload may be ordered, shortly before this one
-    /// is expected to end.
+    /// Queue-ahead: sets when the giver's next upload may be ordered, shortly before this new
+    /// one is expected to end.
     ///
-    /// The upload shares the giver's measured rate with its other moving uploads, so it is
-    /// expected to take `bytes · moving / rate`; the next order goes out [`LEAD_FACTOR`] order
-    /// lead times (order sent → `Started` back, smoothed over all transfers) before that.
+    /// The upload is expected to start one order lead time (order sent → the taker's `Get`
+    /// on its way, smoothed over all transfers) from now and to share the giver's measured
+    /// rate with its other uploads, so to take `bytes · uploads / rate`; the next order goes
+    /// out [`LEAD_FACTOR`] order lead times before that end.
     fn plan_queue_ahead(&mut self, now: Time, token: Token) {
         let Some(t) = self.transfers.get(token) else { return };
         let (giver, content, chunk) = (t.giver, t.content, t.chunk);
@@ -240,14 +222,10 @@ impl Tracker {
             return;
         }
         let Some(g) = self.node(giver) else { return };
-        let moving = g
-            .orders
-            .iter()
-            .filter(|&&o| self.transfers.get(o).is_some_and(|o| o.giver == giver && o.started))
-            .count()
-            .max(1);
-        let left =
-            f64::from(bytes) * moving as f64 / f64::from(rate) - f64::from(self.order_lead) * LEAD_FACTOR;
+        let uploads =
+            g.orders.iter().filter(|&&o| self.transfers.get(o).is_some_and(|o| o.giver == giver)).count();
+        let lead = f64::from(self.order_lead);
+        let left = lead + f64::from(bytes) * uploads.max(1) as f64 / f64::from(rate) - lead * LEAD_FACTOR;
         let at = now + Span::from_secs_f64(left);
         if let Some(t) = self.transfers.get_mut(token) {
             t.wake = Some(at);
@@ -278,24 +256,35 @@ impl Tracker {
         fired
     }
 
-    /// Updates the giver's measured upload rate from a verified copy of `bytes`, and its
-    /// upload slots when they follow the rate ([`UploadSlots::Measured`]).
+    /// Updates the order lead time, the giver's measured upload rate from a verified copy of
+    /// `bytes` that took `copy` at the taker, and its upload slots when they follow the rate
+    /// ([`UploadSlots::Measured`]).
     ///
-    /// The copy's own rate is `bytes / (Completed − Started)` (both reach the tracker over the
-    /// taker's link, so its latency cancels); the giver's uplink was shared by the uploads
-    /// moving alongside it, so the sample is that rate times their number. Smoothed
-    /// exponentially, as a sample sees only part of the uplink's sharing.
-    fn measure_upload(&mut self, now: Time, t: &Transfer, bytes: u32) {
-        let from = t.started_at.unwrap_or(t.ordered);
-        let secs = now.saturating_since(from).as_secs_f64();
+    /// The copy's own rate is `bytes / copy` (the taker's clock, from its `Get` to the last
+    /// byte); the giver's uplink was shared by the uploads moving alongside it, so the sample
+    /// is that rate times their number (its other orders older than the order lead). Smoothed
+    /// exponentially, as a sample sees only part of the uplink's sharing. The copy began,
+    /// as seen here, `copy` before its `Completed` arrived (both cross the taker's link), so
+    /// the order lead is that start less the order's time.
+    fn measure_upload(&mut self, now: Time, t: &Transfer, bytes: u32, copy: Span) {
+        let secs = copy.as_secs_f64();
         if secs <= 0.0 || bytes == 0 {
-            return;
+            return; // the taker already held the chunk: nothing moved, nothing to learn
         }
+        let began = now.saturating_sub(copy);
+        let lead = began.saturating_since(t.ordered).as_secs_f64() as f32;
+        self.order_lead = if self.order_lead > 0.0 {
+            self.order_lead + RATE_SMOOTHING * (lead - self.order_lead)
+        } else {
+            lead
+        };
         let Some(g) = self.node(t.giver) else { return };
         let moving = 1 + g
             .orders
             .iter()
-            .filter(|&&o| self.transfers.get(o).is_some_and(|o| o.giver == t.giver && o.started))
+            .filter(|&&o| {
+                self.transfers.get(o).is_some_and(|o| o.giver == t.giver && self.expected_moving(o, now))
+            })
             .count();
         let sample = (f64::from(bytes) / secs * moving as f64) as f32;
         let chunk_bytes =
@@ -329,7 +318,7 @@ impl Tracker {
         };
         let bytes = self.contents.get(ci).map_or(0, |c| c.manifest.geometry.chunk_len(t.chunk));
         if outcome == Outcome::Verified {
-            self.measure_upload(now, &t, bytes);
+            self.measure_upload(now, &t, bytes, Span::from_micros(u64::from(done.copy_us)));
         }
         self.release(&t, done.token, outcome == Outcome::Verified);
         let taker_id = self.node(idx).map(|n| n.id);
@@ -473,17 +462,19 @@ impl Tracker {
         self.events.push_back(TrackerEvent::Cancelled { token, stalled });
     }
 
-    /// Cancels every order whose `Started` did not arrive in time.
-    pub(super) fn sweep_stalled(&mut self, now: Time) {
-        while let Some(&(deadline, token)) = self.transfers.unstarted.front() {
-            if deadline > now {
-                break;
-            }
-            self.transfers.unstarted.pop_front();
-            let stalled = self.transfers.get(token).is_some_and(|t| !t.started);
-            if stalled {
-                self.cancel_transfer(token, true, None);
-            }
+    /// Cancels every order whose taker has not reported within its stall and transfer
+    /// timeouts (an honest taker reports a failure itself by then). A scan of the live
+    /// orders every sweep interval: cheaper than keeping a deadline per order.
+    pub(super) fn sweep_overdue(&mut self, now: Time) {
+        let timeout = self.config.stall_timeout + self.config.transfer_timeout;
+        let overdue: Vec<Token> = self
+            .transfers
+            .iter()
+            .filter(|(_, t)| now.saturating_since(t.ordered) >= timeout)
+            .map(|(token, _)| token)
+            .collect();
+        for token in overdue {
+            self.cancel_transfer(token, true, None);
         }
     }
 

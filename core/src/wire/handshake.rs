@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{PeerId, Token};
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this crate speaks. 2: no `Started` message; `Completed` carries
+/// the copy's duration (`copy_us`).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// What a connecting node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ mod transfer;
 pub use handshake::{ErrorCode, Hello, Notice, PROTOCOL_VERSION, Role, Welcome};
 pub use info::{AppendChunks, AskInfo, Publish, Published, TellInfo};
 pub use interest::Interest;
-pub use transfer::{Completed, Data, Method, PeerRequest, Side, Started, TransferOrder, Verdict};
+pub use transfer::{Completed, Data, Method, PeerRequest, Side, TransferOrder, Verdict};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,8 +47,6 @@ pub enum Message {
     Unprovide(Interest),
     /// Tracker → both ends of a scheduled transfer.
     Transfer(TransferOrder),
-    /// Taker → tracker: the transfer was accepted by the other end and is moving.
-    Started(Started),
     /// Taker → tracker: the transfer ended (hash of what arrived, or failure).
     Completed(Completed),
     /// Tracker → giver: whether the taker's copy verified.
@@ -83,7 +81,6 @@ impl Message {
             Message::Provide(_) => "provide",
             Message::Unprovide(_) => "unprovide",
             Message::Transfer(_) => "transfer",
-            Message::Started(_) => "started",
             Message::Completed(_) => "completed",
             Message::Verdict(_) => "verdict",
             Message::Get(_) => "get",

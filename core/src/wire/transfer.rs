@@ -47,13 +47,6 @@ pub struct TransferOrder {
     pub connect: Option<Endpoint>,
 }
 
-/// Taker → tracker: the other end accepted the token; data is moving.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Started {
-    /// The transfer.
-    pub token: Token,
-}
-
 /// Taker → tracker: the transfer ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Completed {
@@ -61,6 +54,11 @@ pub struct Completed {
     pub token: Token,
     /// SHA-256 of the bytes received, or `None` if nothing usable arrived.
     pub hash: Option<Digest>,
+    /// How long the copy took at the taker, in microseconds: from sending its `Get` (or
+    /// accepting the giver's `Put`) to the last byte of `Data`; 0 when no data moved. The
+    /// tracker measures givers' upload rates with it (until protocol version 2 a separate
+    /// `Started` message marked the start).
+    pub copy_us: u32,
 }
 
 /// Tracker → giver: whether the taker's copy matched the manifest.

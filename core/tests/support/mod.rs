@@ -9,7 +9,7 @@ use bytes::Bytes;
 use pdtp_core::memstore::MemStore;
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
-use pdtp_core::wire::{Hello, Method, Role, Side, TransferOrder, Welcome};
+use pdtp_core::wire::{Hello, Method, PROTOCOL_VERSION, Role, Side, TransferOrder, Welcome};
 use pdtp_core::{
     ChunkIndex, ConnId, ContentId, Digest, Endpoint, Geometry, Manifest, Message, PeerId, Time, Token,
     Transmit,
@@ -113,7 +113,8 @@ impl Net {
         net.pump();
         for i in 0..n {
             let role = if i == 0 { Role::Seed } else { Role::Peer };
-            let hello = Hello { version: 1, peer_id: PeerId(i as u32), listen_port: Some(8000), role };
+            let hello =
+                Hello { version: PROTOCOL_VERSION, peer_id: PeerId(i as u32), listen_port: Some(8000), role };
             assert_eq!(net.take_inbox(i), vec![Message::Hello(hello)], "Hello first on the tracker link");
             net.tell(i, Message::Welcome(Welcome { peer_id: PeerId(i as u32), nonce: NONCE }));
         }

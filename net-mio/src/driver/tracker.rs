@@ -155,9 +155,7 @@ impl TrackerNode {
                     chunk: x.chunk,
                     giver: x.giver.0,
                     taker: x.taker.0,
-                    state: if x.started.is_some() { "moving" } else { "scheduled" }.to_owned(),
                     age_s: (cx.time - x.ordered).as_secs_f64(),
-                    moving_s: x.started.map(|t| (cx.time - t).as_secs_f64()),
                 })
                 .collect(),
             totals: Totals { connections_refused: cx.refused, ..self.totals.clone() },

@@ -110,20 +110,18 @@ pub fn html(s: &StatsSnapshot) -> String {
     let _ = write!(
         o,
         "<h2>Transfers ({})</h2>\n<table><tr><th class=l>file</th><th>chunk</th><th>giver</th><th>taker</th>\
-         <th class=l>state</th><th>scheduled</th><th>moving</th></tr>\n",
+         <th>ordered</th></tr>\n",
         s.transfers.len()
     );
     for x in &s.transfers {
         let _ = writeln!(
             o,
-            "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=l>{}</td><td>{} ago</td><td>{}</td></tr>",
+            "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ago</td></tr>",
             html_escape(&x.file),
             x.chunk,
             x.giver,
             x.taker,
-            html_escape(&x.state),
             duration(x.age_s),
-            x.moving_s.map_or_else(|| "-".to_owned(), |m| format!("for {}", duration(m))),
         );
     }
     o.push_str("</table>\n</body></html>\n");
@@ -162,14 +160,8 @@ pub fn prometheus(s: &StatsSnapshot) -> String {
         m.sample(name, &[], value as f64);
     }
 
-    m.family("pdtp_transfers_active", "gauge", "Transfers scheduled or moving, by state.");
-    let mut states: Vec<&str> = s.transfers.iter().map(|x| x.state.as_str()).collect();
-    states.sort_unstable();
-    states.dedup();
-    for st in states {
-        let n = s.transfers.iter().filter(|x| x.state == st).count();
-        m.sample("pdtp_transfers_active", &[("state", st)], n as f64);
-    }
+    m.family("pdtp_transfers_active", "gauge", "Transfers ordered and not yet reported finished.");
+    m.sample("pdtp_transfers_active", &[], s.transfers.len() as f64);
 
     m.family("pdtp_rate_bytes_per_second", "gauge", "Rate reached over the last window, by direction.");
     m.sample("pdtp_rate_bytes_per_second", &[("direction", "upload")], s.rates.upload);

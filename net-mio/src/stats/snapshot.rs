@@ -78,7 +78,8 @@ pub struct FileStats {
     pub peer_bytes: u64,
 }
 
-/// One scheduled or active transfer.
+/// One transfer ordered and not yet reported finished (the tracker hears of a copy's start
+/// only with its end, so it cannot tell waiting orders from moving ones).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TransferStats {
     /// Content path.
@@ -89,13 +90,8 @@ pub struct TransferStats {
     pub giver: u32,
     /// Taking peer id.
     pub taker: u32,
-    /// `scheduled` (ordered, the taker has not reported it started) or `moving`.
-    pub state: String,
-    /// Seconds since it was scheduled.
+    /// Seconds since it was ordered.
     pub age_s: f64,
-    /// Seconds since the taker reported it started (absent while scheduled).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub moving_s: Option<f64>,
 }
 
 /// Counters since start.

@@ -55,15 +55,7 @@ fn snapshot() -> StatsSnapshot {
                 ..Default::default()
             },
         ],
-        transfers: vec![TransferStats {
-            file: "<b>x</b>".into(),
-            chunk: 2,
-            giver: 1,
-            taker: 2,
-            state: "moving".into(),
-            age_s: 1.5,
-            moving_s: Some(0.5),
-        }],
+        transfers: vec![TransferStats { file: "<b>x</b>".into(), chunk: 2, giver: 1, taker: 2, age_s: 1.5 }],
         totals: Totals {
             origin_bytes: 15_000,
             peer_bytes: 10_000,

@@ -47,9 +47,9 @@ fn data_header_max_len_is_the_longest_encoding() {
 #[test]
 fn frame_layout_is_as_documented() {
     let mut out = BytesMut::new();
-    encode(&Message::Started(Started { token: Token(5) }), &mut out).unwrap();
-    // Started is variant 12; the token is the varint 5.
-    assert_eq!(&out[..], &[0, 0, 0, 3, 0, 12, 5]);
+    encode(&Message::Verdict(Verdict { token: Token(5), accepted: true }), &mut out).unwrap();
+    // Verdict is variant 13; the token is the varint 5, then the bool.
+    assert_eq!(&out[..], &[0, 0, 0, 4, 0, 13, 5, 1]);
 
     out.clear();
     encode(&data(Payload::Real(Bytes::from_static(b"abc"))), &mut out).unwrap();
@@ -106,9 +106,9 @@ fn real_payload_is_a_slice_of_the_receive_buffer() {
 
 #[test]
 fn over_long_varint_is_non_canonical() {
-    // Started(token 0) written with a two-byte zero.
-    assert_eq!(decode_all(&frame(0, &[12, 0x80, 0x00]), Limits::DEFAULT), Err(DecodeError::NonCanonical));
-    assert!(decode_all(&frame(0, &[12, 0x00]), Limits::DEFAULT).unwrap().is_some());
+    // Verdict(token 0, false) with the token written as a two-byte zero.
+    assert_eq!(decode_all(&frame(0, &[13, 0x80, 0x00, 0]), Limits::DEFAULT), Err(DecodeError::NonCanonical));
+    assert!(decode_all(&frame(0, &[13, 0x00, 0]), Limits::DEFAULT).unwrap().is_some());
     // A data header whose chunk index is over-long.
     let mut body = vec![1, 2, 0x83, 0x00, 3];
     body.extend_from_slice(b"xyz");
@@ -118,16 +118,16 @@ fn over_long_varint_is_non_canonical() {
 #[test]
 fn malformed_bodies_are_typed_errors() {
     let l = Limits::DEFAULT;
-    assert_eq!(decode_all(&frame(0, &[12, 5, 0]), l), Err(DecodeError::TrailingBytes { count: 1 }));
-    // Variant 19 is Data, which is never a control body; 200 is no variant at all.
-    assert!(matches!(decode_all(&frame(0, &[19]), l), Err(DecodeError::Malformed(_))));
+    assert_eq!(decode_all(&frame(0, &[13, 5, 0, 9]), l), Err(DecodeError::TrailingBytes { count: 1 }));
+    // Variant 18 is Data, which is never a control body; 200 is no variant at all.
+    assert!(matches!(decode_all(&frame(0, &[18]), l), Err(DecodeError::Malformed(_))));
     assert!(matches!(decode_all(&frame(0, &[200, 1]), l), Err(DecodeError::Malformed(_))));
     // Completed with an Option tag of 2.
-    assert!(matches!(decode_all(&frame(0, &[13, 1, 2]), l), Err(DecodeError::Malformed(_))));
+    assert!(matches!(decode_all(&frame(0, &[12, 1, 2]), l), Err(DecodeError::Malformed(_))));
     // A truncated body inside a complete frame.
-    assert!(matches!(decode_all(&frame(0, &[13, 1, 1, 0, 0]), l), Err(DecodeError::Malformed(_))));
+    assert!(matches!(decode_all(&frame(0, &[12, 1, 1, 0, 0]), l), Err(DecodeError::Malformed(_))));
     // Verdict with a bool of 2.
-    assert!(matches!(decode_all(&frame(0, &[14, 1, 2]), l), Err(DecodeError::Malformed(_))));
+    assert!(matches!(decode_all(&frame(0, &[13, 1, 2]), l), Err(DecodeError::Malformed(_))));
     assert_eq!(decode_all(&[0, 0, 0, 0], l), Err(DecodeError::EmptyFrame));
     assert_eq!(decode_all(&frame(3, &[]), l), Err(DecodeError::UnknownKind(3)));
     assert_eq!(decode_all(&frame(255, &[1, 2]), l), Err(DecodeError::UnknownKind(255)));
@@ -199,7 +199,7 @@ fn first_error_poisons() {
     let mut d = Decoder::new(Limits::DEFAULT);
     d.push(&frame(7, &[]));
     let mut ok = BytesMut::new();
-    encode(&Message::Completed(Completed { token: Token(1), hash: None }), &mut ok).unwrap();
+    encode(&Message::Completed(Completed { token: Token(1), hash: None, copy_us: 0 }), &mut ok).unwrap();
     d.push(&ok);
     assert_eq!(d.next(), Err(DecodeError::UnknownKind(7)));
     assert!(d.is_poisoned());
@@ -239,7 +239,7 @@ proptest! {
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
         let mut out = BytesMut::new();
-        let completed = Message::Completed(Completed { token: Token(token), hash: hash.map(Digest) });
+        let completed = Message::Completed(Completed { token: Token(token), hash: hash.map(Digest), copy_us: 7 });
         encode(&completed, &mut out).unwrap();
         encode(&data(Payload::Real(Bytes::from_static(b"0123456789"))), &mut out).unwrap();
         let mut bytes = out.to_vec();
@@ -288,8 +288,7 @@ fn variant_indexes_match_the_protocol_reference() {
         Message::Provide(interest),
         Message::Unprovide(interest),
         Message::Transfer(order),
-        Message::Started(Started { token: Token(0) }),
-        Message::Completed(Completed { token: Token(0), hash: None }),
+        Message::Completed(Completed { token: Token(0), hash: None, copy_us: 0 }),
         Message::Verdict(Verdict { token: Token(0), accepted: false }),
         Message::Get(req),
         Message::Put(req),
