@@ -175,6 +175,19 @@ fn seed_sends(net: &mut Net) -> Vec<Transmit> {
     std::iter::from_fn(|| net.seed.poll_transmit()).collect()
 }
 
+/// An order to take chunk `chunk` from peer 0, which pushes it (`Put`).
+fn taker_put_order(token: u64, chunk: u32) -> TransferOrder {
+    TransferOrder {
+        token: Token(token),
+        content: C,
+        chunk,
+        side: Side::Taker,
+        method: Method::Put,
+        other: PeerId(0),
+        connect: None,
+    }
+}
+
 fn giver_order(token: u64, chunk: u32, other: u32) -> Message {
     Message::Transfer(TransferOrder {
         token: Token(token),
@@ -365,18 +378,7 @@ fn a_closed_link_fails_its_transfer_and_idle_links_close() {
     assert_eq!(net.peer(1).peer_links(), 0);
     assert!(net.links.is_empty());
     // A transfer whose link drops mid-way completes with no hash.
-    net.tell(
-        1,
-        Message::Transfer(TransferOrder {
-            token: Token(2),
-            content: C,
-            chunk: 1,
-            side: Side::Taker,
-            method: Method::Put,
-            other: PeerId(0),
-            connect: None,
-        }),
-    );
+    net.tell(1, Message::Transfer(taker_put_order(2, 1)));
     let conn = net.peers[0].accept(net.now);
     net.peers[0].handle_message(
         net.now,
@@ -615,15 +617,7 @@ fn completed_reports_how_long_the_copy_took_at_the_taker() {
     let (mut net, m) = setup(&data, 1_000, 1);
     let t0 = Time::from_nanos(1_000_000_000);
     let p = &mut net.peers[0];
-    let order = TransferOrder {
-        token: Token(9),
-        content: C,
-        chunk: 1,
-        side: Side::Taker,
-        method: Method::Put,
-        other: PeerId(0),
-        connect: None,
-    };
+    let order = taker_put_order(9, 1);
     p.handle_message(t0, TRACKER, Message::Transfer(order));
     let conn = p.accept(t0);
     let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(0), listen_port: None, role: Role::Seed };
@@ -674,15 +668,7 @@ fn a_put_and_its_data_that_beat_the_order_are_taken_once_it_arrives() {
     );
     assert!(std::iter::from_fn(|| p.poll_transmit()).next().is_none(), "held: nothing sent yet");
     assert_eq!(p.progress(C), Some((0, 2)), "nothing stored before the order");
-    let order = TransferOrder {
-        token: Token(3),
-        content: C,
-        chunk: 1,
-        side: Side::Taker,
-        method: Method::Put,
-        other: PeerId(0),
-        connect: None,
-    };
+    let order = taker_put_order(3, 1);
     p.handle_message(now, TRACKER, Message::Transfer(order));
     let out: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
     assert_eq!(
@@ -705,15 +691,7 @@ fn a_put_and_its_data_that_beat_the_order_are_taken_once_it_arrives() {
             role: Role::Peer,
         }),
     );
-    let order = TransferOrder {
-        token: Token(4),
-        content: C,
-        chunk: 0,
-        side: Side::Taker,
-        method: Method::Put,
-        other: PeerId(0),
-        connect: None,
-    };
+    let order = taker_put_order(4, 0);
     p.handle_message(now, TRACKER, Message::Transfer(order));
     p.handle_message(now, conn2, Message::Put(PeerRequest { token: Token(4), content: C, chunk: 0 }));
     let out: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
@@ -889,19 +867,7 @@ fn a_viewer_follows_the_trackers_window_start() {
             role: Role::Seed,
         }),
     );
-    p.handle_message(
-        now,
-        TRACKER,
-        Message::Transfer(TransferOrder {
-            token: Token(1),
-            content: C,
-            chunk: 8,
-            side: Side::Taker,
-            method: Method::Put,
-            other: PeerId(0),
-            connect: None,
-        }),
-    );
+    p.handle_message(now, TRACKER, Message::Transfer(taker_put_order(1, 8)));
     p.handle_message(now, conn, Message::Put(PeerRequest { token: Token(1), content: C, chunk: 8 }));
     p.handle_message(
         now,
