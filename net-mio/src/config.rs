@@ -51,7 +51,10 @@ pub struct Config {
     pub max_uploads: u32,
     /// Of those, downloads actively moving data (original: 5).
     pub max_downloads: u32,
-    /// A transfer not progressing for this long is abandoned and rescheduled (original: 20 s).
+    /// The tracker's `stall_timeout` (original: 20 s). Takers abandon a transfer that does
+    /// not start within their own stall timeout (`get --stall-timeout`, also 20 s by default)
+    /// and report it, and the chunk is rescheduled; the tracker cancels an order whose taker
+    /// has not reported within this plus the takers' 120 s transfer timeout.
     pub stall_timeout: Duration,
     /// Connections a process accepts at once; more are refused.
     pub max_connections: usize,
