@@ -51,8 +51,14 @@ pub(super) struct TransferTable {
     cancelled_order: VecDeque<Token>,
 }
 
-/// Weight of a new sample in a giver's smoothed upload rate.
+/// Weight of a new sample in a giver's smoothed upload rate and in the order lead time.
 const RATE_SMOOTHING: f32 = 0.25;
+
+/// `old` moved towards `sample` by [`RATE_SMOOTHING`]; the first sample (no `old` yet, 0)
+/// is taken as it is.
+fn smoothed(old: f32, sample: f32) -> f32 {
+    if old > 0.0 { old + RATE_SMOOTHING * (sample - old) } else { sample }
+}
 
 /// Queue-ahead orders the next upload this many order lead times before the current one is
 /// expected to end: the lead covers order → taker → `Get` at the giver, and the expected end
@@ -221,11 +227,10 @@ impl Tracker {
         if rate <= 0.0 || bytes == 0 {
             return;
         }
-        let Some(g) = self.node(giver) else { return };
-        let uploads =
-            g.orders.iter().filter(|&&o| self.transfers.get(o).is_some_and(|o| o.giver == giver)).count();
+        // This order is already counted among the giver's uploads.
+        let uploads = self.loads[giver.0 as usize].up.max(1);
         let lead = f64::from(self.order_lead);
-        let left = lead + f64::from(bytes) * uploads.max(1) as f64 / f64::from(rate) - lead * LEAD_FACTOR;
+        let left = lead + f64::from(bytes) * f64::from(uploads) / f64::from(rate) - lead * LEAD_FACTOR;
         let at = now + Span::from_secs_f64(left);
         if let Some(t) = self.transfers.get_mut(token) {
             t.wake = Some(at);
@@ -273,11 +278,7 @@ impl Tracker {
         }
         let began = now.saturating_sub(copy);
         let lead = began.saturating_since(t.ordered).as_secs_f64() as f32;
-        self.order_lead = if self.order_lead > 0.0 {
-            self.order_lead + RATE_SMOOTHING * (lead - self.order_lead)
-        } else {
-            lead
-        };
+        self.order_lead = smoothed(self.order_lead, lead);
         let Some(g) = self.node(t.giver) else { return };
         let moving = 1 + g
             .orders
@@ -290,7 +291,7 @@ impl Tracker {
         let chunk_bytes =
             self.contents.get(t.content.0 as usize).map_or(0, |c| c.manifest.geometry.chunk_size);
         let rate = &mut self.up_rates[t.giver.0 as usize];
-        *rate = if *rate > 0.0 { *rate + RATE_SMOOTHING * (sample - *rate) } else { sample };
+        *rate = smoothed(*rate, sample);
         let rate = *rate;
         let load = &mut self.loads[t.giver.0 as usize];
         if let UploadSlots::Measured { copy_time } = self.config.upload_slots
