@@ -190,6 +190,9 @@ impl<E> EventQueue<E> {
 
 #[cfg(test)]
 mod tests {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{Rng as _, SeedableRng as _};
+
     use super::*;
 
     fn t(n: u64) -> Time {
@@ -239,12 +242,8 @@ mod tests {
 
     #[test]
     fn interleaved_push_pop_matches_a_sorted_reference() {
-        // A small deterministic generator (LCG) so the test needs no dependency.
-        let mut x: u64 = 12345;
-        let mut next = || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            x >> 33
-        };
+        let mut rng = ChaCha8Rng::seed_from_u64(12345);
+        let mut next = || rng.next_u64() >> 33;
         let mut q = EventQueue::new();
         let mut reference: Vec<(u64, u64)> = Vec::new();
         let mut seq = 0;
@@ -272,11 +271,8 @@ mod tests {
         use std::collections::BinaryHeap;
         // Few distinct times, so many events share one; pushes at the current time land
         // behind a part-consumed group, and now and then one goes into the past.
-        let mut x: u64 = 987654321;
-        let mut next = || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            x >> 33
-        };
+        let mut rng = ChaCha8Rng::seed_from_u64(987654321);
+        let mut next = || rng.next_u64() >> 33;
         let mut q = EventQueue::new();
         let mut reference = BinaryHeap::new();
         let mut seq = 0u64;

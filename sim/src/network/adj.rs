@@ -68,15 +68,15 @@ impl<const N: usize> AdjList<N> {
 
 #[cfg(test)]
 mod tests {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{Rng as _, SeedableRng as _};
+
     use super::*;
 
     #[test]
     fn behaves_like_a_vec_under_push_and_swap_remove() {
-        let mut x: u64 = 7;
-        let mut next = || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 33) as u32
-        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut next = || rng.next_u32();
         let mut list = AdjList::<4>::default();
         let mut reference: Vec<Adj> = Vec::new();
         for i in 0..2000u32 {

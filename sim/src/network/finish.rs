@@ -121,16 +121,15 @@ impl FinishHeap {
 
 #[cfg(test)]
 mod tests {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{Rng as _, SeedableRng as _};
+
     use super::*;
 
     #[test]
     fn pops_in_time_then_slot_order_through_updates_and_removals() {
-        // A small deterministic generator (LCG) so the test needs no dependency.
-        let mut x: u64 = 99;
-        let mut next = || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            x >> 33
-        };
+        let mut rng = ChaCha8Rng::seed_from_u64(99);
+        let mut next = || rng.next_u64() >> 33;
         let mut h = FinishHeap::default();
         let mut reference: Vec<Option<u64>> = vec![None; 64];
         for _ in 0..5000 {

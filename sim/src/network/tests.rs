@@ -1,3 +1,5 @@
+use rand_core::{Rng as _, SeedableRng as _};
+
 use super::*;
 
 const MBIT: u64 = 1_000_000;
@@ -118,10 +120,10 @@ fn cancelling_a_flow_frees_capacity_and_counts_what_moved() {
 fn bytes_are_conserved_across_many_overlapping_flows() {
     let caps: Vec<(u64, u64)> = (0..12).map(|i| (3 + i % 5, 5 + (i * 7) % 11)).collect();
     let (mut net, n) = net_with(&caps);
-    let mut x: u64 = 99;
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
     let mut sent = 0;
     for k in 0..200u64 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let x = rng.next_u64();
         let (s, d) = ((x >> 40) as usize % 12, (x >> 20) as usize % 12);
         if s == d {
             continue;
@@ -218,11 +220,10 @@ fn local_updates_match_a_full_refill() {
             (0..15).map(|i| (1 + (i * 7 + seed) % 9, 2 + (i * 5 + seed) % 13)).collect();
         let (mut net, n) = net_with(&caps);
         let mut ids = Vec::new();
-        let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut now = Time::ZERO;
         for step in 0..150u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let r = x >> 33;
+            let r = rng.next_u64() >> 33;
             if r % 4 == 0 && !ids.is_empty() {
                 let id = ids.swap_remove((r as usize / 4) % ids.len());
                 net.cancel_flow(now, id);
@@ -261,7 +262,6 @@ fn local_updates_match_a_full_refill() {
 #[test]
 fn capacities_hold_through_arrivals_and_completions() {
     // Random flows arriving over time: after every update no node exceeds its capacities.
-    use rand_core::{Rng as _, SeedableRng as _};
     let caps: Vec<(u64, u64)> = (0..12).map(|i| (2 + i % 5, 5 + 3 * (i % 4))).collect();
     let (mut net, n) = net_with(&caps);
     let mut rng = ChaCha8Rng::seed_from_u64(9);
