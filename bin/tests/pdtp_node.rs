@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use pdtp_core::tracker::TrackerConfig;
@@ -11,6 +11,21 @@ use pdtp_tests::{KEY, run_polling, write_random_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pdtp-node");
 const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs the swarm's loop until `child` exits and returns its status; `None` if it was still
+/// running after `LIMIT` (it is then killed and reaped).
+fn wait_polling(swarm: &mut Swarm, child: &mut Child) -> Option<ExitStatus> {
+    let mut status = None;
+    let exited = run_polling(&mut swarm.rt, LIMIT, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
+}
 
 #[test]
 fn get_to_stdout_delivers_the_exact_bytes_in_order() {
@@ -33,17 +48,10 @@ fn get_to_stdout_delivers_the_exact_bytes_in_order() {
         let mut v = Vec::new();
         stdout.read_to_end(&mut v).map(|_| v)
     });
-    let mut status = None;
-    let exited = run_polling(&mut swarm.rt, LIMIT, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    if !exited {
-        let _ = child.kill();
-    }
+    let status = wait_polling(&mut swarm, &mut child);
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(exited, "get did not finish: {err}");
+    assert!(status.is_some(), "get did not finish: {err}");
     assert!(status.unwrap().success(), "get failed: {err}");
     let got = reader.join().unwrap().unwrap();
     assert_eq!(got.len(), source.len());
@@ -136,11 +144,8 @@ fn get_until_exit(swarm: &mut Swarm, url: &str, out: &str, cwd: &std::path::Path
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut status = None;
-    assert!(run_polling(&mut swarm.rt, LIMIT, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    }));
+    let status = wait_polling(swarm, &mut child);
+    assert!(status.is_some());
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     (status.unwrap().code().unwrap_or(-1), err)
@@ -201,21 +206,13 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
     // on its own, 0, after the last byte.
     stdin.write_all(&tail).unwrap();
     drop(stdin);
-    let mut status = None;
-    let exited = run_polling(&mut swarm.rt, LIMIT, || {
-        status = viewer.try_wait().unwrap();
-        status.is_some()
-    });
-    if !exited {
-        let _ = viewer.kill();
-        let _ = viewer.wait();
-    }
+    let status = wait_polling(&mut swarm, &mut viewer);
     let _ = seed.kill();
     let _ = seed.wait();
     let got = reader.join().unwrap();
     let mut err = String::new();
     viewer.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(exited, "the viewer did not exit after the stream ended: {err}");
+    assert!(status.is_some(), "the viewer did not exit after the stream ended: {err}");
     assert!(status.unwrap().success(), "viewer exit {status:?}: {err}");
     assert!(got.len() >= 10 * 16384, "the viewer got only {} bytes: {err}", got.len());
     // What it got is a chunk-aligned, contiguous stretch of the stream, up to its last byte.
@@ -248,11 +245,8 @@ fn get_into_a_fifo_waits_for_its_reader_and_delivers_in_order() {
     assert!(child.try_wait().unwrap().is_none(), "get gave up before the reader came");
     let path = fifo.clone();
     let reader = std::thread::spawn(move || std::fs::read(path));
-    let mut status = None;
-    assert!(run_polling(&mut swarm.rt, LIMIT, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    }));
+    let status = wait_polling(&mut swarm, &mut child);
+    assert!(status.is_some());
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(status.unwrap().success(), "{err}");
