@@ -142,8 +142,8 @@ struct Scratch {
     visited: Vec<u32>,
     /// Flows to re-rate and their new rates.
     flows: Vec<(u32, f64)>,
-    /// Finite levels at the other ends of a resource's flows, as `total_cmp` keys.
-    others: Vec<i64>,
+    /// Finite levels at the other ends of a resource's flows.
+    others: Vec<f64>,
 }
 
 #[derive(Clone, Debug)]

@@ -38,7 +38,7 @@ impl Network {
         let mut work: VecDeque<u32> = std::mem::take(&mut self.scratch.work);
         let mut visited: Vec<u32> = std::mem::take(&mut self.scratch.visited);
         let mut flows: Vec<(u32, f64)> = std::mem::take(&mut self.scratch.flows);
-        let mut others: Vec<i64> = std::mem::take(&mut self.scratch.others);
+        let mut others: Vec<f64> = std::mem::take(&mut self.scratch.others);
         work.clear();
         visited.clear();
         flows.clear();
@@ -56,7 +56,7 @@ impl Network {
         work: &mut VecDeque<u32>,
         visited: &mut Vec<u32>,
         flows: &mut Vec<(u32, f64)>,
-        others: &mut Vec<i64>,
+        others: &mut Vec<f64>,
     ) -> bool {
         // `dirty` holds (src, dst) pairs: the upload of src and the download of dst changed.
         for i in (0..self.dirty.len() / 2 * 2).step_by(2) {
@@ -136,81 +136,66 @@ impl Network {
     }
 
     /// The level of resource `r` given the current levels at the other ends of its flows.
-    fn water_level(&self, r: u32, others: &mut Vec<i64>) -> f64 {
+    fn water_level(&self, r: u32, others: &mut Vec<f64>) -> f64 {
         let node = &self.nodes[(r / 2) as usize];
         let (cap, list) =
             if r % 2 == 0 { (node.up, node.out.as_slice()) } else { (node.down, node.inn.as_slice()) };
         if list.is_empty() {
             return f64::INFINITY;
         }
-        // Sorted ascending, the loop below stops at the first level that does not fit under
-        // the water line; an infinite one never does, so the infinite levels (unsaturated
-        // resources) are counted but not sorted. Sorting the others by `total_cmp`'s integer
-        // key gives the very sequence `sort_by(f64::total_cmp)` gives, so the subtractions
-        // are the same, bit for bit. Short lists (all but the largest) sort on the stack.
+        // An infinite level (an unsaturated resource) never fits under the water line, so only
+        // the finite ones are collected. Short lists (all but the largest) stay on the stack.
         let levels = list.iter().map(|a| self.level[a.other as usize]).filter(|&o| o != f64::INFINITY);
         if list.len() <= SHORT {
-            let mut keys = [0i64; SHORT];
+            let mut finite = [0.0f64; SHORT];
             let mut n = 0;
             for o in levels {
-                keys[n] = total_key(o);
+                finite[n] = o;
                 n += 1;
             }
-            insertion_sort(&mut keys[..n]);
-            fill(cap, &keys[..n], list.len())
+            fill(cap, &finite[..n], list.len())
         } else {
             others.clear();
-            others.extend(levels.map(total_key));
-            others.sort_unstable();
+            others.extend(levels);
             fill(cap, others, list.len())
         }
     }
 }
 
-/// Lists up to this long are sorted in a stack array.
+/// Lists up to this long are collected in a stack array.
 const SHORT: usize = 24;
 
 /// Water-filling over one resource of capacity `cap` with `flows` flows, given the finite
-/// levels at their other ends as sorted `total_cmp` keys (the rest are infinite).
-fn fill(cap: f64, sorted: &[i64], flows: usize) -> f64 {
-    let mut remaining = cap;
-    let mut k = flows as f64;
-    for &key in sorted {
-        let o = from_total_key(key);
-        if o * k < remaining {
-            remaining -= o;
-            k -= 1.0;
-        } else {
-            return remaining / k;
+/// levels at their other ends (the rest are infinite): the level `L` with
+/// `Σ min(L, o) = cap`, or `∞` if every flow fits.
+///
+/// By fixed-point iteration rather than a sort: start from the equal share `cap / flows`;
+/// the flows whose other level is below the current guess are bottlenecked there, so the
+/// rest share what they leave. In exact arithmetic the guesses rise monotonically to the
+/// solution and the set below the line only grows (each guess is at most the solution, as
+/// the equal share over the rest over-counts what capped flows take), so the loop ends
+/// when a pass adds no flow: at most one pass per flow, usually two or three.
+fn fill(cap: f64, levels: &[f64], flows: usize) -> f64 {
+    let mut below = 0usize;
+    let mut line = cap / flows as f64;
+    loop {
+        let (mut taken, mut count) = (0.0, 0usize);
+        for &o in levels {
+            if o < line {
+                taken += o;
+                count += 1;
+            }
         }
-    }
-    // The first infinite level, if any, is where the water line stops (`∞ · k < remaining`
-    // is false for any remaining).
-    if sorted.len() < flows { remaining / k } else { f64::INFINITY }
-}
-
-/// Sorts a short slice ascending.
-fn insertion_sort(keys: &mut [i64]) {
-    for i in 1..keys.len() {
-        let x = keys[i];
-        let mut j = i;
-        while j > 0 && keys[j - 1] > x {
-            keys[j] = keys[j - 1];
-            j -= 1;
+        if count <= below {
+            return line;
         }
-        keys[j] = x;
+        if count == flows {
+            // Every flow is capped at its other end below the line: the resource has room.
+            return f64::INFINITY;
+        }
+        below = count;
+        line = (cap - taken) / (flows - count) as f64;
     }
-}
-
-/// The integer whose order is `f64::total_cmp`'s order.
-fn total_key(x: f64) -> i64 {
-    let bits = x.to_bits() as i64;
-    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
-}
-
-/// The inverse of [`total_key`].
-fn from_total_key(key: i64) -> f64 {
-    f64::from_bits((key ^ ((((key >> 63) as u64) >> 1) as i64)) as u64)
 }
 
 /// Equal up to floating-point noise (or both infinite).
@@ -226,24 +211,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn total_keys_sort_like_total_cmp_and_round_trip() {
-        let values = [3.5, 0.0, -0.0, 1e-300, -2.0, f64::INFINITY, 7.25e9, 1.0 / 3.0, 2.0, 2.0];
-        let mut by_cmp = values.to_vec();
-        by_cmp.sort_by(f64::total_cmp);
-        let mut keys: Vec<i64> = values.iter().map(|&v| total_key(v)).collect();
-        insertion_sort(&mut keys);
-        let back: Vec<u64> = keys.iter().map(|&k| from_total_key(k).to_bits()).collect();
-        assert_eq!(back, by_cmp.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    fn fill_finds_the_water_line() {
+        // cap 10 over levels 1, 2 and two unsaturated ends: 1 + 2 fit, then (10 - 3) / 2.
+        let levels = [2.0, 1.0];
+        assert_eq!(fill(10.0, &levels, 4), 3.5);
+        // Everything fits and no end is unsaturated: the resource is not saturated.
+        assert_eq!(fill(10.0, &levels, 2), f64::INFINITY);
+        // The smallest does not fit: an equal share.
+        assert_eq!(fill(2.0, &levels, 2), 1.0);
+    }
+
+    /// The water line by the textbook method: sort, then fill from the smallest.
+    fn sorted_fill(cap: f64, levels: &[f64], flows: usize) -> f64 {
+        let mut sorted = levels.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let (mut remaining, mut k) = (cap, flows as f64);
+        for o in sorted {
+            if o * k < remaining {
+                remaining -= o;
+                k -= 1.0;
+            } else {
+                return remaining / k;
+            }
+        }
+        if k > 0.0 { remaining / k } else { f64::INFINITY }
     }
 
     #[test]
-    fn fill_matches_the_sorted_water_line() {
-        // cap 10 over levels 1, 2 and two unsaturated ends: 1 + 2 fit, then (10 - 3) / 2.
-        let keys = [total_key(1.0), total_key(2.0)];
-        assert_eq!(fill(10.0, &keys, 4), 3.5);
-        // Everything fits and no end is unsaturated: the resource is not saturated.
-        assert_eq!(fill(10.0, &keys, 2), f64::INFINITY);
-        // The smallest does not fit: an equal share.
-        assert_eq!(fill(2.0, &keys, 2), 1.0);
+    fn fill_agrees_with_sorting_on_random_resources() {
+        use rand_chacha::ChaCha8Rng;
+        use rand_core::{Rng as _, SeedableRng as _};
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let flows = 1 + (rng.next_u32() % 40) as usize;
+            let finite = (rng.next_u32() as usize) % (flows + 1);
+            // Levels on a coarse grid too, so ties and exact fits occur.
+            let coarse = rng.next_u32() % 2 == 0;
+            let levels: Vec<f64> = (0..finite)
+                .map(|_| {
+                    let x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 1e7;
+                    if coarse { (x / 1e6).round() * 1e6 } else { x }
+                })
+                .collect();
+            let cap = 1e5 + (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 4e7;
+            let (got, want) = (fill(cap, &levels, flows), sorted_fill(cap, &levels, flows));
+            let close = got == want || (got - want).abs() <= 1e-9 * want.abs();
+            assert!(close, "cap {cap} levels {levels:?} flows {flows}: {got} vs {want}");
+        }
     }
 }
