@@ -293,6 +293,9 @@ pub struct NamedPolicy {
     /// Sets `policy.live_deadline`.
     #[serde(default)]
     pub live_deadline: Option<Duration>,
+    /// Overrides `policy.queue_ahead`.
+    #[serde(default)]
+    pub queue_ahead: Option<bool>,
 }
 
 /// One cell of a sweep: its parameters and the concrete scenario to run.
@@ -474,6 +477,7 @@ impl NamedPolicy {
             stall_timeout: None,
             copy_time: None,
             live_deadline: None,
+            queue_ahead: None,
         }
     }
 
@@ -505,6 +509,9 @@ impl NamedPolicy {
         }
         if self.live_deadline.is_some() {
             policy.live_deadline = self.live_deadline;
+        }
+        if let Some(q) = self.queue_ahead {
+            policy.queue_ahead = q;
         }
     }
 }

@@ -73,7 +73,7 @@ fn bad_values_name_the_field() {
 #[test]
 fn a_sweep_expands_to_its_grid() {
     let text = format!(
-        "{BASE}sweep:\n  chunk_sizes: [5kB, 50kB, 250kB]\n  seeds: [1, 2]\n  policies:\n    - {{ name: a, chunk: in_order }}\n    - {{ name: b, giver: random, copy_time: 1s, stall_timeout: 3s }}\n"
+        "{BASE}sweep:\n  chunk_sizes: [5kB, 50kB, 250kB]\n  seeds: [1, 2]\n  policies:\n    - {{ name: a, chunk: in_order }}\n    - {{ name: b, giver: random, copy_time: 1s, stall_timeout: 3s, queue_ahead: true }}\n"
     );
     let s = Scenario::from_yaml(&text, "x").unwrap();
     let cells = s.cells();
@@ -86,6 +86,7 @@ fn a_sweep_expands_to_its_grid() {
     assert_eq!(cells[2].scenario.policy.copy_time, Some(Duration(Span::from_secs(1))));
     assert_eq!(cells[2].scenario.policy.stall_timeout, Duration(Span::from_secs(3)));
     assert_eq!(cells[0].scenario.policy.copy_time, None);
+    assert!(cells[2].scenario.policy.queue_ahead && !cells[0].scenario.policy.queue_ahead);
     assert_eq!(cells[3].seed, 2);
     assert!(cells.iter().all(|c| c.scenario.sweep.is_none()));
     let e = err(&text.replace("5kB", "5MB"));
