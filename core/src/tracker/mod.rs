@@ -90,6 +90,11 @@ struct ConnState {
 impl Tracker {
     /// A tracker with no connections and nothing published.
     pub fn new(config: TrackerConfig, rng: crate::Rng) -> Self {
+        let trust = if config.policy.giver == GiverPolicy::Trust {
+            TrustGraph::new()
+        } else {
+            TrustGraph::totals_only()
+        };
         Self {
             config,
             rng,
@@ -102,7 +107,7 @@ impl Tracker {
             contents: Vec::new(),
             by_path: BTreeMap::new(),
             transfers: TransferTable::default(),
-            trust: TrustGraph::new(),
+            trust,
             dirty: VecDeque::new(),
             idle_givers: Vec::new(),
             hungry: BTreeSet::new(),

@@ -33,13 +33,22 @@ pub struct GiverRecord {
 ///
 /// Each peer id gets a dense slot on first sight; the tracker keeps a node's slot beside it, so
 /// recording a completion indexes vectors instead of searching trees.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct TrustGraph {
     slots: BTreeMap<PeerId, TrustSlot>,
     ids: Vec<PeerId>,
     /// Outgoing edges per slot, keyed by the giver's slot.
     out: Vec<BTreeMap<TrustSlot, Edge>>,
     givers: Vec<GiverRecord>,
+    /// Whether edges are recorded; only the trust giver policy reads them, and a swarm's
+    /// edges number peers × givers each, so a tracker under another policy keeps totals only.
+    keep_edges: bool,
+}
+
+impl Default for TrustGraph {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A peer's dense index in the graph.
@@ -72,9 +81,21 @@ impl GiverRecord {
 }
 
 impl TrustGraph {
-    /// An empty graph.
+    /// An empty graph that records edges and giver totals.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            slots: BTreeMap::new(),
+            ids: Vec::new(),
+            out: Vec::new(),
+            givers: Vec::new(),
+            keep_edges: true,
+        }
+    }
+
+    /// An empty graph that records giver totals (reputation) but no edges: every edge reads
+    /// as absent and every weight and trust as zero.
+    pub fn totals_only() -> Self {
+        Self { keep_edges: false, ..Self::new() }
     }
 
     /// The slot of `peer`, created on first sight.
@@ -103,15 +124,15 @@ impl TrustGraph {
         else {
             return;
         };
-        let e = edges.entry(giver).or_default();
-        e.transfers += 1;
+        if self.keep_edges {
+            let e = edges.entry(giver).or_default();
+            e.transfers += 1;
+            e.successes += u32::from(outcome == Outcome::Verified);
+        }
         let g = &mut self.givers[giver.0 as usize];
         g.transfers += 1;
         match outcome {
-            Outcome::Verified => {
-                e.successes += 1;
-                g.successes += 1;
-            }
+            Outcome::Verified => g.successes += 1,
             Outcome::Corrupt => g.corrupt += 1,
             Outcome::Failed => {}
         }
@@ -211,6 +232,19 @@ mod tests {
         assert!(g.trust(A, B) < g.trust(A, C));
         assert_eq!(g.giver(B).corrupt, 1);
         assert!(g.giver(B).reputation() < g.giver(C).reputation());
+    }
+
+    #[test]
+    fn a_totals_only_graph_keeps_reputation_but_no_edges() {
+        let mut g = TrustGraph::totals_only();
+        g.record(A, B, Outcome::Verified);
+        g.record(A, B, Outcome::Corrupt);
+        g.record(A, C, Outcome::Verified);
+        assert_eq!((g.giver(B).transfers, g.giver(B).successes, g.giver(B).corrupt), (2, 1, 1));
+        assert!(g.giver(B).reputation() < g.giver(C).reputation());
+        assert_eq!(g.edge_count(), 0);
+        assert_eq!(g.edge(A, B), None);
+        assert_eq!(g.trust(A, C), 0.0);
     }
 
     #[test]
