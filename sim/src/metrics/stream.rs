@@ -40,6 +40,9 @@ impl StreamClock {
 #[derive(Clone, Debug, Default)]
 pub(super) struct PlayState {
     arrival: Option<Time>,
+    /// The latest arrival before playback started: startup counts from here, so a viewer
+    /// that leaves before its first chunk and returns later did not wait while away.
+    joined: Option<Time>,
     /// When the viewer last went offline, while it is away.
     left: Option<Time>,
     /// Closed away periods `[left, back)`: deadlines inside them are not due.
@@ -62,9 +65,13 @@ pub(super) struct PlaySummary {
 }
 
 impl PlayState {
-    /// The viewer arrived (first arrival only counts).
+    /// The viewer arrived (the first arrival anchors the never-played charge; the latest one
+    /// before playback starts anchors startup).
     pub(super) fn arrive(&mut self, arrival: Time) {
         self.arrival.get_or_insert(arrival);
+        if self.start.is_none() {
+            self.joined = Some(arrival);
+        }
         if let Some(left) = self.left.take() {
             self.away.push((left, arrival));
         }
@@ -130,7 +137,7 @@ impl PlayState {
         }
         let due = due - away;
         Some(PlaySummary {
-            startup_s: self.start.map(|_| (play0 - arrival).as_secs_f64()),
+            startup_s: self.start.map(|_| (play0 - self.joined.unwrap_or(arrival)).as_secs_f64()),
             continuity: if due == 0 { 1.0 } else { on_time as f64 / due as f64 },
             due,
             on_time,

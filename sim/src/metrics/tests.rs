@@ -87,6 +87,19 @@ fn live_playback_counts_deadlines_and_stalls() {
 }
 
 #[test]
+fn startup_counts_from_the_return_of_a_viewer_that_left_before_playing() {
+    let clock = StreamClock { chunk_ns: 1e9, buffer: Span::from_secs(2), last_chunk: 99 };
+    let mut r = Recorder::new(vec!["a".into()], Some(clock));
+    r.arrive(0, secs(10.0));
+    r.leave(0, secs(10.5)); // gone before any chunk arrived
+    r.arrive(0, secs(40.0));
+    // Joins at chunk 37 (produced at 38 s), ready at 40.5 s: plays at 38 + 2 = 40 → 40.5.
+    r.peer_event(0, secs(40.5), NodeEvent::InOrder { chunk: 37 });
+    let m = r.finish(secs(41.0));
+    assert_eq!(m.records[0].startup_s, Some(0.5));
+}
+
+#[test]
 fn a_viewer_that_never_plays_has_zero_continuity_and_only_due_chunks_count() {
     let clock = StreamClock { chunk_ns: 1e9, buffer: Span::from_secs(2), last_chunk: 99 };
     let mut r = Recorder::new(vec!["a".into(), "b".into()], Some(clock));
