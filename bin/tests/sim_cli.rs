@@ -20,8 +20,17 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn every_shipped_scenario_validates() {
-    for name in ["flashcrowd", "live", "chunksweep", "smoke"] {
-        let o = sim(&["check", &format!("scenarios/{name}.yml")]);
+    let mut names: Vec<String> = std::fs::read_dir(root().join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yml"))
+        .collect();
+    names.sort();
+    for must in ["chunksweep.yml", "flashcrowd.yml", "live.yml", "smoke.yml"] {
+        assert!(names.iter().any(|n| n == must), "{must} is shipped");
+    }
+    for name in names {
+        let o = sim(&["check", &format!("scenarios/{name}")]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(out.contains("bounds:"), "{out}");

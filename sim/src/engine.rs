@@ -418,6 +418,7 @@ impl Engine {
                 let s = &mut self.nodes[n as usize];
                 if s.online && s.conns.contains_key(&conn) {
                     self.recorder.tracker_message(self.now, encoded_len(&msg));
+                    self.recorder.tracker_handled(self.now);
                     s.node.handle_message(self.now, conn, msg);
                     self.drain(n);
                 } else {

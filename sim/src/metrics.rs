@@ -78,6 +78,8 @@ pub struct Recorder {
     peers: Vec<PeerState>,
     stream: Option<StreamClock>,
     tracker_buckets: Vec<u64>,
+    /// Messages the tracker handled (not sent) per one-second bucket.
+    handled_buckets: Vec<u64>,
     origin_buckets: Vec<u64>,
     tracker_bytes: u64,
     tracker_msgs: u64,
@@ -107,6 +109,7 @@ impl Recorder {
             peers: classes.into_iter().map(|class| PeerState { class, ..PeerState::default() }).collect(),
             stream,
             tracker_buckets: Vec::new(),
+            handled_buckets: Vec::new(),
             origin_buckets: Vec::new(),
             tracker_bytes: 0,
             tracker_msgs: 0,
@@ -169,6 +172,11 @@ impl Recorder {
         bump(&mut self.tracker_buckets, now, 1);
     }
 
+    /// The tracker handled a message (on top of counting it with `tracker_message`).
+    pub fn tracker_handled(&mut self, now: Time) {
+        bump(&mut self.handled_buckets, now, 1);
+    }
+
     /// A chunk payload of `bytes` delivered from `from` to `to` (viewer indexes; `None`
     /// for a seed). `origin` marks a seed as the sender.
     pub fn payload(&mut self, now: Time, from: Option<u32>, to: Option<u32>, bytes: u64, origin: bool) {
@@ -220,6 +228,7 @@ impl Recorder {
             tracker_msgs: self.tracker_msgs,
             tracker_bytes: self.tracker_bytes,
             tracker_msgs_per_s_peak: self.tracker_buckets.iter().copied().max().unwrap_or(0),
+            tracker_handled_per_s_peak: self.handled_buckets.iter().copied().max().unwrap_or(0),
             payload_bytes: self.payload_bytes,
             origin_bytes: self.origin_bytes,
             origin_per_s: self.origin_buckets,
@@ -241,6 +250,8 @@ pub struct Measured {
     pub tracker_bytes: u64,
     /// Most tracker messages in any one-second bucket.
     pub tracker_msgs_per_s_peak: u64,
+    /// Most messages the tracker handled in any one-second bucket.
+    pub tracker_handled_per_s_peak: u64,
     /// Chunk payload bytes delivered.
     pub payload_bytes: u64,
     /// Chunk payload bytes uploaded by seeds.

@@ -120,6 +120,13 @@ pub struct Report {
     pub control_overhead: Option<f64>,
     /// Most messages the tracker handled or sent in one simulated second.
     pub tracker_msgs_per_s_peak: u64,
+    /// Most messages the tracker handled (received and processed) in one simulated second.
+    pub tracker_handled_per_s_peak: u64,
+    /// The tracker's processing time per handled message, seconds (`tracker.processing`).
+    pub tracker_processing_s: f64,
+    /// The busiest simulated second's share spent processing messages: handled messages ×
+    /// `tracker.processing` (≥ 1: messages queued for the tracker; 0 when processing is free).
+    pub tracker_busy_peak: f64,
     /// Events the engine processed.
     pub events: u64,
     /// Events per wall-clock second (wall-clock field).
@@ -221,6 +228,9 @@ impl RunResult {
             origin_cost_fraction: ratio(m.origin_bytes as f64, n as f64 * f as f64),
             control_overhead: (m.payload_bytes > 0).then(|| m.tracker_bytes as f64 / m.payload_bytes as f64),
             tracker_msgs_per_s_peak: m.tracker_msgs_per_s_peak,
+            tracker_handled_per_s_peak: m.tracker_handled_per_s_peak,
+            tracker_processing_s: s.tracker.processing.0.as_secs_f64(),
+            tracker_busy_peak: m.tracker_handled_per_s_peak as f64 * s.tracker.processing.0.as_secs_f64(),
             events: out.events,
             events_per_s: if wall_s > 0.0 { out.events as f64 / wall_s } else { 0.0 },
             wall_s,
@@ -277,12 +287,12 @@ pub fn write_sweep(dir: &Path, cells: &[Report]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("report.json"), to_json(&Cells { cells })?)?;
     let mut csv = String::from(
-        "chunk_bytes,policy,seed,ratio_to_t_min,p50_s,max_s,origin_copies,control_overhead,tracker_msgs_per_s_peak,continuity_index,end_reason\n",
+        "chunk_bytes,policy,seed,ratio_to_t_min,p50_s,max_s,origin_copies,control_overhead,tracker_msgs_per_s_peak,tracker_busy_peak,continuity_index,end_reason\n",
     );
     for c in cells {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{},{:?}",
+            "{},{},{},{},{},{},{},{},{},{},{},{:?}",
             c.chunk_bytes,
             c.policy,
             c.seed,
@@ -292,6 +302,7 @@ pub fn write_sweep(dir: &Path, cells: &[Report]) -> std::io::Result<()> {
             c.origin_copies,
             opt(c.control_overhead),
             c.tracker_msgs_per_s_peak,
+            c.tracker_busy_peak,
             opt(c.continuity_index),
             c.end_reason
         );
@@ -306,7 +317,7 @@ pub fn table(reports: &[Report]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>10} {:<14} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>10} {:>8}",
+        "{:>10} {:<14} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>10} {:>8} {:>8}",
         "chunk",
         "policy",
         "seed",
@@ -317,12 +328,13 @@ pub fn table(reports: &[Report]) -> String {
         "origin×",
         "ctl ovh",
         "trk msg/s",
+        "trk busy",
         "cont."
     );
     for r in reports {
         let _ = writeln!(
             s,
-            "{:>10} {:<14} {:>6} {:>9.2} {:>9} {:>9} {:>8} {:>8.3} {:>9} {:>10} {:>8}",
+            "{:>10} {:<14} {:>6} {:>9.2} {:>9} {:>9} {:>8} {:>8.3} {:>9} {:>10} {:>8.2} {:>8}",
             crate::units::Bytes(r.chunk_bytes).to_string(),
             r.policy,
             r.seed,
@@ -333,6 +345,7 @@ pub fn table(reports: &[Report]) -> String {
             r.origin_copies,
             fix(r.control_overhead, 4),
             r.tracker_msgs_per_s_peak,
+            r.tracker_busy_peak,
             fix(r.continuity_index, 4),
         );
     }

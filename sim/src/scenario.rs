@@ -258,6 +258,10 @@ pub struct Sweep {
     /// Seeds (default: the scenario's).
     #[serde(default)]
     pub seeds: Vec<u64>,
+    /// Tracker processing times per message (default: the scenario's `tracker.processing`).
+    /// When given, each cell's policy label gets ` @<processing>` appended.
+    #[serde(default)]
+    pub tracker_processing: Vec<Duration>,
 }
 
 /// A policy in a sweep: a name and overrides of the scenario's policy.
@@ -448,15 +452,27 @@ impl Scenario {
         let seeds = if sweep.seeds.is_empty() { vec![self.seed] } else { sweep.seeds.clone() };
         let default = [NamedPolicy::named("default")];
         let policies: &[NamedPolicy] = if sweep.policies.is_empty() { &default } else { &sweep.policies };
+        let processing: Vec<Option<Duration>> = if sweep.tracker_processing.is_empty() {
+            vec![None]
+        } else {
+            sweep.tracker_processing.iter().copied().map(Some).collect()
+        };
         let mut cells = Vec::new();
         for &size in &sizes {
             for p in policies {
-                for &seed in &seeds {
-                    let mut s = base.clone();
-                    s.content.chunk_size = size;
-                    s.seed = seed;
-                    p.apply(&mut s.policy);
-                    cells.push(Cell { chunk_size: size, policy: p.name.clone(), seed, scenario: s });
+                for &work in &processing {
+                    for &seed in &seeds {
+                        let mut s = base.clone();
+                        s.content.chunk_size = size;
+                        s.seed = seed;
+                        p.apply(&mut s.policy);
+                        let mut policy = p.name.clone();
+                        if let Some(w) = work {
+                            s.tracker.processing = w;
+                            policy = format!("{policy} @{w}");
+                        }
+                        cells.push(Cell { chunk_size: size, policy, seed, scenario: s });
+                    }
                 }
             }
         }

@@ -234,6 +234,7 @@ impl Engine {
         }
         if s.role == Role::Tracker {
             self.recorder.tracker_message(now, encoded_len(&msg));
+            self.recorder.tracker_handled(now);
         }
         s.node.handle_message(now, conn, msg);
         self.drain(n);

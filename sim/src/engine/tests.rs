@@ -112,6 +112,29 @@ fn tracker_processing_queues_messages() {
 }
 
 #[test]
+fn a_saturated_tracker_handles_one_message_per_processing_time() {
+    // 200 messages at 50 ms each keep the tracker busy for 10 s: every full second it
+    // handles 20 (21 if a second's edges both land on a handling instant).
+    let s = scenario("tracker: { processing: 50ms, latency: 5ms }\n", 4);
+    let mut f = TestFactory {
+        chunks: 10,
+        chunk_len: 100_000,
+        acks_per_chunk: 5,
+        pace: None,
+        connect_delay: None,
+        ghost: false,
+    };
+    let out = run(&s, &mut f);
+    assert_eq!(out.reason, EndReason::AllDone);
+    assert!(out.end.as_secs_f64() >= 10.0);
+    assert!(
+        (20..=21).contains(&out.measured.tracker_handled_per_s_peak),
+        "{}",
+        out.measured.tracker_handled_per_s_peak
+    );
+}
+
+#[test]
 fn node_timers_fire_when_due() {
     let s = scenario("", 1);
     let mut f = TestFactory {

@@ -46,6 +46,9 @@ fn completion_counts_from_arrival_and_makespan_from_zero() {
     r.tracker_message(secs(0.1), 50);
     r.tracker_message(secs(0.9), 50);
     r.tracker_message(secs(1.2), 50);
+    r.tracker_handled(secs(0.1));
+    r.tracker_handled(secs(1.2));
+    r.tracker_handled(secs(1.5));
     let m = r.finish(secs(10.0));
     assert_eq!(m.records[0].completion_s, Some(4.0));
     assert_eq!(m.records[1].completion_s, None);
@@ -55,6 +58,7 @@ fn completion_counts_from_arrival_and_makespan_from_zero() {
     assert_eq!(m.records[0].uploaded_bytes, 600);
     assert_eq!(m.records[1].downloaded_bytes, 600);
     assert_eq!(m.tracker_msgs_per_s_peak, 2);
+    assert_eq!(m.tracker_handled_per_s_peak, 2);
     assert_eq!(m.tracker_bytes, 150);
     assert_eq!(m.origin_per_s, vec![1000]);
 }

@@ -41,6 +41,7 @@ fn report_json_has_the_keys_issue_3_lists() {
         "origin_cost_fraction",
         "control_overhead",
         "tracker_msgs_per_s_peak",
+        "tracker_busy_peak",
         "events",
         "events_per_s",
         "wall_s",

@@ -87,10 +87,32 @@ fn a_sweep_expands_to_its_grid() {
     assert_eq!(cells[2].scenario.policy.stall_timeout, Duration(Span::from_secs(3)));
     assert_eq!(cells[0].scenario.policy.copy_time, None);
     assert!(cells[2].scenario.policy.queue_ahead && !cells[0].scenario.policy.queue_ahead);
+    // Without a processing axis, labels are the policy names and processing is the scenario's.
+    assert!(cells.iter().all(|c| c.scenario.tracker == s.tracker));
     assert_eq!(cells[3].seed, 2);
     assert!(cells.iter().all(|c| c.scenario.sweep.is_none()));
     let e = err(&text.replace("5kB", "5MB"));
     assert!(e.contains("sweep.chunk_sizes[0] (5MB) is larger than content.size (1MB)"), "{e}");
     let e = err(&text.replace("copy_time: 1s", "copy_time: 0s"));
     assert!(e.contains("sweep.policies[1].copy_time"), "{e}");
+}
+
+#[test]
+fn a_sweep_over_tracker_processing_labels_its_cells() {
+    let text =
+        format!("{BASE}sweep:\n  chunk_sizes: [5kB]\n  tracker_processing: [1us, 50us]\n  seeds: [1, 2]\n");
+    let cells = Scenario::from_yaml(&text, "x").unwrap().cells();
+    let got: Vec<(String, u64, u64)> = cells
+        .iter()
+        .map(|c| (c.policy.clone(), c.seed, c.scenario.tracker.processing.0.as_nanos()))
+        .collect();
+    let want = [
+        ("default @1us", 1, 1_000),
+        ("default @1us", 2, 1_000),
+        ("default @50us", 1, 50_000),
+        ("default @50us", 2, 50_000),
+    ];
+    assert_eq!(got, want.map(|(p, s, n)| (p.to_string(), s, n)));
+    let e = err(&text.replace("[1us, 50us]", "[1us, fast]"));
+    assert!(e.contains("sweep") && e.contains("tracker_processing"), "{e}");
 }
