@@ -128,6 +128,7 @@ pub fn tracker_config(scenario: &Scenario, key: &[u8]) -> TrackerConfig {
     }
     config.live_deadline = p.live_deadline.map(|d| d.0);
     config.queue_ahead = p.queue_ahead;
+    config.unmeasured_slots = u16::try_from(p.unmeasured_slots).unwrap_or(u16::MAX);
     config.deadline_givers = p.deadline_givers;
     config.policy = Policy {
         chunk: match p.chunk {

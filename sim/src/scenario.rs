@@ -219,6 +219,8 @@ pub struct Policy {
     /// Order a giver's next upload shortly before its current one is expected to end, so a
     /// one-slot uplink does not idle for the control round trip between chunks.
     pub queue_ahead: bool,
+    /// With `copy_time`: upload slots of a node whose upload rate is not measured yet.
+    pub unmeasured_slots: u32,
     /// Live: order a chunk only from a giver expected to land it before `live_deadline`.
     pub deadline_givers: bool,
 }
@@ -300,6 +302,9 @@ pub struct NamedPolicy {
     /// Overrides `policy.queue_ahead`.
     #[serde(default)]
     pub queue_ahead: Option<bool>,
+    /// Overrides `policy.unmeasured_slots`.
+    #[serde(default)]
+    pub unmeasured_slots: Option<u32>,
 }
 
 /// One cell of a sweep: its parameters and the concrete scenario to run.
@@ -356,6 +361,7 @@ impl Default for Policy {
             copy_time: None,
             live_deadline: None,
             queue_ahead: false,
+            unmeasured_slots: 2,
             deadline_givers: false,
         }
     }
@@ -494,6 +500,7 @@ impl NamedPolicy {
             copy_time: None,
             live_deadline: None,
             queue_ahead: None,
+            unmeasured_slots: None,
         }
     }
 
@@ -528,6 +535,9 @@ impl NamedPolicy {
         }
         if let Some(q) = self.queue_ahead {
             policy.queue_ahead = q;
+        }
+        if let Some(v) = self.unmeasured_slots {
+            policy.unmeasured_slots = v;
         }
     }
 }

@@ -52,7 +52,7 @@ pub enum UploadSlots {
     /// `floor(rate · copy_time / chunk_size) + 1` slots (at most `max_uploads`). A slow uplink
     /// gets one or two uploads, so each copy completes quickly; a fast one gets many, so the
     /// control round trip between a slot's chunks does not leave its uplink idle. Nodes not
-    /// measured yet get `max_uploads`.
+    /// measured yet get [`TrackerConfig::unmeasured_slots`].
     Measured {
         /// The target time for one chunk copy.
         copy_time: Span,
@@ -112,6 +112,11 @@ pub struct TrackerConfig {
     pub chunk_sample: u32,
     /// Upload slots per node: fixed, or following its measured upload rate.
     pub upload_slots: UploadSlots,
+    /// With [`UploadSlots::Measured`], the upload slots of a node whose rate is not measured
+    /// yet (at most `max_uploads`). Its uplink is unknown: a couple of uploads measure it
+    /// without swamping a slow one (granting `max_uploads` let a new 2 Mbit/s viewer take
+    /// sixteen uploads at once, each crawling for seconds; docs/results.md, live).
+    pub unmeasured_slots: u16,
     /// Live streams: a chunk appended longer ago than this is no longer scheduled, since it
     /// would reach a viewer after its playback deadline (set it to the viewers' playback
     /// buffer). Viewers that fell behind then fetch chunks they can still play in time
@@ -184,6 +189,7 @@ impl TrackerConfig {
             giver_sample: 6,
             chunk_sample: 8,
             upload_slots: UploadSlots::Fixed,
+            unmeasured_slots: 2,
             live_deadline: None,
             queue_ahead: false,
             deadline_givers: false,

@@ -59,6 +59,10 @@ impl Tracker {
             seed: hello.role == Role::Seed,
             listens: hello.listen_port.is_some(),
             banned,
+            up_slots: match self.config.upload_slots {
+                super::UploadSlots::Measured { .. } => self.config.unmeasured_slots.max(1),
+                super::UploadSlots::Fixed => 0,
+            },
             ..Load::default()
         });
         self.send(conn, Message::Welcome(Welcome { peer_id: hello.peer_id, nonce }));

@@ -49,7 +49,8 @@ pub(crate) struct Load {
     pub(crate) listens: bool,
     /// Failed too often to be chosen as a giver.
     pub(crate) banned: bool,
-    /// Upload slots granted from its measured rate; 0 until measured (then `max_uploads`).
+    /// Upload slots granted from its measured rate (until measured, `unmeasured_slots`);
+    /// 0 means `max_uploads` (fixed slots).
     pub(crate) up_slots: u16,
     /// Slots lent ahead of time: its started uploads expected to end within the order lead
     /// time ([`super::TrackerConfig::queue_ahead`]).

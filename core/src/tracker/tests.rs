@@ -572,9 +572,31 @@ fn an_unrequest_below_the_live_window_clears_the_demand() {
 }
 
 #[test]
+fn an_unmeasured_giver_gets_unmeasured_slots_and_a_fixed_one_max_uploads() {
+    for (slots, unmeasured, want) in [
+        (UploadSlots::Measured { copy_time: Span::from_secs(1) }, 2, 2),
+        (UploadSlots::Measured { copy_time: Span::from_secs(1) }, 3, 3),
+        (UploadSlots::Fixed, 2, 5),
+    ] {
+        let mut cfg = TrackerConfig::with_key(KEY);
+        cfg.upload_slots = slots;
+        cfg.unmeasured_slots = unmeasured;
+        let mut b = Bench::with(cfg);
+        let (seed_conn, content) = b.seed_with(manifest("a.bin", 50, 1000));
+        for id in 10..40 {
+            b.peer_requesting(id, content);
+        }
+        let out = b.drain();
+        let from_seed = orders(&out).into_iter().filter(|(c, o)| *c != seed_conn && o.side == Side::Taker);
+        assert_eq!(from_seed.count(), want, "{slots:?} with {unmeasured} unmeasured slots");
+    }
+}
+
+#[test]
 fn measured_upload_slots_follow_the_givers_rate() {
     let mut cfg = TrackerConfig::with_key(KEY);
     cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
+    cfg.unmeasured_slots = 5; // as many as max_uploads, so five copies share the uplink
     let mut b = Bench::with(cfg);
     let (seed_conn, content) = b.seed_with(manifest("a.bin", 50, 1000));
     for id in 10..40 {
@@ -583,7 +605,7 @@ fn measured_upload_slots_follow_the_givers_rate() {
     let out = b.drain();
     let from_seed: Vec<_> =
         orders(&out).into_iter().filter(|(c, o)| *c != seed_conn && o.side == Side::Taker).collect();
-    assert_eq!(from_seed.len(), 5, "not measured yet: max_uploads");
+    assert_eq!(from_seed.len(), 5, "not measured yet: unmeasured_slots");
     // Five copies share the seed's uplink and one took 10 s: 100 B/s each, 500 B/s in all,
     // so one 1000-byte chunk per copy_time is floor(0.5) + 1 = 1 slot.
     let (conn, o) = &from_seed[0];
@@ -608,6 +630,7 @@ fn measured_upload_slots_follow_the_givers_rate() {
 fn queue_ahead_lends_one_slot_shortly_before_an_upload_ends() {
     let mut cfg = TrackerConfig::with_key(KEY);
     cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
+    cfg.unmeasured_slots = 5;
     cfg.queue_ahead = true;
     let mut b = Bench::with(cfg);
     let (_, content) = b.seed_with(manifest("a.bin", 50, 1000));

@@ -95,6 +95,14 @@ fn a_sweep_expands_to_its_grid() {
     assert!(e.contains("sweep.chunk_sizes[0] (5MB) is larger than content.size (1MB)"), "{e}");
     let e = err(&text.replace("copy_time: 1s", "copy_time: 0s"));
     assert!(e.contains("sweep.policies[1].copy_time"), "{e}");
+    let e = err(&text.replace("copy_time: 1s,", "copy_time: 1s, unmeasured_slots: 0,"));
+    assert!(e.contains("sweep.policies[1].unmeasured_slots"), "{e}");
+    let s = Scenario::from_yaml(&text.replace("copy_time: 1s,", "copy_time: 1s, unmeasured_slots: 4,"), "x")
+        .unwrap();
+    assert_eq!(
+        (s.cells()[2].scenario.policy.unmeasured_slots, s.cells()[0].scenario.policy.unmeasured_slots),
+        (4, 2)
+    );
 }
 
 #[test]

@@ -109,6 +109,7 @@ fn check_policy(p: &Policy, at: &str) -> Result<(), String> {
     positive(u64::from(p.max_uploads), &format!("{at}.max_uploads"))?;
     positive(u64::from(p.max_downloads), &format!("{at}.max_downloads"))?;
     positive(p.stall_timeout.0.as_nanos(), &format!("{at}.stall_timeout"))?;
+    positive(u64::from(p.unmeasured_slots), &format!("{at}.unmeasured_slots"))?;
     if let Some(t) = p.copy_time {
         positive(t.0.as_nanos(), &format!("{at}.copy_time"))?;
     }
