@@ -107,7 +107,7 @@ fn control_messages() -> Vec<(&'static str, Message)> {
         copy_us: 1_250_000,
     });
     let hashes: Vec<Digest> = (0u32..400).map(|i| Digest::of(&i.to_be_bytes())).collect();
-    let tell_info = Message::TellInfo(TellInfo {
+    let tell_info = Message::TellInfo(Box::new(TellInfo {
         content: ContentId(1),
         manifest: Manifest {
             path: "shows/2026/episode-17.mp4".into(),
@@ -115,7 +115,7 @@ fn control_messages() -> Vec<(&'static str, Message)> {
             hashes,
             live: None,
         },
-    });
+    }));
     vec![("transfer", transfer), ("completed", completed), ("tell_info_400", tell_info)]
 }
 

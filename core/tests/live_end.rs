@@ -55,7 +55,7 @@ fn an_ended_stream_completes_after_its_last_chunk_is_delivered() {
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
-    net.tell(1, Message::TellInfo(TellInfo { content: C, manifest }));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest })));
     for a in &appends[1..] {
         let mut fwd = a.clone();
         fwd.proof = Digest::ZERO;
@@ -103,7 +103,7 @@ fn a_misplaced_end_mark_is_a_problem_not_an_end() {
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
-    net.tell(1, Message::TellInfo(TellInfo { content: C, manifest }));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest })));
     net.peer_events(1);
     let bad = pdtp_core::wire::AppendChunks {
         content: C,
@@ -113,7 +113,7 @@ fn a_misplaced_end_mark_is_a_problem_not_an_end() {
         window_start: 0,
         proof: Digest::ZERO,
     };
-    net.tell(1, Message::AppendChunks(bad));
+    net.tell(1, Message::AppendChunks(Box::new(bad)));
     let events = net.peer_events(1);
     assert!(events.iter().any(|e| matches!(e, PeerEvent::Problem(_))), "{events:?}");
     assert!(!events.iter().any(|e| matches!(e, PeerEvent::DownloadComplete { .. })));

@@ -41,7 +41,7 @@ fn setup_with(data: &Bytes, chunk: u32, cfgs: Vec<pdtp_core::peer::PeerConfig>) 
             net.take_inbox(i),
             vec![Message::AskInfo(pdtp_core::wire::AskInfo { path: "show.mp4".into() })]
         );
-        net.tell(i, Message::TellInfo(TellInfo { content: C, manifest: m.clone() }));
+        net.tell(i, Message::TellInfo(Box::new(TellInfo { content: C, manifest: m.clone() })));
         assert_eq!(net.take_inbox(i), vec![Message::Request(Interest::all(C))]);
     }
     (net, m)
@@ -431,7 +431,7 @@ fn live_window_stays_bounded_and_delivery_is_contiguous() {
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
-    net.tell(1, Message::TellInfo(TellInfo { content: C, manifest: lm }));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm })));
     // Joins two chunks behind the live edge, open-ended.
     assert_eq!(
         net.take_inbox(1),
@@ -496,7 +496,7 @@ fn a_viewer_skips_a_chunk_its_playback_deadline_passed() {
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
-    net.tell(1, Message::TellInfo(TellInfo { content: C, manifest: lm }));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm })));
     net.take_inbox(1);
     let mut events = Vec::new();
     net.order(1, C, 0, 0, 1, Method::Get);
@@ -566,7 +566,7 @@ fn tracker_problems_are_reported() {
     net.take_inbox(1);
     let mut bad = manifest("bad", &data, 100);
     bad.hashes.pop();
-    net.tell(1, Message::TellInfo(TellInfo { content: ContentId(9), manifest: bad }));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: ContentId(9), manifest: bad })));
     assert!(net.take_inbox(1).is_empty());
     assert!(
         net.peer_events(1)
@@ -726,7 +726,11 @@ fn virtual_payloads_flow_like_real_ones() {
     seed.publish(now, m.clone());
     seed.handle_message(now, TRACKER, Message::Published(Published { path: "v".into(), content: C }));
     peer.get(now, "v");
-    peer.handle_message(now, TRACKER, Message::TellInfo(TellInfo { content: C, manifest: m.clone() }));
+    peer.handle_message(
+        now,
+        TRACKER,
+        Message::TellInfo(Box::new(TellInfo { content: C, manifest: m.clone() })),
+    );
     // Peer link: the peer connects (Get); the test moves messages by hand.
     let sconn = seed.accept(now);
     for chunk in [2u32, 0, 3, 1] {
@@ -847,7 +851,7 @@ fn a_viewer_follows_the_trackers_window_start() {
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
-    net.tell(1, Message::TellInfo(TellInfo { content: C, manifest: live(10, 4) }));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: live(10, 4) })));
     assert_eq!(
         net.take_inbox(1),
         vec![Message::Request(Interest::range(C, pdtp_core::ByteRange::from(800)))]
@@ -886,14 +890,14 @@ fn a_viewer_follows_the_trackers_window_start() {
     // Ten more chunks; the tracker's window now starts at 15, ahead of the viewer's floor.
     net.tell(
         1,
-        Message::AppendChunks(pdtp_core::wire::AppendChunks {
+        Message::AppendChunks(Box::new(pdtp_core::wire::AppendChunks {
             content: C,
             first: 10,
             new_size: 2_000,
             hashes: (10..20).map(|i| Digest::of(&chunk(i))).collect(),
             window_start: 15,
             proof: Digest::ZERO,
-        }),
+        })),
     );
     let range = Interest::range(C, pdtp_core::ByteRange::new(800, 1_500));
     assert_eq!(net.take_inbox(1), vec![Message::Unprovide(range), Message::Unrequest(range)]);
@@ -902,14 +906,14 @@ fn a_viewer_follows_the_trackers_window_start() {
     // An append that does not continue the stream is ignored with a Problem.
     net.tell(
         1,
-        Message::AppendChunks(pdtp_core::wire::AppendChunks {
+        Message::AppendChunks(Box::new(pdtp_core::wire::AppendChunks {
             content: C,
             first: 25,
             new_size: 2_600,
             hashes: vec![Digest::of(&chunk(25))],
             window_start: 15,
             proof: Digest::ZERO,
-        }),
+        })),
     );
     assert!(net.peer_events(1).iter().any(|e| matches!(e, PeerEvent::Problem(_))));
     assert_eq!(net.peer(1).progress(C), Some((0, 20)));

@@ -119,17 +119,17 @@ fn message() -> impl Strategy<Value = Message> {
             if bad {
                 manifest.hashes.pop();
             }
-            Message::TellInfo(TellInfo { content, manifest })
+            Message::TellInfo(Box::new(TellInfo { content, manifest }))
         }),
         (0u32..8, 1u32..3, 0u32..8).prop_map(|(first, n, window_start)| {
-            Message::AppendChunks(AppendChunks {
+            Message::AppendChunks(Box::new(AppendChunks {
                 content: ContentId(1),
                 first,
                 new_size: u64::from((first + n) * LIVE_CHUNK),
                 hashes: (first..first + n).map(|i| Digest::of(&live_chunk(i))).collect(),
                 window_start,
                 proof: Digest::ZERO,
-            })
+            }))
         }),
         (token.clone(), content.clone(), 0u32..6, any::<bool>(), any::<bool>(), 0u32..3, any::<bool>())
             .prop_map(|(token, content, chunk, giver, get, other, connect)| {
@@ -241,12 +241,12 @@ fn run_peer(primed: bool, ops: Vec<Op>) -> usize {
         p.handle_message(
             now,
             ConnId(0),
-            Message::TellInfo(TellInfo { content: ContentId(0), manifest: on_demand() }),
+            Message::TellInfo(Box::new(TellInfo { content: ContentId(0), manifest: on_demand() })),
         );
         p.handle_message(
             now,
             ConnId(0),
-            Message::TellInfo(TellInfo { content: ContentId(1), manifest: live(3) }),
+            Message::TellInfo(Box::new(TellInfo { content: ContentId(1), manifest: live(3) })),
         );
     }
     let mut checker = Checker::default();

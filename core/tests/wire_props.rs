@@ -107,18 +107,14 @@ fn message() -> BoxedStrategy<Message> {
             .prop_map(|(id, nonce)| Message::Welcome(Welcome { peer_id: PeerId(id), nonce })),
         text().prop_map(|path| Message::AskInfo(AskInfo { path })),
         (content(), manifest())
-            .prop_map(|(content, manifest)| Message::TellInfo(TellInfo { content, manifest })),
-        (manifest(), digest()).prop_map(|(manifest, proof)| Message::Publish(Publish { manifest, proof })),
+            .prop_map(|(content, manifest)| Message::TellInfo(Box::new(TellInfo { content, manifest }))),
+        (manifest(), digest())
+            .prop_map(|(manifest, proof)| Message::Publish(Box::new(Publish { manifest, proof }))),
         (text(), content()).prop_map(|(path, content)| Message::Published(Published { path, content })),
         (content(), any::<u32>(), any::<u64>(), vec(digest(), 0..6), any::<u32>(), digest()).prop_map(
-            |(content, first, new_size, hashes, window_start, proof)| Message::AppendChunks(AppendChunks {
-                content,
-                first,
-                new_size,
-                hashes,
-                window_start,
-                proof,
-            })
+            |(content, first, new_size, hashes, window_start, proof)| Message::AppendChunks(Box::new(
+                AppendChunks { content, first, new_size, hashes, window_start, proof }
+            ))
         ),
         interest().prop_map(Message::Request),
         interest().prop_map(Message::Unrequest),
@@ -344,7 +340,7 @@ fn manifest_with_wrong_hash_count_is_well_formed() {
         live: None,
     };
     assert!(manifest.check().is_err());
-    let msg = Message::TellInfo(TellInfo { content: ContentId(1), manifest });
+    let msg = Message::TellInfo(Box::new(TellInfo { content: ContentId(1), manifest }));
     assert_eq!(decode_in_pieces(&encode_all(std::slice::from_ref(&msg)), &[]), Ok(vec![msg]));
 }
 

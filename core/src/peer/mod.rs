@@ -279,8 +279,8 @@ impl<S: ChunkStore> Peer<S> {
 
     fn tracker_message(&mut self, now: Time, msg: Message) {
         match msg {
-            Message::TellInfo(t) => self.on_tell_info(now, t),
-            Message::AppendChunks(a) => self.on_append(now, a),
+            Message::TellInfo(t) => self.on_tell_info(now, *t),
+            Message::AppendChunks(a) => self.on_append(now, *a),
             Message::Warning(n) if n.code == ErrorCode::UnknownUrl => self.on_unknown_url(n),
             Message::Warning(n) => self.push(PeerEvent::Problem(n)),
             other => {

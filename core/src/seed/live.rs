@@ -57,7 +57,7 @@ impl<S: ChunkStore> Seed<S> {
             let proof = append_proof(&self.key, &nonce, content, first, size, window_start, &[]);
             let msg =
                 AppendChunks { content, first, new_size: size, hashes: Vec::new(), window_start, proof };
-            self.node.send_tracker(now, Message::AppendChunks(msg));
+            self.node.send_tracker(now, Message::AppendChunks(Box::new(msg)));
             Ok::<(), &'static str>(())
         })();
         if let Err(why) = sent {
@@ -114,7 +114,7 @@ impl<S: ChunkStore> Seed<S> {
         let hashes = vec![digest];
         let proof = append_proof(&self.key, &nonce, content, first, new_size, window_start, &hashes);
         let msg = AppendChunks { content, first, new_size, hashes, window_start, proof };
-        self.node.send_tracker(now, Message::AppendChunks(msg));
+        self.node.send_tracker(now, Message::AppendChunks(Box::new(msg)));
         Ok(())
     }
 }

@@ -282,7 +282,8 @@ impl<S: ChunkStore> Seed<S> {
     fn send_publish(&mut self, now: Time, manifest: Manifest) {
         let Some(nonce) = self.node.nonce else { return self.queued.push(manifest) };
         let proof = publish_proof(&self.key, &nonce, &manifest);
-        self.node.send_tracker(now, Message::Publish(Publish { manifest: manifest.clone(), proof }));
+        self.node
+            .send_tracker(now, Message::Publish(Box::new(Publish { manifest: manifest.clone(), proof })));
         self.sent.push(manifest);
     }
 

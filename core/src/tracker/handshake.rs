@@ -76,7 +76,8 @@ impl Tracker {
         };
         let content = &mut self.contents[ci];
         content.viewers.insert(idx);
-        let msg = Message::TellInfo(TellInfo { content: content.id, manifest: content.manifest.clone() });
+        let msg =
+            Message::TellInfo(Box::new(TellInfo { content: content.id, manifest: content.manifest.clone() }));
         let end_mark = content.end_mark.clone();
         let id = content.id;
         if let Some(n) = self.node_mut(idx)
@@ -87,7 +88,7 @@ impl Tracker {
         self.send(conn, msg);
         // A viewer who asks after the stream ended is told so at once, as the others were.
         if let Some(end) = end_mark {
-            self.send(conn, Message::AppendChunks(end));
+            self.send(conn, Message::AppendChunks(Box::new(end)));
         }
     }
 
@@ -239,7 +240,7 @@ impl Tracker {
         let viewers: Vec<_> = self.contents[ci].viewers.iter().copied().collect();
         for v in viewers {
             if let Some(conn) = self.node(v).map(|n| n.conn) {
-                self.send(conn, Message::AppendChunks(forward.clone()));
+                self.send(conn, Message::AppendChunks(Box::new(forward.clone())));
             }
         }
         self.mark_dirty(idx);

@@ -171,8 +171,8 @@ impl Tracker {
         match msg {
             Message::Hello(_) => self.close_with(conn, Notice::new(ErrorCode::HelloExpected, "second hello")),
             Message::AskInfo(ask) => self.on_ask_info(idx, conn, &ask.path),
-            Message::Publish(p) => self.on_publish(now, idx, conn, p),
-            Message::AppendChunks(a) => self.on_append(now, idx, conn, a),
+            Message::Publish(p) => self.on_publish(now, idx, conn, *p),
+            Message::AppendChunks(a) => self.on_append(now, idx, conn, *a),
             Message::Request(i) => self.on_request(idx, conn, i),
             Message::Unrequest(i) => self.on_unrequest(idx, conn, i),
             Message::Provide(i) => self.on_provide(idx, conn, i),

@@ -67,7 +67,7 @@ impl Bench {
     fn seed_with(&mut self, m: Manifest) -> (ConnId, ContentId) {
         let (conn, nonce) = self.connect(1, Role::Seed, Some(7000));
         let proof = auth::publish_proof(KEY, &nonce, &m);
-        self.tr.handle_message(self.now, conn, Message::Publish(Publish { manifest: m, proof }));
+        self.tr.handle_message(self.now, conn, Message::Publish(Box::new(Publish { manifest: m, proof })));
         let out = self.drain();
         let content = out
             .iter()
@@ -85,7 +85,7 @@ impl Bench {
         m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
         let (conn, nonce) = self.connect(1, Role::Seed, Some(7000));
         let proof = auth::publish_proof(KEY, &nonce, &m);
-        self.tr.handle_message(self.now, conn, Message::Publish(Publish { manifest: m, proof }));
+        self.tr.handle_message(self.now, conn, Message::Publish(Box::new(Publish { manifest: m, proof })));
         self.drain();
         (conn, nonce)
     }
@@ -162,7 +162,7 @@ fn publish_needs_the_seed_key() {
     let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
     let m = manifest("a.bin", 3, 1000);
     let proof = auth::publish_proof(b"wrong key", &nonce, &m);
-    b.tr.handle_message(b.now, conn, Message::Publish(Publish { manifest: m.clone(), proof }));
+    b.tr.handle_message(b.now, conn, Message::Publish(Box::new(Publish { manifest: m.clone(), proof })));
     let out = b.drain();
     assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized));
     assert!(closed(&out, conn));
@@ -170,7 +170,7 @@ fn publish_needs_the_seed_key() {
     // A peer with the right proof is still not a seed.
     let (conn, nonce) = b.connect(2, Role::Peer, Some(7000));
     let proof = auth::publish_proof(KEY, &nonce, &m);
-    b.tr.handle_message(b.now, conn, Message::Publish(Publish { manifest: m, proof }));
+    b.tr.handle_message(b.now, conn, Message::Publish(Box::new(Publish { manifest: m, proof })));
     assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
 }
 
@@ -181,7 +181,7 @@ fn a_proof_from_another_connection_is_refused() {
     let (conn_b, _) = b.connect(2, Role::Seed, Some(7001));
     let m = manifest("a.bin", 3, 1000);
     let replayed = auth::publish_proof(KEY, &nonce_a, &m);
-    b.tr.handle_message(b.now, conn_b, Message::Publish(Publish { manifest: m, proof: replayed }));
+    b.tr.handle_message(b.now, conn_b, Message::Publish(Box::new(Publish { manifest: m, proof: replayed })));
     assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
 }
 
@@ -413,7 +413,7 @@ fn live_appends_reach_viewers_and_open_requests() {
     let hashes = vec![chunk_hash(0), chunk_hash(1)];
     let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
     let append = AppendChunks { content, first: 0, new_size: 2000, hashes, window_start: 0, proof };
-    b.tr.handle_message(b.now, conn, Message::AppendChunks(append));
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(append)));
     let out = b.drain();
     assert!(out.iter().any(|t| matches!(t, Transmit::Send { conn, msg: Message::AppendChunks(a) } if *conn == viewer && a.proof == Digest::ZERO)));
     let os = orders(&out);
@@ -427,7 +427,7 @@ fn live_appends_reach_viewers_and_open_requests() {
     let hashes = vec![chunk_hash(2)];
     let bad =
         AppendChunks { content, first: 2, new_size: 3000, hashes, window_start: 0, proof: Digest::ZERO };
-    b.tr.handle_message(b.now, conn, Message::AppendChunks(bad));
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(bad)));
     assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
 }
 
@@ -439,10 +439,10 @@ fn the_end_of_a_live_stream_reaches_viewers_who_ask_later() {
     let hashes = vec![chunk_hash(0)];
     let proof = auth::append_proof(KEY, &nonce, content, 0, 1000, 0, &hashes);
     let append = AppendChunks { content, first: 0, new_size: 1000, hashes, window_start: 0, proof };
-    b.tr.handle_message(b.now, conn, Message::AppendChunks(append));
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(append)));
     let proof = auth::append_proof(KEY, &nonce, content, 1, 1000, 0, &[]);
     let end = AppendChunks { content, first: 1, new_size: 1000, hashes: Vec::new(), window_start: 0, proof };
-    b.tr.handle_message(b.now, conn, Message::AppendChunks(end));
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(end)));
     b.drain();
 
     let (late, _) = b.connect(10, Role::Peer, Some(8000));
@@ -465,7 +465,7 @@ fn the_end_of_a_live_stream_reaches_viewers_who_ask_later() {
     let hashes = vec![chunk_hash(1)];
     let proof = auth::append_proof(KEY, &nonce, content, 1, 2000, 0, &hashes);
     let more = AppendChunks { content, first: 1, new_size: 2000, hashes, window_start: 0, proof };
-    b.tr.handle_message(b.now, conn, Message::AppendChunks(more));
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(more)));
     let out = b.drain();
     assert!(
         out.iter().any(|t| matches!(t, Transmit::Send { msg: Message::Warning(n), .. } if n.code == ErrorCode::Unexpected)),
@@ -542,14 +542,14 @@ fn an_unrequest_below_the_live_window_clears_the_demand() {
     let hashes: Vec<_> = (0..8).map(chunk_hash).collect();
     let proof = auth::append_proof(KEY, &nonce, content, 0, 8000, 0, &hashes);
     let append = AppendChunks { content, first: 0, new_size: 8000, hashes, window_start: 0, proof };
-    b.tr.handle_message(b.now, conn, Message::AppendChunks(append));
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(append)));
     let inflight: Vec<_> = orders(&b.drain()).into_iter().filter(|(c, _)| *c == viewer).collect();
     assert_eq!(inflight.len(), 5);
     // The seed's window moves past all eight before the viewer's unrequest arrives.
     let hashes = vec![chunk_hash(8)];
     let proof = auth::append_proof(KEY, &nonce, content, 8, 9000, 8, &hashes);
     let append = AppendChunks { content, first: 8, new_size: 9000, hashes, window_start: 8, proof };
-    b.tr.handle_message(b.now, conn, Message::AppendChunks(append));
+    b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(append)));
     let range = ByteRange::new(0, 8000);
     b.tr.handle_message(b.now, viewer, Message::Unrequest(Interest::range(content, range)));
     for (_, o) in &inflight {

@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// `Data` is special on the wire: its payload travels as raw bytes after a small postcard
 /// header (see [`codec`]); every other variant is one postcard body.
+///
+/// The three rare variants that carry manifests or hash lists are boxed (the wire format is
+/// the same), so a message, which waits in every send queue, is 64 bytes instead of 120.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// First message on every connection, from the connecting side.
@@ -30,13 +33,13 @@ pub enum Message {
     /// Peer → tracker: describe the content at a path.
     AskInfo(AskInfo),
     /// Tracker → peer: the manifest for a path.
-    TellInfo(TellInfo),
+    TellInfo(Box<TellInfo>),
     /// Seed → tracker: publish a content with its manifest, proving the seed key.
-    Publish(Publish),
+    Publish(Box<Publish>),
     /// Tracker → seed: the content id assigned to a publish.
     Published(Published),
     /// Seed → tracker, and tracker → viewers: a live manifest grew.
-    AppendChunks(AppendChunks),
+    AppendChunks(Box<AppendChunks>),
     /// Peer → tracker: want these bytes.
     Request(Interest),
     /// Peer → tracker: no longer want these bytes.
@@ -64,6 +67,8 @@ pub enum Message {
     #[serde(skip)]
     Data(Data),
 }
+
+const _: () = assert!(std::mem::size_of::<Message>() <= 64, "a new large variant: box it");
 
 impl Message {
     /// A short name for logs and metrics.
