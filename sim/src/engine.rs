@@ -137,7 +137,7 @@ struct End {
     conn: Option<ConnId>,
     mapped: bool,
     open: bool,
-    queue: VecDeque<Out>,
+    queue: SendQueue,
     /// The `Data` message whose flow is moving, parked (kept out of line so a link stays
     /// small; the same slot then rides in its `Deliver` event).
     inflight: Option<MsgSlot>,
@@ -153,6 +153,37 @@ struct End {
 enum Out {
     Msg(Message),
     Close,
+}
+
+/// A link end's queue of messages waiting to be serialised, allocated on first use: most
+/// ends never queue anything, and a boxed queue keeps `End` (and so every link, which the
+/// engine touches on each send and delivery) small.
+#[derive(Default)]
+#[allow(clippy::box_collection)] // the point: 8 bytes in `End` instead of a 32-byte VecDeque
+struct SendQueue(Option<Box<VecDeque<Out>>>);
+
+impl SendQueue {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|q| q.is_empty())
+    }
+
+    fn push_back(&mut self, out: Out) {
+        self.0.get_or_insert_default().push_back(out);
+    }
+
+    fn front(&self) -> Option<&Out> {
+        self.0.as_ref()?.front()
+    }
+
+    fn pop_front(&mut self) -> Option<Out> {
+        self.0.as_mut()?.pop_front()
+    }
+
+    fn clear(&mut self) {
+        if let Some(q) = &mut self.0 {
+            q.clear();
+        }
+    }
 }
 
 enum Ev {
