@@ -10,10 +10,35 @@ pub struct PeerId(pub u32);
 
 /// A connection handle, allocated by the machine that owns the connection.
 ///
-/// Handles are never reused within one machine's lifetime, so a stale handle cannot
-/// address a newer connection.
+/// Handles are unique among a machine's open connections, and a closed connection's handle
+/// does not come back for a long time, so a stale handle does not address a newer
+/// connection. The tracker numbers its connections in sequence; peers and seeds pack a table
+/// slot (the low 20 bits, [`ConnId::slot`]) and the slot's reuse count (the high 12 bits),
+/// and reuse the slot that has been free longest, so a value recurs only after 4 096 rounds
+/// through every free slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ConnId(pub u32);
+
+impl ConnId {
+    const SLOT_BITS: u32 = 20;
+    /// Table slots a node can address: connections open at once.
+    pub(crate) const SLOTS: usize = 1 << Self::SLOT_BITS;
+
+    /// The handle's table slot (its low 20 bits): dense for a peer's or seed's handles, so
+    /// a driver may index a table by it, checking the whole handle.
+    pub fn slot(self) -> usize {
+        (self.0 & (Self::SLOTS as u32 - 1)) as usize
+    }
+
+    pub(crate) fn from_parts(slot: u32, generation: u32) -> Self {
+        Self(generation << Self::SLOT_BITS | slot)
+    }
+
+    /// The next reuse count of a slot (12 bits, wrapping).
+    pub(crate) fn next_generation(generation: u32) -> u32 {
+        (generation + 1) & ((1 << (32 - Self::SLOT_BITS)) - 1)
+    }
+}
 
 /// A published file or live stream, numbered by the tracker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,5 +1,7 @@
 //! Seed and peer machines driven by hand (the test plays the tracker) and wired together.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use bytes::Bytes;
@@ -164,7 +166,7 @@ fn peer_serves_another_peer_and_already_held_orders_complete_at_once() {
 
 /// Drives the seed directly over one accepted link from `remote`.
 fn raw_link(net: &mut Net, remote: u32) -> pdtp_core::ConnId {
-    let conn = net.seed.accept(net.now);
+    let conn = net.seed.accept(net.now).unwrap();
     let hello =
         Hello { version: PROTOCOL_VERSION, peer_id: PeerId(remote), listen_port: None, role: Role::Peer };
     net.seed.handle_message(net.now, conn, Message::Hello(hello));
@@ -379,7 +381,7 @@ fn a_closed_link_fails_its_transfer_and_idle_links_close() {
     assert!(net.links.is_empty());
     // A transfer whose link drops mid-way completes with no hash.
     net.tell(1, Message::Transfer(taker_put_order(2, 1)));
-    let conn = net.peers[0].accept(net.now);
+    let conn = net.peers[0].accept(net.now).unwrap();
     net.peers[0].handle_message(
         net.now,
         conn,
@@ -588,7 +590,7 @@ fn tracker_problems_are_reported() {
 fn peer_links_must_start_with_hello() {
     let data = data(1_000);
     let (mut net, _) = setup(&data, 1_000, 0);
-    let conn = net.seed.accept(net.now);
+    let conn = net.seed.accept(net.now).unwrap();
     net.seed.handle_message(
         net.now,
         conn,
@@ -619,7 +621,7 @@ fn completed_reports_how_long_the_copy_took_at_the_taker() {
     let p = &mut net.peers[0];
     let order = taker_put_order(9, 1);
     p.handle_message(t0, TRACKER, Message::Transfer(order));
-    let conn = p.accept(t0);
+    let conn = p.accept(t0).unwrap();
     let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(0), listen_port: None, role: Role::Seed };
     p.handle_message(t0, conn, Message::Hello(hello));
     // The copy starts when the Put is accepted and ends with the last byte of Data.
@@ -643,7 +645,7 @@ fn a_put_and_its_data_that_beat_the_order_are_taken_once_it_arrives() {
     let (mut net, m) = setup(&data, 1_000, 1);
     let now = net.now;
     let p = &mut net.peers[0];
-    let conn = p.accept(now);
+    let conn = p.accept(now).unwrap();
     p.handle_message(
         now,
         conn,
@@ -680,7 +682,7 @@ fn a_put_and_its_data_that_beat_the_order_are_taken_once_it_arrives() {
     );
     assert_eq!(p.progress(C), Some((1, 2)));
     // The same Put from a different peer id is refused even with the right token.
-    let conn2 = p.accept(now);
+    let conn2 = p.accept(now).unwrap();
     p.handle_message(
         now,
         conn2,
@@ -732,7 +734,7 @@ fn virtual_payloads_flow_like_real_ones() {
         Message::TellInfo(Box::new(TellInfo { content: C, manifest: m.clone() })),
     );
     // Peer link: the peer connects (Get); the test moves messages by hand.
-    let sconn = seed.accept(now);
+    let sconn = seed.accept(now).unwrap();
     for chunk in [2u32, 0, 3, 1] {
         let token = Token(50 + u64::from(chunk));
         seed.handle_message(now, TRACKER, giver_order(token.0, chunk, 1));
@@ -860,7 +862,7 @@ fn a_viewer_follows_the_trackers_window_start() {
     // The peer takes chunk 8 (pushed by the seed), not chunk 9.
     let now = net.now;
     let p = &mut net.peers[0];
-    let conn = p.accept(now);
+    let conn = p.accept(now).unwrap();
     p.handle_message(
         now,
         conn,

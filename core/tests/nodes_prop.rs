@@ -1,6 +1,8 @@
 //! Property tests: arbitrary message sequences never panic a peer or a seed, and whatever a
 //! peer delivers is verified, in order, and exactly the content's bytes.
 
+#![allow(clippy::unwrap_used)]
+
 use bytes::Bytes;
 use pdtp_core::memstore::MemStore;
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
@@ -210,7 +212,7 @@ fn flow(p: &mut Peer<MemStore>, now: Time, token: u64, content: u32, chunk: u32,
             p.handle_message(now, conn, data);
         }
     } else {
-        let conn = p.accept(now);
+        let conn = p.accept(now).unwrap();
         p.handle_message(
             now,
             conn,
@@ -255,7 +257,7 @@ fn run_peer(primed: bool, ops: Vec<Op>) -> usize {
         match op {
             Op::Get(a) => p.get(now, if a { "a" } else { "b" }),
             Op::Accept => {
-                p.accept(now);
+                p.accept(now).unwrap();
             }
             Op::Connected(c) => p.handle_connected(now, ConnId(c)),
             Op::Closed(c) => p.handle_closed(now, ConnId(c)),
@@ -341,7 +343,7 @@ proptest! {
         for op in ops {
             match op {
                 Op::Get(_) => s.publish(now, on_demand()),
-                Op::Accept => { s.accept(now); }
+                Op::Accept => { s.accept(now).unwrap(); }
                 Op::Connected(c) => s.handle_connected(now, ConnId(c)),
                 Op::Closed(c) => s.handle_closed(now, ConnId(c)),
                 Op::Advance(ms) => {
@@ -361,7 +363,7 @@ proptest! {
                         other: PeerId(2),
                         connect: None,
                     };
-                    let conn = s.accept(now);
+                    let conn = s.accept(now).unwrap();
                     let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(2), listen_port: None, role: Role::Peer };
                     s.handle_message(now, conn, Message::Hello(hello));
                     let req = PeerRequest { token: Token(token), content: ContentId(0), chunk };

@@ -255,7 +255,7 @@ impl SimNode for SeedNode {
         self.store = self.machine.take().map(Seed::into_store);
     }
     fn accept(&mut self, now: Time, _remote_host: &str) -> Option<ConnId> {
-        self.machine.as_mut().map(|m| m.accept(now))
+        self.machine.as_mut().and_then(|m| m.accept(now).ok())
     }
     fn handle_connected(&mut self, now: Time, conn: ConnId) {
         if let Some(m) = self.machine.as_mut() {
@@ -339,7 +339,7 @@ impl SimNode for PeerNode {
         self.store = self.machine.take().map(Peer::into_store);
     }
     fn accept(&mut self, now: Time, _remote_host: &str) -> Option<ConnId> {
-        self.machine.as_mut().map(|m| m.accept(now))
+        self.machine.as_mut().and_then(|m| m.accept(now).ok())
     }
     fn handle_connected(&mut self, now: Time, conn: ConnId) {
         if let Some(m) = self.machine.as_mut() {

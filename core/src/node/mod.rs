@@ -167,7 +167,10 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             cfg,
             store,
         };
-        let conn = node.links.alloc(now, LinkKind::Tracker, None);
+        let conn = node
+            .links
+            .alloc(now, LinkKind::Tracker, None)
+            .unwrap_or_else(|| unreachable!("an empty table has room"));
         node.tracker = Some(conn);
         node.out.push_back(Transmit::Connect { conn, endpoint: node.cfg.tracker.clone() });
         node
@@ -225,12 +228,15 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         self.links.peer_links()
     }
 
-    /// Registers a connection the driver accepted.
-    pub fn accept(&mut self, now: Time) -> ConnId {
-        let conn = self.links.alloc(now, LinkKind::Inbound, None);
+    /// Registers a connection the driver accepted; the notice to send before closing it
+    /// when the connection table is full.
+    pub fn accept(&mut self, now: Time) -> Result<ConnId, Notice> {
+        let Some(conn) = self.links.alloc(now, LinkKind::Inbound, None) else {
+            return Err(Notice::new(crate::wire::ErrorCode::Overloaded, "too many open connections"));
+        };
         self.watch_idle(now);
         self.rearm(now);
-        conn
+        Ok(conn)
     }
 
     /// An outgoing connection is up: say hello, then start what waited for it.
@@ -354,15 +360,16 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         self.idle_check = Some(self.idle_check.map_or(at, |t| t.min(at)));
     }
 
-    /// The link to `peer`: an open one to reuse, or a new outbound connection.
-    fn link_to(&mut self, now: Time, peer: PeerId, endpoint: Endpoint) -> ConnId {
+    /// The link to `peer`: an open one to reuse, or a new outbound connection (`None` when
+    /// the connection table is full).
+    fn link_to(&mut self, now: Time, peer: PeerId, endpoint: Endpoint) -> Option<ConnId> {
         if let Some(conn) = self.links.link_of(peer) {
-            return conn;
+            return Some(conn);
         }
-        let conn = self.links.alloc(now, LinkKind::Outbound, Some(peer));
+        let conn = self.links.alloc(now, LinkKind::Outbound, Some(peer))?;
         self.watch_idle(now);
         self.out.push_back(Transmit::Connect { conn, endpoint });
-        conn
+        Some(conn)
     }
 
     fn link_connected(&self, conn: ConnId) -> bool {

@@ -186,8 +186,9 @@ impl<S: ChunkStore> Peer<S> {
         }
     }
 
-    /// Registers a peer link the driver accepted and returns its handle.
-    pub fn accept(&mut self, now: Time) -> ConnId {
+    /// Registers a peer link the driver accepted and returns its handle, or the notice to
+    /// send before closing it when the connection table is full.
+    pub fn accept(&mut self, now: Time) -> Result<ConnId, Notice> {
         self.now = now;
         self.node.accept(now)
     }

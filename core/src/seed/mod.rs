@@ -233,8 +233,9 @@ impl<S: ChunkStore> Seed<S> {
         }
     }
 
-    /// Registers a peer link the driver accepted and returns its handle.
-    pub fn accept(&mut self, now: Time) -> ConnId {
+    /// Registers a peer link the driver accepted and returns its handle, or the notice to
+    /// send before closing it when the connection table is full.
+    pub fn accept(&mut self, now: Time) -> Result<ConnId, Notice> {
         self.node.accept(now)
     }
 

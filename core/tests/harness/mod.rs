@@ -527,12 +527,13 @@ impl Swarm {
         let now = self.now;
         let accepted = match target {
             Some(TRACKER) => self.tracker.accept(now, format!("n{from}")).ok().map(|c| (TRACKER, c)),
-            Some(SEED) => Some((SEED, self.seed.accept(now))),
+            Some(SEED) => self.seed.accept(now).ok().map(|c| (SEED, c)),
             Some(j) => self
                 .peers
                 .get_mut(j.wrapping_sub(2))
                 .and_then(|s| s.machine.as_mut())
-                .map(|p| (j, p.accept(now))),
+                .and_then(|p| p.accept(now).ok())
+                .map(|c| (j, c)),
             None => None,
         };
         let id = self.next_link;

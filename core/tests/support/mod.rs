@@ -160,7 +160,7 @@ impl Net {
 
     fn accept(&mut self, i: usize) -> ConnId {
         let now = self.now;
-        if i == 0 { self.seed.accept(now) } else { self.peers[i - 1].accept(now) }
+        if i == 0 { self.seed.accept(now).unwrap() } else { self.peers[i - 1].accept(now).unwrap() }
     }
 
     fn drain_events(&mut self, i: usize) {

@@ -227,7 +227,7 @@ impl PeerNode {
 
 impl Hosted for PeerNode {
     fn accept(&mut self, now: Time, _remote_host: String) -> Result<ConnId, Notice> {
-        Ok(self.peer.accept(now))
+        self.peer.accept(now)
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
         self.peer.handle_message(now, conn, msg);

@@ -327,7 +327,7 @@ impl Drop for Live {
 
 impl Hosted for SeedNode {
     fn accept(&mut self, now: Time, _remote_host: String) -> Result<ConnId, Notice> {
-        Ok(self.seed.accept(now))
+        self.seed.accept(now)
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
         // A verdict may make the machine re-read a chunk to check it: real bytes for that.
