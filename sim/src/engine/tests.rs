@@ -89,19 +89,24 @@ fn bytes_are_conserved_and_runs_are_reproducible() {
     assert_ne!(run(&s2, &mut f).measured.records, a.measured.records);
 }
 
-#[test]
-fn tracker_processing_queues_messages() {
-    // 4 viewers × 10 chunks × 5 messages each = 200 messages at 1 ms each: the tracker is
-    // busy for 200 ms, so the last acknowledgement cannot come before that.
-    let s = scenario("tracker: { processing: 1ms, latency: 5ms }\n", 4);
-    let mut f = TestFactory {
+/// Ten 100 kB chunks per viewer, each acknowledged with five tracker messages.
+fn chatty_factory() -> TestFactory {
+    TestFactory {
         chunks: 10,
         chunk_len: 100_000,
         acks_per_chunk: 5,
         pace: None,
         connect_delay: None,
         ghost: false,
-    };
+    }
+}
+
+#[test]
+fn tracker_processing_queues_messages() {
+    // 4 viewers × 10 chunks × 5 messages each = 200 messages at 1 ms each: the tracker is
+    // busy for 200 ms, so the last acknowledgement cannot come before that.
+    let s = scenario("tracker: { processing: 1ms, latency: 5ms }\n", 4);
+    let mut f = chatty_factory();
     let out = run(&s, &mut f);
     assert_eq!(out.reason, EndReason::AllDone);
     assert_eq!(out.measured.tracker_msgs, 400); // 200 handled + 200 replies
@@ -116,14 +121,7 @@ fn a_saturated_tracker_handles_one_message_per_processing_time() {
     // 200 messages at 50 ms each keep the tracker busy for 10 s: every full second it
     // handles 20 (21 if a second's edges both land on a handling instant).
     let s = scenario("tracker: { processing: 50ms, latency: 5ms }\n", 4);
-    let mut f = TestFactory {
-        chunks: 10,
-        chunk_len: 100_000,
-        acks_per_chunk: 5,
-        pace: None,
-        connect_delay: None,
-        ghost: false,
-    };
+    let mut f = chatty_factory();
     let out = run(&s, &mut f);
     assert_eq!(out.reason, EndReason::AllDone);
     assert!(out.end.as_secs_f64() >= 10.0);
