@@ -920,3 +920,39 @@ fn a_viewer_follows_the_trackers_window_start() {
     assert!(net.peer_events(1).iter().any(|e| matches!(e, PeerEvent::Problem(_))));
     assert_eq!(net.peer(1).progress(C), Some((0, 20)));
 }
+
+#[test]
+fn a_peer_with_a_full_connection_table_refuses_links_and_fails_an_order_that_needs_one() {
+    let data = data(2_000);
+    let (mut net, _) = setup(&data, 1_000, 1);
+    let now = net.now;
+    let p = &mut net.peers[0];
+    let mut open = 0usize;
+    let refusal = loop {
+        match p.accept(now) {
+            Ok(_) => open += 1,
+            Err(n) => break n,
+        }
+    };
+    assert_eq!(refusal.code, ErrorCode::Overloaded);
+    assert!(open > 1_000_000, "{open} links accepted before the table was full");
+    std::iter::from_fn(|| p.poll_transmit()).for_each(drop);
+    let order = TransferOrder {
+        token: Token(5),
+        content: C,
+        chunk: 1,
+        side: Side::Taker,
+        method: Method::Get,
+        other: PeerId(0),
+        connect: Some(ep(0)),
+    };
+    p.handle_message(now, TRACKER, Message::Transfer(order));
+    let out: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
+    let failed = Completed { token: Token(5), hash: None, copy_us: 0 };
+    assert_eq!(out, vec![Transmit::Send { conn: TRACKER, msg: Message::Completed(failed) }]);
+    let events: Vec<_> = std::iter::from_fn(|| p.poll_event()).collect();
+    assert!(
+        events.iter().any(|e| matches!(e, PeerEvent::TransferFailed { token: Token(5), .. })),
+        "{events:?}"
+    );
+}
