@@ -145,18 +145,7 @@ fn peer_serves_another_peer_and_already_held_orders_complete_at_once() {
     );
     // An order for a chunk peer 2 already holds: Completed with the manifest hash, no data.
     let before = net.log[2].len();
-    net.tell(
-        2,
-        Message::Transfer(TransferOrder {
-            token: Token(21),
-            content: C,
-            chunk: 1,
-            side: Side::Taker,
-            method: Method::Get,
-            other: PeerId(0),
-            connect: Some(ep(0)),
-        }),
-    );
+    net.tell(2, Message::Transfer(taker_get_order(21, 1)));
     assert_eq!(net.log[2].len(), before + 1, "only the Completed is sent");
     assert_eq!(
         completed(&net.take_inbox(2)),
@@ -175,6 +164,11 @@ fn raw_link(net: &mut Net, remote: u32) -> pdtp_core::ConnId {
 
 fn seed_sends(net: &mut Net) -> Vec<Transmit> {
     std::iter::from_fn(|| net.seed.poll_transmit()).collect()
+}
+
+/// An order to take chunk `chunk` from peer 0 by connecting to it and asking (`Get`).
+fn taker_get_order(token: u64, chunk: u32) -> TransferOrder {
+    TransferOrder { method: Method::Get, connect: Some(ep(0)), ..taker_put_order(token, chunk) }
 }
 
 /// An order to take chunk `chunk` from peer 0, which pushes it (`Put`).
@@ -738,19 +732,7 @@ fn virtual_payloads_flow_like_real_ones() {
     for chunk in [2u32, 0, 3, 1] {
         let token = Token(50 + u64::from(chunk));
         seed.handle_message(now, TRACKER, giver_order(token.0, chunk, 1));
-        peer.handle_message(
-            now,
-            TRACKER,
-            Message::Transfer(TransferOrder {
-                token,
-                content: C,
-                chunk,
-                side: Side::Taker,
-                method: Method::Get,
-                other: PeerId(0),
-                connect: Some(ep(0)),
-            }),
-        );
+        peer.handle_message(now, TRACKER, Message::Transfer(taker_get_order(token.0, chunk)));
         loop {
             let Some(t) = peer.poll_transmit() else { break };
             match t {
@@ -937,16 +919,7 @@ fn a_peer_with_a_full_connection_table_refuses_links_and_fails_an_order_that_nee
     assert_eq!(refusal.code, ErrorCode::Overloaded);
     assert!(open > 1_000_000, "{open} links accepted before the table was full");
     std::iter::from_fn(|| p.poll_transmit()).for_each(drop);
-    let order = TransferOrder {
-        token: Token(5),
-        content: C,
-        chunk: 1,
-        side: Side::Taker,
-        method: Method::Get,
-        other: PeerId(0),
-        connect: Some(ep(0)),
-    };
-    p.handle_message(now, TRACKER, Message::Transfer(order));
+    p.handle_message(now, TRACKER, Message::Transfer(taker_get_order(5, 1)));
     let out: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
     let failed = Completed { token: Token(5), hash: None, copy_us: 0 };
     assert_eq!(out, vec![Transmit::Send { conn: TRACKER, msg: Message::Completed(failed) }]);

@@ -448,8 +448,7 @@ impl Engine {
                 let msg = self.parked.take(slot);
                 let s = &mut self.nodes[n as usize];
                 if s.online && s.conns.contains_key(&conn) {
-                    self.recorder.tracker_message(self.now, encoded_len(&msg));
-                    self.recorder.tracker_handled(self.now);
+                    self.recorder.tracker_handled(self.now, encoded_len(&msg));
                     s.node.handle_message(self.now, conn, msg);
                     self.drain(n);
                 } else {

@@ -172,8 +172,10 @@ impl Recorder {
         bump(&mut self.tracker_buckets, now, 1);
     }
 
-    /// The tracker handled a message (on top of counting it with `tracker_message`).
-    pub fn tracker_handled(&mut self, now: Time) {
+    /// A message the tracker handled (received and processed), of `bytes` on the wire:
+    /// counted as a tracker message and in the handled-per-second buckets.
+    pub fn tracker_handled(&mut self, now: Time, bytes: u64) {
+        self.tracker_message(now, bytes);
         bump(&mut self.handled_buckets, now, 1);
     }
 

@@ -211,6 +211,7 @@ impl RunResult {
                 .map(|r| r.uploaded_bytes as f64 / r.downloaded_bytes as f64)
                 .collect(),
         );
+        let processing_s = s.tracker.processing.0.as_secs_f64();
         let report = Report {
             scenario: s.label().to_string(),
             policy: policy.to_string(),
@@ -229,8 +230,8 @@ impl RunResult {
             control_overhead: (m.payload_bytes > 0).then(|| m.tracker_bytes as f64 / m.payload_bytes as f64),
             tracker_msgs_per_s_peak: m.tracker_msgs_per_s_peak,
             tracker_handled_per_s_peak: m.tracker_handled_per_s_peak,
-            tracker_processing_s: s.tracker.processing.0.as_secs_f64(),
-            tracker_busy_peak: m.tracker_handled_per_s_peak as f64 * s.tracker.processing.0.as_secs_f64(),
+            tracker_processing_s: processing_s,
+            tracker_busy_peak: m.tracker_handled_per_s_peak as f64 * processing_s,
             events: out.events,
             events_per_s: if wall_s > 0.0 { out.events as f64 / wall_s } else { 0.0 },
             wall_s,

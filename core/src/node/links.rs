@@ -49,6 +49,13 @@ struct Slot {
     link: Option<Link>,
 }
 
+impl Slot {
+    /// Whether `conn` is this slot's current handle.
+    fn names(&self, conn: ConnId) -> bool {
+        conn == ConnId::from_parts(conn.slot() as u32, self.generation)
+    }
+}
+
 impl Links {
     /// Allocates a handle for a new connection; `None` when the table is full (more than a
     /// million connections open at once).
@@ -74,24 +81,23 @@ impl Links {
         Some(conn)
     }
 
-    fn slot(&self, conn: ConnId) -> Option<&Slot> {
-        self.slots.get(conn.slot()).filter(|s| conn == ConnId::from_parts(conn.slot() as u32, s.generation))
+    /// The slot `conn` names, if `conn` is its current handle (not an earlier generation's).
+    fn slot_mut(&mut self, conn: ConnId) -> Option<&mut Slot> {
+        self.slots.get_mut(conn.slot()).filter(|s| s.names(conn))
     }
 
     pub fn get(&self, conn: ConnId) -> Option<&Link> {
-        self.slot(conn)?.link.as_ref()
+        self.slots.get(conn.slot()).filter(|s| s.names(conn))?.link.as_ref()
     }
 
     pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Link> {
-        self.slot(conn)?;
-        self.slots[conn.slot()].link.as_mut()
+        self.slot_mut(conn)?.link.as_mut()
     }
 
     /// Forgets a connection and its entry in the reuse index; its slot goes to the back of
     /// the free list under a new generation.
     pub fn remove(&mut self, conn: ConnId) -> Option<Link> {
-        self.slot(conn)?;
-        let slot = &mut self.slots[conn.slot()];
+        let slot = self.slot_mut(conn)?;
         let link = slot.link.take()?;
         slot.generation = ConnId::next_generation(slot.generation);
         self.free.push_back(conn.slot() as u32);

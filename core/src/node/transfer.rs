@@ -26,12 +26,10 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     /// Records an order and starts it if its link is already up, or matches a held request.
     pub(super) fn start_order(&mut self, now: Time, o: TransferOrder) {
         let token = o.token;
-        let wants_link = o.connect.is_some();
         let (conn, phase) = match o.connect {
             Some(endpoint) => (self.link_to(now, o.other, endpoint), Phase::Linking),
             None => (None, Phase::Waiting),
         };
-        let no_room = wants_link && conn.is_none();
         let order = Order {
             content: o.content,
             chunk: o.chunk,
@@ -44,12 +42,11 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             deadline: now + self.cfg.stall_timeout,
         };
         self.orders.insert(token, order);
-        if no_room {
-            return self.fail(now, token, "too many open connections");
-        }
         match conn {
             Some(c) if self.link_connected(c) => self.link_ready(now, token),
             Some(_) => {}
+            // It needed a new link and the connection table is full.
+            None if phase == Phase::Linking => self.fail(now, token, "too many open connections"),
             None => self.match_held(now, token),
         }
     }

@@ -233,8 +233,7 @@ impl Engine {
             return;
         }
         if s.role == Role::Tracker {
-            self.recorder.tracker_message(now, encoded_len(&msg));
-            self.recorder.tracker_handled(now);
+            self.recorder.tracker_handled(now, encoded_len(&msg));
         }
         s.node.handle_message(now, conn, msg);
         self.drain(n);

@@ -43,12 +43,9 @@ fn completion_counts_from_arrival_and_makespan_from_zero() {
     r.peer_event(0, secs(6.0), NodeEvent::Completed); // only the first counts
     r.payload(secs(0.5), None, Some(0), 1000, true);
     r.payload(secs(1.5), Some(0), Some(1), 600, false);
-    r.tracker_message(secs(0.1), 50);
-    r.tracker_message(secs(0.9), 50);
-    r.tracker_message(secs(1.2), 50);
-    r.tracker_handled(secs(0.1));
-    r.tracker_handled(secs(1.2));
-    r.tracker_handled(secs(1.5));
+    r.tracker_handled(secs(0.1), 50);
+    r.tracker_handled(secs(0.9), 50);
+    r.tracker_message(secs(1.2), 50); // sent, not handled
     let m = r.finish(secs(10.0));
     assert_eq!(m.records[0].completion_s, Some(4.0));
     assert_eq!(m.records[1].completion_s, None);
