@@ -47,7 +47,7 @@ impl ConnMap {
 
     pub(super) fn remove(&mut self, conn: &ConnId) -> Option<LinkId> {
         match self.slots.get_mut(conn.slot()) {
-            Some(entry @ Some(_)) if entry.is_some_and(|(c, _)| c == *conn) => entry.take().map(|(_, l)| l),
+            Some(entry) if entry.is_some_and(|(c, _)| c == *conn) => entry.take().map(|(_, l)| l),
             _ => self.overflow.remove(conn),
         }
     }
