@@ -24,6 +24,12 @@ use pdtp_sim::runner;
 use pdtp_sim::scenario::{Arrivals, Scenario};
 use pdtp_sim::units::{BitRate, Bytes};
 
+// mimalloc asks the kernel for transparent huge pages (this machine grants them only on
+// request), and the 10 000-viewer run, which touches over a gigabyte at random, is about a
+// fifth faster with it; the 1 000-viewer run is unchanged (docs/performance.md, Round 7).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "sim", version, about = "Deterministic simulator of a PDTP swarm")]
 struct Cli {
