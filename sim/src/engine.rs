@@ -17,6 +17,9 @@
 //! The tracker handles messages one at a time: each costs `tracker.processing`, and messages
 //! that arrive while it is busy wait their turn (a FIFO server), so small chunks can
 //! saturate it.
+//!
+//! The tracker runs on a side of its own, on the second core, in windows as long as the
+//! smallest latency between it and any other node ([`tracker_side`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -31,6 +34,7 @@ use crate::queue::EventQueue;
 use crate::scenario::Scenario;
 use crate::wire_size::encoded_len;
 use conn_map::ConnMap;
+use tracker_side::{Input, Output, TrackerSide};
 
 mod schedule;
 
@@ -90,6 +94,9 @@ pub struct Engine {
     free_links: Vec<u32>,
     recorder: Recorder,
     processing: Span,
+    /// Viewers in the run.
+    viewers: u64,
+    /// Viewers not yet done (completed, or left for good).
     pending: u64,
     events: u64,
     dropped: u64,
@@ -99,7 +106,20 @@ pub struct Engine {
     churn: Option<crate::scenario::Churn>,
     content_path: String,
     seed_key: [u8; 32],
+    /// The tracker on its own core, with the window length (see [`tracker_side`]); `None`
+    /// runs it in the same loop as everything else.
+    tracker_side: Option<(TrackerSide, Span)>,
+    /// Whether the tracker runs on its side (`tracker_side` is taken out while it runs).
+    tracker_apart: bool,
+    /// Inputs for the tracker side made during the current window, in the order made.
+    to_tracker: Vec<(Time, Input)>,
+    /// The end of the current window (every input for the tracker side lands at or after it).
+    horizon: Time,
 }
+
+/// Windows shorter than this would cost more in handing over than the tracker side saves,
+/// so a scenario whose tracker is closer to some node runs in one loop.
+const MIN_WINDOW: Span = Span::from_millis(1);
 
 struct Slot {
     role: Role,
@@ -245,6 +265,7 @@ impl Engine {
             free_links: Vec::new(),
             recorder: Recorder::new(classes, stream),
             processing: scenario.tracker.processing.0,
+            viewers: scenario.peer_count(),
             pending: scenario.peer_count(),
             events: 0,
             dropped: 0,
@@ -254,9 +275,30 @@ impl Engine {
             churn: scenario.churn,
             content_path,
             seed_key,
+            tracker_side: None,
+            tracker_apart: false,
+            to_tracker: Vec::new(),
+            horizon: Time::ZERO,
         };
         engine.build_nodes(scenario, factory);
         engine
+    }
+
+    /// The window length when the tracker runs on a side of its own (the smallest latency
+    /// between it and any other node), or `None` when it runs in the one loop.
+    pub fn tracker_window(&self) -> Option<Span> {
+        self.tracker_side.as_ref().map(|(_, w)| *w)
+    }
+
+    /// Runs the tracker in one loop with everything else (the outputs differ from the
+    /// windowed run's only where events at the same nanosecond are ordered differently).
+    pub fn sequential(mut self) -> Self {
+        if let Some((side, _)) = self.tracker_side.take() {
+            self.tracker_apart = false;
+            self.nodes[0].node = side.into_node();
+            self.queue.push(Time::ZERO, Ev::Start(0));
+        }
+        self
     }
 
     fn build_nodes(&mut self, scenario: &Scenario, factory: &mut dyn NodeFactory) {
@@ -291,8 +333,21 @@ impl Engine {
                 p += 1;
             }
         }
+        // The tracker gets a side of its own when every other node is at least MIN_WINDOW
+        // away from it.
+        let tracker_net = self.nodes[0].net;
+        let window = self.nodes[1..].iter().map(|n| self.net.latency(n.net, tracker_net)).min();
+        let first = match window {
+            Some(w) if w >= MIN_WINDOW => {
+                let node = std::mem::replace(&mut self.nodes[0].node, Box::new(tracker_side::Moved));
+                self.tracker_side = Some((TrackerSide::new(node, self.processing), w));
+                self.tracker_apart = true;
+                1
+            }
+            _ => 0,
+        };
         // The tracker and the seeds are up from the start; viewers arrive per the scenario.
-        for n in 0..=s.count {
+        for n in first..=s.count {
             self.queue.push(Time::ZERO, Ev::Start(n));
         }
         let first_peer = s.count + 1;
@@ -351,33 +406,17 @@ impl Engine {
 
     /// Runs to the end; `progress(now, events, viewers_done)` is called every 65 536 events.
     pub fn run(mut self, progress: &mut dyn FnMut(Time, u64, u64)) -> RunOutput {
-        let total = self.pending;
-        let mut same_instant = 0u64;
-        let reason = loop {
-            if self.pending == 0 {
-                break EndReason::AllDone;
+        let reason = match self.tracker_side.take() {
+            Some((mut side, window)) => {
+                let reason = self.run_windows(&mut side, window, progress);
+                self.events += side.events();
+                reason
             }
-            let Some((at, ev)) = self.queue.pop() else { break EndReason::Quiescent };
-            if at > self.limit {
-                // The run ends here; the event and the rest of the queue are dropped.
-                self.now = self.limit;
-                break EndReason::TimeLimit;
-            }
-            if at == self.now {
-                same_instant += 1;
-                if same_instant > self.livelock_events {
-                    break EndReason::Livelock;
+            None => loop {
+                if let Some(reason) = self.advance(None, progress) {
+                    break reason;
                 }
-            } else {
-                same_instant = 0;
-            }
-            self.now = at;
-            self.events += 1;
-            if self.events & 0xffff == 0 {
-                progress(self.now, self.events, total - self.pending);
-            }
-            self.step(ev);
-            self.sync_net();
+            },
         };
         let (mut up, mut down) = (0, 0);
         for s in &self.nodes {
@@ -393,6 +432,113 @@ impl Engine {
             bytes_downloaded: down,
             dropped_messages: self.dropped,
             rate_recomputations: self.net.recomputations(),
+        }
+    }
+
+    /// Handles events in time order, up to (not including) `horizon` if one is given;
+    /// `Some` when the run is over.
+    fn advance(
+        &mut self,
+        horizon: Option<Time>,
+        progress: &mut dyn FnMut(Time, u64, u64),
+    ) -> Option<EndReason> {
+        let total = self.viewers;
+        let mut same_instant = 0u64;
+        loop {
+            if self.pending == 0 {
+                return Some(EndReason::AllDone);
+            }
+            if let Some(h) = horizon
+                && self.queue.earliest().is_none_or(|t| t >= h)
+            {
+                return None;
+            }
+            let Some((at, ev)) = self.queue.pop() else { return Some(EndReason::Quiescent) };
+            if at > self.limit {
+                // The run ends here; the event and the rest of the queue are dropped.
+                self.now = self.limit;
+                return Some(EndReason::TimeLimit);
+            }
+            if at == self.now {
+                same_instant += 1;
+                if same_instant > self.livelock_events {
+                    return Some(EndReason::Livelock);
+                }
+            } else {
+                same_instant = 0;
+            }
+            self.now = at;
+            self.events += 1;
+            if self.events & 0xffff == 0 {
+                progress(self.now, self.events, total - self.pending);
+            }
+            self.step(ev);
+            self.sync_net();
+        }
+    }
+
+    /// The windowed loop (see [`tracker_side`]): each window, the tracker side and the rest
+    /// of the swarm advance to its end on two cores, then the tracker's outputs are carried
+    /// out at the instants it made them.
+    fn run_windows(
+        &mut self,
+        side: &mut TrackerSide,
+        window: Span,
+        progress: &mut dyn FnMut(Time, u64, u64),
+    ) -> EndReason {
+        let mut start = Time::ZERO;
+        let mut outputs: Vec<(Time, Output)> = Vec::new();
+        loop {
+            let horizon = start + window;
+            self.horizon = horizon;
+            for (at, input) in self.to_tracker.drain(..) {
+                side.post(at, input);
+            }
+            let ended = rayon::in_place_scope(|scope| {
+                scope.spawn(|_| side.advance(horizon));
+                self.advance(Some(horizon), progress)
+            });
+            if side.livelocked() {
+                return EndReason::Livelock;
+            }
+            // What ended the run ended it at `now`; the tracker's outputs up to then count.
+            let until = if ended.is_some() { self.now } else { horizon };
+            let now = self.now;
+            outputs.extend(side.take_outputs().filter(|(t, _)| *t <= until));
+            for (at, output) in outputs.drain(..) {
+                self.now = at;
+                self.carry_out(output);
+            }
+            self.now = now;
+            if let Some(reason) = ended {
+                return reason;
+            }
+            let next =
+                [self.queue.earliest(), side.next_time(), self.to_tracker.iter().map(|(t, _)| *t).min()]
+                    .into_iter()
+                    .flatten()
+                    .min();
+            match next {
+                None => return EndReason::Quiescent,
+                Some(t) if t > self.limit => {
+                    self.now = self.limit;
+                    return EndReason::TimeLimit;
+                }
+                Some(t) => start = t.max(horizon),
+            }
+        }
+    }
+
+    /// Carries out one output of the tracker side at `self.now`, the instant it was made.
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Accepted(l, conn) => self.tracker_accepted(l, conn),
+            Output::Closed(l) => self.tracker_closed(l),
+            Output::Transmit(t) => self.transmit(0, t),
+            Output::Event(NodeEvent::TransferFailed) => self.recorder.failure(),
+            Output::Event(_) => {}
+            Output::Handled(bytes) => self.recorder.tracker_handled(self.now, bytes),
+            Output::Dropped => self.dropped += 1,
         }
     }
 
@@ -555,6 +701,7 @@ mod conn_map;
 mod links;
 #[cfg(test)]
 mod tests;
+mod tracker_side;
 
 /// Where a parked message is (an index into `Parked`).
 #[derive(Clone, Copy, Debug)]

@@ -62,7 +62,7 @@ pub enum NodeEvent {
 ///
 /// Every call takes the current simulated time. After each call the engine drains
 /// `poll_transmit` and `poll_event` to `None` and then reads `poll_timeout`.
-pub trait SimNode {
+pub trait SimNode: Send {
     /// The node comes online: a viewer arrives (or returns after churn), a seed publishes.
     fn start(&mut self, now: Time);
 

@@ -99,6 +99,51 @@ fn same_seed_gives_identical_report_bytes_and_another_seed_differs() {
     assert_ne!(report::peers_csv(&a.peers), report::peers_csv(&c.peers));
 }
 
+/// The tracker runs on a side of its own, window by window (engine/tracker_side.rs): the
+/// two halves run on two threads when there are two, one after the other when there is one,
+/// and which cannot change a run.
+#[test]
+fn the_tracker_side_gives_the_same_run_on_one_thread_as_on_two() {
+    let s = scenario(BUSY);
+    let mut factory = core_factory();
+    assert!(Engine::new(&s, factory.as_mut()).tracker_window().is_some(), "the tracker runs in the one loop");
+    let on = |threads: usize| match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(|| run(&s)),
+        Err(e) => panic!("no thread pool: {e}"),
+    };
+    let (one, two) = (on(1), on(2));
+    assert_eq!(one.report.end_reason, EndReason::AllDone, "{:#?}", one.report);
+    assert_eq!(report_bytes_without_wall_clock(&one), report_bytes_without_wall_clock(&two));
+    assert_eq!(report::peers_csv(&one.peers), report::peers_csv(&two.peers));
+}
+
+/// The windowed run and the one loop carry out the same model; they differ only in how
+/// events at the same nanosecond are ordered, so a run's results agree closely (not
+/// exactly: a different order at one instant sends the rest of the run another way).
+#[test]
+fn the_tracker_side_and_the_one_loop_agree() {
+    let s = scenario(
+        "name: agree\nseed: 5\ncontent: { size: 4MB, chunk_size: 100kB }\nseeds: { upload: 20Mbit/s }\n\
+         peers:\n  - { count: 12, download: 20Mbit/s, upload: 4Mbit/s, latency: 20ms }\n\
+         arrivals: { uniform: { window: 1s } }\ntracker: { processing: 1ms, latency: 5ms }\n",
+    );
+    let mut factory = core_factory();
+    let windowed = Engine::new(&s, factory.as_mut());
+    assert!(windowed.tracker_window().is_some());
+    let a = RunResult::new(&s, "default", windowed.run(&mut |_: Time, _, _| {}), 0.0);
+    let one_loop = Engine::new(&s, factory.as_mut()).sequential();
+    assert!(one_loop.tracker_window().is_none());
+    let b = RunResult::new(&s, "default", one_loop.run(&mut |_: Time, _, _| {}), 0.0);
+    for r in [&a, &b] {
+        assert_eq!(r.report.end_reason, EndReason::AllDone, "{:#?}", r.report);
+    }
+    let (ma, mb) = (a.report.completion_s.map(|c| c.max), b.report.completion_s.map(|c| c.max));
+    let (Some(ma), Some(mb)) = (ma, mb) else { panic!("no completion times") };
+    assert!((ma - mb).abs() <= 0.02 * mb, "makespan {ma} s windowed, {mb} s in one loop");
+    let (ha, hb) = (a.report.tracker_msgs as f64, b.report.tracker_msgs as f64);
+    assert!((ha - hb).abs() <= 0.02 * hb, "tracker messages {ha} windowed, {hb} in one loop");
+}
+
 /// The origin never uploads faster than u_s: payload is attributed when its flow ends, so
 /// everything counted in the one-second buckets up to k was sent within [0, k + 1).
 fn assert_origin_within_capacity(s: &Scenario, r: &RunResult) {

@@ -2,6 +2,7 @@
 
 use pdtp_core::{ConnId, Message, Payload, Transmit};
 
+use super::tracker_side::Input;
 use super::{Engine, Ev, Link, LinkId, Out};
 use crate::network::Outcome;
 use crate::node::Role;
@@ -60,7 +61,12 @@ impl Engine {
             Some(t) if t != n => {
                 self.links[l.ix as usize].ends[1].node = t;
                 let lat = self.net.latency(self.nodes[n as usize].net, self.nodes[t as usize].net);
-                self.queue.push(self.now + lat, Ev::SynArrive(l));
+                if self.on_side(t) {
+                    let host = self.nodes[n as usize].host.clone();
+                    self.post_to_tracker(self.now + lat, Input::Syn(l, host));
+                } else {
+                    self.queue.push(self.now + lat, Ev::SynArrive(l));
+                }
             }
             // An unknown host: refused after a nominal round trip to the tracker's latency.
             _ => {
@@ -93,6 +99,58 @@ impl Engine {
                 self.queue.push(self.now + lat, Ev::Reset(l, 1));
             }
         }
+    }
+
+    /// The tracker side accepted (or refused) the connect on link `l`, at `self.now`.
+    pub(super) fn tracker_accepted(&mut self, l: LinkId, conn: Option<ConnId>) {
+        let lat = self
+            .net
+            .latency(self.nodes[0].net, self.nodes[self.links[l.ix as usize].ends[0].node as usize].net);
+        if self.link_mut(l).is_none() {
+            // The connector vanished while its connect was on the way: the tracker learns
+            // that its new connection is gone.
+            if let Some(c) = conn {
+                self.post_to_tracker(self.now + lat, Input::Closed(l, Some(c)));
+            }
+            return;
+        }
+        match conn {
+            Some(conn) => {
+                self.nodes[0].conns.insert(conn, l);
+                let end = &mut self.links[l.ix as usize].ends[1];
+                end.conn = Some(conn);
+                end.mapped = true;
+                end.open = true;
+                self.queue.push(self.now + lat, Ev::SynAck(l));
+                self.pump(l, 1);
+            }
+            None => self.queue.push(self.now + lat, Ev::Reset(l, 1)),
+        }
+    }
+
+    /// The tracker side learnt, at `self.now`, that link `l` was closed by the other end.
+    pub(super) fn tracker_closed(&mut self, l: LinkId) {
+        let e = self.side(l, 0);
+        let Some(link) = self.link_mut(l) else { return };
+        let end = &mut link.ends[e];
+        let was_mapped = end.mapped;
+        end.mapped = false;
+        end.done_sending = true;
+        if let (true, Some(conn)) = (was_mapped, end.conn) {
+            self.nodes[0].conns.remove(&conn);
+        }
+        self.maybe_free(l);
+    }
+
+    /// Whether node `n` is the tracker running on a side of its own.
+    pub(super) fn on_side(&self, n: u32) -> bool {
+        n == 0 && self.tracker_apart
+    }
+
+    /// Hands an input to the tracker side for the window in which `at` falls.
+    pub(super) fn post_to_tracker(&mut self, at: pdtp_core::Time, input: Input) {
+        debug_assert!(at >= self.horizon, "a tracker input inside the running window");
+        self.to_tracker.push((at, input));
     }
 
     /// Starts transmitting the queued messages of direction `d`, in order.
@@ -129,7 +187,12 @@ impl Engine {
                     end.done_sending = true;
                     let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
                     let lat = self.net.latency(self.nodes[src as usize].net, self.nodes[dst as usize].net);
-                    self.queue.push(start + lat, Ev::Fin(l, d));
+                    if self.on_side(dst) {
+                        let conn = self.links[l.ix as usize].ends[1 - d].conn;
+                        self.post_to_tracker(start + lat, Input::Closed(l, conn));
+                    } else {
+                        self.queue.push(start + lat, Ev::Fin(l, d));
+                    }
                     return;
                 }
                 Out::Msg(msg) => {
@@ -168,6 +231,11 @@ impl Engine {
         self.net.account(sn, dn, size);
         let done = start + self.net.serialisation(sn, dn, size);
         self.links[l.ix as usize].ends[d].busy_until = done;
+        if self.on_side(dst) {
+            let conn = self.links[l.ix as usize].ends[1 - d].conn;
+            self.post_to_tracker(done + lat, Input::Msg(conn, msg));
+            return;
+        }
         let slot = self.parked.park(msg);
         self.queue.push(done + lat, Ev::Deliver(l, d, slot));
     }
@@ -280,8 +348,13 @@ impl Engine {
                 self.net.cancel_flow(now, f);
             }
             if end.mapped {
-                // Ev::Reset(l, x) notifies end 1 - x.
-                self.queue.push(now + lat, Ev::Reset(l, 1 - d));
+                let (node, conn) = (end.node, end.conn);
+                if self.on_side(node) {
+                    self.post_to_tracker(now + lat, Input::Closed(l, conn));
+                } else {
+                    // Ev::Reset(l, x) notifies end 1 - x.
+                    self.queue.push(now + lat, Ev::Reset(l, 1 - d));
+                }
             }
         }
         self.maybe_free(l);
