@@ -342,6 +342,8 @@ impl Engine {
                 let node = std::mem::replace(&mut self.nodes[0].node, Box::new(tracker_side::Moved));
                 self.tracker_side = Some((TrackerSide::new(node, self.processing), w));
                 self.tracker_apart = true;
+                // Up from the start, like the seeds; its side starts the machine.
+                self.nodes[0].online = true;
                 1
             }
             _ => 0,
