@@ -21,7 +21,7 @@
 //! The tracker runs on a side of its own, on the second core, in windows as long as the
 //! smallest latency between it and any other node ([`tracker_side`]).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use pdtp_core::{ConnId, Message, Span, Time};
 use rand_chacha::ChaCha8Rng;
@@ -89,7 +89,8 @@ pub struct Engine {
     /// The earliest `Ev::Net` queued and not yet fired (as `Slot::queued`).
     net_queued: Option<Time>,
     nodes: Vec<Slot>,
-    hosts: BTreeMap<String, u32>,
+    /// The index of the first viewer (after the tracker and the seeds).
+    first_peer: u32,
     links: Vec<Link>,
     free_links: Vec<u32>,
     recorder: Recorder,
@@ -260,7 +261,7 @@ impl Engine {
             net,
             net_queued: None,
             nodes: Vec::new(),
-            hosts: BTreeMap::new(),
+            first_peer: 1 + scenario.seeds.count,
             links: Vec::new(),
             free_links: Vec::new(),
             recorder: Recorder::new(classes, stream),
@@ -383,8 +384,6 @@ impl Engine {
         };
         let node = factory.build(&spec);
         let net = self.net.add_node(up.0, down.0, latency.0);
-        let ix = self.nodes.len() as u32;
-        self.hosts.insert(host.clone(), ix);
         self.nodes.push(Slot {
             role,
             peer: (role == Role::Peer).then_some(index),

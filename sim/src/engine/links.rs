@@ -50,7 +50,7 @@ impl Engine {
     }
 
     fn connect(&mut self, n: u32, conn: ConnId, host: &str) {
-        let target = self.hosts.get(host).copied();
+        let target = self.resolve(host);
         let l = self.alloc_link();
         let link = &mut self.links[l.ix as usize];
         link.ends[0].node = n;
@@ -80,9 +80,8 @@ impl Engine {
         let Some(link) = self.link_mut(l) else { return };
         let (a, b) = (link.ends[0].node, link.ends[1].node);
         let lat = self.net.latency(self.nodes[a as usize].net, self.nodes[b as usize].net);
-        let from = self.nodes[a as usize].host.clone();
-        let target = &mut self.nodes[b as usize];
-        let accepted = if target.online { target.node.accept(self.now, &from) } else { None };
+        let (from, target) = host_and_node(&mut self.nodes, a as usize, b as usize);
+        let accepted = if target.online { target.node.accept(self.now, from) } else { None };
         match accepted {
             Some(conn) => {
                 target.conns.insert(conn, l);
@@ -99,6 +98,20 @@ impl Engine {
                 self.queue.push(self.now + lat, Ev::Reset(l, 1));
             }
         }
+    }
+
+    /// The node named `host`, if any. Names are the engine's own (`tracker`, `seed<i>`,
+    /// `peer<p>`, in node order), so the index is read off the name and checked against it;
+    /// a map of 10 000 names cost a cache miss per string compared, on every connect.
+    pub(super) fn resolve(&self, host: &str) -> Option<u32> {
+        let ix = if host == "tracker" {
+            0
+        } else if let Some(i) = host.strip_prefix("seed") {
+            1 + i.parse::<u32>().ok()?
+        } else {
+            self.first_peer + host.strip_prefix("peer")?.parse::<u32>().ok()?
+        };
+        (self.nodes.get(ix as usize)?.host == host).then_some(ix)
     }
 
     /// The tracker side accepted (or refused) the connect on link `l`, at `self.now`.
@@ -394,6 +407,17 @@ impl Engine {
 
     fn side(&self, l: LinkId, n: u32) -> usize {
         usize::from(self.links[l.ix as usize].ends[0].node != n)
+    }
+}
+
+/// Node `a`'s host name beside node `b` itself (`a != b`), without copying the name.
+fn host_and_node(nodes: &mut [super::Slot], a: usize, b: usize) -> (&str, &mut super::Slot) {
+    if a < b {
+        let (low, high) = nodes.split_at_mut(b);
+        (&low[a].host, &mut high[0])
+    } else {
+        let (low, high) = nodes.split_at_mut(a);
+        (&high[0].host, &mut low[b])
     }
 }
 

@@ -218,3 +218,18 @@ fn a_node_that_spins_at_one_instant_is_reported_as_livelock() {
     assert_eq!(out.reason, EndReason::Livelock);
     assert_eq!(out.end, Time::ZERO);
 }
+
+#[test]
+fn hosts_resolve_to_their_own_node_and_nothing_else() {
+    let text = "content: { size: 1MB, chunk_size: 100kB }\nseeds: { count: 2, upload: 8Mbit/s }\n\
+                peers: [ { count: 3, upload: 5Mbit/s, download: 100Mbit/s } ]\n";
+    let s = Scenario::from_yaml(text, "test").unwrap();
+    let e = Engine::new(&s, &mut factory(1));
+    for (ix, slot) in e.nodes.iter().enumerate() {
+        assert_eq!(e.resolve(&slot.host), Some(ix as u32), "{}", slot.host);
+    }
+    assert_eq!(e.resolve("peer2"), Some(5));
+    for unknown in ["peer3", "peer02", "seed2", "seed", "peer", "peer-1", "ghost", "Tracker", ""] {
+        assert_eq!(e.resolve(unknown), None, "{unknown}");
+    }
+}
