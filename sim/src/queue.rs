@@ -100,14 +100,7 @@ impl<E> EventQueue<E> {
 
     /// Removes and returns the earliest event (the first pushed among equals).
     pub fn pop(&mut self) -> Option<(Time, E)> {
-        if self.head == self.buckets[0].len() {
-            self.buckets[0].clear();
-            self.head = 0;
-            if self.occupied == 0 {
-                return None;
-            }
-            self.refill();
-        }
+        self.earliest()?;
         let entry = *self.buckets[0].get(self.head)?;
         self.head += 1;
         self.len -= 1;
