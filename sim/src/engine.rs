@@ -139,7 +139,7 @@ struct Slot {
     conns: ConnMap,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct LinkId {
     ix: u32,
     generation: u32,
@@ -149,6 +149,9 @@ struct LinkId {
 struct Link {
     generation: u32,
     live: bool,
+    /// A connect to the tracker running on its side: end 1 is the tracker's, and the side
+    /// is told when the link breaks even before the engine learns the tracker accepted.
+    to_tracker_side: bool,
     ends: [End; 2],
 }
 
@@ -297,7 +300,6 @@ impl Engine {
         if let Some((side, _)) = self.tracker_side.take() {
             self.tracker_apart = false;
             self.nodes[0].node = side.into_node();
-            self.queue.push(Time::ZERO, Ev::Start(0));
         }
         self
     }
@@ -338,19 +340,18 @@ impl Engine {
         // away from it.
         let tracker_net = self.nodes[0].net;
         let window = self.nodes[1..].iter().map(|n| self.net.latency(n.net, tracker_net)).min();
-        let first = match window {
+        match window {
             Some(w) if w >= MIN_WINDOW => {
                 let node = std::mem::replace(&mut self.nodes[0].node, Box::new(tracker_side::Moved));
-                self.tracker_side = Some((TrackerSide::new(node, self.processing), w));
+                let side = TrackerSide::new(node, self.processing, self.livelock_events);
+                self.tracker_side = Some((side, w));
                 self.tracker_apart = true;
-                // Up from the start, like the seeds; its side starts the machine.
-                self.nodes[0].online = true;
-                1
             }
-            _ => 0,
-        };
+            _ => {}
+        }
         // The tracker and the seeds are up from the start; viewers arrive per the scenario.
-        for n in first..=s.count {
+        // (With the tracker on its side, its slot here starts a stand-in; the side starts it.)
+        for n in 0..=s.count {
             self.queue.push(Time::ZERO, Ev::Start(n));
         }
         let first_peer = s.count + 1;
@@ -402,6 +403,9 @@ impl Engine {
     /// Lowers the livelock threshold (events at one instant); for tests.
     pub fn with_livelock_limit(mut self, events: u64) -> Self {
         self.livelock_events = events;
+        if let Some((side, _)) = &mut self.tracker_side {
+            side.set_livelock_limit(events);
+        }
         self
     }
 
@@ -499,7 +503,8 @@ impl Engine {
                 scope.spawn(|_| side.advance(horizon));
                 self.advance(Some(horizon), progress)
             });
-            if side.livelocked() {
+            if let Some(at) = side.livelocked() {
+                self.now = at;
                 return EndReason::Livelock;
             }
             // What ended the run ended it at `now`; the tracker's outputs up to then count.

@@ -18,7 +18,8 @@
 //! always in the same bucket (the bucket depends on the time only), each bucket is appended
 //! to and spread in order, and a push comes after every pending entry in sequence order, so
 //! equal-time entries stay in push order through every move (checked in debug builds). A push
-//! into the past (a time below the last popped one, which the engine never does) is still
+//! into the past (a time below the last popped one; the engine makes one only after
+//! `earliest` moved on and a tracker output then schedules an earlier event) is still
 //! handled correctly, by re-spreading every pending entry, in order, from the new minimum.
 //!
 //! Cost: `push` O(1); `pop` amortised O(log of the time range) moves; `peek_time` scans the

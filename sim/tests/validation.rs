@@ -117,6 +117,32 @@ fn the_tracker_side_gives_the_same_run_on_one_thread_as_on_two() {
     assert_eq!(report::peers_csv(&one.peers), report::peers_csv(&two.peers));
 }
 
+/// Viewers that connect to the tracker and vanish at once, some before their connect gets
+/// there: the tracker side hears of every break one latency after it happened, never inside
+/// the window it is running (a debug assertion), and the run still ends. The tracker is
+/// nearer than anyone else, so a break timed from the wrong end would land too early.
+#[test]
+fn viewers_vanishing_mid_connect_reach_the_tracker_side_in_order() {
+    let s = scenario(
+        "name: vanish\nseed: 3\ntime_limit: 20s\ncontent: { size: 1MB, chunk_size: 100kB }\n\
+         seeds: { upload: 20Mbit/s, latency: 20ms }\n\
+         peers:\n  - { count: 60, download: 20Mbit/s, upload: 4Mbit/s, latency: 20ms }\n\
+         arrivals: { uniform: { window: 1s } }\nchurn: { leave: 1.0, stay: 20ms, rejoin: 0.5, away: 100ms }\n\
+         tracker: { latency: 5ms }\n",
+    );
+    let mut factory = core_factory();
+    assert_eq!(Engine::new(&s, factory.as_mut()).tracker_window(), Some(pdtp_core::Span::from_millis(25)));
+    for seed in 1..=3 {
+        let r = run(&with_seed(&s, seed));
+        assert!(
+            matches!(r.report.end_reason, EndReason::AllDone | EndReason::TimeLimit),
+            "{:?}",
+            r.report.end_reason
+        );
+        assert!(r.peers.iter().any(|p| p.departures > 0), "nobody left");
+    }
+}
+
 /// The windowed run and the one loop carry out the same model; they differ only in how
 /// events at the same nanosecond are ordered, so a run's results agree closely (not
 /// exactly: a different order at one instant sends the rest of the run another way).

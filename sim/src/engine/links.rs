@@ -63,6 +63,7 @@ impl Engine {
                 let lat = self.net.latency(self.nodes[n as usize].net, self.nodes[t as usize].net);
                 if self.on_side(t) {
                     let host = self.nodes[n as usize].host.clone();
+                    self.links[l.ix as usize].to_tracker_side = true;
                     self.post_to_tracker(self.now + lat, Input::Syn(l, host));
                 } else {
                     self.queue.push(self.now + lat, Ev::SynArrive(l));
@@ -107,26 +108,19 @@ impl Engine {
         let ix = if host == "tracker" {
             0
         } else if let Some(i) = host.strip_prefix("seed") {
-            1 + i.parse::<u32>().ok()?
+            i.parse::<u32>().ok()?.checked_add(1)?
         } else {
-            self.first_peer + host.strip_prefix("peer")?.parse::<u32>().ok()?
+            host.strip_prefix("peer")?.parse::<u32>().ok()?.checked_add(self.first_peer)?
         };
         (self.nodes.get(ix as usize)?.host == host).then_some(ix)
     }
 
     /// The tracker side accepted (or refused) the connect on link `l`, at `self.now`.
     pub(super) fn tracker_accepted(&mut self, l: LinkId, conn: Option<ConnId>) {
-        let lat = self
-            .net
-            .latency(self.nodes[0].net, self.nodes[self.links[l.ix as usize].ends[0].node as usize].net);
-        if self.link_mut(l).is_none() {
-            // The connector vanished while its connect was on the way: the tracker learns
-            // that its new connection is gone.
-            if let Some(c) = conn {
-                self.post_to_tracker(self.now + lat, Input::Closed(l, Some(c)));
-            }
-            return;
-        }
+        // A link that broke meanwhile told the side so when it broke (`break_link`).
+        let Some(link) = self.link_mut(l) else { return };
+        let connector = link.ends[0].node;
+        let lat = self.net.latency(self.nodes[0].net, self.nodes[connector as usize].net);
         match conn {
             Some(conn) => {
                 self.nodes[0].conns.insert(conn, l);
@@ -201,8 +195,7 @@ impl Engine {
                     let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
                     let lat = self.net.latency(self.nodes[src as usize].net, self.nodes[dst as usize].net);
                     if self.on_side(dst) {
-                        let conn = self.links[l.ix as usize].ends[1 - d].conn;
-                        self.post_to_tracker(start + lat, Input::Closed(l, conn));
+                        self.post_to_tracker(start + lat, Input::Closed(l));
                     } else {
                         self.queue.push(start + lat, Ev::Fin(l, d));
                     }
@@ -360,14 +353,14 @@ impl Engine {
             if let Some(f) = end.flow.take() {
                 self.net.cancel_flow(now, f);
             }
-            if end.mapped {
-                let (node, conn) = (end.node, end.conn);
-                if self.on_side(node) {
-                    self.post_to_tracker(now + lat, Input::Closed(l, conn));
-                } else {
-                    // Ev::Reset(l, x) notifies end 1 - x.
-                    self.queue.push(now + lat, Ev::Reset(l, 1 - d));
-                }
+            let mapped = end.mapped;
+            if d == 1 && self.links[l.ix as usize].to_tracker_side {
+                // The tracker's end, mapped or with its connect still on the way (the side
+                // may have accepted it already): the side learns it either way.
+                self.post_to_tracker(now + lat, Input::Closed(l));
+            } else if mapped {
+                // Ev::Reset(l, x) notifies end 1 - x.
+                self.queue.push(now + lat, Ev::Reset(l, 1 - d));
             }
         }
         self.maybe_free(l);
@@ -398,6 +391,7 @@ impl Engine {
         let link = &mut self.links[ix as usize];
         link.generation = link.generation.wrapping_add(1) & 0x7fff_ffff;
         link.live = true;
+        link.to_tracker_side = false;
         LinkId { ix, generation: link.generation }
     }
 

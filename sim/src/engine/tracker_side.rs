@@ -16,11 +16,11 @@
 //! the tracker side which connection a message arrives on and learns, from the outputs,
 //! which connection the tracker accepted or closed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use pdtp_core::{ConnId, Message, Span, Time, Transmit};
 
-use super::{LIVELOCK_EVENTS, LinkId};
+use super::LinkId;
 use crate::node::{NodeEvent, SimNode};
 use crate::queue::EventQueue;
 use crate::wire_size::encoded_len;
@@ -36,8 +36,9 @@ pub(super) enum Input {
     Msg(Option<ConnId>, Message),
     /// A message's turn at the processing queue has come and its processing time passed.
     Process(ConnId, Message),
-    /// The other end closed link `LinkId` (the tracker's end was `ConnId` if still open).
-    Closed(LinkId, Option<ConnId>),
+    /// Link `LinkId` closed or broke at the other end (possibly before the tracker's
+    /// acceptance reached the engine).
+    Closed(LinkId),
 }
 
 /// What the tracker did, for the engine to carry out at the instant it was done.
@@ -63,15 +64,19 @@ pub(super) struct TrackerSide {
     timer: Option<Time>,
     /// Connections the tracker accepted and has not closed or seen closed.
     open: BTreeSet<ConnId>,
+    /// The connection the tracker accepted on each link it has not seen closed.
+    accepted: BTreeMap<LinkId, ConnId>,
     outputs: Vec<(Time, Output)>,
     events: u64,
     /// The instant of the last event handled and how many events it has had.
     instant: (Time, u64),
-    livelock: bool,
+    livelock_limit: u64,
+    /// The instant that had more than `livelock_limit` events, if one did.
+    livelock: Option<Time>,
 }
 
 impl TrackerSide {
-    pub(super) fn new(node: Box<dyn SimNode>, processing: Span) -> Self {
+    pub(super) fn new(node: Box<dyn SimNode>, processing: Span, livelock_limit: u64) -> Self {
         let mut inbox = EventQueue::new();
         inbox.push(Time::ZERO, Input::Start);
         Self {
@@ -81,11 +86,17 @@ impl TrackerSide {
             busy_until: Time::ZERO,
             timer: None,
             open: BTreeSet::new(),
+            accepted: BTreeMap::new(),
             outputs: Vec::new(),
             events: 0,
             instant: (Time::ZERO, 0),
-            livelock: false,
+            livelock_limit,
+            livelock: None,
         }
+    }
+
+    pub(super) fn set_livelock_limit(&mut self, events: u64) {
+        self.livelock_limit = events;
     }
 
     /// Queues an input sent during an earlier window (the engine passes them in the order
@@ -105,7 +116,7 @@ impl TrackerSide {
     /// Handles every input and timer due before `horizon`, in time order (an input first
     /// when it ties with the timer, as the sequential loop would have queued it first).
     pub(super) fn advance(&mut self, horizon: Time) {
-        while !self.livelock {
+        while self.livelock.is_none() {
             let input_at = self.inbox.earliest().filter(|&t| t < horizon);
             let timer_at = self.timer.filter(|&t| t < horizon);
             match (input_at, timer_at) {
@@ -132,7 +143,9 @@ impl TrackerSide {
         self.events += 1;
         if self.instant.0 == now {
             self.instant.1 += 1;
-            self.livelock |= self.instant.1 > LIVELOCK_EVENTS;
+            if self.instant.1 > self.livelock_limit {
+                self.livelock = Some(now);
+            }
         } else {
             self.instant = (now, 0);
         }
@@ -148,6 +161,7 @@ impl TrackerSide {
                 let conn = self.node.accept(now, &host);
                 if let Some(c) = conn {
                     self.open.insert(c);
+                    self.accepted.insert(l, c);
                 }
                 self.outputs.push((now, Output::Accepted(l, conn)));
                 self.drain(now);
@@ -169,9 +183,9 @@ impl TrackerSide {
                     self.outputs.push((now, Output::Dropped));
                 }
             }
-            Input::Closed(l, conn) => {
+            Input::Closed(l) => {
                 self.outputs.push((now, Output::Closed(l)));
-                if let Some(c) = conn.filter(|c| self.open.remove(c)) {
+                if let Some(c) = self.accepted.remove(&l).filter(|c| self.open.remove(c)) {
                     self.node.handle_closed(now, c);
                     self.drain(now);
                 }
@@ -215,8 +229,8 @@ impl TrackerSide {
         self.node
     }
 
-    /// Whether one instant had more than [`LIVELOCK_EVENTS`] events.
-    pub(super) fn livelocked(&self) -> bool {
+    /// The instant that had more events than the livelock limit, if one did.
+    pub(super) fn livelocked(&self) -> Option<Time> {
         self.livelock
     }
 }
@@ -228,12 +242,21 @@ pub(super) struct Moved;
 impl SimNode for Moved {
     fn start(&mut self, _now: Time) {}
     fn stop(&mut self, _now: Time) {}
+    // The engine routes every connect, message and close for the tracker to its side; one
+    // arriving here is an input the routing missed.
     fn accept(&mut self, _now: Time, _remote_host: &str) -> Option<ConnId> {
+        debug_assert!(false, "a connect reached the tracker's stand-in");
         None
     }
-    fn handle_connected(&mut self, _now: Time, _conn: ConnId) {}
-    fn handle_closed(&mut self, _now: Time, _conn: ConnId) {}
-    fn handle_message(&mut self, _now: Time, _conn: ConnId, _msg: Message) {}
+    fn handle_connected(&mut self, _now: Time, _conn: ConnId) {
+        debug_assert!(false, "the tracker's stand-in connected");
+    }
+    fn handle_closed(&mut self, _now: Time, _conn: ConnId) {
+        debug_assert!(false, "a close reached the tracker's stand-in");
+    }
+    fn handle_message(&mut self, _now: Time, _conn: ConnId, _msg: Message) {
+        debug_assert!(false, "a message reached the tracker's stand-in");
+    }
     fn handle_timeout(&mut self, _now: Time) {}
     fn poll_transmit(&mut self) -> Option<Transmit> {
         None
