@@ -107,11 +107,11 @@ pub struct Engine {
     churn: Option<crate::scenario::Churn>,
     content_path: String,
     seed_key: [u8; 32],
-    /// The tracker on its own core, with the window length (see [`tracker_side`]); `None`
-    /// runs it in the same loop as everything else.
-    tracker_side: Option<(TrackerSide, Span)>,
-    /// Whether the tracker runs on its side (`tracker_side` is taken out while it runs).
-    tracker_apart: bool,
+    /// The tracker on its own core (see [`tracker_side`]); taken out while the run goes.
+    tracker_side: Option<TrackerSide>,
+    /// The window length when the tracker runs on its side; `None` runs it in the same
+    /// loop as everything else.
+    tracker_window: Option<Span>,
     /// Inputs for the tracker side made during the current window, in the order made.
     to_tracker: Vec<(Time, Input)>,
     /// The end of the current window (every input for the tracker side lands at or after it).
@@ -280,7 +280,7 @@ impl Engine {
             content_path,
             seed_key,
             tracker_side: None,
-            tracker_apart: false,
+            tracker_window: None,
             to_tracker: Vec::new(),
             horizon: Time::ZERO,
         };
@@ -291,14 +291,14 @@ impl Engine {
     /// The window length when the tracker runs on a side of its own (the smallest latency
     /// between it and any other node), or `None` when it runs in the one loop.
     pub fn tracker_window(&self) -> Option<Span> {
-        self.tracker_side.as_ref().map(|(_, w)| *w)
+        self.tracker_window
     }
 
     /// Runs the tracker in one loop with everything else (the outputs differ from the
     /// windowed run's only where events at the same nanosecond are ordered differently).
     pub fn sequential(mut self) -> Self {
-        if let Some((side, _)) = self.tracker_side.take() {
-            self.tracker_apart = false;
+        if let Some(side) = self.tracker_side.take() {
+            self.tracker_window = None;
             self.nodes[0].node = side.into_node();
         }
         self
@@ -343,9 +343,8 @@ impl Engine {
         match window {
             Some(w) if w >= MIN_WINDOW => {
                 let node = std::mem::replace(&mut self.nodes[0].node, Box::new(tracker_side::Moved));
-                let side = TrackerSide::new(node, self.processing, self.livelock_events);
-                self.tracker_side = Some((side, w));
-                self.tracker_apart = true;
+                self.tracker_side = Some(TrackerSide::new(node, self.processing, self.livelock_events));
+                self.tracker_window = Some(w);
             }
             _ => {}
         }
@@ -403,7 +402,7 @@ impl Engine {
     /// Lowers the livelock threshold (events at one instant); for tests.
     pub fn with_livelock_limit(mut self, events: u64) -> Self {
         self.livelock_events = events;
-        if let Some((side, _)) = &mut self.tracker_side {
+        if let Some(side) = &mut self.tracker_side {
             side.set_livelock_limit(events);
         }
         self
@@ -411,13 +410,13 @@ impl Engine {
 
     /// Runs to the end; `progress(now, events, viewers_done)` is called every 65 536 events.
     pub fn run(mut self, progress: &mut dyn FnMut(Time, u64, u64)) -> RunOutput {
-        let reason = match self.tracker_side.take() {
-            Some((mut side, window)) => {
+        let reason = match (self.tracker_side.take(), self.tracker_window) {
+            (Some(mut side), Some(window)) => {
                 let reason = self.run_windows(&mut side, window, progress);
                 self.events += side.events();
                 reason
             }
-            None => loop {
+            _ => loop {
                 if let Some(reason) = self.advance(None, progress) {
                     break reason;
                 }
@@ -492,7 +491,6 @@ impl Engine {
         progress: &mut dyn FnMut(Time, u64, u64),
     ) -> EndReason {
         let mut start = Time::ZERO;
-        let mut outputs: Vec<(Time, Output)> = Vec::new();
         loop {
             let horizon = start + window;
             self.horizon = horizon;
@@ -510,8 +508,7 @@ impl Engine {
             // What ended the run ended it at `now`; the tracker's outputs up to then count.
             let until = if ended.is_some() { self.now } else { horizon };
             let now = self.now;
-            outputs.extend(side.take_outputs().filter(|(t, _)| *t <= until));
-            for (at, output) in outputs.drain(..) {
+            for (at, output) in side.take_outputs().filter(|(t, _)| *t <= until) {
                 self.now = at;
                 self.carry_out(output);
             }
@@ -539,7 +536,8 @@ impl Engine {
     fn carry_out(&mut self, output: Output) {
         match output {
             Output::Accepted(l, conn) => self.tracker_accepted(l, conn),
-            Output::Closed(l) => self.tracker_closed(l),
+            // The tracker only accepts connections, so its end of a link is end 1.
+            Output::Closed(l) => self.closed_at(l, 1),
             Output::Transmit(t) => self.transmit(0, t),
             Output::Event(NodeEvent::TransferFailed) => self.recorder.failure(),
             Output::Event(_) => {}

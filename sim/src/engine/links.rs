@@ -85,12 +85,7 @@ impl Engine {
         let accepted = if target.online { target.node.accept(self.now, from) } else { None };
         match accepted {
             Some(conn) => {
-                target.conns.insert(conn, l);
-                let link = &mut self.links[l.ix as usize];
-                link.ends[1].conn = Some(conn);
-                link.ends[1].mapped = true;
-                link.ends[1].open = true;
-                self.queue.push(self.now + lat, Ev::SynAck(l));
+                self.accept_end(l, conn, lat);
                 self.drain(b);
                 self.pump(l, 1);
             }
@@ -99,6 +94,18 @@ impl Engine {
                 self.queue.push(self.now + lat, Ev::Reset(l, 1));
             }
         }
+    }
+
+    /// The acceptor's end of link `l` is up as its `conn`; the connector hears so one latency
+    /// `lat` later.
+    fn accept_end(&mut self, l: LinkId, conn: ConnId, lat: pdtp_core::Span) {
+        let end = &mut self.links[l.ix as usize].ends[1];
+        end.conn = Some(conn);
+        end.mapped = true;
+        end.open = true;
+        let acceptor = end.node;
+        self.nodes[acceptor as usize].conns.insert(conn, l);
+        self.queue.push(self.now + lat, Ev::SynAck(l));
     }
 
     /// The node named `host`, if any. Names are the engine's own (`tracker`, `seed<i>`,
@@ -123,35 +130,16 @@ impl Engine {
         let lat = self.net.latency(self.nodes[0].net, self.nodes[connector as usize].net);
         match conn {
             Some(conn) => {
-                self.nodes[0].conns.insert(conn, l);
-                let end = &mut self.links[l.ix as usize].ends[1];
-                end.conn = Some(conn);
-                end.mapped = true;
-                end.open = true;
-                self.queue.push(self.now + lat, Ev::SynAck(l));
+                self.accept_end(l, conn, lat);
                 self.pump(l, 1);
             }
             None => self.queue.push(self.now + lat, Ev::Reset(l, 1)),
         }
     }
 
-    /// The tracker side learnt, at `self.now`, that link `l` was closed by the other end.
-    pub(super) fn tracker_closed(&mut self, l: LinkId) {
-        let e = self.side(l, 0);
-        let Some(link) = self.link_mut(l) else { return };
-        let end = &mut link.ends[e];
-        let was_mapped = end.mapped;
-        end.mapped = false;
-        end.done_sending = true;
-        if let (true, Some(conn)) = (was_mapped, end.conn) {
-            self.nodes[0].conns.remove(&conn);
-        }
-        self.maybe_free(l);
-    }
-
     /// Whether node `n` is the tracker running on a side of its own.
     pub(super) fn on_side(&self, n: u32) -> bool {
-        n == 0 && self.tracker_apart
+        n == 0 && self.tracker_window.is_some()
     }
 
     /// Hands an input to the tracker side for the window in which `at` falls.
@@ -324,8 +312,11 @@ impl Engine {
         let (n, conn) = (end.node, end.conn);
         if let (true, Some(conn)) = (was_mapped, conn) {
             self.nodes[n as usize].conns.remove(&conn);
-            self.nodes[n as usize].node.handle_closed(now, conn);
-            self.drain(n);
+            // The tracker on its side has already handled the close (`tracker_side`).
+            if !self.on_side(n) {
+                self.nodes[n as usize].node.handle_closed(now, conn);
+                self.drain(n);
+            }
         }
         self.maybe_free(l);
     }
