@@ -1,6 +1,8 @@
 //! The connection table: the tracker link and peer links.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use super::peer_index::PeerIndex;
 
 use crate::ids::{ConnId, PeerId};
 use crate::time::Time;
@@ -40,7 +42,7 @@ pub(crate) struct Links {
     slots: Vec<Slot>,
     free: VecDeque<u32>,
     peer_open: usize,
-    by_peer: BTreeMap<PeerId, ConnId>,
+    by_peer: PeerIndex,
 }
 
 #[derive(Debug)]
@@ -105,9 +107,9 @@ impl Links {
             self.peer_open -= 1;
         }
         if let Some(p) = link.remote
-            && self.by_peer.get(&p) == Some(&conn)
+            && self.by_peer.get(p) == Some(conn)
         {
-            self.by_peer.remove(&p);
+            self.by_peer.remove(p);
         }
         Some(link)
     }
@@ -122,7 +124,7 @@ impl Links {
 
     /// The link to reuse for `peer`, if one is open.
     pub fn link_of(&self, peer: PeerId) -> Option<ConnId> {
-        self.by_peer.get(&peer).copied()
+        self.by_peer.get(peer)
     }
 
     /// Marks activity on a link (for the idle timer).

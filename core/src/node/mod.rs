@@ -10,6 +10,7 @@
 mod giver;
 mod links;
 mod orders;
+mod peer_index;
 mod route;
 mod taker;
 mod timers;
