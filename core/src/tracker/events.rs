@@ -55,6 +55,10 @@ pub enum TrackerEvent {
         bytes: u32,
         /// Whether the taker's hash matched the manifest.
         verified: bool,
+        /// Whether the taker got the whole chunk and it did not match (wrong bytes served);
+        /// `false` when verified, and when the transfer failed with nothing usable (the
+        /// connection broke, the giver left or stalled).
+        corrupt: bool,
         /// Whether the giver is a seed (the origin paid for these bytes).
         from_origin: bool,
     },

@@ -295,6 +295,28 @@ fn completion_makes_the_taker_a_holder_and_only_a_rejection_reaches_the_giver() 
 }
 
 #[test]
+fn a_copy_that_failed_is_not_reported_as_corrupt() {
+    let mut b = Bench::new();
+    let (_, content) = b.seed_with(manifest("a.bin", 2, 1000));
+    let taker = b.peer_requesting(10, content);
+    let os: Vec<TransferOrder> =
+        orders(&b.drain()).into_iter().filter(|(_, o)| o.side == Side::Taker).map(|(_, o)| o).collect();
+    assert_eq!(os.len(), 2);
+    // Nothing usable arrived (the giver went away mid-copy), then wrong bytes arrived.
+    let failed = Completed { token: os[0].token, hash: None, copy_us: 0 };
+    b.tr.handle_message(b.now, taker, Message::Completed(failed));
+    let wrong = Completed { token: os[1].token, hash: Some(Digest::of(b"garbage")), copy_us: 0 };
+    b.tr.handle_message(b.now, taker, Message::Completed(wrong));
+    let judged: Vec<_> = std::iter::from_fn(|| b.tr.poll_event())
+        .filter_map(|e| match e {
+            TrackerEvent::Finished { chunk, verified, corrupt, .. } => Some((chunk, verified, corrupt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(judged, vec![(os[0].chunk, false, false), (os[1].chunk, false, true)]);
+}
+
+#[test]
 fn a_corrupting_giver_loses_reputation_and_is_routed_around() {
     let b = corrupting_giver_run(GiverPolicy::Random);
     let trust = b.tr.trust();

@@ -356,6 +356,7 @@ impl Tracker {
             chunk: t.chunk,
             bytes,
             verified,
+            corrupt: outcome == Outcome::Corrupt,
             from_origin,
         });
         if !verified {

@@ -178,7 +178,7 @@ impl TrackerNode {
             TrackerEvent::Published { content, path } => {
                 tracing::info!(content = content.0, %path, "published")
             }
-            TrackerEvent::Finished { verified, bytes, from_origin, giver, .. } => {
+            TrackerEvent::Finished { verified, corrupt, bytes, from_origin, giver, .. } => {
                 if verified {
                     self.totals.transfers_completed += 1;
                     if from_origin {
@@ -186,10 +186,14 @@ impl TrackerNode {
                     } else {
                         self.totals.peer_bytes += u64::from(bytes);
                     }
-                } else {
+                } else if corrupt {
                     self.totals.transfers_failed += 1;
                     self.totals.chunks_corrupt += 1;
                     tracing::warn!(%giver, "a chunk failed verification");
+                } else {
+                    // Nothing usable arrived (the link broke, the giver left): a failure, not
+                    // corruption; counting it as corrupt alarmed operators of honest swarms.
+                    self.totals.transfers_failed += 1;
                 }
             }
             TrackerEvent::Cancelled { .. } => self.totals.transfers_failed += 1,
@@ -263,5 +267,44 @@ impl Hosted for TrackerNode {
     }
     fn status(&self) -> Status {
         Status::Running
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pdtp_core::{ContentId, PeerId, Token};
+
+    use super::*;
+
+    fn finished(verified: bool, corrupt: bool) -> TrackerEvent {
+        TrackerEvent::Finished {
+            token: Token(1),
+            giver: PeerId(2),
+            taker: PeerId(3),
+            content: ContentId(0),
+            chunk: 0,
+            bytes: 1000,
+            verified,
+            corrupt,
+            from_origin: false,
+        }
+    }
+
+    #[test]
+    fn a_failed_copy_counts_as_failed_and_only_wrong_bytes_as_corrupt() {
+        let opts = TrackerOptions {
+            config: TrackerConfig::with_key(b"key".to_vec()),
+            stats: None,
+            name: "t".into(),
+            shown_limits: (None, None),
+            rng_seed: 1,
+        };
+        let mut node = TrackerNode::new(opts).expect("no stats page to bind");
+        node.on_event(finished(true, false));
+        node.on_event(finished(false, false));
+        node.on_event(finished(false, true));
+        let t = node.totals();
+        assert_eq!((t.transfers_completed, t.transfers_failed, t.chunks_corrupt), (1, 2, 1));
+        assert_eq!(t.peer_bytes, 1000);
     }
 }
