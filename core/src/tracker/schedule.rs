@@ -202,7 +202,12 @@ impl Tracker {
             // The dense load array first: most holders are busy, and this avoids touching them.
             let load = self.loads[g.0 as usize];
             let limits = self.limits_for(&load);
-            let free = if urgent { load.can_give_past_slots(limits) } else { load.can_give(limits) };
+            // Past its rate slots only for a giver whose rate is measured: an unmeasured one
+            // may be a slow uplink, and piling a stream's first chunks onto it made early
+            // viewers wait seconds for them.
+            let measured = self.up_rates[g.0 as usize] > 0.0;
+            let free =
+                if urgent && measured { load.can_give_past_slots(limits) } else { load.can_give(limits) };
             if load.alive && (g == taker || !free) {
                 pos += 1;
                 seen += 1;

@@ -615,6 +615,48 @@ fn an_unmeasured_giver_gets_unmeasured_slots_and_a_fixed_one_max_uploads() {
 }
 
 #[test]
+fn a_streams_first_chunk_is_not_piled_onto_an_unmeasured_giver() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
+    cfg.unmeasured_slots = 2;
+    cfg.seed_limits.max_uploads = 1;
+    let mut b = Bench::with(cfg);
+    let (seed_conn, nonce) = b.live_seed();
+    let content = ContentId(0);
+    let hashes = vec![chunk_hash(0), chunk_hash(1)];
+    let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
+    let append = AppendChunks { content, first: 0, new_size: 2000, hashes, window_start: 0, proof };
+    b.tr.handle_message(b.now, seed_conn, Message::AppendChunks(Box::new(append)));
+    b.drain();
+    let join = |b: &mut Bench, id: u32| {
+        let (conn, _) = b.connect(id, Role::Peer, Some(8000));
+        b.tr.handle_message(b.now, conn, Message::AskInfo(AskInfo { path: "show".into() }));
+        b.tr.handle_message(b.now, conn, Message::Request(Interest::range(content, ByteRange::from(0))));
+        conn
+    };
+    // The first viewer gets chunk 0 from the seed (which is measured by it), then chunk 1,
+    // which fills the seed's only upload.
+    let first = join(&mut b, 10);
+    let os = orders(&b.drain());
+    let (_, o) = os.iter().find(|(c, o)| *c == first && o.side == Side::Taker).expect("an order");
+    assert_eq!(o.chunk, 0);
+    b.now += Span::from_millis(100);
+    let done = Completed { token: o.token, hash: Some(chunk_hash(0)), copy_us: 100_000 };
+    b.tr.handle_message(b.now, first, Message::Completed(done));
+    b.drain();
+    // Four viewers join: their first chunk is urgent, and only the first viewer, whose
+    // uplink is not measured yet, can give it now. It gets its two unmeasured slots' worth.
+    for id in 20..24 {
+        join(&mut b, id);
+    }
+    let given = orders(&b.drain())
+        .into_iter()
+        .filter(|(c, o)| *c == first && o.side == Side::Giver && o.chunk == 0)
+        .count();
+    assert_eq!(given, 2, "an unmeasured giver took {given} first chunks at once");
+}
+
+#[test]
 fn measured_upload_slots_follow_the_givers_rate() {
     let mut cfg = TrackerConfig::with_key(KEY);
     cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
