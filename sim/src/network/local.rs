@@ -96,7 +96,13 @@ impl Network {
             let node = &self.nodes[(r / 2) as usize];
             let list = if r % 2 == 0 { node.out.as_slice() } else { node.inn.as_slice() };
             for &Adj { other, .. } in list {
-                if !self.pending[other as usize] {
+                // The other end's level depends on this one only through min(its level, this
+                // one): unchanged when both the old and the new level are at or above it, and,
+                // for an unsaturated end (infinite level), when this level fell.
+                let theirs = self.level[other as usize];
+                let unaffected =
+                    if theirs.is_finite() { old >= theirs && level >= theirs } else { level <= old };
+                if !unaffected && !self.pending[other as usize] {
                     self.pending[other as usize] = true;
                     work.push_back(other);
                 }
