@@ -1,5 +1,6 @@
 //! What the tracker tells its application (logs, stats, the simulator's metrics).
 
+use super::trust::Outcome;
 use crate::ids::{ChunkIndex, ContentId, PeerId, Token};
 use crate::wire::{Notice, Role};
 
@@ -53,12 +54,9 @@ pub enum TrackerEvent {
         chunk: ChunkIndex,
         /// Chunk length in bytes.
         bytes: u32,
-        /// Whether the taker's hash matched the manifest.
-        verified: bool,
-        /// Whether the taker got the whole chunk and it did not match (wrong bytes served);
-        /// `false` when verified, and when the transfer failed with nothing usable (the
-        /// connection broke, the giver left or stalled).
-        corrupt: bool,
+        /// How the taker's copy came out: verified, corrupt (wrong bytes served), or failed
+        /// with nothing usable (the connection broke, the giver left or stalled).
+        outcome: Outcome,
         /// Whether the giver is a seed (the origin paid for these bytes).
         from_origin: bool,
     },

@@ -205,9 +205,9 @@ impl Tracker {
             // Past its rate slots only for a giver whose rate is measured: an unmeasured one
             // may be a slow uplink, and piling a stream's first chunks onto it made early
             // viewers wait seconds for them.
-            let measured = self.up_rates[g.0 as usize] > 0.0;
-            let free =
-                if urgent && measured { load.can_give_past_slots(limits) } else { load.can_give(limits) };
+            // (The rate is read only for an urgent chunk: most holders are skipped without it.)
+            let past_slots = urgent && self.up_rates[g.0 as usize] > 0.0;
+            let free = if past_slots { load.can_give_past_slots(limits) } else { load.can_give(limits) };
             if load.alive && (g == taker || !free) {
                 pos += 1;
                 seen += 1;

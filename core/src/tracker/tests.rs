@@ -263,14 +263,21 @@ fn verdicts(out: &[Transmit]) -> Vec<(ConnId, bool)> {
         .collect()
 }
 
-#[test]
-fn completion_makes_the_taker_a_holder_and_only_a_rejection_reaches_the_giver() {
+/// A seed of a two-chunk file and peer 10 requesting it: the bench, the seed's and the
+/// taker's connections, the content and the taker's two orders.
+fn a_taker_of_two_chunks() -> (Bench, ConnId, ConnId, ContentId, Vec<TransferOrder>) {
     let mut b = Bench::new();
     let (seed_conn, content) = b.seed_with(manifest("a.bin", 2, 1000));
     let taker = b.peer_requesting(10, content);
     let os: Vec<TransferOrder> =
         orders(&b.drain()).into_iter().filter(|(_, o)| o.side == Side::Taker).map(|(_, o)| o).collect();
     assert_eq!(os.len(), 2);
+    (b, seed_conn, taker, content, os)
+}
+
+#[test]
+fn completion_makes_the_taker_a_holder_and_only_a_rejection_reaches_the_giver() {
+    let (mut b, seed_conn, taker, content, os) = a_taker_of_two_chunks();
     // The first copy verifies: the giver hears nothing about it.
     let good = Completed { token: os[0].token, hash: Some(chunk_hash(os[0].chunk)), copy_us: 0 };
     b.tr.handle_message(b.now, taker, Message::Completed(good));
@@ -296,12 +303,7 @@ fn completion_makes_the_taker_a_holder_and_only_a_rejection_reaches_the_giver() 
 
 #[test]
 fn a_copy_that_failed_is_not_reported_as_corrupt() {
-    let mut b = Bench::new();
-    let (_, content) = b.seed_with(manifest("a.bin", 2, 1000));
-    let taker = b.peer_requesting(10, content);
-    let os: Vec<TransferOrder> =
-        orders(&b.drain()).into_iter().filter(|(_, o)| o.side == Side::Taker).map(|(_, o)| o).collect();
-    assert_eq!(os.len(), 2);
+    let (mut b, _, taker, _, os) = a_taker_of_two_chunks();
     // Nothing usable arrived (the giver went away mid-copy), then wrong bytes arrived.
     let failed = Completed { token: os[0].token, hash: None, copy_us: 0 };
     b.tr.handle_message(b.now, taker, Message::Completed(failed));
@@ -309,11 +311,11 @@ fn a_copy_that_failed_is_not_reported_as_corrupt() {
     b.tr.handle_message(b.now, taker, Message::Completed(wrong));
     let judged: Vec<_> = std::iter::from_fn(|| b.tr.poll_event())
         .filter_map(|e| match e {
-            TrackerEvent::Finished { chunk, verified, corrupt, .. } => Some((chunk, verified, corrupt)),
+            TrackerEvent::Finished { chunk, outcome, .. } => Some((chunk, outcome)),
             _ => None,
         })
         .collect();
-    assert_eq!(judged, vec![(os[0].chunk, false, false), (os[1].chunk, false, true)]);
+    assert_eq!(judged, vec![(os[0].chunk, trust::Outcome::Failed), (os[1].chunk, trust::Outcome::Corrupt)]);
 }
 
 #[test]

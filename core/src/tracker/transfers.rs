@@ -355,8 +355,7 @@ impl Tracker {
             content: t.content,
             chunk: t.chunk,
             bytes,
-            verified,
-            corrupt: outcome == Outcome::Corrupt,
+            outcome,
             from_origin,
         });
         if !verified {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::{Registry, Token};
+use pdtp_core::tracker::trust::Outcome;
 use pdtp_core::tracker::{Limits, Tracker, TrackerConfig, TrackerEvent};
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::wire::{Notice, Role};
@@ -178,24 +179,24 @@ impl TrackerNode {
             TrackerEvent::Published { content, path } => {
                 tracing::info!(content = content.0, %path, "published")
             }
-            TrackerEvent::Finished { verified, corrupt, bytes, from_origin, giver, .. } => {
-                if verified {
+            TrackerEvent::Finished { outcome, bytes, from_origin, giver, .. } => match outcome {
+                Outcome::Verified => {
                     self.totals.transfers_completed += 1;
                     if from_origin {
                         self.totals.origin_bytes += u64::from(bytes);
                     } else {
                         self.totals.peer_bytes += u64::from(bytes);
                     }
-                } else if corrupt {
+                }
+                Outcome::Corrupt => {
                     self.totals.transfers_failed += 1;
                     self.totals.chunks_corrupt += 1;
                     tracing::warn!(%giver, "a chunk failed verification");
-                } else {
-                    // Nothing usable arrived (the link broke, the giver left): a failure, not
-                    // corruption; counting it as corrupt alarmed operators of honest swarms.
-                    self.totals.transfers_failed += 1;
                 }
-            }
+                // Nothing usable arrived (the link broke, the giver left): a failure, not
+                // corruption; counting it as corrupt alarmed operators of honest swarms.
+                Outcome::Failed => self.totals.transfers_failed += 1,
+            },
             TrackerEvent::Cancelled { .. } => self.totals.transfers_failed += 1,
             TrackerEvent::Completed { peer, content } => {
                 tracing::info!(%peer, content = content.0, "download complete")
@@ -276,7 +277,7 @@ mod tests {
 
     use super::*;
 
-    fn finished(verified: bool, corrupt: bool) -> TrackerEvent {
+    fn finished(outcome: Outcome) -> TrackerEvent {
         TrackerEvent::Finished {
             token: Token(1),
             giver: PeerId(2),
@@ -284,8 +285,7 @@ mod tests {
             content: ContentId(0),
             chunk: 0,
             bytes: 1000,
-            verified,
-            corrupt,
+            outcome,
             from_origin: false,
         }
     }
@@ -300,9 +300,9 @@ mod tests {
             rng_seed: 1,
         };
         let mut node = TrackerNode::new(opts).expect("no stats page to bind");
-        node.on_event(finished(true, false));
-        node.on_event(finished(false, false));
-        node.on_event(finished(false, true));
+        node.on_event(finished(Outcome::Verified));
+        node.on_event(finished(Outcome::Failed));
+        node.on_event(finished(Outcome::Corrupt));
         let t = node.totals();
         assert_eq!((t.transfers_completed, t.transfers_failed, t.chunks_corrupt), (1, 2, 1));
         assert_eq!(t.peer_bytes, 1000);
