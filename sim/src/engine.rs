@@ -490,6 +490,7 @@ impl Engine {
         window: Span,
         progress: &mut dyn FnMut(Time, u64, u64),
     ) -> EndReason {
+        let helper = Helper::new();
         let mut start = Time::ZERO;
         loop {
             let horizon = start + window;
@@ -497,7 +498,7 @@ impl Engine {
             for (at, input) in self.to_tracker.drain(..) {
                 side.post(at, input);
             }
-            let ended = rayon::in_place_scope(|scope| {
+            let ended = helper.in_place_scope(|scope| {
                 scope.spawn(|_| side.advance(horizon));
                 self.advance(Some(horizon), progress)
             });
@@ -742,5 +743,37 @@ impl Parked {
     /// A parked message, in place.
     fn get_mut(&mut self, slot: MsgSlot) -> Option<&mut Message> {
         self.slots[slot.0 as usize].as_mut()
+    }
+}
+
+/// Where the tracker side runs while the swarm advances.
+///
+/// Called from inside a rayon pool (a sweep's cells), the side goes to that pool, whose
+/// other workers are busy with other cells. Called from outside one (a single run), it gets
+/// one thread of its own: the global pool would have one worker per core, and on two cores
+/// the idle one spins beside the two that work, preempting the swarm's thread at every
+/// window (docs/performance.md, Round 9).
+enum Helper {
+    Current,
+    Own(rayon::ThreadPool),
+}
+
+impl Helper {
+    fn new() -> Self {
+        if rayon::current_thread_index().is_some() {
+            return Self::Current;
+        }
+        match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+            Ok(pool) => Self::Own(pool),
+            // No thread to spare: the global pool still gives the same run.
+            Err(_) => Self::Current,
+        }
+    }
+
+    fn in_place_scope<'s, R>(&self, op: impl FnOnce(&rayon::Scope<'s>) -> R) -> R {
+        match self {
+            Self::Current => rayon::in_place_scope(op),
+            Self::Own(pool) => pool.in_place_scope(op),
+        }
     }
 }

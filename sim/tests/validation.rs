@@ -101,7 +101,7 @@ fn same_seed_gives_identical_report_bytes_and_another_seed_differs() {
 
 /// The tracker runs on a side of its own, window by window (engine/tracker_side.rs): the
 /// two halves run on two threads when there are two, one after the other when there is one,
-/// and which cannot change a run.
+/// on a helper thread of the run's own outside any pool, and which cannot change a run.
 #[test]
 fn the_tracker_side_gives_the_same_run_on_one_thread_as_on_two() {
     let s = scenario(BUSY);
@@ -111,10 +111,12 @@ fn the_tracker_side_gives_the_same_run_on_one_thread_as_on_two() {
         Ok(pool) => pool.install(|| run(&s)),
         Err(e) => panic!("no thread pool: {e}"),
     };
-    let (one, two) = (on(1), on(2));
+    let (one, two, own) = (on(1), on(2), run(&s));
     assert_eq!(one.report.end_reason, EndReason::AllDone, "{:#?}", one.report);
-    assert_eq!(report_bytes_without_wall_clock(&one), report_bytes_without_wall_clock(&two));
-    assert_eq!(report::peers_csv(&one.peers), report::peers_csv(&two.peers));
+    for other in [&two, &own] {
+        assert_eq!(report_bytes_without_wall_clock(&one), report_bytes_without_wall_clock(other));
+        assert_eq!(report::peers_csv(&one.peers), report::peers_csv(&other.peers));
+    }
 }
 
 /// Viewers that connect to the tracker and vanish at once, some before their connect gets

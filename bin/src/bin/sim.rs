@@ -76,6 +76,7 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run { scenario, seed, out, quiet } => run(&scenario, seed, out.as_deref(), quiet),
@@ -90,6 +91,29 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Asks mimalloc to keep the memory the simulator frees instead of handing it back to the
+/// kernel after a second: the 10 000-viewer run frees and reuses memory all along, and each
+/// reuse of a returned page costs a fault that clears a whole 2 MiB huge page (3.9 % of its
+/// main thread; docs/performance.md, Round 9). mimalloc reads the option from the
+/// environment when the process starts, and setting it in-process needs `unsafe`, so the
+/// binary starts itself again once with it set. A value the user set is kept.
+#[cfg(unix)]
+fn keep_freed_memory() {
+    const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
+    if std::env::var_os(PURGE_DELAY).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let err = std::os::unix::process::CommandExt::exec(
+        std::process::Command::new(exe).args(std::env::args_os().skip(1)).env(PURGE_DELAY, "-1"),
+    );
+    // Only a failed exec returns; the run goes on as it is, just slower to reuse memory.
+    eprintln!("sim: cannot restart with {PURGE_DELAY} set ({err}); going on without");
+}
+
+#[cfg(not(unix))]
+fn keep_freed_memory() {}
 
 fn load(path: &Path) -> Result<Scenario, Failure> {
     Scenario::load(path).map_err(|e| Failure::Input(e.0))
