@@ -18,6 +18,13 @@ impl Engine {
                     let now = self.now;
                     let Some(link) = self.link_mut(l) else { return };
                     let end = &mut link.ends[d];
+                    if end.done_sending {
+                        // The link broke and the node has not heard yet (it still maps the
+                        // connection): what it writes now is lost, like data written to a
+                        // socket the peer has reset.
+                        self.dropped += 1;
+                        return;
+                    }
                     // Nothing queued ahead and nothing holding the direction: what `pump`
                     // would do at once, without a round trip through the queue.
                     let is_data = matches!(msg, Message::Data(_));
