@@ -25,6 +25,8 @@ pub(super) struct Scratch {
     givers: Vec<(NodeIdx, u16)>,
     nodes: Vec<NodeIdx>,
     stale: Vec<NodeIdx>,
+    /// A giver's orders to one taker (`Tracker::measure_upload`).
+    pub(super) tokens: Vec<crate::ids::Token>,
 }
 
 /// How a giver step ranks takers: higher first key first, then fewer downloads.
@@ -228,6 +230,7 @@ impl Tracker {
             if (!load.listens && !taker_listens)
                 || (frugal && load.seed)
                 || slack.is_some_and(|s| self.copy_secs(g, &load, bytes) > s)
+                || (past_slots && !load.can_give(limits) && self.late_past_slots(now, g, &load, ci, chunk))
             {
                 continue;
             }
@@ -425,6 +428,23 @@ impl Tracker {
         let appended = *self.contents[ci].appended.get(chunk as usize)?;
         let due = appended + deadline;
         Some(if due > now { (due - now).as_secs_f64() as f32 } else { 0.0 })
+    }
+
+    /// Whether one more copy of live `chunk` from `g`, beyond its rate slots, is expected to
+    /// land after the chunk's deadline (`append + live_deadline`), after which viewers no
+    /// longer play it. A slow measured uplink that already holds a few copies then gets
+    /// no more join chunks: piling three onto one 2 Mbit/s viewer made each take about
+    /// 3 s, and their takers started a chunk late (live.yml seed 2). Never late without a
+    /// deadline.
+    fn late_past_slots(&self, now: Time, g: NodeIdx, load: &Load, ci: usize, chunk: ChunkIndex) -> bool {
+        let content = &self.contents[ci];
+        let (Some(deadline), Some(&appended)) =
+            (self.config.live_deadline, content.appended.get(chunk as usize))
+        else {
+            return false;
+        };
+        let slack = (appended + deadline).as_nanos().saturating_sub(now.as_nanos()) as f32 / 1e9;
+        self.copy_secs(g, load, content.manifest.geometry.chunk_len(chunk)) > slack
     }
 
     /// Seconds a new copy of `bytes` from `g` is expected to take: its measured rate shared

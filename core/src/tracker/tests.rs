@@ -658,11 +658,39 @@ fn a_streams_first_chunk_is_not_piled_onto_an_unmeasured_giver() {
     assert_eq!(given, 2, "an unmeasured giver took {given} first chunks at once");
 }
 
+/// Two copies from one giver to one taker share a connection and move one after the other:
+/// the first had the uplink to itself, the second waited for it. Each measures the uplink at
+/// its true rate (1000 B/s here); counting the second as moving beside the first doubled
+/// the first sample, and timing the second from its `Get` halved its own.
+#[test]
+fn copies_queued_on_one_connection_measure_the_uplink_at_its_rate() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
+    cfg.unmeasured_slots = 2;
+    let mut b = Bench::with(cfg);
+    let (_, content) = b.seed_with(manifest("a.bin", 10, 1000));
+    let taker = b.peer_requesting(10, content);
+    let os = orders(&b.drain());
+    let mine: Vec<_> = os.iter().filter(|(c, o)| *c == taker && o.side == Side::Taker).collect();
+    assert_eq!(mine.len(), 2, "two unmeasured slots at the seed");
+    // Both `Get`s leave at once; the first copy ends after 1 s, the second 1 s later.
+    let start = b.now;
+    for (k, (_, o)) in mine.iter().enumerate() {
+        b.now = start + Span::from_secs(k as u64 + 1);
+        let copy_us = 1_000_000 * (k as u32 + 1);
+        let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us };
+        b.tr.handle_message(b.now, taker, Message::Completed(done));
+        let rate = b.tr.up_rates.iter().copied().fold(0.0f32, f32::max);
+        assert!((rate - 1000.0).abs() < 1.0, "after copy {k}: {rate} B/s");
+    }
+}
+
 #[test]
 fn measured_upload_slots_follow_the_givers_rate() {
     let mut cfg = TrackerConfig::with_key(KEY);
     cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
     cfg.unmeasured_slots = 5; // as many as max_uploads, so five copies share the uplink
+    cfg.limits.max_downloads = 1; // to five takers, not down one connection
     let mut b = Bench::with(cfg);
     let (seed_conn, content) = b.seed_with(manifest("a.bin", 50, 1000));
     for id in 10..40 {
@@ -698,6 +726,9 @@ fn queue_ahead_lends_one_slot_shortly_before_an_upload_ends() {
     cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
     cfg.unmeasured_slots = 5;
     cfg.queue_ahead = true;
+    // One download each, so the seed's five first copies go to five takers and share its
+    // uplink (copies to one taker would share a connection and move one after another).
+    cfg.limits.max_downloads = 1;
     let mut b = Bench::with(cfg);
     let (_, content) = b.seed_with(manifest("a.bin", 50, 1000));
     for id in 10..40 {

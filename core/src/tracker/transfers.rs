@@ -28,6 +28,9 @@ pub(super) struct Transfer {
     /// whether that time passed (the giver holds one lent slot for it).
     pub(super) wake: Option<Time>,
     pub(super) early: bool,
+    /// When the last copy ahead of this one on the same connection (same giver, same taker)
+    /// completed: its data could not move before then.
+    pub(super) behind: Option<Time>,
 }
 
 /// What is remembered of a cancelled transfer, so a late success still counts.
@@ -188,6 +191,7 @@ impl Tracker {
                 ordered: now,
                 wake: None,
                 early: false,
+                behind: None,
             },
         );
         if self.config.queue_ahead {
@@ -267,11 +271,15 @@ impl Tracker {
     ///
     /// The copy's own rate is `bytes / copy` (the taker's clock, from its `Get` to the last
     /// byte); the giver's uplink was shared by the uploads moving alongside it, so the sample
-    /// is that rate times their number (its other orders older than the order lead). Smoothed
+    /// is that rate times their number (its other orders older than the order lead, to other
+    /// takers: copies to the same taker share one connection and move one after another, so
+    /// counting them doubled a slow uplink's rate when it gave one taker two chunks). Smoothed
     /// exponentially, as a sample sees only part of the uplink's sharing. The copy began,
     /// as seen here, `copy` before its `Completed` arrived (both cross the taker's link), so
     /// the order lead is that start less the order's time.
     fn measure_upload(&mut self, now: Time, t: &Transfer, bytes: u32, copy: Span) {
+        // A copy queued behind another to the same taker moved only once that one was done.
+        let copy = t.behind.map_or(copy, |ahead| copy.min(now.saturating_since(ahead)));
         let secs = copy.as_secs_f64();
         if secs <= 0.0 || bytes == 0 {
             return; // the taker already held the chunk: nothing moved, nothing to learn
@@ -279,14 +287,23 @@ impl Tracker {
         let began = now.saturating_sub(copy);
         let lead = began.saturating_since(t.ordered).as_secs_f64() as f32;
         self.order_lead = smoothed(self.order_lead, lead);
+        let mut queued = std::mem::take(&mut self.scratch.tokens);
+        queued.clear();
         let Some(g) = self.node(t.giver) else { return };
-        let moving = 1 + g
-            .orders
-            .iter()
-            .filter(|&&o| {
-                self.transfers.get(o).is_some_and(|o| o.giver == t.giver && self.expected_moving(o, now))
-            })
-            .count();
+        let mut moving = 1;
+        for &o in &g.orders {
+            match self.transfers.get(o) {
+                Some(x) if x.giver == t.giver && x.taker == t.taker => queued.push(o),
+                Some(x) if x.giver == t.giver && self.expected_moving(x, now) => moving += 1,
+                _ => {}
+            }
+        }
+        for &o in &queued {
+            if let Some(x) = self.transfers.get_mut(o) {
+                x.behind = Some(now);
+            }
+        }
+        self.scratch.tokens = queued;
         let sample = (f64::from(bytes) / secs * moving as f64) as f32;
         let chunk_bytes =
             self.contents.get(t.content.0 as usize).map_or(0, |c| c.manifest.geometry.chunk_size);
