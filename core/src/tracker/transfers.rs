@@ -278,15 +278,17 @@ impl Tracker {
     /// as seen here, `copy` before its `Completed` arrived (both cross the taker's link), so
     /// the order lead is that start less the order's time.
     fn measure_upload(&mut self, now: Time, t: &Transfer, bytes: u32, copy: Span) {
-        // A copy queued behind another to the same taker moved only once that one was done.
-        let copy = t.behind.map_or(copy, |ahead| copy.min(now.saturating_since(ahead)));
-        let secs = copy.as_secs_f64();
-        if secs <= 0.0 || bytes == 0 {
+        if copy.as_nanos() == 0 || bytes == 0 {
             return; // the taker already held the chunk: nothing moved, nothing to learn
         }
         let began = now.saturating_sub(copy);
         let lead = began.saturating_since(t.ordered).as_secs_f64() as f32;
         self.order_lead = smoothed(self.order_lead, lead);
+        // A copy queued behind another to the same taker moved only once that one was done.
+        let secs = t.behind.map_or(copy, |ahead| copy.min(now.saturating_since(ahead))).as_secs_f64();
+        if secs <= 0.0 {
+            return;
+        }
         let mut queued = std::mem::take(&mut self.scratch.tokens);
         queued.clear();
         let Some(g) = self.node(t.giver) else { return };
