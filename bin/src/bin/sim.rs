@@ -105,9 +105,13 @@ fn keep_freed_memory() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else { return };
-    let err = std::os::unix::process::CommandExt::exec(
-        std::process::Command::new(exe).args(std::env::args_os().skip(1)).env(PURGE_DELAY, "-1"),
-    );
+    let mut args = std::env::args_os();
+    let mut again = std::process::Command::new(exe);
+    // The name it was called by, so help and errors read the same through a symlink.
+    if let Some(name) = args.next() {
+        std::os::unix::process::CommandExt::arg0(&mut again, name);
+    }
+    let err = std::os::unix::process::CommandExt::exec(again.args(args).env(PURGE_DELAY, "-1"));
     // Only a failed exec returns; the run goes on as it is, just slower to reuse memory.
     eprintln!("sim: cannot restart with {PURGE_DELAY} set ({err}); going on without");
 }

@@ -120,7 +120,9 @@ pub struct TrackerConfig {
     /// Live streams: a chunk appended longer ago than this is no longer scheduled, since it
     /// would reach a viewer after its playback deadline (set it to the viewers' playback
     /// buffer). Viewers that fell behind then fetch chunks they can still play in time
-    /// instead of spending bandwidth on late ones. `None`: every chunk in the window.
+    /// instead of spending bandwidth on late ones. It also bounds a viewer's join chunk: it goes
+    /// past a measured holder's rate slots only if expected to land before this deadline.
+    /// `None`: every chunk in the window.
     pub live_deadline: Option<Span>,
     /// Order a giver's next upload before its current one ends (the original's "10
     /// transfers, 5 moving data"): when a started upload is expected to finish within the

@@ -25,8 +25,9 @@ pub(super) struct Scratch {
     givers: Vec<(NodeIdx, u16)>,
     nodes: Vec<NodeIdx>,
     stale: Vec<NodeIdx>,
-    /// A giver's orders to one taker (`Tracker::measure_upload`).
+    /// A giver's orders to one taker, and its other takers (`Tracker::measure_upload`).
     pub(super) tokens: Vec<crate::ids::Token>,
+    pub(super) takers: Vec<NodeIdx>,
 }
 
 /// How a giver step ranks takers: higher first key first, then fewer downloads.

@@ -658,30 +658,40 @@ fn a_streams_first_chunk_is_not_piled_onto_an_unmeasured_giver() {
     assert_eq!(given, 2, "an unmeasured giver took {given} first chunks at once");
 }
 
-/// Two copies from one giver to one taker share a connection and move one after the other:
-/// the first had the uplink to itself, the second waited for it. Each measures the uplink at
-/// its true rate (1000 B/s here); counting the second as moving beside the first doubled
-/// the first sample, and timing the second from its `Get` halved its own.
+/// Copies from one giver to one taker share a connection and move one after the other, and
+/// the giver's uplink is shared by its connections, not its orders. Here a 1000 B/s uplink
+/// serves taker X three chunks (a, b, d) and taker Y one (c): X's connection and Y's move at
+/// 500 B/s each until a and c end at 2 s, then b and d alone at 1000 B/s. Every `Get` left
+/// at the start. Each copy must measure the uplink at 1000 B/s: counting b and d as moving
+/// beside a (or beside c) overstated it, and timing b and d from their `Get` understated it.
 #[test]
 fn copies_queued_on_one_connection_measure_the_uplink_at_its_rate() {
     let mut cfg = TrackerConfig::with_key(KEY);
-    cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
-    cfg.unmeasured_slots = 2;
+    // Once measured at 1000 B/s the seed has one slot: no new order of its own joins in.
+    cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_millis(500) };
+    cfg.unmeasured_slots = 4;
+    cfg.limits.max_downloads = 3;
     let mut b = Bench::with(cfg);
     let (_, content) = b.seed_with(manifest("a.bin", 10, 1000));
-    let taker = b.peer_requesting(10, content);
+    let x = b.peer_requesting(10, content);
+    let y = b.peer_requesting(11, content);
     let os = orders(&b.drain());
-    let mine: Vec<_> = os.iter().filter(|(c, o)| *c == taker && o.side == Side::Taker).collect();
-    assert_eq!(mine.len(), 2, "two unmeasured slots at the seed");
-    // Both `Get`s leave at once; the first copy ends after 1 s, the second 1 s later.
+    let to = |conn: ConnId| -> Vec<TransferOrder> {
+        os.iter().filter(|(c, o)| *c == conn && o.side == Side::Taker).map(|(_, o)| o.clone()).collect()
+    };
+    let (xs, ys) = (to(x), to(y));
+    assert_eq!((xs.len(), ys.len()), (3, 1), "three downloads for X, the seed's fourth slot for Y");
     let start = b.now;
-    for (k, (_, o)) in mine.iter().enumerate() {
-        b.now = start + Span::from_secs(k as u64 + 1);
-        let copy_us = 1_000_000 * (k as u32 + 1);
+    let copies = [(x, &xs[0], 2), (y, &ys[0], 2), (x, &xs[1], 3), (x, &xs[2], 4)];
+    for (conn, o, secs) in copies {
+        b.now = start + Span::from_secs(secs);
+        let copy_us = 1_000_000 * secs as u32;
         let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us };
-        b.tr.handle_message(b.now, taker, Message::Completed(done));
+        b.tr.handle_message(b.now, conn, Message::Completed(done));
         let rate = b.tr.up_rates.iter().copied().fold(0.0f32, f32::max);
-        assert!((rate - 1000.0).abs() < 1.0, "after copy {k}: {rate} B/s");
+        assert!((rate - 1000.0).abs() < 1.0, "after chunk {}: {rate} B/s", o.chunk);
+        // Every copy's `Get` left as it was ordered: no order lead.
+        assert!(b.tr.order_lead < 0.001, "order lead {} s", b.tr.order_lead);
     }
 }
 

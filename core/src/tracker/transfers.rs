@@ -28,8 +28,8 @@ pub(super) struct Transfer {
     /// whether that time passed (the giver holds one lent slot for it).
     pub(super) wake: Option<Time>,
     pub(super) early: bool,
-    /// When the last copy ahead of this one on the same connection (same giver, same taker)
-    /// completed: its data could not move before then.
+    /// When the tracker handled the `Completed` of the last copy ahead of this one on the same
+    /// connection (same giver, same taker): its data could not move before that copy's end.
     pub(super) behind: Option<Time>,
 }
 
@@ -285,27 +285,44 @@ impl Tracker {
         let lead = began.saturating_since(t.ordered).as_secs_f64() as f32;
         self.order_lead = smoothed(self.order_lead, lead);
         // A copy queued behind another to the same taker moved only once that one was done.
-        let secs = t.behind.map_or(copy, |ahead| copy.min(now.saturating_since(ahead))).as_secs_f64();
-        if secs <= 0.0 {
+        // Both times are when the tracker handled the `Completed`s; a gap shorter than the
+        // order lead may be the tracker's own queue draining, so it is not trusted.
+        let moved = match t.behind.map(|ahead| now.saturating_since(ahead)) {
+            Some(gap) if gap.as_nanos() > 0 && gap.as_secs_f64() >= f64::from(self.order_lead) => {
+                copy.min(gap)
+            }
+            _ => copy,
+        };
+        let secs = moved.as_secs_f64();
+        // One copy moves per connection at a time: the uplink was shared by the other
+        // takers with a copy under way, each counted once.
+        let (mut queued, mut others) =
+            (std::mem::take(&mut self.scratch.tokens), std::mem::take(&mut self.scratch.takers));
+        queued.clear();
+        others.clear();
+        let known = self.node(t.giver).map(|g| {
+            for &o in &g.orders {
+                match self.transfers.get(o) {
+                    Some(x) if x.giver == t.giver && x.taker == t.taker => queued.push(o),
+                    Some(x) if x.giver == t.giver && self.expected_moving(x, now) => others.push(x.taker),
+                    _ => {}
+                }
+            }
+        });
+        if known.is_none() {
+            (self.scratch.tokens, self.scratch.takers) = (queued, others);
             return;
         }
-        let mut queued = std::mem::take(&mut self.scratch.tokens);
-        queued.clear();
-        let Some(g) = self.node(t.giver) else { return };
-        let mut moving = 1;
-        for &o in &g.orders {
-            match self.transfers.get(o) {
-                Some(x) if x.giver == t.giver && x.taker == t.taker => queued.push(o),
-                Some(x) if x.giver == t.giver && self.expected_moving(x, now) => moving += 1,
-                _ => {}
-            }
-        }
+        others.sort_unstable();
+        others.dedup();
+        let moving = 1 + others.len();
         for &o in &queued {
             if let Some(x) = self.transfers.get_mut(o) {
                 x.behind = Some(now);
             }
         }
         self.scratch.tokens = queued;
+        self.scratch.takers = others;
         let sample = (f64::from(bytes) / secs * moving as f64) as f32;
         let chunk_bytes =
             self.contents.get(t.content.0 as usize).map_or(0, |c| c.manifest.geometry.chunk_size);
