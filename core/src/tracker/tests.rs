@@ -695,6 +695,65 @@ fn copies_queued_on_one_connection_measure_the_uplink_at_its_rate() {
     }
 }
 
+/// A join chunk may go past a measured holder's rate slots, but only while the copy can land
+/// before the chunk's live deadline: a 1000 B/s holder with two slots takes a third joiner
+/// (1000 B shared three ways: 3 s) but not a fourth (4 s), with 3.5 s left.
+#[test]
+fn a_join_chunk_goes_past_slots_only_if_it_can_land_before_the_deadline() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
+    cfg.unmeasured_slots = 2;
+    cfg.seed_limits.max_uploads = 1;
+    cfg.live_deadline = Some(Span::from_secs(5));
+    let mut b = Bench::with(cfg);
+    let (seed_conn, nonce) = b.live_seed();
+    let content = ContentId(0);
+    let hashes = vec![chunk_hash(0), chunk_hash(1)];
+    let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
+    let append = AppendChunks { content, first: 0, new_size: 2000, hashes, window_start: 0, proof };
+    b.tr.handle_message(b.now, seed_conn, Message::AppendChunks(Box::new(append)));
+    b.drain();
+    let start = b.now;
+    let join = |b: &mut Bench, id: u32| {
+        let (conn, _) = b.connect(id, Role::Peer, Some(8000));
+        b.tr.handle_message(b.now, conn, Message::AskInfo(AskInfo { path: "show".into() }));
+        b.tr.handle_message(b.now, conn, Message::Request(Interest::range(content, ByteRange::from(0))));
+        conn
+    };
+    let complete = |b: &mut Bench, conn: ConnId, o: &TransferOrder, copy_us: u32| {
+        let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us };
+        b.tr.handle_message(b.now, conn, Message::Completed(done));
+    };
+    let taken = |out: &[Transmit], conn: ConnId| {
+        orders(out).into_iter().find(|(c, o)| *c == conn && o.side == Side::Taker).map(|(_, o)| o)
+    };
+    // The first viewer gets chunk 0 from the seed (whose only upload then goes to chunk 1).
+    let first = join(&mut b, 10);
+    let o = taken(&b.drain(), first).expect("an order from the seed");
+    b.now = start + Span::from_millis(100);
+    complete(&mut b, first, &o, 100_000);
+    b.drain();
+    // A second viewer takes chunk 0 from it, which measures its uplink at 1000 B/s (two
+    // slots at a copy_time of 1 s), then leaves.
+    let second = join(&mut b, 11);
+    let o = taken(&b.drain(), second).expect("an order from the first viewer");
+    assert_eq!(o.other, PeerId(10));
+    b.now += Span::from_secs(1);
+    complete(&mut b, second, &o, 1_000_000);
+    b.tr.handle_closed(b.now, second);
+    b.drain();
+    // At 1.5 s, 3.5 s before chunk 0's deadline, four viewers join.
+    b.now = start + Span::from_millis(1_500);
+    for id in 20..24 {
+        join(&mut b, id);
+    }
+    let given = orders(&b.drain())
+        .into_iter()
+        .filter(|(c, o)| *c == first && o.side == Side::Giver && o.chunk == 0)
+        .count();
+    assert_eq!(given, 3, "two slots and one copy past them that lands in time");
+}
+
 #[test]
 fn measured_upload_slots_follow_the_givers_rate() {
     let mut cfg = TrackerConfig::with_key(KEY);
