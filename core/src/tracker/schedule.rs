@@ -25,8 +25,7 @@ pub(super) struct Scratch {
     givers: Vec<(NodeIdx, u16)>,
     nodes: Vec<NodeIdx>,
     stale: Vec<NodeIdx>,
-    /// A giver's orders to one taker, and its other takers (`Tracker::measure_upload`).
-    pub(super) tokens: Vec<crate::ids::Token>,
+    /// A giver's other takers (`Tracker::measure_upload`).
     pub(super) takers: Vec<NodeIdx>,
 }
 
@@ -424,8 +423,15 @@ impl Tracker {
 impl Tracker {
     /// Live with a [`super::TrackerConfig::live_deadline`]: seconds left before chunk `chunk`
     /// of content `ci` must have landed. `None` when there is no deadline.
+    /// Only under [`super::TrackerConfig::deadline_givers`]; see [`Self::live_slack`].
     fn slack_secs(&self, now: Time, ci: usize, chunk: ChunkIndex) -> Option<f32> {
-        let deadline = self.config.live_deadline.filter(|_| self.config.deadline_givers)?;
+        self.config.deadline_givers.then(|| self.live_slack(now, ci, chunk))?
+    }
+
+    /// Seconds left before `append + live_deadline` of chunk `chunk` of content `ci` (zero
+    /// once past); `None` without a deadline.
+    fn live_slack(&self, now: Time, ci: usize, chunk: ChunkIndex) -> Option<f32> {
+        let deadline = self.config.live_deadline?;
         let appended = *self.contents[ci].appended.get(chunk as usize)?;
         let due = appended + deadline;
         Some(if due > now { (due - now).as_secs_f64() as f32 } else { 0.0 })
@@ -438,14 +444,9 @@ impl Tracker {
     /// 3 s, and their takers started a chunk late (live.yml seed 2). Never late without a
     /// deadline.
     fn late_past_slots(&self, now: Time, g: NodeIdx, load: &Load, ci: usize, chunk: ChunkIndex) -> bool {
-        let content = &self.contents[ci];
-        let (Some(deadline), Some(&appended)) =
-            (self.config.live_deadline, content.appended.get(chunk as usize))
-        else {
-            return false;
-        };
-        let slack = (appended + deadline).as_nanos().saturating_sub(now.as_nanos()) as f32 / 1e9;
-        self.copy_secs(g, load, content.manifest.geometry.chunk_len(chunk)) > slack
+        self.live_slack(now, ci, chunk).is_some_and(|slack| {
+            self.copy_secs(g, load, self.contents[ci].manifest.geometry.chunk_len(chunk)) > slack
+        })
     }
 
     /// Seconds a new copy of `bytes` from `g` is expected to take: its measured rate shared

@@ -90,6 +90,30 @@ impl Bench {
         (conn, nonce)
     }
 
+    /// The live stream "show" (content 0) with chunks 0 and 1 of 1000 bytes appended.
+    fn live_show_of_two_chunks(&mut self) -> ContentId {
+        let (seed_conn, nonce) = self.live_seed();
+        let content = ContentId(0);
+        let hashes = vec![chunk_hash(0), chunk_hash(1)];
+        let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
+        let append = AppendChunks { content, first: 0, new_size: 2000, hashes, window_start: 0, proof };
+        self.tr.handle_message(self.now, seed_conn, Message::AppendChunks(Box::new(append)));
+        self.drain();
+        content
+    }
+
+    /// A viewer joining "show" and asking for it from its start on.
+    fn live_viewer(&mut self, id: u32, content: ContentId) -> ConnId {
+        let (conn, _) = self.connect(id, Role::Peer, Some(8000));
+        self.tr.handle_message(self.now, conn, Message::AskInfo(AskInfo { path: "show".into() }));
+        self.tr.handle_message(
+            self.now,
+            conn,
+            Message::Request(Interest::range(content, ByteRange::from(0))),
+        );
+        conn
+    }
+
     fn peer_requesting(&mut self, id: u32, content: ContentId) -> ConnId {
         let (conn, _) = self.connect(id, Role::Peer, Some(8000));
         self.tr.handle_message(self.now, conn, Message::Request(Interest::all(content)));
@@ -623,22 +647,10 @@ fn a_streams_first_chunk_is_not_piled_onto_an_unmeasured_giver() {
     cfg.unmeasured_slots = 2;
     cfg.seed_limits.max_uploads = 1;
     let mut b = Bench::with(cfg);
-    let (seed_conn, nonce) = b.live_seed();
-    let content = ContentId(0);
-    let hashes = vec![chunk_hash(0), chunk_hash(1)];
-    let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
-    let append = AppendChunks { content, first: 0, new_size: 2000, hashes, window_start: 0, proof };
-    b.tr.handle_message(b.now, seed_conn, Message::AppendChunks(Box::new(append)));
-    b.drain();
-    let join = |b: &mut Bench, id: u32| {
-        let (conn, _) = b.connect(id, Role::Peer, Some(8000));
-        b.tr.handle_message(b.now, conn, Message::AskInfo(AskInfo { path: "show".into() }));
-        b.tr.handle_message(b.now, conn, Message::Request(Interest::range(content, ByteRange::from(0))));
-        conn
-    };
+    let content = b.live_show_of_two_chunks();
     // The first viewer gets chunk 0 from the seed (which is measured by it), then chunk 1,
     // which fills the seed's only upload.
-    let first = join(&mut b, 10);
+    let first = b.live_viewer(10, content);
     let os = orders(&b.drain());
     let (_, o) = os.iter().find(|(c, o)| *c == first && o.side == Side::Taker).expect("an order");
     assert_eq!(o.chunk, 0);
@@ -649,7 +661,7 @@ fn a_streams_first_chunk_is_not_piled_onto_an_unmeasured_giver() {
     // Four viewers join: their first chunk is urgent, and only the first viewer, whose
     // uplink is not measured yet, can give it now. It gets its two unmeasured slots' worth.
     for id in 20..24 {
-        join(&mut b, id);
+        b.live_viewer(id, content);
     }
     let given = orders(&b.drain())
         .into_iter()
@@ -706,20 +718,8 @@ fn a_join_chunk_goes_past_slots_only_if_it_can_land_before_the_deadline() {
     cfg.seed_limits.max_uploads = 1;
     cfg.live_deadline = Some(Span::from_secs(5));
     let mut b = Bench::with(cfg);
-    let (seed_conn, nonce) = b.live_seed();
-    let content = ContentId(0);
-    let hashes = vec![chunk_hash(0), chunk_hash(1)];
-    let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
-    let append = AppendChunks { content, first: 0, new_size: 2000, hashes, window_start: 0, proof };
-    b.tr.handle_message(b.now, seed_conn, Message::AppendChunks(Box::new(append)));
-    b.drain();
+    let content = b.live_show_of_two_chunks();
     let start = b.now;
-    let join = |b: &mut Bench, id: u32| {
-        let (conn, _) = b.connect(id, Role::Peer, Some(8000));
-        b.tr.handle_message(b.now, conn, Message::AskInfo(AskInfo { path: "show".into() }));
-        b.tr.handle_message(b.now, conn, Message::Request(Interest::range(content, ByteRange::from(0))));
-        conn
-    };
     let complete = |b: &mut Bench, conn: ConnId, o: &TransferOrder, copy_us: u32| {
         let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us };
         b.tr.handle_message(b.now, conn, Message::Completed(done));
@@ -728,14 +728,14 @@ fn a_join_chunk_goes_past_slots_only_if_it_can_land_before_the_deadline() {
         orders(out).into_iter().find(|(c, o)| *c == conn && o.side == Side::Taker).map(|(_, o)| o)
     };
     // The first viewer gets chunk 0 from the seed (whose only upload then goes to chunk 1).
-    let first = join(&mut b, 10);
+    let first = b.live_viewer(10, content);
     let o = taken(&b.drain(), first).expect("an order from the seed");
     b.now = start + Span::from_millis(100);
     complete(&mut b, first, &o, 100_000);
     b.drain();
     // A second viewer takes chunk 0 from it, which measures its uplink at 1000 B/s (two
     // slots at a copy_time of 1 s), then leaves.
-    let second = join(&mut b, 11);
+    let second = b.live_viewer(11, content);
     let o = taken(&b.drain(), second).expect("an order from the first viewer");
     assert_eq!(o.other, PeerId(10));
     b.now += Span::from_secs(1);
@@ -745,7 +745,7 @@ fn a_join_chunk_goes_past_slots_only_if_it_can_land_before_the_deadline() {
     // At 1.5 s, 3.5 s before chunk 0's deadline, four viewers join.
     b.now = start + Span::from_millis(1_500);
     for id in 20..24 {
-        join(&mut b, id);
+        b.live_viewer(id, content);
     }
     let given = orders(&b.drain())
         .into_iter()

@@ -33,6 +33,14 @@ pub(super) struct Transfer {
     pub(super) behind: Option<Time>,
 }
 
+impl Transfer {
+    /// Whether it is expected to be moving data by `now`: ordered at least one order lead
+    /// time (`lead`) ago (the tracker hears of a copy's start only with its `Completed`).
+    fn expected_moving(&self, now: Time, lead: f32) -> bool {
+        now.saturating_since(self.ordered).as_secs_f64() >= f64::from(lead)
+    }
+}
+
 /// What is remembered of a cancelled transfer, so a late success still counts.
 #[derive(Clone, Copy, Debug)]
 struct Cancelled {
@@ -210,12 +218,6 @@ impl Tracker {
         self.arm_sweep(now);
     }
 
-    /// Whether order `o` is expected to be moving data by `now`: ordered at least one order
-    /// lead time ago (the tracker hears of a copy's start only with its `Completed`).
-    fn expected_moving(&self, o: &Transfer, now: Time) -> bool {
-        now.saturating_since(o.ordered).as_secs_f64() >= f64::from(self.order_lead)
-    }
-
     /// Queue-ahead: sets when the giver's next upload may be ordered, shortly before this new
     /// one is expected to end.
     ///
@@ -295,33 +297,22 @@ impl Tracker {
         };
         let secs = moved.as_secs_f64();
         // One copy moves per connection at a time: the uplink was shared by the other
-        // takers with a copy under way, each counted once.
-        let (mut queued, mut others) =
-            (std::mem::take(&mut self.scratch.tokens), std::mem::take(&mut self.scratch.takers));
-        queued.clear();
+        // takers with a copy under way, each counted once. Copies waiting behind this one on
+        // its connection learn when it ended.
+        let Some(Some(g)) = self.nodes.get(t.giver.0 as usize) else { return };
+        let mut others = std::mem::take(&mut self.scratch.takers);
         others.clear();
-        let known = self.node(t.giver).map(|g| {
-            for &o in &g.orders {
-                match self.transfers.get(o) {
-                    Some(x) if x.giver == t.giver && x.taker == t.taker => queued.push(o),
-                    Some(x) if x.giver == t.giver && self.expected_moving(x, now) => others.push(x.taker),
-                    _ => {}
-                }
+        for &o in &g.orders {
+            let Some(x) = self.transfers.get_mut(o).filter(|x| x.giver == t.giver) else { continue };
+            if x.taker == t.taker {
+                x.behind = Some(now);
+            } else if x.expected_moving(now, self.order_lead) {
+                others.push(x.taker);
             }
-        });
-        if known.is_none() {
-            (self.scratch.tokens, self.scratch.takers) = (queued, others);
-            return;
         }
         others.sort_unstable();
         others.dedup();
         let moving = 1 + others.len();
-        for &o in &queued {
-            if let Some(x) = self.transfers.get_mut(o) {
-                x.behind = Some(now);
-            }
-        }
-        self.scratch.tokens = queued;
         self.scratch.takers = others;
         let sample = (f64::from(bytes) / secs * moving as f64) as f32;
         let chunk_bytes =

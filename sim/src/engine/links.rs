@@ -31,7 +31,6 @@ impl Engine {
                     if end.queue.is_empty()
                         && end.open
                         && end.inflight.is_none()
-                        && !end.done_sending
                         && !(is_data && end.busy_until > now)
                     {
                         self.send(l, d, msg, is_data);

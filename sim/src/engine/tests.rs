@@ -243,14 +243,7 @@ fn hosts_resolve_to_their_own_node_and_nothing_else() {
 fn messages_written_to_a_link_that_broke_unheard_are_counted_as_dropped() {
     // It comes back only after the run's end, so the run goes on past the break.
     let s = scenario("churn: { leave: 1.0, stay: 100ms, rejoin: 1.0, away: 10s }\ntime_limit: 1s\n", 1);
-    let mut f = TestFactory {
-        chunks: 1_000,
-        chunk_len: 1_000,
-        acks_per_chunk: 0,
-        pace: Some(Span::from_millis(1)),
-        connect_delay: None,
-        ghost: false,
-    };
+    let mut f = TestFactory { chunk_len: 1_000, pace: Some(Span::from_millis(1)), ..factory(1_000) };
     let out = run(&s, &mut f);
     assert_eq!(out.measured.records[0].departures, 1);
     assert!((55..=65).contains(&out.dropped_messages), "{} dropped", out.dropped_messages);
