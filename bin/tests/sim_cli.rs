@@ -106,3 +106,55 @@ fn run_writes_a_report_a_table_and_plots() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The cells of a sweep's report, without the wall-clock fields.
+fn sweep_cells(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let mut cells = report["cells"].as_array().unwrap().clone();
+    for c in &mut cells {
+        let c = c.as_object_mut().unwrap();
+        for wall in ["events_per_s", "wall_s", "peak_rss_bytes"] {
+            assert!(c.remove(wall).is_some(), "{wall} reported");
+        }
+    }
+    cells
+}
+
+#[test]
+fn a_sweep_writes_every_cell_with_its_parameters_the_same_on_one_job_or_all_cores() {
+    let dir = std::env::temp_dir().join(format!("pdtp-sim-cli-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let smoke = std::fs::read_to_string(root().join("scenarios/smoke.yml")).unwrap();
+    let grid = "sweep:\n  chunk_sizes: [50kB, 200kB]\n  policies: [{name: rarest}, {name: in_order, chunk: in_order}]\n  seeds: [1, 2]\n";
+    let scenario = dir.join("grid.yml");
+    std::fs::write(&scenario, format!("{smoke}{grid}")).unwrap();
+    let (one, all) = (dir.join("one"), dir.join("all"));
+    for (out, jobs) in [(&one, Some("1")), (&all, None)] {
+        let mut args = vec!["sweep", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        args.extend(jobs.map(|j| ["--jobs", j]).into_iter().flatten());
+        let o = sim(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        for f in ["sweep.csv", "sweep.svg"] {
+            assert!(out.join(f).exists(), "{f} written");
+        }
+    }
+    let cells = sweep_cells(&one);
+    assert_eq!(cells.len(), 8, "2 chunk sizes x 2 policies x 2 seeds");
+    let mut grid_points: Vec<(u64, String, u64)> = cells
+        .iter()
+        .map(|c| {
+            (
+                c["chunk_bytes"].as_u64().unwrap(),
+                c["policy"].as_str().unwrap().to_string(),
+                c["seed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    grid_points.sort();
+    grid_points.dedup();
+    assert_eq!(grid_points.len(), 8, "every cell names a different grid point");
+    assert!(cells.iter().all(|c| c["peers_completed"] == 10), "every cell completes");
+    assert_eq!(cells, sweep_cells(&all), "cells do not depend on how many run at once");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! sim run   SCENARIO [--seed N] [--out DIR] [--quiet]
-//! sim sweep SCENARIO [--out DIR] [--jobs N]
+//! sim sweep SCENARIO [--out DIR] [--jobs N]   (N defaults to the number of cores)
 //! sim check SCENARIO
 //! ```
 //! Exit codes: 0 success, 2 bad input (one line naming the problem).
@@ -60,9 +60,9 @@ enum Cmd {
         /// Write report.json ({"cells": [...]}), sweep.csv and sweep.svg here.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Cells to run in parallel.
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
+        /// Cells to run in parallel (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
     },
     /// Validate a scenario and print its summary and bounds.
     Check {
@@ -101,7 +101,11 @@ fn main() -> ExitCode {
 #[cfg(unix)]
 fn keep_freed_memory() {
     const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
-    if std::env::var_os(PURGE_DELAY).is_some() {
+    // mimalloc also reads the option by its older name and in lower case.
+    let user_set = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some() || std::env::var_os(name.to_lowercase()).is_some());
+    if user_set {
         return;
     }
     let Ok(exe) = std::env::current_exe() else { return };
@@ -147,8 +151,11 @@ fn run(path: &Path, seed: Option<u64>, out: Option<&Path>, quiet: bool) -> Resul
     Ok(())
 }
 
-fn sweep(path: &Path, out: Option<&Path>, jobs: usize) -> Result<(), Failure> {
+fn sweep(path: &Path, out: Option<&Path>, jobs: Option<usize>) -> Result<(), Failure> {
     let s = load(path)?;
+    // Cells are independent and each is deterministic, so using every core changes only
+    // the wall time.
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let cells = s.cells();
     print!("{}", summary(&s));
     println!("sweep: {} cells", cells.len());
