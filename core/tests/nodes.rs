@@ -521,6 +521,59 @@ fn a_viewer_skips_a_chunk_its_playback_deadline_passed() {
 }
 
 #[test]
+fn a_stream_that_ended_on_a_missing_chunk_completes_once_its_deadline_passes() {
+    let mut cfg = Net::peer_cfg(1);
+    cfg.playback_deadline = Some(Span::from_millis(1500));
+    let (mut net, m) = Net::live(vec![cfg], C, 100, 8_000);
+    let chunk = |i: u32| Bytes::from(vec![i as u8; 100]);
+    let push = |net: &mut Net, i: u32| {
+        net.seed.store_mut().put(C, i, chunk(i));
+        let now = net.now;
+        net.seed.push_live_chunk(now, "live", 100, Digest::of(&chunk(i)));
+        net.pump();
+        let inbox = net.take_inbox(0);
+        let [Message::AppendChunks(a)] = &inbox[..] else { panic!("{inbox:?}") };
+        let mut a = a.clone();
+        a.proof = Digest::ZERO;
+        a
+    };
+    push(&mut net, 0);
+    let mut lm = m.clone();
+    lm.geometry.size = 100;
+    lm.hashes = vec![Digest::of(&chunk(0))];
+    net.peers[0].get(net.now, "live");
+    net.pump();
+    net.take_inbox(1);
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm })));
+    net.order(1, C, 0, 0, 1, Method::Get);
+    // Chunks 1 and 2 come; chunk 3, the last, never does; then the stream ends.
+    for i in 1..4u32 {
+        net.advance(net.now + Span::from_millis(500));
+        let a = push(&mut net, i);
+        net.tell(1, Message::AppendChunks(Box::new(*a)));
+        if i != 3 {
+            net.order(100 + u64::from(i), C, i, 0, 1, Method::Get);
+        }
+    }
+    let announced_3 = net.now;
+    net.seed.end_live(net.now, "live");
+    net.pump();
+    let inbox = net.take_inbox(0);
+    let [Message::AppendChunks(end)] = &inbox[..] else { panic!("{inbox:?}") };
+    net.tell(1, Message::AppendChunks(end.clone()));
+    let events = net.peer_events(1);
+    assert!(!events.iter().any(|e| matches!(e, PeerEvent::DownloadComplete { .. })), "chunk 3 still due");
+    // No append will come to move delivery on: the peer's own timer must.
+    let skip_at = announced_3 + Span::from_millis(1500) + Span::from_nanos(1);
+    assert!(net.peers[0].poll_timeout().is_some_and(|t| t <= skip_at), "a timer for chunk 3's deadline");
+    net.advance(skip_at);
+    let events = net.peer_events(1);
+    assert!(events.contains(&PeerEvent::DownloadComplete { content: C }), "{events:?}");
+    let skipped = Message::Unrequest(Interest::range(C, pdtp_core::ByteRange::new(300, 400)));
+    assert!(net.take_inbox(1).contains(&skipped), "the skipped chunk is unrequested");
+}
+
+#[test]
 fn seed_live_window_discards_old_chunks() {
     let (mut net, _) = Net::live(vec![], C, 10, 800);
     for i in 0..100u32 {

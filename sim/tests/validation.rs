@@ -498,3 +498,30 @@ tracker: { latency: 1ms }
     let published = 5.0 * 0.201;
     assert!(r.report.makespan_s.is_some_and(|t| t > published));
 }
+
+#[test]
+fn viewers_returning_after_a_live_stream_ended_are_done_once_their_deadline_passes() {
+    // Regression: every viewer leaves after ~5 s and comes back after ~60 s, long after the
+    // 20 s stream ended. A returning viewer joins a few chunks behind the end, which the
+    // tracker no longer schedules (`live_deadline`); the viewer skipped late chunks only
+    // when an append came, and none comes after the end, so it waited and the run went on
+    // to its 10-minute limit.
+    let s = scenario(
+        "\
+name: late-return
+time_limit: 10min
+content:
+  chunk_size: 125kB
+  live: { bitrate: 5.25Mbit/s, buffer: 4s, duration: 20s }
+seeds: { upload: 100Mbit/s }
+peers: [ { count: 4, download: 50Mbit/s, upload: 5Mbit/s, latency: 20ms } ]
+arrivals: { uniform: { window: 2s } }
+churn: { leave: 1, stay: 5s, rejoin: 1, away: 60s }
+policy: { live_deadline: 3.5s }
+",
+    );
+    let r = run(&s);
+    assert_eq!(r.report.end_reason, EndReason::AllDone, "{:#?}", r.report);
+    assert_eq!(r.report.peers_completed, 4);
+    assert!(r.peers.iter().all(|p| p.departures >= 1), "every viewer left");
+}

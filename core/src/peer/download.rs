@@ -1,13 +1,14 @@
 //! A peer's downloads: manifests, requests to the tracker, arrivals, and the live window.
 
 use std::collections::VecDeque;
+use std::ops::Bound::{Excluded, Unbounded};
 
 use crate::bitset::BitSet;
 use crate::chunks::ByteRange;
 use crate::ids::{ChunkIndex, ContentId};
 use crate::node::Content;
 use crate::store::ChunkStore;
-use crate::time::Time;
+use crate::time::{Span, Time};
 use crate::wire::{AppendChunks, ErrorCode, Interest, Message, Notice, TellInfo};
 
 use super::{Peer, PeerEvent};
@@ -152,6 +153,33 @@ impl<S: ChunkStore> Peer<S> {
             let bytes = ByteRange::new(g.chunk_bytes(start).start, g.chunk_bytes(d.next - 1).end);
             self.node.send_tracker(now, Message::Unrequest(Interest::range(content, bytes)));
         }
+    }
+
+    /// Skips what [`skip_late`](Self::skip_late) would skip now, in every live download: run
+    /// on a timer, so a stream that stopped growing (ended, or its seed silent) does not hold
+    /// a viewer at a chunk nobody will send.
+    pub(super) fn skip_late_all(&mut self, now: Time) {
+        let mut next = self.downloads.keys().next().copied();
+        while let Some(content) = next {
+            self.skip_late(now, content);
+            next = self.downloads.range((Excluded(content), Unbounded)).next().map(|(k, _)| *k);
+        }
+    }
+
+    /// When the first live download stuck at a missing chunk may skip it (just past the
+    /// chunk's announcement plus the playback deadline), if any is stuck.
+    pub(super) fn next_skip(&self) -> Option<Time> {
+        let deadline = self.playback_deadline?;
+        let due = |(content, d): (&ContentId, &Download)| {
+            let c = self.node.contents.get(content)?;
+            if !d.live || d.next >= c.manifest.num_chunks() || c.have.contains(d.next) {
+                return None;
+            }
+            // The append that announced `next`: the last one starting at or below it.
+            let i = d.announced.partition_point(|&(first, _)| first <= d.next).checked_sub(1)?;
+            Some(d.announced[i].1 + deadline + Span::from_nanos(1))
+        };
+        self.downloads.iter().filter_map(due).min()
     }
 
     /// Moves a live download's floor up to `cut`: held chunks below it are discarded and

@@ -220,6 +220,7 @@ impl<S: ChunkStore> Peer<S> {
     pub fn handle_timeout(&mut self, now: Time) {
         self.now = now;
         self.node.handle_timeout(now);
+        self.skip_late_all(now);
     }
 
     /// The next transmission for the driver, in order.
@@ -245,9 +246,13 @@ impl<S: ChunkStore> Peer<S> {
     ///
     /// It changes on every `handle_*` call and on `accept`: new or finished orders (stall and
     /// transfer watchdogs), peer requests held for their order (`order_wait`), and link
-    /// activity (`link_idle`).
+    /// activity (`link_idle`); and for a live download held at a missing chunk, the instant
+    /// its playback deadline passes (`playback_deadline`).
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.node.poll_timeout()
+        match (self.node.poll_timeout(), self.next_skip()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn push(&mut self, e: PeerEvent) {
