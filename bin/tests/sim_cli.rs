@@ -72,6 +72,34 @@ fn bad_input_is_one_line_naming_the_problem_with_exit_code_2() {
             "more seeds than peers",
         ),
         ("yaml.yml", Some("content: {size: 1MB\n"), "line"),
+        (
+            "negative.yml",
+            Some(
+                "content: {size: 1MB, chunk_size: 2kB}\nseeds: {upload: 1Mbit/s}\npeers: [{count: 1, upload: -1Mbit/s, download: 1Mbit/s}]\n",
+            ),
+            "peers[0].upload: invalid rate '-1Mbit/s': must not be negative",
+        ),
+        (
+            "crowd.yml",
+            Some(
+                "content: {size: 1MB, chunk_size: 2kB}\nseeds: {upload: 1Mbit/s}\npeers: [{count: 4000000000, upload: 1Mbit/s, download: 1Mbit/s}]\n",
+            ),
+            "peers: 4000000000 viewers in all",
+        ),
+        (
+            "tiny.yml",
+            Some(
+                "content: {size: 1GB, chunk_size: 1B}\nseeds: {upload: 1Mbit/s}\npeers: [{count: 1, upload: 1Mbit/s, download: 1Mbit/s}]\n",
+            ),
+            "content.chunk_size: 1B makes 1000000000 chunks",
+        ),
+        (
+            "axis.yml",
+            Some(
+                "content: {size: 1MB, chunk_size: 2kB}\nseeds: {upload: 1Mbit/s}\npeers: [{count: 1, upload: 1Mbit/s, download: 1Mbit/s}]\nsweep: {seeds: []}\n",
+            ),
+            "sweep: seeds is an empty list",
+        ),
     ];
     for (file, text, expect) in cases {
         let path = dir.join(file);
@@ -87,6 +115,35 @@ fn bad_input_is_one_line_naming_the_problem_with_exit_code_2() {
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_arguments_are_one_line_with_exit_code_2_and_a_bad_out_costs_no_run() {
+    for args in [
+        &["run", "scenarios/smoke.yml", "--seed", "abc"][..],
+        &["run"],
+        &["sweep", "scenarios/smoke.yml", "--jobs", "x"],
+        &["bogus"],
+    ] {
+        let o = sim(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+        assert!(e.starts_with("sim: "), "{e}");
+    }
+    assert!(stderr(&sim(&["run"])).contains("<SCENARIO>"), "the missing argument is named");
+    // The output directory is made before the run: no table means no run happened.
+    let file = std::env::temp_dir().join(format!("pdtp-sim-cli-file-{}", std::process::id()));
+    std::fs::write(&file, "not a directory").unwrap();
+    let o = sim(&["run", "scenarios/smoke.yml", "--out", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with(&format!("sim: --out {}: cannot create", file.display())),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("T_min"), "nothing ran");
+    std::fs::remove_file(&file).unwrap();
 }
 
 #[test]

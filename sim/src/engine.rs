@@ -53,6 +53,18 @@ pub enum EndReason {
     Livelock,
 }
 
+impl EndReason {
+    /// The name `report.json` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AllDone => "all_done",
+            Self::TimeLimit => "time_limit",
+            Self::Quiescent => "quiescent",
+            Self::Livelock => "livelock",
+        }
+    }
+}
+
 /// Events at one simulated instant after which a run is declared livelocked.
 pub const LIVELOCK_EVENTS: u64 = 10_000_000;
 

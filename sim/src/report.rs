@@ -293,7 +293,7 @@ pub fn write_sweep(dir: &Path, cells: &[Report]) -> std::io::Result<()> {
     for c in cells {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{},{},{:?}",
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
             c.chunk_bytes,
             c.policy,
             c.seed,
@@ -305,7 +305,7 @@ pub fn write_sweep(dir: &Path, cells: &[Report]) -> std::io::Result<()> {
             c.tracker_msgs_per_s_peak,
             c.tracker_busy_peak,
             opt(c.continuity_index),
-            c.end_reason
+            c.end_reason.name()
         );
     }
     std::fs::write(dir.join("sweep.csv"), csv)?;
@@ -318,13 +318,14 @@ pub fn table(reports: &[Report]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>10} {:<14} {:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>10} {:>8} {:>8}",
+        "{:>10} {:<14} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>10} {:>8} {:>8}",
         "chunk",
         "policy",
         "seed",
         "T_min s",
         "p50 s",
         "max s",
+        "span s",
         "×T_min",
         "origin×",
         "ctl ovh",
@@ -335,13 +336,14 @@ pub fn table(reports: &[Report]) -> String {
     for r in reports {
         let _ = writeln!(
             s,
-            "{:>10} {:<14} {:>6} {:>9.2} {:>9} {:>9} {:>8} {:>8.3} {:>9} {:>10} {:>8.2} {:>8}",
+            "{:>10} {:<14} {:>6} {:>9.2} {:>9} {:>9} {:>9} {:>8} {:>8.3} {:>9} {:>10} {:>8.2} {:>8}",
             crate::units::Bytes(r.chunk_bytes).to_string(),
             r.policy,
             r.seed,
             r.t_min_s,
             fix(r.completion_s.map(|c| c.p50), 2),
             fix(r.completion_s.map(|c| c.max), 2),
+            fix(r.makespan_s, 2),
             fix(r.ratio_to_t_min, 3),
             r.origin_copies,
             fix(r.control_overhead, 4),
@@ -349,6 +351,39 @@ pub fn table(reports: &[Report]) -> String {
             r.tracker_busy_peak,
             fix(r.continuity_index, 4),
         );
+    }
+    // Column key, then what a row cannot show: live playback, and runs that did not end
+    // with every viewer done.
+    let _ = writeln!(
+        s,
+        "  (p50/max: completion, arrival to done; span: when the last viewer was done; ×T_min: span ÷ T_min)"
+    );
+    for r in reports {
+        let cell = format!("{} {} seed {}", crate::units::Bytes(r.chunk_bytes), r.policy, r.seed);
+        if let (Some(c), Some(start), Some(lag), Some(stalls)) =
+            (r.continuity_index, r.startup_s, r.live_lag_s, r.stalls)
+        {
+            let _ = writeln!(
+                s,
+                "  {cell}: live at {} × r_max ({:.2} Mbit/s): continuity {c:.4}, startup p50/p99 {:.2}/{:.2} s, lag p50/p99 {:.2}/{:.2} s, {stalls} stalls",
+                fix(r.load_vs_r_max, 2),
+                r.r_max_bps / 1e6,
+                start.p50,
+                start.p99,
+                lag.p50,
+                lag.p99,
+            );
+        }
+        if r.end_reason != EndReason::AllDone {
+            let _ = writeln!(
+                s,
+                "  {cell}: ended ({}) at {:.2} s with {} of {} viewers done",
+                r.end_reason.name(),
+                r.sim_time_s,
+                r.peers_completed,
+                r.peers
+            );
+        }
     }
     s
 }

@@ -252,18 +252,55 @@ pub struct FaultSpec {
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
     /// Chunk sizes (default: the content's).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "axis::sizes")]
     pub chunk_sizes: Vec<Bytes>,
     /// Policies (default: the scenario's).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "axis::policies")]
     pub policies: Vec<NamedPolicy>,
     /// Seeds (default: the scenario's).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "axis::seeds")]
     pub seeds: Vec<u64>,
     /// Tracker processing times per message (default: the scenario's `tracker.processing`).
     /// When given, each cell's policy label gets ` @<processing>` appended.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "axis::processing")]
     pub tracker_processing: Vec<Duration>,
+}
+
+/// Grid axes given as lists: an empty one would quietly mean "the scenario's own value",
+/// which leaving the key out already says. (The YAML error's path stops at `sweep`, so each
+/// axis names itself.)
+mod axis {
+    use serde::{Deserialize, Deserializer};
+
+    use super::{Bytes, Duration, NamedPolicy};
+
+    fn non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+        axis: &str,
+    ) -> Result<Vec<T>, D::Error> {
+        let v = Vec::<T>::deserialize(d)?;
+        if v.is_empty() {
+            let why = format!("{axis} is an empty list (leave the key out to use the scenario's own value)");
+            return Err(serde::de::Error::custom(why));
+        }
+        Ok(v)
+    }
+
+    pub(super) fn sizes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Bytes>, D::Error> {
+        non_empty(d, "chunk_sizes")
+    }
+
+    pub(super) fn policies<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NamedPolicy>, D::Error> {
+        non_empty(d, "policies")
+    }
+
+    pub(super) fn seeds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        non_empty(d, "seeds")
+    }
+
+    pub(super) fn processing<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        non_empty(d, "tracker_processing")
+    }
 }
 
 /// A policy in a sweep: a name and overrides of the scenario's policy.

@@ -57,6 +57,9 @@ const TIME_UNITS: &[(&str, f64)] =
 /// Splits `"2.5 MB"` into (2.5, "MB") and scales by the unit's factor.
 fn parse_with(text: &str, units: &[(&str, f64)], what: &str, bare_ok: bool) -> Result<f64, String> {
     let s = text.trim();
+    if s.starts_with('-') {
+        return Err(format!("invalid {what} '{text}': must not be negative"));
+    }
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(s.len());
     let (num, unit) = (s[..split].replace('_', ""), s[split..].trim());
     let value: f64 =

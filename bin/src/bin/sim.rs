@@ -77,7 +77,26 @@ enum Failure {
 
 fn main() -> ExitCode {
     keep_freed_memory();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout; `sim` alone gets the whole usage.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+        // Like every other bad input: one line naming the problem.
+        Err(e) => {
+            // clap's message is its first paragraph (a list of missing arguments runs over
+            // several lines), then usage.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+            eprintln!("sim: {} (sim --help for usage)", message.join(" ").trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.cmd {
         Cmd::Run { scenario, seed, out, quiet } => run(&scenario, seed, out.as_deref(), quiet),
         Cmd::Sweep { scenario, out, jobs } => sweep(&scenario, out.as_deref(), jobs),
@@ -133,13 +152,14 @@ fn run(path: &Path, seed: Option<u64>, out: Option<&Path>, quiet: bool) -> Resul
         s.seed = seed;
     }
     s.sweep = None;
+    prepare_out(out)?;
     if !quiet {
         print!("{}", summary(&s));
     }
     let mut factory = core_factory();
-    let progress = Progress::new(quiet, s.peer_count());
+    let progress = Progress::new(quiet, s.peer_count(), "viewers done");
     let result = runner::run(&s, "default", factory.as_mut(), &mut |now, events, done| {
-        progress.update(now.as_secs_f64(), events, done)
+        progress.update(done, || format!("sim {:.1} s, {events} events", now.as_secs_f64()))
     });
     progress.finish();
     if !quiet {
@@ -157,8 +177,11 @@ fn sweep(path: &Path, out: Option<&Path>, jobs: Option<usize>) -> Result<(), Fai
     // the wall time.
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let cells = s.cells();
+    prepare_out(out)?;
     print!("{}", summary(&s));
     println!("sweep: {} cells", cells.len());
+    let progress = Progress::new(false, cells.len() as u64, "cells done");
+    let done = std::sync::atomic::AtomicU64::new(0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))
         .build()
@@ -169,16 +192,30 @@ fn sweep(path: &Path, out: Option<&Path>, jobs: Option<usize>) -> Result<(), Fai
             .par_iter()
             .map(|cell| {
                 let mut factory = core_factory();
-                runner::run(&cell.scenario, &cell.policy, factory.as_mut(), &mut |_, _, _| {})
+                let cells_done = || done.load(std::sync::atomic::Ordering::Relaxed);
+                let result = runner::run(&cell.scenario, &cell.policy, factory.as_mut(), &mut |_, _, _| {
+                    progress.update(cells_done(), String::new)
+                });
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                progress.update(cells_done(), String::new);
+                result
             })
             .collect()
     });
+    progress.finish();
     let reports: Vec<Report> = results.into_iter().map(|r| r.report).collect();
     print!("{}", report::table(&reports));
     if let Some(dir) = out {
         write(dir, |d| report::write_sweep(d, &reports))?;
     }
     Ok(())
+}
+
+/// Creates the output directory before a run, so a bad `--out` costs no run.
+fn prepare_out(out: Option<&Path>) -> Result<(), Failure> {
+    let Some(dir) = out else { return Ok(()) };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::Input(format!("--out {}: cannot create: {e}", dir.display())))
 }
 
 fn write(dir: &Path, f: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<(), Failure> {
@@ -252,11 +289,14 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(quiet: bool, viewers: u64) -> Self {
+    /// A bar of `total` steps, labelled `what` (`viewers done`, `cells done`).
+    fn new(quiet: bool, total: u64, what: &str) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::hidden();
-            bar.set_length(viewers);
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} viewers done  {msg}") {
+            bar.set_length(total);
+            if let Ok(style) =
+                ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what}  {{msg}}"))
+            {
                 bar.set_style(style);
             }
             bar
@@ -264,7 +304,8 @@ impl Progress {
         Self { bar, started: Instant::now() }
     }
 
-    fn update(&self, sim_s: f64, events: u64, done: u64) {
+    /// `done` steps so far; `msg` (made only when the bar is drawn) goes beside the bar.
+    fn update(&self, done: u64, msg: impl FnOnce() -> String) {
         let Some(bar) = &self.bar else { return };
         if self.started.elapsed() < Duration::from_secs(1) {
             return;
@@ -273,7 +314,7 @@ impl Progress {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
         bar.set_position(done);
-        bar.set_message(format!("sim {sim_s:.1} s, {events} events"));
+        bar.set_message(msg());
     }
 
     fn finish(&self) {

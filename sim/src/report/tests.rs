@@ -106,7 +106,16 @@ fn writers_produce_every_file() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(v["cells"].as_array().unwrap().len(), 2);
-    assert!(table(&[r.report]).lines().count() == 2);
+    let sweep_csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
+    assert!(sweep_csv.lines().nth(1).unwrap().ends_with(",all_done"), "{sweep_csv}");
+    // Header, row, column key; a run that did not finish says so under the table.
+    assert_eq!(table(std::slice::from_ref(&r.report)).lines().count(), 3);
+    let mut cut = r.report.clone();
+    cut.end_reason = EndReason::TimeLimit;
+    cut.peers_completed = 3;
+    let t = table(&[cut]);
+    let note = format!("ended (time_limit) at {:.2} s with 3 of 4 viewers done", r.report.sim_time_s);
+    assert!(t.lines().last().unwrap().ends_with(&note), "{t}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -157,5 +166,12 @@ fn a_relay_swarm_pays_one_origin_copy_and_respects_t_min() {
         assert!(ratio < 10.0, "{ratio}");
         let share = r.share_ratio.unwrap();
         assert!(share.p10 > 0.0 && share.p90 >= share.p10);
+    }
+}
+
+#[test]
+fn end_reason_names_match_report_json() {
+    for reason in [EndReason::AllDone, EndReason::TimeLimit, EndReason::Quiescent, EndReason::Livelock] {
+        assert_eq!(serde_json::to_value(reason).unwrap(), reason.name());
     }
 }

@@ -25,6 +25,7 @@ impl Scenario {
             positive(l.duration.0.as_nanos(), "content.live.duration")?;
         }
         check_chunk(c.chunk_size, self.file_bytes(), "content.chunk_size")?;
+        check_chunk_count(c.chunk_size, self.file_bytes(), "content.chunk_size")?;
         if self.seeds.count == 0 {
             return Err("seeds.count: must be > 0".into());
         }
@@ -39,6 +40,13 @@ impl Scenario {
             }
             positive(p.upload.0, &format!("peers[{i}].upload"))?;
             positive(p.download.0, &format!("peers[{i}].download"))?;
+        }
+        if self.peer_count() > MAX_VIEWERS {
+            return Err(format!(
+                "peers: {} viewers in all; the simulator takes at most {MAX_VIEWERS} (each costs \
+                 about 170 kB of memory)",
+                self.peer_count()
+            ));
         }
         if u64::from(self.seeds.count) > self.peer_count() {
             return Err(format!(
@@ -65,7 +73,9 @@ impl Scenario {
         }
         if let Some(sw) = &self.sweep {
             for (i, &size) in sw.chunk_sizes.iter().enumerate() {
-                check_chunk(size, self.file_bytes(), &format!("sweep.chunk_sizes[{i}]"))?;
+                let field = format!("sweep.chunk_sizes[{i}]");
+                check_chunk(size, self.file_bytes(), &field)?;
+                check_chunk_count(size, self.file_bytes(), &field)?;
             }
             for (i, p) in sw.policies.iter().enumerate() {
                 check_named(p, &self.policy, &format!("sweep.policies[{i}]"))?;
@@ -93,6 +103,25 @@ fn check_chunk(size: Bytes, file: u64, field: &str) -> Result<(), String> {
     }
     if size.0 > file {
         return Err(format!("{field} ({size}) is larger than content.size ({})", Bytes(file)));
+    }
+    Ok(())
+}
+
+/// Viewers a scenario may have: far beyond what fits this machine's memory (the 10 000-viewer
+/// run peaks at 1.7 GB), so a typo of a few zeros is named instead of aborting the run.
+const MAX_VIEWERS: u64 = 1_000_000;
+
+/// Chunks a content may have: a manifest carries a 32-byte hash per chunk and must fit the
+/// protocol's 16 MiB control message (docs/protocol.md), which holds about 524 000.
+const MAX_CHUNKS: u64 = 500_000;
+
+fn check_chunk_count(size: Bytes, file: u64, field: &str) -> Result<(), String> {
+    let chunks = file.div_ceil(size.0.max(1));
+    if chunks > MAX_CHUNKS {
+        return Err(format!(
+            "{field}: {size} makes {chunks} chunks of {}; a manifest holds at most {MAX_CHUNKS} (use larger chunks)",
+            Bytes(file)
+        ));
     }
     Ok(())
 }
