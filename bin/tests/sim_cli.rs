@@ -212,6 +212,12 @@ fn a_sweep_writes_every_cell_with_its_parameters_the_same_on_one_job_or_all_core
     grid_points.dedup();
     assert_eq!(grid_points.len(), 8, "every cell names a different grid point");
     assert!(cells.iter().all(|c| c["peers_completed"] == 10), "every cell completes");
+    for c in &cells {
+        // The cell's policy in full, its override applied.
+        let chunk = if c["policy"] == "in_order" { "in_order" } else { "rarest_first" };
+        assert_eq!(c["policy_settings"]["chunk"], chunk, "{c}");
+        assert!(c["policy_settings"]["max_transfers"].is_u64(), "{c}");
+    }
     assert_eq!(cells, sweep_cells(&all), "cells do not depend on how many run at once");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::engine::{EndReason, RunOutput};
 use crate::metrics::{PeerRecord, percentile, r_max_bps, t_min_s};
 use crate::plot::{self, Chart, Series};
-use crate::scenario::{ChunkChoice, GiverChoice, Scenario};
+use crate::scenario::{ChunkChoice, GiverChoice, Policy, Scenario};
 
 mod host;
 
@@ -95,6 +95,9 @@ pub struct Report {
     pub chunk_choice: ChunkChoice,
     /// Giver choice of the policy.
     pub giver_choice: GiverChoice,
+    /// Every setting of the policy the run used (a sweep cell's overrides applied), in the
+    /// scenario file's keys and units.
+    pub policy_settings: Policy,
     /// RNG seed of the run.
     pub seed: u64,
     /// Viewers N.
@@ -217,6 +220,7 @@ impl RunResult {
             policy: policy.to_string(),
             chunk_choice: s.policy.chunk,
             giver_choice: s.policy.giver,
+            policy_settings: s.policy.clone(),
             seed: s.seed,
             peers: n,
             file_bytes: f,
