@@ -215,7 +215,9 @@ impl Recorder {
                     departures: s.departures,
                     rejected_chunks: s.rejected,
                     startup_s: play.as_ref().and_then(|p| p.startup_s),
-                    continuity: play.as_ref().map(|p| p.continuity),
+                    // Nothing due while the viewer was there (it came back after the end): no
+                    // share to report, rather than a perfect one.
+                    continuity: play.as_ref().filter(|p| p.due > 0).map(|p| p.continuity),
                     due_chunks: play.as_ref().map(|p| p.due),
                     on_time_chunks: play.as_ref().map(|p| p.on_time),
                     stalls: play.as_ref().map(|p| p.stalls),

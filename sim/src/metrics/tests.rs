@@ -139,3 +139,17 @@ fn deadlines_while_a_viewer_is_away_are_not_due() {
     assert_eq!(m.records[0].continuity, Some(1.0));
     assert_eq!(m.records[0].stalls, Some(0));
 }
+
+#[test]
+fn a_viewer_with_nothing_due_reports_no_continuity() {
+    // τ = 1 s, 2 s buffer: a viewer arriving at 1 s would play chunk 0 (produced at 1 s)
+    // from 3 s; it leaves at 2.5 s for good, before anything was due: no share to report,
+    // rather than a perfect one.
+    let clock = StreamClock { chunk_ns: 1e9, buffer: Span::from_secs(2), last_chunk: 9 };
+    let mut r = Recorder::new(vec!["a".into()], Some(clock));
+    r.arrive(0, secs(1.0));
+    r.leave(0, secs(2.5));
+    let m = r.finish(secs(20.0));
+    assert_eq!(m.records[0].due_chunks, Some(0));
+    assert_eq!(m.records[0].continuity, None);
+}
