@@ -159,6 +159,9 @@ impl<S: ChunkStore> Peer<S> {
     /// on a timer, so a stream that stopped growing (ended, or its seed silent) does not hold
     /// a viewer at a chunk nobody will send.
     pub(super) fn skip_late_all(&mut self, now: Time) {
+        if self.playback_deadline.is_none() {
+            return;
+        }
         let mut next = self.downloads.keys().next().copied();
         while let Some(content) = next {
             self.skip_late(now, content);
