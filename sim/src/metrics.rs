@@ -22,6 +22,22 @@ pub fn t_min_s(file_bytes: u64, origin_up_bps: f64, peer_ups_bps: f64, d_min_bps
     a.max(b).max(c)
 }
 
+/// The Kumar–Ross bound counted from when each viewer arrived, in seconds from time zero:
+/// viewer `i` (upload `u_i`, download `d_i`, arrival `a_i`) can upload only from `a_i` and
+/// hold the file no sooner than `a_i + F/d_i`, so the last viewer is done no sooner than the
+/// largest of `F/u_s`, `max_i (a_i + F/d_i)` and the `T` at which the capacity present since
+/// time zero, `u_s·T + Σ u_i·(T − a_i)`, has carried the `N·F` bits every viewer needs.
+/// (Where that `T` falls before the last arrival, the second term is larger anyway.)
+/// `viewers` gives `(a_i, u_i, d_i)` in seconds and bit/s.
+pub fn t_arrivals_s(file_bytes: u64, origin_up_bps: f64, viewers: &[(f64, f64, f64)]) -> f64 {
+    let f = file_bytes as f64 * 8.0;
+    let n = viewers.len() as f64;
+    let (up, weighted) = viewers.iter().fold((0.0, 0.0), |(u, w), &(a, ui, _)| (u + ui, w + ui * a));
+    let capacity = (n * f + weighted) / (origin_up_bps + up);
+    let last = viewers.iter().map(|&(a, _, d)| a + f / d).fold(0.0, f64::max);
+    (f / origin_up_bps).max(last).max(capacity)
+}
+
 /// The highest stream bitrate every viewer can sustain, in bit/s:
 /// `r_max = min(u_s, (u_s + Σu_i)/N)`.
 pub fn r_max_bps(origin_up_bps: f64, peer_ups_bps: f64, n: u64) -> f64 {

@@ -364,6 +364,10 @@ fn assert_not_below_t_min(s: &Scenario) {
     let makespan = rep.makespan_s.unwrap_or(0.0);
     assert!(makespan >= rep.t_min_s, "{what}: makespan {makespan} s below T_min {} s", rep.t_min_s);
     assert!(rep.ratio_to_t_min.is_some_and(|x| x >= 1.0), "{what}: {:?}", rep.ratio_to_t_min);
+    // The tighter bound that counts when each viewer arrived holds too.
+    let t_arr = rep.t_arrivals_s.unwrap_or(f64::INFINITY);
+    assert!(t_arr >= rep.t_min_s || rep.t_min_s - t_arr < 1e-9 * rep.t_min_s, "{what}: {t_arr} below T_min");
+    assert!(makespan >= t_arr, "{what}: makespan {makespan} s below the arrivals bound {t_arr} s");
     assert_origin_within_capacity(s, &r);
     // Per viewer too: nobody downloads the file faster than its own link allows.
     let f_bits = rep.file_bytes as f64 * 8.0;

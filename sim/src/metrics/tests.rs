@@ -153,3 +153,20 @@ fn a_viewer_with_nothing_due_reports_no_continuity() {
     assert_eq!(m.records[0].due_chunks, Some(0));
     assert_eq!(m.records[0].continuity, None);
 }
+
+#[test]
+fn the_arrivals_bound_counts_capacity_from_each_arrival() {
+    // 8 Mbit file (1 MB); seed 1 Mbit/s; two viewers with 1 Mbit/s up, 100 Mbit/s down.
+    let f = 1_000_000;
+    let at_zero = [(0.0, 1e6, 100e6), (0.0, 1e6, 100e6)];
+    // All at time zero it is T_min: N·F/(u_s + Σu) = 16/3 s (F/u_s = 8 s binds here).
+    assert_eq!(t_arrivals_s(f, 1e6, &at_zero), t_min_s(f, 1e6, 2e6, 100e6, 2));
+    // A faster seed: the swarm term binds, 16 Mbit / 12 Mbit/s = 4/3 s at time zero; one
+    // viewer arriving at 1 s brings its 1 Mbit/s a second late: (16 + 1) / 12 s.
+    let staggered = [(0.0, 1e6, 100e6), (1.0, 1e6, 100e6)];
+    assert!((t_arrivals_s(f, 10e6, &at_zero) - 16.0 / 12.0).abs() < 1e-12);
+    assert!((t_arrivals_s(f, 10e6, &staggered) - 17.0 / 12.0).abs() < 1e-12);
+    // A late viewer with a slow download: its own arrival plus F/d.
+    let late = [(0.0, 1e6, 100e6), (5.0, 1e6, 2e6)];
+    assert!((t_arrivals_s(f, 10e6, &late) - 9.0).abs() < 1e-12);
+}

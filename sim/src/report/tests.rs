@@ -108,8 +108,10 @@ fn writers_produce_every_file() {
     assert_eq!(v["cells"].as_array().unwrap().len(), 2);
     let sweep_csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
     assert!(sweep_csv.lines().nth(1).unwrap().ends_with(",all_done"), "{sweep_csv}");
-    // Header, row, column key; a run that did not finish says so under the table.
-    assert_eq!(table(std::slice::from_ref(&r.report)).lines().count(), 3);
+    // Header, row, column key, the arrivals bound; a run that did not finish says so under
+    // the table.
+    assert!(r.report.t_arrivals_s.is_some());
+    assert_eq!(table(std::slice::from_ref(&r.report)).lines().count(), 4);
     let mut cut = r.report.clone();
     cut.end_reason = EndReason::TimeLimit;
     cut.peers_completed = 3;
