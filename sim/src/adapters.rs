@@ -89,6 +89,8 @@ impl NodeFactory for CoreFactory {
                     queued: None,
                     now: Time::ZERO,
                     retry_at: None,
+                    content: None,
+                    completed: false,
                 })
             }
         }
@@ -320,6 +322,25 @@ struct PeerNode {
     now: Time,
     /// When to ask for the content again after `UnknownUrl` ([`UNKNOWN_URL_RETRY`]).
     retry_at: Option<Time>,
+    /// Live: the stream's content id, once the manifest came (to read the delivery cursor).
+    content: Option<ContentId>,
+    /// Live: `Completed` was reported by the current machine.
+    completed: bool,
+}
+
+impl PeerNode {
+    /// Live: `Completed` once delivery has passed the stream's last chunk, whether the chunk
+    /// was played or skipped (the player had passed it); reported once per machine.
+    fn live_done(&mut self) -> Option<NodeEvent> {
+        if !self.live || self.completed {
+            return None;
+        }
+        let next = self.machine.as_ref()?.delivery_cursor(self.content?)?;
+        (next > self.last_chunk).then(|| {
+            self.completed = true;
+            NodeEvent::Completed
+        })
+    }
 }
 
 impl SimNode for PeerNode {
@@ -331,6 +352,7 @@ impl SimNode for PeerNode {
         peer.get(now, &self.path);
         self.machine = Some(peer);
         self.retry_at = None;
+        self.completed = false;
     }
     fn stop(&mut self, _now: Time) {
         self.retry_at = None;
@@ -385,20 +407,23 @@ impl SimNode for PeerNode {
                     self.retry_at = Some(self.now + UNKNOWN_URL_RETRY);
                     continue;
                 }
+                PeerEvent::ManifestReceived { content, .. } => {
+                    self.content = Some(content);
+                    continue;
+                }
                 PeerEvent::Deliver { offset, payload, .. } => {
                     let chunk = (offset / self.chunk_size) as ChunkIndex;
                     drop(payload);
-                    if self.live && chunk == self.last_chunk {
-                        // A live viewer is done once it played the stream's last chunk.
-                        self.queued = Some(NodeEvent::Completed);
-                    }
+                    // A live viewer is done once it played the stream's last chunk.
+                    self.queued = self.live_done();
                     NodeEvent::InOrder { chunk }
                 }
                 _ => continue,
             };
             return Some(ev);
         }
-        None
+        // Or once it skipped past it.
+        self.live_done()
     }
     fn poll_timeout(&self) -> Option<Time> {
         let machine = self.machine.as_ref()?.poll_timeout();

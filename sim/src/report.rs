@@ -367,7 +367,8 @@ pub fn table(reports: &[Report]) -> String {
             fix(Some(r.t_min_s).filter(|_| r.load_vs_r_max.is_none()), 2),
             fix(r.completion_s.map(|c| c.p50), 2),
             fix(r.completion_s.map(|c| c.max), 2),
-            fix(r.makespan_s, 2),
+            // The span of a run that did not finish would be its last finisher's, not its last.
+            fix(r.makespan_s.filter(|_| r.end_reason == EndReason::AllDone), 2),
             fix(r.ratio_to_t_min, 3),
             r.origin_copies,
             fix(r.control_overhead, 4),
@@ -384,18 +385,18 @@ pub fn table(reports: &[Report]) -> String {
     );
     for r in reports {
         let cell = format!("{} {} seed {}", crate::units::Bytes(r.chunk_bytes), r.policy, r.seed);
-        if let (Some(c), Some(start), Some(lag), Some(stalls)) =
-            (r.continuity_index, r.startup_s, r.live_lag_s, r.stalls)
-        {
+        if let Some(load) = r.load_vs_r_max {
+            // Each figure on its own: a stream nobody started playing still gets its line.
+            let pair =
+                |v: Option<Spread2>| v.map_or("-".to_string(), |v| format!("{:.2}/{:.2} s", v.p50, v.p99));
             let _ = writeln!(
                 s,
-                "  {cell}: live at {} × r_max ({:.2} Mbit/s): continuity {c:.4}, startup p50/p99 {:.2}/{:.2} s, lag p50/p99 {:.2}/{:.2} s, {stalls} stalls",
-                fix(r.load_vs_r_max, 2),
+                "  {cell}: live at {load:.2} × r_max ({:.2} Mbit/s): continuity {}, startup p50/p99 {}, lag p50/p99 {}, {} stalls",
                 r.r_max_bps / 1e6,
-                start.p50,
-                start.p99,
-                lag.p50,
-                lag.p99,
+                fix(r.continuity_index, 4),
+                pair(r.startup_s),
+                pair(r.live_lag_s),
+                r.stalls.map_or("-".to_string(), |n| n.to_string()),
             );
         }
         if let (Some(t), Some(ratio)) = (r.t_arrivals_s, r.ratio_to_t_arrivals) {

@@ -529,3 +529,34 @@ policy: { live_deadline: 3.5s }
     assert_eq!(r.report.peers_completed, 4);
     assert!(r.peers.iter().all(|p| p.departures >= 1), "every viewer left");
 }
+
+#[test]
+fn an_overloaded_live_stream_still_ends_with_every_viewer_done() {
+    // Regression: a stream at about 4 × r_max, so viewers skip chunks their player has
+    // passed, the last one included. A live viewer used to count as done only when it
+    // played the last chunk; one that skipped it never did, and the run ended `quiescent`
+    // as a stuck run. Done now means delivery passed the last chunk, played or skipped.
+    // r_max = min(2, (2 + 30 × 1) / 30) ≈ 1.07 Mbit/s; the stream runs at 4.4 Mbit/s.
+    let s = scenario(
+        "\
+name: overloaded
+time_limit: 5min
+content:
+  chunk_size: 50kB
+  live: { bitrate: 4.4Mbit/s, buffer: 2s, duration: 30s }
+seeds: { upload: 2Mbit/s }
+peers: [ { count: 30, download: 20Mbit/s, upload: 1Mbit/s, latency: 20ms } ]
+arrivals: { uniform: { window: 2s } }
+policy: { live_deadline: 2s }
+",
+    );
+    let r = run(&s);
+    assert!(r.report.load_vs_r_max.is_some_and(|x| x > 4.0), "{:?}", r.report.load_vs_r_max);
+    assert_eq!(r.report.end_reason, EndReason::AllDone, "{:#?}", r.report);
+    assert_eq!(r.report.peers_completed, 30);
+    assert!(
+        r.report.continuity_index.is_some_and(|c| c < 0.5),
+        "overloaded: {:?}",
+        r.report.continuity_index
+    );
+}

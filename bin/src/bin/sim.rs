@@ -120,10 +120,11 @@ fn main() -> ExitCode {
 #[cfg(unix)]
 fn keep_freed_memory() {
     const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
-    // mimalloc also reads the option by its older name and in lower case.
-    let user_set = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some() || std::env::var_os(name.to_lowercase()).is_some());
+    // mimalloc also reads the option by its older name, and matches names in any case.
+    let user_set = std::env::vars_os().any(|(key, _)| {
+        let key = key.to_string_lossy();
+        ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"].iter().any(|name| key.eq_ignore_ascii_case(name))
+    });
     if user_set {
         return;
     }
@@ -192,12 +193,11 @@ fn sweep(path: &Path, out: Option<&Path>, jobs: Option<usize>) -> Result<(), Fai
             .par_iter()
             .map(|cell| {
                 let mut factory = core_factory();
-                let cells_done = || done.load(std::sync::atomic::Ordering::Relaxed);
                 let result = runner::run(&cell.scenario, &cell.policy, factory.as_mut(), &mut |_, _, _| {
-                    progress.update(cells_done(), String::new)
+                    progress.update(done.load(std::sync::atomic::Ordering::Relaxed), String::new)
                 });
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                progress.update(cells_done(), String::new);
+                let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress.update(finished, String::new);
                 result
             })
             .collect()
@@ -313,7 +313,8 @@ impl Progress {
         if bar.is_hidden() {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
-        bar.set_position(done);
+        // Never backwards: two cells' threads may report out of order.
+        bar.set_position(done.max(bar.position()));
         bar.set_message(msg());
     }
 
