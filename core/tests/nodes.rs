@@ -10,8 +10,8 @@ use pdtp_core::memstore::MemStore;
 use pdtp_core::peer::PeerEvent;
 use pdtp_core::seed::SeedEvent;
 use pdtp_core::wire::{
-    Completed, ErrorCode, Hello, Interest, Method, Notice, PROTOCOL_VERSION, PeerRequest, Published, Role,
-    Side, TellInfo, TransferOrder, Verdict,
+    AppendChunks, Completed, ErrorCode, Hello, Interest, Method, Notice, PROTOCOL_VERSION, PeerRequest,
+    Published, Role, Side, TellInfo, TransferOrder, Verdict,
 };
 use pdtp_core::{ContentId, Digest, Manifest, Message, PeerId, Span, Time, Token, Transmit};
 use support::*;
@@ -470,39 +470,52 @@ fn live_window_stays_bounded_and_delivery_is_contiguous() {
     }
 }
 
-#[test]
-fn a_viewer_skips_a_chunk_its_playback_deadline_passed() {
+/// Live chunk `i` of the skip tests: 100 bytes of `i`.
+fn live_chunk(i: u32) -> Bytes {
+    Bytes::from(vec![i as u8; 100])
+}
+
+/// The seed produces live chunk `i`; its append, for the test to forward as the tracker.
+fn push_live(net: &mut Net, i: u32) -> Box<AppendChunks> {
+    net.seed.store_mut().put(C, i, live_chunk(i));
+    let now = net.now;
+    net.seed.push_live_chunk(now, "live", 100, Digest::of(&live_chunk(i)));
+    net.pump();
+    let inbox = net.take_inbox(0);
+    let [Message::AppendChunks(a)] = &inbox[..] else { panic!("{inbox:?}") };
+    let mut a = a.clone();
+    a.proof = Digest::ZERO;
+    a
+}
+
+/// A viewer whose player skips a chunk 1.5 s after its append, joined at chunk 0 of a live
+/// stream, with chunk 0 ordered to it from the seed.
+fn viewer_joined_at_chunk_0() -> Net {
     let mut cfg = Net::peer_cfg(1);
     cfg.playback_deadline = Some(Span::from_millis(1500));
     let (mut net, m) = Net::live(vec![cfg], C, 100, 8_000);
-    let chunk = |i: u32| Bytes::from(vec![i as u8; 100]);
-    let push = |net: &mut Net, i: u32| {
-        net.seed.store_mut().put(C, i, chunk(i));
-        let now = net.now;
-        net.seed.push_live_chunk(now, "live", 100, Digest::of(&chunk(i)));
-        net.pump();
-        let inbox = net.take_inbox(0);
-        let [Message::AppendChunks(a)] = &inbox[..] else { panic!("{inbox:?}") };
-        a.clone()
-    };
-    push(&mut net, 0);
+    push_live(&mut net, 0);
     let mut lm = m.clone();
     lm.geometry.size = 100;
-    lm.hashes = vec![Digest::of(&chunk(0))];
+    lm.hashes = vec![Digest::of(&live_chunk(0))];
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
     net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm })));
     net.take_inbox(1);
-    let mut events = Vec::new();
     net.order(1, C, 0, 0, 1, Method::Get);
-    events.extend(net.peer_events(1));
+    net
+}
+
+#[test]
+fn a_viewer_skips_a_chunk_its_playback_deadline_passed() {
+    let mut net = viewer_joined_at_chunk_0();
+    let mut events = net.peer_events(1);
     // One chunk every 500 ms; chunk 3 never comes. The window (64) would hold delivery at
     // chunk 3 for the whole test; the 1.5 s deadline skips it.
     for i in 1..12u32 {
         net.advance(net.now + Span::from_millis(500));
-        let mut a = push(&mut net, i);
-        a.proof = Digest::ZERO;
+        let a = push_live(&mut net, i);
         net.tell(1, Message::AppendChunks(a));
         if i != 3 {
             net.order(100 + u64::from(i), C, i, 0, 1, Method::Get);
@@ -522,35 +535,12 @@ fn a_viewer_skips_a_chunk_its_playback_deadline_passed() {
 
 #[test]
 fn a_stream_that_ended_on_a_missing_chunk_completes_once_its_deadline_passes() {
-    let mut cfg = Net::peer_cfg(1);
-    cfg.playback_deadline = Some(Span::from_millis(1500));
-    let (mut net, m) = Net::live(vec![cfg], C, 100, 8_000);
-    let chunk = |i: u32| Bytes::from(vec![i as u8; 100]);
-    let push = |net: &mut Net, i: u32| {
-        net.seed.store_mut().put(C, i, chunk(i));
-        let now = net.now;
-        net.seed.push_live_chunk(now, "live", 100, Digest::of(&chunk(i)));
-        net.pump();
-        let inbox = net.take_inbox(0);
-        let [Message::AppendChunks(a)] = &inbox[..] else { panic!("{inbox:?}") };
-        let mut a = a.clone();
-        a.proof = Digest::ZERO;
-        a
-    };
-    push(&mut net, 0);
-    let mut lm = m.clone();
-    lm.geometry.size = 100;
-    lm.hashes = vec![Digest::of(&chunk(0))];
-    net.peers[0].get(net.now, "live");
-    net.pump();
-    net.take_inbox(1);
-    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm })));
-    net.order(1, C, 0, 0, 1, Method::Get);
+    let mut net = viewer_joined_at_chunk_0();
     // Chunks 1 and 2 come; chunk 3, the last, never does; then the stream ends.
     for i in 1..4u32 {
         net.advance(net.now + Span::from_millis(500));
-        let a = push(&mut net, i);
-        net.tell(1, Message::AppendChunks(Box::new(*a)));
+        let a = push_live(&mut net, i);
+        net.tell(1, Message::AppendChunks(a));
         if i != 3 {
             net.order(100 + u64::from(i), C, i, 0, 1, Method::Get);
         }
