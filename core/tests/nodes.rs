@@ -405,25 +405,13 @@ fn live_window_stays_bounded_and_delivery_is_contiguous() {
     let (mut net, m) = Net::live(vec![cfg], C, 100, 8_000);
     assert_eq!(m.num_chunks(), 0);
     // Three chunks exist before the viewer joins.
-    let chunk = |i: u32| Bytes::from(vec![i as u8; 100]);
     let mut appends = Vec::new();
-    let push = |net: &mut Net, i: u32| {
-        assert_eq!(net.seed.next_live_chunk("live"), Some(i));
-        net.seed.store_mut().put(C, i, chunk(i));
-        let now = net.now;
-        net.seed.push_live_chunk(now, "live", 100, Digest::of(&chunk(i)));
-        net.pump();
-        let inbox = net.take_inbox(0);
-        let [Message::AppendChunks(a)] = &inbox[..] else { panic!("{inbox:?}") };
-        assert_eq!(a.proof, append_proof(KEY, &NONCE, C, a.first, a.new_size, a.window_start, &a.hashes));
-        a.clone()
-    };
     for i in 0..3 {
-        appends.push(push(&mut net, i));
+        appends.push(push_live(&mut net, i));
     }
     let mut lm = m.clone();
     lm.geometry.size = 300;
-    lm.hashes = (0..3).map(|i| Digest::of(&chunk(i))).collect();
+    lm.hashes = (0..3).map(|i| Digest::of(&live_chunk(i))).collect();
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
@@ -438,7 +426,7 @@ fn live_window_stays_bounded_and_delivery_is_contiguous() {
     net.order(2, C, 2, 0, 1, Method::Get);
     events.extend(net.peer_events(1));
     for i in 3..40u32 {
-        let mut a = push(&mut net, i);
+        let mut a = push_live(&mut net, i);
         a.proof = Digest::ZERO;
         net.tell(1, Message::AppendChunks(a));
         // Skip one chunk now and then: delivery must jump over it once the window passes.
@@ -465,7 +453,7 @@ fn live_window_stays_bounded_and_delivery_is_contiguous() {
     assert_eq!(offsets, expected);
     for e in &events {
         if let PeerEvent::Deliver { offset, payload: pdtp_core::Payload::Real(b), .. } = e {
-            assert_eq!(b, &chunk((*offset / 100) as u32));
+            assert_eq!(b, &live_chunk((*offset / 100) as u32));
         }
     }
 }
@@ -475,17 +463,18 @@ fn live_chunk(i: u32) -> Bytes {
     Bytes::from(vec![i as u8; 100])
 }
 
-/// The seed produces live chunk `i`; its append, for the test to forward as the tracker.
+/// The seed produces live chunk `i` (100 bytes of `i`); its append, proof checked, for the
+/// test to forward as the tracker.
 fn push_live(net: &mut Net, i: u32) -> Box<AppendChunks> {
+    assert_eq!(net.seed.next_live_chunk("live"), Some(i));
     net.seed.store_mut().put(C, i, live_chunk(i));
     let now = net.now;
     net.seed.push_live_chunk(now, "live", 100, Digest::of(&live_chunk(i)));
     net.pump();
     let inbox = net.take_inbox(0);
     let [Message::AppendChunks(a)] = &inbox[..] else { panic!("{inbox:?}") };
-    let mut a = a.clone();
-    a.proof = Digest::ZERO;
-    a
+    assert_eq!(a.proof, append_proof(KEY, &NONCE, C, a.first, a.new_size, a.window_start, &a.hashes));
+    a.clone()
 }
 
 /// A viewer whose player skips a chunk 1.5 s after its append, joined at chunk 0 of a live
