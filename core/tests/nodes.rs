@@ -496,21 +496,28 @@ fn viewer_joined_at_chunk_0() -> Net {
     net
 }
 
-#[test]
-fn a_viewer_skips_a_chunk_its_playback_deadline_passed() {
-    let mut net = viewer_joined_at_chunk_0();
+/// Live chunks 1 to `end − 1`, one every 500 ms, each ordered to the viewer but chunk 3,
+/// which never comes; the viewer's events meanwhile, from chunk 0's on.
+fn stream_without_chunk_3(net: &mut Net, end: u32) -> Vec<PeerEvent> {
     let mut events = net.peer_events(1);
-    // One chunk every 500 ms; chunk 3 never comes. The window (64) would hold delivery at
-    // chunk 3 for the whole test; the 1.5 s deadline skips it.
-    for i in 1..12u32 {
+    for i in 1..end {
         net.advance(net.now + Span::from_millis(500));
-        let a = push_live(&mut net, i);
+        let a = push_live(net, i);
         net.tell(1, Message::AppendChunks(a));
         if i != 3 {
             net.order(100 + u64::from(i), C, i, 0, 1, Method::Get);
         }
         events.extend(net.peer_events(1));
     }
+    events
+}
+
+#[test]
+fn a_viewer_skips_a_chunk_its_playback_deadline_passed() {
+    let mut net = viewer_joined_at_chunk_0();
+    // The window (64) would hold delivery at chunk 3 for the whole test; the 1.5 s deadline
+    // skips it.
+    let events = stream_without_chunk_3(&mut net, 12);
     let offsets: Vec<u64> = events
         .iter()
         .filter_map(|e| if let PeerEvent::Deliver { offset, .. } = e { Some(*offset) } else { None })
@@ -526,14 +533,7 @@ fn a_viewer_skips_a_chunk_its_playback_deadline_passed() {
 fn a_stream_that_ended_on_a_missing_chunk_completes_once_its_deadline_passes() {
     let mut net = viewer_joined_at_chunk_0();
     // Chunks 1 and 2 come; chunk 3, the last, never does; then the stream ends.
-    for i in 1..4u32 {
-        net.advance(net.now + Span::from_millis(500));
-        let a = push_live(&mut net, i);
-        net.tell(1, Message::AppendChunks(a));
-        if i != 3 {
-            net.order(100 + u64::from(i), C, i, 0, 1, Method::Get);
-        }
-    }
+    stream_without_chunk_3(&mut net, 4);
     let announced_3 = net.now;
     net.seed.end_live(net.now, "live");
     net.pump();
