@@ -38,6 +38,16 @@ pub(crate) struct Download {
     pub announced: VecDeque<(ChunkIndex, Time)>,
 }
 
+impl Download {
+    /// When delivery may skip chunk `next` while it is missing: just past the arrival of the
+    /// append that announced it plus the playback `deadline`; `None` before it is announced.
+    fn skip_at(&self, deadline: Span) -> Option<Time> {
+        // The announcing append: the last one starting at or below `next`.
+        let i = self.announced.partition_point(|&(first, _)| first <= self.next).checked_sub(1)?;
+        Some(self.announced[i].1 + deadline + Span::from_nanos(1))
+    }
+}
+
 impl<S: ChunkStore> Peer<S> {
     /// A manifest for a path we asked about: check it, open storage, request the chunks.
     pub(super) fn on_tell_info(&mut self, now: Time, t: TellInfo) {
@@ -140,13 +150,14 @@ impl<S: ChunkStore> Peer<S> {
         let n = c.manifest.num_chunks();
         let start = d.next;
         while d.next < n && !c.have.contains(d.next) {
+            // Appends wholly behind delivery are not needed again.
             while d.announced.len() > 1 && d.announced[1].0 <= d.next {
                 d.announced.pop_front();
             }
-            match d.announced.front() {
-                Some(&(first, at)) if first <= d.next && at + deadline < now => d.next += 1,
-                _ => break,
+            if d.skip_at(deadline).is_none_or(|at| at > now) {
+                break;
             }
+            d.next += 1;
         }
         if d.next > start {
             let g = c.manifest.geometry;
@@ -169,8 +180,8 @@ impl<S: ChunkStore> Peer<S> {
         }
     }
 
-    /// When the first live download stuck at a missing chunk may skip it (just past the
-    /// chunk's announcement plus the playback deadline), if any is stuck.
+    /// When the first live download stuck at a missing chunk may skip it
+    /// ([`Download::skip_at`], the rule `skip_late` applies), if any is stuck.
     pub(super) fn next_skip(&self) -> Option<Time> {
         let deadline = self.playback_deadline?;
         let due = |(content, d): (&ContentId, &Download)| {
@@ -178,9 +189,7 @@ impl<S: ChunkStore> Peer<S> {
             if !d.live || d.next >= c.manifest.num_chunks() || c.have.contains(d.next) {
                 return None;
             }
-            // The append that announced `next`: the last one starting at or below it.
-            let i = d.announced.partition_point(|&(first, _)| first <= d.next).checked_sub(1)?;
-            Some(d.announced[i].1 + deadline + Span::from_nanos(1))
+            d.skip_at(deadline)
         };
         self.downloads.iter().filter_map(due).min()
     }
