@@ -120,10 +120,39 @@ impl Bench {
         conn
     }
 
+    /// The taker on `conn` reports order `o` done, its chunk verified, the copy having taken
+    /// `copy_us` (0: the taker already held it).
+    fn complete(&mut self, conn: ConnId, o: &TransferOrder, copy_us: u32) {
+        let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us };
+        self.tr.handle_message(self.now, conn, Message::Completed(done));
+    }
+
+    /// Live "show" with the seed limited to one upload (`seed_limits.max_uploads = 1` in
+    /// `cfg`): viewer 10 joins, gets chunk 0 from the seed in 100 ms (which measures the
+    /// seed) and so holds it; the seed's only upload then goes to chunk 1. Returns the
+    /// content, viewer 10's connection and the time it joined.
+    fn first_viewer_holding_chunk_0(&mut self) -> (ContentId, ConnId, Time) {
+        let content = self.live_show_of_two_chunks();
+        let start = self.now;
+        let first = self.live_viewer(10, content);
+        let os = orders(&self.drain());
+        let (_, o) = os.iter().find(|(c, o)| *c == first && o.side == Side::Taker).expect("an order");
+        assert_eq!(o.chunk, 0);
+        self.now = start + Span::from_millis(100);
+        self.complete(first, o, 100_000);
+        self.drain();
+        (content, first, start)
+    }
+
     fn advance(&mut self, span: Span) {
         self.now += span;
         self.tr.handle_timeout(self.now);
     }
+}
+
+/// Orders in `out` for node `giver` to give chunk 0.
+fn chunk_0_given_by(out: &[Transmit], giver: ConnId) -> usize {
+    orders(out).into_iter().filter(|(c, o)| *c == giver && o.side == Side::Giver && o.chunk == 0).count()
 }
 
 fn orders(out: &[Transmit]) -> Vec<(ConnId, TransferOrder)> {
@@ -647,26 +676,13 @@ fn a_streams_first_chunk_is_not_piled_onto_an_unmeasured_giver() {
     cfg.unmeasured_slots = 2;
     cfg.seed_limits.max_uploads = 1;
     let mut b = Bench::with(cfg);
-    let content = b.live_show_of_two_chunks();
-    // The first viewer gets chunk 0 from the seed (which is measured by it), then chunk 1,
-    // which fills the seed's only upload.
-    let first = b.live_viewer(10, content);
-    let os = orders(&b.drain());
-    let (_, o) = os.iter().find(|(c, o)| *c == first && o.side == Side::Taker).expect("an order");
-    assert_eq!(o.chunk, 0);
-    b.now += Span::from_millis(100);
-    let done = Completed { token: o.token, hash: Some(chunk_hash(0)), copy_us: 100_000 };
-    b.tr.handle_message(b.now, first, Message::Completed(done));
-    b.drain();
+    let (content, first, _) = b.first_viewer_holding_chunk_0();
     // Four viewers join: their first chunk is urgent, and only the first viewer, whose
     // uplink is not measured yet, can give it now. It gets its two unmeasured slots' worth.
     for id in 20..24 {
         b.live_viewer(id, content);
     }
-    let given = orders(&b.drain())
-        .into_iter()
-        .filter(|(c, o)| *c == first && o.side == Side::Giver && o.chunk == 0)
-        .count();
+    let given = chunk_0_given_by(&b.drain(), first);
     assert_eq!(given, 2, "an unmeasured giver took {given} first chunks at once");
 }
 
@@ -697,9 +713,7 @@ fn copies_queued_on_one_connection_measure_the_uplink_at_its_rate() {
     let copies = [(x, &xs[0], 2), (y, &ys[0], 2), (x, &xs[1], 3), (x, &xs[2], 4)];
     for (conn, o, secs) in copies {
         b.now = start + Span::from_secs(secs);
-        let copy_us = 1_000_000 * secs as u32;
-        let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us };
-        b.tr.handle_message(b.now, conn, Message::Completed(done));
+        b.complete(conn, o, 1_000_000 * secs as u32);
         let rate = b.tr.up_rates.iter().copied().fold(0.0f32, f32::max);
         assert!((rate - 1000.0).abs() < 1.0, "after chunk {}: {rate} B/s", o.chunk);
         // Every copy's `Get` left as it was ordered: no order lead.
@@ -718,28 +732,15 @@ fn a_join_chunk_goes_past_slots_only_if_it_can_land_before_the_deadline() {
     cfg.seed_limits.max_uploads = 1;
     cfg.live_deadline = Some(Span::from_secs(5));
     let mut b = Bench::with(cfg);
-    let content = b.live_show_of_two_chunks();
-    let start = b.now;
-    let complete = |b: &mut Bench, conn: ConnId, o: &TransferOrder, copy_us: u32| {
-        let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us };
-        b.tr.handle_message(b.now, conn, Message::Completed(done));
-    };
-    let taken = |out: &[Transmit], conn: ConnId| {
-        orders(out).into_iter().find(|(c, o)| *c == conn && o.side == Side::Taker).map(|(_, o)| o)
-    };
-    // The first viewer gets chunk 0 from the seed (whose only upload then goes to chunk 1).
-    let first = b.live_viewer(10, content);
-    let o = taken(&b.drain(), first).expect("an order from the seed");
-    b.now = start + Span::from_millis(100);
-    complete(&mut b, first, &o, 100_000);
-    b.drain();
+    let (content, first, start) = b.first_viewer_holding_chunk_0();
     // A second viewer takes chunk 0 from it, which measures its uplink at 1000 B/s (two
     // slots at a copy_time of 1 s), then leaves.
     let second = b.live_viewer(11, content);
-    let o = taken(&b.drain(), second).expect("an order from the first viewer");
+    let os = orders(&b.drain());
+    let (_, o) = os.iter().find(|(c, o)| *c == second && o.side == Side::Taker).expect("an order");
     assert_eq!(o.other, PeerId(10));
     b.now += Span::from_secs(1);
-    complete(&mut b, second, &o, 1_000_000);
+    b.complete(second, o, 1_000_000);
     b.tr.handle_closed(b.now, second);
     b.drain();
     // At 1.5 s, 3.5 s before chunk 0's deadline, four viewers join.
@@ -747,11 +748,7 @@ fn a_join_chunk_goes_past_slots_only_if_it_can_land_before_the_deadline() {
     for id in 20..24 {
         b.live_viewer(id, content);
     }
-    let given = orders(&b.drain())
-        .into_iter()
-        .filter(|(c, o)| *c == first && o.side == Side::Giver && o.chunk == 0)
-        .count();
-    assert_eq!(given, 3, "two slots and one copy past them that lands in time");
+    assert_eq!(chunk_0_given_by(&b.drain(), first), 3, "two slots and one copy past them that lands in time");
 }
 
 #[test]
@@ -773,8 +770,7 @@ fn measured_upload_slots_follow_the_givers_rate() {
     // so one 1000-byte chunk per copy_time is floor(0.5) + 1 = 1 slot.
     let (conn, o) = &from_seed[0];
     b.now += Span::from_secs(10);
-    let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us: 10_000_000 };
-    b.tr.handle_message(b.now, *conn, Message::Completed(done));
+    b.complete(*conn, o, 10_000_000);
     let seed_uploads =
         |b: &Bench| b.tr.stats().nodes.iter().find(|n| n.role == Role::Seed).map(|n| n.uploads).unwrap_or(0);
     assert_eq!(seed_uploads(&b), 4, "no new upload while four are outstanding");
@@ -782,8 +778,7 @@ fn measured_upload_slots_follow_the_givers_rate() {
     b.drain();
     for (conn, o) in rest {
         // copy_us 0: no data moved (the taker held the chunk already), nothing measured.
-        let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us: 0 };
-        b.tr.handle_message(b.now, conn, Message::Completed(done));
+        b.complete(conn, &o, 0);
         assert!(seed_uploads(&b) <= 4);
     }
     assert_eq!(seed_uploads(&b), 1, "the slow seed now runs one upload at a time");
@@ -810,11 +805,9 @@ fn queue_ahead_lends_one_slot_shortly_before_an_upload_ends() {
     let first: Vec<_> = orders(&b.drain()).into_iter().filter(|(_, o)| o.side == Side::Taker).collect();
     let (conn, o) = &first[0];
     b.now += Span::from_millis(10_500);
-    let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us: 10_000_000 };
-    b.tr.handle_message(b.now, *conn, Message::Completed(done));
+    b.complete(*conn, o, 10_000_000);
     for (conn, o) in &first[1..] {
-        let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us: 0 };
-        b.tr.handle_message(b.now, *conn, Message::Completed(done));
+        b.complete(*conn, o, 0);
     }
     assert_eq!(seed_uploads(&b), 1, "one slot once measured");
     let from_seed = |out: &[Transmit]| {
@@ -835,8 +828,7 @@ fn queue_ahead_lends_one_slot_shortly_before_an_upload_ends() {
     assert_eq!(next.len(), 1, "the next upload is ordered ahead");
     assert_eq!(seed_uploads(&b), 2);
     b.now = end;
-    let done = Completed { token: o.token, hash: Some(chunk_hash(o.chunk)), copy_us: 2_000_000 };
-    b.tr.handle_message(b.now, conn, Message::Completed(done));
+    b.complete(conn, &o, 2_000_000);
     let more = from_seed(&b.drain()).count();
     assert_eq!(more, 0, "the lent slot is returned, not added to");
     assert_eq!(seed_uploads(&b), 1);
