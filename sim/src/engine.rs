@@ -261,13 +261,8 @@ impl Engine {
             }
         });
         let classes = scenario
-            .peers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, c)| {
-                let label = c.name.clone().unwrap_or_else(|| format!("class{i}"));
-                std::iter::repeat_n(label, c.count as usize)
-            })
+            .viewer_classes()
+            .map(|(i, c)| c.name.clone().unwrap_or_else(|| format!("class{i}")))
             .collect();
         let mut engine = Self {
             now: Time::ZERO,

@@ -224,11 +224,12 @@ impl RunResult {
         let t_arrivals = if live || m.records.iter().any(|r| r.departures > 0) {
             None
         } else {
-            let caps = s.peers.iter().flat_map(|c| {
-                std::iter::repeat_n((c.upload.0 as f64, c.download.0 as f64), c.count as usize)
-            });
-            let viewers: Option<Vec<(f64, f64, f64)>> =
-                m.records.iter().zip(caps).map(|(r, (u, d))| r.arrival_s.map(|a| (a, u, d))).collect();
+            let viewers: Option<Vec<(f64, f64, f64)>> = m
+                .records
+                .iter()
+                .zip(s.viewer_classes())
+                .map(|(r, (_, c))| r.arrival_s.map(|a| (a, c.upload.0 as f64, c.download.0 as f64)))
+                .collect();
             viewers.map(|v| t_arrivals_s(f, b.origin_up_bps, &v))
         };
         let all_done = !live && done.len() as u64 == n;

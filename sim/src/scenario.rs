@@ -461,6 +461,12 @@ impl Scenario {
         self.peers.iter().map(|c| u64::from(c.count)).sum()
     }
 
+    /// Each viewer's class and its index in `peers`, in viewer order: the engine numbers
+    /// viewers class by class, so viewer `p` (`peer<p>`, record `p`) is the `p`-th item.
+    pub fn viewer_classes(&self) -> impl Iterator<Item = (usize, &PeerClass)> {
+        self.peers.iter().enumerate().flat_map(|(i, c)| std::iter::repeat_n((i, c), c.count as usize))
+    }
+
     /// The content's size in bytes (for live: bitrate × duration).
     pub fn file_bytes(&self) -> u64 {
         match (&self.content.live, self.content.size) {

@@ -371,11 +371,9 @@ fn assert_not_below_t_min(s: &Scenario) {
     assert_origin_within_capacity(s, &r);
     // Per viewer too: nobody downloads the file faster than its own link allows.
     let f_bits = rep.file_bytes as f64 * 8.0;
-    for (p, d) in
-        r.peers.iter().zip(s.peers.iter().flat_map(|c| std::iter::repeat_n(c.download.0, c.count as usize)))
-    {
+    for (p, (_, class)) in r.peers.iter().zip(s.viewer_classes()) {
         let t = p.completion_s.unwrap_or(0.0);
-        assert!(t >= f_bits / d as f64, "{what}: viewer {} done in {t} s < F/d", p.peer);
+        assert!(t >= f_bits / class.download.0 as f64, "{what}: viewer {} done in {t} s < F/d", p.peer);
     }
 }
 
