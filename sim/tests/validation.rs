@@ -366,7 +366,7 @@ fn assert_not_below_t_min(s: &Scenario) {
     assert!(rep.ratio_to_t_min.is_some_and(|x| x >= 1.0), "{what}: {:?}", rep.ratio_to_t_min);
     // The tighter bound that counts when each viewer arrived holds too.
     let t_arr = rep.t_arrivals_s.unwrap_or(f64::INFINITY);
-    assert!(t_arr >= rep.t_min_s || rep.t_min_s - t_arr < 1e-9 * rep.t_min_s, "{what}: {t_arr} below T_min");
+    assert!(t_arr >= rep.t_min_s * (1.0 - 1e-9), "{what}: {t_arr} below T_min");
     assert!(makespan >= t_arr, "{what}: makespan {makespan} s below the arrivals bound {t_arr} s");
     assert_origin_within_capacity(s, &r);
     // Per viewer too: nobody downloads the file faster than its own link allows.

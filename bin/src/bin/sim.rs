@@ -14,6 +14,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -182,7 +183,7 @@ fn sweep(path: &Path, out: Option<&Path>, jobs: Option<usize>) -> Result<(), Fai
     print!("{}", summary(&s));
     println!("sweep: {} cells", cells.len());
     let progress = Progress::new(false, cells.len() as u64, "cells done");
-    let done = std::sync::atomic::AtomicU64::new(0);
+    let done = AtomicU64::new(0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))
         .build()
@@ -194,9 +195,9 @@ fn sweep(path: &Path, out: Option<&Path>, jobs: Option<usize>) -> Result<(), Fai
             .map(|cell| {
                 let mut factory = core_factory();
                 let result = runner::run(&cell.scenario, &cell.policy, factory.as_mut(), &mut |_, _, _| {
-                    progress.update(done.load(std::sync::atomic::Ordering::Relaxed), String::new)
+                    progress.update(done.load(Ordering::Relaxed), String::new)
                 });
-                let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                 progress.update(finished, String::new);
                 result
             })
