@@ -100,6 +100,13 @@ fn bad_input_is_one_line_naming_the_problem_with_exit_code_2() {
             ),
             "sweep: seeds is an empty list",
         ),
+        (
+            "slow.yml",
+            Some(
+                "content: {size: 100MB, chunk_size: 50MB}\nseeds: {upload: 1Mbit/s}\npeers: [{count: 1, upload: 2Mbit/s, download: 2Mbit/s}]\n",
+            ),
+            "content.chunk_size: a 50MB chunk takes 400 s over the slowest link (1Mbit/s)",
+        ),
     ];
     for (file, text, expect) in cases {
         let path = dir.join(file);
@@ -124,12 +131,18 @@ fn bad_arguments_are_one_line_with_exit_code_2_and_a_bad_out_costs_no_run() {
         &["run"],
         &["sweep", "scenarios/smoke.yml", "--jobs", "x"],
         &["bogus"],
+        &["run", "scenarios/smoke.yml", "--seed", "-1"],
+        &["sweep", "scenarios/smoke.yml", "--jobs", "0"],
+        &["sweep", "scenarios/smoke.yml", "--jobs", "-1"],
     ] {
         let o = sim(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         let e = stderr(&o);
         assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
         assert!(e.starts_with("sim: "), "{e}");
+        if let Some(option) = args.iter().find(|a| a.starts_with("--")) {
+            assert!(e.contains(option), "{args:?} names {option}: {e}");
+        }
     }
     assert!(stderr(&sim(&["run"])).contains("<SCENARIO>"), "the missing argument is named");
     // The output directory is made before the run: no table means no run happened.
@@ -219,5 +232,29 @@ fn a_sweep_writes_every_cell_with_its_parameters_the_same_on_one_job_or_all_core
         assert!(c["policy_settings"]["max_transfers"].is_u64(), "{c}");
     }
     assert_eq!(cells, sweep_cells(&all), "cells do not depend on how many run at once");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn what_cannot_be_read_or_written_is_named_and_run_says_it_ignores_a_sweep() {
+    let dir = std::env::temp_dir().join(format!("pdtp-sim-cli-named-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("out/report.json")).unwrap();
+    // A directory (or a FIFO, a device) is not a scenario: refused before any read.
+    let o = sim(&["check", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).trim_end(), format!("sim: {}: cannot read: not a regular file", dir.display()));
+    // `report.json` is a directory here: the error names the file, not only --out.
+    let out = dir.join("out");
+    let o = sim(&["run", "scenarios/smoke.yml", "--quiet", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains(&format!("cannot write {}", out.join("report.json").display())), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    let with_sweep = dir.join("sweep.yml");
+    let smoke = std::fs::read_to_string(root().join("scenarios/smoke.yml")).unwrap();
+    std::fs::write(&with_sweep, format!("{smoke}sweep: {{ seeds: [1, 2] }}\n")).unwrap();
+    let o = sim(&["run", with_sweep.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("`run` ignores the file's sweep: section"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }

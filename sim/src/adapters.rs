@@ -38,6 +38,7 @@ impl NodeFactory for CoreFactory {
                     SeedConfig::new(PeerId(SEED_ID_BASE + spec.index), tracker, spec.seed_key.to_vec());
                 config.listen_port = Some(PEER_PORT);
                 config.stall_timeout = spec.scenario.policy.stall_timeout.0;
+                config.transfer_timeout = TRANSFER_TIMEOUT;
                 Box::new(SeedNode {
                     config,
                     rng_seed: spec.rng_seed,
@@ -63,6 +64,7 @@ impl NodeFactory for CoreFactory {
                 let mut config = PeerConfig::new(PeerId(spec.index + 1), tracker);
                 config.listen_port = Some(PEER_PORT);
                 config.stall_timeout = spec.scenario.policy.stall_timeout.0;
+                config.transfer_timeout = TRANSFER_TIMEOUT;
                 // A viewer's player skips what its buffer has passed.
                 config.playback_deadline = spec.scenario.content.live.map(|l| l.buffer.0);
                 // It joins at least half its buffer behind the newest chunk: playback starts
@@ -105,6 +107,11 @@ impl NodeFactory for CoreFactory {
 /// again; without this the viewer waited forever and the run ended `quiescent`.
 pub const UNKNOWN_URL_RETRY: pdtp_core::Span = pdtp_core::Span::from_millis(250);
 
+/// How long a transfer under way may run before it fails, on every node (the core's
+/// default, set here so scenario validation can refuse a chunk too large to cross the
+/// slowest link in time).
+pub const TRANSFER_TIMEOUT: pdtp_core::Span = pdtp_core::Span::from_secs(120);
+
 /// Seeds' peer ids start here so they never collide with viewers' (`index + 1`).
 const SEED_ID_BASE: u32 = 4_000_000_000;
 
@@ -124,6 +131,7 @@ pub fn tracker_config(scenario: &Scenario, key: &[u8]) -> TrackerConfig {
     };
     config.seed_limits = config.limits;
     config.stall_timeout = p.stall_timeout.0;
+    config.transfer_timeout = TRANSFER_TIMEOUT;
     config.max_connections = u32::try_from(scenario.peer_count() + 64).unwrap_or(u32::MAX);
     if let Some(t) = p.copy_time {
         config.upload_slots = UploadSlots::Measured { copy_time: t.0 };

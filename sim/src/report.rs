@@ -288,12 +288,19 @@ impl RunResult {
     /// Writes `report.json`, `peers.csv`, `completion_cdf.svg` and `origin_upload.svg`.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("report.json"), to_json(&self.report)?)?;
-        std::fs::write(dir.join("peers.csv"), peers_csv(&self.peers))?;
-        std::fs::write(dir.join("completion_cdf.svg"), completion_cdf(&self.report, &self.peers))?;
-        std::fs::write(dir.join("origin_upload.svg"), origin_upload(&self.report, &self.origin_per_s))?;
+        write_file(dir, "report.json", to_json(&self.report)?)?;
+        write_file(dir, "peers.csv", peers_csv(&self.peers))?;
+        write_file(dir, "completion_cdf.svg", completion_cdf(&self.report, &self.peers))?;
+        write_file(dir, "origin_upload.svg", origin_upload(&self.report, &self.origin_per_s))?;
         Ok(())
     }
+}
+
+/// Writes `name` in `dir`; an error names the file (`out/report.json: Is a directory`).
+fn write_file(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let path = dir.join(name);
+    std::fs::write(&path, contents)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 /// Pretty JSON of any record, newline-terminated.
@@ -310,7 +317,7 @@ pub fn write_sweep(dir: &Path, cells: &[Report]) -> std::io::Result<()> {
         cells: &'a [Report],
     }
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("report.json"), to_json(&Cells { cells })?)?;
+    write_file(dir, "report.json", to_json(&Cells { cells })?)?;
     let mut csv = String::from(
         "chunk_bytes,policy,seed,ratio_to_t_min,p50_s,max_s,origin_copies,control_overhead,tracker_msgs_per_s_peak,tracker_busy_peak,continuity_index,end_reason\n",
     );
@@ -332,8 +339,8 @@ pub fn write_sweep(dir: &Path, cells: &[Report]) -> std::io::Result<()> {
             c.end_reason.name()
         );
     }
-    std::fs::write(dir.join("sweep.csv"), csv)?;
-    std::fs::write(dir.join("sweep.svg"), sweep_chart(cells))?;
+    write_file(dir, "sweep.csv", csv)?;
+    write_file(dir, "sweep.svg", sweep_chart(cells))?;
     Ok(())
 }
 

@@ -436,11 +436,54 @@ fn default_away() -> Duration {
     Duration(pdtp_core::Span::from_secs(30))
 }
 
+/// Nesting a scenario may use in flow style (`[...]`, `{...}`); the parser's time grows with
+/// the square of the depth, so a file of a few hundred kilobytes of brackets would take
+/// minutes. Real scenarios nest three or four levels.
+const MAX_NESTING: usize = 64;
+
+/// The line on which flow brackets first nest deeper than [`MAX_NESTING`], if they do.
+/// Brackets inside quotes (on one line) and comments do not count; a plain scalar's do, which
+/// can only make a real (shallow) scenario look deeper by the few it holds.
+fn too_deep(text: &str) -> Option<usize> {
+    let (mut depth, mut line, mut quote, mut comment, mut prev) = (0usize, 1usize, None, false, ' ');
+    for c in text.chars() {
+        match c {
+            '\n' => {
+                // Quotes are closed at the line's end too: an apostrophe in a plain scalar
+                // (`name: viewer's`) must not hide the rest of the file.
+                line += 1;
+                comment = false;
+                quote = None;
+            }
+            _ if comment => {}
+            '\'' | '"' if quote == Some(c) => quote = None,
+            _ if quote.is_some() => {}
+            '\'' | '"' => quote = Some(c),
+            '#' if prev.is_whitespace() => comment = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(line);
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
 impl Scenario {
     /// Reads, parses and validates a scenario file; errors start with the path.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScenarioError(format!("{}: cannot read: {e}", path.display())))?;
+        let cannot = |why: String| ScenarioError(format!("{}: cannot read: {why}", path.display()));
+        // A FIFO or a device would block or never end; a scenario is a regular file.
+        let meta = std::fs::metadata(path).map_err(|e| cannot(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(cannot("not a regular file".into()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| cannot(e.to_string()))?;
         let mut s = Self::from_yaml(&text, &path.display().to_string())?;
         if s.name.is_none() {
             s.name = path.file_stem().map(|n| n.to_string_lossy().into_owned());
@@ -450,6 +493,14 @@ impl Scenario {
 
     /// Parses and validates YAML text; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ScenarioError> {
+        // Editors on some systems start a UTF-8 file with a byte-order mark; the parser would
+        // read it as part of the first key.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if let Some(line) = too_deep(text) {
+            return Err(ScenarioError(format!(
+                "{origin}: line {line}: brackets nested more than {MAX_NESTING} deep"
+            )));
+        }
         let s: Scenario = serde_norway::from_str(text)
             .map_err(|e| ScenarioError(format!("{origin}: {}", describe_yaml_error(&e))))?;
         s.validate().map_err(|e| ScenarioError(format!("{origin}: {e}")))?;

@@ -45,7 +45,8 @@ enum Cmd {
         /// The scenario file (YAML).
         scenario: PathBuf,
         /// Override the scenario's RNG seed (replays one run).
-        #[arg(long)]
+        // Negative numbers are parsed as values, so `--seed -1` is refused naming `--seed`.
+        #[arg(long, allow_negative_numbers = true)]
         seed: Option<u64>,
         /// Write report.json, peers.csv and SVG plots here.
         #[arg(long)]
@@ -56,14 +57,15 @@ enum Cmd {
     },
     /// Run every cell of the scenario's `sweep:` grid.
     Sweep {
-        /// The scenario file (YAML) with a `sweep:` section.
+        /// The scenario file (YAML); its `sweep:` section gives the grid (without one, a
+        /// single cell: the scenario itself).
         scenario: PathBuf,
         /// Write report.json ({"cells": [...]}), sweep.csv and sweep.svg here.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Cells to run in parallel (default: one per core).
-        #[arg(long)]
-        jobs: Option<usize>,
+        #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: Option<u32>,
     },
     /// Validate a scenario and print its summary and bounds.
     Check {
@@ -100,7 +102,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.cmd {
         Cmd::Run { scenario, seed, out, quiet } => run(&scenario, seed, out.as_deref(), quiet),
-        Cmd::Sweep { scenario, out, jobs } => sweep(&scenario, out.as_deref(), jobs),
+        Cmd::Sweep { scenario, out, jobs } => sweep(&scenario, out.as_deref(), jobs.map(|j| j as usize)),
         Cmd::Check { scenario } => load(&scenario).map(|s| print!("{}", summary(&s))),
     };
     match result {
@@ -153,7 +155,11 @@ fn run(path: &Path, seed: Option<u64>, out: Option<&Path>, quiet: bool) -> Resul
     if let Some(seed) = seed {
         s.seed = seed;
     }
-    s.sweep = None;
+    if s.sweep.take().is_some() && !quiet {
+        eprintln!(
+            "sim: note: `run` ignores the file's sweep: section and runs the scenario once (`sim sweep` runs the grid)"
+        );
+    }
     prepare_out(out)?;
     if !quiet {
         print!("{}", summary(&s));
@@ -185,7 +191,7 @@ fn sweep(path: &Path, out: Option<&Path>, jobs: Option<usize>) -> Result<(), Fai
     let progress = Progress::new(false, cells.len() as u64, "cells done");
     let done = AtomicU64::new(0);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
+        .num_threads(jobs)
         .build()
         .map_err(|e| Failure::Input(format!("--jobs {jobs}: {e}")))?;
     let results: Vec<RunResult> = pool.install(|| {
@@ -220,7 +226,8 @@ fn prepare_out(out: Option<&Path>) -> Result<(), Failure> {
 }
 
 fn write(dir: &Path, f: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<(), Failure> {
-    f(dir).map_err(|e| Failure::Input(format!("{}: cannot write: {e}", dir.display())))
+    // The error names the file that could not be written.
+    f(dir).map_err(|e| Failure::Input(format!("--out {}: cannot write {e}", dir.display())))
 }
 
 /// The scenario in a few lines, with its physical bounds.

@@ -20,6 +20,29 @@ struct Poisson {
     rate: f64,
 }
 
+/// The value of `{ all_at_once: }`, which must be empty: a window or rate given there
+/// would otherwise be dropped without a word.
+struct NoParameters;
+
+impl<'de> Deserialize<'de> for NoParameters {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Empty;
+        impl Visitor<'_> for Empty {
+            type Value = NoParameters;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("nothing (all_at_once takes no parameters)")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<NoParameters, E> {
+                Ok(NoParameters)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<NoParameters, E> {
+                Ok(NoParameters)
+            }
+        }
+        d.deserialize_any(Empty)
+    }
+}
+
 const KINDS: &[&str] = &["all_at_once", "uniform", "poisson"];
 
 struct ArrivalsVisitor;
@@ -44,7 +67,7 @@ impl<'de> Visitor<'de> for ArrivalsVisitor {
         };
         let value = match key.as_str() {
             "all_at_once" => {
-                map.next_value::<de::IgnoredAny>()?;
+                map.next_value::<NoParameters>()?;
                 Arrivals::AllAtOnce
             }
             "uniform" => Arrivals::Uniform { window: map.next_value::<Uniform>()?.window },

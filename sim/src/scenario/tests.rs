@@ -71,6 +71,64 @@ fn bad_values_name_the_field() {
 }
 
 #[test]
+fn values_that_would_run_but_mean_nothing_are_named() {
+    let live = BASE.replace("size: 1MB,", "live: { bitrate: 2Mbit/s, buffer: 0s, duration: 60s },");
+    assert_eq!(err(&live), "x.yml: content.live.buffer: must be > 0");
+    let e = err(&format!("{BASE}arrivals: {{ uniform: {{ window: 0s }} }}\n"));
+    assert!(e.starts_with("x.yml: arrivals.uniform.window: must be > 0"), "{e}");
+    // A window given to all_at_once would be dropped without a word.
+    let e = err(&format!("{BASE}arrivals: {{ all_at_once: {{ window: 5s }} }}\n"));
+    assert!(e.contains("all_at_once takes no parameters"), "{e}");
+    assert!(Scenario::from_yaml(&format!("{BASE}arrivals: {{ all_at_once: }}\n"), "x").is_ok());
+    let e = err(&format!("{BASE}faults: {{ corruption: 1 }}\n"));
+    assert!(e.starts_with("x.yml: faults.corruption: must be < 1"), "{e}");
+    let e = err(&format!("{BASE}sweep: {{ seeds: [1, 2, 1] }}\n"));
+    assert_eq!(e, "x.yml: sweep.seeds[2]: 1 is listed twice");
+    let e = err(&format!("{BASE}sweep: {{ chunk_sizes: [100kB, 0.1MB] }}\n"));
+    assert_eq!(e, "x.yml: sweep.chunk_sizes[1]: 100kB is listed twice");
+}
+
+#[test]
+fn a_chunk_that_cannot_cross_the_slowest_link_in_time_is_refused() {
+    // 5 Mbit/s is the slowest uplink: 75 MB take 120 s (the limit), 76 MB do not fit.
+    let big = |chunk: &str| {
+        BASE.replace("size: 1MB, chunk_size: 250kB", &format!("size: 200MB, chunk_size: {chunk}"))
+    };
+    assert!(Scenario::from_yaml(&big("75MB"), "x").is_ok());
+    let e = err(&big("76MB"));
+    assert_eq!(
+        e,
+        "x.yml: content.chunk_size: a 76MB chunk takes 122 s over the slowest link (5Mbit/s), longer than a \
+         transfer may run (120 s); use smaller chunks"
+    );
+    let e = err(&format!("{}sweep: {{ chunk_sizes: [1MB, 80MB] }}\n", big("1MB")));
+    assert!(e.starts_with("x.yml: sweep.chunk_sizes[1]: a 80MB chunk takes"), "{e}");
+}
+
+#[test]
+fn a_live_chunk_larger_than_the_stream_names_the_stream() {
+    let live = BASE.replace("size: 1MB,", "live: { bitrate: 1kbit/s, buffer: 4s, duration: 1s },");
+    assert_eq!(
+        err(&live),
+        "x.yml: content.chunk_size (250kB) is larger than the stream (content.live.bitrate × duration = \
+         1kbit/s × 1s = 125B)"
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_read_past_and_deep_brackets_are_refused_quickly() {
+    assert!(Scenario::from_yaml(&format!("\u{feff}{BASE}"), "x").is_ok());
+    // 100 000 nested brackets took the parser about 23 s.
+    let deep = format!("{BASE}name: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(err(&deep), "x.yml: line 7: brackets nested more than 64 deep");
+    // Brackets in quotes and comments do not count, nor does an apostrophe hide the rest.
+    let quoted = format!("{BASE}name: \"{}\" # {}\n", "[".repeat(100), "{".repeat(100));
+    assert!(Scenario::from_yaml(&quoted, "x").is_ok());
+    let apostrophe = format!("{BASE}name: viewer's\npolicy: {}{}\n", "{".repeat(70), "}".repeat(70));
+    assert!(err(&apostrophe).contains("line 8: brackets nested"));
+}
+
+#[test]
 fn a_sweep_expands_to_its_grid() {
     let text = format!(
         "{BASE}sweep:\n  chunk_sizes: [5kB, 50kB, 250kB]\n  seeds: [1, 2]\n  policies:\n    - {{ name: a, chunk: in_order }}\n    - {{ name: b, giver: random, copy_time: 1s, stall_timeout: 3s, queue_ahead: true }}\n"

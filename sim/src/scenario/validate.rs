@@ -1,7 +1,7 @@
 //! Value checks after parsing; each error names the field (`peers[1].upload: must be > 0`).
 
 use super::{Churn, NamedPolicy, Policy, Scenario};
-use crate::units::Bytes;
+use crate::units::{BitRate, Bytes};
 
 impl Scenario {
     /// Checks every value; the error names the first bad field.
@@ -23,8 +23,10 @@ impl Scenario {
         if let Some(l) = &c.live {
             positive(l.bitrate.0, "content.live.bitrate")?;
             positive(l.duration.0.as_nanos(), "content.live.duration")?;
+            positive(l.buffer.0.as_nanos(), "content.live.buffer")?;
         }
-        check_chunk(c.chunk_size, self.file_bytes(), "content.chunk_size")?;
+        let content = self.content_named();
+        check_chunk(c.chunk_size, self.file_bytes(), "content.chunk_size", &content)?;
         check_chunk_count(c.chunk_size, self.file_bytes(), "content.chunk_size")?;
         if self.seeds.count == 0 {
             return Err("seeds.count: must be > 0".into());
@@ -59,6 +61,9 @@ impl Scenario {
             super::Arrivals::Poisson { rate } if !(rate.is_finite() && rate > 0.0) => {
                 return Err("arrivals.poisson.rate: must be > 0 (arrivals per second)".into());
             }
+            super::Arrivals::Uniform { window } if window.0.as_nanos() == 0 => {
+                return Err("arrivals.uniform.window: must be > 0 (all_at_once is the zero window)".into());
+            }
             _ => {}
         }
         if let Some(ch) = &self.churn {
@@ -71,12 +76,21 @@ impl Scenario {
         if self.faults.failure >= 1.0 {
             return Err("faults.failure: must be < 1 (no transfer could ever succeed)".into());
         }
+        if self.faults.corruption >= 1.0 {
+            return Err("faults.corruption: must be < 1 (no chunk could ever be verified)".into());
+        }
+        self.check_copy_time(c.chunk_size, "content.chunk_size")?;
         if let Some(sw) = &self.sweep {
             for (i, &size) in sw.chunk_sizes.iter().enumerate() {
                 let field = format!("sweep.chunk_sizes[{i}]");
-                check_chunk(size, self.file_bytes(), &field)?;
+                check_chunk(size, self.file_bytes(), &field, &content)?;
                 check_chunk_count(size, self.file_bytes(), &field)?;
+                self.check_copy_time(size, &field)?;
             }
+            // A repeated value would run the same cells twice and count them twice in means.
+            once(&sw.chunk_sizes, "sweep.chunk_sizes")?;
+            once(&sw.seeds, "sweep.seeds")?;
+            once(&sw.tracker_processing, "sweep.tracker_processing")?;
             for (i, p) in sw.policies.iter().enumerate() {
                 check_named(p, &self.policy, &format!("sweep.policies[{i}]"))?;
                 if sw.policies[..i].iter().any(|q| q.name == p.name) {
@@ -85,6 +99,45 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// The content as chunk-size errors name it: its size, or a stream's bitrate × duration.
+    fn content_named(&self) -> String {
+        match &self.content.live {
+            Some(l) => format!(
+                "the stream (content.live.bitrate × duration = {} × {} = {})",
+                l.bitrate,
+                l.duration,
+                Bytes(self.file_bytes())
+            ),
+            None => format!("content.size ({})", Bytes(self.file_bytes())),
+        }
+    }
+
+    /// A chunk must be able to cross the slowest link within a transfer's time limit, or
+    /// every copy over it fails and is ordered again for ever.
+    fn check_copy_time(&self, chunk: Bytes, field: &str) -> Result<(), String> {
+        let rates = self.peers.iter().flat_map(|p| [p.upload.0, p.download.0]);
+        let Some(slowest) = rates.chain([self.seeds.upload.0]).min() else { return Ok(()) };
+        let secs = chunk.0 as f64 * 8.0 / slowest as f64;
+        let limit = crate::adapters::TRANSFER_TIMEOUT;
+        if secs > limit.as_secs_f64() {
+            return Err(format!(
+                "{field}: a {chunk} chunk takes {secs:.0} s over the slowest link ({}), longer than a \
+                 transfer may run ({} s); use smaller chunks",
+                BitRate(slowest),
+                limit.as_secs_f64()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a sweep axis that lists a value twice, naming the second.
+fn once<T: PartialEq + std::fmt::Display>(axis: &[T], field: &str) -> Result<(), String> {
+    match (1..axis.len()).find(|&i| axis[..i].contains(&axis[i])) {
+        Some(i) => Err(format!("{field}[{i}]: {} is listed twice", axis[i])),
+        None => Ok(()),
     }
 }
 
@@ -96,13 +149,14 @@ fn probability(p: f64, field: &str) -> Result<(), String> {
     if (0.0..=1.0).contains(&p) { Ok(()) } else { Err(format!("{field}: must be a probability in [0, 1]")) }
 }
 
-fn check_chunk(size: Bytes, file: u64, field: &str) -> Result<(), String> {
+/// `content` names the content for the error (see `Scenario::content_named`).
+fn check_chunk(size: Bytes, file: u64, field: &str, content: &str) -> Result<(), String> {
     positive(size.0, field)?;
     if size.0 > u64::from(u32::MAX) {
-        return Err(format!("{field}: {size} is over the protocol's 4GB chunk limit"));
+        return Err(format!("{field}: {size} is over the protocol's chunk limit of {} bytes", u32::MAX));
     }
     if size.0 > file {
-        return Err(format!("{field} ({size}) is larger than content.size ({})", Bytes(file)));
+        return Err(format!("{field} ({size}) is larger than {content}"));
     }
     Ok(())
 }
