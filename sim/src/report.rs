@@ -144,7 +144,8 @@ pub struct Report {
     pub wall_s: f64,
     /// Peak resident memory of the process, bytes (wall-clock field; VmHWM).
     pub peak_rss_bytes: Option<u64>,
-    /// Live: share of due chunks (over all viewers) present by their playback deadline.
+    /// Live: share of due chunks (over all viewers) present by their playback deadline;
+    /// `null` when no chunk was due.
     pub continuity_index: Option<f64>,
     /// Live: playback startup delay over viewers that started, seconds.
     pub startup_s: Option<Spread2>,
@@ -260,7 +261,8 @@ impl RunResult {
             events_per_s: if wall_s > 0.0 { out.events as f64 / wall_s } else { 0.0 },
             wall_s,
             peak_rss_bytes: peak_rss_bytes(),
-            continuity_index: live.then(|| if due == 0 { 0.0 } else { on_time as f64 / due as f64 }),
+            // Nothing due (a stream over before any playback began): no share to give.
+            continuity_index: (live && due > 0).then(|| on_time as f64 / due as f64),
             startup_s: if live { spread2(&startup) } else { None },
             stalls: live.then(|| m.records.iter().map(|r| u64::from(r.stalls.unwrap_or(0))).sum()),
             live_lag_s: if live { spread2(&lag) } else { None },

@@ -558,3 +558,18 @@ policy: { live_deadline: 2s }
         r.report.continuity_index
     );
 }
+
+#[test]
+fn a_stream_over_before_any_playback_began_has_no_continuity_figure() {
+    // One second of stream, a 2 s buffer: every viewer is done before its first deadline.
+    let s = scenario(
+        "content: { chunk_size: 125kB, live: { bitrate: 1Mbit/s, buffer: 2s, duration: 1s } }\n\
+         seeds: { upload: 20Mbit/s }\n\
+         peers: [ { count: 10, download: 20Mbit/s, upload: 5Mbit/s } ]\n",
+    );
+    let r = run(&s);
+    assert_eq!(r.report.end_reason, EndReason::AllDone);
+    assert_eq!(r.report.stalls, Some(0));
+    // Before: 0.0, as if every chunk had been missed.
+    assert_eq!(r.report.continuity_index, None);
+}

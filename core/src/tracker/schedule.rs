@@ -184,7 +184,7 @@ impl Tracker {
         let taker_id = self.node(taker)?.id;
         let taker_listens = self.loads[taker.0 as usize].listens;
         let content_id = self.contents[ci].id;
-        let frugal = policy.origin == OriginPolicy::Frugal && self.contents[ci].replicas(chunk) > 0;
+        let frugal = policy.origin == OriginPolicy::Frugal && self.peer_copy_exists(ci, chunk);
         // Live: only givers expected to land the copy before the chunk's deadline.
         let slack = self.slack_secs(now, ci, chunk);
         let bytes = if slack.is_some() { self.contents[ci].manifest.geometry.chunk_len(chunk) } else { 0 };
@@ -403,7 +403,7 @@ impl Tracker {
             cands.clear();
             scan_pending(&tc.want, &tc.inflight, &gc.have, from, floor, sample, cands);
             if frugal_seed {
-                cands.retain(|&c| content.replicas(c) == 0);
+                cands.retain(|&c| !self.peer_copy_exists(ci, c));
             }
             let pick = match policy.chunk {
                 _ if head.is_some() => head,
@@ -421,6 +421,29 @@ impl Tracker {
 }
 
 impl Tracker {
+    /// Under a frugal origin, whether a peer can supply chunk `chunk` of content `ci`
+    /// instead of a seed: a copy is on its way to a peer, or a peer that may give (connected,
+    /// not banned) holds it. A banned holder does not count: in a small swarm it may be the
+    /// only one, and the origin holding back for it left the other viewers waiting for ever.
+    fn peer_copy_exists(&self, ci: usize, chunk: ChunkIndex) -> bool {
+        let content = &self.contents[ci];
+        if content.inflight_count[chunk as usize] > 0 {
+            return true;
+        }
+        if content.peer_holder_count[chunk as usize] == 0 {
+            return false;
+        }
+        // Usually the first holder settles it; the list may hold stale entries, so each is
+        // checked against the node's own bitset.
+        content.holders[chunk as usize].iter().any(|&h| {
+            let load = &self.loads[h.0 as usize];
+            load.alive
+                && !load.banned
+                && !load.seed
+                && self.node(h).and_then(|n| n.content(content.id)).is_some_and(|nc| nc.have.contains(chunk))
+        })
+    }
+
     /// Live with a [`super::TrackerConfig::live_deadline`]: seconds left before chunk `chunk`
     /// of content `ci` must have landed. `None` when there is no deadline.
     /// Only under [`super::TrackerConfig::deadline_givers`]; see [`Self::live_slack`].

@@ -578,6 +578,35 @@ fn frugal_origin_sends_each_chunk_about_once() {
     assert_eq!(from_seed, 20, "every chunk left the origin exactly once");
 }
 
+#[test]
+fn a_frugal_origin_serves_a_chunk_whose_only_peer_holder_is_banned() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.policy = Policy::ORIGIN_FRUGAL;
+    let mut b = Bench::with(cfg);
+    let (seed_conn, content) = b.seed_with(manifest("a.bin", 10, 1000));
+    // Peer 10 gets the whole file from the origin, then corrupts all it gives.
+    b.peer_requesting(10, content);
+    loop {
+        let out = b.drain();
+        if complete_all(&mut b, &out, None) == 0 {
+            break;
+        }
+    }
+    b.peer_requesting(20, content);
+    let mut from_seed = 0;
+    for _ in 0..100 {
+        let out = b.drain();
+        from_seed += orders(&out).iter().filter(|(c, _)| *c == seed_conn).count();
+        if complete_all(&mut b, &out, Some(PeerId(10))) == 0 {
+            break;
+        }
+    }
+    assert!(b.tr.stats().nodes.iter().any(|n| n.peer == PeerId(10) && n.banned), "peer 10 was banned");
+    // Before: peer 10 still counted as a copy, so the origin held back and peer 20 waited.
+    assert_eq!(b.tr.stats().contents[0].completions, 2, "peer 20 finished from the origin");
+    assert!(from_seed >= 5, "{from_seed} orders from the origin");
+}
+
 /// Sweeps until the tracker stops asking for a timeout; false if it never does.
 fn settles(b: &mut Bench) -> bool {
     for _ in 0..50 {
