@@ -120,6 +120,17 @@ impl Bench {
         conn
     }
 
+    /// Peer `id` requests `content` and every order is completed honestly until none is left.
+    fn peer_fetching_everything(&mut self, id: u32, content: ContentId) {
+        self.peer_requesting(id, content);
+        loop {
+            let out = self.drain();
+            if complete_all(self, &out, None) == 0 {
+                break;
+            }
+        }
+    }
+
     /// The taker on `conn` reports order `o` done, its chunk verified, the copy having taken
     /// `copy_us` (0: the taker already held it).
     fn complete(&mut self, conn: ConnId, o: &TransferOrder, copy_us: u32) {
@@ -396,13 +407,7 @@ fn corrupting_giver_run(giver: GiverPolicy) -> Bench {
     let mut b = Bench::with(cfg);
     let (_, content) = b.seed_with(manifest("a.bin", 40, 1000));
     // Peer 10 gets everything honestly first.
-    b.peer_requesting(10, content);
-    loop {
-        let out = b.drain();
-        if complete_all(&mut b, &out, None) == 0 {
-            break;
-        }
-    }
+    b.peer_fetching_everything(10, content);
     // Peer 10 now turns bad; peers 20..30 download; everything 10 gives is corrupt.
     for id in 20..30 {
         b.peer_requesting(id, content);
@@ -585,13 +590,7 @@ fn a_frugal_origin_serves_a_chunk_whose_only_peer_holder_is_banned() {
     let mut b = Bench::with(cfg);
     let (seed_conn, content) = b.seed_with(manifest("a.bin", 10, 1000));
     // Peer 10 gets the whole file from the origin, then corrupts all it gives.
-    b.peer_requesting(10, content);
-    loop {
-        let out = b.drain();
-        if complete_all(&mut b, &out, None) == 0 {
-            break;
-        }
-    }
+    b.peer_fetching_everything(10, content);
     b.peer_requesting(20, content);
     let mut from_seed = 0;
     for _ in 0..100 {
