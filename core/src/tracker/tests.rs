@@ -559,11 +559,16 @@ fn the_end_of_a_live_stream_reaches_viewers_who_ask_later() {
     );
 }
 
-#[test]
-fn frugal_origin_sends_each_chunk_about_once() {
+/// A tracker whose origin sends a chunk only while no peer can supply it.
+fn frugal_bench() -> Bench {
     let mut cfg = TrackerConfig::with_key(KEY);
     cfg.policy = Policy::ORIGIN_FRUGAL;
-    let mut b = Bench::with(cfg);
+    Bench::with(cfg)
+}
+
+#[test]
+fn frugal_origin_sends_each_chunk_about_once() {
+    let mut b = frugal_bench();
     let (seed_conn, content) = b.seed_with(manifest("a.bin", 20, 1000));
     for id in 10..30 {
         b.peer_requesting(id, content);
@@ -585,9 +590,7 @@ fn frugal_origin_sends_each_chunk_about_once() {
 
 #[test]
 fn a_frugal_origin_serves_a_chunk_whose_only_peer_holder_is_banned() {
-    let mut cfg = TrackerConfig::with_key(KEY);
-    cfg.policy = Policy::ORIGIN_FRUGAL;
-    let mut b = Bench::with(cfg);
+    let mut b = frugal_bench();
     let (seed_conn, content) = b.seed_with(manifest("a.bin", 10, 1000));
     // Peer 10 gets the whole file from the origin, then corrupts all it gives.
     b.peer_fetching_everything(10, content);
