@@ -105,7 +105,7 @@ fn bad_input_is_one_line_naming_the_problem_with_exit_code_2() {
             Some(
                 "content: {size: 100MB, chunk_size: 50MB}\nseeds: {upload: 1Mbit/s}\npeers: [{count: 1, upload: 2Mbit/s, download: 2Mbit/s}]\n",
             ),
-            "content.chunk_size: a 50MB chunk takes 400 s over the slowest link (1Mbit/s)",
+            "content.chunk_size: a 50MB chunk takes 200 s over the slowest viewer download (2Mbit/s)",
         ),
     ];
     for (file, text, expect) in cases {

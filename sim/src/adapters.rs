@@ -332,7 +332,7 @@ struct PeerNode {
     retry_at: Option<Time>,
     /// Live: the stream's content id, once the manifest came (to read the delivery cursor).
     content: Option<ContentId>,
-    /// Live: `Completed` was reported by the current machine.
+    /// `Completed` was reported by the current machine.
     completed: bool,
 }
 
@@ -409,7 +409,13 @@ impl SimNode for PeerNode {
                 PeerEvent::ChunkVerified { chunk, .. } => NodeEvent::ChunkVerified { chunk },
                 PeerEvent::ChunkRejected { chunk, .. } => NodeEvent::ChunkRejected { chunk },
                 PeerEvent::TransferFailed { .. } => NodeEvent::TransferFailed,
-                PeerEvent::DownloadComplete { .. } if !self.live => NodeEvent::Completed,
+                PeerEvent::DownloadComplete { .. } if !self.live => {
+                    self.completed = true;
+                    NodeEvent::Completed
+                }
+                // A player that lost its tracker before it was done tries again, as a person
+                // would restart it (`pdtp-node get` stops and says so).
+                PeerEvent::TrackerLost if !self.completed => NodeEvent::TrackerLost,
                 PeerEvent::UnknownUrl { .. } => {
                     // Read by the engine's `poll_timeout` right after this drain.
                     self.retry_at = Some(self.now + UNKNOWN_URL_RETRY);

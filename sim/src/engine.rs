@@ -134,6 +134,12 @@ pub struct Engine {
 /// so a scenario whose tracker is closer to some node runs in one loop.
 const MIN_WINDOW: Span = Span::from_millis(1);
 
+/// How long a viewer's player waits, after losing its tracker connection before it was done,
+/// to start again (as a new join: its links close and it reconnects). A saturated tracker
+/// closes connections whose `Hello` waited past its timeout in the queue; without a restart
+/// those viewers waited for ever and the run ended `quiescent`.
+const PLAYER_RESTART: Span = Span::from_secs(1);
+
 struct Slot {
     role: Role,
     peer: Option<u32>,
@@ -142,6 +148,8 @@ struct Slot {
     host: String,
     online: bool,
     returns: bool,
+    /// Offline for a player restart (`PLAYER_RESTART`) after losing the tracker.
+    restarting: bool,
     /// The node's current deadline (from `poll_timeout`).
     timer: Option<Time>,
     /// The earliest `Ev::Timer` queued for it and not yet fired. A deadline that moves later
@@ -226,6 +234,9 @@ enum Ev {
     Start(u32),
     Leave(u32),
     Rejoin(u32),
+    /// The viewer lost its tracker: it goes offline now and starts again a moment later.
+    Restart(u32),
+    Restarted(u32),
     Timer(u32),
     Net,
     SynArrive(LinkId),
@@ -399,6 +410,7 @@ impl Engine {
             host,
             online: false,
             returns: false,
+            restarting: false,
             timer: None,
             queued: None,
             busy_until: Time::ZERO,
@@ -558,6 +570,19 @@ impl Engine {
         match ev {
             Ev::Start(n) => self.start(n, false),
             Ev::Rejoin(n) => self.start(n, true),
+            Ev::Restart(n) => {
+                if self.nodes[n as usize].online {
+                    self.go_offline(n);
+                    self.nodes[n as usize].restarting = true;
+                    self.queue.push(self.now + PLAYER_RESTART, Ev::Restarted(n));
+                }
+            }
+            Ev::Restarted(n) => {
+                // Not if churn took the viewer away meanwhile (its own rejoin decides).
+                if std::mem::take(&mut self.nodes[n as usize].restarting) {
+                    self.start(n, true);
+                }
+            }
             Ev::Leave(n) => self.leave(n),
             Ev::Timer(n) => {
                 let now = self.now;
@@ -636,6 +661,25 @@ impl Engine {
 
     fn leave(&mut self, n: u32) {
         let now = self.now;
+        // A viewer restarting its player is already offline: churn's leave replaces the
+        // restart.
+        if !std::mem::take(&mut self.nodes[n as usize].restarting) {
+            self.go_offline(n);
+        }
+        let Some(p) = self.nodes[n as usize].peer else { return };
+        let returns = self.churn.is_some_and(|c| schedule::unit(&mut self.rng) < c.rejoin);
+        self.nodes[n as usize].returns = returns;
+        if returns {
+            let away = schedule::exponential(&mut self.rng, self.churn.map_or(Span::ZERO, |c| c.away.0));
+            self.queue.push(now + away, Ev::Rejoin(n));
+        } else if !self.recorder.is_done(p) {
+            self.pending = self.pending.saturating_sub(1);
+        }
+    }
+
+    /// Takes node `n` offline: its links break, its machine stops (keeping its store).
+    fn go_offline(&mut self, n: u32) {
+        let now = self.now;
         let conns = std::mem::take(&mut self.nodes[n as usize].conns);
         for l in conns.into_links() {
             self.kill_link(l, n);
@@ -644,15 +688,8 @@ impl Engine {
         s.online = false;
         s.timer = None;
         s.node.stop(now);
-        let Some(p) = s.peer else { return };
-        self.recorder.leave(p, now);
-        let returns = self.churn.is_some_and(|c| schedule::unit(&mut self.rng) < c.rejoin);
-        self.nodes[n as usize].returns = returns;
-        if returns {
-            let away = schedule::exponential(&mut self.rng, self.churn.map_or(Span::ZERO, |c| c.away.0));
-            self.queue.push(now + away, Ev::Rejoin(n));
-        } else if !self.recorder.is_done(p) {
-            self.pending = self.pending.saturating_sub(1);
+        if let Some(p) = s.peer {
+            self.recorder.leave(p, now);
         }
     }
 
@@ -667,6 +704,10 @@ impl Engine {
                 Some(p) => {
                     if ev == NodeEvent::Completed && !self.recorder.is_done(p) {
                         self.pending = self.pending.saturating_sub(1);
+                    }
+                    if ev == NodeEvent::TrackerLost {
+                        // Not inside this drain: the node's own call is still on the stack.
+                        self.queue.push(self.now, Ev::Restart(n));
                     }
                     self.recorder.peer_event(p, self.now, ev);
                 }

@@ -56,6 +56,9 @@ pub enum NodeEvent {
     TransferFailed,
     /// The viewer holds the whole content (on demand) or the stream's last chunk (live).
     Completed,
+    /// The viewer lost its tracker connection before it was done: its player starts it
+    /// again (the engine's `PLAYER_RESTART`).
+    TrackerLost,
 }
 
 /// A node driven by the engine. Implemented by thin adapters over the core machines.

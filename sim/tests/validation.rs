@@ -573,3 +573,34 @@ fn a_stream_over_before_any_playback_began_has_no_continuity_figure() {
     // Before: 0.0, as if every chunk had been missed.
     assert_eq!(r.report.continuity_index, None);
 }
+
+#[test]
+fn a_viewer_whose_tracker_closed_its_connection_starts_again_and_finishes() {
+    // A tracker at 500 µs per message falls behind Poisson arrivals: some viewers' `Hello`
+    // waits in its queue past the 10 s hello timeout and the tracker closes them. Before
+    // their players restarted, they waited for ever and the run ended `quiescent`.
+    let saturated = "content: { chunk_size: 16kB, live: { bitrate: 6.5Mbit/s, buffer: 0.5s, duration: 90s } }\n\
+         seeds: { count: 2, upload: 60Mbit/s, latency: 0ms }\n\
+         peers:\n\
+         \x20 - { count: 80, download: 225Mbit/s, upload: 2Mbit/s, latency: 10ms }\n\
+         \x20 - { count: 2, download: 44Mbit/s, upload: 0.9Mbit/s, latency: 100ms }\n\
+         arrivals: { poisson: { rate: 2 } }\n\
+         policy: { giver: least_loaded, max_transfers: 5, max_uploads: 3, max_downloads: 3, live_deadline: 2s }\n\
+         tracker: { processing: 500us, latency: 0.3ms }\n\
+         seed: 337225\n";
+    // The same under churn, where a returning viewer's new `Hello` queues behind the others.
+    let with_churn = "content: { chunk_size: 2kB, live: { bitrate: 3.9Mbit/s, buffer: 1s, duration: 10s } }\n\
+         seeds: { upload: 500Mbit/s }\n\
+         peers: [ { count: 40, download: 4Mbit/s, upload: 10Mbit/s, latency: 60ms } ]\n\
+         churn: { leave: 0.1, stay: 30s, rejoin: 1.0, away: 20s }\n\
+         tracker: { processing: 500us }\n\
+         seed: 5\n";
+    for yaml in [saturated, with_churn] {
+        let r = run(&scenario(yaml));
+        assert_eq!(r.report.end_reason, EndReason::AllDone, "{yaml}");
+        assert_eq!(r.report.peers_completed, r.report.peers);
+    }
+    // Without churn, every departure is a restart.
+    let r = run(&scenario(saturated));
+    assert!(r.peers.iter().any(|p| p.departures > 0), "the tracker closed some viewers' connections");
+}

@@ -89,20 +89,27 @@ fn values_that_would_run_but_mean_nothing_are_named() {
 }
 
 #[test]
-fn a_chunk_that_cannot_cross_the_slowest_link_in_time_is_refused() {
-    // 5 Mbit/s is the slowest uplink: 75 MB take 120 s (the limit), 76 MB do not fit.
+fn a_chunk_that_cannot_reach_a_viewer_in_time_is_refused() {
+    // The slowest viewer download is 20 Mbit/s: 300 MB take 120 s (the limit), 301 MB do not.
     let big = |chunk: &str| {
-        BASE.replace("size: 1MB, chunk_size: 250kB", &format!("size: 200MB, chunk_size: {chunk}"))
+        BASE.replace("size: 1MB, chunk_size: 250kB", &format!("size: 1GB, chunk_size: {chunk}"))
     };
-    assert!(Scenario::from_yaml(&big("75MB"), "x").is_ok());
-    let e = err(&big("76MB"));
+    assert!(Scenario::from_yaml(&big("300MB"), "x").is_ok(), "a 5 Mbit/s uplink alone is no reason");
     assert_eq!(
-        e,
-        "x.yml: content.chunk_size: a 76MB chunk takes 122 s over the slowest link (5Mbit/s), longer than a \
-         transfer may run (120 s); use smaller chunks"
+        err(&big("301MB")),
+        "x.yml: content.chunk_size: a 301MB chunk takes 120 s over the slowest viewer download \
+         (20Mbit/s), longer than a transfer may run (120 s); use smaller chunks"
     );
-    let e = err(&format!("{}sweep: {{ chunk_sizes: [1MB, 80MB] }}\n", big("1MB")));
-    assert!(e.starts_with("x.yml: sweep.chunk_sizes[1]: a 80MB chunk takes"), "{e}");
+    let e = err(&format!("{}sweep: {{ chunk_sizes: [1MB, 400MB] }}\n", big("1MB")));
+    assert!(e.starts_with("x.yml: sweep.chunk_sizes[1]: a 400MB chunk takes"), "{e}");
+    // No giver at all fast enough: every upload, the origin's included, is 1 Mbit/s.
+    let slow = "content: { size: 100MB, chunk_size: 16MB }\nseeds: { upload: 1Mbit/s }\n\
+                peers: [ { count: 2, upload: 1Mbit/s, download: 100Mbit/s } ]\n";
+    assert!(
+        err(slow).contains("a 16MB chunk takes 128 s over the fastest upload (1Mbit/s)"),
+        "{}",
+        err(slow)
+    );
 }
 
 #[test]

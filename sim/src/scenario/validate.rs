@@ -114,19 +114,24 @@ impl Scenario {
         }
     }
 
-    /// A chunk must be able to cross the slowest link within a transfer's time limit, or
-    /// every copy over it fails and is ordered again for ever.
+    /// A chunk must be able to reach every viewer within a transfer's time limit, or every
+    /// copy to it fails and is ordered again for ever: over the slowest viewer download, and
+    /// from at least one giver (the fastest upload). A slow uplink alone is not refused:
+    /// copies from it fail, but others can give.
     fn check_copy_time(&self, chunk: Bytes, field: &str) -> Result<(), String> {
-        let rates = self.peers.iter().flat_map(|p| [p.upload.0, p.download.0]);
-        let Some(slowest) = rates.chain([self.seeds.upload.0]).min() else { return Ok(()) };
-        let secs = chunk.0 as f64 * 8.0 / slowest as f64;
-        let limit = crate::adapters::TRANSFER_TIMEOUT;
-        if secs > limit.as_secs_f64() {
+        let limit = crate::adapters::TRANSFER_TIMEOUT.as_secs_f64();
+        let secs = |rate: u64| chunk.0 as f64 * 8.0 / rate as f64;
+        let slowest_down = self.peers.iter().map(|p| p.download.0).min();
+        let fastest_up = self.peers.iter().map(|p| p.upload.0).chain([self.seeds.upload.0]).max();
+        let too_slow = [(slowest_down, "the slowest viewer download"), (fastest_up, "the fastest upload")]
+            .into_iter()
+            .find_map(|(rate, what)| rate.filter(|&r| r > 0 && secs(r) > limit).map(|r| (r, what)));
+        if let Some((rate, what)) = too_slow {
             return Err(format!(
-                "{field}: a {chunk} chunk takes {secs:.0} s over the slowest link ({}), longer than a \
-                 transfer may run ({} s); use smaller chunks",
-                BitRate(slowest),
-                limit.as_secs_f64()
+                "{field}: a {chunk} chunk takes {:.0} s over {what} ({}), longer than a transfer may \
+                 run ({limit} s); use smaller chunks",
+                secs(rate),
+                BitRate(rate)
             ));
         }
         Ok(())
