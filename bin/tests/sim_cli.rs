@@ -248,7 +248,7 @@ fn what_cannot_be_read_or_written_is_named_and_run_says_it_ignores_a_sweep() {
     let o = sim(&["run", "scenarios/smoke.yml", "--quiet", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains(&format!("cannot write {}", out.join("report.json").display())), "{e}");
+    assert!(e.contains(&format!("cannot write: {}", out.join("report.json").display())), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
     let with_sweep = dir.join("sweep.yml");
     let smoke = std::fs::read_to_string(root().join("scenarios/smoke.yml")).unwrap();

@@ -134,6 +134,17 @@ pub struct Engine {
 /// so a scenario whose tracker is closer to some node runs in one loop.
 const MIN_WINDOW: Span = Span::from_millis(1);
 
+/// Why a node starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// Its first arrival (churn decides here whether it will leave).
+    First,
+    /// Back after a churn departure.
+    Return,
+    /// Its player restarted after losing the tracker (the viewer never left).
+    Restart,
+}
+
 /// How long a viewer's player waits, after losing its tracker connection before it was done,
 /// to start again (as a new join: its links close and it reconnects). A saturated tracker
 /// closes connections whose `Hello` waited past its timeout in the queue; without a restart
@@ -148,8 +159,9 @@ struct Slot {
     host: String,
     online: bool,
     returns: bool,
-    /// Offline for a player restart (`PLAYER_RESTART`) after losing the tracker.
-    restarting: bool,
+    /// Offline for a player restart after losing the tracker: when it starts again
+    /// (`PLAYER_RESTART` later). A `Restarted` event for another instant is stale.
+    restarting: Option<Time>,
     /// The node's current deadline (from `poll_timeout`).
     timer: Option<Time>,
     /// The earliest `Ev::Timer` queued for it and not yet fired. A deadline that moves later
@@ -410,7 +422,7 @@ impl Engine {
             host,
             online: false,
             returns: false,
-            restarting: false,
+            restarting: None,
             timer: None,
             queued: None,
             busy_until: Time::ZERO,
@@ -568,19 +580,27 @@ impl Engine {
 
     fn step(&mut self, ev: Ev) {
         match ev {
-            Ev::Start(n) => self.start(n, false),
-            Ev::Rejoin(n) => self.start(n, true),
+            Ev::Start(n) => self.start(n, Arrival::First),
+            Ev::Rejoin(n) => self.start(n, Arrival::Return),
             Ev::Restart(n) => {
-                if self.nodes[n as usize].online {
+                let s = &self.nodes[n as usize];
+                // A viewer done in the same drain has nothing to restart for.
+                if s.online && s.peer.is_some_and(|p| !self.recorder.is_done(p)) {
                     self.go_offline(n);
-                    self.nodes[n as usize].restarting = true;
-                    self.queue.push(self.now + PLAYER_RESTART, Ev::Restarted(n));
+                    if let Some(p) = self.nodes[n as usize].peer {
+                        self.recorder.restart(p);
+                    }
+                    let at = self.now + PLAYER_RESTART;
+                    self.nodes[n as usize].restarting = Some(at);
+                    self.queue.push(at, Ev::Restarted(n));
                 }
             }
             Ev::Restarted(n) => {
-                // Not if churn took the viewer away meanwhile (its own rejoin decides).
-                if std::mem::take(&mut self.nodes[n as usize].restarting) {
-                    self.start(n, true);
+                // Not if churn took the viewer away meanwhile (its own rejoin decides), nor
+                // for an earlier restart's event.
+                if self.nodes[n as usize].restarting == Some(self.now) {
+                    self.nodes[n as usize].restarting = None;
+                    self.start(n, Arrival::Restart);
                 }
             }
             Ev::Leave(n) => self.leave(n),
@@ -642,13 +662,16 @@ impl Engine {
         }
     }
 
-    fn start(&mut self, n: u32, rejoin: bool) {
+    fn start(&mut self, n: u32, arrival: Arrival) {
         let s = &mut self.nodes[n as usize];
         s.online = true;
         s.node.start(self.now);
         if let Some(p) = s.peer {
-            self.recorder.arrive(p, self.now);
-            if !rejoin
+            // A restarted player's viewer never left.
+            if arrival != Arrival::Restart {
+                self.recorder.arrive(p, self.now);
+            }
+            if arrival == Arrival::First
                 && let Some(churn) = self.churn
                 && schedule::unit(&mut self.rng) < churn.leave
             {
@@ -663,10 +686,11 @@ impl Engine {
         let now = self.now;
         // A viewer restarting its player is already offline: churn's leave replaces the
         // restart.
-        if !std::mem::take(&mut self.nodes[n as usize].restarting) {
+        if self.nodes[n as usize].restarting.take().is_none() {
             self.go_offline(n);
         }
         let Some(p) = self.nodes[n as usize].peer else { return };
+        self.recorder.leave(p, now);
         let returns = self.churn.is_some_and(|c| schedule::unit(&mut self.rng) < c.rejoin);
         self.nodes[n as usize].returns = returns;
         if returns {
@@ -688,9 +712,6 @@ impl Engine {
         s.online = false;
         s.timer = None;
         s.node.stop(now);
-        if let Some(p) = s.peer {
-            self.recorder.leave(p, now);
-        }
     }
 
     /// Drains a node's outputs and re-arms its timer.

@@ -72,6 +72,9 @@ pub struct PeerRecord {
     pub downloaded_bytes: u64,
     /// Times it left (churn).
     pub departures: u32,
+    /// Times its player restarted after losing the tracker (not departures: the viewer
+    /// stayed, and chunks due meanwhile count as missed).
+    pub restarts: u32,
     /// Chunks that failed verification.
     pub rejected_chunks: u32,
     /// Live: playback startup delay, seconds.
@@ -112,6 +115,7 @@ struct PeerState {
     online_since: Option<Time>,
     gone: Option<Time>,
     departures: u32,
+    restarts: u32,
     rejected: u32,
     uploaded: u64,
     downloaded: u64,
@@ -151,6 +155,11 @@ impl Recorder {
         s.gone = Some(now);
         s.online_since = None;
         s.play.leave(now);
+    }
+
+    /// Viewer `p`'s player restarted (it lost the tracker); it stays present throughout.
+    pub fn restart(&mut self, p: u32) {
+        self.peers[p as usize].restarts += 1;
     }
 
     /// Whether viewer `p` has completed.
@@ -229,6 +238,7 @@ impl Recorder {
                     uploaded_bytes: s.uploaded,
                     downloaded_bytes: s.downloaded,
                     departures: s.departures,
+                    restarts: s.restarts,
                     rejected_chunks: s.rejected,
                     startup_s: play.as_ref().and_then(|p| p.startup_s),
                     // Nothing due while the viewer was there (it came back after the end): no

@@ -432,12 +432,12 @@ pub fn table(reports: &[Report]) -> String {
 /// The per-viewer CSV.
 pub fn peers_csv(rows: &[PeerRecord]) -> String {
     let mut s = String::from(
-        "peer,class,arrival_s,done_s,completion_s,uploaded_bytes,downloaded_bytes,departures,rejected_chunks,startup_s,continuity,stalls,live_lag_s\n",
+        "peer,class,arrival_s,done_s,completion_s,uploaded_bytes,downloaded_bytes,departures,restarts,rejected_chunks,startup_s,continuity,stalls,live_lag_s\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.peer,
             r.class.replace(',', ";"),
             opt(r.arrival_s),
@@ -446,6 +446,7 @@ pub fn peers_csv(rows: &[PeerRecord]) -> String {
             r.uploaded_bytes,
             r.downloaded_bytes,
             r.departures,
+            r.restarts,
             r.rejected_chunks,
             opt(r.startup_s),
             opt(r.continuity),

@@ -446,6 +446,7 @@ const MAX_NESTING: usize = 64;
 /// can only make a real (shallow) scenario look deeper by the few it holds.
 fn too_deep(text: &str) -> Option<usize> {
     let (mut depth, mut line, mut quote, mut comment, mut prev) = (0usize, 1usize, None, false, ' ');
+    let mut escaped = false;
     for c in text.chars() {
         match c {
             '\n' => {
@@ -454,11 +455,17 @@ fn too_deep(text: &str) -> Option<usize> {
                 line += 1;
                 comment = false;
                 quote = None;
+                escaped = false;
             }
             _ if comment => {}
+            // `\"` inside a double-quoted string does not close it.
+            _ if escaped => escaped = false,
+            '\\' if quote == Some('"') => escaped = true,
             '\'' | '"' if quote == Some(c) => quote = None,
             _ if quote.is_some() => {}
-            '\'' | '"' => quote = Some(c),
+            // A quote opens a quoted scalar only at a token's start: an apostrophe inside a
+            // plain scalar (`name: Bob's laptop`) is just a character.
+            '\'' | '"' if prev.is_whitespace() || matches!(prev, '[' | '{' | ',' | ':') => quote = Some(c),
             '#' if prev.is_whitespace() => comment = true,
             '[' | '{' => {
                 depth += 1;

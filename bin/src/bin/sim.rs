@@ -227,7 +227,7 @@ fn prepare_out(out: Option<&Path>) -> Result<(), Failure> {
 
 fn write(dir: &Path, f: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<(), Failure> {
     // The error names the file that could not be written.
-    f(dir).map_err(|e| Failure::Input(format!("--out {}: cannot write {e}", dir.display())))
+    f(dir).map_err(|e| Failure::Input(format!("--out {}: cannot write: {e}", dir.display())))
 }
 
 /// The scenario in a few lines, with its physical bounds.

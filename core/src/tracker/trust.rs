@@ -43,7 +43,8 @@ pub struct TrustGraph {
     /// Per slot, the sum of its outgoing raw weights once computed (cleared when an edge of
     /// it changes): `trust` normalises every neighbour's weights, and summing each
     /// neighbour's edges on every call made choosing a giver quadratic in the swarm (160
-    /// viewers took 31 s against 1 s under another giver policy).
+    /// viewers took 31 s against 1 s under another giver policy). `Cell` makes the graph,
+    /// and so the tracker, `Send` but not `Sync`: one thread drives a tracker.
     totals: Vec<Cell<Option<f64>>>,
     givers: Vec<GiverRecord>,
     /// Whether edges are recorded; only the trust giver policy reads them, and a swarm's

@@ -27,7 +27,7 @@ struct NoParameters;
 impl<'de> Deserialize<'de> for NoParameters {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Empty;
-        impl Visitor<'_> for Empty {
+        impl<'de> Visitor<'de> for Empty {
             type Value = NoParameters;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("nothing (all_at_once takes no parameters)")
@@ -37,6 +37,12 @@ impl<'de> Deserialize<'de> for NoParameters {
             }
             fn visit_none<E: de::Error>(self) -> Result<NoParameters, E> {
                 Ok(NoParameters)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NoParameters, A::Error> {
+                match map.next_key::<String>()? {
+                    None => Ok(NoParameters),
+                    Some(key) => Err(de::Error::custom(format!("'{key}': all_at_once takes no parameters"))),
+                }
             }
         }
         d.deserialize_any(Empty)

@@ -80,6 +80,7 @@ fn values_that_would_run_but_mean_nothing_are_named() {
     let e = err(&format!("{BASE}arrivals: {{ all_at_once: {{ window: 5s }} }}\n"));
     assert!(e.contains("all_at_once takes no parameters"), "{e}");
     assert!(Scenario::from_yaml(&format!("{BASE}arrivals: {{ all_at_once: }}\n"), "x").is_ok());
+    assert!(Scenario::from_yaml(&format!("{BASE}arrivals: {{ all_at_once: {{}} }}\n"), "x").is_ok());
     let e = err(&format!("{BASE}faults: {{ corruption: 1 }}\n"));
     assert!(e.starts_with("x.yml: faults.corruption: must be < 1"), "{e}");
     let e = err(&format!("{BASE}sweep: {{ seeds: [1, 2, 1] }}\n"));
@@ -133,6 +134,20 @@ fn a_byte_order_mark_is_read_past_and_deep_brackets_are_refused_quickly() {
     assert!(Scenario::from_yaml(&quoted, "x").is_ok());
     let apostrophe = format!("{BASE}name: viewer's\npolicy: {}{}\n", "{".repeat(70), "}".repeat(70));
     assert!(err(&apostrophe).contains("line 8: brackets nested"));
+    // A quote inside a plain scalar, or escaped in a quoted one, opens nothing: 70 classes
+    // on one line each stay one level deep (each used to leave one open).
+    let classes: String = (0..70)
+        .map(|i| {
+            format!("  - {{ name: Bob's \"laptop\" {i}, count: 1, download: 10Mbit/s, upload: 2Mbit/s }}\n")
+        })
+        .collect();
+    let many = format!(
+        "content: {{ size: 1MB, chunk_size: 250kB }}\nseeds: {{ upload: 100Mbit/s }}\npeers:\n{classes}"
+    );
+    assert_eq!(Scenario::from_yaml(&many, "x").map(|s| s.peers.len()), Ok(70));
+    let escaped = many.replace("Bob's \"laptop\" ", "\"Bob \\\" { ").replace(", count", "\", count");
+    assert!(escaped.contains(r#"name: "Bob \" { 0", count"#), "{escaped}");
+    assert_eq!(Scenario::from_yaml(&escaped, "x").map(|s| s.peers.len()), Ok(70));
 }
 
 #[test]
