@@ -108,8 +108,8 @@ impl NodeFactory for CoreFactory {
 pub const UNKNOWN_URL_RETRY: pdtp_core::Span = pdtp_core::Span::from_millis(250);
 
 /// How long a transfer under way may run before it fails, on every node (the core's
-/// default, set here so scenario validation can refuse a chunk too large to cross the
-/// slowest link in time).
+/// default, set here so scenario validation can refuse a chunk that could not reach a
+/// viewer in time).
 pub const TRANSFER_TIMEOUT: pdtp_core::Span = pdtp_core::Span::from_secs(120);
 
 /// Seeds' peer ids start here so they never collide with viewers' (`index + 1`).

@@ -158,7 +158,6 @@ struct Slot {
     net: NodeIx,
     host: String,
     online: bool,
-    returns: bool,
     /// Offline for a player restart after losing the tracker: when it starts again
     /// (`PLAYER_RESTART` later). A `Restarted` event for another instant is stale.
     restarting: Option<Time>,
@@ -421,7 +420,6 @@ impl Engine {
             net,
             host,
             online: false,
-            returns: false,
             restarting: None,
             timer: None,
             queued: None,
@@ -585,11 +583,9 @@ impl Engine {
             Ev::Restart(n) => {
                 let s = &self.nodes[n as usize];
                 // A viewer done in the same drain has nothing to restart for.
-                if s.online && s.peer.is_some_and(|p| !self.recorder.is_done(p)) {
+                if let Some(p) = s.peer.filter(|&p| s.online && !self.recorder.is_done(p)) {
                     self.go_offline(n);
-                    if let Some(p) = self.nodes[n as usize].peer {
-                        self.recorder.restart(p);
-                    }
+                    self.recorder.restart(p);
                     let at = self.now + PLAYER_RESTART;
                     self.nodes[n as usize].restarting = Some(at);
                     self.queue.push(at, Ev::Restarted(n));
@@ -691,9 +687,7 @@ impl Engine {
         }
         let Some(p) = self.nodes[n as usize].peer else { return };
         self.recorder.leave(p, now);
-        let returns = self.churn.is_some_and(|c| schedule::unit(&mut self.rng) < c.rejoin);
-        self.nodes[n as usize].returns = returns;
-        if returns {
+        if self.churn.is_some_and(|c| schedule::unit(&mut self.rng) < c.rejoin) {
             let away = schedule::exponential(&mut self.rng, self.churn.map_or(Span::ZERO, |c| c.away.0));
             self.queue.push(now + away, Ev::Rejoin(n));
         } else if !self.recorder.is_done(p) {

@@ -164,24 +164,17 @@ impl TrustGraph {
 
     /// Normalised weight `w(a, b)`: the raw weight over the sum of `a`'s raw weights.
     pub fn weight(&self, a: PeerId, b: PeerId) -> f64 {
-        let Some(&slot) = self.slots.get(&a) else { return 0.0 };
-        let edges = &self.out[slot.0 as usize];
-        let total = self.total(slot);
-        if total == 0.0 {
-            return 0.0;
+        match (self.slots.get(&a), self.slots.get(&b)) {
+            (Some(&a), Some(&b)) => self.weight_by_slot(a, b),
+            _ => 0.0,
         }
-        self.slots.get(&b).and_then(|s| edges.get(s)).map_or(0.0, |e| e.raw() / total)
     }
 
     /// All normalised outgoing weights of `a`, in peer-id order.
     pub fn weights(&self, a: PeerId) -> Vec<(PeerId, f64)> {
         let Some(&slot) = self.slots.get(&a) else { return Vec::new() };
-        let edges = &self.out[slot.0 as usize];
-        let total = self.total(slot);
-        let mut w: Vec<(PeerId, f64)> = edges
-            .iter()
-            .map(|(b, e)| (self.ids[b.0 as usize], if total == 0.0 { 0.0 } else { e.raw() / total }))
-            .collect();
+        let mut w: Vec<(PeerId, f64)> =
+            self.normalised(slot).map(|(b, w)| (self.ids[b.0 as usize], w)).collect();
         w.sort_by_key(|&(p, _)| p);
         w
     }
@@ -190,17 +183,24 @@ impl TrustGraph {
     pub fn trust(&self, a: PeerId, c: PeerId) -> f64 {
         let direct = self.weight(a, c);
         let (Some(&a_slot), Some(&c_slot)) = (self.slots.get(&a), self.slots.get(&c)) else { return direct };
-        let total = self.total(a_slot);
         // By slot, without a lookup by id per neighbour; summed in peer-id order, as
         // `weights` lists them, so the sum is the same to the last bit.
-        let mut hops: Vec<(PeerId, TrustSlot, f64)> = self.out[a_slot.0 as usize]
-            .iter()
-            .filter(|&(&b, _)| b != c_slot)
-            .map(|(&b, e)| (self.ids[b.0 as usize], b, if total == 0.0 { 0.0 } else { e.raw() / total }))
+        let mut hops: Vec<(PeerId, TrustSlot, f64)> = self
+            .normalised(a_slot)
+            .filter(|&(b, _)| b != c_slot)
+            .map(|(b, w)| (self.ids[b.0 as usize], b, w))
             .collect();
         hops.sort_by_key(|&(p, _, _)| p);
         let implicit: f64 = hops.iter().map(|&(_, b, w)| w * self.weight_by_slot(b, c_slot)).sum();
         direct + implicit
+    }
+
+    /// `a`'s outgoing edges with their normalised weights, in slot order.
+    fn normalised(&self, a: TrustSlot) -> impl Iterator<Item = (TrustSlot, f64)> + '_ {
+        let total = self.total(a);
+        self.out[a.0 as usize]
+            .iter()
+            .map(move |(&b, e)| (b, if total == 0.0 { 0.0 } else { e.raw() / total }))
     }
 
     /// [`weight`](Self::weight) by slots.
