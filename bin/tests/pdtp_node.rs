@@ -5,8 +5,10 @@ use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+use pdtp_core::policy::PolicySpec;
 use pdtp_core::tracker::TrackerConfig;
 use pdtp_net_mio::driver::{Node, RateLimits, Swarm};
+use pdtp_sim::scenario::Scenario;
 use pdtp_tests::{KEY, run_polling, write_random_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pdtp-node");
@@ -114,6 +116,83 @@ fn errors_are_one_clear_line_and_a_non_zero_exit() {
     assert_one_line(c, &e, "file_root: required");
     let (c, e) = run(&["tracker", "--conf", "missing.yml"], d);
     assert_one_line(c, &e, "missing.yml: cannot read");
+    std::fs::write(d.join("badpolicy.yml"), "policy:\n  max_uploads: 99\n").unwrap();
+    let (c, e) = run(&["tracker", "--conf", "badpolicy.yml"], d);
+    assert_one_line(c, &e, "badpolicy.yml: policy.max_uploads: must be ≤ max_transfers (10)");
+    std::fs::write(d.join("typopolicy.yml"), "policy:\n  qeue_ahead: true\n").unwrap();
+    let (c, e) = run(&["tracker", "--conf", "typopolicy.yml"], d);
+    assert_one_line(c, &e, "typopolicy.yml: policy.qeue_ahead: unknown field `qeue_ahead`");
+    std::fs::write(d.join("ok.yml"), "port: 1\n").unwrap();
+    let (c, e) = run(&["tracker", "--conf", "ok.yml", "--policy-from", "nope.yml"], d);
+    assert_one_line(c, &e, "--policy-from nope.yml: cannot read");
+    std::fs::write(d.join("scen.yml"), "content: { size: 1MB, chunk_size: 100kB }\n").unwrap();
+    let (c, e) = run(&["tracker", "--conf", "ok.yml", "--policy-from", "scen.yml"], d);
+    assert_one_line(c, &e, "--policy-from scen.yml: missing field `seeds`");
+}
+
+/// `tracker --policy-from SCENARIO` runs that scenario's policy and chunk size: it says so at
+/// start, and its stats page (`/stats.json`) shows every setting as the scenario wrote it.
+#[test]
+fn a_tracker_runs_the_policy_of_a_scenario_and_shows_it() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/live.yml");
+    // Two free neighbouring ports (the stats page is on port + 1); retried if one is taken.
+    let (mut child, stats) = (0..20)
+        .find_map(|_| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if port == u16::MAX {
+                return None;
+            }
+            let conf = dir.path().join("t.yml");
+            std::fs::write(&conf, format!("port: {port}\nseed_key: {KEY}\n")).unwrap();
+            let mut child = Command::new(BIN)
+                .args([
+                    "tracker",
+                    "--conf",
+                    conf.to_str().unwrap(),
+                    "--policy-from",
+                    scenario.to_str().unwrap(),
+                ])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Both lines come once the ports are bound; an exit means a port was taken.
+            let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+            match (lines.next(), lines.next()) {
+                (Some(Ok(first)), Some(Ok(second))) => {
+                    assert!(first.contains(&format!("tracker on 127.0.0.1:{port}")), "{first}");
+                    Some((child, (port + 1, second)))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    None
+                }
+            }
+        })
+        .expect("no two free neighbouring ports");
+    let (stats_port, policy_line) = stats;
+    assert!(
+        policy_line.contains("live.yml): chunk_size: 125kB, chunk: rarest_first, giver: fastest")
+            && policy_line.contains("copy_time: 500ms")
+            && policy_line.contains("live_deadline: 3.5s")
+            && policy_line.contains("queue_ahead: true"),
+        "{policy_line}"
+    );
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", stats_port)).unwrap();
+    conn.write_all(b"GET /stats.json HTTP/1.0\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let shown = &v["policy"];
+    assert_eq!(shown["chunk_size"], 125_000, "{shown}");
+    let runs: PolicySpec = serde_json::from_value(shown["settings"].clone()).unwrap();
+    assert_eq!(runs, Scenario::load(&scenario).unwrap().policy);
+    assert_eq!(shown["settings"]["live_deadline"], "3.5s");
 }
 
 #[test]

@@ -38,10 +38,12 @@ pub mod node;
 pub mod output;
 pub mod payload;
 pub mod peer;
+pub mod policy;
 pub mod seed;
 pub mod store;
 pub mod time;
 pub mod tracker;
+pub mod units;
 pub mod wire;
 
 pub use chunks::{ByteRange, Cover, Geometry};

@@ -1,22 +1,27 @@
 //! The YAML configuration of `pdtp-node`: the original DistribuStream keys plus ours.
 //!
 //! Original keys: `vhost`, `host`, `port` (6086), `quiet`, `file_root`, `chunk_size`,
-//! `listen_port` (8000). Ours: `seed_key`, `max_transfers` (10), `max_uploads` (5),
-//! `max_downloads` (5), `stall_timeout` (20 s), `max_connections` (1024), `hello_timeout`
-//! (10 s), `max_upload_rate` / `max_download_rate` (optional, bytes per second), `sendfile`
-//! (a seed sends chunk payloads with `sendfile(2)`; off by default) and `debug`.
+//! `listen_port` (8000). Ours: `seed_key`, `policy` (the tracker's scheduling policy, in the
+//! simulator's vocabulary: [`PolicySpec`]), `max_connections` (1024), `hello_timeout` (10 s),
+//! `max_upload_rate` / `max_download_rate` (optional, bytes per second), `sendfile` (a seed
+//! sends chunk payloads with `sendfile(2)`; off by default) and `debug`.
 //!
 //! Every key is optional; unknown keys are refused. Errors name the file and the key:
 //! `conf/x.yml: unknown key 'prot' (did you mean 'port'?)`, `conf/x.yml: chunk_size: must be > 0`.
 //!
 //! Durations are a number of seconds or a string with a unit (`500ms`, `20s`, `2m`). Rates are
 //! a number of bytes per second or a string with a unit: `2MiB/s`, `500 kB/s`, `8Mbit/s`.
+//! `chunk_size` is a number of bytes or a size with a unit (`250kB`). Inside `policy:` the
+//! units are the simulator's (`20s`, `500ms`: a duration needs its unit there), so a block
+//! copied from a scenario reads the same in both.
 
 mod units;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pdtp_core::policy::PolicySpec;
+use pdtp_core::units::Bytes;
 use serde::{Deserialize, Serialize};
 
 use units::{RawRate, Secs};
@@ -45,17 +50,9 @@ pub struct Config {
     pub listen_port: u16,
     /// Shared secret a seed proves to the tracker; `None` on the tracker refuses every seed.
     pub seed_key: Option<String>,
-    /// Transfers scheduled per peer at once (original: 10).
-    pub max_transfers: u32,
-    /// Of those, uploads actively moving data (original: 5).
-    pub max_uploads: u32,
-    /// Of those, downloads actively moving data (original: 5).
-    pub max_downloads: u32,
-    /// The tracker's `stall_timeout` (original: 20 s). Takers abandon a transfer that does
-    /// not start within their own stall timeout (`get --stall-timeout`, also 20 s by default)
-    /// and report it, and the chunk is rescheduled; the tracker cancels an order whose taker
-    /// has not reported within this plus the takers' 120 s transfer timeout.
-    pub stall_timeout: Duration,
+    /// The tracker's scheduling policy: the `policy:` section of a simulator scenario, with
+    /// the same keys, units, defaults and validation.
+    pub policy: PolicySpec,
     /// Connections a process accepts at once; more are refused.
     pub max_connections: usize,
     /// A connection that has not said hello within this time is closed.
@@ -76,6 +73,8 @@ pub struct Config {
 pub struct Rate(pub u64);
 
 /// Why a configuration cannot be used; the message names the file and the key.
+///
+/// `Value`'s key is a path for nested keys (`policy.max_uploads`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -111,7 +110,7 @@ pub enum ConfigError {
         /// The file.
         file: String,
         /// The key.
-        key: &'static str,
+        key: String,
         /// What is wrong with it.
         detail: String,
     },
@@ -126,13 +125,10 @@ struct RawConfig {
     port: Option<u16>,
     quiet: Option<bool>,
     file_root: Option<PathBuf>,
-    chunk_size: Option<u64>,
+    chunk_size: Option<Bytes>,
     listen_port: Option<u16>,
     seed_key: Option<String>,
-    max_transfers: Option<u32>,
-    max_uploads: Option<u32>,
-    max_downloads: Option<u32>,
-    stall_timeout: Option<Secs>,
+    policy: Option<PolicySpec>,
     max_connections: Option<usize>,
     hello_timeout: Option<Secs>,
     max_upload_rate: Option<RawRate>,
@@ -140,6 +136,10 @@ struct RawConfig {
     sendfile: Option<bool>,
     debug: Option<bool>,
 }
+
+/// Keys that moved under `policy:` when the tracker took the simulator's policy vocabulary;
+/// an old config gets told where they went instead of "unknown key".
+const MOVED_TO_POLICY: &[&str] = &["max_transfers", "max_uploads", "max_downloads", "stall_timeout"];
 
 /// Every key [`RawConfig`] accepts, for the unknown-key message.
 const KEYS: &[&str] = &[
@@ -151,10 +151,7 @@ const KEYS: &[&str] = &[
     "chunk_size",
     "listen_port",
     "seed_key",
-    "max_transfers",
-    "max_uploads",
-    "max_downloads",
-    "stall_timeout",
+    "policy",
     "max_connections",
     "hello_timeout",
     "max_upload_rate",
@@ -184,6 +181,15 @@ impl Config {
                 // so a type error names its key.
                 for key in map.keys() {
                     let name = key.as_str().map_or_else(|| format!("{key:?}"), str::to_owned);
+                    if MOVED_TO_POLICY.contains(&name.as_str()) {
+                        return Err(ConfigError::Value {
+                            file: file.to_owned(),
+                            detail: format!(
+                                "now a key of the policy section: write it as `policy: {{ {name}: … }}`"
+                            ),
+                            key: name,
+                        });
+                    }
                     if !KEYS.contains(&name.as_str()) {
                         let hint =
                             closest(&name).map(|k| format!(" (did you mean '{k}'?)")).unwrap_or_default();
@@ -221,16 +227,16 @@ impl Default for Config {
 
 impl RawConfig {
     fn resolve(self, file: &str) -> Result<Config, ConfigError> {
-        let bad = |key: &'static str, detail: &str| ConfigError::Value {
+        let bad = |key: &str, detail: &str| ConfigError::Value {
             file: file.to_owned(),
-            key,
+            key: key.to_owned(),
             detail: detail.to_owned(),
         };
         let port = self.port.unwrap_or(6086);
         if port == u16::MAX {
             return Err(bad("port", "must be < 65535 (the stats page listens on port + 1)"));
         }
-        let chunk_size = self.chunk_size.unwrap_or(5000);
+        let chunk_size = self.chunk_size.map_or(5000, |b| b.0);
         if chunk_size == 0 {
             return Err(bad("chunk_size", "must be > 0"));
         }
@@ -250,27 +256,9 @@ impl RawConfig {
         if self.seed_key.as_deref().is_some_and(|k| k.len() < 16) {
             return Err(bad("seed_key", "must be at least 16 characters"));
         }
-        let max_transfers = self.max_transfers.unwrap_or(10);
-        let max_uploads = self.max_uploads.unwrap_or(5);
-        let max_downloads = self.max_downloads.unwrap_or(5);
-        for (key, v) in
-            [("max_transfers", max_transfers), ("max_uploads", max_uploads), ("max_downloads", max_downloads)]
-        {
-            if v == 0 {
-                return Err(bad(key, "must be > 0"));
-            }
-        }
-        if max_uploads > max_transfers {
-            return Err(bad("max_uploads", "must be <= max_transfers"));
-        }
-        if max_downloads > max_transfers {
-            return Err(bad("max_downloads", "must be <= max_transfers"));
-        }
-        let stall_timeout = self.stall_timeout.map_or(Duration::from_secs(20), |s| s.0);
+        let policy = self.policy.unwrap_or_default();
+        policy.validate().map_err(|e| bad(&format!("policy.{}", e.key), &e.detail))?;
         let hello_timeout = self.hello_timeout.map_or(Duration::from_secs(10), |s| s.0);
-        if stall_timeout.is_zero() {
-            return Err(bad("stall_timeout", "must be > 0"));
-        }
         if hello_timeout.is_zero() {
             return Err(bad("hello_timeout", "must be > 0"));
         }
@@ -292,10 +280,7 @@ impl RawConfig {
             chunk_size: chunk_size as u32,
             listen_port: self.listen_port.unwrap_or(8000),
             seed_key: self.seed_key,
-            max_transfers,
-            max_uploads,
-            max_downloads,
-            stall_timeout,
+            policy,
             max_connections,
             hello_timeout,
             max_upload_rate: rate("max_upload_rate", self.max_upload_rate)?,
@@ -318,19 +303,16 @@ fn check_one(file: &str, key: &str, v: &serde_norway::Value) -> Result<(), Confi
                 .replace("expected usize", "expected a whole number")
         })
     }
-    let (key, result): (&'static str, _) = match key {
+    let (key, result): (&str, _) = match key {
         "vhost" => ("vhost", try_as::<Option<String>>(v)),
         "host" => ("host", try_as::<Option<String>>(v)),
         "port" => ("port", try_as::<Option<u16>>(v)),
         "quiet" => ("quiet", try_as::<Option<bool>>(v)),
         "file_root" => ("file_root", try_as::<Option<PathBuf>>(v)),
-        "chunk_size" => ("chunk_size", try_as::<Option<u64>>(v)),
+        "chunk_size" => ("chunk_size", try_as::<Option<Bytes>>(v)),
         "listen_port" => ("listen_port", try_as::<Option<u16>>(v)),
         "seed_key" => ("seed_key", try_as::<Option<String>>(v)),
-        "max_transfers" => ("max_transfers", try_as::<Option<u32>>(v)),
-        "max_uploads" => ("max_uploads", try_as::<Option<u32>>(v)),
-        "max_downloads" => ("max_downloads", try_as::<Option<u32>>(v)),
-        "stall_timeout" => ("stall_timeout", try_as::<Option<Secs>>(v)),
+        "policy" => return check_policy(file, v),
         "max_connections" => ("max_connections", try_as::<Option<usize>>(v)),
         "hello_timeout" => ("hello_timeout", try_as::<Option<Secs>>(v)),
         "max_upload_rate" => ("max_upload_rate", try_as::<Option<RawRate>>(v)),
@@ -339,7 +321,30 @@ fn check_one(file: &str, key: &str, v: &serde_norway::Value) -> Result<(), Confi
         "debug" => ("debug", try_as::<Option<bool>>(v)),
         _ => return Ok(()),
     };
-    result.map_err(|detail| ConfigError::Value { file: file.to_owned(), key, detail })
+    result.map_err(|detail| ConfigError::Value { file: file.to_owned(), key: key.to_owned(), detail })
+}
+
+/// Checks the `policy:` section one key at a time, so an error names `policy.<key>`.
+fn check_policy(file: &str, v: &serde_norway::Value) -> Result<(), ConfigError> {
+    let serde_norway::Value::Mapping(map) = v else {
+        return match v {
+            serde_norway::Value::Null => Ok(()),
+            _ => Err(ConfigError::Value {
+                file: file.to_owned(),
+                key: "policy".to_owned(),
+                detail: "expected a mapping of key: value lines (as a scenario's policy section)".to_owned(),
+            }),
+        };
+    };
+    for (k, v) in map {
+        let one = serde_norway::Mapping::from_iter([(k.clone(), v.clone())]);
+        if let Err(e) = serde_norway::from_value::<PolicySpec>(serde_norway::Value::Mapping(one)) {
+            let name = k.as_str().map_or_else(|| format!("{k:?}"), str::to_owned);
+            let detail = e.to_string().replace("expected u32", "expected a whole number");
+            return Err(ConfigError::Value { file: file.to_owned(), key: format!("policy.{name}"), detail });
+        }
+    }
+    Ok(())
 }
 
 /// The known key closest to a typo, if any is within two edits.

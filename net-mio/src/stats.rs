@@ -30,7 +30,9 @@ use mio::{Interest, Registry, Token};
 use crate::conn::{Conn, Limits};
 
 pub use render::{html, html_escape, label_escape, prometheus};
-pub use snapshot::{FileStats, LimitStats, PeerStats, RateStats, StatsSnapshot, Totals, TransferStats};
+pub use snapshot::{
+    FileStats, LimitStats, PeerStats, PolicyStats, RateStats, StatsSnapshot, Totals, TransferStats,
+};
 
 /// Caps of the stats server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

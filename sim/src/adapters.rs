@@ -9,14 +9,12 @@
 use pdtp_core::memstore::VirtualStore;
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
-use pdtp_core::tracker::{
-    ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, Tracker, TrackerConfig, UploadSlots,
-};
+use pdtp_core::tracker::{Tracker, TrackerConfig};
 use pdtp_core::{ChunkIndex, ConnId, ContentId, Endpoint, Geometry, Message, PeerId, Time, Transmit};
 use rand_core::SeedableRng;
 
 use crate::node::{NodeEvent, NodeFactory, NodeSpec, PEER_PORT, Role, SimNode, TRACKER_PORT};
-use crate::scenario::{ChunkChoice, GiverChoice, OriginChoice, Scenario};
+use crate::scenario::Scenario;
 use crate::store::{virtual_digest, virtual_manifest};
 
 /// The factory that builds real core machines for a run.
@@ -121,42 +119,10 @@ fn rng(seed: u64) -> pdtp_core::Rng {
 
 /// The tracker configuration a scenario asks for.
 pub fn tracker_config(scenario: &Scenario, key: &[u8]) -> TrackerConfig {
-    let p = &scenario.policy;
     let mut config = TrackerConfig::with_key(key.to_vec());
-    let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-    config.limits = Limits {
-        max_transfers: clamp(p.max_transfers),
-        max_uploads: clamp(p.max_uploads),
-        max_downloads: clamp(p.max_downloads),
-    };
-    config.seed_limits = config.limits;
-    config.stall_timeout = p.stall_timeout.0;
+    scenario.policy.apply(&mut config);
     config.transfer_timeout = TRANSFER_TIMEOUT;
     config.max_connections = u32::try_from(scenario.peer_count() + 64).unwrap_or(u32::MAX);
-    if let Some(t) = p.copy_time {
-        config.upload_slots = UploadSlots::Measured { copy_time: t.0 };
-    }
-    config.live_deadline = p.live_deadline.map(|d| d.0);
-    config.queue_ahead = p.queue_ahead;
-    config.unmeasured_slots = u16::try_from(p.unmeasured_slots).unwrap_or(u16::MAX);
-    config.deadline_givers = p.deadline_givers;
-    config.policy = Policy {
-        chunk: match p.chunk {
-            ChunkChoice::InOrder => ChunkPolicy::InOrder,
-            ChunkChoice::RarestFirst => ChunkPolicy::RarestFirst,
-            ChunkChoice::Random => ChunkPolicy::Random,
-        },
-        giver: match p.giver {
-            GiverChoice::Random => GiverPolicy::Random,
-            GiverChoice::LeastLoaded => GiverPolicy::LeastLoaded,
-            GiverChoice::Trust => GiverPolicy::Trust,
-            GiverChoice::Fastest => GiverPolicy::Fastest,
-        },
-        origin: match p.origin {
-            OriginChoice::Unrestricted => OriginPolicy::Unrestricted,
-            OriginChoice::Frugal => OriginPolicy::Frugal,
-        },
-    };
     config
 }
 

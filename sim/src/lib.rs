@@ -23,5 +23,5 @@ pub mod scenario;
 pub mod store;
 #[cfg(test)]
 mod testnodes;
-pub mod units;
+pub use pdtp_core::units;
 pub mod wire_size;

@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::engine::{EndReason, RunOutput};
 use crate::metrics::{PeerRecord, percentile, r_max_bps, t_arrivals_s, t_min_s};
 use crate::plot::{self, Chart, Series};
-use crate::scenario::{ChunkChoice, GiverChoice, Policy, Scenario};
+use pdtp_core::tracker::{ChunkPolicy, GiverPolicy};
+
+use crate::scenario::{PolicySpec, Scenario};
 
 mod host;
 
@@ -92,12 +94,12 @@ pub struct Report {
     /// Policy label (the sweep's name for it, or `default`).
     pub policy: String,
     /// Chunk choice of the policy.
-    pub chunk_choice: ChunkChoice,
+    pub chunk_choice: ChunkPolicy,
     /// Giver choice of the policy.
-    pub giver_choice: GiverChoice,
+    pub giver_choice: GiverPolicy,
     /// Every setting of the policy the run used (a sweep cell's overrides applied), in the
     /// scenario file's keys and units.
-    pub policy_settings: Policy,
+    pub policy_settings: PolicySpec,
     /// RNG seed of the run.
     pub seed: u64,
     /// Viewers N.

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use pdtp_core::policy::PolicySpec;
+
 use crate::units::{BitRate, Bytes, Duration};
 
 mod arrivals;
@@ -38,9 +40,9 @@ pub struct Scenario {
     /// Viewers leaving (and perhaps returning) before the end.
     #[serde(default)]
     pub churn: Option<Churn>,
-    /// The tracker's scheduling policy.
+    /// The tracker's scheduling policy (the vocabulary `pdtp-node`'s config shares).
     #[serde(default)]
-    pub policy: Policy,
+    pub policy: PolicySpec,
     /// The tracker's link and processing cost.
     #[serde(default)]
     pub tracker: TrackerSpec,
@@ -152,79 +154,6 @@ pub struct Churn {
     pub away: Duration,
 }
 
-/// Which chunk a viewer gets next.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChunkChoice {
-    /// The earliest wanted chunk (streaming order; the original's choice).
-    InOrder,
-    /// The wanted chunk with the fewest holders.
-    #[default]
-    RarestFirst,
-    /// A uniformly random wanted chunk.
-    Random,
-}
-
-/// Which holder gives a chunk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GiverChoice {
-    /// A random holder (the original's choice).
-    Random,
-    /// The holder with the fewest transfers in progress.
-    #[default]
-    LeastLoaded,
-    /// The most trusted holder (trust graph).
-    Trust,
-    /// The holder with the highest measured upload rate per upload.
-    Fastest,
-}
-
-/// How much the origin (the seeds) gives.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OriginChoice {
-    /// Seeds serve like any holder (fastest completion).
-    #[default]
-    Unrestricted,
-    /// Seeds serve a chunk only while no peer holds or is receiving it (cheapest origin).
-    Frugal,
-}
-
-/// The tracker's scheduling policy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Policy {
-    /// Chunk choice.
-    pub chunk: ChunkChoice,
-    /// Giver choice.
-    pub giver: GiverChoice,
-    /// Transfers per peer, scheduled or moving.
-    pub max_transfers: u32,
-    /// Transfers a peer gives at once.
-    pub max_uploads: u32,
-    /// Transfers a peer takes at once.
-    pub max_downloads: u32,
-    /// A scheduled transfer not started within this time is rescheduled.
-    pub stall_timeout: Duration,
-    /// How much the origin gives: like any holder, or each chunk about once.
-    pub origin: OriginChoice,
-    /// When set, a node's upload slots follow its measured upload rate so that one copy takes
-    /// about this long (at least one, at most `max_uploads`); unset, every node has
-    /// `max_uploads`.
-    pub copy_time: Option<Duration>,
-    /// Live: chunks appended longer ago than this are not scheduled (they would miss their
-    /// playback deadline); usually the stream's playback buffer. Unset: the whole window.
-    pub live_deadline: Option<Duration>,
-    /// Order a giver's next upload shortly before its current one is expected to end, so a
-    /// one-slot uplink does not idle for the control round trip between chunks.
-    pub queue_ahead: bool,
-    /// With `copy_time`: upload slots of a node whose upload rate is not measured yet.
-    pub unmeasured_slots: u32,
-    /// Live: order a chunk only from a giver expected to land it before `live_deadline`.
-    pub deadline_givers: bool,
-}
-
 /// The tracker's network link and per-message processing cost.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -303,45 +232,16 @@ mod axis {
     }
 }
 
-/// A policy in a sweep: a name and overrides of the scenario's policy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A policy in a sweep: a name and overrides of the scenario's `policy` (any of its keys).
+///
+/// The overrides stay as written until [`NamedPolicy::apply`] lays them over a base policy
+/// and parses the result as a [`PolicySpec`], so the policy's keys are listed once, in core.
+#[derive(Clone, Debug, PartialEq)]
 pub struct NamedPolicy {
     /// Label in reports.
     pub name: String,
-    /// Overrides `policy.chunk`.
-    #[serde(default)]
-    pub chunk: Option<ChunkChoice>,
-    /// Overrides `policy.giver`.
-    #[serde(default)]
-    pub giver: Option<GiverChoice>,
-    /// Overrides `policy.max_transfers`.
-    #[serde(default)]
-    pub max_transfers: Option<u32>,
-    /// Overrides `policy.max_uploads`.
-    #[serde(default)]
-    pub max_uploads: Option<u32>,
-    /// Overrides `policy.max_downloads`.
-    #[serde(default)]
-    pub max_downloads: Option<u32>,
-    /// Overrides `policy.origin`.
-    #[serde(default)]
-    pub origin: Option<OriginChoice>,
-    /// Overrides `policy.stall_timeout`.
-    #[serde(default)]
-    pub stall_timeout: Option<Duration>,
-    /// Sets `policy.copy_time` (upload slots follow measured rates).
-    #[serde(default)]
-    pub copy_time: Option<Duration>,
-    /// Sets `policy.live_deadline`.
-    #[serde(default)]
-    pub live_deadline: Option<Duration>,
-    /// Overrides `policy.queue_ahead`.
-    #[serde(default)]
-    pub queue_ahead: Option<bool>,
-    /// Overrides `policy.unmeasured_slots`.
-    #[serde(default)]
-    pub unmeasured_slots: Option<u32>,
+    /// The keys this policy sets, as written.
+    pub overrides: serde_norway::Mapping,
 }
 
 /// One cell of a sweep: its parameters and the concrete scenario to run.
@@ -361,48 +261,6 @@ pub struct Cell {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ScenarioError(pub String);
-
-impl ChunkChoice {
-    /// The name used in scenario files.
-    pub fn name(self) -> &'static str {
-        match self {
-            ChunkChoice::InOrder => "in_order",
-            ChunkChoice::RarestFirst => "rarest_first",
-            ChunkChoice::Random => "random",
-        }
-    }
-}
-
-impl GiverChoice {
-    /// The name used in scenario files.
-    pub fn name(self) -> &'static str {
-        match self {
-            GiverChoice::Random => "random",
-            GiverChoice::LeastLoaded => "least_loaded",
-            GiverChoice::Trust => "trust",
-            GiverChoice::Fastest => "fastest",
-        }
-    }
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            chunk: ChunkChoice::default(),
-            giver: GiverChoice::default(),
-            max_transfers: 10,
-            max_uploads: 5,
-            max_downloads: 5,
-            stall_timeout: Duration(pdtp_core::Span::from_secs(20)),
-            origin: OriginChoice::default(),
-            copy_time: None,
-            live_deadline: None,
-            queue_ahead: false,
-            unmeasured_slots: 2,
-            deadline_givers: false,
-        }
-    }
-}
 
 impl Default for TrackerSpec {
     fn default() -> Self {
@@ -540,16 +398,17 @@ impl Scenario {
     }
 
     /// Expands `sweep` into concrete cells (one cell, the scenario itself, without a sweep).
-    pub fn cells(&self) -> Vec<Cell> {
+    /// Fails only for a policy override that [`Scenario::validate`] would have refused.
+    pub fn cells(&self) -> Result<Vec<Cell>, ScenarioError> {
         let mut base = self.clone();
         base.sweep = None;
         let Some(sweep) = &self.sweep else {
-            return vec![Cell {
+            return Ok(vec![Cell {
                 chunk_size: self.content.chunk_size,
                 policy: "default".into(),
                 seed: self.seed,
                 scenario: base,
-            }];
+            }]);
         };
         let sizes = if sweep.chunk_sizes.is_empty() {
             vec![self.content.chunk_size]
@@ -572,7 +431,9 @@ impl Scenario {
                         let mut s = base.clone();
                         s.content.chunk_size = size;
                         s.seed = seed;
-                        p.apply(&mut s.policy);
+                        s.policy = p
+                            .apply(&s.policy)
+                            .map_err(|e| ScenarioError(format!("sweep.policies ('{}'): {e}", p.name)))?;
                         let mut policy = p.name.clone();
                         if let Some(w) = work {
                             s.tracker.processing = w;
@@ -583,63 +444,52 @@ impl Scenario {
                 }
             }
         }
-        cells
+        Ok(cells)
     }
 }
 
 impl NamedPolicy {
     fn named(name: &str) -> Self {
-        Self {
-            name: name.into(),
-            chunk: None,
-            giver: None,
-            max_transfers: None,
-            max_uploads: None,
-            max_downloads: None,
-            origin: None,
-            stall_timeout: None,
-            copy_time: None,
-            live_deadline: None,
-            queue_ahead: None,
-            unmeasured_slots: None,
-        }
+        Self { name: name.into(), overrides: serde_norway::Mapping::new() }
     }
 
-    /// Applies the overrides to `policy`.
-    pub fn apply(&self, policy: &mut Policy) {
-        if let Some(c) = self.chunk {
-            policy.chunk = c;
+    /// `base` with this policy's keys set; an unknown key or a value of the wrong kind is
+    /// named (`unknown field `chnk`, expected one of ...`).
+    pub fn apply(&self, base: &PolicySpec) -> Result<PolicySpec, String> {
+        if self.overrides.is_empty() {
+            return Ok(base.clone());
         }
-        if let Some(g) = self.giver {
-            policy.giver = g;
+        // Units print exactly (`units::tests`), so the base survives the round trip.
+        let mut merged = match serde_norway::to_value(base) {
+            Ok(serde_norway::Value::Mapping(m)) => m,
+            Ok(_) | Err(_) => return Err("the base policy cannot be written out".into()),
+        };
+        for (k, v) in &self.overrides {
+            merged.insert(k.clone(), v.clone());
         }
-        if let Some(v) = self.max_transfers {
-            policy.max_transfers = v;
-        }
-        if let Some(v) = self.max_uploads {
-            policy.max_uploads = v;
-        }
-        if let Some(v) = self.max_downloads {
-            policy.max_downloads = v;
-        }
-        if let Some(o) = self.origin {
-            policy.origin = o;
-        }
-        if let Some(t) = self.stall_timeout {
-            policy.stall_timeout = t;
-        }
-        if self.copy_time.is_some() {
-            policy.copy_time = self.copy_time;
-        }
-        if self.live_deadline.is_some() {
-            policy.live_deadline = self.live_deadline;
-        }
-        if let Some(q) = self.queue_ahead {
-            policy.queue_ahead = q;
-        }
-        if let Some(v) = self.unmeasured_slots {
-            policy.unmeasured_slots = v;
-        }
+        serde_norway::from_value(serde_norway::Value::Mapping(merged)).map_err(|e| e.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for NamedPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut overrides = serde_norway::Mapping::deserialize(d)?;
+        let name = match overrides.remove("name") {
+            Some(serde_norway::Value::String(n)) => n,
+            Some(_) => return Err(D::Error::custom("name: expected a string")),
+            None => return Err(D::Error::missing_field("name")),
+        };
+        Ok(Self { name, overrides })
+    }
+}
+
+impl Serialize for NamedPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut all = serde_norway::Mapping::new();
+        all.insert("name".into(), self.name.clone().into());
+        all.extend(self.overrides.clone());
+        all.serialize(s)
     }
 }
 

@@ -184,7 +184,7 @@ fn sweep(path: &Path, out: Option<&Path>, jobs: Option<usize>) -> Result<(), Fai
     // Cells are independent and each is deterministic, so using every core changes only
     // the wall time.
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let cells = s.cells();
+    let cells = s.cells().map_err(|e| Failure::Input(e.to_string()))?;
     prepare_out(out)?;
     print!("{}", summary(&s));
     println!("sweep: {} cells", cells.len());

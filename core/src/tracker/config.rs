@@ -168,6 +168,39 @@ impl Policy {
     };
 }
 
+impl ChunkPolicy {
+    /// The name used in config and scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InOrder => "in_order",
+            Self::RarestFirst => "rarest_first",
+            Self::Random => "random",
+        }
+    }
+}
+
+impl GiverPolicy {
+    /// The name used in config and scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Random => "random",
+            Self::LeastLoaded => "least_loaded",
+            Self::Trust => "trust",
+            Self::Fastest => "fastest",
+        }
+    }
+}
+
+impl OriginPolicy {
+    /// The name used in config and scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unrestricted => "unrestricted",
+            Self::Frugal => "frugal",
+        }
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Self::TIME_FIRST

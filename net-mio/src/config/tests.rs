@@ -15,8 +15,7 @@ fn shipped_configs_load() {
     assert_eq!(example.stats_port(), 6087);
     assert_eq!(example.chunk_size, 5000);
     assert_eq!(example.listen_port, 8000);
-    assert_eq!(example.max_transfers, 10);
-    assert_eq!(example.stall_timeout, Duration::from_secs(20));
+    assert_eq!(example.policy, PolicySpec::default());
     assert!(!example.debug);
 
     let debug = Config::load(&conf_dir().join("debug.yml")).unwrap();
@@ -27,6 +26,33 @@ fn shipped_configs_load() {
     let big = Config::load(&conf_dir().join("bigchunk.yml")).unwrap();
     assert_eq!(big.chunk_size, 250_000);
     assert!(big.quiet);
+    assert_eq!(big.policy.stall_timeout.0, pdtp_core::Span::from_secs(30));
+}
+
+/// Every shipped scenario's policy section, pasted into a node config as is, gives the node
+/// the same policy the simulator ran, and its chunk size (with units) reads the same too.
+#[test]
+fn a_scenario_policy_section_is_a_config_policy_section() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        let Some(policy) = doc.get("policy") else { continue };
+        let chunk = &doc["content"]["chunk_size"];
+        let mut conf = serde_norway::Mapping::new();
+        conf.insert("policy".into(), policy.clone());
+        conf.insert("chunk_size".into(), chunk.clone());
+        let c = Config::parse("pasted.yml", &serde_norway::to_string(&conf).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let want: PolicySpec = serde_norway::from_value(policy.clone()).unwrap();
+        assert_eq!(c.policy, want, "{}", path.display());
+        let want_chunk = pdtp_core::units::Bytes::parse(chunk.as_str().unwrap()).unwrap();
+        assert_eq!(u64::from(c.chunk_size), want_chunk.0, "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 4, "the shipped scenarios with a policy section: {seen}");
 }
 
 #[test]
@@ -35,7 +61,7 @@ fn empty_file_gives_defaults() {
     assert_eq!(c, Config::default());
     assert_eq!(c.port, 6086);
     assert_eq!(c.listen_port, 8000);
-    assert_eq!((c.max_transfers, c.max_uploads, c.max_downloads), (10, 5, 5));
+    assert_eq!(c.policy, PolicySpec::default());
     assert_eq!(c.hello_timeout, Duration::from_secs(10));
     assert_eq!(c.max_connections, 1024);
     assert_eq!(c.max_upload_rate, None);
@@ -61,13 +87,37 @@ fn bad_values_are_named() {
         err("port: abc\n"),
         "conf/x.yml: port: invalid type: string \"abc\", expected a port number (0 to 65535)"
     );
-    assert!(err("chunk_size: 1.5\n").ends_with("expected a whole number"), "{}", err("chunk_size: 1.5\n"));
+    assert!(
+        err("chunk_size: 1.5\n").ends_with("not a whole number of bytes"),
+        "{}",
+        err("chunk_size: 1.5\n")
+    );
+    assert_eq!(Config::parse("c.yml", "chunk_size: 250kB\n").unwrap().chunk_size, 250_000);
     assert!(err("quiet: maybe\n").starts_with("conf/x.yml: quiet: "));
     assert_eq!(err("seed_key: short\n"), "conf/x.yml: seed_key: must be at least 16 characters");
-    assert_eq!(err("max_uploads: 11\n"), "conf/x.yml: max_uploads: must be <= max_transfers");
-    assert_eq!(err("max_transfers: 0\n"), "conf/x.yml: max_transfers: must be > 0");
-    assert_eq!(err("stall_timeout: 0\n"), "conf/x.yml: stall_timeout: must be > 0");
-    assert!(err("stall_timeout: 3 fortnights\n").starts_with("conf/x.yml: stall_timeout: "));
+    assert_eq!(
+        err("policy:\n  max_uploads: 11\n"),
+        "conf/x.yml: policy.max_uploads: must be ≤ max_transfers (10)"
+    );
+    assert_eq!(err("policy: { max_transfers: 0 }\n"), "conf/x.yml: policy.max_transfers: must be > 0");
+    assert_eq!(err("policy: { stall_timeout: 0s }\n"), "conf/x.yml: policy.stall_timeout: must be > 0");
+    let e = err("policy: { stall_timeout: 3 fortnights }\n");
+    assert!(
+        e.starts_with("conf/x.yml: policy.stall_timeout: ") && e.contains("unknown unit 'fortnights'"),
+        "{e}"
+    );
+    let e = err("policy: { chnk: rarest_first }\n");
+    assert!(e.starts_with("conf/x.yml: policy.chnk: unknown field `chnk`, expected one of `chunk`"), "{e}");
+    let e = err("policy: { giver: quickest }\n");
+    assert!(e.starts_with("conf/x.yml: policy.giver: unknown variant `quickest`"), "{e}");
+    assert!(err("policy: { max_uploads: lots }\n").contains("expected a whole number"));
+    assert_eq!(err("policy: 3\n").split(": ").nth(1), Some("policy"));
+    // The old top-level keys say where they went.
+    assert_eq!(
+        err("max_transfers: 10\n"),
+        "conf/x.yml: max_transfers: now a key of the policy section: write it as `policy: { max_transfers: … }`"
+    );
+    assert!(err("stall_timeout: 20s\n").starts_with("conf/x.yml: stall_timeout: now a key of the policy"));
     assert!(err("max_upload_rate: 2 parsecs\n").contains("max_upload_rate: '2 parsecs': unknown unit"));
     assert_eq!(
         err("max_upload_rate: 0\n"),
@@ -79,12 +129,9 @@ fn bad_values_are_named() {
 
 #[test]
 fn human_units() {
-    let c =
-        Config::parse("r.yml", "max_upload_rate: 2MiB/s\nmax_download_rate: 8Mbit/s\nstall_timeout: 500ms\n")
-            .unwrap();
+    let c = Config::parse("r.yml", "max_upload_rate: 2MiB/s\nmax_download_rate: 8Mbit/s\n").unwrap();
     assert_eq!(c.max_upload_rate, Some(Rate(2 * 1024 * 1024)));
     assert_eq!(c.max_download_rate, Some(Rate(1_000_000)));
-    assert_eq!(c.stall_timeout, Duration::from_millis(500));
     let c = Config::parse("r.yml", "max_upload_rate: 1500\nhello_timeout: 2.5\n").unwrap();
     assert_eq!(c.max_upload_rate, Some(Rate(1500)));
     assert_eq!(c.hello_timeout, Duration::from_millis(2500));

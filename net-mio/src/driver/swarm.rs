@@ -55,6 +55,7 @@ impl Swarm {
             name: "demo".into(),
             shown_limits: (None, None),
             rng_seed: random_seed(),
+            chunk_size,
         })
         .map_err(|e| e.to_string())?;
         let tracker = rt

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::{Registry, Token};
+use pdtp_core::policy::PolicySpec;
 use pdtp_core::tracker::trust::Outcome;
-use pdtp_core::tracker::{Limits, Tracker, TrackerConfig, TrackerEvent};
+use pdtp_core::tracker::{Tracker, TrackerConfig, TrackerEvent};
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::wire::{Notice, Role};
 use pdtp_core::{ConnId, Message, Span, Time, Transmit};
@@ -15,7 +16,8 @@ use rand_core::SeedableRng;
 use super::{Cx, Hosted, Status};
 use crate::config::Config;
 use crate::stats::{
-    FileStats, LimitStats, PeerStats, StatsLimits, StatsServer, StatsSnapshot, Totals, TransferStats,
+    FileStats, LimitStats, PeerStats, PolicyStats, StatsLimits, StatsServer, StatsSnapshot, Totals,
+    TransferStats,
 };
 
 /// The stats snapshot is rebuilt at most this often (a page load never walks the swarm twice).
@@ -34,6 +36,9 @@ pub struct TrackerOptions {
     pub shown_limits: (Option<u64>, Option<u64>),
     /// Seed for the tracker's generator (transfer tokens, random choices).
     pub rng_seed: u64,
+    /// The chunk size the tracker's config names: the one its policy was chosen for. Seeds
+    /// chunk their files themselves; one that publishes another size is warned about.
+    pub chunk_size: u32,
 }
 
 /// A hosted tracker.
@@ -46,19 +51,14 @@ pub struct TrackerNode {
     totals: Totals,
     snapshot: StatsSnapshot,
     snapshot_at: Option<Instant>,
+    chunk_size: u32,
 }
 
 /// The core tracker configuration for a `pdtp-node` config file.
 pub fn tracker_config(c: &Config) -> TrackerConfig {
     let key = c.seed_key.clone().unwrap_or_default().into_bytes();
     let mut t = TrackerConfig::with_key(key);
-    let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-    t.limits = Limits {
-        max_transfers: clamp(c.max_transfers),
-        max_uploads: clamp(c.max_uploads),
-        max_downloads: clamp(c.max_downloads),
-    };
-    t.stall_timeout = Span::from_nanos(u64::try_from(c.stall_timeout.as_nanos()).unwrap_or(u64::MAX));
+    c.policy.apply(&mut t);
     t.hello_timeout = Span::from_nanos(u64::try_from(c.hello_timeout.as_nanos()).unwrap_or(u64::MAX));
     t.max_connections = u32::try_from(c.max_connections).unwrap_or(u32::MAX);
     t
@@ -83,6 +83,7 @@ impl TrackerNode {
             totals: Totals::default(),
             snapshot: StatsSnapshot::default(),
             snapshot_at: None,
+            chunk_size: opts.chunk_size,
         })
     }
 
@@ -161,14 +162,28 @@ impl TrackerNode {
                 .collect(),
             totals: Totals { connections_refused: cx.refused, ..self.totals.clone() },
             limits: LimitStats {
-                max_transfers: u32::from(cfg.limits.max_transfers),
-                max_uploads: u32::from(cfg.limits.max_uploads),
-                max_downloads: u32::from(cfg.limits.max_downloads),
-                stall_timeout_s: cfg.stall_timeout.as_secs_f64(),
                 max_upload_rate: self.shown_limits.0,
                 max_download_rate: self.shown_limits.1,
             },
+            policy: Some(PolicyStats { chunk_size: self.chunk_size, settings: PolicySpec::of(cfg) }),
             rates: cx.rates.clone(),
+        }
+    }
+
+    /// Warns when a seed publishes in another chunk size than the config's: the policy's
+    /// slots and timeouts were chosen for that size. (Publishes are rare; the stats walk is
+    /// affordable here.)
+    fn check_chunk_size(&self, path: &str) {
+        let stats = self.tracker.stats();
+        if let Some(c) = stats.contents.iter().find(|c| c.path == path)
+            && c.chunk_size != self.chunk_size
+        {
+            tracing::warn!(
+                %path,
+                published = c.chunk_size,
+                configured = self.chunk_size,
+                "a seed published in another chunk size than the tracker's config; the policy was chosen for the config's"
+            );
         }
     }
 
@@ -177,7 +192,8 @@ impl TrackerNode {
             TrackerEvent::Joined { peer, role } => tracing::info!(%peer, ?role, "joined"),
             TrackerEvent::Left { peer } => tracing::info!(%peer, "left"),
             TrackerEvent::Published { content, path } => {
-                tracing::info!(content = content.0, %path, "published")
+                tracing::info!(content = content.0, %path, "published");
+                self.check_chunk_size(&path);
             }
             TrackerEvent::Finished { outcome, bytes, from_origin, giver, .. } => match outcome {
                 Outcome::Verified => {
@@ -298,6 +314,7 @@ mod tests {
             name: "t".into(),
             shown_limits: (None, None),
             rng_seed: 1,
+            chunk_size: 1000,
         };
         let mut node = TrackerNode::new(opts).expect("no stats page to bind");
         node.on_event(finished(Outcome::Verified));

@@ -4,6 +4,32 @@ use std::fmt::Write as _;
 
 use super::snapshot::StatsSnapshot;
 
+/// The policy as a two-column table of its config keys (escaped like everything else).
+fn policy(o: &mut String, p: &super::snapshot::PolicyStats) {
+    let _ = write!(
+        o,
+        "<h2>Scheduling policy</h2>\n<table><tr><th class=l>chunk_size</th><td class=l>{}</td></tr>",
+        bytes(u64::from(p.chunk_size))
+    );
+    // Every key as the config writes it (serde_json orders them by name).
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&p.settings) {
+        for (k, v) in map {
+            let shown = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => "unset".to_owned(),
+                other => other.to_string(),
+            };
+            let _ = write!(
+                o,
+                "<tr><th class=l>{}</th><td class=l>{}</td></tr>",
+                html_escape(&k),
+                html_escape(&shown)
+            );
+        }
+    }
+    o.push_str("</table>\n");
+}
+
 /// The human page: every string from the snapshot goes through [`html_escape`].
 pub fn html(s: &StatsSnapshot) -> String {
     let mut o = String::with_capacity(4096 + 200 * (s.peers.len() + s.files.len() + s.transfers.len()));
@@ -44,19 +70,17 @@ pub fn html(s: &StatsSnapshot) -> String {
         o,
         "<h2>Limits and rates</h2>\n<table><tr><th class=l></th><th>limit</th><th>now</th><th>peak</th></tr>\
          <tr><th class=l>upload</th><td>{}</td><td>{}</td><td>{}</td></tr>\
-         <tr><th class=l>download</th><td>{}</td><td>{}</td><td>{}</td></tr></table>\n\
-         <p>per peer: {} transfers scheduled, {} uploads and {} downloads moving; stall timeout {}</p>\n",
+         <tr><th class=l>download</th><td>{}</td><td>{}</td><td>{}</td></tr></table>\n",
         l.max_upload_rate.map_or_else(|| "none".to_owned(), rate),
         rate(r.upload as u64),
         rate(r.peak_upload as u64),
         l.max_download_rate.map_or_else(|| "none".to_owned(), rate),
         rate(r.download as u64),
         rate(r.peak_download as u64),
-        l.max_transfers,
-        l.max_uploads,
-        l.max_downloads,
-        duration(l.stall_timeout_s),
     );
+    if let Some(p) = &s.policy {
+        policy(&mut o, p);
+    }
 
     let _ = write!(
         o,

@@ -3,6 +3,7 @@
 //! The tracker adapter fills it (the page never reaches into the machines); the same struct
 //! is the `/stats.json` body and the source of the HTML page and `/metrics`.
 
+use pdtp_core::policy::PolicySpec;
 use serde::{Deserialize, Serialize};
 
 /// Everything the stats page shows.
@@ -24,8 +25,10 @@ pub struct StatsSnapshot {
     pub transfers: Vec<TransferStats>,
     /// Counters since start.
     pub totals: Totals,
-    /// Configured limits.
+    /// Configured rate caps.
     pub limits: LimitStats,
+    /// The scheduling policy the tracker runs (`None` on other roles).
+    pub policy: Option<PolicyStats>,
     /// Rates reached.
     pub rates: RateStats,
 }
@@ -111,17 +114,19 @@ pub struct Totals {
     pub connections_refused: u64,
 }
 
-/// Configured limits (`None`: unlimited).
+/// The tracker's scheduling policy, in the keys and units of a config's `policy:` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyStats {
+    /// The chunk size the tracker's config names (the one the policy was chosen for; each
+    /// file's own is in its row).
+    pub chunk_size: u32,
+    /// Every policy setting.
+    pub settings: PolicySpec,
+}
+
+/// Configured rate caps (`None`: unlimited).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LimitStats {
-    /// Transfers scheduled per peer.
-    pub max_transfers: u32,
-    /// Uploads moving per peer.
-    pub max_uploads: u32,
-    /// Downloads moving per peer.
-    pub max_downloads: u32,
-    /// Stall timeout in seconds.
-    pub stall_timeout_s: f64,
     /// Upload cap in bytes per second.
     pub max_upload_rate: Option<u64>,
     /// Download cap in bytes per second.

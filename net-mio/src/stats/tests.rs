@@ -62,14 +62,14 @@ fn snapshot() -> StatsSnapshot {
             transfers_completed: 5,
             ..Default::default()
         },
-        limits: LimitStats {
-            max_transfers: 10,
-            max_uploads: 5,
-            max_downloads: 5,
-            stall_timeout_s: 20.0,
-            max_upload_rate: Some(2 << 20),
-            max_download_rate: None,
-        },
+        limits: LimitStats { max_upload_rate: Some(2 << 20), max_download_rate: None },
+        policy: Some(PolicyStats {
+            chunk_size: 250_000,
+            settings: pdtp_core::policy::PolicySpec {
+                copy_time: Some(pdtp_core::units::Duration(pdtp_core::Span::from_secs(1))),
+                ..Default::default()
+            },
+        }),
         rates: RateStats { upload: 1_000.0, download: 2_000.0, peak_upload: 3_000.0, peak_download: 4_000.0 },
     }
 }
@@ -167,6 +167,13 @@ fn html_page_shows_the_snapshot_escaped() {
     assert!(body.contains("127.0.0.1:8001") && body.contains("banned") && body.contains("0.25"));
     assert!(body.contains("40.0 %"), "peer share of traffic: 10000 / 25000");
     assert!(body.contains("2.0 MiB/s"), "the upload cap is shown");
+    assert!(body.contains("Scheduling policy"), "the tracker's policy is shown");
+    for row in [
+        "<th class=l>giver</th><td class=l>least_loaded</td>",
+        "<th class=l>copy_time</th><td class=l>1s</td>",
+    ] {
+        assert!(body.contains(row), "policy row {row} in {body}");
+    }
     assert_eq!(h.server.clients(), 0, "closed after the response");
     assert_eq!(h.server.served(), 1);
 }

@@ -24,7 +24,7 @@ fn a_minimal_scenario_gets_documented_defaults() {
     assert_eq!(s.policy.max_uploads, 5);
     assert_eq!(s.peers[1].latency, Duration::parse("30ms").unwrap());
     assert_eq!(s.peers[0].latency, Duration::parse("20ms").unwrap());
-    assert_eq!(s.cells().len(), 1);
+    assert_eq!(s.cells().unwrap().len(), 1);
 }
 
 #[test]
@@ -156,13 +156,13 @@ fn a_sweep_expands_to_its_grid() {
         "{BASE}sweep:\n  chunk_sizes: [5kB, 50kB, 250kB]\n  seeds: [1, 2]\n  policies:\n    - {{ name: a, chunk: in_order }}\n    - {{ name: b, giver: random, copy_time: 1s, stall_timeout: 3s, queue_ahead: true }}\n"
     );
     let s = Scenario::from_yaml(&text, "x").unwrap();
-    let cells = s.cells();
+    let cells = s.cells().unwrap();
     assert_eq!(cells.len(), 12);
     assert_eq!(cells[0].chunk_size, Bytes(5_000));
     assert_eq!(cells[0].scenario.content.chunk_size, Bytes(5_000));
-    assert_eq!(cells[0].scenario.policy.chunk, ChunkChoice::InOrder);
+    assert_eq!(cells[0].scenario.policy.chunk, pdtp_core::tracker::ChunkPolicy::InOrder);
     assert_eq!(cells[2].policy, "b");
-    assert_eq!(cells[2].scenario.policy.giver, GiverChoice::Random);
+    assert_eq!(cells[2].scenario.policy.giver, pdtp_core::tracker::GiverPolicy::Random);
     assert_eq!(cells[2].scenario.policy.copy_time, Some(Duration(Span::from_secs(1))));
     assert_eq!(cells[2].scenario.policy.stall_timeout, Duration(Span::from_secs(3)));
     assert_eq!(cells[0].scenario.policy.copy_time, None);
@@ -180,7 +180,10 @@ fn a_sweep_expands_to_its_grid() {
     let s = Scenario::from_yaml(&text.replace("copy_time: 1s,", "copy_time: 1s, unmeasured_slots: 4,"), "x")
         .unwrap();
     assert_eq!(
-        (s.cells()[2].scenario.policy.unmeasured_slots, s.cells()[0].scenario.policy.unmeasured_slots),
+        (
+            s.cells().unwrap()[2].scenario.policy.unmeasured_slots,
+            s.cells().unwrap()[0].scenario.policy.unmeasured_slots
+        ),
         (4, 2)
     );
 }
@@ -189,7 +192,7 @@ fn a_sweep_expands_to_its_grid() {
 fn a_sweep_over_tracker_processing_labels_its_cells() {
     let text =
         format!("{BASE}sweep:\n  chunk_sizes: [5kB]\n  tracker_processing: [1us, 50us]\n  seeds: [1, 2]\n");
-    let cells = Scenario::from_yaml(&text, "x").unwrap().cells();
+    let cells = Scenario::from_yaml(&text, "x").unwrap().cells().unwrap();
     let got: Vec<(String, u64, u64)> = cells
         .iter()
         .map(|c| (c.policy.clone(), c.seed, c.scenario.tracker.processing.0.as_nanos()))

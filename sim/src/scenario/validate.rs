@@ -1,6 +1,6 @@
 //! Value checks after parsing; each error names the field (`peers[1].upload: must be > 0`).
 
-use super::{Churn, NamedPolicy, Policy, Scenario};
+use super::{Churn, NamedPolicy, PolicySpec, Scenario};
 use crate::units::{BitRate, Bytes};
 
 impl Scenario {
@@ -192,32 +192,14 @@ fn check_churn(ch: &Churn) -> Result<(), String> {
     positive(ch.away.0.as_nanos(), "churn.away")
 }
 
-fn check_policy(p: &Policy, at: &str) -> Result<(), String> {
-    positive(u64::from(p.max_transfers), &format!("{at}.max_transfers"))?;
-    positive(u64::from(p.max_uploads), &format!("{at}.max_uploads"))?;
-    positive(u64::from(p.max_downloads), &format!("{at}.max_downloads"))?;
-    positive(p.stall_timeout.0.as_nanos(), &format!("{at}.stall_timeout"))?;
-    positive(u64::from(p.unmeasured_slots), &format!("{at}.unmeasured_slots"))?;
-    if let Some(t) = p.copy_time {
-        positive(t.0.as_nanos(), &format!("{at}.copy_time"))?;
-    }
-    if let Some(t) = p.live_deadline {
-        positive(t.0.as_nanos(), &format!("{at}.live_deadline"))?;
-    }
-    if p.max_uploads > p.max_transfers {
-        return Err(format!("{at}.max_uploads: must be ≤ max_transfers ({})", p.max_transfers));
-    }
-    if p.max_downloads > p.max_transfers {
-        return Err(format!("{at}.max_downloads: must be ≤ max_transfers ({})", p.max_transfers));
-    }
-    Ok(())
+fn check_policy(p: &PolicySpec, at: &str) -> Result<(), String> {
+    p.validate().map_err(|e| format!("{at}.{e}"))
 }
 
-fn check_named(p: &NamedPolicy, base: &Policy, at: &str) -> Result<(), String> {
+fn check_named(p: &NamedPolicy, base: &PolicySpec, at: &str) -> Result<(), String> {
     if p.name.trim().is_empty() {
         return Err(format!("{at}.name: must not be empty"));
     }
-    let mut merged = base.clone();
-    p.apply(&mut merged);
+    let merged = p.apply(base).map_err(|e| format!("{at}: {e}"))?;
     check_policy(&merged, at)
 }

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use pdtp_core::policy::PolicySpec;
 use pdtp_core::tracker::TrackerConfig;
 use pdtp_net_mio::config::parse_rate;
 use pdtp_net_mio::driver::{Node, RateLimits, Runtime, Status, Swarm, random_seed};
@@ -42,7 +43,10 @@ pub fn run(peers: usize, size: u64, chunk_size: u32, caps: &Caps, json: bool) ->
     write_random_file(&source_path, len, random_seed()).map_err(|e| format!("writing the demo file: {e}"))?;
 
     let key = format!("demo-key-{:016x}", random_seed());
-    let mut swarm = Swarm::new(TrackerConfig::with_key(key.clone()), chunk_size)?;
+    // The tracker runs the built-in policy, as `pdtp-node tracker` does without a policy section.
+    let mut config = TrackerConfig::with_key(key.clone());
+    PolicySpec::default().apply(&mut config);
+    let mut swarm = Swarm::new(config, chunk_size)?;
     let started = Instant::now();
     swarm.add_seed(&root, &key, RateLimits { upload: origin_rate, download: None })?;
     let outs: Vec<_> = (0..peers).map(|i| dir.path().join(format!("peer-{i}.bin"))).collect();

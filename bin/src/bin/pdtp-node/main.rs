@@ -33,6 +33,10 @@ enum Command {
         /// The YAML config (conf/example.yml shows every key).
         #[arg(long)]
         conf: PathBuf,
+        /// Run the policy and chunk size of this simulator scenario instead of the config's
+        /// (e.g. scenarios/flashcrowd.yml).
+        #[arg(long, value_name = "SCENARIO")]
+        policy_from: Option<PathBuf>,
     },
     /// Publish every file under file_root (and optionally a live stream from stdin).
     Seed {
@@ -45,6 +49,10 @@ enum Command {
         /// Cap on what the origin sends (e.g. 2MiB/s); overrides the config.
         #[arg(long, value_name = "RATE")]
         max_upload_rate: Option<String>,
+        /// Chunk files in this simulator scenario's chunk size instead of the config's (as the
+        /// tracker's --policy-from).
+        #[arg(long, value_name = "SCENARIO")]
+        policy_from: Option<PathBuf>,
     },
     /// Download pdtp://host[:port]/path, verifying every chunk.
     Get {
@@ -93,9 +101,14 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Tracker { conf } => roles::tracker(&conf, cli.verbose),
-        Command::Seed { conf, live, max_upload_rate } => {
-            roles::seed(&conf, live, max_upload_rate.as_deref(), cli.verbose)
+        Command::Tracker { conf, policy_from } => roles::tracker(&conf, policy_from.as_deref(), cli.verbose),
+        Command::Seed { conf, live, max_upload_rate, policy_from } => {
+            let flags = roles::SeedFlags {
+                live,
+                upload: max_upload_rate.as_deref(),
+                policy_from: policy_from.as_deref(),
+            };
+            roles::seed(&conf, &flags, cli.verbose)
         }
         Command::Get { url, output, listen, max_upload_rate, max_download_rate, stall_timeout } => {
             init_logs(cli.verbose, false, false);

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use pdtp_core::units::Bytes;
 use pdtp_core::{Endpoint, PeerId};
-use pdtp_net_mio::config::{Config, parse_duration, parse_rate};
+use pdtp_net_mio::config::{Config, MAX_CHUNK_SIZE, parse_duration, parse_rate};
 use pdtp_net_mio::driver::{
     Node, PeerNode, PeerOptions, RateLimits, Runtime, SeedNode, SeedOptions, Status, TrackerNode,
     TrackerOptions, random_seed, tracker_config,
@@ -15,12 +16,34 @@ use pdtp_net_mio::driver::{
 use pdtp_net_mio::listen::{bind_exact, bind_with_fallback};
 use pdtp_net_mio::paths::PdtpUrl;
 use pdtp_net_mio::sink::OutputKind;
+use pdtp_sim::scenario::Scenario;
 
 const ANY: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
-/// `pdtp-node tracker --conf FILE`: runs until killed.
-pub fn tracker(conf: &Path, verbose: u8) -> Result<(), String> {
-    let c = Config::load(conf).map_err(|e| e.to_string())?;
+/// Loads a config, with `--policy-from`'s scenario (if given) replacing its policy and chunk
+/// size: the same parser and validation the simulator used on that file.
+fn load_config(conf: &Path, policy_from: Option<&Path>) -> Result<Config, String> {
+    let mut c = Config::load(conf).map_err(|e| e.to_string())?;
+    if let Some(path) = policy_from {
+        let s = Scenario::load(path).map_err(|e| format!("--policy-from {e}"))?;
+        let chunk = s.content.chunk_size.0;
+        if chunk > u64::from(MAX_CHUNK_SIZE) {
+            return Err(format!(
+                "--policy-from {}: content.chunk_size: {} is over the node's limit of {MAX_CHUNK_SIZE} bytes",
+                path.display(),
+                s.content.chunk_size
+            ));
+        }
+        c.policy = s.policy;
+        // Checked just above to fit.
+        c.chunk_size = chunk as u32;
+    }
+    Ok(c)
+}
+
+/// `pdtp-node tracker --conf FILE [--policy-from SCENARIO]`: runs until killed.
+pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(), String> {
+    let c = load_config(conf, policy_from)?;
     crate::init_logs(verbose, c.quiet, c.debug);
     if c.seed_key.is_none() {
         tracing::warn!("{}: no seed_key, so every seed will be refused", conf.display());
@@ -36,21 +59,36 @@ pub fn tracker(conf: &Path, verbose: u8) -> Result<(), String> {
         name: c.public_name().to_owned(),
         shown_limits: (c.max_upload_rate.map(|r| r.0), c.max_download_rate.map(|r| r.0)),
         rng_seed: random_seed(),
+        chunk_size: c.chunk_size,
     })
     .map_err(|e| format!("{e} (the stats page uses port + 1: change port)"))?;
     let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
     rt.add(Node::Tracker(node), Some(listener), RateLimits::default(), 1).map_err(|e| e.to_string())?;
     if !c.quiet {
         eprintln!("pdtp-node: tracker on {addr}; stats on http://{stats}/");
+        let from = policy_from.map_or_else(|| conf.display().to_string(), |p| p.display().to_string());
+        eprintln!("pdtp-node: policy ({from}): chunk_size: {}, {}", Bytes(u64::from(c.chunk_size)), c.policy);
     }
     loop {
         rt.turn(None).map_err(|e| format!("event loop: {e}"))?;
     }
 }
 
+/// `seed`'s flags, as typed.
+pub struct SeedFlags<'a> {
+    /// `--live NAME`: publish a stream read from stdin under this path.
+    pub live: Option<String>,
+    /// `--max-upload-rate`.
+    pub upload: Option<&'a str>,
+    /// `--policy-from`: a scenario whose chunk size to use.
+    pub policy_from: Option<&'a Path>,
+}
+
 /// `pdtp-node seed --conf FILE [--live NAME]`: runs until killed or refused.
-pub fn seed(conf: &Path, live: Option<String>, upload: Option<&str>, verbose: u8) -> Result<(), String> {
-    let c = Config::load(conf).map_err(|e| e.to_string())?;
+pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), String> {
+    let SeedFlags { ref live, upload, policy_from } = *flags;
+    let live = live.clone();
+    let c = load_config(conf, policy_from)?;
     crate::init_logs(verbose, c.quiet, c.debug);
     let file = conf.display();
     let root = c.file_root.clone().ok_or_else(|| format!("{file}: file_root: required to run a seed"))?;

@@ -1,4 +1,4 @@
-//! Human units in scenario files: sizes (`250kB`, `1MiB`), rates (`10Mbit/s`, `2MB/s`) and
+//! Human units in scenario and config files: sizes (`250kB`, `1MiB`), rates (`10Mbit/s`, `2MB/s`) and
 //! durations (`150ms`, `10s`).
 //!
 //! Decimal SI prefixes mean powers of 1000 (`kB` = 1 000 bytes, `MB` = 10⁶); binary ones
@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use pdtp_core::Span;
+use crate::time::Span;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -88,9 +88,14 @@ fn to_u64(v: f64, text: &str, what: &str) -> Result<u64, String> {
 }
 
 impl Bytes {
-    /// Parses a size.
+    /// Parses a size: a whole number of bytes (`2.5kB` is, `1.5` is not).
     pub fn parse(text: &str) -> Result<Self, String> {
-        to_u64(parse_with(text, SIZE_UNITS, "size", true)?, text, "size").map(Self)
+        let v = parse_with(text, SIZE_UNITS, "size", true)?;
+        // A few ulps of slack: `1.234567891GB` is a whole number that f64 scaling may miss.
+        if (v - v.round()).abs() > (v * 4.0 * f64::EPSILON).max(1e-6) {
+            return Err(format!("invalid size '{text}': not a whole number of bytes"));
+        }
+        to_u64(v, text, "size").map(Self)
     }
 }
 
@@ -116,30 +121,30 @@ impl Duration {
 
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0 as f64;
-        if self.0 >= 1_000_000_000 {
-            write!(f, "{}GB", trim(b / 1e9))
-        } else if self.0 >= 1_000_000 {
-            write!(f, "{}MB", trim(b / 1e6))
-        } else if self.0 >= 1_000 {
-            write!(f, "{}kB", trim(b / 1e3))
+        let b = self.0;
+        if b >= 1_000_000_000 {
+            write!(f, "{}GB", trim(b, 1_000_000_000))
+        } else if b >= 1_000_000 {
+            write!(f, "{}MB", trim(b, 1_000_000))
+        } else if b >= 1_000 {
+            write!(f, "{}kB", trim(b, 1_000))
         } else {
-            write!(f, "{}B", self.0)
+            write!(f, "{b}B")
         }
     }
 }
 
 impl fmt::Display for BitRate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0 as f64;
-        if self.0 >= 1_000_000_000 {
-            write!(f, "{}Gbit/s", trim(b / 1e9))
-        } else if self.0 >= 1_000_000 {
-            write!(f, "{}Mbit/s", trim(b / 1e6))
-        } else if self.0 >= 1_000 {
-            write!(f, "{}kbit/s", trim(b / 1e3))
+        let b = self.0;
+        if b >= 1_000_000_000 {
+            write!(f, "{}Gbit/s", trim(b, 1_000_000_000))
+        } else if b >= 1_000_000 {
+            write!(f, "{}Mbit/s", trim(b, 1_000_000))
+        } else if b >= 1_000 {
+            write!(f, "{}kbit/s", trim(b, 1_000))
         } else {
-            write!(f, "{}bit/s", self.0)
+            write!(f, "{b}bit/s")
         }
     }
 }
@@ -148,21 +153,27 @@ impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ns = self.0.as_nanos();
         if ns >= 1_000_000_000 {
-            write!(f, "{}s", trim(ns as f64 / 1e9))
+            write!(f, "{}s", trim(ns, 1_000_000_000))
         } else if ns >= 1_000_000 {
-            write!(f, "{}ms", trim(ns as f64 / 1e6))
+            write!(f, "{}ms", trim(ns, 1_000_000))
         } else if ns >= 1_000 {
-            write!(f, "{}us", trim(ns as f64 / 1e3))
+            write!(f, "{}us", trim(ns, 1_000))
         } else {
             write!(f, "{ns}ns")
         }
     }
 }
 
-/// At most three decimals, no trailing zeros.
-fn trim(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+/// `whole` units of `scale` with the remainder as decimals, no trailing zeros: exact, so a
+/// value written out and parsed back is the same value (a sweep's policy overrides rely on it).
+fn trim(v: u64, scale: u64) -> String {
+    let (whole, frac) = (v / scale, v % scale);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = scale.ilog10() as usize;
+    let decimals = format!("{frac:0digits$}");
+    format!("{whole}.{}", decimals.trim_end_matches('0'))
 }
 
 struct UnitVisitor<T>(fn(&str) -> Result<T, String>, &'static str, bool);
@@ -252,6 +263,18 @@ mod tests {
         for s in ["150ms", "10s", "20us", "7ns"] {
             let d = Duration::parse(s).unwrap();
             assert_eq!(Duration::parse(&d.to_string()), Ok(d));
+        }
+    }
+
+    proptest::proptest! {
+        // Exact up to 2^50 units (about 13 days in nanoseconds, a petabyte in bytes): beyond
+        // that an f64 no longer holds every integer the text can name.
+        #[test]
+        fn every_value_survives_display_and_parse(v in 0u64..(1 << 50)) {
+            proptest::prop_assert_eq!(Bytes::parse(&Bytes(v).to_string()), Ok(Bytes(v)));
+            proptest::prop_assert_eq!(BitRate::parse(&BitRate(v).to_string()), Ok(BitRate(v)));
+            let d = Duration(Span::from_nanos(v));
+            proptest::prop_assert_eq!(Duration::parse(&d.to_string()), Ok(d));
         }
     }
 }
