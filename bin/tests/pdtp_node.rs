@@ -29,6 +29,8 @@ fn wait_polling(swarm: &mut Swarm, child: &mut Child) -> Option<ExitStatus> {
     status
 }
 
+/// `get -o -` delivers the exact bytes in order, and when it stays on to seed (`--seed-for`)
+/// its reader still sees the end of the file at once: stdout is closed, the process is not.
 #[test]
 fn get_to_stdout_delivers_the_exact_bytes_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,9 +41,9 @@ fn get_to_stdout_delivers_the_exact_bytes_in_order() {
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
     let url = format!("pdtp://127.0.0.1:{}/dir/show.ts", swarm.tracker_addr.port());
     let mut child = Command::new(BIN)
-        .args(["get", &url, "-o", "-", "--listen", "0"])
+        .args(["get", &url, "-o", "-", "--listen", "0", "--seed-for", "60s"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -50,11 +52,12 @@ fn get_to_stdout_delivers_the_exact_bytes_in_order() {
         let mut v = Vec::new();
         stdout.read_to_end(&mut v).map(|_| v)
     });
-    let status = wait_polling(&mut swarm, &mut child);
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(status.is_some(), "get did not finish: {err}");
-    assert!(status.unwrap().success(), "get failed: {err}");
+    let ended = run_polling(&mut swarm.rt, LIMIT, || reader.is_finished());
+    let still_seeding = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ended, "the reader never saw the end of the output");
+    assert!(still_seeding, "get exited instead of seeding for 60 s");
     let got = reader.join().unwrap().unwrap();
     assert_eq!(got.len(), source.len());
     assert!(got == source, "stdout differs from the source");
@@ -101,6 +104,8 @@ fn errors_are_one_clear_line_and_a_non_zero_exit() {
     assert_one_line(c, &e, "--stall-timeout 0s: must be more than zero");
     let (c, e) = run(&["get", "pdtp://127.0.0.1:6086/a.bin", "--stall-timeout", "5 parsecs"], d);
     assert_one_line(c, &e, "--stall-timeout 5 parsecs: ");
+    let (c, e) = run(&["get", "pdtp://127.0.0.1:6086/a.bin", "--seed-for", "forever"], d);
+    assert_one_line(c, &e, "--seed-for forever: ");
     // A port nothing listens on: bind one, note it, free it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (c, e) = run(&["get", &format!("pdtp://127.0.0.1:{port}/a.bin"), "--listen", "0"], d);
@@ -218,7 +223,7 @@ fn get_names_an_unknown_file_and_an_unwritable_output() {
 /// and stderr.
 fn get_until_exit(swarm: &mut Swarm, url: &str, out: &str, cwd: &std::path::Path) -> (i32, String) {
     let mut child = Command::new(BIN)
-        .args(["get", url, "-o", out, "--listen", "0"])
+        .args(["get", url, "-o", out, "--listen", "0", "--seed-for", "0s"])
         .current_dir(cwd)
         .stderr(Stdio::piped())
         .spawn()
@@ -315,7 +320,7 @@ fn get_into_a_fifo_waits_for_its_reader_and_delivers_in_order() {
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let url = format!("pdtp://127.0.0.1:{}/movie.ts", swarm.tracker_addr.port());
     let mut child = Command::new(BIN)
-        .args(["get", &url, "-o", fifo.to_str().unwrap(), "--listen", "0"])
+        .args(["get", &url, "-o", fifo.to_str().unwrap(), "--listen", "0", "--seed-for", "0s"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

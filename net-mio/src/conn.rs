@@ -369,6 +369,12 @@ impl Conn {
         self.stream.local_addr()
     }
 
+    /// Half-closes: no more output from us (the peer reads end of stream after what was
+    /// sent); input still arrives until the peer closes too.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
     /// Deregisters and shuts the socket down; queued output is dropped.
     pub fn close(mut self, registry: &Registry) {
         if self.registered.is_some() {

@@ -300,6 +300,14 @@ impl Sink {
     }
 }
 
+/// Points fd 1 at `/dev/null`, closing this process's end of whatever stdout was (a pipe's
+/// reader then sees end of stream), while later writes to stdout still succeed.
+pub fn close_stdout() -> io::Result<()> {
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    rustix::stdio::dup2_stdout(&null)?;
+    Ok(())
+}
+
 impl Drop for Sink {
     fn drop(&mut self) {
         if let Target::Pipe(tx) = &self.target {

@@ -117,6 +117,7 @@ pub struct Engine {
     livelock_events: u64,
     rng: ChaCha8Rng,
     churn: Option<crate::scenario::Churn>,
+    seed_for: Option<crate::scenario::SeedFor>,
     content_path: String,
     seed_key: [u8; 32],
     /// The tracker on its own core (see [`tracker_side`]); taken out while the run goes.
@@ -161,6 +162,8 @@ struct Slot {
     /// Offline for a player restart after losing the tracker: when it starts again
     /// (`PLAYER_RESTART` later). A `Restarted` event for another instant is stale.
     restarting: Option<Time>,
+    /// Left for good after seeding (`seed_for`): churn no longer moves it.
+    departed: bool,
     /// The node's current deadline (from `poll_timeout`).
     timer: Option<Time>,
     /// The earliest `Ev::Timer` queued for it and not yet fired. A deadline that moves later
@@ -245,6 +248,8 @@ enum Ev {
     Start(u32),
     Leave(u32),
     Rejoin(u32),
+    /// A complete viewer's `seed_for` is over: it leaves for good.
+    Depart(u32),
     /// The viewer lost its tracker: it goes offline now and starts again a moment later.
     Restart(u32),
     Restarted(u32),
@@ -306,6 +311,7 @@ impl Engine {
             livelock_events: LIVELOCK_EVENTS,
             rng,
             churn: scenario.churn,
+            seed_for: scenario.seed_for,
             content_path,
             seed_key,
             tracker_side: None,
@@ -421,6 +427,7 @@ impl Engine {
             host,
             online: false,
             restarting: None,
+            departed: false,
             timer: None,
             queued: None,
             busy_until: Time::ZERO,
@@ -579,7 +586,9 @@ impl Engine {
     fn step(&mut self, ev: Ev) {
         match ev {
             Ev::Start(n) => self.start(n, Arrival::First),
-            Ev::Rejoin(n) => self.start(n, Arrival::Return),
+            Ev::Rejoin(n) if !self.nodes[n as usize].departed => self.start(n, Arrival::Return),
+            Ev::Rejoin(_) => {}
+            Ev::Depart(n) => self.depart(n),
             Ev::Restart(n) => {
                 let s = &self.nodes[n as usize];
                 // A viewer done in the same drain has nothing to restart for.
@@ -599,7 +608,8 @@ impl Engine {
                     self.start(n, Arrival::Restart);
                 }
             }
-            Ev::Leave(n) => self.leave(n),
+            Ev::Leave(n) if !self.nodes[n as usize].departed => self.leave(n),
+            Ev::Leave(_) => {}
             Ev::Timer(n) => {
                 let now = self.now;
                 let s = &mut self.nodes[n as usize];
@@ -695,6 +705,35 @@ impl Engine {
         }
     }
 
+    /// A complete viewer stops serving for good (`seed_for` is over). If churn has it away
+    /// or its player restarting, it just does not come back.
+    fn depart(&mut self, n: u32) {
+        let s = &mut self.nodes[n as usize];
+        if s.departed {
+            return;
+        }
+        s.departed = true;
+        let was_online = s.online;
+        s.restarting = None;
+        if was_online {
+            self.go_offline(n);
+            if let Some(p) = self.nodes[n as usize].peer {
+                self.recorder.leave(p, self.now);
+            }
+        }
+    }
+
+    /// Queues viewer `n`'s departure `seed_for` after it completed. (A churn absence does not
+    /// move it: a departure that falls while the viewer is away means it does not return.)
+    fn schedule_departure(&mut self, n: u32) {
+        let Some(seed_for) = self.seed_for else { return };
+        let stay = match seed_for {
+            crate::scenario::SeedFor::Fixed(d) => d.0,
+            crate::scenario::SeedFor::Exponential(mean) => schedule::exponential(&mut self.rng, mean.0),
+        };
+        self.queue.push(self.now + stay, Ev::Depart(n));
+    }
+
     /// Takes node `n` offline: its links break, its machine stops (keeping its store).
     fn go_offline(&mut self, n: u32) {
         let now = self.now;
@@ -719,6 +758,7 @@ impl Engine {
                 Some(p) => {
                     if ev == NodeEvent::Completed && !self.recorder.is_done(p) {
                         self.pending = self.pending.saturating_sub(1);
+                        self.schedule_departure(n);
                     }
                     if ev == NodeEvent::TrackerLost {
                         // Not inside this drain: the node's own call is still on the stack.

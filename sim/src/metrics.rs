@@ -66,6 +66,9 @@ pub struct PeerRecord {
     pub done_s: Option<f64>,
     /// `done_s − arrival_s`: the download time the viewer experienced, seconds.
     pub completion_s: Option<f64>,
+    /// When it left for the last time (churn without a return, or its `seed_for` over),
+    /// seconds since the start; empty if it was there at the end of the run.
+    pub departed_s: Option<f64>,
     /// Chunk payload bytes it uploaded.
     pub uploaded_bytes: u64,
     /// Chunk payload bytes it downloaded.
@@ -234,6 +237,7 @@ impl Recorder {
                     class: s.class.clone(),
                     arrival_s: s.arrival.map(Time::as_secs_f64),
                     done_s: s.done.map(Time::as_secs_f64),
+                    departed_s: s.gone.map(Time::as_secs_f64),
                     completion_s: s.done.zip(s.arrival).map(|(d, a)| (d - a).as_secs_f64()),
                     uploaded_bytes: s.uploaded,
                     downloaded_bytes: s.downloaded,

@@ -434,17 +434,18 @@ pub fn table(reports: &[Report]) -> String {
 /// The per-viewer CSV.
 pub fn peers_csv(rows: &[PeerRecord]) -> String {
     let mut s = String::from(
-        "peer,class,arrival_s,done_s,completion_s,uploaded_bytes,downloaded_bytes,departures,restarts,rejected_chunks,startup_s,continuity,stalls,live_lag_s\n",
+        "peer,class,arrival_s,done_s,completion_s,departed_s,uploaded_bytes,downloaded_bytes,departures,restarts,rejected_chunks,startup_s,continuity,stalls,live_lag_s\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.peer,
             r.class.replace(',', ";"),
             opt(r.arrival_s),
             opt(r.done_s),
             opt(r.completion_s),
+            opt(r.departed_s),
             r.uploaded_bytes,
             r.downloaded_bytes,
             r.departures,

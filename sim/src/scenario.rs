@@ -13,7 +13,10 @@ pub use pdtp_core::policy::PolicySpec;
 use crate::units::{BitRate, Bytes, Duration};
 
 mod arrivals;
+mod seed_for;
 mod validate;
+
+pub use seed_for::SeedFor;
 
 /// One simulation (or, with `sweep`, a grid of them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,6 +43,10 @@ pub struct Scenario {
     /// Viewers leaving (and perhaps returning) before the end.
     #[serde(default)]
     pub churn: Option<Churn>,
+    /// How long a viewer stays to serve once its download is complete (absent: until the
+    /// run ends). `pdtp-node get --seed-for` is the same setting on a real viewer.
+    #[serde(default)]
+    pub seed_for: Option<SeedFor>,
     /// The tracker's scheduling policy (the vocabulary `pdtp-node`'s config shares).
     #[serde(default)]
     pub policy: PolicySpec,

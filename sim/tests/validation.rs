@@ -606,3 +606,45 @@ fn a_viewer_whose_tracker_closed_its_connection_starts_again_and_finishes() {
     // to on-demand runs with restarts).
     assert!(r.peers.iter().all(|p| p.departures == 0));
 }
+
+/// `seed_for`: a viewer stays exactly that long after completing (then leaves for good, as
+/// `pdtp-node get --seed-for` does); viewers that leave at once make the origin serve the
+/// latecomers itself, viewers that stay take that load off it.
+#[test]
+fn viewers_seed_for_their_stay_and_staying_spares_the_origin() {
+    let base = "\
+content: { size: 2MB, chunk_size: 100kB }
+seeds: { upload: 8Mbit/s }
+peers: [ { count: 12, download: 20Mbit/s, upload: 8Mbit/s, latency: 20ms } ]
+arrivals: { uniform: { window: 30s } }
+time_limit: 10min
+";
+    let origin_copies = |stay: &str| {
+        let r = run(&scenario(&format!("{base}seed_for: {stay}\n")));
+        assert_eq!(r.report.end_reason, EndReason::AllDone, "seed_for {stay}");
+        // The run ends as the last viewer completes, before anything else at that instant.
+        let last = r.peers.iter().filter_map(|p| p.done_s).fold(0.0, f64::max);
+        for p in &r.peers {
+            let (done, gone) = (p.done_s.unwrap(), p.departed_s);
+            match stay {
+                "0s" if done < last => {
+                    assert_eq!(gone, Some(done), "viewer {} leaves the moment it is done", p.peer)
+                }
+                "0s" => assert_eq!(gone, None),
+                "3s" => {
+                    assert!(gone.is_none_or(|g| (g - done - 3.0).abs() < 1e-9), "viewer {}: {gone:?}", p.peer)
+                }
+                _ => assert_eq!(gone, None, "viewer {} is still there at the end", p.peer),
+            }
+            assert_eq!(p.departures, u32::from(gone.is_some()));
+        }
+        r.report.origin_bytes as f64 / r.report.file_bytes as f64
+    };
+    let (leave, short, stay) = (origin_copies("0s"), origin_copies("3s"), origin_copies("10min"));
+    assert!(leave > short && short > stay, "origin copies: leave at once {leave}, 3 s {short}, stay {stay}");
+    assert!(leave > 2.0 * stay, "leave at once {leave} vs stay {stay}");
+    // The exponential stay draws from the run's generator: reproducible, and not all equal.
+    let r = run(&scenario(&format!("{base}seed_for: {{ exponential: 3s }}\n")));
+    let stays: Vec<f64> = r.peers.iter().filter_map(|p| Some(p.departed_s? - p.done_s?)).collect();
+    assert!(stays.len() >= 6 && stays.windows(2).any(|w| w[0] != w[1]), "{stays:?}");
+}

@@ -483,6 +483,39 @@ fn a_departing_giver_releases_its_orders() {
     assert!(stats.nodes.iter().all(|n| n.downloads == 0));
 }
 
+/// A copy the taker verified counts, bytes and all, even when its order was cancelled first
+/// (the giver left, or the tracker gave up on it): origin + peer bytes = verified bytes.
+#[test]
+fn a_verified_copy_reported_after_its_order_was_cancelled_is_counted_in_full() {
+    let mut b = Bench::new();
+    let (seed_conn, content) = b.seed_with(manifest("a.bin", 4, 1000));
+    let taker = b.peer_requesting(10, content);
+    let os: Vec<TransferOrder> = orders(&b.drain())
+        .into_iter()
+        .filter(|(c, o)| *c == taker && o.side == Side::Taker)
+        .map(|(_, o)| o)
+        .collect();
+    assert_eq!(os.len(), 4);
+    // The origin leaves with every order outstanding; its data had already arrived.
+    b.tr.handle_closed(b.now, seed_conn);
+    while b.tr.poll_event().is_some() {}
+    for o in &os {
+        b.complete(taker, o, 1000);
+    }
+    let finished: Vec<TrackerEvent> = std::iter::from_fn(|| b.tr.poll_event())
+        .filter(|e| matches!(e, TrackerEvent::Finished { outcome: trust::Outcome::Verified, .. }))
+        .collect();
+    assert_eq!(finished.len(), 4, "each late copy is a verified transfer");
+    assert!(
+        finished.iter().all(|e| matches!(e, TrackerEvent::Finished { from_origin: true, bytes: 1000, .. }))
+    );
+    let c = &b.tr.stats().contents[0];
+    assert_eq!((c.bytes_from_origin, c.bytes_from_peers), (4000, 0));
+    // A late report of a corrupt copy, or a second report, counts nothing.
+    b.complete(taker, &os[0], 1000);
+    assert_eq!(b.tr.stats().contents[0].bytes_from_origin, 4000);
+}
+
 #[test]
 fn live_appends_reach_viewers_and_open_requests() {
     let mut b = Bench::new();

@@ -41,12 +41,15 @@ impl Transfer {
     }
 }
 
-/// What is remembered of a cancelled transfer, so a late success still counts.
+/// What is remembered of a cancelled transfer, so a late success still counts (in the
+/// holders, and in the byte counters: origin + peer bytes = bytes verified by takers).
 #[derive(Clone, Copy, Debug)]
 struct Cancelled {
     taker: NodeIdx,
     content: ContentId,
     chunk: ChunkIndex,
+    giver: NodeIdx,
+    giver_id: PeerId,
 }
 
 /// Live orders and recent cancellations.
@@ -390,16 +393,26 @@ impl Tracker {
         }
     }
 
-    /// A `Completed` for a token already cancelled: a verified copy still counts.
+    /// A `Completed` for a token already cancelled: a verified copy still counts, as a
+    /// holder and in the byte counters (the order was cancelled, not the bytes: a giver that
+    /// left right after its last byte, or a taker the sweep gave up on, delivered them).
     fn on_late_completed(&mut self, idx: NodeIdx, done: Completed) {
-        let Some(c) = self.transfers.cancelled.remove(&done.token) else { return };
+        let Some(c) = self.transfers.cancelled.get(&done.token).copied() else { return };
         if c.taker != idx {
             return;
         }
+        self.transfers.cancelled.remove(&done.token);
         let ci = c.content.0 as usize;
         let Some(content) = self.contents.get_mut(ci) else { return };
         if done.hash.is_none() || content.manifest.hash(c.chunk).copied() != done.hash {
             return;
+        }
+        let bytes = content.manifest.geometry.chunk_len(c.chunk);
+        let from_origin = self.loads[c.giver.0 as usize].seed;
+        if from_origin {
+            content.bytes_from_origin += u64::from(bytes);
+        } else {
+            content.bytes_from_peers += u64::from(bytes);
         }
         let n = content.num_chunks();
         let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
@@ -412,6 +425,21 @@ impl Tracker {
         if nc.have.insert(c.chunk) {
             content.add_holder(c.chunk, idx, is_seed);
         }
+        let taker_id = node.id;
+        node.bytes_down += u64::from(bytes);
+        if let Some(g) = self.node_mut(c.giver).filter(|g| g.id == c.giver_id) {
+            g.bytes_up += u64::from(bytes);
+        }
+        self.events.push_back(TrackerEvent::Finished {
+            token: done.token,
+            giver: c.giver_id,
+            taker: taker_id,
+            content: c.content,
+            chunk: c.chunk,
+            bytes,
+            outcome: Outcome::Verified,
+            from_origin,
+        });
         self.note_completion(idx, ci);
         self.mark_dirty(idx);
     }
@@ -484,8 +512,16 @@ impl Tracker {
             self.check_ban(t.giver_id);
         }
         if leaving != Some(t.taker) {
-            self.transfers
-                .remember_cancelled(token, Cancelled { taker: t.taker, content: t.content, chunk: t.chunk });
+            self.transfers.remember_cancelled(
+                token,
+                Cancelled {
+                    taker: t.taker,
+                    content: t.content,
+                    chunk: t.chunk,
+                    giver: t.giver,
+                    giver_id: t.giver_id,
+                },
+            );
         }
         self.events.push_back(TrackerEvent::Cancelled { token, stalled });
     }

@@ -21,6 +21,7 @@
 //! Tokens: listeners and the apps' extra objects get tokens below [`CONN_TOKEN_BASE`];
 //! connections live in a [`ConnTable`] from there up, never reused.
 
+mod depart;
 mod hosted;
 mod io;
 mod peer;
@@ -252,6 +253,11 @@ impl Runtime {
     /// The hosted node, mutably (commands such as starting a download).
     pub fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
         self.nodes.get_mut(id.0)?.as_mut().map(|s| &mut s.node)
+    }
+
+    /// The poll's registry (for a node's own I/O objects, e.g. closing its output).
+    pub fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
     }
 
     /// Connections refused at the loop's cap so far.

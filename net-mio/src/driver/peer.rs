@@ -65,6 +65,7 @@ pub struct PeerNode {
     path: String,
     sink: Option<Sink>,
     sink_token: Option<Token>,
+    to_stdout: bool,
     content: Option<ContentId>,
     chunks: u32,
     fifo_retry_at: Option<Instant>,
@@ -72,6 +73,8 @@ pub struct PeerNode {
     more: bool,
     max_rejects: Option<u64>,
     welcomed: bool,
+    live: bool,
+    tracker_lost: bool,
     complete: bool,
     delivered: u64,
     verified_bytes: u64,
@@ -108,12 +111,15 @@ impl PeerNode {
             path: opts.path,
             sink,
             sink_token: None,
+            to_stdout: matches!(opts.output, OutputKind::Stdout),
             content: None,
             chunks: 0,
             fifo_retry_at: None,
             more: false,
             max_rejects: opts.max_rejects,
             welcomed: false,
+            live: false,
+            tracker_lost: false,
             complete: false,
             delivered: 0,
             verified_bytes: 0,
@@ -147,6 +153,34 @@ impl PeerNode {
         self.rejected
     }
 
+    /// Whether the content is a live stream (known once its manifest came).
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// Whether the tracker connection was lost (after a complete download this only means
+    /// no more orders will come: the node has nobody left to serve).
+    pub fn tracker_lost(&self) -> bool {
+        self.tracker_lost
+    }
+
+    /// Closes a stream output (stdout or a FIFO) once everything was delivered, so its reader
+    /// sees the end while the node stays on to serve other peers. Stdout is pointed at
+    /// `/dev/null` (fd 1 itself must close for a pipe's reader to see the end; the sink
+    /// holds only a duplicate). A file output needs nothing.
+    pub fn close_output(&mut self, registry: &Registry) -> std::io::Result<()> {
+        let Some(mut sink) = self.sink.take() else { return Ok(()) };
+        if let Some(token) = self.sink_token {
+            // Nothing is queued once the download is done: this deregisters the pipe.
+            sink.update_interest(registry, token)?;
+        }
+        drop(sink);
+        if self.to_stdout {
+            crate::sink::close_stdout()?;
+        }
+        Ok(())
+    }
+
     fn fail(&mut self, why: String) {
         if self.failure.is_none() && !self.complete {
             tracing::debug!(%why, "download failed");
@@ -157,9 +191,10 @@ impl PeerNode {
     fn on_event(&mut self, cx: &Cx<'_>, ev: PeerEvent) {
         match ev {
             PeerEvent::Welcomed => self.welcomed = true,
-            PeerEvent::ManifestReceived { content, num_chunks, .. } => {
+            PeerEvent::ManifestReceived { content, num_chunks, live } => {
                 self.content = Some(content);
                 self.chunks = num_chunks;
+                self.live = live;
             }
             PeerEvent::UnknownUrl { path } => {
                 self.fail(format!("the tracker at {} has no file '{path}'", self.tracker));
@@ -186,6 +221,7 @@ impl PeerNode {
             }
             PeerEvent::DownloadComplete { .. } => self.complete = true,
             PeerEvent::TrackerLost => {
+                self.tracker_lost = true;
                 if !self.welcomed {
                     let why = cx.connect_error.unwrap_or("the connection was closed");
                     self.fail(format!("cannot reach the tracker at {}: {why}", self.tracker));

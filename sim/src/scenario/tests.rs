@@ -207,3 +207,18 @@ fn a_sweep_over_tracker_processing_labels_its_cells() {
     let e = err(&text.replace("[1us, 50us]", "[1us, fast]"));
     assert!(e.contains("sweep") && e.contains("tracker_processing"), "{e}");
 }
+
+#[test]
+fn seed_for_is_a_duration_or_a_distribution() {
+    let d = |text: &str| Duration::parse(text).unwrap();
+    let with = |v: &str| Scenario::from_yaml(&format!("{BASE}seed_for: {v}\n"), "x.yml").map(|s| s.seed_for);
+    assert_eq!(Scenario::from_yaml(BASE, "x.yml").unwrap().seed_for, None);
+    assert_eq!(with("2min"), Ok(Some(SeedFor::Fixed(d("2min")))));
+    assert_eq!(with("{ fixed: 0s }"), Ok(Some(SeedFor::Fixed(d("0s")))));
+    assert_eq!(with("{ exponential: 30s }"), Ok(Some(SeedFor::Exponential(d("30s")))));
+    let e = with("{ uniform: 3s }").unwrap_err().0;
+    assert!(e.contains("seed_for") && e.contains("unknown variant `uniform`"), "{e}");
+    let e = with("forever").unwrap_err().0;
+    assert!(e.contains("seed_for") && e.contains("invalid duration 'forever'"), "{e}");
+    assert!(with("{ fixed: 1s, exponential: 2s }").unwrap_err().0.contains("give one distribution"));
+}

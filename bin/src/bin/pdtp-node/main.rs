@@ -74,6 +74,11 @@ enum Command {
         /// then schedules the chunk from someone else), e.g. 20s or 500ms.
         #[arg(long, value_name = "TIME", default_value = "20s")]
         stall_timeout: String,
+        /// Keep serving other peers this long after the download is complete (e.g. 10m, 1h,
+        /// 0s to leave at once); Ctrl-C stops it sooner. Default: 10m for a file, 0s for a
+        /// live stream (its end leaves nothing to serve).
+        #[arg(long, value_name = "TIME")]
+        seed_for: Option<String>,
     },
     /// Tracker, seed and N peers on loopback with a generated file, in one process.
     Demo {
@@ -110,13 +115,14 @@ fn main() {
             };
             roles::seed(&conf, &flags, cli.verbose)
         }
-        Command::Get { url, output, listen, max_upload_rate, max_download_rate, stall_timeout } => {
+        Command::Get { url, output, listen, max_upload_rate, max_download_rate, stall_timeout, seed_for } => {
             init_logs(cli.verbose, false, false);
             let flags = roles::GetFlags {
                 listen,
                 upload: max_upload_rate.as_deref(),
                 download: max_download_rate.as_deref(),
                 stall_timeout: &stall_timeout,
+                seed_for: seed_for.as_deref(),
             };
             roles::get(&url, output, &flags)
         }

@@ -140,15 +140,27 @@ pub struct GetFlags<'a> {
     pub download: Option<&'a str>,
     /// `--stall-timeout`: how long one giver may take to deliver one chunk.
     pub stall_timeout: &'a str,
+    /// `--seed-for`: how long to keep serving once complete (`None`: the default).
+    pub seed_for: Option<&'a str>,
 }
+
+/// How long a `get` of a file keeps serving after it is complete, unless told otherwise:
+/// long enough for a flash crowd's latecomers (the simulator's steady state with seeds that
+/// stay is cheaper for the origin), short enough not to surprise a user.
+const SEED_FOR_FILES: Duration = Duration::from_secs(600);
+
+/// How long a departing `get` waits for the tracker to acknowledge its last reports.
+const DEPART_LIMIT: Duration = Duration::from_secs(2);
 
 /// `pdtp-node get URL [-o FILE|-]`: downloads, then exits.
 pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(), String> {
-    let GetFlags { listen, upload, download, stall_timeout } = *flags;
+    let GetFlags { listen, upload, download, stall_timeout, seed_for } = *flags;
     let url = PdtpUrl::parse(url).map_err(|e| e.to_string())?;
     let stall_timeout = parse_duration(stall_timeout)
         .and_then(|d| if d.is_zero() { Err("must be more than zero".into()) } else { Ok(d) })
         .map_err(|e| format!("--stall-timeout {stall_timeout}: {e}"))?;
+    let seed_for =
+        seed_for.map(|s| parse_duration(s).map_err(|e| format!("--seed-for {s}: {e}"))).transpose()?;
     let rate = |flag: &str, r: Option<&str>| match r {
         Some(r) => parse_rate(r).map(Some).map_err(|e| format!("{flag} {r}: {e}")),
         None => Ok(None),
@@ -205,12 +217,51 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
             _ => {}
         }
     }
-    // Let the last `Completed` reach the tracker before the process goes away.
-    let _ = rt.run_until(Duration::from_millis(100), |_| false);
-    if let Some(b) = bar {
+    let live = matches!(rt.node(id), Some(Node::Peer(p)) if p.is_live());
+    let stay = seed_for.unwrap_or(if live { Duration::ZERO } else { SEED_FOR_FILES });
+    if let Some(b) = &bar {
         b.finish_with_message(format!("done: {}", output.display()));
     }
+    if !stay.is_zero() {
+        stay_as_seed(&mut rt, id, stay, bar.is_some())?;
+    }
+    // Leave so that the tracker has read our last reports (exact byte accounting).
+    if !rt.depart(id, DEPART_LIMIT).map_err(|e| format!("event loop: {e}"))? {
+        tracing::debug!("the tracker did not acknowledge our departure in time");
+    }
     Ok(())
+}
+
+/// Serves other peers for `stay` after a complete download (the output closed first, so a
+/// player reading it sees the end); stops early if the tracker goes away.
+fn stay_as_seed(
+    rt: &mut Runtime,
+    id: pdtp_net_mio::driver::NodeId,
+    stay: Duration,
+    tell: bool,
+) -> Result<(), String> {
+    let registry = rt.registry().try_clone().map_err(|e| format!("event loop: {e}"))?;
+    if let Some(Node::Peer(p)) = rt.node_mut(id) {
+        p.close_output(&registry).map_err(|e| format!("closing the output: {e}"))?;
+    }
+    if tell {
+        eprintln!("seeding for {} (Ctrl-C to stop)", humantime(stay));
+    }
+    let end = Instant::now() + stay;
+    while Instant::now() < end {
+        rt.turn(Some(end - Instant::now())).map_err(|e| format!("event loop: {e}"))?;
+        if matches!(rt.node(id), Some(Node::Peer(p)) if p.tracker_lost()) {
+            tracing::info!("the tracker went away; nothing left to serve");
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `600 s` as `10m`, `90 s` as `90s`.
+fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 && s % 60 == 0 { format!("{}m", s / 60) } else { format!("{}s", d.as_secs_f64()) }
 }
 
 /// Where a seed finds its tracker: the config's host (a wildcard address means this machine).
