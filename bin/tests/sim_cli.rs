@@ -20,13 +20,19 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn every_shipped_scenario_validates() {
-    let mut names: Vec<String> = std::fs::read_dir(root().join("scenarios"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".yml"))
-        .collect();
-    names.sort();
-    for must in ["chunksweep.yml", "flashcrowd.yml", "live.yml", "smoke.yml"] {
+    let list = |dir: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(root().join("scenarios").join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            // The gate's baselines live beside the scenarios but are not one.
+            .filter(|n| n.ends_with(".yml") && n != "baselines.yml")
+            .map(|n| if dir.is_empty() { n } else { format!("{dir}/{n}") })
+            .collect();
+        names.sort();
+        names
+    };
+    let names: Vec<String> = list("").into_iter().chain(list("quick")).collect();
+    for must in ["chunksweep.yml", "flashcrowd.yml", "live.yml", "smoke.yml", "quick/live.yml"] {
         assert!(names.iter().any(|n| n == must), "{must} is shipped");
     }
     for name in names {
@@ -257,4 +263,57 @@ fn what_cannot_be_read_or_written_is_named_and_run_says_it_ignores_a_sweep() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("`run` ignores the file's sweep: section"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `sim gate` prints the table and exits 0 when every figure holds, 1 when one is worse than
+/// its baseline, 2 for a baselines file it cannot use.
+#[test]
+fn the_gate_command_passes_fails_and_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = root().join("scenarios/smoke.yml");
+    let write = |name: &str, baseline: f64| {
+        let p = dir.path().join(name);
+        let text = format!(
+            "quick:\n  - scenario: {}\n    figures:\n      origin_copies: {{ baseline: {baseline}, tolerance: 0.01 }}\n",
+            smoke.display()
+        );
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    // What smoke.yml gives, from the gate itself with a wide tolerance.
+    let probe = dir.path().join("probe.yml");
+    let text = format!(
+        "quick:\n  - scenario: {}\n    figures:\n      origin_copies: {{ baseline: 0, tolerance: 1000 }}\n",
+        smoke.display()
+    );
+    std::fs::write(&probe, text).unwrap();
+    let o = sim(&["gate", probe.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let measured: f64 = out
+        .lines()
+        .find(|l| l.contains("origin_copies"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no measured origin_copies in {out}"));
+
+    let o = sim(&["gate", &write("same.yml", measured)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("every figure within its tolerance"));
+    let o = sim(&["gate", &write("tight.yml", measured - 0.5)]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("WORSE") && out.contains("gate: FAILS"), "{out}");
+    let o = sim(&["gate", &write("loose.yml", measured + 0.5)]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("update the baseline"));
+
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "quick: [ { scenario: x.yml, figures: { speed: { baseline: 1, tolerance: 0 } } } ]\n",
+    )
+    .unwrap();
+    let o = sim(&["gate", dir.path().join("bad.yml").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("figures.speed: not a figure the gate knows"), "{}", stderr(&o));
 }

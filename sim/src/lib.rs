@@ -12,6 +12,7 @@
 
 pub mod adapters;
 pub mod engine;
+pub mod gate;
 pub mod metrics;
 pub mod network;
 pub mod node;

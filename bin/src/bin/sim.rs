@@ -4,8 +4,10 @@
 //! sim run   SCENARIO [--seed N] [--out DIR] [--quiet]
 //! sim sweep SCENARIO [--out DIR] [--jobs N]   (N defaults to the number of cores)
 //! sim check SCENARIO
+//! sim gate  [BASELINES] [--quick] [--jobs N]   (BASELINES defaults to scenarios/baselines.yml)
 //! ```
-//! Exit codes: 0 success, 2 bad input (one line naming the problem).
+//! Exit codes: 0 success, 1 the gate failed (a figure worse than its baseline), 2 bad input
+//! (one line naming the problem).
 
 // The binary may use threads (sweep cells) and the wall clock (progress); the determinism
 // guard in clippy.toml is for core and sim.
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pdtp_sim::adapters::core_factory;
+use pdtp_sim::gate::{self, Baselines};
 use pdtp_sim::report::{self, Bounds, Report, RunResult};
 use pdtp_sim::runner;
 use pdtp_sim::scenario::{Arrivals, Scenario};
@@ -72,10 +75,25 @@ enum Cmd {
         /// The scenario file (YAML).
         scenario: PathBuf,
     },
+    /// Run the regression gate: every scenario of the baselines file, each figure against
+    /// its baseline and tolerance; exits 1 if any is worse.
+    Gate {
+        /// The baselines file.
+        #[arg(default_value = "scenarios/baselines.yml")]
+        baselines: PathBuf,
+        /// Only the quick entries (what the test suite runs).
+        #[arg(long)]
+        quick: bool,
+        /// Runs at once (default: one per core).
+        #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: Option<u32>,
+    },
 }
 
 enum Failure {
     Input(String),
+    /// The gate ran and a figure was worse than its baseline (the table is printed).
+    GateFailed,
 }
 
 fn main() -> ExitCode {
@@ -104,6 +122,7 @@ fn main() -> ExitCode {
         Cmd::Run { scenario, seed, out, quiet } => run(&scenario, seed, out.as_deref(), quiet),
         Cmd::Sweep { scenario, out, jobs } => sweep(&scenario, out.as_deref(), jobs.map(|j| j as usize)),
         Cmd::Check { scenario } => load(&scenario).map(|s| print!("{}", summary(&s))),
+        Cmd::Gate { baselines, quick, jobs } => gate(&baselines, quick, jobs.map(|j| j as usize)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,7 +130,56 @@ fn main() -> ExitCode {
             eprintln!("sim: {msg}");
             ExitCode::from(2)
         }
+        Err(Failure::GateFailed) => ExitCode::from(1),
     }
+}
+
+/// `sim gate`: every run of every entry (cells in parallel, each deterministic), then the table.
+fn gate(path: &Path, quick_only: bool, jobs: Option<usize>) -> Result<(), Failure> {
+    let b = Baselines::load(path).map_err(|e| Failure::Input(e.0))?;
+    let entries: Vec<&gate::Entry> =
+        b.quick.iter().chain(if quick_only { &b.full[..0] } else { &b.full[..] }).collect();
+    let runs: Vec<(usize, Scenario)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| e.runs().map(|rs| rs.into_iter().map(move |s| (i, s))))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::Input(e.0))?
+        .into_iter()
+        .flatten()
+        .collect();
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("gate: {} entries, {} runs ({})", entries.len(), runs.len(), path.display());
+    let progress = Progress::new(false, runs.len() as u64, "runs done");
+    let done = AtomicU64::new(0);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| Failure::Input(format!("--jobs {jobs}: {e}")))?;
+    let results: Vec<(usize, RunResult)> = pool.install(|| {
+        use rayon::prelude::*;
+        runs.par_iter()
+            .map(|(i, s)| {
+                let mut factory = core_factory();
+                let r = runner::run(s, "default", factory.as_mut(), &mut |_, _, _| {});
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                progress.update(n, || s.label().to_owned());
+                (*i, r)
+            })
+            .collect()
+    });
+    progress.finish();
+    let rows: Vec<gate::Row> = entries
+        .iter()
+        .enumerate()
+        .flat_map(|(i, e)| {
+            let mine: Vec<RunResult> =
+                results.iter().filter(|(j, _)| *j == i).map(|(_, r)| r.clone()).collect();
+            e.judge(&mine)
+        })
+        .collect();
+    print!("{}", gate::table(&rows));
+    if gate::passes(&rows) { Ok(()) } else { Err(Failure::GateFailed) }
 }
 
 /// Asks mimalloc to keep the memory the simulator frees instead of handing it back to the
