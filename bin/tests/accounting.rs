@@ -128,3 +128,62 @@ fn a_viewer_who_stays_serves_a_latecomer() {
         "the latecomer took only {peers} of {SIZE} bytes from the first viewer"
     );
 }
+
+/// The staggered-arrival swarm of docs/performance.md: 20 `get`s of a 20 MB file, one a
+/// second, from an origin capped at 4 MiB/s, run once with viewers that leave on completion
+/// and once with viewers that stay. Prints the origin's copies of the file for each.
+#[test]
+#[ignore = "a measurement for docs/performance.md: about a minute"]
+fn staggered_arrivals_origin_copies() {
+    const PEERS: usize = 20;
+    const SIZE: usize = 20_000_000;
+    for seed_for in ["0s", "10m"] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let source = write_random_file(&root, "f.bin", SIZE, 33);
+        let mut config = TrackerConfig::with_key(KEY);
+        pdtp_core::policy::PolicySpec::default().apply(&mut config);
+        let mut swarm = Swarm::new(config, 250_000).unwrap();
+        swarm.add_seed(&root, KEY, RateLimits { upload: Some(4 << 20), download: None }).unwrap();
+        let url = format!("pdtp://127.0.0.1:{}/f.bin", swarm.tracker_addr.port());
+        let tracker = swarm.tracker;
+        let mut children = Vec::new();
+        let started = std::time::Instant::now();
+        for i in 0..PEERS {
+            let out = dir.path().join(format!("out-{i}.bin"));
+            children.push(
+                Command::new(BIN)
+                    .args(["get", &url, "-o", out.to_str().unwrap(), "--listen", "0", "--seed-for", seed_for])
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+            run_polling(&mut swarm.rt, Duration::from_secs(1), || false);
+        }
+        let all = swarm
+            .rt
+            .run_until(Duration::from_secs(300), |rt| match rt.node(tracker) {
+                Some(Node::Tracker(t)) => {
+                    t.tracker().stats().contents.first().is_some_and(|c| c.completions as usize == PEERS)
+                }
+                _ => false,
+            })
+            .unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        run_polling(&mut swarm.rt, Duration::from_millis(300), || false);
+        for c in &mut children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        assert!(all, "not every get completed");
+        for i in 0..PEERS {
+            assert!(std::fs::read(dir.path().join(format!("out-{i}.bin"))).unwrap() == source, "copy {i}");
+        }
+        let (origin, peers, _) = totals(&swarm);
+        println!(
+            "20 staggered gets (1/s) of 20 MB, origin 4 MiB/s, --seed-for {seed_for}: origin {:.2} copies, peers {:.2}, all done after {wall:.1} s",
+            origin as f64 / SIZE as f64,
+            peers as f64 / SIZE as f64
+        );
+    }
+}

@@ -123,7 +123,7 @@ fn errors_are_one_clear_line_and_a_non_zero_exit() {
     assert_one_line(c, &e, "missing.yml: cannot read");
     std::fs::write(d.join("badpolicy.yml"), "policy:\n  max_uploads: 99\n").unwrap();
     let (c, e) = run(&["tracker", "--conf", "badpolicy.yml"], d);
-    assert_one_line(c, &e, "badpolicy.yml: policy.max_uploads: must be ≤ max_transfers (10)");
+    assert_one_line(c, &e, "badpolicy.yml: policy.max_uploads: must be ≤ max_transfers (24)");
     std::fs::write(d.join("typopolicy.yml"), "policy:\n  qeue_ahead: true\n").unwrap();
     let (c, e) = run(&["tracker", "--conf", "typopolicy.yml"], d);
     assert_one_line(c, &e, "typopolicy.yml: policy.qeue_ahead: unknown field `qeue_ahead`");
@@ -135,6 +135,17 @@ fn errors_are_one_clear_line_and_a_non_zero_exit() {
     assert_one_line(c, &e, "--policy-from scen.yml: missing field `seeds`");
 }
 
+/// A child process killed and reaped when dropped, so a failing assertion cannot leave it
+/// running (holding the test harness's output open).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `tracker --policy-from SCENARIO` runs that scenario's policy and chunk size: it says so at
 /// start, and its stats page (`/stats.json`) shows every setting as the scenario wrote it.
 #[test]
@@ -143,7 +154,7 @@ fn a_tracker_runs_the_policy_of_a_scenario_and_shows_it() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/live.yml");
     // Two free neighbouring ports (the stats page is on port + 1); retried if one is taken.
-    let (mut child, stats) = (0..20)
+    let (child, stats) = (0..20)
         .find_map(|_| {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             if port == u16::MAX {
@@ -177,10 +188,12 @@ fn a_tracker_runs_the_policy_of_a_scenario_and_shows_it() {
             }
         })
         .expect("no two free neighbouring ports");
+    let _child = Reaped(child);
     let (stats_port, policy_line) = stats;
     assert!(
-        policy_line.contains("live.yml): chunk_size: 125kB, chunk: rarest_first, giver: fastest")
-            && policy_line.contains("copy_time: 500ms")
+        policy_line.contains(
+            "live.yml): chunk_size: 125kB, live_chunk_size: 125kB, chunk: rarest_first, giver: fastest"
+        ) && policy_line.contains("copy_time: 500ms")
             && policy_line.contains("live_deadline: 3.5s")
             && policy_line.contains("queue_ahead: true"),
         "{policy_line}"
@@ -189,8 +202,6 @@ fn a_tracker_runs_the_policy_of_a_scenario_and_shows_it() {
     conn.write_all(b"GET /stats.json HTTP/1.0\r\n\r\n").unwrap();
     let mut resp = String::new();
     conn.read_to_string(&mut resp).unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
     let body = resp.split("\r\n\r\n").nth(1).unwrap();
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     let shown = &v["policy"];

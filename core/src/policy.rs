@@ -60,8 +60,37 @@ pub struct PolicyError {
     pub detail: String,
 }
 
+/// The built-in policy: what a scenario without a `policy:` section and a node config
+/// without one run. Chosen on the simulator's on-demand family and judged on swarms the
+/// choice never saw (`scenarios/family/`, docs/results.md "The built-in policy"): rarest
+/// chunk first, the giver expected to deliver fastest, upload slots that follow measured
+/// rates so a copy takes about a second, queue-ahead, 24 transfers per node (16 up, 10
+/// down), the origin unrestricted (fastest completion; `frugal` is cheaper but slower, and
+/// starves live streams).
 impl Default for PolicySpec {
     fn default() -> Self {
+        Self {
+            chunk: ChunkPolicy::RarestFirst,
+            giver: GiverPolicy::Fastest,
+            max_transfers: 24,
+            max_uploads: 16,
+            max_downloads: 10,
+            stall_timeout: Duration(Span::from_secs(20)),
+            origin: OriginPolicy::Unrestricted,
+            copy_time: Some(Duration(Span::from_secs(1))),
+            live_deadline: None,
+            queue_ahead: true,
+            unmeasured_slots: 2,
+            deadline_givers: false,
+        }
+    }
+}
+
+impl PolicySpec {
+    /// The original DistribuStream tracker's limits (10 transfers, 5 up, 5 down, fixed
+    /// slots) with rarest-first chunks and the least-loaded giver: the built-in policy until
+    /// the family measurement, kept for comparisons.
+    pub fn original_limits() -> Self {
         Self {
             chunk: ChunkPolicy::RarestFirst,
             giver: GiverPolicy::LeastLoaded,
@@ -223,15 +252,15 @@ mod tests {
         assert_eq!(c.policy, choices);
         assert_eq!(PolicySpec::of(&c), spec);
         // Unset options go back to their off state.
-        PolicySpec::default().apply(&mut c);
-        assert_eq!(PolicySpec::of(&c), PolicySpec::default());
+        PolicySpec::original_limits().apply(&mut c);
+        assert_eq!(PolicySpec::of(&c), PolicySpec::original_limits());
         assert_eq!((c.upload_slots, c.live_deadline), (UploadSlots::Fixed, None));
     }
 
     #[test]
     fn validation_names_the_key() {
-        let mut p = PolicySpec { max_uploads: 11, ..PolicySpec::default() };
-        assert_eq!(p.validate().unwrap_err().to_string(), "max_uploads: must be ≤ max_transfers (10)");
+        let mut p = PolicySpec { max_uploads: 25, ..PolicySpec::default() };
+        assert_eq!(p.validate().unwrap_err().to_string(), "max_uploads: must be ≤ max_transfers (24)");
         p.max_uploads = 0;
         assert_eq!(p.validate().unwrap_err().key, "max_uploads");
         p = PolicySpec { max_transfers: 70_000, ..PolicySpec::default() };
@@ -243,9 +272,9 @@ mod tests {
 
     #[test]
     fn display_uses_the_files_keys_and_units() {
-        let p = PolicySpec { copy_time: Some(Duration(Span::from_secs(1))), ..PolicySpec::default() };
+        let p = PolicySpec::default();
         let line = p.to_string();
-        assert!(line.starts_with("chunk: rarest_first, giver: least_loaded, max_transfers: 10"), "{line}");
+        assert!(line.starts_with("chunk: rarest_first, giver: fastest, max_transfers: 24"), "{line}");
         assert!(line.contains("stall_timeout: 20s") && line.contains("copy_time: 1s"), "{line}");
         assert!(!line.contains("live_deadline"), "{line}");
     }

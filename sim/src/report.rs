@@ -323,12 +323,13 @@ pub fn write_sweep(dir: &Path, cells: &[Report]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     write_file(dir, "report.json", to_json(&Cells { cells })?)?;
     let mut csv = String::from(
-        "chunk_bytes,policy,seed,ratio_to_t_min,p50_s,max_s,origin_copies,control_overhead,tracker_msgs_per_s_peak,tracker_busy_peak,continuity_index,end_reason\n",
+        "scenario,chunk_bytes,policy,seed,ratio_to_t_min,p50_s,max_s,origin_copies,control_overhead,tracker_msgs_per_s_peak,tracker_busy_peak,continuity_index,end_reason\n",
     );
     for c in cells {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            c.scenario.replace(',', ";"),
             c.chunk_bytes,
             c.policy,
             c.seed,

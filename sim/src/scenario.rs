@@ -14,9 +14,11 @@ use crate::units::{BitRate, Bytes, Duration};
 
 mod arrivals;
 mod seed_for;
+mod sweep;
 mod validate;
 
 pub use seed_for::SeedFor;
+pub use sweep::{Cell, Named, Sweep};
 
 /// One simulation (or, with `sweep`, a grid of them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,8 +127,7 @@ pub struct PeerClass {
 /// When viewers arrive.
 ///
 /// Written `all_at_once`, `{ uniform: { window: 10s } }` or `{ poisson: { rate: 50 } }`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Arrivals {
     /// Everyone at time zero.
     #[default]
@@ -181,87 +182,6 @@ pub struct FaultSpec {
     pub failure: f64,
     /// Probability that a chunk arrives corrupted.
     pub corruption: f64,
-}
-
-/// A grid of runs: every chunk size × every policy × every seed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sweep {
-    /// Chunk sizes (default: the content's).
-    #[serde(default, deserialize_with = "axis::sizes")]
-    pub chunk_sizes: Vec<Bytes>,
-    /// Policies (default: the scenario's).
-    #[serde(default, deserialize_with = "axis::policies")]
-    pub policies: Vec<NamedPolicy>,
-    /// Seeds (default: the scenario's).
-    #[serde(default, deserialize_with = "axis::seeds")]
-    pub seeds: Vec<u64>,
-    /// Tracker processing times per message (default: the scenario's `tracker.processing`).
-    /// When given, each cell's policy label gets ` @<processing>` appended.
-    #[serde(default, deserialize_with = "axis::processing")]
-    pub tracker_processing: Vec<Duration>,
-}
-
-/// Grid axes given as lists: an empty one would quietly mean "the scenario's own value",
-/// which leaving the key out already says. (The YAML error's path stops at `sweep`, so each
-/// axis names itself.)
-mod axis {
-    use serde::{Deserialize, Deserializer};
-
-    use super::{Bytes, Duration, NamedPolicy};
-
-    fn non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-        d: D,
-        axis: &str,
-    ) -> Result<Vec<T>, D::Error> {
-        let v = Vec::<T>::deserialize(d)?;
-        if v.is_empty() {
-            let why = format!("{axis} is an empty list (leave the key out to use the scenario's own value)");
-            return Err(serde::de::Error::custom(why));
-        }
-        Ok(v)
-    }
-
-    pub(super) fn sizes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Bytes>, D::Error> {
-        non_empty(d, "chunk_sizes")
-    }
-
-    pub(super) fn policies<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NamedPolicy>, D::Error> {
-        non_empty(d, "policies")
-    }
-
-    pub(super) fn seeds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
-        non_empty(d, "seeds")
-    }
-
-    pub(super) fn processing<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-        non_empty(d, "tracker_processing")
-    }
-}
-
-/// A policy in a sweep: a name and overrides of the scenario's `policy` (any of its keys).
-///
-/// The overrides stay as written until [`NamedPolicy::apply`] lays them over a base policy
-/// and parses the result as a [`PolicySpec`], so the policy's keys are listed once, in core.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NamedPolicy {
-    /// Label in reports.
-    pub name: String,
-    /// The keys this policy sets, as written.
-    pub overrides: serde_norway::Mapping,
-}
-
-/// One cell of a sweep: its parameters and the concrete scenario to run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Cell {
-    /// The cell's chunk size.
-    pub chunk_size: Bytes,
-    /// The cell's policy name (`default` when the sweep names none).
-    pub policy: String,
-    /// The cell's seed.
-    pub seed: u64,
-    /// The scenario with the cell's parameters applied and `sweep` removed.
-    pub scenario: Scenario,
 }
 
 /// A scenario that could not be loaded: one line naming the file and the problem.
@@ -402,101 +322,6 @@ impl Scenario {
     /// The label used in reports.
     pub fn label(&self) -> &str {
         self.name.as_deref().unwrap_or("scenario")
-    }
-
-    /// Expands `sweep` into concrete cells (one cell, the scenario itself, without a sweep).
-    /// Fails only for a policy override that [`Scenario::validate`] would have refused.
-    pub fn cells(&self) -> Result<Vec<Cell>, ScenarioError> {
-        let mut base = self.clone();
-        base.sweep = None;
-        let Some(sweep) = &self.sweep else {
-            return Ok(vec![Cell {
-                chunk_size: self.content.chunk_size,
-                policy: "default".into(),
-                seed: self.seed,
-                scenario: base,
-            }]);
-        };
-        let sizes = if sweep.chunk_sizes.is_empty() {
-            vec![self.content.chunk_size]
-        } else {
-            sweep.chunk_sizes.clone()
-        };
-        let seeds = if sweep.seeds.is_empty() { vec![self.seed] } else { sweep.seeds.clone() };
-        let default = [NamedPolicy::named("default")];
-        let policies: &[NamedPolicy] = if sweep.policies.is_empty() { &default } else { &sweep.policies };
-        let processing: Vec<Option<Duration>> = if sweep.tracker_processing.is_empty() {
-            vec![None]
-        } else {
-            sweep.tracker_processing.iter().copied().map(Some).collect()
-        };
-        let mut cells = Vec::new();
-        for &size in &sizes {
-            for p in policies {
-                for &work in &processing {
-                    for &seed in &seeds {
-                        let mut s = base.clone();
-                        s.content.chunk_size = size;
-                        s.seed = seed;
-                        s.policy = p
-                            .apply(&s.policy)
-                            .map_err(|e| ScenarioError(format!("sweep.policies ('{}'): {e}", p.name)))?;
-                        let mut policy = p.name.clone();
-                        if let Some(w) = work {
-                            s.tracker.processing = w;
-                            policy = format!("{policy} @{w}");
-                        }
-                        cells.push(Cell { chunk_size: size, policy, seed, scenario: s });
-                    }
-                }
-            }
-        }
-        Ok(cells)
-    }
-}
-
-impl NamedPolicy {
-    fn named(name: &str) -> Self {
-        Self { name: name.into(), overrides: serde_norway::Mapping::new() }
-    }
-
-    /// `base` with this policy's keys set; an unknown key or a value of the wrong kind is
-    /// named (`unknown field `chnk`, expected one of ...`).
-    pub fn apply(&self, base: &PolicySpec) -> Result<PolicySpec, String> {
-        if self.overrides.is_empty() {
-            return Ok(base.clone());
-        }
-        // Units print exactly (`units::tests`), so the base survives the round trip.
-        let mut merged = match serde_norway::to_value(base) {
-            Ok(serde_norway::Value::Mapping(m)) => m,
-            Ok(_) | Err(_) => return Err("the base policy cannot be written out".into()),
-        };
-        for (k, v) in &self.overrides {
-            merged.insert(k.clone(), v.clone());
-        }
-        serde_norway::from_value(serde_norway::Value::Mapping(merged)).map_err(|e| e.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for NamedPolicy {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut overrides = serde_norway::Mapping::deserialize(d)?;
-        let name = match overrides.remove("name") {
-            Some(serde_norway::Value::String(n)) => n,
-            Some(_) => return Err(D::Error::custom("name: expected a string")),
-            None => return Err(D::Error::missing_field("name")),
-        };
-        Ok(Self { name, overrides })
-    }
-}
-
-impl Serialize for NamedPolicy {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut all = serde_norway::Mapping::new();
-        all.insert("name".into(), self.name.clone().into());
-        all.extend(self.overrides.clone());
-        all.serialize(s)
     }
 }
 

@@ -648,3 +648,28 @@ time_limit: 10min
     let stays: Vec<f64> = r.peers.iter().filter_map(|p| Some(p.departed_s? - p.done_s?)).collect();
     assert!(stays.len() >= 6 && stays.windows(2).any(|w| w[0] != w[1]), "{stays:?}");
 }
+
+/// A frugal origin sends each chunk of a live stream once, so the whole stream rides on
+/// where that one copy goes. It used to go to whichever viewer asked first, the same dsl
+/// viewer each time, whose 2 Mbit/s uplink then capped a 3.1 Mbit/s stream for everyone
+/// (continuity 0.13, lag 14 s). The origin now places it itself, on the best relay.
+#[test]
+fn a_frugal_origin_feeds_a_live_stream_through_good_relays() {
+    let s = scenario(
+        "\
+content: { chunk_size: 250kB, live: { bitrate: 3.1Mbit/s, buffer: 15s, duration: 1min } }
+seeds: { upload: 100Mbit/s, latency: 5ms }
+peers:
+  - { name: dsl,   count: 10, download: 20Mbit/s,  upload: 2Mbit/s,  latency: 30ms }
+  - { name: cable, count: 7,  download: 50Mbit/s,  upload: 5Mbit/s,  latency: 20ms }
+  - { name: fibre, count: 3,  download: 100Mbit/s, upload: 20Mbit/s, latency: 10ms }
+arrivals: { uniform: { window: 10s } }
+policy: { origin: frugal }
+",
+    );
+    let r = run(&s).report;
+    assert_eq!(r.end_reason, EndReason::AllDone);
+    assert!(r.origin_copies < 1.1, "frugal: {} origin copies", r.origin_copies);
+    let c = r.continuity_index.unwrap();
+    assert!(c >= 0.99, "continuity {c}, lag {:?}", r.live_lag_s);
+}

@@ -184,7 +184,11 @@ impl Tracker {
         let taker_id = self.node(taker)?.id;
         let taker_listens = self.loads[taker.0 as usize].listens;
         let content_id = self.contents[ci].id;
-        let frugal = policy.origin == OriginPolicy::Frugal && self.peer_copy_exists(ci, chunk);
+        // A frugal origin gives a chunk only while no peer has or is receiving it; for a live
+        // stream it places that one copy itself (`giver_step`, on the best relay) rather than
+        // on whichever viewer asks first.
+        let frugal = policy.origin == OriginPolicy::Frugal
+            && (self.contents[ci].manifest.is_live() || self.peer_copy_exists(ci, chunk));
         // Live: only givers expected to land the copy before the chunk's deadline.
         let slack = self.slack_secs(now, ci, chunk);
         let bytes = if slack.is_some() { self.contents[ci].manifest.geometry.chunk_len(chunk) } else { 0 };
@@ -331,7 +335,12 @@ impl Tracker {
             // A live origin feeds the fastest uploaders first (under the `Fastest` giver
             // policy): each fresh chunk enters the swarm where it is relayed quickest.
             let first = if origin_feeds_fast && self.contents[ci].manifest.is_live() {
-                self.up_rates[t.0 as usize] as u32
+                // Its measured uplink per upload it already runs: a fast uplink busy relaying
+                // the last chunk is not the best first relay of this one. A viewer not measured
+                // yet ranks first: its first relay measures it (ranked last, it never got one,
+                // and a frugal origin fed one slow uplink for ever).
+                let rate = self.up_rates[t.0 as usize];
+                if rate > 0.0 { (rate / f32::from(load.up.saturating_add(1))) as u32 } else { u32::MAX }
             } else {
                 self.wanted(t, ci)
             };

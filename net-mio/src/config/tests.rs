@@ -13,13 +13,14 @@ fn shipped_configs_load() {
     let example = Config::load(&conf_dir().join("example.yml")).unwrap();
     assert_eq!(example.port, 6086);
     assert_eq!(example.stats_port(), 6087);
-    assert_eq!(example.chunk_size, 5000);
+    assert_eq!((example.chunk_size, example.live_chunk_size), (250_000, 125_000));
     assert_eq!(example.listen_port, 8000);
     assert_eq!(example.policy, PolicySpec::default());
     assert!(!example.debug);
 
     let debug = Config::load(&conf_dir().join("debug.yml")).unwrap();
     assert_eq!(debug.chunk_size, 5000);
+    assert_eq!(debug.policy.max_transfers, 10);
     assert!(debug.debug);
     assert_eq!(debug.max_upload_rate, Some(Rate(1024 * 1024)));
 
@@ -35,8 +36,11 @@ fn shipped_configs_load() {
 fn a_scenario_policy_section_is_a_config_policy_section() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
+    let files = [dir.clone(), dir.join("quick"), dir.join("family")]
+        .into_iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"));
+    for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         let Some(policy) = doc.get("policy") else { continue };
@@ -59,6 +63,7 @@ fn a_scenario_policy_section_is_a_config_policy_section() {
 fn empty_file_gives_defaults() {
     let c = Config::parse("e.yml", "# nothing\n").unwrap();
     assert_eq!(c, Config::default());
+    assert_eq!((c.chunk_size, c.live_chunk_size), (DEFAULT_CHUNK_SIZE, DEFAULT_LIVE_CHUNK_SIZE));
     assert_eq!(c.port, 6086);
     assert_eq!(c.listen_port, 8000);
     assert_eq!(c.policy, PolicySpec::default());
@@ -96,8 +101,8 @@ fn bad_values_are_named() {
     assert!(err("quiet: maybe\n").starts_with("conf/x.yml: quiet: "));
     assert_eq!(err("seed_key: short\n"), "conf/x.yml: seed_key: must be at least 16 characters");
     assert_eq!(
-        err("policy:\n  max_uploads: 11\n"),
-        "conf/x.yml: policy.max_uploads: must be ≤ max_transfers (10)"
+        err("policy:\n  max_uploads: 25\n"),
+        "conf/x.yml: policy.max_uploads: must be ≤ max_transfers (24)"
     );
     assert_eq!(err("policy: { max_transfers: 0 }\n"), "conf/x.yml: policy.max_transfers: must be > 0");
     assert_eq!(err("policy: { stall_timeout: 0s }\n"), "conf/x.yml: policy.stall_timeout: must be > 0");

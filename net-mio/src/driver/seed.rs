@@ -37,8 +37,10 @@ pub struct SeedOptions {
     pub key: String,
     /// The directory whose files are published.
     pub file_root: PathBuf,
-    /// Bytes per chunk.
+    /// Bytes per chunk of a published file.
     pub chunk_size: u32,
+    /// Bytes per chunk of the live stream.
+    pub live_chunk_size: u32,
     /// The port we accept peer links on (the listener is bound by the caller).
     pub listen_port: Option<u16>,
     /// Publish a live stream under this path, read from stdin.
@@ -151,10 +153,10 @@ impl SeedNode {
         let live = match opts.live {
             Some(path) => {
                 crate::paths::check_relative(&path).map_err(|e| format!("--live {path}: {e}"))?;
-                seed.start_live(now, &path, opts.chunk_size, 0);
+                seed.start_live(now, &path, opts.live_chunk_size, 0);
                 Some(Live {
                     path,
-                    chunk_size: opts.chunk_size as usize,
+                    chunk_size: opts.live_chunk_size as usize,
                     input: Input::stdin().map_err(|e| format!("stdin: {e}"))?,
                     buf: BytesMut::new(),
                     eof: false,

@@ -56,6 +56,7 @@ impl Swarm {
             shown_limits: (None, None),
             rng_seed: random_seed(),
             chunk_size,
+            live_chunk_size: chunk_size,
         })
         .map_err(|e| e.to_string())?;
         let tracker = rt
@@ -102,6 +103,7 @@ impl Swarm {
                 key: key.to_owned(),
                 file_root: root.to_owned(),
                 chunk_size: self.chunk_size,
+                live_chunk_size: self.chunk_size,
                 listen_port: Some(port),
                 live: None,
                 sendfile,

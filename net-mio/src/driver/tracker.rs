@@ -36,9 +36,12 @@ pub struct TrackerOptions {
     pub shown_limits: (Option<u64>, Option<u64>),
     /// Seed for the tracker's generator (transfer tokens, random choices).
     pub rng_seed: u64,
-    /// The chunk size the tracker's config names: the one its policy was chosen for. Seeds
-    /// chunk their files themselves; one that publishes another size is warned about.
+    /// The chunk sizes the tracker's config names for files and for live streams: the ones
+    /// its policy was chosen for. Seeds chunk their content themselves; one that publishes
+    /// another size is warned about.
     pub chunk_size: u32,
+    /// See `chunk_size`.
+    pub live_chunk_size: u32,
 }
 
 /// A hosted tracker.
@@ -52,6 +55,7 @@ pub struct TrackerNode {
     snapshot: StatsSnapshot,
     snapshot_at: Option<Instant>,
     chunk_size: u32,
+    live_chunk_size: u32,
 }
 
 /// The core tracker configuration for a `pdtp-node` config file.
@@ -84,6 +88,7 @@ impl TrackerNode {
             snapshot: StatsSnapshot::default(),
             snapshot_at: None,
             chunk_size: opts.chunk_size,
+            live_chunk_size: opts.live_chunk_size,
         })
     }
 
@@ -165,7 +170,11 @@ impl TrackerNode {
                 max_upload_rate: self.shown_limits.0,
                 max_download_rate: self.shown_limits.1,
             },
-            policy: Some(PolicyStats { chunk_size: self.chunk_size, settings: PolicySpec::of(cfg) }),
+            policy: Some(PolicyStats {
+                chunk_size: self.chunk_size,
+                live_chunk_size: self.live_chunk_size,
+                settings: PolicySpec::of(cfg),
+            }),
             rates: cx.rates.clone(),
         }
     }
@@ -175,13 +184,13 @@ impl TrackerNode {
     /// affordable here.)
     fn check_chunk_size(&self, path: &str) {
         let stats = self.tracker.stats();
-        if let Some(c) = stats.contents.iter().find(|c| c.path == path)
-            && c.chunk_size != self.chunk_size
-        {
+        let Some(c) = stats.contents.iter().find(|c| c.path == path) else { return };
+        let configured = if c.live { self.live_chunk_size } else { self.chunk_size };
+        if c.chunk_size != configured {
             tracing::warn!(
                 %path,
                 published = c.chunk_size,
-                configured = self.chunk_size,
+                configured,
                 "a seed published in another chunk size than the tracker's config; the policy was chosen for the config's"
             );
         }
@@ -315,6 +324,7 @@ mod tests {
             shown_limits: (None, None),
             rng_seed: 1,
             chunk_size: 1000,
+            live_chunk_size: 1000,
         };
         let mut node = TrackerNode::new(opts).expect("no stats page to bind");
         node.on_event(finished(Outcome::Verified));

@@ -117,9 +117,11 @@ pub struct Totals {
 /// The tracker's scheduling policy, in the keys and units of a config's `policy:` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PolicyStats {
-    /// The chunk size the tracker's config names (the one the policy was chosen for; each
-    /// file's own is in its row).
+    /// The chunk size the tracker's config names for files (the one the policy was chosen
+    /// for; each file's own is in its row).
     pub chunk_size: u32,
+    /// The same for live streams.
+    pub live_chunk_size: u32,
     /// Every policy setting.
     pub settings: PolicySpec,
 }

@@ -65,6 +65,7 @@ fn snapshot() -> StatsSnapshot {
         limits: LimitStats { max_upload_rate: Some(2 << 20), max_download_rate: None },
         policy: Some(PolicyStats {
             chunk_size: 250_000,
+            live_chunk_size: 125_000,
             settings: pdtp_core::policy::PolicySpec {
                 copy_time: Some(pdtp_core::units::Duration(pdtp_core::Span::from_secs(1))),
                 ..Default::default()
@@ -168,10 +169,9 @@ fn html_page_shows_the_snapshot_escaped() {
     assert!(body.contains("40.0 %"), "peer share of traffic: 10000 / 25000");
     assert!(body.contains("2.0 MiB/s"), "the upload cap is shown");
     assert!(body.contains("Scheduling policy"), "the tracker's policy is shown");
-    for row in [
-        "<th class=l>giver</th><td class=l>least_loaded</td>",
-        "<th class=l>copy_time</th><td class=l>1s</td>",
-    ] {
+    for row in
+        ["<th class=l>giver</th><td class=l>fastest</td>", "<th class=l>copy_time</th><td class=l>1s</td>"]
+    {
         assert!(body.contains(row), "policy row {row} in {body}");
     }
     assert_eq!(h.server.clients(), 0, "closed after the response");

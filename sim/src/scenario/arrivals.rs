@@ -2,8 +2,9 @@
 
 use core::fmt;
 
-use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::Arrivals;
 use crate::units::Duration;
@@ -90,5 +91,33 @@ impl<'de> Visitor<'de> for ArrivalsVisitor {
 impl<'de> Deserialize<'de> for Arrivals {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ArrivalsVisitor)
+    }
+}
+
+/// Written back as it is read: `all_at_once` or a one-key map (a derived enum would come out
+/// as a YAML tag, which a variant's overlay could not read back).
+impl Serialize for Arrivals {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Window {
+            window: Duration,
+        }
+        #[derive(Serialize)]
+        struct Rate {
+            rate: f64,
+        }
+        match *self {
+            Arrivals::AllAtOnce => s.serialize_str("all_at_once"),
+            Arrivals::Uniform { window } => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("uniform", &Window { window })?;
+                m.end()
+            }
+            Arrivals::Poisson { rate } => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("poisson", &Rate { rate })?;
+                m.end()
+            }
+        }
     }
 }

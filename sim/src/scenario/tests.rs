@@ -20,8 +20,7 @@ fn a_minimal_scenario_gets_documented_defaults() {
     assert_eq!(s.file_bytes(), 1_000_000);
     assert_eq!(s.seeds.count, 1);
     assert_eq!(s.arrivals, Arrivals::AllAtOnce);
-    assert_eq!(s.policy.max_transfers, 10);
-    assert_eq!(s.policy.max_uploads, 5);
+    assert_eq!(s.policy, PolicySpec::default(), "no policy section: the built-in policy");
     assert_eq!(s.peers[1].latency, Duration::parse("30ms").unwrap());
     assert_eq!(s.peers[0].latency, Duration::parse("20ms").unwrap());
     assert_eq!(s.cells().unwrap().len(), 1);
@@ -64,7 +63,7 @@ fn bad_values_name_the_field() {
     assert!(e.contains("unknown unit 'Mbits'"), "{e}");
     let e = err(&format!("{BASE}faults: {{ failure: 1.5 }}\n"));
     assert_eq!(e, "x.yml: faults.failure: must be a probability in [0, 1]");
-    let e = err(&format!("{BASE}policy: {{ max_uploads: 20 }}\n"));
+    let e = err(&format!("{BASE}policy: {{ max_uploads: 30 }}\n"));
     assert!(e.starts_with("x.yml: policy.max_uploads:"), "{e}");
     let e = err("content: [");
     assert!(e.starts_with("x.yml: "), "{e}");
@@ -153,7 +152,7 @@ fn a_byte_order_mark_is_read_past_and_deep_brackets_are_refused_quickly() {
 #[test]
 fn a_sweep_expands_to_its_grid() {
     let text = format!(
-        "{BASE}sweep:\n  chunk_sizes: [5kB, 50kB, 250kB]\n  seeds: [1, 2]\n  policies:\n    - {{ name: a, chunk: in_order }}\n    - {{ name: b, giver: random, copy_time: 1s, stall_timeout: 3s, queue_ahead: true }}\n"
+        "{BASE}sweep:\n  chunk_sizes: [5kB, 50kB, 250kB]\n  seeds: [1, 2]\n  policies:\n    - {{ name: a, chunk: in_order }}\n    - {{ name: b, giver: random, copy_time: 2s, stall_timeout: 3s, queue_ahead: false }}\n"
     );
     let s = Scenario::from_yaml(&text, "x").unwrap();
     let cells = s.cells().unwrap();
@@ -163,21 +162,22 @@ fn a_sweep_expands_to_its_grid() {
     assert_eq!(cells[0].scenario.policy.chunk, pdtp_core::tracker::ChunkPolicy::InOrder);
     assert_eq!(cells[2].policy, "b");
     assert_eq!(cells[2].scenario.policy.giver, pdtp_core::tracker::GiverPolicy::Random);
-    assert_eq!(cells[2].scenario.policy.copy_time, Some(Duration(Span::from_secs(1))));
+    assert_eq!(cells[2].scenario.policy.copy_time, Some(Duration(Span::from_secs(2))));
     assert_eq!(cells[2].scenario.policy.stall_timeout, Duration(Span::from_secs(3)));
-    assert_eq!(cells[0].scenario.policy.copy_time, None);
-    assert!(cells[2].scenario.policy.queue_ahead && !cells[0].scenario.policy.queue_ahead);
+    // What a policy does not name stays the base's (here the built-in policy's).
+    assert_eq!(cells[0].scenario.policy.copy_time, Some(Duration(Span::from_secs(1))));
+    assert!(!cells[2].scenario.policy.queue_ahead && cells[0].scenario.policy.queue_ahead);
     // Without a processing axis, labels are the policy names and processing is the scenario's.
     assert!(cells.iter().all(|c| c.scenario.tracker == s.tracker));
     assert_eq!(cells[3].seed, 2);
     assert!(cells.iter().all(|c| c.scenario.sweep.is_none()));
     let e = err(&text.replace("5kB", "5MB"));
     assert!(e.contains("sweep.chunk_sizes[0] (5MB) is larger than content.size (1MB)"), "{e}");
-    let e = err(&text.replace("copy_time: 1s", "copy_time: 0s"));
+    let e = err(&text.replace("copy_time: 2s", "copy_time: 0s"));
     assert!(e.contains("sweep.policies[1].copy_time"), "{e}");
-    let e = err(&text.replace("copy_time: 1s,", "copy_time: 1s, unmeasured_slots: 0,"));
+    let e = err(&text.replace("copy_time: 2s,", "copy_time: 2s, unmeasured_slots: 0,"));
     assert!(e.contains("sweep.policies[1].unmeasured_slots"), "{e}");
-    let s = Scenario::from_yaml(&text.replace("copy_time: 1s,", "copy_time: 1s, unmeasured_slots: 4,"), "x")
+    let s = Scenario::from_yaml(&text.replace("copy_time: 2s,", "copy_time: 2s, unmeasured_slots: 4,"), "x")
         .unwrap();
     assert_eq!(
         (
@@ -221,4 +221,79 @@ fn seed_for_is_a_duration_or_a_distribution() {
     let e = with("forever").unwrap_err().0;
     assert!(e.contains("seed_for") && e.contains("invalid duration 'forever'"), "{e}");
     assert!(with("{ fixed: 1s, exponential: 2s }").unwrap_err().0.contains("give one distribution"));
+}
+
+#[test]
+fn sweep_variants_overlay_the_scenario_and_label_their_cells() {
+    let text = format!(
+        "{BASE}name: fam\narrivals: {{ uniform: {{ window: 5s }} }}\nsweep:\n  variants:\n\
+         \x20   - {{ name: big, content.size: 3MB, peers.0: {{ count: 7, upload: 1Mbit/s, download: 9Mbit/s }} }}\n\
+         \x20   - {{ name: poisson, arrivals: {{ poisson: {{ rate: 4 }} }} }}\n\
+         \x20 seeds: [1, 2]\n"
+    );
+    // `peers.0` is not a path into a list; a variant sets whole lists.
+    assert!(Scenario::from_yaml(&text, "x").unwrap_err().0.contains("sweep.variants[0] ('big')"));
+    let text = text.replace(
+        "peers.0: { count: 7, upload: 1Mbit/s, download: 9Mbit/s }",
+        "peers: [ { count: 7, upload: 1Mbit/s, download: 9Mbit/s } ]",
+    );
+    let cells = Scenario::from_yaml(&text, "x").unwrap().cells().unwrap();
+    assert_eq!(cells.len(), 4);
+    let big = &cells[0].scenario;
+    assert_eq!((cells[0].variant.as_str(), big.label()), ("big", "fam/big"));
+    assert_eq!((big.file_bytes(), big.peer_count()), (3_000_000, 7));
+    assert_eq!(
+        big.arrivals,
+        Arrivals::Uniform { window: Duration::parse("5s").unwrap() },
+        "kept from the base"
+    );
+    assert!(big.sweep.is_none());
+    assert_eq!(cells[2].scenario.arrivals, Arrivals::Poisson { rate: 4.0 }, "replaced whole");
+    assert_eq!(cells[2].scenario.file_bytes(), 1_000_000);
+    assert_eq!((cells[1].seed, cells[3].seed), (2, 2));
+}
+
+#[test]
+fn a_bad_variant_is_named() {
+    let with = |v: &str| {
+        Scenario::from_yaml(&format!("{BASE}sweep:\n  variants:\n    - {v}\n"), "x.yml").unwrap_err().0
+    };
+    let e = with("{ name: a, content.sise: 3MB }");
+    assert!(e.contains("sweep.variants[0] ('a')") && e.contains("unknown field `sise`"), "{e}");
+    let e = with("{ name: a, seeds.upload: 0Mbit/s }");
+    assert!(e.contains("sweep.variants[0] ('a'): seeds.upload: must be > 0"), "{e}");
+    let e = with("{ name: a, content.chunk_size: 2MB }");
+    assert!(e.contains("larger than content.size"), "{e}");
+    let e = with("{ name: a, sweep: { seeds: [3] } }");
+    assert!(e.contains("a variant cannot hold a sweep"), "{e}");
+    let e = with("{ name: a }\n    - { name: a, seed: 3 }");
+    assert!(e.contains("sweep.variants[1].name: 'a' is used twice"), "{e}");
+    let e = with("{ content.size: 3MB }");
+    assert!(e.contains("missing field `name`"), "{e}");
+}
+
+/// A variant's overlay writes the whole scenario out and reads it back: every shipped
+/// scenario must survive that unchanged (units print exactly; arrivals and `seed_for` read
+/// back as written).
+#[test]
+fn every_shipped_scenario_survives_an_overlay_round_trip() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut seen = 0;
+    for dir in [root.clone(), root.join("quick")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yml") || path.ends_with("baselines.yml") {
+                continue;
+            }
+            let s = Scenario::load(&path).unwrap();
+            let mut same = serde_norway::Mapping::new();
+            same.insert("seed".into(), s.seed.into());
+            let back = Named { name: "same".into(), overrides: same }.apply_scenario(&s).unwrap();
+            let mut plain = s.clone();
+            plain.sweep = None;
+            assert_eq!(back, plain, "{}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "{seen}");
 }

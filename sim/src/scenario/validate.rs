@@ -1,6 +1,6 @@
 //! Value checks after parsing; each error names the field (`peers[1].upload: must be > 0`).
 
-use super::{Churn, NamedPolicy, PolicySpec, Scenario};
+use super::{Churn, Named, PolicySpec, Scenario};
 use crate::units::{BitRate, Bytes};
 
 impl Scenario {
@@ -81,22 +81,35 @@ impl Scenario {
         }
         self.check_copy_time(c.chunk_size, "content.chunk_size")?;
         if let Some(sw) = &self.sweep {
-            for (i, &size) in sw.chunk_sizes.iter().enumerate() {
-                let field = format!("sweep.chunk_sizes[{i}]");
-                check_chunk(size, self.file_bytes(), &field, &content)?;
-                check_chunk_count(size, self.file_bytes(), &field)?;
-                self.check_copy_time(size, &field)?;
-            }
             // A repeated value would run the same cells twice and count them twice in means.
             once(&sw.chunk_sizes, "sweep.chunk_sizes")?;
             once(&sw.seeds, "sweep.seeds")?;
             once(&sw.tracker_processing, "sweep.tracker_processing")?;
-            for (i, p) in sw.policies.iter().enumerate() {
-                check_named(p, &self.policy, &format!("sweep.policies[{i}]"))?;
-                if sw.policies[..i].iter().any(|q| q.name == p.name) {
-                    return Err(format!("sweep.policies[{i}].name: '{}' is used twice", p.name));
-                }
+            unique_names(&sw.variants, "sweep.variants")?;
+            unique_names(&sw.policies, "sweep.policies")?;
+            if sw.variants.is_empty() {
+                self.check_sweep_cells(sw)?;
             }
+            for (i, v) in sw.variants.iter().enumerate() {
+                let at = format!("sweep.variants[{i}] ('{}')", v.name);
+                let base = v.apply_scenario(self).map_err(|e| format!("{at}: {e}"))?;
+                base.check_sweep_cells(sw).map_err(|e| format!("{at}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The sweep's chunk sizes and policies against this scenario (the base, or a variant).
+    fn check_sweep_cells(&self, sw: &super::Sweep) -> Result<(), String> {
+        let content = self.content_named();
+        for (i, &size) in sw.chunk_sizes.iter().enumerate() {
+            let field = format!("sweep.chunk_sizes[{i}]");
+            check_chunk(size, self.file_bytes(), &field, &content)?;
+            check_chunk_count(size, self.file_bytes(), &field)?;
+            self.check_copy_time(size, &field)?;
+        }
+        for (i, p) in sw.policies.iter().enumerate() {
+            check_named(p, &self.policy, &format!("sweep.policies[{i}]"))?;
         }
         Ok(())
     }
@@ -196,10 +209,20 @@ fn check_policy(p: &PolicySpec, at: &str) -> Result<(), String> {
     p.validate().map_err(|e| format!("{at}.{e}"))
 }
 
-fn check_named(p: &NamedPolicy, base: &PolicySpec, at: &str) -> Result<(), String> {
-    if p.name.trim().is_empty() {
-        return Err(format!("{at}.name: must not be empty"));
-    }
-    let merged = p.apply(base).map_err(|e| format!("{at}: {e}"))?;
+fn check_named(p: &Named, base: &PolicySpec, at: &str) -> Result<(), String> {
+    let merged = p.apply_policy(base).map_err(|e| format!("{at}: {e}"))?;
     check_policy(&merged, at)
+}
+
+/// Names must be non-empty and unique: they label cells in reports.
+fn unique_names(list: &[Named], field: &str) -> Result<(), String> {
+    for (i, n) in list.iter().enumerate() {
+        if n.name.trim().is_empty() {
+            return Err(format!("{field}[{i}].name: must not be empty"));
+        }
+        if list[..i].iter().any(|m| m.name == n.name) {
+            return Err(format!("{field}[{i}].name: '{}' is used twice", n.name));
+        }
+    }
+    Ok(())
 }

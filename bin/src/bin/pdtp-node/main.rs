@@ -75,8 +75,8 @@ enum Command {
         #[arg(long, value_name = "TIME", default_value = "20s")]
         stall_timeout: String,
         /// Keep serving other peers this long after the download is complete (e.g. 10m, 1h,
-        /// 0s to leave at once); Ctrl-C stops it sooner. Default: 10m for a file, 0s for a
-        /// live stream (its end leaves nothing to serve).
+        /// 0s to leave at once); Ctrl-C stops it sooner. Default: 10m for a file, 10s after a
+        /// live stream's end (for viewers a little behind).
         #[arg(long, value_name = "TIME")]
         seed_for: Option<String>,
     },
@@ -88,8 +88,8 @@ enum Command {
         /// Size of the generated file in bytes.
         #[arg(long, default_value_t = 16 * 1024 * 1024)]
         size: u64,
-        /// Bytes per chunk.
-        #[arg(long, default_value_t = 256 * 1024)]
+        /// Bytes per chunk (default: the built-in chunk size for files).
+        #[arg(long, default_value_t = pdtp_net_mio::config::DEFAULT_CHUNK_SIZE)]
         chunk_size: u32,
         /// Cap on what the seed (the origin) sends, e.g. 2MiB/s.
         #[arg(long, value_name = "RATE")]

@@ -35,8 +35,9 @@ fn load_config(conf: &Path, policy_from: Option<&Path>) -> Result<Config, String
             ));
         }
         c.policy = s.policy;
-        // Checked just above to fit.
+        // Checked just above to fit; the scenario's one content sets both kinds.
         c.chunk_size = chunk as u32;
+        c.live_chunk_size = chunk as u32;
     }
     Ok(c)
 }
@@ -60,6 +61,7 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
         shown_limits: (c.max_upload_rate.map(|r| r.0), c.max_download_rate.map(|r| r.0)),
         rng_seed: random_seed(),
         chunk_size: c.chunk_size,
+        live_chunk_size: c.live_chunk_size,
     })
     .map_err(|e| format!("{e} (the stats page uses port + 1: change port)"))?;
     let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
@@ -67,7 +69,12 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
     if !c.quiet {
         eprintln!("pdtp-node: tracker on {addr}; stats on http://{stats}/");
         let from = policy_from.map_or_else(|| conf.display().to_string(), |p| p.display().to_string());
-        eprintln!("pdtp-node: policy ({from}): chunk_size: {}, {}", Bytes(u64::from(c.chunk_size)), c.policy);
+        eprintln!(
+            "pdtp-node: policy ({from}): chunk_size: {}, live_chunk_size: {}, {}",
+            Bytes(u64::from(c.chunk_size)),
+            Bytes(u64::from(c.live_chunk_size)),
+            c.policy
+        );
     }
     loop {
         rt.turn(None).map_err(|e| format!("event loop: {e}"))?;
@@ -111,6 +118,7 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
             key,
             file_root: root,
             chunk_size: c.chunk_size,
+            live_chunk_size: c.live_chunk_size,
             listen_port: Some(port),
             live,
             sendfile: c.sendfile,
@@ -120,7 +128,7 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
     tracing::info!(elapsed = ?now.elapsed(), "hashed the files to publish");
     let limits = RateLimits { upload, download: c.max_download_rate.map(|r| r.0) };
     let id = rt
-        .add(Node::Seed(seed), Some(listener), limits, u64::from(c.chunk_size))
+        .add(Node::Seed(seed), Some(listener), limits, u64::from(c.chunk_size.max(c.live_chunk_size)))
         .map_err(|e| e.to_string())?;
     loop {
         rt.turn(None).map_err(|e| format!("event loop: {e}"))?;
@@ -148,6 +156,11 @@ pub struct GetFlags<'a> {
 /// long enough for a flash crowd's latecomers (the simulator's steady state with seeds that
 /// stay is cheaper for the origin), short enough not to surprise a user.
 const SEED_FOR_FILES: Duration = Duration::from_secs(600);
+
+/// The same after a live stream's end: viewers a little behind still need the last chunks,
+/// and a viewer that left at once took the only copy with it (under a frugal origin the last
+/// chunk then crept through ten viewers one sweep interval at a time: 16 s instead of none).
+const SEED_FOR_LIVE: Duration = Duration::from_secs(10);
 
 /// How long a departing `get` waits for the tracker to acknowledge its last reports.
 const DEPART_LIMIT: Duration = Duration::from_secs(2);
@@ -218,7 +231,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
         }
     }
     let live = matches!(rt.node(id), Some(Node::Peer(p)) if p.is_live());
-    let stay = seed_for.unwrap_or(if live { Duration::ZERO } else { SEED_FOR_FILES });
+    let stay = seed_for.unwrap_or(if live { SEED_FOR_LIVE } else { SEED_FOR_FILES });
     if let Some(b) = &bar {
         b.finish_with_message(format!("done: {}", output.display()));
     }
