@@ -125,8 +125,7 @@ pub struct PeerClass {
 /// When viewers arrive.
 ///
 /// Written `all_at_once`, `{ uniform: { window: 10s } }` or `{ poisson: { rate: 50 } }`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Arrivals {
     /// Everyone at time zero.
     #[default]

@@ -2,19 +2,20 @@
 
 use core::fmt;
 
-use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::Arrivals;
 use crate::units::Duration;
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Uniform {
     window: Duration,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Poisson {
     rate: f64,
@@ -90,5 +91,26 @@ impl<'de> Visitor<'de> for ArrivalsVisitor {
 impl<'de> Deserialize<'de> for Arrivals {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ArrivalsVisitor)
+    }
+}
+
+/// Written as it is read: `all_at_once`, or a one-key map. (A derived impl wrote YAML
+/// `!tags`, which the reader above refuses, so a scenario written out could not be read
+/// back; `pdtp-node lab` writes the scenario it runs.)
+impl Serialize for Arrivals {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Arrivals::AllAtOnce => s.serialize_str("all_at_once"),
+            Arrivals::Uniform { window } => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("uniform", &Uniform { window })?;
+                m.end()
+            }
+            Arrivals::Poisson { rate } => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("poisson", &Poisson { rate })?;
+                m.end()
+            }
+        }
     }
 }

@@ -222,3 +222,15 @@ fn seed_for_is_a_duration_or_a_distribution() {
     assert!(e.contains("seed_for") && e.contains("invalid duration 'forever'"), "{e}");
     assert!(with("{ fixed: 1s, exponential: 2s }").unwrap_err().0.contains("give one distribution"));
 }
+
+#[test]
+fn a_scenario_written_out_reads_back_the_same() {
+    for arrivals in ["all_at_once", "{ uniform: { window: 10s } }", "{ poisson: { rate: 2.5 } }"] {
+        let text = format!(
+            "{BASE}arrivals: {arrivals}\nseed_for: 30s\npolicy: {{ origin: frugal, copy_time: 1s }}\n"
+        );
+        let s = Scenario::from_yaml(&text, "x").unwrap();
+        let written = serde_norway::to_string(&s).unwrap();
+        assert_eq!(Scenario::from_yaml(&written, "written").unwrap(), s, "{written}");
+    }
+}
