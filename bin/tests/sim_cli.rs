@@ -20,13 +20,20 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn every_shipped_scenario_validates() {
-    let mut names: Vec<String> = std::fs::read_dir(root().join("scenarios"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    // The simulator's scenarios and the lab's (`pdtp-node lab` runs them in the simulator too).
+    let mut names: Vec<String> = ["", "lab/"]
+        .iter()
+        .flat_map(|sub| {
+            std::fs::read_dir(root().join("scenarios").join(sub))
+                .unwrap()
+                .map(move |e| format!("{sub}{}", e.unwrap().file_name().to_string_lossy()))
+        })
         .filter(|n| n.ends_with(".yml"))
         .collect();
     names.sort();
-    for must in ["chunksweep.yml", "flashcrowd.yml", "live.yml", "smoke.yml"] {
+    for must in
+        ["chunksweep.yml", "flashcrowd.yml", "live.yml", "smoke.yml", "lab/ci.yml", "lab/flashcrowd.yml"]
+    {
         assert!(names.iter().any(|n| n == must), "{must} is shipped");
     }
     for name in names {

@@ -35,8 +35,13 @@ fn shipped_configs_load() {
 fn a_scenario_policy_section_is_a_config_policy_section() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    // The simulator's scenarios and the lab's (which the lab's tracker runs the same way).
+    let files = [dir.clone(), dir.join("lab")].into_iter().flat_map(|d| std::fs::read_dir(d).unwrap());
+    for entry in files {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yml") {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
         let Some(policy) = doc.get("policy") else { continue };
