@@ -290,9 +290,14 @@ pub fn table(c: &Compare, real: &RealReport) -> String {
         c.diff.origin_copies.map_or("-".to_owned(), |d| format!("{d:+.3}"))
     );
     let l = &real.lab;
+    let wire = if real.payload_bytes > 0 {
+        format!("{:.3}", l.shapers.uplink_bytes as f64 / real.payload_bytes as f64)
+    } else {
+        "-".to_owned()
+    };
     let _ = writeln!(
         s,
-        "real: {}/{} viewers done, {} copies identical; shapers dropped {} packets; machine busy {}; scale {}",
+        "real: {}/{} viewers done, {} copies identical; wire bytes ÷ payload {wire}; shapers dropped {} packets; machine busy {}; scale {}",
         real.peers_completed,
         real.peers,
         l.copies_identical,

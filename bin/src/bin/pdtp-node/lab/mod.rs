@@ -3,7 +3,7 @@
 //! and in the simulator, and compares the two (docs/lab.md).
 //!
 //! ```text
-//! scenario ──▶ lab scenario (latencies 50 µs, bandwidths ÷ scale) ──▶ DIR/sim/scenario.yml
+//! scenario ──▶ lab scenario (latencies 20 µs, bandwidths ÷ scale) ──▶ DIR/sim/scenario.yml
 //!                 │                                   │
 //!                 ▼                                   ▼
 //!          simulator run ── arrivals ──▶ real run: namespaces, tracker, seeds, viewers

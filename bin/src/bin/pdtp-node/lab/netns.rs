@@ -43,13 +43,15 @@ const TICK: f64 = 1.0 / 250.0;
 /// Two full Ethernet frames: the smallest burst that passes a full-size packet with room.
 const MIN_BURST: u64 = 2 * 1514;
 
-/// The queue a shaper may hold, in seconds of its rate: TCP keeps far less in flight on
-/// these links (0.1 ms round trips), so the queue only absorbs bursts instead of dropping
-/// them; the drops that remain are counted in the report.
-const QUEUE_S: f64 = 1.0;
+/// The queue a shaper may hold, in seconds of its rate. The nodes' TCP (BBR here) keeps a
+/// few packets per connection queued, and a node with several uploads keeps several
+/// connections busy: at one second and 256 KiB, 2 Mbit/s uplinks with five uploads dropped
+/// hundreds of packets a run; at two seconds and 1 MiB none did (docs/lab.md). Drops are
+/// counted in the report.
+const QUEUE_S: f64 = 2.0;
 
-/// The smallest queue: a few chunks' worth of packets on the slowest links.
-const MIN_QUEUE: u64 = 256 * 1024;
+/// The smallest queue (on the slowest links two seconds is only a few chunks).
+const MIN_QUEUE: u64 = 1024 * 1024;
 
 /// Checks what the lab needs before it changes anything: root, `ip` and `tc`.
 pub fn check_environment() -> Result<(), String> {
@@ -247,15 +249,18 @@ impl Lab {
         Ok(body.to_owned())
     }
 
-    /// Packets every shaper dropped and the times it held one back, over all the lab's links.
+    /// What every shaper did, over all the lab's links.
     pub fn qdisc_totals(&self, nodes: &[NodePlan]) -> QdiscTotals {
         let mut t = QdiscTotals::default();
         let hub = self.ns("hub");
         for n in nodes {
-            for (ns, dev) in [(self.ns(&n.name), NODE_DEV), (hub.clone(), n.name.as_str())] {
-                if let Some((dropped, overlimits)) = qdisc_counters(&ns, dev) {
-                    t.dropped += dropped;
-                    t.overlimits += overlimits;
+            for (ns, dev, up) in [(self.ns(&n.name), NODE_DEV, true), (hub.clone(), n.name.as_str(), false)] {
+                if let Some(c) = qdisc_counters(&ns, dev) {
+                    t.dropped += c.dropped;
+                    t.overlimits += c.overlimits;
+                    if up {
+                        t.uplink_bytes += c.uplink_bytes;
+                    }
                 }
             }
         }
@@ -300,6 +305,10 @@ pub struct QdiscTotals {
     pub dropped: u64,
     /// Times a shaper held a packet back for lack of tokens.
     pub overlimits: u64,
+    /// Bytes the nodes' upload shapers passed: every frame on the wire (Ethernet, IP and
+    /// TCP headers, acknowledgements, control messages, the stats page's answers), which
+    /// the caps are charged for; the simulator charges chunk frames and control messages.
+    pub uplink_bytes: u64,
 }
 
 /// `tc qdisc add … tbf` on `dev` in `ns`: `rate_bps` with a burst of one tick's worth of
@@ -322,12 +331,16 @@ pub fn tbf_sizes(rate_bps: u64) -> (u64, u64) {
     (burst, limit)
 }
 
-/// `(dropped, overlimits)` of the root qdisc on `dev` in `ns`, from `tc -s -j`.
-fn qdisc_counters(ns: &str, dev: &str) -> Option<(u64, u64)> {
+/// The counters of the tbf on `dev` in `ns`, from `tc -s -j` (`uplink_bytes`: all it sent).
+fn qdisc_counters(ns: &str, dev: &str) -> Option<QdiscTotals> {
     let out = Command::new("tc").args(["-n", ns, "-s", "-j", "qdisc", "show", "dev", dev]).output().ok()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let q = v.as_array()?.iter().find(|q| q["kind"] == "tbf")?;
-    Some((q["drops"].as_u64()?, q["overlimits"].as_u64()?))
+    Some(QdiscTotals {
+        dropped: q["drops"].as_u64()?,
+        overlimits: q["overlimits"].as_u64()?,
+        uplink_bytes: q["bytes"].as_u64()?,
+    })
 }
 
 /// Runs `ip args…`; an error carries the command and what it printed.
@@ -360,10 +373,10 @@ mod tests {
     }
 
     #[test]
-    fn a_shaper_bursts_one_tick_and_queues_a_second() {
-        // 1 Gbit/s: 125 MB/s → a 4 ms tick is 500 kB; the queue 125 MB.
-        assert_eq!(tbf_sizes(1_000_000_000), (500_000, 125_000_000));
-        // 2 Mbit/s: a tick is 1 kB, below two frames; a second is 250 kB, below the floor.
+    fn a_shaper_bursts_one_tick_and_queues_two_seconds() {
+        // 1 Gbit/s: 125 MB/s → a 4 ms tick is 500 kB; the queue 250 MB.
+        assert_eq!(tbf_sizes(1_000_000_000), (500_000, 250_000_000));
+        // 2 Mbit/s: a tick is 1 kB, below two frames; two seconds 500 kB, below the floor.
         assert_eq!(tbf_sizes(2_000_000), (MIN_BURST, MIN_QUEUE));
     }
 }
