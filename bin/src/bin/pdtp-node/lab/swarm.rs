@@ -87,7 +87,7 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<RealRun, String> {
     let mut lab = Lab::new();
-    let out = run_in(&mut lab, plan, lab_s, dirs, exe, stop);
+    let out = Real { lab: &mut lab, plan, lab_s, dirs, exe, stop }.run();
     let failed = lab.cleanup();
     if !failed.is_empty() {
         return Err(format!("the lab could not remove everything it made: {}", failed.join("; ")));
@@ -106,170 +106,178 @@ pub fn run(
     Ok(out)
 }
 
-fn run_in(
-    lab: &mut Lab,
-    plan: &Plan,
-    lab_s: &Scenario,
-    dirs: &Dirs,
-    exe: &Path,
-    stop: &AtomicBool,
-) -> Result<RealRun, String> {
-    let watch = Watch { stop };
-    lab.build(&plan.nodes)?;
-    watch.check()?;
-    let files = dirs.work.join("files");
-    std::fs::create_dir_all(&files).map_err(|e| format!("{}: {e}", files.display()))?;
-    let size = lab_s.file_bytes();
-    let len = usize::try_from(size).map_err(|_| "content.size: too large for this machine".to_owned())?;
-    crate::demo::write_random_file(&files.join(CONTENT), len, lab_s.seed)
-        .map_err(|e| format!("writing the content: {e}"))?;
-
-    let tracker = plan.tracker();
-    let stats = SocketAddr::new(tracker.ip.into(), TRACKER_PORT + 1);
-    let key = format!("lab-key-{:016x}", pdtp_net_mio::driver::random_seed());
-    let tracker_conf = dirs.work.join("tracker.yml");
-    let conf = format!("host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\n", tracker.ip);
-    write(&tracker_conf, &conf)?;
-    let from = dirs.scenario.as_os_str();
-    let t = lab.spawn(
-        &tracker.name,
-        exe,
-        &args(&[
-            "tracker".as_ref(),
-            "--conf".as_ref(),
-            tracker_conf.as_os_str(),
-            "--policy-from".as_ref(),
-            from,
-        ]),
-        &dirs.logs.join("tracker.log"),
-    )?;
-    watch.until(lab, dirs, STARTUP_LIMIT, "the tracker did not answer on its stats page", |lab| {
-        lab.fetch(&tracker.name, stats, "/stats.json").is_ok()
-    })?;
-
-    let seed_conf = dirs.work.join("seed.yml");
-    let conf = format!(
-        "host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\nfile_root: {}\nlisten_port: {PEER_PORT}\n",
-        tracker.ip,
-        files.display()
-    );
-    write(&seed_conf, &conf)?;
-    let mut seeds = Vec::new();
-    for n in plan.nodes.iter().filter(|n| n.role == Role::Seed) {
-        let a = args(&[
-            "seed".as_ref(),
-            "--conf".as_ref(),
-            seed_conf.as_os_str(),
-            "--policy-from".as_ref(),
-            from,
-        ]);
-        seeds.push(lab.spawn(&n.name, exe, &a, &dirs.logs.join(format!("{}.log", n.name)))?);
-    }
-    let seed_count = seeds.len();
-    watch.until(lab, dirs, STARTUP_LIMIT, "the seeds did not publish the content", |lab| {
-        published(lab, &tracker.name, stats, size, seed_count)
-    })?;
-
-    // Time zero: the content is there. The simulator's seeds publish within a millisecond
-    // of its time zero, so viewers arriving at a given time find it in both.
-    let t0 = unix_now();
-    let busy0 = super::collect::cpu_ticks();
-    let url = format!("pdtp://{}:{TRACKER_PORT}/{CONTENT}", tracker.ip);
-    // Viewers stay to serve until the lab ends the run (the scenario's `seed_for` absent),
-    // or as long as it says.
-    let seed_for = plan.seed_for.unwrap_or(std_duration(lab_s.time_limit.0) + Duration::from_secs(60));
-    let mut viewers = vec![ViewerRun::default(); plan.viewers.len()];
-    let mut procs = vec![None; plan.viewers.len()];
-    let limit = t0 + lab_s.time_limit.0.as_secs_f64();
-    // Viewers in the order they arrive (viewer order is class by class, arrivals are not).
-    let mut order: Vec<usize> = (0..plan.viewers.len()).collect();
-    order.sort_by(|&a, &b| plan.viewers[a].arrival_s.total_cmp(&plan.viewers[b].arrival_s));
-    let mut next = 0;
-    let mut done = 0;
-    while done < viewers.len() && unix_now() < limit {
-        watch.check()?;
-        let now = unix_now();
-        while next < order.len() && t0 + plan.viewers[order[next]].arrival_s <= now {
-            let k = order[next];
-            let node = &plan.nodes[plan.viewers[k].node];
-            let a = args(&[
-                "get".as_ref(),
-                url.as_ref(),
-                "-o".as_ref(),
-                dirs.work.join(format!("v{k}.bin")).as_os_str(),
-                "--listen".as_ref(),
-                PEER_PORT.to_string().as_ref(),
-                "--stall-timeout".as_ref(),
-                millis(std_duration(TRANSFER_TIMEOUT)).as_ref(),
-                "--seed-for".as_ref(),
-                millis(seed_for).as_ref(),
-                "--report".as_ref(),
-                report_path(dirs, k).as_os_str(),
-            ]);
-            viewers[k].arrival_unix_s = Some(unix_now());
-            procs[k] = Some(lab.spawn(&node.name, exe, &a, &dirs.logs.join(format!("{}.log", node.name)))?);
-            next += 1;
-        }
-        for &k in &order[..next] {
-            let v = &mut viewers[k];
-            if v.report.is_none() && report_path(dirs, k).exists() {
-                v.report = Some(GetReport::read(&report_path(dirs, k))?);
-                done += 1;
-            }
-        }
-        if let Some((node, status)) = lab.exited() {
-            // A viewer with a finite seed_for leaves after it reported; anything else ending
-            // is a failure of the run.
-            let reported = node.strip_prefix('v').and_then(|k| k.parse::<usize>().ok()).is_some_and(|k| {
-                viewers.get(k).is_some_and(|v| v.report.is_some()) || report_path(dirs, k).exists()
-            });
-            if !(reported && status.success()) {
-                return Err(format!("{node} exited ({status}) during the run: {}", last_line(dirs, &node)));
-            }
-        }
-        let wake = order
-            .get(next)
-            .map(|&k| &plan.viewers[k])
-            .map_or(POLL.as_secs_f64(), |v| t0 + v.arrival_s - unix_now());
-        std::thread::sleep(POLL.min(Duration::from_secs_f64(wake.max(0.0))));
-    }
-    let busy1 = super::collect::cpu_ticks();
-
-    // The viewers' last reports may still be on their way to the tracker.
-    let want = size * done as u64;
-    let mut snapshot = None;
-    watch
-        .until(lab, dirs, ACCOUNTING_LIMIT, "", |lab| {
-            snapshot = tracker_stats(lab, &tracker.name, stats).ok();
-            snapshot.as_ref().is_some_and(|s| s.totals.origin_bytes + s.totals.peer_bytes >= want)
-        })
-        .or_else(|e| if e.is_empty() { Ok(()) } else { Err(e) })?;
-    let totals = snapshot.map(|s| s.totals).ok_or("the tracker's stats page did not answer at the end")?;
-
-    let cpu = |i: usize| lab.cpu_s(i).unwrap_or(0.0);
-    let cpu_s = CpuUse {
-        tracker: cpu(t),
-        seeds: seeds.iter().map(|&i| cpu(i)).sum(),
-        viewers: procs.iter().flatten().map(|&i| cpu(i)).sum(),
-    };
-    let qdisc = lab.qdisc_totals(&plan.nodes);
-    Ok(RealRun {
-        t0_unix_s: t0,
-        all_done: done == viewers.len(),
-        viewers,
-        totals,
-        cpu_s,
-        qdisc,
-        machine_busy: super::collect::busy_share(busy0, busy1),
-    })
-}
-
-/// Ctrl-C, failed processes and deadlines, checked while waiting.
-struct Watch<'a> {
+/// One real run under way.
+struct Real<'a> {
+    lab: &'a mut Lab,
+    plan: &'a Plan,
+    lab_s: &'a Scenario,
+    dirs: &'a Dirs,
+    exe: &'a Path,
     stop: &'a AtomicBool,
 }
 
-impl Watch<'_> {
+/// The tracker and seeds, once the content is published.
+struct Servers {
+    tracker: usize,
+    seeds: Vec<usize>,
+    /// The tracker's stats page.
+    stats: SocketAddr,
+}
+
+/// The viewers' side of a run.
+struct Viewers {
+    runs: Vec<ViewerRun>,
+    /// Each started viewer's process index.
+    procs: Vec<usize>,
+    done: usize,
+}
+
+impl Real<'_> {
+    fn run(mut self) -> Result<RealRun, String> {
+        self.lab.build(&self.plan.nodes)?;
+        self.check()?;
+        let servers = self.start_servers()?;
+        // Time zero: the content is there. The simulator's seeds publish a few of its 80 µs
+        // round trips after its time zero, so viewers arriving at a given time find it in both.
+        let t0 = unix_now();
+        let busy0 = super::collect::cpu_ticks();
+        let viewers = self.run_viewers(t0)?;
+        let busy1 = super::collect::cpu_ticks();
+        let totals = self.settle(&servers, viewers.done)?;
+        let lab = &*self.lab;
+        let cpu = |i: usize| lab.cpu_s(i).unwrap_or(0.0);
+        let cpu_s = CpuUse {
+            tracker: cpu(servers.tracker),
+            seeds: servers.seeds.iter().map(|&i| cpu(i)).sum(),
+            viewers: viewers.procs.iter().map(|&i| cpu(i)).sum(),
+        };
+        Ok(RealRun {
+            t0_unix_s: t0,
+            all_done: viewers.done == viewers.runs.len(),
+            viewers: viewers.runs,
+            totals,
+            cpu_s,
+            qdisc: lab.qdisc_totals(&self.plan.nodes),
+            machine_busy: super::collect::busy_share(busy0, busy1),
+        })
+    }
+
+    /// Writes the content and the configs, starts the tracker, then the seeds, and waits
+    /// until the tracker lists the content as published by every seed.
+    fn start_servers(&mut self) -> Result<Servers, String> {
+        let dirs = self.dirs;
+        let files = dirs.work.join("files");
+        std::fs::create_dir_all(&files).map_err(|e| format!("{}: {e}", files.display()))?;
+        let size = self.lab_s.file_bytes();
+        let len = usize::try_from(size).map_err(|_| "content.size: too large for this machine".to_owned())?;
+        crate::demo::write_random_file(&files.join(CONTENT), len, self.lab_s.seed)
+            .map_err(|e| format!("writing the content: {e}"))?;
+
+        let tracker = self.plan.tracker();
+        let stats = SocketAddr::new(tracker.ip.into(), TRACKER_PORT + 1);
+        let key = format!("lab-key-{:016x}", pdtp_net_mio::driver::random_seed());
+        let conf = dirs.work.join("tracker.yml");
+        write(&conf, &format!("host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\n", tracker.ip))?;
+        let from = dirs.scenario.as_os_str();
+        let a =
+            args(&["tracker".as_ref(), "--conf".as_ref(), conf.as_os_str(), "--policy-from".as_ref(), from]);
+        let t = self.lab.spawn(&tracker.name, self.exe, &a, &dirs.logs.join("tracker.log"))?;
+        let ready =
+            self.until(STARTUP_LIMIT, |lab| lab.fetch(&tracker.name, stats, "/stats.json").is_ok())?;
+        if !ready {
+            return Err("the tracker did not answer on its stats page".into());
+        }
+
+        let conf = dirs.work.join("seed.yml");
+        let text = format!(
+            "host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\nfile_root: {}\nlisten_port: {PEER_PORT}\n",
+            tracker.ip,
+            files.display()
+        );
+        write(&conf, &text)?;
+        let mut seeds = Vec::new();
+        for n in self.plan.nodes.iter().filter(|n| n.role == Role::Seed) {
+            let a =
+                args(&["seed".as_ref(), "--conf".as_ref(), conf.as_os_str(), "--policy-from".as_ref(), from]);
+            seeds.push(self.lab.spawn(&n.name, self.exe, &a, &dirs.logs.join(format!("{}.log", n.name)))?);
+        }
+        let count = seeds.len();
+        if !self.until(STARTUP_LIMIT, |lab| published(lab, &tracker.name, stats, size, count))? {
+            return Err("the seeds did not publish the content".into());
+        }
+        Ok(Servers { tracker: t, seeds, stats })
+    }
+
+    /// Starts each viewer at its arrival time and collects its report, until every viewer
+    /// reported or the scenario's time limit passed.
+    fn run_viewers(&mut self, t0: f64) -> Result<Viewers, String> {
+        let (plan, dirs) = (self.plan, self.dirs);
+        let url = format!("pdtp://{}:{TRACKER_PORT}/{CONTENT}", plan.tracker().ip);
+        // Viewers stay to serve until the lab ends the run (the scenario's `seed_for`
+        // absent), or as long as it says.
+        let limit_s = self.lab_s.time_limit.0.as_secs_f64();
+        let seed_for = plan.seed_for.unwrap_or(Duration::from_secs_f64(limit_s + 60.0));
+        // Viewers in the order they arrive (viewer order is class by class, arrivals are not).
+        let mut order: Vec<usize> = (0..plan.viewers.len()).collect();
+        order.sort_by(|&a, &b| plan.viewers[a].arrival_s.total_cmp(&plan.viewers[b].arrival_s));
+        let mut v = Viewers { runs: vec![ViewerRun::default(); order.len()], procs: Vec::new(), done: 0 };
+        let mut next = 0;
+        while v.done < order.len() && unix_now() < t0 + limit_s {
+            self.check()?;
+            while let Some(&k) = order.get(next).filter(|&&k| t0 + plan.viewers[k].arrival_s <= unix_now()) {
+                let a = args(&[
+                    "get".as_ref(),
+                    url.as_ref(),
+                    "-o".as_ref(),
+                    dirs.work.join(format!("v{k}.bin")).as_os_str(),
+                    "--listen".as_ref(),
+                    PEER_PORT.to_string().as_ref(),
+                    "--stall-timeout".as_ref(),
+                    millis(Duration::from_nanos(TRANSFER_TIMEOUT.as_nanos())).as_ref(),
+                    "--seed-for".as_ref(),
+                    millis(seed_for).as_ref(),
+                    "--report".as_ref(),
+                    report_path(dirs, k).as_os_str(),
+                ]);
+                let node = &plan.nodes[plan.viewers[k].node];
+                v.runs[k].arrival_unix_s = Some(unix_now());
+                v.procs.push(self.lab.spawn(
+                    &node.name,
+                    self.exe,
+                    &a,
+                    &dirs.logs.join(format!("{}.log", node.name)),
+                )?);
+                next += 1;
+            }
+            for &k in &order[..next] {
+                if v.runs[k].report.is_none() && report_path(dirs, k).exists() {
+                    v.runs[k].report = Some(GetReport::read(&report_path(dirs, k))?);
+                    v.done += 1;
+                }
+            }
+            self.check_exits()?;
+            let wake =
+                order.get(next).map_or(POLL.as_secs_f64(), |&k| t0 + plan.viewers[k].arrival_s - unix_now());
+            std::thread::sleep(POLL.min(Duration::from_secs_f64(wake.max(0.0))));
+        }
+        Ok(v)
+    }
+
+    /// The tracker's counters once it has accounted for every byte the `done` viewers
+    /// verified (their last reports may still be on their way), or after
+    /// [`ACCOUNTING_LIMIT`] as they are then.
+    fn settle(&mut self, servers: &Servers, done: usize) -> Result<Totals, String> {
+        let want = self.lab_s.file_bytes() * done as u64;
+        let (name, stats) = (self.plan.tracker().name.clone(), servers.stats);
+        let mut snapshot = None;
+        self.until(ACCOUNTING_LIMIT, |lab| {
+            snapshot = tracker_stats(lab, &name, stats).ok();
+            snapshot.as_ref().is_some_and(|s| s.totals.origin_bytes + s.totals.peer_bytes >= want)
+        })?;
+        snapshot.map(|s| s.totals).ok_or_else(|| "the tracker's stats page did not answer at the end".into())
+    }
+
+    /// Ctrl-C (or SIGTERM) ends the run.
     fn check(&self) -> Result<(), String> {
         if self.stop.load(Ordering::Relaxed) {
             return Err("interrupted; every namespace and process of the lab removed".into());
@@ -277,27 +285,34 @@ impl Watch<'_> {
         Ok(())
     }
 
-    /// Polls `ready` until it holds; fails with `what` after `limit`, or at once when a
-    /// process exits or Ctrl-C is pressed.
-    fn until(
-        &self,
-        lab: &mut Lab,
-        dirs: &Dirs,
-        limit: Duration,
-        what: &str,
-        mut ready: impl FnMut(&mut Lab) -> bool,
-    ) -> Result<(), String> {
+    /// Fails if a process ended that should not have: any but a viewer that reported its
+    /// download complete and then left cleanly (a fixed `seed_for` over).
+    fn check_exits(&mut self) -> Result<(), String> {
+        while let Some((node, status)) = self.lab.exited() {
+            let viewer = node.strip_prefix('v').and_then(|k| k.parse::<usize>().ok());
+            let reported = viewer.is_some_and(|k| report_path(self.dirs, k).exists());
+            if !(reported && status.success()) {
+                return Err(format!(
+                    "{node} exited ({status}) during the run: {}",
+                    last_line(self.dirs, &node)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls `ready` until it holds (`true`) or `limit` passes (`false`); fails at once
+    /// when a process ends that should not have, or on Ctrl-C.
+    fn until(&mut self, limit: Duration, mut ready: impl FnMut(&mut Lab) -> bool) -> Result<bool, String> {
         let end = unix_now() + limit.as_secs_f64();
         loop {
             self.check()?;
-            if ready(lab) {
-                return Ok(());
+            if ready(self.lab) {
+                return Ok(true);
             }
-            if let Some((node, status)) = lab.exited() {
-                return Err(format!("{node} exited ({status}): {}", last_line(dirs, &node)));
-            }
+            self.check_exits()?;
             if unix_now() > end {
-                return Err(what.to_owned());
+                return Ok(false);
             }
             std::thread::sleep(POLL * 5);
         }
@@ -340,9 +355,4 @@ fn args(a: &[&std::ffi::OsStr]) -> Vec<OsString> {
 /// A duration as `get` takes it, in whole milliseconds (at least 1).
 fn millis(d: Duration) -> String {
     format!("{}ms", d.as_millis().max(1))
-}
-
-/// `Span` → `std::time::Duration`.
-fn std_duration(s: pdtp_core::Span) -> Duration {
-    Duration::from_nanos(s.as_nanos())
 }
