@@ -80,6 +80,7 @@ pub struct RealPeer {
     pub completion_s: Option<f64>,
     pub verified_bytes: Option<u64>,
     pub identical: Option<bool>,
+    pub uploaded_bytes: Option<u64>,
 }
 
 /// The real run's report and rows.
@@ -105,6 +106,7 @@ pub fn real_report(
                 completion_s: done.zip(v.arrival_unix_s).map(|(d, a)| d - a),
                 verified_bytes: v.report.as_ref().map(|r| r.verified_bytes),
                 identical: v.identical,
+                uploaded_bytes: v.uploaded_bytes,
             }
         })
         .collect();
@@ -151,12 +153,13 @@ fn spread4(sorted: &[f64]) -> Option<Spread4> {
 
 /// `real_peers.csv`: one row per viewer, times in seconds from time zero.
 pub fn real_peers_csv(rows: &[RealPeer]) -> String {
-    let mut s = String::from("peer,class,arrival_s,done_s,completion_s,verified_bytes,identical\n");
+    let mut s =
+        String::from("peer,class,arrival_s,done_s,completion_s,verified_bytes,identical,uploaded_bytes\n");
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{}",
             r.peer,
             r.class.replace(',', ";"),
             opt(r.arrival_s),
@@ -164,6 +167,7 @@ pub fn real_peers_csv(rows: &[RealPeer]) -> String {
             opt(r.completion_s),
             r.verified_bytes.map_or(String::new(), |b| b.to_string()),
             r.identical.map_or(String::new(), |b| b.to_string()),
+            r.uploaded_bytes.map_or(String::new(), |b| b.to_string()),
         );
     }
     s
@@ -185,13 +189,16 @@ pub struct Spread3 {
     pub max: Option<f64>,
 }
 
-/// Completion by viewer class, for finding where the two sides part.
+/// Completion and uploads by viewer class, for finding where the two sides part.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClassFigures {
     pub class: String,
     pub viewers: usize,
     pub sim: Spread3,
     pub real: Spread3,
+    /// Payload bytes the class's viewers gave, in all.
+    pub sim_uploaded_bytes: u64,
+    pub real_uploaded_bytes: u64,
 }
 
 /// `compare.json`.
@@ -240,7 +247,16 @@ pub fn compare(sim: &Report, sim_peers: &[PeerRecord], real: &RealReport, rows: 
             let sim_c = spread3(sim_peers.iter().filter(|p| p.class == class).filter_map(|p| p.completion_s));
             let ours: Vec<&RealPeer> = rows.iter().filter(|p| p.class == class).collect();
             let real_c = spread3(ours.iter().filter_map(|p| p.completion_s));
-            ClassFigures { class, viewers: ours.len(), sim: sim_c, real: real_c }
+            let sim_up = sim_peers.iter().filter(|p| p.class == class).map(|p| p.uploaded_bytes).sum();
+            let real_up = ours.iter().filter_map(|p| p.uploaded_bytes).sum();
+            ClassFigures {
+                class,
+                viewers: ours.len(),
+                sim: sim_c,
+                real: real_c,
+                sim_uploaded_bytes: sim_up,
+                real_uploaded_bytes: real_up,
+            }
         })
         .collect();
     Compare { sim: s, real: r, ratio, diff, by_class }

@@ -48,6 +48,8 @@ pub struct ViewerRun {
     pub report: Option<GetReport>,
     /// Whether its copy held exactly the content's bytes (checked after the run).
     pub identical: Option<bool>,
+    /// Payload bytes it gave other viewers, as the tracker counted them at the end.
+    pub uploaded_bytes: Option<u64>,
 }
 
 /// What the real run measured.
@@ -143,7 +145,12 @@ impl Real<'_> {
         let busy0 = super::collect::cpu_ticks();
         let viewers = self.run_viewers(t0)?;
         let busy1 = super::collect::cpu_ticks();
-        let totals = self.settle(&servers, viewers.done)?;
+        let snapshot = self.settle(&servers, viewers.done)?;
+        let mut runs = viewers.runs;
+        for (v, p) in runs.iter_mut().zip(&self.plan.viewers) {
+            let addr = format!("{}:", self.plan.nodes[p.node].ip);
+            v.uploaded_bytes = snapshot.peers.iter().find(|s| s.addr.starts_with(&addr)).map(|s| s.bytes_up);
+        }
         let lab = &*self.lab;
         let cpu = |i: usize| lab.cpu_s(i).unwrap_or(0.0);
         let cpu_s = CpuUse {
@@ -153,9 +160,9 @@ impl Real<'_> {
         };
         Ok(RealRun {
             t0_unix_s: t0,
-            all_done: viewers.done == viewers.runs.len(),
-            viewers: viewers.runs,
-            totals,
+            all_done: viewers.done == runs.len(),
+            viewers: runs,
+            totals: snapshot.totals,
             cpu_s,
             qdisc: lab.qdisc_totals(&self.plan.nodes),
             machine_busy: super::collect::busy_share(busy0, busy1),
@@ -263,10 +270,10 @@ impl Real<'_> {
         Ok(v)
     }
 
-    /// The tracker's counters once it has accounted for every byte the `done` viewers
-    /// verified (their last reports may still be on their way), or after
-    /// [`ACCOUNTING_LIMIT`] as they are then.
-    fn settle(&mut self, servers: &Servers, done: usize) -> Result<Totals, String> {
+    /// The tracker's stats once it has accounted for every byte the `done` viewers verified
+    /// (their last reports may still be on their way), or after [`ACCOUNTING_LIMIT`] as
+    /// they are then.
+    fn settle(&mut self, servers: &Servers, done: usize) -> Result<StatsSnapshot, String> {
         let want = self.lab_s.file_bytes() * done as u64;
         let (name, stats) = (self.plan.tracker().name.clone(), servers.stats);
         let mut snapshot = None;
@@ -274,7 +281,7 @@ impl Real<'_> {
             snapshot = tracker_stats(lab, &name, stats).ok();
             snapshot.as_ref().is_some_and(|s| s.totals.origin_bytes + s.totals.peer_bytes >= want)
         })?;
-        snapshot.map(|s| s.totals).ok_or_else(|| "the tracker's stats page did not answer at the end".into())
+        snapshot.ok_or_else(|| "the tracker's stats page did not answer at the end".into())
     }
 
     /// Ctrl-C (or SIGTERM) ends the run.
