@@ -197,9 +197,10 @@ impl Real<'_> {
 
         let conf = dirs.work.join("seed.yml");
         let text = format!(
-            "host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\nfile_root: {}\nlisten_port: {PEER_PORT}\n",
+            "host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\nfile_root: '{}'\nlisten_port: {PEER_PORT}\n",
             tracker.ip,
-            files.display()
+            // Single-quoted YAML: a path with spaces or `: ` stays one string.
+            files.display().to_string().replace('\'', "''")
         );
         write(&conf, &text)?;
         let mut seeds = Vec::new();
@@ -227,6 +228,10 @@ impl Real<'_> {
         // Viewers in the order they arrive (viewer order is class by class, arrivals are not).
         let mut order: Vec<usize> = (0..plan.viewers.len()).collect();
         order.sort_by(|&a, &b| plan.viewers[a].arrival_s.total_cmp(&plan.viewers[b].arrival_s));
+        // A report left in DIR by an earlier run would count as done at once.
+        for k in 0..order.len() {
+            let _ = std::fs::remove_file(report_path(dirs, k));
+        }
         let mut v = Viewers { runs: vec![ViewerRun::default(); order.len()], procs: Vec::new(), done: 0 };
         let mut next = 0;
         while v.done < order.len() && unix_now() < t0 + limit_s {
