@@ -63,6 +63,40 @@ fn get_to_stdout_delivers_the_exact_bytes_in_order() {
     assert!(got == source, "stdout differs from the source");
 }
 
+/// `get --report FILE` writes its timing once the download is complete, while it goes on
+/// seeding: start before done, both around now, and exactly the file's bytes verified.
+#[test]
+fn get_report_says_when_the_download_started_and_was_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "a.bin", 700_000 + 3, 5);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 64 * 1024).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
+    let (out, report) = (dir.path().join("a.bin"), dir.path().join("a.json"));
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let mut child = Command::new(BIN)
+        .args(["get", &url, "--listen", "0", "--seed-for", "60s", "-o"])
+        .arg(&out)
+        .arg("--report")
+        .arg(&report)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let written = run_polling(&mut swarm.rt, LIMIT, || report.exists());
+    let still_seeding = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(written, "no report");
+    assert!(still_seeding, "get exited instead of seeding");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let (start, done) = (v["start_unix_s"].as_f64().unwrap(), v["done_unix_s"].as_f64().unwrap());
+    assert!(before <= start && start <= done && done < before + LIMIT.as_secs_f64(), "{v}");
+    assert_eq!(v["verified_bytes"].as_u64().unwrap(), source.len() as u64);
+    assert!(std::fs::read(&out).unwrap() == source, "the copy differs");
+    assert!(!dir.path().join("a.tmp").exists(), "the temporary file was left");
+}
+
 #[test]
 fn demo_json_reports_every_copy_verified() {
     let out = Command::new(BIN)

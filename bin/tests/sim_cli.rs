@@ -31,8 +31,19 @@ fn every_shipped_scenario_validates() {
         names.sort();
         names
     };
-    let names: Vec<String> = list("").into_iter().chain(list("quick")).collect();
-    for must in ["chunksweep.yml", "flashcrowd.yml", "live.yml", "smoke.yml", "quick/live.yml"] {
+    // The simulator's scenarios, the gate's and the lab's (`pdtp-node lab` runs them in the
+    // simulator too), and the families.
+    let names: Vec<String> = ["", "quick", "lab", "family"].iter().flat_map(|d| list(d)).collect();
+    for must in [
+        "chunksweep.yml",
+        "flashcrowd.yml",
+        "live.yml",
+        "smoke.yml",
+        "quick/live.yml",
+        "lab/ci.yml",
+        "lab/flashcrowd.yml",
+        "family/ondemand_judge.yml",
+    ] {
         assert!(names.iter().any(|n| n == must), "{must} is shipped");
     }
     for name in names {

@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize, Serializer};
 use super::Arrivals;
 use crate::units::Duration;
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Uniform {
     window: Duration,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Poisson {
     rate: f64,
@@ -94,28 +94,21 @@ impl<'de> Deserialize<'de> for Arrivals {
     }
 }
 
-/// Written back as it is read: `all_at_once` or a one-key map (a derived enum would come out
-/// as a YAML tag, which a variant's overlay could not read back).
+/// Written as it is read: `all_at_once`, or a one-key map. (A derived impl wrote YAML
+/// `!tags`, which the reader above refuses, so a scenario written out could not be read
+/// back; `pdtp-node lab` writes the scenario it runs.)
 impl Serialize for Arrivals {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Window {
-            window: Duration,
-        }
-        #[derive(Serialize)]
-        struct Rate {
-            rate: f64,
-        }
         match *self {
             Arrivals::AllAtOnce => s.serialize_str("all_at_once"),
             Arrivals::Uniform { window } => {
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("uniform", &Window { window })?;
+                m.serialize_entry("uniform", &Uniform { window })?;
                 m.end()
             }
             Arrivals::Poisson { rate } => {
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("poisson", &Rate { rate })?;
+                m.serialize_entry("poisson", &Poisson { rate })?;
                 m.end()
             }
         }

@@ -297,3 +297,15 @@ fn every_shipped_scenario_survives_an_overlay_round_trip() {
     }
     assert!(seen >= 10, "{seen}");
 }
+
+#[test]
+fn a_scenario_written_out_reads_back_the_same() {
+    for arrivals in ["all_at_once", "{ uniform: { window: 10s } }", "{ poisson: { rate: 2.5 } }"] {
+        let text = format!(
+            "{BASE}arrivals: {arrivals}\nseed_for: 30s\npolicy: {{ origin: frugal, copy_time: 1s }}\n"
+        );
+        let s = Scenario::from_yaml(&text, "x").unwrap();
+        let written = serde_norway::to_string(&s).unwrap();
+        assert_eq!(Scenario::from_yaml(&written, "written").unwrap(), s, "{written}");
+    }
+}

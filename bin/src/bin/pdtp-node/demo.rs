@@ -124,7 +124,7 @@ pub fn run(peers: usize, size: u64, chunk_size: u32, caps: &Caps, json: bool) ->
 }
 
 /// Writes `len` pseudo-random bytes (xorshift64*, not compressible) to `path`, 1 MiB at a time.
-fn write_random_file(path: &Path, len: usize, seed: u64) -> std::io::Result<()> {
+pub(crate) fn write_random_file(path: &Path, len: usize, seed: u64) -> std::io::Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut x = seed | 1;
     let mut left = len;
@@ -145,7 +145,7 @@ fn write_random_file(path: &Path, len: usize, seed: u64) -> std::io::Result<()> 
 }
 
 /// Whether two files hold the same bytes, compared 1 MiB at a time.
-fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+pub(crate) fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
     let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
     if fa.metadata()?.len() != fb.metadata()?.len() {
         return Ok(false);

@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod get_report;
+mod lab;
 mod roles;
 
 use std::path::PathBuf;
@@ -79,6 +81,24 @@ enum Command {
         /// live stream's end (for viewers a little behind).
         #[arg(long, value_name = "TIME")]
         seed_for: Option<String>,
+        /// Once the download is complete, write its timing here as JSON (start and done
+        /// times in unix seconds, verified bytes); `pdtp-node lab` reads it.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Run an on-demand scenario on real pdtp-node processes here (one network namespace per
+    /// node, tc caps on every link) and in the simulator, and compare them (needs root;
+    /// docs/lab.md).
+    Lab {
+        /// The scenario file, as `sim run` takes it (at most 50 viewers, no live stream yet).
+        scenario: PathBuf,
+        /// Write report.json (real), sim/report.json, compare.json and real_peers.csv here.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Divide every bandwidth (seeds, viewers, tracker) by this, on both sides, so the
+        /// swarm fits the machine.
+        #[arg(long, default_value_t = 1.0, value_name = "F")]
+        scale: f64,
     },
     /// Tracker, seed and N peers on loopback with a generated file, in one process.
     Demo {
@@ -115,7 +135,16 @@ fn main() {
             };
             roles::seed(&conf, &flags, cli.verbose)
         }
-        Command::Get { url, output, listen, max_upload_rate, max_download_rate, stall_timeout, seed_for } => {
+        Command::Get {
+            url,
+            output,
+            listen,
+            max_upload_rate,
+            max_download_rate,
+            stall_timeout,
+            seed_for,
+            report,
+        } => {
             init_logs(cli.verbose, false, false);
             let flags = roles::GetFlags {
                 listen,
@@ -123,8 +152,13 @@ fn main() {
                 download: max_download_rate.as_deref(),
                 stall_timeout: &stall_timeout,
                 seed_for: seed_for.as_deref(),
+                report: report.as_deref(),
             };
             roles::get(&url, output, &flags)
+        }
+        Command::Lab { scenario, out, scale } => {
+            init_logs(cli.verbose, false, false);
+            lab::run(&lab::Args { scenario, out, scale })
         }
         Command::Demo { peers, size, chunk_size, origin_rate, peer_upload_rate, json } => {
             init_logs(cli.verbose, false, false);

@@ -18,6 +18,8 @@ use pdtp_net_mio::paths::PdtpUrl;
 use pdtp_net_mio::sink::OutputKind;
 use pdtp_sim::scenario::Scenario;
 
+use crate::get_report::{GetReport, unix_now};
+
 const ANY: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// Loads a config, with `--policy-from`'s scenario (if given) replacing its policy and chunk
@@ -150,6 +152,8 @@ pub struct GetFlags<'a> {
     pub stall_timeout: &'a str,
     /// `--seed-for`: how long to keep serving once complete (`None`: the default).
     pub seed_for: Option<&'a str>,
+    /// `--report`: where to write the download's timing once it is complete.
+    pub report: Option<&'a Path>,
 }
 
 /// How long a `get` of a file keeps serving after it is complete, unless told otherwise:
@@ -167,7 +171,8 @@ const DEPART_LIMIT: Duration = Duration::from_secs(2);
 
 /// `pdtp-node get URL [-o FILE|-]`: downloads, then exits.
 pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(), String> {
-    let GetFlags { listen, upload, download, stall_timeout, seed_for } = *flags;
+    let GetFlags { listen, upload, download, stall_timeout, seed_for, report } = *flags;
+    let started = unix_now();
     let url = PdtpUrl::parse(url).map_err(|e| e.to_string())?;
     let stall_timeout = parse_duration(stall_timeout)
         .and_then(|d| if d.is_zero() { Err("must be more than zero".into()) } else { Ok(d) })
@@ -229,6 +234,13 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
             }
             _ => {}
         }
+    }
+    if let Some(path) = report {
+        let verified_bytes = match rt.node(id) {
+            Some(Node::Peer(p)) => p.verified_bytes(),
+            _ => 0,
+        };
+        GetReport { start_unix_s: started, done_unix_s: unix_now(), verified_bytes }.write(path)?;
     }
     let live = matches!(rt.node(id), Some(Node::Peer(p)) if p.is_live());
     let stay = seed_for.unwrap_or(if live { SEED_FOR_LIVE } else { SEED_FOR_FILES });

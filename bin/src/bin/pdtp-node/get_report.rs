@@ -1,0 +1,44 @@
+//! `get --report FILE`: when and how much one download verified, for `pdtp-node lab`.
+//!
+//! The lab knows when it started each viewer but not when the viewer was done; the viewer
+//! writes that here the moment its download is complete (before it stays on to seed), so
+//! the lab's completion time is the viewer's own clock reading, not the lab's polling.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// The file `get --report` writes (JSON, one object).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GetReport {
+    /// When `get` started, unix seconds.
+    pub start_unix_s: f64,
+    /// When every byte was verified and written (and a stream output drained), unix seconds.
+    pub done_unix_s: f64,
+    /// Bytes of the content this viewer verified (each chunk counted once).
+    pub verified_bytes: u64,
+}
+
+/// Seconds since the unix epoch (0 for a clock set before 1970, which no lab run sees).
+pub fn unix_now() -> f64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl GetReport {
+    /// Writes the report to `path` through a temporary file renamed into place, so a reader
+    /// polling for it never sees half an object.
+    pub fn write(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_string(self).map_err(|e| format!("--report: {e}"))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("--report {}: {e}", path.display()))
+    }
+
+    /// Reads a report `write` left.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}

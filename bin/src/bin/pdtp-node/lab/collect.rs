@@ -1,0 +1,347 @@
+//! The real run's figures under the simulator's key names (`report.json`), the per-viewer
+//! CSV, and the comparison with the simulator (`compare.json`, the terminal table).
+//!
+//! Percentiles come from the simulator's own `metrics::percentile` (nearest rank), so both
+//! sides use one definition.
+
+use std::fmt::Write as _;
+
+use pdtp_sim::metrics::{PeerRecord, percentile};
+use pdtp_sim::report::{Report, Spread4};
+use pdtp_sim::scenario::Scenario;
+use serde::Serialize;
+
+use super::netns::QdiscTotals;
+use super::plan::Plan;
+use super::swarm::{CpuUse, RealRun};
+
+/// The real side's `report.json`: the simulator's keys where they apply, plus `lab`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RealReport {
+    pub scenario: String,
+    pub policy: String,
+    pub peers: u64,
+    pub file_bytes: u64,
+    pub chunk_bytes: u64,
+    /// The Kumar–Ross bound of the scenario both sides ran (after `--scale`).
+    pub t_min_s: f64,
+    /// Per viewer: done (its `get --report`) − arrival (when the lab started it).
+    pub completion_s: Option<Spread4>,
+    /// Makespan ÷ T_min, when every viewer completed.
+    pub ratio_to_t_min: Option<f64>,
+    /// Payload bytes the seeds uploaded (the tracker's `totals.origin_bytes`).
+    pub origin_bytes: u64,
+    pub origin_copies: f64,
+    pub origin_cost_fraction: f64,
+    /// Payload bytes moved by seeds and viewers, as the tracker accounted them.
+    pub payload_bytes: u64,
+    /// When the last viewer completed, seconds from time zero (the seeds had published).
+    pub makespan_s: Option<f64>,
+    pub peers_completed: u64,
+    /// `all_done` or `time_limit`, as in the simulator.
+    pub end_reason: &'static str,
+    pub lab: LabInfo,
+}
+
+/// How, where and when the real side ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct LabInfo {
+    /// `--scale`: every bandwidth divided by it, on both sides.
+    pub scale: f64,
+    /// The one-way latency the simulator gave every node (the real links add about that).
+    pub sim_latency_s: f64,
+    /// When the lab started, unix seconds.
+    pub started_unix_s: f64,
+    /// The whole command, simulator and setup included, seconds.
+    pub wall_s: f64,
+    /// Cores (`nproc`), kernel release, and the 1-minute load average before the run.
+    pub nproc: usize,
+    pub kernel: String,
+    pub load_avg_before: Option<f64>,
+    /// Share of all cores' time busy from time zero to the last completion.
+    pub machine_busy: Option<f64>,
+    /// CPU seconds by role over the run.
+    pub cpu_s: CpuUse,
+    /// What the `tc tbf` shapers did (drops mean queues overflowed).
+    pub shapers: QdiscTotals,
+    /// Viewers whose copy held exactly the content's bytes.
+    pub copies_identical: u64,
+    /// Viewers whose `get` verified exactly the content's size.
+    pub verified_exact: u64,
+}
+
+/// One viewer's row in `real_peers.csv`.
+#[derive(Clone, Debug)]
+pub struct RealPeer {
+    pub peer: usize,
+    pub class: String,
+    pub arrival_s: Option<f64>,
+    pub done_s: Option<f64>,
+    pub completion_s: Option<f64>,
+    pub verified_bytes: Option<u64>,
+    pub identical: Option<bool>,
+    pub uploaded_bytes: Option<u64>,
+}
+
+/// The real run's report and rows.
+pub fn real_report(
+    lab_s: &Scenario,
+    plan: &Plan,
+    run: &RealRun,
+    info: LabInfo,
+) -> (RealReport, Vec<RealPeer>) {
+    let t0 = run.t0_unix_s;
+    let rows: Vec<RealPeer> = plan
+        .viewers
+        .iter()
+        .zip(&run.viewers)
+        .enumerate()
+        .map(|(k, (p, v))| {
+            let done = v.report.as_ref().map(|r| r.done_unix_s);
+            RealPeer {
+                peer: k,
+                class: p.class.clone(),
+                arrival_s: v.arrival_unix_s.map(|a| a - t0),
+                done_s: done.map(|d| d - t0),
+                completion_s: done.zip(v.arrival_unix_s).map(|(d, a)| d - a),
+                verified_bytes: v.report.as_ref().map(|r| r.verified_bytes),
+                identical: v.identical,
+                uploaded_bytes: v.uploaded_bytes,
+            }
+        })
+        .collect();
+    let mut completion: Vec<f64> = rows.iter().filter_map(|r| r.completion_s).collect();
+    completion.sort_by(f64::total_cmp);
+    let makespan = rows.iter().filter_map(|r| r.done_s).max_by(f64::total_cmp);
+    let f = lab_s.file_bytes();
+    let n = lab_s.peer_count();
+    let t_min = pdtp_sim::report::Bounds::of(lab_s).t_min_s;
+    let origin = run.totals.origin_bytes;
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let mut info = info;
+    info.copies_identical = rows.iter().filter(|r| r.identical == Some(true)).count() as u64;
+    info.verified_exact = rows.iter().filter(|r| r.verified_bytes == Some(f)).count() as u64;
+    let report = RealReport {
+        scenario: lab_s.label().to_owned(),
+        policy: "default".into(),
+        peers: n,
+        file_bytes: f,
+        chunk_bytes: lab_s.content.chunk_size.0,
+        t_min_s: t_min,
+        completion_s: spread4(&completion),
+        ratio_to_t_min: makespan.filter(|_| run.all_done).map(|m| m / t_min),
+        origin_bytes: origin,
+        origin_copies: ratio(origin as f64, f as f64),
+        origin_cost_fraction: ratio(origin as f64, n as f64 * f as f64),
+        payload_bytes: origin + run.totals.peer_bytes,
+        makespan_s: makespan,
+        peers_completed: completion.len() as u64,
+        end_reason: if run.all_done { "all_done" } else { "time_limit" },
+        lab: info,
+    };
+    (report, rows)
+}
+
+fn spread4(sorted: &[f64]) -> Option<Spread4> {
+    Some(Spread4 {
+        p50: percentile(sorted, 0.5)?,
+        p90: percentile(sorted, 0.9)?,
+        p99: percentile(sorted, 0.99)?,
+        max: *sorted.last()?,
+    })
+}
+
+/// `real_peers.csv`: one row per viewer, times in seconds from time zero.
+pub fn real_peers_csv(rows: &[RealPeer]) -> String {
+    let mut s =
+        String::from("peer,class,arrival_s,done_s,completion_s,verified_bytes,identical,uploaded_bytes\n");
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{}",
+            r.peer,
+            r.class.replace(',', ";"),
+            opt(r.arrival_s),
+            opt(r.done_s),
+            opt(r.completion_s),
+            r.verified_bytes.map_or(String::new(), |b| b.to_string()),
+            r.identical.map_or(String::new(), |b| b.to_string()),
+            r.uploaded_bytes.map_or(String::new(), |b| b.to_string()),
+        );
+    }
+    s
+}
+
+/// The figures both sides have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub completion_s: Spread3,
+    pub makespan_s: Option<f64>,
+    pub origin_copies: Option<f64>,
+}
+
+/// p50/p90/max, any of which may be missing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Spread3 {
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// Completion and uploads by viewer class, for finding where the two sides part.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassFigures {
+    pub class: String,
+    pub viewers: usize,
+    pub sim: Spread3,
+    pub real: Spread3,
+    /// Payload bytes the class's viewers gave, in all.
+    pub sim_uploaded_bytes: u64,
+    pub real_uploaded_bytes: u64,
+}
+
+/// `compare.json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Compare {
+    pub sim: Figures,
+    pub real: Figures,
+    /// real ÷ sim.
+    pub ratio: Figures,
+    /// real − sim.
+    pub diff: Figures,
+    pub by_class: Vec<ClassFigures>,
+}
+
+/// Both sides' shared figures, their ratio and difference.
+pub fn compare(sim: &Report, sim_peers: &[PeerRecord], real: &RealReport, rows: &[RealPeer]) -> Compare {
+    let s = Figures {
+        completion_s: Spread3 {
+            p50: sim.completion_s.map(|c| c.p50),
+            p90: sim.completion_s.map(|c| c.p90),
+            max: sim.completion_s.map(|c| c.max),
+        },
+        makespan_s: sim.makespan_s,
+        origin_copies: Some(sim.origin_copies),
+    };
+    let r = Figures {
+        completion_s: Spread3 {
+            p50: real.completion_s.map(|c| c.p50),
+            p90: real.completion_s.map(|c| c.p90),
+            max: real.completion_s.map(|c| c.max),
+        },
+        makespan_s: real.makespan_s,
+        origin_copies: Some(real.origin_copies),
+    };
+    let ratio = s.zip(&r, |a, b| (a > 0.0).then(|| b / a));
+    let diff = s.zip(&r, |a, b| Some(b - a));
+    let mut classes: Vec<String> = Vec::new();
+    for row in rows {
+        if !classes.contains(&row.class) {
+            classes.push(row.class.clone());
+        }
+    }
+    let by_class = classes
+        .into_iter()
+        .map(|class| {
+            let sim_c = spread3(sim_peers.iter().filter(|p| p.class == class).filter_map(|p| p.completion_s));
+            let ours: Vec<&RealPeer> = rows.iter().filter(|p| p.class == class).collect();
+            let real_c = spread3(ours.iter().filter_map(|p| p.completion_s));
+            let sim_up = sim_peers.iter().filter(|p| p.class == class).map(|p| p.uploaded_bytes).sum();
+            let real_up = ours.iter().filter_map(|p| p.uploaded_bytes).sum();
+            ClassFigures {
+                class,
+                viewers: ours.len(),
+                sim: sim_c,
+                real: real_c,
+                sim_uploaded_bytes: sim_up,
+                real_uploaded_bytes: real_up,
+            }
+        })
+        .collect();
+    Compare { sim: s, real: r, ratio, diff, by_class }
+}
+
+fn spread3(values: impl Iterator<Item = f64>) -> Spread3 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    Spread3 { p50: percentile(&v, 0.5), p90: percentile(&v, 0.9), max: v.last().copied() }
+}
+
+impl Figures {
+    fn zip(&self, other: &Self, f: impl Fn(f64, f64) -> Option<f64>) -> Self {
+        let both = |a: Option<f64>, b: Option<f64>| a.zip(b).and_then(|(a, b)| f(a, b));
+        Self {
+            completion_s: Spread3 {
+                p50: both(self.completion_s.p50, other.completion_s.p50),
+                p90: both(self.completion_s.p90, other.completion_s.p90),
+                max: both(self.completion_s.max, other.completion_s.max),
+            },
+            makespan_s: both(self.makespan_s, other.makespan_s),
+            origin_copies: both(self.origin_copies, other.origin_copies),
+        }
+    }
+}
+
+/// The terminal summary: one row per shared figure, then what the real run looked like.
+pub fn table(c: &Compare, real: &RealReport) -> String {
+    let mut s = String::new();
+    let num = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |x| format!("{x:.d$}"));
+    let _ = writeln!(s, "{:<18} {:>9} {:>9} {:>9}", "", "sim", "real", "real/sim");
+    let rows = [
+        ("completion p50 s", c.sim.completion_s.p50, c.real.completion_s.p50, c.ratio.completion_s.p50),
+        ("completion p90 s", c.sim.completion_s.p90, c.real.completion_s.p90, c.ratio.completion_s.p90),
+        ("completion max s", c.sim.completion_s.max, c.real.completion_s.max, c.ratio.completion_s.max),
+        ("makespan s", c.sim.makespan_s, c.real.makespan_s, c.ratio.makespan_s),
+    ];
+    for (name, a, b, r) in rows {
+        let _ = writeln!(s, "{name:<18} {:>9} {:>9} {:>9}", num(a, 2), num(b, 2), num(r, 3));
+    }
+    let _ = writeln!(
+        s,
+        "{:<18} {:>9} {:>9} {:>9}",
+        "origin copies",
+        num(c.sim.origin_copies, 3),
+        num(c.real.origin_copies, 3),
+        c.diff.origin_copies.map_or("-".to_owned(), |d| format!("{d:+.3}"))
+    );
+    let l = &real.lab;
+    let wire = if real.payload_bytes > 0 {
+        format!("{:.3}", l.shapers.uplink_bytes as f64 / real.payload_bytes as f64)
+    } else {
+        "-".to_owned()
+    };
+    let _ = writeln!(
+        s,
+        "real: {}/{} viewers done, {} copies identical; wire bytes ÷ payload {wire}; shapers dropped {} packets; machine busy {}; scale {}",
+        real.peers_completed,
+        real.peers,
+        l.copies_identical,
+        l.shapers.dropped,
+        l.machine_busy.map_or("-".to_owned(), |b| format!("{:.0} %", b * 100.0)),
+        l.scale
+    );
+    s
+}
+
+/// Busy and total CPU ticks of the whole machine so far (`/proc/stat`), for [`busy_share`].
+pub fn cpu_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = v.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle, total))
+}
+
+/// The share of CPU time busy between two [`cpu_ticks`] readings.
+pub fn busy_share(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> Option<f64> {
+    let ((b0, t0), (b1, t1)) = (a?, b?);
+    (t1 > t0).then(|| (b1 - b0) as f64 / (t1 - t0) as f64)
+}
+
+/// The 1-minute load average (`/proc/loadavg`).
+pub fn load_avg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}

@@ -1,0 +1,133 @@
+//! `pdtp-node lab SCENARIO --out DIR`: runs an on-demand scenario on real `pdtp-node`
+//! processes on this machine (one network namespace per node, `tc tbf` caps on every link)
+//! and in the simulator, and compares the two (docs/lab.md).
+//!
+//! ```text
+//! scenario ──▶ lab scenario (latencies 20 µs, bandwidths ÷ scale) ──▶ DIR/sim/scenario.yml
+//!                 │                                   │
+//!                 ▼                                   ▼
+//!          simulator run ── arrivals ──▶ real run: namespaces, tracker, seeds, viewers
+//!          DIR/sim/report.json              DIR/report.json, DIR/real_peers.csv
+//!                 └──────────────┬────────────────────┘
+//!                                ▼
+//!                         DIR/compare.json, the table
+//! ```
+//!
+//! Live streams are refused for now; `collect` leaves their keys (continuity, startup, lag)
+//! out of the real report, and a live mode would add a stream source in `swarm` and the
+//! playback figures in `collect`.
+
+mod collect;
+mod netns;
+mod plan;
+mod swarm;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use pdtp_sim::adapters::core_factory;
+use pdtp_sim::report::to_json;
+use pdtp_sim::runner;
+use pdtp_sim::scenario::Scenario;
+
+use crate::get_report::unix_now;
+
+/// `lab`'s arguments, as typed.
+pub struct Args {
+    pub scenario: PathBuf,
+    pub out: PathBuf,
+    pub scale: f64,
+}
+
+/// Runs the lab; every error is one line, and nothing the lab made outlives it.
+pub fn run(args: &Args) -> Result<(), String> {
+    let started = unix_now();
+    let original = Scenario::load(&args.scenario).map_err(|e| e.to_string())?;
+    plan::refuse(&original)?;
+    if original.sweep.is_some() {
+        eprintln!(
+            "pdtp-node: lab: {}: runs the scenario itself; its sweep: grid is ignored",
+            args.scenario.display()
+        );
+    }
+    let lab_s = plan::lab_scenario(&original, args.scale)?;
+    netns::check_environment()?;
+    // From here on, Ctrl-C and SIGTERM only raise this flag: the run stops at its next check
+    // and removes what it made instead of dying with namespaces and processes left over.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    for ns in netns::sweep_stale() {
+        eprintln!("pdtp-node: lab: removed {ns}, left by a lab that was killed");
+    }
+
+    let out = &args.out;
+    let dirs = swarm::Dirs {
+        work: out.join("work"),
+        logs: out.join("logs"),
+        scenario: out.join("sim/scenario.yml"),
+    };
+    for d in [out.join("sim"), dirs.work.clone(), dirs.logs.clone()] {
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    // The scenario both sides run, written out and read back: the tracker and seeds take
+    // their policy and chunk size from this file, and `sim run DIR/sim/scenario.yml`
+    // replays the simulator's side.
+    let yaml = serde_norway::to_string(&lab_s).map_err(|e| format!("writing the lab scenario: {e}"))?;
+    write(&dirs.scenario, &yaml)?;
+    let lab_s = Scenario::load(&dirs.scenario).map_err(|e| e.to_string())?;
+
+    let sim = runner::run(&lab_s, "default", core_factory().as_mut(), &mut |_, _, _| {});
+    sim.write(&out.join("sim")).map_err(|e| e.to_string())?;
+    let plan = plan::plan(&lab_s, &sim.peers)?;
+
+    let exe = std::env::current_exe().map_err(|e| format!("finding the pdtp-node binary: {e}"))?;
+    let load_before = collect::load_avg();
+    eprintln!(
+        "pdtp-node: lab: {} viewers of {} on real processes (the simulator's makespan: {}) …",
+        plan.viewers.len(),
+        pdtp_sim::units::Bytes(lab_s.file_bytes()),
+        sim.report.makespan_s.map_or("-".to_owned(), |m| format!("{m:.2} s"))
+    );
+    let real = swarm::run(&plan, &lab_s, &dirs, &exe, &stop)?;
+    let info = collect::LabInfo {
+        scale: args.scale,
+        sim_latency_s: plan::LAB_LATENCY.as_secs_f64(),
+        started_unix_s: started,
+        wall_s: unix_now() - started,
+        nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+        load_avg_before: load_before,
+        machine_busy: real.machine_busy,
+        cpu_s: real.cpu_s,
+        shapers: real.qdisc,
+        copies_identical: 0,
+        verified_exact: 0,
+    };
+    let (report, rows) = collect::real_report(&lab_s, &plan, &real, info);
+    let cmp = collect::compare(&sim.report, &sim.peers, &report, &rows);
+    write(&out.join("report.json"), &to_json(&report).map_err(|e| e.to_string())?)?;
+    write(&out.join("real_peers.csv"), &collect::real_peers_csv(&rows))?;
+    write(&out.join("compare.json"), &to_json(&cmp).map_err(|e| e.to_string())?)?;
+    print!("{}", collect::table(&cmp, &report));
+    if !real.all_done {
+        return Err(format!(
+            "{} of {} viewers completed within the scenario's time_limit ({})",
+            report.peers_completed, report.peers, lab_s.time_limit
+        ));
+    }
+    if report.lab.copies_identical != report.peers {
+        return Err(format!(
+            "{} of {} copies differ from the content",
+            report.peers - report.lab.copies_identical,
+            report.peers
+        ));
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
