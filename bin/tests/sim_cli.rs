@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sim")).args(args).current_dir(root()).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_pdtp-sim")).args(args).current_dir(root()).output().unwrap()
 }
 
 fn root() -> PathBuf {
@@ -327,4 +327,16 @@ fn the_gate_command_passes_fails_and_refuses() {
     let o = sim(&["gate", dir.path().join("bad.yml").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("figures.speed: not a figure the gate knows"), "{}", stderr(&o));
+}
+
+/// `--version` names the protocol the machines speak, for both of the simulator's names.
+#[test]
+fn version_names_the_protocol() {
+    let o = sim(&["--version"]);
+    assert!(o.status.success());
+    let v = String::from_utf8_lossy(&o.stdout).into_owned();
+    let want = format!("(PDTP protocol {})", pdtp_core::wire::PROTOCOL_VERSION);
+    assert!(v.starts_with("sim ") && v.contains(&want), "{v}");
+    let node = Command::new(env!("CARGO_BIN_EXE_pdtp-node")).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&node.stdout).contains(&want));
 }

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pdtp_sim::adapters::core_factory;
 use pdtp_sim::gate::{self, Baselines};
@@ -98,7 +98,11 @@ enum Failure {
 
 fn main() -> ExitCode {
     keep_freed_memory();
-    let cli = match Cli::try_parse() {
+    // `--version` names the protocol the simulated machines speak.
+    let version =
+        format!("{} (PDTP protocol {})", env!("CARGO_PKG_VERSION"), pdtp_core::wire::PROTOCOL_VERSION);
+    let parsed = Cli::command().version(version).try_get_matches().and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         // Help and version go to stdout; `sim` alone gets the whole usage.
         Err(e)

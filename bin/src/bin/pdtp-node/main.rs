@@ -14,7 +14,7 @@ mod roles;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// PDTP peercasting: one origin, many viewers sharing chunks, a tracker scheduling every
 /// transfer.
@@ -124,7 +124,11 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // `--version` names the protocol this node speaks (peers of another version are refused).
+    let version =
+        format!("{} (PDTP protocol {})", env!("CARGO_PKG_VERSION"), pdtp_core::wire::PROTOCOL_VERSION);
+    let matches = Cli::command().version(version).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Tracker { conf, policy_from } => roles::tracker(&conf, policy_from.as_deref(), cli.verbose),
         Command::Seed { conf, live, max_upload_rate, policy_from } => {
