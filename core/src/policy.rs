@@ -92,18 +92,13 @@ impl PolicySpec {
     /// the family measurement, kept for comparisons.
     pub fn original_limits() -> Self {
         Self {
-            chunk: ChunkPolicy::RarestFirst,
             giver: GiverPolicy::LeastLoaded,
             max_transfers: 10,
             max_uploads: 5,
             max_downloads: 5,
-            stall_timeout: Duration(Span::from_secs(20)),
-            origin: OriginPolicy::Unrestricted,
             copy_time: None,
-            live_deadline: None,
             queue_ahead: false,
-            unmeasured_slots: 2,
-            deadline_givers: false,
+            ..Self::default()
         }
     }
 }

@@ -121,46 +121,27 @@ impl Duration {
 
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        if b >= 1_000_000_000 {
-            write!(f, "{}GB", trim(b, 1_000_000_000))
-        } else if b >= 1_000_000 {
-            write!(f, "{}MB", trim(b, 1_000_000))
-        } else if b >= 1_000 {
-            write!(f, "{}kB", trim(b, 1_000))
-        } else {
-            write!(f, "{b}B")
-        }
+        f.write_str(&scaled(self.0, ["GB", "MB", "kB", "B"]))
     }
 }
 
 impl fmt::Display for BitRate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        if b >= 1_000_000_000 {
-            write!(f, "{}Gbit/s", trim(b, 1_000_000_000))
-        } else if b >= 1_000_000 {
-            write!(f, "{}Mbit/s", trim(b, 1_000_000))
-        } else if b >= 1_000 {
-            write!(f, "{}kbit/s", trim(b, 1_000))
-        } else {
-            write!(f, "{b}bit/s")
-        }
+        f.write_str(&scaled(self.0, ["Gbit/s", "Mbit/s", "kbit/s", "bit/s"]))
     }
 }
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ns = self.0.as_nanos();
-        if ns >= 1_000_000_000 {
-            write!(f, "{}s", trim(ns, 1_000_000_000))
-        } else if ns >= 1_000_000 {
-            write!(f, "{}ms", trim(ns, 1_000_000))
-        } else if ns >= 1_000 {
-            write!(f, "{}us", trim(ns, 1_000))
-        } else {
-            write!(f, "{ns}ns")
-        }
+        f.write_str(&scaled(self.0.as_nanos(), ["s", "ms", "us", "ns"]))
+    }
+}
+
+/// `v` in the largest of the units (10⁹, 10⁶, 10³, 1 of the base) it reaches, exactly.
+fn scaled(v: u64, units: [&str; 4]) -> String {
+    match [1_000_000_000, 1_000_000, 1_000].iter().zip(units).find(|(scale, _)| v >= **scale) {
+        Some((&scale, unit)) => format!("{}{unit}", trim(v, scale)),
+        None => format!("{v}{}", units[3]),
     }
 }
 

@@ -855,7 +855,7 @@ impl Parked {
 /// other workers are busy with other cells. Called from outside one (a single run), it gets
 /// one thread of its own: the global pool would have one worker per core, and on two cores
 /// the idle one spins beside the two that work, preempting the swarm's thread at every
-/// window (docs/performance.md, Round 9).
+/// window (measured 2026-11-28; the rounds of docs/performance.md in git history).
 enum Helper {
     Current,
     Own(rayon::ThreadPool),

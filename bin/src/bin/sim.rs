@@ -30,7 +30,8 @@ use pdtp_sim::units::{BitRate, Bytes};
 
 // mimalloc asks the kernel for transparent huge pages (this machine grants them only on
 // request), and the 10 000-viewer run, which touches over a gigabyte at random, is about a
-// fifth faster with it; the 1 000-viewer run is unchanged (docs/performance.md, Round 7).
+// fifth faster with it; the 1 000-viewer run is unchanged (measured 2026-11-27; docs/performance.md
+// in git history).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -189,9 +190,9 @@ fn gate(path: &Path, quick_only: bool, jobs: Option<usize>) -> Result<(), Failur
 /// Asks mimalloc to keep the memory the simulator frees instead of handing it back to the
 /// kernel after a second: the 10 000-viewer run frees and reuses memory all along, and each
 /// reuse of a returned page costs a fault that clears a whole 2 MiB huge page (3.9 % of its
-/// main thread; docs/performance.md, Round 9). mimalloc reads the option from the
-/// environment when the process starts, and setting it in-process needs `unsafe`, so the
-/// binary starts itself again once with it set. A value the user set is kept.
+/// main thread, measured 2026-11-28: docs/performance.md in git history). mimalloc reads the
+/// option from the environment when the process starts, and setting it in-process needs
+/// `unsafe`, so the binary starts itself again once with it set. A value the user set is kept.
 #[cfg(unix)]
 fn keep_freed_memory() {
     const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
