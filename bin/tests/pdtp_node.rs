@@ -324,6 +324,14 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
         let _ = out.read_to_end(&mut v);
         v
     });
+    // A second viewer records the stream to a file.
+    let recording = dir.path().join("rec.ts");
+    let mut recorder = Command::new(BIN)
+        .args(["get", &format!("pdtp://127.0.0.1:{port}/show.ts"), "-o", recording.to_str().unwrap()])
+        .args(["--listen", "0", "--seed-for", "0s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let source = pdtp_tests::random_bytes(60 * 16384, 13);
     let tail = pdtp_tests::random_bytes(5_000, 14);
     let mut stdin = seed.stdin.take().unwrap();
@@ -336,6 +344,7 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
     stdin.write_all(&tail).unwrap();
     drop(stdin);
     let status = wait_polling(&mut swarm, &mut viewer);
+    let recorded = wait_polling(&mut swarm, &mut recorder);
     let _ = seed.kill();
     let _ = seed.wait();
     let got = reader.join().unwrap();
@@ -352,6 +361,10 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
         .find(|&o| stream[o..].starts_with(&got[..16384]))
         .expect("the first chunk received is not a chunk of the stream");
     assert!(stream[start..] == got[..], "the viewer's bytes are not the stream to its end, in order");
+    assert!(recorded.is_some_and(|s| s.success()), "the recorder: {recorded:?}");
+    let rec = std::fs::read(&recording).unwrap();
+    assert!(rec.len() >= 10 * 16384, "the recording has {} bytes", rec.len());
+    assert!(stream.ends_with(&rec), "the recording is not the stream to its end");
 }
 
 #[test]
@@ -380,4 +393,39 @@ fn get_into_a_fifo_waits_for_its_reader_and_delivers_in_order() {
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(status.unwrap().success(), "{err}");
     assert!(reader.join().unwrap().unwrap() == source, "the FIFO's bytes differ from the source");
+}
+
+/// A `get` run in the seed's own directory, with the default output name, downloads into
+/// `NAME.part` and renames it when complete: the file being seeded is never overwritten
+/// (it used to be truncated to zeros), and an interrupted download leaves only `NAME.part`.
+#[test]
+fn get_in_the_seeds_directory_never_touches_the_source_and_a_partial_file_is_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "a.bin", 2_000_000, 21);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    // A slow origin, so the download can be interrupted half way.
+    swarm.add_seed(&root, KEY, RateLimits { upload: Some(1 << 20), download: None }).unwrap();
+    let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
+    let mut child = Command::new(BIN)
+        .args(["get", &url, "--listen", "0", "--seed-for", "0s"])
+        .current_dir(&root)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    run_polling(&mut swarm.rt, Duration::from_millis(700), || false);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(std::fs::read(root.join("a.bin")).unwrap() == source, "the source was touched");
+    assert!(root.join("a.bin.part").exists(), "an interrupted download leaves a .part file");
+
+    let (code, err) = get_until_exit(&mut swarm, &url, "a.bin", &root);
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read(root.join("a.bin")).unwrap() == source, "the copy (and the source) differ");
+    assert!(!root.join("a.bin.part").exists(), "the .part file was renamed");
+    // The seed still serves the file it published: a second viewer gets it whole.
+    let other = dir.path().join("b.bin");
+    let (code, err) = get_until_exit(&mut swarm, &url, other.to_str().unwrap(), dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read(&other).unwrap() == source);
 }

@@ -1,7 +1,10 @@
 //! The peer node: the core `Peer` with a disk store and in-order output.
 //!
 //! Output to a regular file (`-o FILE`): verified chunks are written at their offsets
-//! straight into the file (`Backing::Output`), so `Deliver` events only advance the count.
+//! straight into `FILE.part` (`Backing::Output`), so `Deliver` events only advance the count,
+//! and `FILE.part` is renamed to `FILE` once every chunk is verified: a partial download never
+//! passes for a complete one, and `FILE` itself (perhaps the very file a seed is serving, for
+//! a `get` run in its directory) is not touched until then.
 //! Output to stdout or a FIFO: chunks are cached in an anonymous sparse file and each
 //! `Deliver` payload is pushed to the [`Sink`]. While the sink is full the node stops
 //! draining the machine's events (delivery is lazy in the machine: one chunk per poll), so
@@ -61,6 +64,8 @@ pub struct PeerOptions {
 /// A hosted peer.
 pub struct PeerNode {
     peer: Peer<PeerStore>,
+    /// A file output's `.part` and final names, renamed when the download completes.
+    finish: Option<(PathBuf, PathBuf)>,
     tracker: Endpoint,
     path: String,
     sink: Option<Sink>,
@@ -86,9 +91,15 @@ impl PeerNode {
     /// A peer that will connect to its tracker and ask for `opts.path`.
     pub fn new(now: Time, opts: PeerOptions) -> Result<Self, String> {
         let mut store = PeerStore::new(&opts.cache_dir);
+        let mut finish = None;
         let sink = match &opts.output {
             OutputKind::File(p) => {
-                store.plan(&opts.path, Backing::Output(p.clone()));
+                if p.is_dir() {
+                    return Err(format!("{}: is a directory (name the output file)", p.display()));
+                }
+                let part = part_path(p);
+                store.plan(&opts.path, Backing::Output(part.clone()));
+                finish = Some((part, p.clone()));
                 None
             }
             other => {
@@ -107,6 +118,7 @@ impl PeerNode {
         peer.get(now, &opts.path);
         Ok(Self {
             peer,
+            finish,
             tracker: opts.tracker,
             path: opts.path,
             sink,
@@ -195,6 +207,17 @@ impl PeerNode {
                 self.content = Some(content);
                 self.chunks = num_chunks;
                 self.live = live;
+                // A live stream has no size to write in place: it goes to the file in order,
+                // under its own name (a recording a player may follow as it grows).
+                if live
+                    && self.sink.is_none()
+                    && let Some((_, out)) = self.finish.take()
+                {
+                    match Sink::file(&out, SINK_CAP) {
+                        Ok(sink) => self.sink = Some(sink),
+                        Err(e) => self.fail(e.to_string()),
+                    }
+                }
             }
             PeerEvent::UnknownUrl { path } => {
                 self.fail(format!("the tracker at {} has no file '{path}'", self.tracker));
@@ -219,7 +242,16 @@ impl PeerNode {
                     self.fail(e.to_string());
                 }
             }
-            PeerEvent::DownloadComplete { .. } => self.complete = true,
+            PeerEvent::DownloadComplete { .. } => {
+                if let Some((part, out)) = self.finish.take() {
+                    if let Err(e) = std::fs::rename(&part, &out) {
+                        let why = format!("renaming {} to {}: {e}", part.display(), out.display());
+                        self.fail(why);
+                        return;
+                    }
+                }
+                self.complete = true;
+            }
             PeerEvent::TrackerLost => {
                 self.tracker_lost = true;
                 if !self.welcomed {
@@ -259,6 +291,13 @@ impl PeerNode {
             self.failure.get_or_insert(format!("{}: {e}", sink.name()));
         }
     }
+}
+
+/// `FILE.part` beside `FILE`: where a file output grows until it is complete.
+pub fn part_path(out: &std::path::Path) -> PathBuf {
+    let mut name = out.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(".part");
+    out.with_file_name(name)
 }
 
 impl Hosted for PeerNode {
