@@ -173,11 +173,44 @@ fn limits_apply_before_anything_is_reserved() {
     d.push(&[0]);
     assert_eq!(d.next(), Err(DecodeError::FrameTooLarge { len: 2000, max: 1001 }));
     assert!(d.capacity() < 64);
-    // Exactly at the control limit: accepted, and the whole frame is reserved at once.
+    // Exactly at the control limit: accepted, with room for the frame (under one step).
     let mut d = Decoder::new(l);
     d.push(&[0, 0, 0x03, 0xe9, 0]);
     assert_eq!(d.next(), Ok(None));
     assert!(d.capacity() >= 1005);
+}
+
+/// A frame announced at the protocol's 16 MiB control limit with only a few bytes behind it
+/// pins one reserve step, not 16 MiB; sent in full, it still decodes.
+#[test]
+fn an_announced_length_reserves_no_more_than_the_bytes_that_came() {
+    let body = {
+        let mut v = bytes::BytesMut::new();
+        let msg = Message::Hello(crate::wire::Hello {
+            version: crate::wire::PROTOCOL_VERSION,
+            peer_id: crate::PeerId(7),
+            listen_port: Some(1),
+            role: crate::wire::Role::Peer,
+        });
+        encode(&msg, &mut v).unwrap();
+        v
+    };
+    let huge = Limits::DEFAULT.max_frame_len(Kind::Control) as u32;
+    let mut d = Decoder::new(Limits::DEFAULT);
+    d.push(&huge.to_be_bytes());
+    d.push(&[0, 1, 2, 3]);
+    assert_eq!(d.next(), Ok(None));
+    assert!(
+        d.capacity() <= 2 * super::decode::RESERVE_STEP,
+        "reserved {} bytes for 5 received",
+        d.capacity()
+    );
+    // A frame still decodes as its bytes arrive in small pieces.
+    let mut d = Decoder::new(Limits::DEFAULT);
+    for piece in body.chunks(3) {
+        d.push(piece);
+    }
+    assert!(matches!(d.next(), Ok(Some(Message::Hello(_)))));
 }
 
 #[test]
