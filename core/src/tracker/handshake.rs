@@ -29,8 +29,10 @@ impl Tracker {
         let Some(state) = self.conns.get_mut(&conn) else { return };
         let endpoint = hello.listen_port.map(|port| Endpoint { host: state.remote_host.clone(), port });
         let idx = NodeIdx(self.nodes.len() as u32);
+        // Mute (`mute_conns`) until it says something beyond hello.
         state.node = Some(idx);
         self.silent_conns = self.silent_conns.saturating_sub(1);
+        self.mute_conns += 1;
         let mut nonce = [0u8; 16];
         self.rng.fill_bytes(&mut nonce);
         let trust_slot = self.trust.slot(hello.peer_id);
@@ -253,6 +255,9 @@ impl Tracker {
             self.silent_conns = self.silent_conns.saturating_sub(1);
             return;
         };
+        if !state.spoke {
+            self.mute_conns = self.mute_conns.saturating_sub(1);
+        }
         let Some(node) = self.nodes[idx.0 as usize].take() else { return };
         self.loads[idx.0 as usize].alive = false;
         self.by_id.remove(&node.id);

@@ -72,6 +72,8 @@ pub struct Tracker {
     order_lead: f32,
     /// Connections that have not said hello yet.
     silent_conns: usize,
+    /// Connections that said hello and nothing since (closed when the tracker is crowded).
+    mute_conns: usize,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TrackerEvent>,
     decisions: u64,
@@ -85,6 +87,8 @@ struct ConnState {
     remote_host: String,
     opened: Time,
     node: Option<NodeIdx>,
+    /// It sent something beyond `Hello` (a question, a publish, an interest, a report).
+    spoke: bool,
 }
 
 impl Tracker {
@@ -115,6 +119,7 @@ impl Tracker {
             wakes: BTreeSet::new(),
             order_lead: 0.0,
             silent_conns: 0,
+            mute_conns: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             decisions: 0,
@@ -148,7 +153,7 @@ impl Tracker {
         }
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.conns.insert(conn, ConnState { remote_host, opened: now, node: None });
+        self.conns.insert(conn, ConnState { remote_host, opened: now, node: None, spoke: false });
         self.silent_conns += 1;
         self.arm_sweep(now);
         Ok(conn)
@@ -156,6 +161,11 @@ impl Tracker {
 
     /// A decoded message arrived on `conn`.
     pub fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        let Some(state) = self.conns.get_mut(&conn) else { return };
+        if state.node.is_some() && !state.spoke && !matches!(msg, Message::Hello(_)) {
+            state.spoke = true;
+            self.mute_conns = self.mute_conns.saturating_sub(1);
+        }
         let Some(state) = self.conns.get(&conn) else { return };
         let Some(idx) = state.node else {
             match msg {
@@ -305,22 +315,45 @@ impl Tracker {
             return;
         }
         let demand = self.contents.iter().any(|c| c.total_pending > 0);
-        if self.transfers.len() > 0 || self.silent_conns > 0 || (demand && !self.idle_givers.is_empty()) {
+        let mute = self.mute_conns > 0 && self.crowded();
+        if self.transfers.len() > 0
+            || self.silent_conns > 0
+            || mute
+            || (demand && !self.idle_givers.is_empty())
+        {
             self.next_sweep = Some(now + self.config.sweep_interval);
         }
     }
 
+    /// Over half of `max_connections` in use: quiet connections then yield their slots.
+    fn crowded(&self) -> bool {
+        self.conns.len() * 2 > self.config.max_connections as usize
+    }
+
     fn sweep(&mut self, now: Time) {
-        // Silent connections.
+        // Silent connections: no `Hello` within the hello timeout; and, once the tracker is
+        // over half full, nothing after it within another (every honest node asks,
+        // publishes or offers at once; one that only said hello holds a slot of
+        // `max_connections` that others may need, and gives nothing).
         let deadline = self.config.hello_timeout;
-        let silent: Vec<ConnId> = self
+        let crowded = self.crowded();
+        let silent: Vec<(ConnId, bool)> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.node.is_none() && now.saturating_since(c.opened) >= deadline)
-            .map(|(&id, _)| id)
+            .filter(|(_, c)| {
+                let waited = now.saturating_since(c.opened);
+                (c.node.is_none() && waited >= deadline)
+                    || (crowded && !c.spoke && waited >= deadline + deadline)
+            })
+            .map(|(&id, c)| (id, c.node.is_some()))
             .collect();
-        for conn in silent {
-            self.close_with(conn, Notice::new(ErrorCode::HelloExpected, "no hello within the timeout"));
+        for (conn, welcomed) in silent {
+            let why = if welcomed {
+                "nothing after hello within the timeout"
+            } else {
+                "no hello within the timeout"
+            };
+            self.close_with(conn, Notice::new(ErrorCode::HelloExpected, why));
         }
         self.sweep_overdue(now);
         for idx in std::mem::take(&mut self.idle_givers) {

@@ -440,6 +440,36 @@ fn corrupting_giver_run(giver: GiverPolicy) -> Bench {
     b
 }
 
+/// A connection that says hello and then nothing holds a slot of `max_connections` and gives
+/// nothing: once the tracker is over half full, it is closed when it stayed silent another
+/// hello timeout (1 023 of them used to lock every honest viewer out). One that asked
+/// something stays, however quiet after; below half full, nobody is closed for it.
+#[test]
+fn a_connection_that_only_says_hello_is_closed() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.max_connections = 5;
+    let mut b = Bench::with(cfg);
+    b.seed_with(manifest("a.bin", 2, 1000));
+    let (mute, _) = b.connect(20, Role::Peer, Some(8000));
+    let (asker, _) = b.connect(21, Role::Peer, Some(8000));
+    b.tr.handle_message(b.now, asker, Message::AskInfo(AskInfo { path: "a.bin".into() }));
+    b.drain();
+    b.advance(Span::from_secs(15));
+    assert!(!closed(&b.drain(), mute), "within two hello timeouts");
+    b.advance(Span::from_secs(7));
+    let out = b.drain();
+    assert!(closed(&out, mute), "silent after hello for 22 s");
+    assert!(!closed(&out, asker), "it asked; its silence since is its own business");
+    assert_eq!(error_code(&out), Some(ErrorCode::HelloExpected));
+
+    // Half full or less (the default 4 096 connections): silence is not closed.
+    let mut b = Bench::new();
+    let (quiet, _) = b.connect(22, Role::Peer, Some(8000));
+    b.drain();
+    b.advance(Span::from_secs(30));
+    assert!(!closed(&b.drain(), quiet), "an uncrowded tracker lets a quiet node be");
+}
+
 #[test]
 fn a_transfer_its_taker_never_reports_is_rescheduled() {
     let mut b = Bench::new();
