@@ -207,16 +207,15 @@ impl Entry {
             .collect()
     }
 
-    /// Runs every seed of the entry (in order) and judges them; `each` hears of each run.
-    pub fn run(&self, each: &mut dyn FnMut()) -> Result<Vec<Row>, GateError> {
-        let mut results = Vec::new();
-        for s in self.runs()? {
-            let mut factory = core_factory();
-            results.push(runner::run(&s, "default", factory.as_mut(), &mut |_, _, _| {}));
-            each();
-        }
-        Ok(self.judge(&results))
+    /// Runs every seed of the entry, in order (for [`Entry::judge`]).
+    pub fn results(&self) -> Result<Vec<RunResult>, GateError> {
+        Ok(self.runs()?.iter().map(run_one).collect())
     }
+}
+
+/// One gate run of a scenario, as `sim run` makes it.
+pub fn run_one(s: &Scenario) -> RunResult {
+    runner::run(s, "default", core_factory().as_mut(), &mut |_, _, _| {})
 }
 
 /// A figure of a run: a key of its `report.json` or a dotted path into it.

@@ -531,7 +531,8 @@ fn sweep_chart(cells: &[Report]) -> String {
     })
 }
 
-fn spread4(sorted: &[f64]) -> Option<Spread4> {
+/// p50/p90/p99/max of sorted values (nearest rank, `metrics::percentile`); `None` when empty.
+pub fn spread4(sorted: &[f64]) -> Option<Spread4> {
     Some(Spread4 {
         p50: percentile(sorted, 0.5)?,
         p90: percentile(sorted, 0.9)?,

@@ -23,19 +23,9 @@ fn quick_runs(b: &Baselines) -> Vec<(Entry, Vec<RunResult>)> {
             .quick
             .iter()
             .map(|e| {
-                scope.spawn(move || {
-                    let runs = match e.runs() {
-                        Ok(r) => r,
-                        Err(err) => panic!("{err}"),
-                    };
-                    let results = runs
-                        .iter()
-                        .map(|s| {
-                            let mut f = pdtp_sim::adapters::core_factory();
-                            pdtp_sim::runner::run(s, "default", f.as_mut(), &mut |_, _, _| {})
-                        })
-                        .collect();
-                    (e.clone(), results)
+                scope.spawn(move || match e.results() {
+                    Ok(results) => (e.clone(), results),
+                    Err(err) => panic!("{err}"),
                 })
             })
             .collect();

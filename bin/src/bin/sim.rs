@@ -165,8 +165,7 @@ fn gate(path: &Path, quick_only: bool, jobs: Option<usize>) -> Result<(), Failur
         use rayon::prelude::*;
         runs.par_iter()
             .map(|(i, s)| {
-                let mut factory = core_factory();
-                let r = runner::run(s, "default", factory.as_mut(), &mut |_, _, _| {});
+                let r = gate::run_one(s);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 progress.update(n, || s.label().to_owned());
                 (*i, r)

@@ -26,6 +26,10 @@ pub enum TrackerEvent {
         content: ContentId,
         /// Its path.
         path: String,
+        /// Bytes per chunk, as the seed chunked it.
+        chunk_size: u32,
+        /// Whether it is a live stream.
+        live: bool,
     },
     /// A transfer was ordered.
     Ordered {

@@ -131,9 +131,15 @@ impl Tracker {
                 if content.manifest.is_live() {
                     content.appended.resize(content.num_chunks() as usize, now);
                 }
+                let (chunk_size, live) = (content.manifest.geometry.chunk_size, content.manifest.is_live());
                 self.contents.push(content);
                 self.by_path.insert(path.clone(), ci);
-                self.events.push_back(TrackerEvent::Published { content: id, path: path.clone() });
+                self.events.push_back(TrackerEvent::Published {
+                    content: id,
+                    path: path.clone(),
+                    chunk_size,
+                    live,
+                });
                 ci
             }
         };

@@ -162,12 +162,12 @@ impl Tracker {
     /// A decoded message arrived on `conn`.
     pub fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
         let Some(state) = self.conns.get_mut(&conn) else { return };
-        if state.node.is_some() && !state.spoke && !matches!(msg, Message::Hello(_)) {
+        let node = state.node;
+        if node.is_some() && !state.spoke && !matches!(msg, Message::Hello(_)) {
             state.spoke = true;
             self.mute_conns = self.mute_conns.saturating_sub(1);
         }
-        let Some(state) = self.conns.get(&conn) else { return };
-        let Some(idx) = state.node else {
+        let Some(idx) = node else {
             match msg {
                 Message::Hello(hello) => self.on_hello(now, conn, hello),
                 other => self.close_with(

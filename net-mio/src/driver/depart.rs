@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Token};
+use mio::Events;
 
 use super::{NodeId, Runtime};
 
@@ -24,21 +24,7 @@ impl Runtime {
     /// every one of its connections ended cleanly within `limit`; the rest are closed then.
     /// The node's machine is not told of the closes: it is gone with the process.
     pub fn depart(&mut self, id: NodeId, limit: Duration) -> std::io::Result<bool> {
-        let Some(mut slot) = self.nodes.get_mut(id.0).and_then(Option::take) else { return Ok(true) };
-        if let Some(l) = slot.listener.as_mut() {
-            let _ = self.poll.registry().deregister(l);
-        }
-        self.fixed.retain(|_, (n, _)| *n != id.0);
-        let owned: BTreeSet<Token> =
-            self.links.iter().filter(|(_, l)| l.node == id.0).map(|(t, _)| *t).collect();
-        let mut open: BTreeSet<Token> = slot.conns.values().copied().chain(owned).collect();
-        for t in &open {
-            self.links.remove(t);
-            self.pending.remove(t);
-            self.dirty.remove(t);
-            self.parked.remove(t);
-            self.closing.remove(t);
-        }
+        let Some((_node, mut open)) = self.detach(id) else { return Ok(true) };
         let mut shut = BTreeSet::new();
         let end = Instant::now() + limit;
         loop {

@@ -273,23 +273,32 @@ impl Runtime {
     /// Stops hosting a node at once, as if its process died: every socket it had is closed
     /// without a goodbye, and the node is returned.
     pub fn remove(&mut self, id: NodeId) -> Option<Node> {
+        let (slot, tokens) = self.detach(id)?;
+        for token in tokens {
+            self.table.remove(token, self.poll.registry());
+        }
+        Some(slot.node)
+    }
+
+    /// Takes node `id` out of the loop's bookkeeping (its listener, extra tokens, links and
+    /// every pending turn of its connections) and returns it with its connections' tokens,
+    /// still open in the table: [`Runtime::remove`] closes them at once, `depart` politely.
+    fn detach(&mut self, id: NodeId) -> Option<(Slot, BTreeSet<Token>)> {
         let mut slot = self.nodes.get_mut(id.0)?.take()?;
-        let registry = self.poll.registry();
-        for token in slot.conns.values() {
-            self.table.remove(*token, registry);
-            self.links.remove(token);
-        }
-        let owned: Vec<Token> = self.links.iter().filter(|(_, l)| l.node == id.0).map(|(t, _)| *t).collect();
-        for token in owned {
-            self.table.remove(token, registry);
-            self.links.remove(&token);
-            self.closing.remove(&token);
-        }
         if let Some(l) = slot.listener.as_mut() {
-            let _ = registry.deregister(l);
+            let _ = self.poll.registry().deregister(l);
         }
         self.fixed.retain(|_, (n, _)| *n != id.0);
-        Some(slot.node)
+        let owned = self.links.iter().filter(|(_, l)| l.node == id.0).map(|(t, _)| *t);
+        let tokens: BTreeSet<Token> = slot.conns.values().copied().chain(owned).collect();
+        for t in &tokens {
+            self.links.remove(t);
+            self.pending.remove(t);
+            self.dirty.remove(t);
+            self.parked.remove(t);
+            self.closing.remove(t);
+        }
+        Some((slot, tokens))
     }
 
     /// Runs turns until `done` says so or `limit` passes; returns whether `done` held.

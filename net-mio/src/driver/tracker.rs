@@ -180,16 +180,13 @@ impl TrackerNode {
     }
 
     /// Warns when a seed publishes in another chunk size than the config's: the policy's
-    /// slots and timeouts were chosen for that size. (Publishes are rare; the stats walk is
-    /// affordable here.)
-    fn check_chunk_size(&self, path: &str) {
-        let stats = self.tracker.stats();
-        let Some(c) = stats.contents.iter().find(|c| c.path == path) else { return };
-        let configured = if c.live { self.live_chunk_size } else { self.chunk_size };
-        if c.chunk_size != configured {
+    /// slots and timeouts were chosen for that size.
+    fn check_chunk_size(&self, path: &str, chunk_size: u32, live: bool) {
+        let configured = if live { self.live_chunk_size } else { self.chunk_size };
+        if chunk_size != configured {
             tracing::warn!(
                 %path,
-                published = c.chunk_size,
+                published = chunk_size,
                 configured,
                 "a seed published in another chunk size than the tracker's config; the policy was chosen for the config's"
             );
@@ -200,9 +197,9 @@ impl TrackerNode {
         match e {
             TrackerEvent::Joined { peer, role } => tracing::info!(%peer, ?role, "joined"),
             TrackerEvent::Left { peer } => tracing::info!(%peer, "left"),
-            TrackerEvent::Published { content, path } => {
+            TrackerEvent::Published { content, path, chunk_size, live } => {
                 tracing::info!(content = content.0, %path, "published");
-                self.check_chunk_size(&path);
+                self.check_chunk_size(&path, chunk_size, live);
             }
             TrackerEvent::Finished { outcome, bytes, from_origin, giver, .. } => match outcome {
                 Outcome::Verified => {

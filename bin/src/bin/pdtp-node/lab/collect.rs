@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use pdtp_sim::metrics::{PeerRecord, percentile};
-use pdtp_sim::report::{Report, Spread4};
+use pdtp_sim::report::{Report, Spread4, spread4};
 use pdtp_sim::scenario::Scenario;
 use serde::Serialize;
 
@@ -142,15 +142,6 @@ pub fn real_report(
     (report, rows)
 }
 
-fn spread4(sorted: &[f64]) -> Option<Spread4> {
-    Some(Spread4 {
-        p50: percentile(sorted, 0.5)?,
-        p90: percentile(sorted, 0.9)?,
-        p99: percentile(sorted, 0.99)?,
-        max: *sorted.last()?,
-    })
-}
-
 /// `real_peers.csv`: one row per viewer, times in seconds from time zero.
 pub fn real_peers_csv(rows: &[RealPeer]) -> String {
     let mut s =
@@ -215,24 +206,8 @@ pub struct Compare {
 
 /// Both sides' shared figures, their ratio and difference.
 pub fn compare(sim: &Report, sim_peers: &[PeerRecord], real: &RealReport, rows: &[RealPeer]) -> Compare {
-    let s = Figures {
-        completion_s: Spread3 {
-            p50: sim.completion_s.map(|c| c.p50),
-            p90: sim.completion_s.map(|c| c.p90),
-            max: sim.completion_s.map(|c| c.max),
-        },
-        makespan_s: sim.makespan_s,
-        origin_copies: Some(sim.origin_copies),
-    };
-    let r = Figures {
-        completion_s: Spread3 {
-            p50: real.completion_s.map(|c| c.p50),
-            p90: real.completion_s.map(|c| c.p90),
-            max: real.completion_s.map(|c| c.max),
-        },
-        makespan_s: real.makespan_s,
-        origin_copies: Some(real.origin_copies),
-    };
+    let s = Figures::of(sim.completion_s, sim.makespan_s, sim.origin_copies);
+    let r = Figures::of(real.completion_s, real.makespan_s, real.origin_copies);
     let ratio = s.zip(&r, |a, b| (a > 0.0).then(|| b / a));
     let diff = s.zip(&r, |a, b| Some(b - a));
     let mut classes: Vec<String> = Vec::new();
@@ -269,6 +244,19 @@ fn spread3(values: impl Iterator<Item = f64>) -> Spread3 {
 }
 
 impl Figures {
+    /// One side's figures from its report's fields.
+    fn of(completion: Option<Spread4>, makespan_s: Option<f64>, origin_copies: f64) -> Self {
+        Self {
+            completion_s: Spread3 {
+                p50: completion.map(|c| c.p50),
+                p90: completion.map(|c| c.p90),
+                max: completion.map(|c| c.max),
+            },
+            makespan_s,
+            origin_copies: Some(origin_copies),
+        }
+    }
+
     fn zip(&self, other: &Self, f: impl Fn(f64, f64) -> Option<f64>) -> Self {
         let both = |a: Option<f64>, b: Option<f64>| a.zip(b).and_then(|(a, b)| f(a, b));
         Self {
