@@ -63,17 +63,10 @@ impl NodeFactory for CoreFactory {
                 config.listen_port = Some(PEER_PORT);
                 config.stall_timeout = spec.scenario.policy.stall_timeout.0;
                 config.transfer_timeout = TRANSFER_TIMEOUT;
-                // A viewer's player skips what its buffer has passed.
+                // A viewer's player skips what its buffer has passed, and joins at least half
+                // its buffer behind the newest chunk (the core's rule, from the stream's
+                // bitrate in its manifest).
                 config.playback_deadline = spec.scenario.content.live.map(|l| l.buffer.0);
-                // It joins at least half its buffer behind the newest chunk: playback starts
-                // when that half has passed, and the chunks it first asks for are already
-                // spread. The peer starts `live_join_back` chunks below the chunk count, i.e.
-                // `live_join_back − 1` chunks behind the newest one, hence the `+ 1`.
-                if let Some(l) = spec.scenario.content.live {
-                    let chunk_s = spec.scenario.content.chunk_size.0 as f64 * 8.0 / l.bitrate.0 as f64;
-                    let back = (l.buffer.0.as_secs_f64() / 2.0 / chunk_s).ceil() as u32 + 1;
-                    config.live_join_back = back.max(config.live_join_back);
-                }
                 let chunk_size = spec.scenario.content.chunk_size.0.max(1);
                 Box::new(PeerNode {
                     config,

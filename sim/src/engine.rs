@@ -271,7 +271,7 @@ impl Engine {
     pub fn new(scenario: &Scenario, factory: &mut dyn NodeFactory) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
         let faults = Faults { failure: scenario.faults.failure, corruption: scenario.faults.corruption };
-        let net = Network::new(faults, rng.next_u64());
+        let net = Network::new(faults, rng.next_u64()).with_wire(scenario.wire);
         let mut seed_key = [0u8; 32];
         for part in seed_key.chunks_mut(8) {
             part.copy_from_slice(&rng.next_u64().to_le_bytes());

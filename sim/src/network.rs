@@ -30,6 +30,18 @@
 //! against a from-scratch re-fill by a test). Flows whose rate did not change keep their
 //! scheduled completion.
 //!
+//! # The wire
+//!
+//! Capacities are link rates. Under [`Wire::Ideal`] a flow's bytes are all the link carries.
+//! Under [`Wire::Tcp`] (TCP over IPv4 over Ethernet, 1 448 payload bytes in each 1 514-byte
+//! frame, one 66-byte acknowledgement per two frames, which leaves on the *receiver's*
+//! uplink and arrives on the sender's downlink) a link of `C` bytes/s carries `C · 1448/1514`
+//! payload bytes/s, less the acknowledgements of what the node receives (on its upload) or
+//! sends (on its download): `33/1514` of that flow's payload rate. The acknowledgement load
+//! couples a node's two directions, so after each rate update the model sets each touched
+//! node's payload capacities from its current rates and updates again, until no capacity
+//! moves by more than [`ACK_TOLERANCE`] of the link (at most [`ACK_ROUNDS`] rounds).
+//!
 //! # Faults
 //!
 //! Each completing flow may fail (nothing usable arrives) or arrive corrupted, with the
@@ -52,6 +64,56 @@ const IN_INLINE: usize = 8;
 
 /// Worklist steps the local update may take before falling back to a component re-fill.
 const LOCAL_BUDGET: usize = 4096;
+
+/// Acknowledgement load changes smaller than this share of a link are not re-rated.
+const ACK_TOLERANCE: f64 = 1e-3;
+/// Rate updates per instant for the acknowledgement load to settle (it shrinks by about
+/// 50× a round: a node's acknowledgements are 2 % of what it receives).
+const ACK_ROUNDS: usize = 6;
+
+/// What a link carries besides the flows' own bytes. See the module documentation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wire {
+    /// Nothing: a link's whole rate carries payload (the fluid model).
+    #[default]
+    Ideal,
+    /// TCP/IPv4 over Ethernet: frame headers and the receivers' acknowledgements.
+    Tcp,
+}
+
+impl Wire {
+    /// Payload bytes per byte of link rate.
+    fn payload_share(self) -> f64 {
+        match self {
+            Wire::Ideal => 1.0,
+            Wire::Tcp => TCP_SEGMENT / TCP_FRAME,
+        }
+    }
+
+    /// Acknowledgement bytes on the reverse link per payload byte, in payload-capacity units.
+    fn ack_share(self) -> f64 {
+        match self {
+            Wire::Ideal => 0.0,
+            Wire::Tcp => TCP_ACK_FRAME / 2.0 / TCP_FRAME,
+        }
+    }
+
+    /// Link bytes a message of `bytes` takes (its own frames' headers, no acknowledgements).
+    pub fn on_link(self, bytes: u64) -> u64 {
+        match self {
+            Wire::Ideal => bytes,
+            Wire::Tcp => bytes + bytes.div_ceil(TCP_SEGMENT as u64).max(1) * (TCP_FRAME - TCP_SEGMENT) as u64,
+        }
+    }
+}
+
+/// TCP payload per full Ethernet frame (1 500-byte MTU, TCP timestamps on).
+const TCP_SEGMENT: f64 = 1448.0;
+/// A full frame on the link: payload + 32 TCP + 20 IPv4 + 14 Ethernet header bytes.
+const TCP_FRAME: f64 = 1514.0;
+/// A bare acknowledgement frame (delayed: one per two full frames).
+const TCP_ACK_FRAME: f64 = 66.0;
 
 /// A node of the network model (the simulator uses the same index for its nodes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -115,6 +177,9 @@ pub struct Network {
     dirty_since: Option<Time>,
     completions: VecDeque<Completion>,
     faults: Faults,
+    wire: Wire,
+    /// Nodes whose flows changed rate since their acknowledgement load was last set.
+    rerated: Vec<u32>,
     rng: ChaCha8Rng,
     // Scratch space for recomputation, kept to avoid reallocating.
     mark: Vec<u32>,
@@ -149,8 +214,12 @@ struct Scratch {
 
 #[derive(Clone, Debug)]
 struct Node {
+    /// Payload capacity now: the link's, less the acknowledgements of the reverse flows.
     up: f64,
     down: f64,
+    /// Payload capacity with no acknowledgements to carry.
+    up_link: f64,
+    down_link: f64,
     latency: Span,
     /// Flows this node sends, with the download resource at their other end.
     out: AdjList<OUT_INLINE>,
@@ -211,6 +280,8 @@ impl Network {
             dirty_since: None,
             completions: VecDeque::new(),
             faults,
+            wire: Wire::Ideal,
+            rerated: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             mark: Vec::new(),
             local: Vec::new(),
@@ -228,13 +299,23 @@ impl Network {
         }
     }
 
-    /// Adds a node with upload and download capacity in **bits per second** and a one-way
+    /// The same network with links that carry `wire`'s overhead; before any node is added.
+    pub fn with_wire(mut self, wire: Wire) -> Self {
+        debug_assert!(self.nodes.is_empty(), "the wire is chosen before the nodes");
+        self.wire = wire;
+        self
+    }
+
+    /// Adds a node with upload and download link rates in **bits per second** and a one-way
     /// access latency (a message from `a` to `b` takes `latency(a) + latency(b)`).
     pub fn add_node(&mut self, up_bps: u64, down_bps: u64, latency: Span) -> NodeIx {
         let ix = NodeIx(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
+        let share = self.wire.payload_share() / 8.0;
         self.nodes.push(Node {
-            up: up_bps as f64 / 8.0,
-            down: down_bps as f64 / 8.0,
+            up: up_bps as f64 * share,
+            down: down_bps as f64 * share,
+            up_link: up_bps as f64 * share,
+            down_link: down_bps as f64 * share,
             latency,
             out: AdjList::default(),
             inn: AdjList::default(),
@@ -260,10 +341,12 @@ impl Network {
     }
 
     /// Time to serialise `bytes` from `a` to `b` at the narrower of `a`'s upload and `b`'s
-    /// download capacity, ignoring other traffic (the model for small control messages).
+    /// download link, ignoring other traffic (the model for small control messages), frame
+    /// headers included.
     pub fn serialisation(&self, a: NodeIx, b: NodeIx, bytes: u64) -> Span {
-        let rate = self.nodes[a.0 as usize].up.min(self.nodes[b.0 as usize].down);
-        Span::from_nanos(nanos_for(bytes as f64, rate))
+        let share = self.wire.payload_share();
+        let rate = (self.nodes[a.0 as usize].up_link.min(self.nodes[b.0 as usize].down_link)) / share;
+        Span::from_nanos(nanos_for(self.wire.on_link(bytes) as f64, rate))
     }
 
     /// Counts bytes sent outside flows (control messages) in the per-node totals.
@@ -444,6 +527,54 @@ impl Network {
     /// Brings rates up to date after changes: the local level update when it settles within
     /// its budget, else progressive filling over the dirty nodes' component.
     fn recompute(&mut self, now: Time) {
+        if self.wire.ack_share() == 0.0 {
+            self.rate_update(now);
+            return;
+        }
+        // The last round's capacities are rated but not revised again, so nothing stays dirty.
+        for round in 1..=ACK_ROUNDS {
+            self.rerated.extend(self.dirty.iter().map(|n| n.0));
+            self.rate_update(now);
+            if round == ACK_ROUNDS || !self.set_ack_loads(now) {
+                break;
+            }
+        }
+        self.rerated.clear();
+    }
+
+    /// Sets the payload capacities of the nodes whose flows changed from their current
+    /// reverse rates; `true` (with those nodes dirty) if any moved beyond the tolerance.
+    fn set_ack_loads(&mut self, now: Time) -> bool {
+        let ack = self.wire.ack_share();
+        let mut nodes = std::mem::take(&mut self.rerated);
+        nodes.sort_unstable();
+        nodes.dedup();
+        for &n in &nodes {
+            let node = &self.nodes[n as usize];
+            let rate = |a: &Adj| self.flows[a.slot as usize].rate;
+            let received: f64 = node.inn.as_slice().iter().map(rate).sum();
+            let sent: f64 = node.out.as_slice().iter().map(rate).sum();
+            let up = (node.up_link - ack * received).max(0.0);
+            let down = (node.down_link - ack * sent).max(0.0);
+            let moved = (up - node.up).abs() > ACK_TOLERANCE * node.up_link
+                || (down - node.down).abs() > ACK_TOLERANCE * node.down_link;
+            if moved {
+                let node = &mut self.nodes[n as usize];
+                (node.up, node.down) = (up, down);
+                self.dirty.extend([NodeIx(n), NodeIx(n)]);
+            }
+        }
+        nodes.clear();
+        self.rerated = nodes;
+        if self.dirty.is_empty() {
+            return false;
+        }
+        self.dirty_since = Some(now);
+        true
+    }
+
+    /// Brings rates up to date after changes to the flows or the capacities.
+    fn rate_update(&mut self, now: Time) {
         if self.dirty.is_empty() {
             self.dirty_since = None;
             return;
@@ -464,6 +595,11 @@ impl Network {
         if f.rate == rate && f.finish_at != Time::NEVER {
             return;
         }
+        if self.wire.ack_share() > 0.0 {
+            let ends = [f.src.0, f.dst.0];
+            self.rerated.extend(ends);
+        }
+        let f = &mut self.flows[s as usize];
         let elapsed = now.saturating_since(f.since).as_nanos() as f64 / 1e9;
         f.remaining = (f.remaining - f.rate * elapsed).max(0.0);
         f.since = now;

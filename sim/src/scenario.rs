@@ -58,6 +58,10 @@ pub struct Scenario {
     /// Per-transfer fault probabilities.
     #[serde(default)]
     pub faults: FaultSpec,
+    /// What links carry besides payload: `ideal` (nothing) or `tcp` (frame headers and
+    /// acknowledgements; docs/simulator.md, "The wire").
+    #[serde(default)]
+    pub wire: crate::network::Wire,
     /// A grid of runs over chunk sizes × policies × seeds.
     #[serde(default)]
     pub sweep: Option<Sweep>,

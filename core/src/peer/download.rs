@@ -72,7 +72,10 @@ impl<S: ChunkStore> Peer<S> {
         let n = t.manifest.num_chunks();
         let chunk_size = u64::from(t.manifest.geometry.chunk_size);
         let (live, floor) = match t.manifest.live {
-            Some(info) => (true, n.saturating_sub(self.live_join_back).max(info.first_chunk)),
+            Some(info) => {
+                let back = self.join_back(info.bitrate_bps, t.manifest.geometry.chunk_size);
+                (true, n.saturating_sub(back).max(info.first_chunk))
+            }
             None => (false, 0),
         };
         self.node.contents.insert(content, Content { manifest: t.manifest, have: BitSet::new(n) });
@@ -253,6 +256,23 @@ impl<S: ChunkStore> Peer<S> {
             } else if a.chunk == d.next {
                 self.cached = Some((a.content, a.chunk, a.payload));
             }
+        }
+    }
+}
+
+impl<S: ChunkStore> Peer<S> {
+    /// How far below the chunk count a live viewer joins: `live_join_back`, or with a playback
+    /// deadline (the player's buffer) and a stream bitrate, at least half the buffer behind the
+    /// newest chunk: playback starts when that half has passed, and the chunks it first asks
+    /// for are already spread. `live_join_back − 1` chunks behind the newest one, hence `+ 1`.
+    fn join_back(&self, bitrate_bps: u64, chunk_size: u32) -> u32 {
+        match self.playback_deadline {
+            Some(buffer) if bitrate_bps > 0 && chunk_size > 0 => {
+                let chunk_s = f64::from(chunk_size) * 8.0 / bitrate_bps as f64;
+                let back = (buffer.as_secs_f64() / 2.0 / chunk_s).ceil() as u32 + 1;
+                back.max(self.live_join_back)
+            }
+            _ => self.live_join_back,
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct NodeStats {
     pub banned: bool,
     /// Laplace-smoothed success ratio as a giver.
     pub reputation: f64,
+    /// Its upload rate as measured from verified copies, bytes/s (0 until measured).
+    pub up_rate: f64,
+    /// Upload slots it may fill now (outstanding orders as giver at most; 0: the policy's
+    /// fixed count).
+    pub up_slots: u16,
     /// When it said hello.
     pub joined: Time,
 }
@@ -100,8 +105,8 @@ impl Tracker {
             .by_id
             .values()
             .filter_map(|&idx| Some((idx, self.node(idx)?)))
-            .map(|(idx, n)| (self.loads[idx.0 as usize], n))
-            .map(|(load, n)| NodeStats {
+            .map(|(idx, n)| (self.loads[idx.0 as usize], self.up_rates.get(idx.0 as usize), n))
+            .map(|(load, rate, n)| NodeStats {
                 peer: n.id,
                 role: n.role,
                 endpoint: n.endpoint.clone(),
@@ -112,6 +117,8 @@ impl Tracker {
                 chunks_held: n.contents.iter().map(|c| u64::from(c.have.count())).sum(),
                 banned: load.banned,
                 reputation: self.trust.giver(n.id).reputation(),
+                up_rate: rate.copied().map_or(0.0, f64::from),
+                up_slots: load.up_slots,
                 joined: n.joined,
             })
             .collect();

@@ -927,3 +927,26 @@ fn queue_ahead_lends_one_slot_shortly_before_an_upload_ends() {
     assert_eq!(more, 0, "the lent slot is returned, not added to");
     assert_eq!(seed_uploads(&b), 1);
 }
+
+/// TCP shares an uplink unevenly: here a 1000 B/s uplink gives one of its two connections
+/// 750 B/s and the other 250 B/s, so 1000 B copies on the first take 1.33 s (rate sample
+/// 750 × 2 moving = 1500 B/s) and on the second 4 s (500 B/s), three of the first for each
+/// of the second. Averaging the samples' rates settles at 1250 B/s (the fast connection's
+/// samples are both high and frequent); averaging time per byte settles at the uplink's rate.
+#[test]
+fn uneven_sharing_of_an_uplink_does_not_inflate_its_measured_rate() {
+    let mut rate = 0.0f32;
+    let mut last_cycle = Vec::new();
+    for _ in 0..20 {
+        last_cycle.clear();
+        for sample in [1500.0, 1500.0, 1500.0, 500.0] {
+            rate = super::transfers::smoothed_rate(rate, sample);
+            last_cycle.push(rate);
+        }
+    }
+    let mean = last_cycle.iter().sum::<f32>() / last_cycle.len() as f32;
+    assert!((mean - 1000.0).abs() < 25.0, "settles around {mean} B/s");
+    // Even samples: the rate itself.
+    let even = (0..10).fold(0.0f32, |r, _| super::transfers::smoothed_rate(r, 1000.0));
+    assert!((even - 1000.0).abs() < 1e-3, "{even}");
+}

@@ -74,6 +74,16 @@ fn smoothed(old: f32, sample: f32) -> f32 {
     if old > 0.0 { old + RATE_SMOOTHING * (sample - old) } else { sample }
 }
 
+/// Exponential smoothing of the *time per byte* (`old` and `sample` are rates): a rate
+/// sample from one copy is the copy's own rate times the uploads sharing the uplink, and on
+/// real links TCP shares an uplink unevenly, so the faster copies both overstate the rate and,
+/// finishing sooner, give more samples. Averaging time per byte weighs each sample by its
+/// copy's share and cancels both: a plain average of rates put 2 Mbit/s uplinks at up to
+/// 2.6× their rate in the lab (docs/lab.md), and their slots at 14 instead of 6.
+pub(super) fn smoothed_rate(old: f32, sample: f32) -> f32 {
+    if old > 0.0 && sample > 0.0 { 1.0 / smoothed(1.0 / old, 1.0 / sample) } else { smoothed(old, sample) }
+}
+
 /// Queue-ahead orders the next upload this many order lead times before the current one is
 /// expected to end: the lead covers order → taker → `Get` at the giver, and the expected end
 /// is as the taker sees it, one latency after the giver's last byte left.
@@ -321,7 +331,7 @@ impl Tracker {
         let chunk_bytes =
             self.contents.get(t.content.0 as usize).map_or(0, |c| c.manifest.geometry.chunk_size);
         let rate = &mut self.up_rates[t.giver.0 as usize];
-        *rate = smoothed(*rate, sample);
+        *rate = smoothed_rate(*rate, sample);
         let rate = *rate;
         let load = &mut self.loads[t.giver.0 as usize];
         if let UploadSlots::Measured { copy_time } = self.config.upload_slots

@@ -57,6 +57,12 @@ pub struct PeerOptions {
     /// no hash and schedules the chunk again, elsewhere if the giver keeps failing. `None`:
     /// the core's default (`PeerConfig::transfer_timeout`, 120 s).
     pub transfer_timeout: Option<Duration>,
+    /// Live: the player's buffer. A chunk still missing this long after its append reached
+    /// us is skipped (`PeerConfig::playback_deadline`); `None`: wait for every chunk.
+    pub playback_deadline: Option<Duration>,
+    /// Keep each in-order delivery's byte offset and time ([`PeerNode::deliveries`]), for
+    /// `get --report` on a live stream.
+    pub record_deliveries: bool,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -85,6 +91,8 @@ pub struct PeerNode {
     verified_bytes: u64,
     rejected: u64,
     failure: Option<String>,
+    /// In-order deliveries (byte offset, unix seconds) when recording them.
+    deliveries: Option<Vec<(u64, f64)>>,
 }
 
 impl PeerNode {
@@ -110,9 +118,11 @@ impl PeerNode {
         let mut cfg = PeerConfig::new(opts.peer_id, opts.tracker.clone());
         cfg.listen_port = opts.listen_port;
         cfg.corrupt_uploads = opts.corrupt_uploads;
+        let span = |d: Duration| Span::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         if let Some(t) = opts.transfer_timeout {
-            cfg.transfer_timeout = Span::from_nanos(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+            cfg.transfer_timeout = span(t);
         }
+        cfg.playback_deadline = opts.playback_deadline.map(span);
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
         let mut peer = Peer::new(now, cfg, store, rng);
         peer.get(now, &opts.path);
@@ -137,6 +147,7 @@ impl PeerNode {
             verified_bytes: 0,
             rejected: 0,
             failure: None,
+            deliveries: opts.record_deliveries.then(Vec::new),
         })
     }
 
@@ -158,6 +169,12 @@ impl PeerNode {
     /// Bytes received and verified so far (any order).
     pub fn verified_bytes(&self) -> u64 {
         self.verified_bytes
+    }
+
+    /// In-order deliveries so far, (byte offset, unix seconds), if they are recorded
+    /// (`PeerOptions::record_deliveries`): when a player could have played each chunk.
+    pub fn deliveries(&self) -> Option<&[(u64, f64)]> {
+        self.deliveries.as_deref()
     }
 
     /// Chunks that failed verification.
@@ -234,7 +251,13 @@ impl PeerNode {
                     ));
                 }
             }
-            PeerEvent::Deliver { payload, .. } => {
+            PeerEvent::Deliver { payload, offset, .. } => {
+                if let Some(log) = self.deliveries.as_mut() {
+                    let unix = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64());
+                    log.push((offset, unix));
+                }
                 self.delivered += u64::from(payload.len());
                 if let (Some(sink), Payload::Real(bytes)) = (self.sink.as_mut(), payload)
                     && let Err(e) = sink.push(bytes)

@@ -45,6 +45,9 @@ pub struct SeedOptions {
     pub listen_port: Option<u16>,
     /// Publish a live stream under this path, read from stdin.
     pub live: Option<String>,
+    /// The live stream's nominal bitrate in bit/s, told to viewers in its manifest so their
+    /// players can place their join point (0: not known).
+    pub live_bitrate_bps: u64,
     /// Send chunk payloads of published files with `sendfile(2)` (the config's `sendfile`).
     pub sendfile: bool,
     /// Seed for the machine's generator.
@@ -153,7 +156,7 @@ impl SeedNode {
         let live = match opts.live {
             Some(path) => {
                 crate::paths::check_relative(&path).map_err(|e| format!("--live {path}: {e}"))?;
-                seed.start_live(now, &path, opts.live_chunk_size, 0);
+                seed.start_live(now, &path, opts.live_chunk_size, opts.live_bitrate_bps);
                 Some(Live {
                     path,
                     chunk_size: opts.live_chunk_size as usize,

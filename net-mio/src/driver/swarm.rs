@@ -106,6 +106,7 @@ impl Swarm {
                 live_chunk_size: self.chunk_size,
                 listen_port: Some(port),
                 live: None,
+                live_bitrate_bps: 0,
                 sendfile,
                 rng_seed: random_seed(),
             },
@@ -158,6 +159,8 @@ impl Swarm {
             corrupt_uploads: false,
             max_rejects: None,
             transfer_timeout: None,
+            playback_deadline: None,
+            record_deliveries: false,
             rng_seed: random_seed(),
         };
         tweak(&mut opts);

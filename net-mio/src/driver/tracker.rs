@@ -130,6 +130,8 @@ impl TrackerNode {
                     bytes_up: n.bytes_up,
                     bytes_down: n.bytes_down,
                     trust: n.reputation,
+                    up_rate_bps: n.up_rate * 8.0,
+                    up_slots: u32::from(n.up_slots),
                     banned: n.banned,
                 })
                 .collect(),
@@ -201,24 +203,11 @@ impl TrackerNode {
                 tracing::info!(content = content.0, %path, "published");
                 self.check_chunk_size(&path, chunk_size, live);
             }
-            TrackerEvent::Finished { outcome, bytes, from_origin, giver, .. } => match outcome {
-                Outcome::Verified => {
-                    self.totals.transfers_completed += 1;
-                    if from_origin {
-                        self.totals.origin_bytes += u64::from(bytes);
-                    } else {
-                        self.totals.peer_bytes += u64::from(bytes);
-                    }
-                }
-                Outcome::Corrupt => {
-                    self.totals.transfers_failed += 1;
-                    self.totals.chunks_corrupt += 1;
-                    tracing::warn!(%giver, "a chunk failed verification");
-                }
-                // Nothing usable arrived (the link broke, the giver left): a failure, not
-                // corruption; counting it as corrupt alarmed operators of honest swarms.
-                Outcome::Failed => self.totals.transfers_failed += 1,
-            },
+            TrackerEvent::Finished { token, outcome, bytes, from_origin, giver, taker, chunk, .. } => {
+                // Paired with `Ordered` by token, a transfer's time (the lab reads these).
+                tracing::trace!(?token, %giver, %taker, chunk, ?outcome, "finished");
+                self.count_finished(outcome, bytes, from_origin, giver);
+            }
             TrackerEvent::Cancelled { .. } => self.totals.transfers_failed += 1,
             TrackerEvent::Completed { peer, content } => {
                 tracing::info!(%peer, content = content.0, "download complete")
@@ -228,6 +217,27 @@ impl TrackerNode {
                 tracing::debug!(?peer, code = ?notice.code, detail = %notice.detail, "problem")
             }
             other => tracing::trace!(?other, "tracker event"),
+        }
+    }
+
+    fn count_finished(&mut self, outcome: Outcome, bytes: u32, from_origin: bool, giver: pdtp_core::PeerId) {
+        match outcome {
+            Outcome::Verified => {
+                self.totals.transfers_completed += 1;
+                if from_origin {
+                    self.totals.origin_bytes += u64::from(bytes);
+                } else {
+                    self.totals.peer_bytes += u64::from(bytes);
+                }
+            }
+            Outcome::Corrupt => {
+                self.totals.transfers_failed += 1;
+                self.totals.chunks_corrupt += 1;
+                tracing::warn!(%giver, "a chunk failed verification");
+            }
+            // Nothing usable arrived (the link broke, the giver left): a failure, not
+            // corruption; counting it as corrupt alarmed operators of honest swarms.
+            Outcome::Failed => self.totals.transfers_failed += 1,
         }
     }
 }

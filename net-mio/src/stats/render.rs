@@ -110,14 +110,15 @@ pub fn html(s: &StatsSnapshot) -> String {
     let _ = write!(
         o,
         "<h2>Peers ({})</h2>\n<table><tr><th>id</th><th class=l>address</th><th class=l>role</th><th>up</th>\
-         <th>down</th><th>sent</th><th>received</th><th>trust</th><th class=l>status</th></tr>\n",
+         <th>down</th><th>sent</th><th>received</th><th>measured up</th><th>slots</th><th>trust</th>\
+         <th class=l>status</th></tr>\n",
         s.peers.len()
     );
     for p in &s.peers {
         let _ = writeln!(
             o,
             "<tr><td>{}</td><td class=l>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{:.2}</td><td class=l>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{:.2}</td><td class=l>{}</td></tr>",
             p.id,
             html_escape(&p.addr),
             html_escape(&p.role),
@@ -125,6 +126,12 @@ pub fn html(s: &StatsSnapshot) -> String {
             p.downloads,
             bytes(p.bytes_up),
             bytes(p.bytes_down),
+            if p.up_rate_bps > 0.0 {
+                pdtp_core::units::BitRate(p.up_rate_bps as u64).to_string()
+            } else {
+                "-".into()
+            },
+            if p.up_slots > 0 { p.up_slots.to_string() } else { "-".into() },
             p.trust,
             if p.banned { "banned" } else { "ok" },
         );
@@ -219,6 +226,15 @@ pub fn prometheus(s: &StatsSnapshot) -> String {
     m.family("pdtp_peer_trust", "gauge", "Trust of each peer, 0 to 1.");
     for p in &s.peers {
         m.sample("pdtp_peer_trust", &[("peer", &p.id.to_string()), ("role", &p.role)], p.trust);
+    }
+    m.family(
+        "pdtp_peer_upload_rate_bits_per_second",
+        "gauge",
+        "Each peer's upload rate as measured from its verified copies (0 until measured).",
+    );
+    for p in &s.peers {
+        let id = p.id.to_string();
+        m.sample("pdtp_peer_upload_rate_bits_per_second", &[("peer", &id), ("role", &p.role)], p.up_rate_bps);
     }
     m.0
 }

@@ -52,6 +52,12 @@ pub struct PeerStats {
     pub bytes_down: u64,
     /// Trust in 0..=1 (verified ÷ attempted transfers it gave, smoothed).
     pub trust: f64,
+    /// Its upload rate as the tracker measured it from verified copies, bit/s (0: not yet).
+    #[serde(default)]
+    pub up_rate_bps: f64,
+    /// Upload slots the policy gives it now (0: the policy's fixed count).
+    #[serde(default)]
+    pub up_slots: u32,
     /// Whether the tracker stopped scheduling it.
     pub banned: bool,
 }

@@ -32,6 +32,8 @@ fn snapshot() -> StatsSnapshot {
                 bytes_up: 10_000,
                 bytes_down: 50_000,
                 trust: 0.25,
+                up_rate_bps: 2_000_000.0,
+                up_slots: 3,
                 banned: true,
             },
         ],
@@ -167,6 +169,7 @@ fn html_page_shows_the_snapshot_escaped() {
     assert!(body.contains("&lt;b&gt;x&lt;/b&gt;"));
     assert!(body.contains("127.0.0.1:8001") && body.contains("banned") && body.contains("0.25"));
     assert!(body.contains("40.0 %"), "peer share of traffic: 10000 / 25000");
+    assert!(body.contains("<td>2Mbit/s</td><td>3</td>"), "the measured upload rate and slots are shown");
     assert!(body.contains("2.0 MiB/s"), "the upload cap is shown");
     assert!(body.contains("Scheduling policy"), "the tracker's policy is shown");
     for row in

@@ -307,3 +307,63 @@ fn capacities_hold_through_arrivals_and_completions() {
         }
     }
 }
+
+fn tcp_net_with(nodes: &[(u64, u64)]) -> (Network, Vec<NodeIx>) {
+    let mut net = Network::new(Faults::default(), 1).with_wire(Wire::Tcp);
+    let ix = nodes.iter().map(|&(u, d)| net.add_node(u * MBIT, d * MBIT, Span::ZERO)).collect();
+    (net, ix)
+}
+
+/// Seconds a flow of `bytes` took, started at zero.
+fn secs(c: &Completion) -> f64 {
+    c.at.as_nanos() as f64 / 1e9
+}
+
+#[test]
+fn a_tcp_link_carries_payload_at_its_rate_less_the_frame_headers() {
+    // 8 Mbit/s is 1 MB/s on the wire; 1 448 of every 1 514 bytes are payload.
+    let (mut net, n) = tcp_net_with(&[(8, 100), (100, 100)]);
+    net.start_flow(Time::ZERO, n[0], n[1], 1_448_000, 0);
+    let done = drain(&mut net);
+    // The receiver's acknowledgements use its uplink (idle here), not the sender's.
+    assert!((secs(&done[0]) - 1.514).abs() < 1e-6, "{}", secs(&done[0]));
+}
+
+#[test]
+fn a_tcp_receivers_acknowledgements_take_from_its_uplink() {
+    // B downloads from A at its full 40 Mbit/s and uploads to C. Its 2 Mbit/s uplink carries
+    // the upload and 33/1514 of the 40 Mbit/s it receives (one 66-byte ACK per two frames).
+    let (mut net, n) = tcp_net_with(&[(100, 100), (2, 40), (100, 100)]);
+    net.start_flow(Time::ZERO, n[0], n[1], 100_000_000, 0);
+    let up = net.start_flow(Time::ZERO, n[1], n[2], 100_000_000, 1);
+    net.handle_timeout(Time::ZERO);
+    let payload = |mbit: f64| mbit * 1e6 / 8.0 * 1448.0 / 1514.0;
+    let want = payload(2.0) - 33.0 / 1514.0 * payload(40.0);
+    let got = net.rate(up).unwrap();
+    // Within the model's tolerance (a thousandth of the link) of the coupled fixed point.
+    assert!((got - want).abs() <= 1e-3 * payload(2.0), "{got} vs {want}");
+    assert!(want < 0.92 * payload(2.0), "the test should exercise a visible ACK load");
+    // Once the download ends, the uplink's whole payload capacity returns.
+    let (mut net, n) = tcp_net_with(&[(100, 100), (2, 40), (100, 100)]);
+    net.start_flow(Time::ZERO, n[0], n[1], 1_000, 0);
+    let up = net.start_flow(Time::ZERO, n[1], n[2], 100_000_000, 1);
+    net.handle_timeout(Time::ZERO);
+    let before = net.rate(up).unwrap();
+    net.handle_timeout(t(0.01));
+    while net.poll_completion().is_some() {}
+    let after = net.rate(up).unwrap();
+    assert!(before < after && (after - payload(2.0)).abs() < 1e-6 * after, "{before} then {after}");
+}
+
+#[test]
+fn an_ideal_wire_carries_nothing_but_payload() {
+    let (mut net, n) = net_with(&[(2, 40), (100, 100), (100, 100)]);
+    net.start_flow(Time::ZERO, n[1], n[0], 100_000_000, 0);
+    let up = net.start_flow(Time::ZERO, n[0], n[2], 100_000_000, 1);
+    net.handle_timeout(Time::ZERO);
+    assert_eq!(net.rate(up), Some(2e6 / 8.0));
+    assert_eq!(Wire::Ideal.on_link(1_000), 1_000);
+    // A control message pays its frames' headers: one frame for 40 bytes, two for 2 000.
+    assert_eq!(Wire::Tcp.on_link(40), 40 + 66);
+    assert_eq!(Wire::Tcp.on_link(2_000), 2_000 + 2 * 66);
+}

@@ -18,6 +18,10 @@ pub struct GetReport {
     pub done_unix_s: f64,
     /// Bytes of the content this viewer verified (each chunk counted once).
     pub verified_bytes: u64,
+    /// A live stream: each in-order delivery as (byte offset, unix seconds), the moment a
+    /// player could play those bytes (skipped chunks never appear). Empty for a file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<(u64, f64)>,
 }
 
 /// Seconds since the unix epoch (0 for a clock set before 1970, which no lab run sees).

@@ -48,6 +48,10 @@ enum Command {
         /// Publish a live stream read from stdin under this path.
         #[arg(long, value_name = "NAME")]
         live: Option<String>,
+        /// The live stream's bitrate (e.g. 1.2Mbit/s), told to viewers so their players join
+        /// half a buffer behind the newest chunk (with --live).
+        #[arg(long, value_name = "RATE", requires = "live")]
+        bitrate: Option<String>,
         /// Cap on what the origin sends (e.g. 2MiB/s); overrides the config.
         #[arg(long, value_name = "RATE")]
         max_upload_rate: Option<String>,
@@ -81,6 +85,11 @@ enum Command {
         /// live stream's end (for viewers a little behind).
         #[arg(long, value_name = "TIME")]
         seed_for: Option<String>,
+        /// Live: play with this much buffer (e.g. 4s): a chunk still missing this long after
+        /// the seed published it here is skipped, as a player would, and the download fetches
+        /// what can still be played. Default: wait for every chunk.
+        #[arg(long, value_name = "TIME")]
+        buffer: Option<String>,
         /// Once the download is complete, write its timing here as JSON (start and done
         /// times in unix seconds, verified bytes); `pdtp-node lab` reads it.
         #[arg(long, value_name = "FILE")]
@@ -131,9 +140,10 @@ fn main() {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Tracker { conf, policy_from } => roles::tracker(&conf, policy_from.as_deref(), cli.verbose),
-        Command::Seed { conf, live, max_upload_rate, policy_from } => {
+        Command::Seed { conf, live, bitrate, max_upload_rate, policy_from } => {
             let flags = roles::SeedFlags {
                 live,
+                bitrate: bitrate.as_deref(),
                 upload: max_upload_rate.as_deref(),
                 policy_from: policy_from.as_deref(),
             };
@@ -147,6 +157,7 @@ fn main() {
             max_download_rate,
             stall_timeout,
             seed_for,
+            buffer,
             report,
         } => {
             init_logs(cli.verbose, false, false);
@@ -156,6 +167,7 @@ fn main() {
                 download: max_download_rate.as_deref(),
                 stall_timeout: &stall_timeout,
                 seed_for: seed_for.as_deref(),
+                buffer: buffer.as_deref(),
                 report: report.as_deref(),
             };
             roles::get(&url, output, &flags)

@@ -87,6 +87,8 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
 pub struct SeedFlags<'a> {
     /// `--live NAME`: publish a stream read from stdin under this path.
     pub live: Option<String>,
+    /// `--bitrate`: the live stream's nominal bitrate.
+    pub bitrate: Option<&'a str>,
     /// `--max-upload-rate`.
     pub upload: Option<&'a str>,
     /// `--policy-from`: a scenario whose chunk size to use.
@@ -95,7 +97,11 @@ pub struct SeedFlags<'a> {
 
 /// `pdtp-node seed --conf FILE [--live NAME]`: runs until killed or refused.
 pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), String> {
-    let SeedFlags { ref live, upload, policy_from } = *flags;
+    let SeedFlags { ref live, bitrate, upload, policy_from } = *flags;
+    let live_bitrate_bps = match bitrate {
+        Some(r) => parse_rate(r).map_err(|e| format!("--bitrate {r}: {e}"))?,
+        None => 0,
+    };
     let live = live.clone();
     let c = load_config(conf, policy_from)?;
     crate::init_logs(verbose, c.quiet, c.debug);
@@ -123,6 +129,7 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
             live_chunk_size: c.live_chunk_size,
             listen_port: Some(port),
             live,
+            live_bitrate_bps,
             sendfile: c.sendfile,
             rng_seed: random_seed(),
         },
@@ -152,6 +159,8 @@ pub struct GetFlags<'a> {
     pub stall_timeout: &'a str,
     /// `--seed-for`: how long to keep serving once complete (`None`: the default).
     pub seed_for: Option<&'a str>,
+    /// `--buffer`: a live player's buffer.
+    pub buffer: Option<&'a str>,
     /// `--report`: where to write the download's timing once it is complete.
     pub report: Option<&'a Path>,
 }
@@ -171,7 +180,7 @@ const DEPART_LIMIT: Duration = Duration::from_secs(2);
 
 /// `pdtp-node get URL [-o FILE|-]`: downloads, then exits.
 pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(), String> {
-    let GetFlags { listen, upload, download, stall_timeout, seed_for, report } = *flags;
+    let GetFlags { listen, upload, download, stall_timeout, seed_for, buffer, report } = *flags;
     let started = unix_now();
     let url = PdtpUrl::parse(url).map_err(|e| e.to_string())?;
     let stall_timeout = parse_duration(stall_timeout)
@@ -179,6 +188,13 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
         .map_err(|e| format!("--stall-timeout {stall_timeout}: {e}"))?;
     let seed_for =
         seed_for.map(|s| parse_duration(s).map_err(|e| format!("--seed-for {s}: {e}"))).transpose()?;
+    let buffer = buffer
+        .map(|s| {
+            parse_duration(s)
+                .and_then(|d| if d.is_zero() { Err("must be more than zero".into()) } else { Ok(d) })
+                .map_err(|e| format!("--buffer {s}: {e}"))
+        })
+        .transpose()?;
     let rate = |flag: &str, r: Option<&str>| match r {
         Some(r) => parse_rate(r).map(Some).map_err(|e| format!("{flag} {r}: {e}")),
         None => Ok(None),
@@ -204,6 +220,8 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
             corrupt_uploads: false,
             max_rejects: None,
             transfer_timeout: Some(stall_timeout),
+            playback_deadline: buffer,
+            record_deliveries: report.is_some(),
             rng_seed: random_seed(),
         },
     )?;
@@ -236,11 +254,15 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
         }
     }
     if let Some(path) = report {
-        let verified_bytes = match rt.node(id) {
-            Some(Node::Peer(p)) => p.verified_bytes(),
-            _ => 0,
+        let done_unix_s = unix_now();
+        let (verified_bytes, deliveries) = match rt.node(id) {
+            Some(Node::Peer(p)) if p.is_live() => {
+                (p.verified_bytes(), p.deliveries().unwrap_or_default().to_vec())
+            }
+            Some(Node::Peer(p)) => (p.verified_bytes(), Vec::new()),
+            _ => (0, Vec::new()),
         };
-        GetReport { start_unix_s: started, done_unix_s: unix_now(), verified_bytes }.write(path)?;
+        GetReport { start_unix_s: started, done_unix_s, verified_bytes, deliveries }.write(path)?;
     }
     let live = matches!(rt.node(id), Some(Node::Peer(p)) if p.is_live());
     let stay = seed_for.unwrap_or(if live { SEED_FOR_LIVE } else { SEED_FOR_FILES });

@@ -91,7 +91,8 @@ pub fn refuse(s: &Scenario) -> Result<(), String> {
 }
 
 /// The scenario both sides run: every latency [`LAB_LATENCY`], every bandwidth divided by
-/// `scale` (rounded to the bit/s), and no sweep. Fails if a bandwidth would reach zero.
+/// `scale` (rounded to the bit/s), links that carry TCP's headers and acknowledgements as
+/// the lab's veths do (`wire: tcp`), and no sweep. Fails if a bandwidth would reach zero.
 pub fn lab_scenario(s: &Scenario, scale: f64) -> Result<Scenario, String> {
     if !(scale.is_finite() && scale > 0.0) {
         return Err(format!("--scale {scale}: must be a number > 0 (bandwidths are divided by it)"));
@@ -105,6 +106,7 @@ pub fn lab_scenario(s: &Scenario, scale: f64) -> Result<Scenario, String> {
     };
     let mut l = s.clone();
     l.sweep = None;
+    l.wire = pdtp_sim::network::Wire::Tcp;
     let latency = Duration(LAB_LATENCY);
     l.seeds.upload = div("seeds.upload", s.seeds.upload)?;
     l.seeds.download = div("seeds.download", s.seeds.download)?;
@@ -192,6 +194,7 @@ arrivals: { uniform: { window: 1s } }
         assert_eq!(l.tracker.bandwidth, BitRate(250_000_000));
         assert!(l.peers.iter().all(|c| c.latency.0 == LAB_LATENCY));
         assert_eq!((l.seeds.latency.0, l.tracker.latency.0), (LAB_LATENCY, LAB_LATENCY));
+        assert_eq!(l.wire, pdtp_sim::network::Wire::Tcp);
         assert!(lab_scenario(&s, 0.0).is_err());
         assert!(lab_scenario(&s, 1e12).is_err());
         assert!(lab_scenario(&s, f64::NAN).is_err());
