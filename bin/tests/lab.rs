@@ -153,6 +153,43 @@ fn the_ci_scenario_runs_on_real_processes_and_leaves_nothing_behind() {
     assert!(out.join("logs/tracker.log").exists());
 }
 
+/// A live stream on real processes: the lab feeds the seed at the bitrate, the viewers play
+/// with the scenario's buffer, and both sides report continuity, startup and lag by the
+/// simulator's definitions (the real side from the viewers' delivery times).
+#[test]
+fn a_live_stream_runs_on_real_processes_with_playback_figures() {
+    if !can_run_the_lab("a_live_stream_runs_on_real_processes_with_playback_figures") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = lab(&scenario("ci_live.yml"), &out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "lab failed: {stderr}");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("continuity") && table.contains("live lag p99 s"), "{table}");
+    let real = json(&out.join("report.json"));
+    assert_eq!(real["peers_completed"], 6);
+    let continuity = real["continuity_index"].as_f64().unwrap();
+    // Every chunk comes, nearly every one on time: a viewer starved, or a clock off by a
+    // stream's worth, would be far below.
+    assert!((0.9..=1.0).contains(&continuity), "continuity {continuity}");
+    for key in ["startup_s", "live_lag_s"] {
+        let (p50, p99) = (real[key]["p50"].as_f64().unwrap(), real[key]["p99"].as_f64().unwrap());
+        assert!(0.0 < p50 && p50 <= p99 && p99 < 10.0, "{key}: {p50} / {p99}");
+    }
+    let copies = real["origin_copies"].as_f64().unwrap();
+    assert!((0.9..=6.0).contains(&copies), "origin_copies {copies}");
+    let cmp = json(&out.join("compare.json"));
+    for side in ["sim", "real"] {
+        assert!(cmp[side]["continuity_index"].is_f64(), "{side}.continuity_index");
+        assert!(cmp[side]["startup_s"]["p99"].is_f64() && cmp[side]["live_lag_s"]["p50"].is_f64(), "{side}");
+    }
+    let csv = std::fs::read_to_string(out.join("real_peers.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().ends_with(",continuity,startup_s,live_lag_s"));
+    assert!(csv.lines().skip(1).all(|row| !row.split(',').nth(8).unwrap().is_empty()), "{csv}");
+}
+
 /// Ctrl-C (SIGINT) in the middle of a run: the lab stops, says so in one line, exits 1 and
 /// leaves no namespace or process behind.
 #[test]
@@ -217,19 +254,19 @@ fn one_line_error(out: &Output) -> String {
 
 /// What the lab cannot run is refused before anything is made, root or not.
 #[test]
-fn live_streams_and_crowds_over_50_are_refused_in_one_line() {
+fn live_streams_from_two_seeds_and_crowds_over_50_are_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live.yml");
     std::fs::write(
         &live,
         "content: { chunk_size: 100kB, live: { bitrate: 1Mbit/s, buffer: 4s, duration: 1min } }
-seeds: { upload: 20Mbit/s }
+seeds: { count: 2, upload: 20Mbit/s }
 peers: [ { count: 5, download: 10Mbit/s, upload: 2Mbit/s } ]
 ",
     )
     .unwrap();
     let e = one_line_error(&lab(&live, &dir.path().join("o1")));
-    assert!(e.contains("the lab does not run live streams yet"), "{e}");
+    assert!(e.contains("the lab runs a live stream from one seed (seeds.count: 1)"), "{e}");
 
     let crowd = dir.path().join("crowd.yml");
     let text = std::fs::read_to_string(scenario("ci.yml")).unwrap().replace("count: 4,", "count: 30,");

@@ -278,15 +278,7 @@ impl Engine {
         }
         let kind = if scenario.content.live.is_some() { "live" } else { "files" };
         let content_path = format!("{kind}/{}", scenario.label());
-        let stream = scenario.content.live.map(|l| {
-            let chunk = scenario.content.chunk_size.0 as f64;
-            let geometry_chunks = scenario.file_bytes().div_ceil(scenario.content.chunk_size.0.max(1));
-            StreamClock {
-                chunk_ns: chunk * 8.0 / l.bitrate.0 as f64 * 1e9,
-                buffer: l.buffer.0,
-                last_chunk: geometry_chunks.saturating_sub(1) as u32,
-            }
-        });
+        let stream = StreamClock::of(scenario);
         let classes = scenario
             .viewer_classes()
             .map(|(i, c)| c.name.clone().unwrap_or_else(|| format!("class{i}")))

@@ -541,7 +541,8 @@ pub fn spread4(sorted: &[f64]) -> Option<Spread4> {
     })
 }
 
-fn spread2(sorted: &[f64]) -> Option<Spread2> {
+/// p50/p99 of an ascending list (nearest rank), `None` if empty.
+pub fn spread2(sorted: &[f64]) -> Option<Spread2> {
     Some(Spread2 { p50: percentile(sorted, 0.5)?, p99: percentile(sorted, 0.99)? })
 }
 

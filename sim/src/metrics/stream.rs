@@ -24,6 +24,19 @@ pub struct StreamClock {
 }
 
 impl StreamClock {
+    /// The clock of `s`'s live stream (`None` for on-demand content).
+    pub fn of(s: &crate::scenario::Scenario) -> Option<Self> {
+        s.content.live.map(|l| {
+            let chunk = s.content.chunk_size.0 as f64;
+            let geometry_chunks = s.file_bytes().div_ceil(s.content.chunk_size.0.max(1));
+            Self {
+                chunk_ns: chunk * 8.0 / l.bitrate.0 as f64 * 1e9,
+                buffer: l.buffer.0,
+                last_chunk: geometry_chunks.saturating_sub(1) as u32,
+            }
+        })
+    }
+
     /// When chunk `i` is fully produced.
     pub fn produced(&self, i: ChunkIndex) -> Time {
         Time::from_nanos(((chunk_f(i) + 1.0) * self.chunk_ns).round() as u64)

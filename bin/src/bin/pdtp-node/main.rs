@@ -95,11 +95,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
-    /// Run an on-demand scenario on real pdtp-node processes here (one network namespace per
-    /// node, tc caps on every link) and in the simulator, and compare them (needs root;
-    /// docs/lab.md).
+    /// Run a scenario (a file or a live stream) on real pdtp-node processes here (one network
+    /// namespace per node, tc caps on every link) and in the simulator, and compare them
+    /// (needs root; docs/lab.md).
     Lab {
-        /// The scenario file, as `sim run` takes it (at most 50 viewers, no live stream yet).
+        /// The scenario file, as `sim run` takes it (at most 50 viewers; a live stream from one
+        /// seed).
         scenario: PathBuf,
         /// Write report.json (real), sim/report.json, compare.json and real_peers.csv here.
         #[arg(long, value_name = "DIR")]

@@ -98,8 +98,9 @@ pub struct SeedFlags<'a> {
 /// `pdtp-node seed --conf FILE [--live NAME]`: runs until killed or refused.
 pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), String> {
     let SeedFlags { ref live, bitrate, upload, policy_from } = *flags;
+    // A stream's bitrate in the simulator's words (`1.2Mbit/s`; a unit is required), in bits.
     let live_bitrate_bps = match bitrate {
-        Some(r) => parse_rate(r).map_err(|e| format!("--bitrate {r}: {e}"))?,
+        Some(r) => pdtp_core::units::BitRate::parse(r).map_err(|e| format!("--bitrate {r}: {e}"))?.0,
         None => 0,
     };
     let live = live.clone();

@@ -6,8 +6,10 @@
 
 use std::fmt::Write as _;
 
-use pdtp_sim::metrics::{PeerRecord, percentile};
-use pdtp_sim::report::{Report, Spread4, spread4};
+use pdtp_core::Time;
+use pdtp_sim::metrics::{PeerRecord, Recorder, StreamClock, percentile};
+use pdtp_sim::node::NodeEvent;
+use pdtp_sim::report::{Report, Spread2, Spread4, spread2, spread4};
 use pdtp_sim::scenario::Scenario;
 use serde::Serialize;
 
@@ -40,6 +42,15 @@ pub struct RealReport {
     pub peers_completed: u64,
     /// `all_done` or `time_limit`, as in the simulator.
     pub end_reason: &'static str,
+    /// Live: chunks played by their deadline ÷ chunks due, over all viewers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuity_index: Option<f64>,
+    /// Live: playback start − arrival, over viewers that started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub startup_s: Option<Spread2>,
+    /// Live: per viewer, the mean of (playable in order − produced); over viewers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_lag_s: Option<Spread2>,
     pub lab: LabInfo,
 }
 
@@ -81,6 +92,10 @@ pub struct RealPeer {
     pub verified_bytes: Option<u64>,
     pub identical: Option<bool>,
     pub uploaded_bytes: Option<u64>,
+    /// Live: this viewer's playback, by the simulator's definitions.
+    pub continuity: Option<f64>,
+    pub startup_s: Option<f64>,
+    pub live_lag_s: Option<f64>,
 }
 
 /// The real run's report and rows.
@@ -107,9 +122,31 @@ pub fn real_report(
                 verified_bytes: v.report.as_ref().map(|r| r.verified_bytes),
                 identical: v.identical,
                 uploaded_bytes: v.uploaded_bytes,
+                continuity: None,
+                startup_s: None,
+                live_lag_s: None,
             }
         })
         .collect();
+    let mut rows = rows;
+    let chunk_bytes = lab_s.content.chunk_size.0;
+    let playback = StreamClock::of(lab_s).map(|clock| playback(clock, chunk_bytes, plan, run));
+    if let Some(records) = &playback {
+        for (row, rec) in rows.iter_mut().zip(records) {
+            row.continuity = rec.continuity;
+            row.startup_s = rec.startup_s;
+            row.live_lag_s = rec.live_lag_s;
+        }
+    }
+    let live = |f: fn(&PeerRecord) -> Option<f64>| {
+        let mut v: Vec<f64> = playback.iter().flatten().filter_map(f).collect();
+        v.sort_by(f64::total_cmp);
+        spread2(&v)
+    };
+    let (due, on_time) = playback
+        .iter()
+        .flatten()
+        .fold((0u64, 0u64), |(d, o), r| (d + r.due_chunks.unwrap_or(0), o + r.on_time_chunks.unwrap_or(0)));
     let mut completion: Vec<f64> = rows.iter().filter_map(|r| r.completion_s).collect();
     completion.sort_by(f64::total_cmp);
     let makespan = rows.iter().filter_map(|r| r.done_s).max_by(f64::total_cmp);
@@ -137,20 +174,52 @@ pub fn real_report(
         makespan_s: makespan,
         peers_completed: completion.len() as u64,
         end_reason: if run.all_done { "all_done" } else { "time_limit" },
+        continuity_index: (playback.is_some() && due > 0).then(|| on_time as f64 / due as f64),
+        startup_s: live(|r| r.startup_s),
+        live_lag_s: live(|r| r.live_lag_s),
         lab: info,
     };
     (report, rows)
 }
 
+/// Each viewer's playback of the live stream, by the simulator's own accounting: the
+/// `Recorder` is fed the lab's arrivals and the times each chunk became playable in order
+/// (from the viewers' `get --report`), on the same clock (seconds from time zero, when the
+/// stream's first byte went to the seed).
+fn playback(clock: StreamClock, chunk_bytes: u64, plan: &Plan, run: &RealRun) -> Vec<PeerRecord> {
+    let t0 = run.t0_unix_s;
+    let at = |unix: f64| Time::from_nanos(((unix - t0).max(0.0) * 1e9).round() as u64);
+    let mut rec = Recorder::new(plan.viewers.iter().map(|p| p.class.clone()).collect(), Some(clock));
+    for (k, v) in run.viewers.iter().enumerate() {
+        let p = k as u32;
+        let Some(arrival) = v.arrival_unix_s else { continue };
+        rec.arrive(p, at(arrival));
+        let Some(report) = &v.report else { continue };
+        // A delivery's chunk: the one its first byte is in (each chunk is delivered whole).
+        let chunk_bytes = chunk_bytes.max(1);
+        let mut last = None;
+        for &(offset, t) in &report.deliveries {
+            let chunk = u32::try_from(offset / chunk_bytes).unwrap_or(u32::MAX);
+            if last != Some(chunk) {
+                rec.peer_event(p, at(t), NodeEvent::InOrder { chunk });
+                last = Some(chunk);
+            }
+        }
+        rec.peer_event(p, at(report.done_unix_s), NodeEvent::Completed);
+    }
+    rec.finish(at(run.end_unix_s)).records
+}
+
 /// `real_peers.csv`: one row per viewer, times in seconds from time zero.
 pub fn real_peers_csv(rows: &[RealPeer]) -> String {
-    let mut s =
-        String::from("peer,class,arrival_s,done_s,completion_s,verified_bytes,identical,uploaded_bytes\n");
+    let mut s = String::from(
+        "peer,class,arrival_s,done_s,completion_s,verified_bytes,identical,uploaded_bytes,continuity,startup_s,live_lag_s\n",
+    );
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{}",
             r.peer,
             r.class.replace(',', ";"),
             opt(r.arrival_s),
@@ -159,17 +228,36 @@ pub fn real_peers_csv(rows: &[RealPeer]) -> String {
             r.verified_bytes.map_or(String::new(), |b| b.to_string()),
             r.identical.map_or(String::new(), |b| b.to_string()),
             r.uploaded_bytes.map_or(String::new(), |b| b.to_string()),
+            opt(r.continuity),
+            opt(r.startup_s),
+            opt(r.live_lag_s),
         );
     }
     s
 }
 
-/// The figures both sides have.
+/// The figures both sides have (the live ones for a live stream only).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Figures {
     pub completion_s: Spread3,
     pub makespan_s: Option<f64>,
     pub origin_copies: Option<f64>,
+    pub continuity_index: Option<f64>,
+    pub startup_s: Percentiles2,
+    pub live_lag_s: Percentiles2,
+}
+
+/// p50/p99, either of which may be missing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles2 {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+impl From<Option<Spread2>> for Percentiles2 {
+    fn from(s: Option<Spread2>) -> Self {
+        Self { p50: s.map(|s| s.p50), p99: s.map(|s| s.p99) }
+    }
 }
 
 /// p50/p90/max, any of which may be missing.
@@ -206,8 +294,18 @@ pub struct Compare {
 
 /// Both sides' shared figures, their ratio and difference.
 pub fn compare(sim: &Report, sim_peers: &[PeerRecord], real: &RealReport, rows: &[RealPeer]) -> Compare {
-    let s = Figures::of(sim.completion_s, sim.makespan_s, sim.origin_copies);
-    let r = Figures::of(real.completion_s, real.makespan_s, real.origin_copies);
+    let s = Figures {
+        continuity_index: sim.continuity_index,
+        startup_s: sim.startup_s.into(),
+        live_lag_s: sim.live_lag_s.into(),
+        ..Figures::of(sim.completion_s, sim.makespan_s, sim.origin_copies)
+    };
+    let r = Figures {
+        continuity_index: real.continuity_index,
+        startup_s: real.startup_s.into(),
+        live_lag_s: real.live_lag_s.into(),
+        ..Figures::of(real.completion_s, real.makespan_s, real.origin_copies)
+    };
     let ratio = s.zip(&r, |a, b| (a > 0.0).then(|| b / a));
     let diff = s.zip(&r, |a, b| Some(b - a));
     let mut classes: Vec<String> = Vec::new();
@@ -254,6 +352,7 @@ impl Figures {
             },
             makespan_s,
             origin_copies: Some(origin_copies),
+            ..Self::default()
         }
     }
 
@@ -267,6 +366,15 @@ impl Figures {
             },
             makespan_s: both(self.makespan_s, other.makespan_s),
             origin_copies: both(self.origin_copies, other.origin_copies),
+            continuity_index: both(self.continuity_index, other.continuity_index),
+            startup_s: Percentiles2 {
+                p50: both(self.startup_s.p50, other.startup_s.p50),
+                p99: both(self.startup_s.p99, other.startup_s.p99),
+            },
+            live_lag_s: Percentiles2 {
+                p50: both(self.live_lag_s.p50, other.live_lag_s.p50),
+                p99: both(self.live_lag_s.p99, other.live_lag_s.p99),
+            },
         }
     }
 }
@@ -293,6 +401,25 @@ pub fn table(c: &Compare, real: &RealReport) -> String {
         num(c.real.origin_copies, 3),
         c.diff.origin_copies.map_or("-".to_owned(), |d| format!("{d:+.3}"))
     );
+    if c.sim.continuity_index.is_some() || c.real.continuity_index.is_some() {
+        let _ = writeln!(
+            s,
+            "{:<18} {:>9} {:>9} {:>9}",
+            "continuity",
+            num(c.sim.continuity_index, 4),
+            num(c.real.continuity_index, 4),
+            c.diff.continuity_index.map_or("-".to_owned(), |d| format!("{d:+.4}"))
+        );
+        let live = [
+            ("startup p50 s", c.sim.startup_s.p50, c.real.startup_s.p50, c.ratio.startup_s.p50),
+            ("startup p99 s", c.sim.startup_s.p99, c.real.startup_s.p99, c.ratio.startup_s.p99),
+            ("live lag p50 s", c.sim.live_lag_s.p50, c.real.live_lag_s.p50, c.ratio.live_lag_s.p50),
+            ("live lag p99 s", c.sim.live_lag_s.p99, c.real.live_lag_s.p99, c.ratio.live_lag_s.p99),
+        ];
+        for (name, a, b, r) in live {
+            let _ = writeln!(s, "{name:<18} {:>9} {:>9} {:>9}", num(a, 2), num(b, 2), num(r, 3));
+        }
+    }
     let l = &real.lab;
     let wire = if real.payload_bytes > 0 {
         format!("{:.3}", l.shapers.uplink_bytes as f64 / real.payload_bytes as f64)
@@ -301,10 +428,15 @@ pub fn table(c: &Compare, real: &RealReport) -> String {
     };
     let _ = writeln!(
         s,
-        "real: {}/{} viewers done, {} copies identical; wire bytes ÷ payload {wire}; shapers dropped {} packets; machine busy {}; scale {}",
+        "real: {}/{} viewers done, {}; wire bytes ÷ payload {wire}; shapers dropped {} packets; machine busy {}; scale {}",
         real.peers_completed,
         real.peers,
-        l.copies_identical,
+        // A live recording lacks what its player skipped: continuity judges it, not bytes.
+        if real.continuity_index.is_some() {
+            "live recordings judged by continuity".to_owned()
+        } else {
+            format!("{} copies identical", l.copies_identical)
+        },
         l.shapers.dropped,
         l.machine_busy.map_or("-".to_owned(), |b| format!("{:.0} %", b * 100.0)),
         l.scale

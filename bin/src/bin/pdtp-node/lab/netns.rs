@@ -22,7 +22,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use super::plan::NodePlan;
@@ -178,12 +178,36 @@ impl Lab {
     /// of its own (a Ctrl-C at the terminal reaches the lab, which then stops everything in
     /// order). Returns its index for [`Lab::exited`] and [`Lab::cpu_s`].
     pub fn spawn(&mut self, name: &str, exe: &Path, args: &[OsString], log: &Path) -> Result<usize, String> {
+        self.spawn_with(name, exe, args, log, Stdio::null())
+    }
+
+    /// Like [`Lab::spawn`], with a pipe to the process's stdin (a live seed's stream).
+    pub fn spawn_fed(
+        &mut self,
+        name: &str,
+        exe: &Path,
+        args: &[OsString],
+        log: &Path,
+    ) -> Result<(usize, ChildStdin), String> {
+        let i = self.spawn_with(name, exe, args, log, Stdio::piped())?;
+        let stdin = self.procs[i].child.stdin.take().ok_or("no pipe to the live seed's stdin")?;
+        Ok((i, stdin))
+    }
+
+    fn spawn_with(
+        &mut self,
+        name: &str,
+        exe: &Path,
+        args: &[OsString],
+        log: &Path,
+        stdin: Stdio,
+    ) -> Result<usize, String> {
         let err = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(name)])
             .arg(exe)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(err)
             .process_group(0)

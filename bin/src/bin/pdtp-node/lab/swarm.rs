@@ -3,8 +3,10 @@
 //! viewer reported its download complete (or the time limit), then stopped.
 
 use std::ffi::OsString;
+use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ChildStdin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -18,6 +20,13 @@ use crate::get_report::{GetReport, unix_now};
 
 /// The published file's name under the seeds' `file_root` (and the URL's path).
 const CONTENT: &str = "content.bin";
+
+/// A live stream's path (`seed --live`), and its source: the bytes the lab feeds the seed.
+const STREAM: &str = "stream";
+const STREAM_SOURCE: &str = "stream.src";
+
+/// How often the lab writes what is due of a live stream to the seed.
+const FEED_STEP: Duration = Duration::from_millis(5);
 
 /// How often the lab looks at its processes and the viewers' report files.
 const POLL: Duration = Duration::from_millis(10);
@@ -55,8 +64,11 @@ pub struct ViewerRun {
 /// What the real run measured.
 #[derive(Clone, Debug)]
 pub struct RealRun {
-    /// When the seeds had published and viewers could start: time zero, unix seconds.
+    /// When the seeds had published and viewers could start: time zero, unix seconds (for
+    /// a live stream, also when its first byte went to the seed).
     pub t0_unix_s: f64,
+    /// When the lab stopped waiting for viewers, unix seconds.
+    pub end_unix_s: f64,
     /// In viewer order.
     pub viewers: Vec<ViewerRun>,
     /// The tracker's counters once every verified byte was accounted for (or its limit).
@@ -95,10 +107,12 @@ pub fn run(
         return Err(format!("the lab could not remove everything it made: {}", failed.join("; ")));
     }
     let mut out = out?;
-    let source = dirs.work.join("files").join(CONTENT);
+    let live = lab_s.content.live.is_some();
+    let source = if live { dirs.work.join(STREAM_SOURCE) } else { dirs.work.join("files").join(CONTENT) };
     for (k, v) in out.viewers.iter_mut().enumerate() {
         let copy = dirs.work.join(format!("v{k}.bin"));
-        if v.report.is_some() {
+        // A live recording lacks the chunks its player skipped: the playback figures judge it.
+        if v.report.is_some() && !live {
             v.identical = Some(crate::demo::same_bytes(&source, &copy).unwrap_or(false));
         }
         // The copies have been compared; 50 of them would fill the disk over a few runs.
@@ -122,6 +136,8 @@ struct Real<'a> {
 struct Servers {
     tracker: usize,
     seeds: Vec<usize>,
+    /// A live seed's stdin, to feed the stream into.
+    feed: Option<ChildStdin>,
     /// The tracker's stats page.
     stats: SocketAddr,
 }
@@ -138,14 +154,20 @@ impl Real<'_> {
     fn run(mut self) -> Result<RealRun, String> {
         self.lab.build(&self.plan.nodes)?;
         self.check()?;
-        let servers = self.start_servers()?;
-        // Time zero: the content is there. The simulator's seeds publish a few of its 80 µs
-        // round trips after its time zero, so viewers arriving at a given time find it in both.
+        let mut servers = self.start_servers()?;
+        // Time zero: the content is there (a live stream: published, and its first byte on
+        // the way). The simulator's seeds publish a few of its 80 µs round trips after its
+        // time zero, so viewers arriving at a given time find it in both.
         let t0 = unix_now();
         let busy0 = super::collect::cpu_ticks();
-        let viewers = self.run_viewers(t0)?;
+        let viewers = match servers.feed.take() {
+            Some(pipe) => self.run_live(t0, pipe),
+            None => self.run_viewers(t0),
+        }?;
+        let end = unix_now();
         let busy1 = super::collect::cpu_ticks();
-        let snapshot = self.settle(&servers, viewers.done)?;
+        let verified = viewers.runs.iter().filter_map(|v| v.report.as_ref()).map(|r| r.verified_bytes).sum();
+        let snapshot = self.settle(&servers, verified)?;
         let mut runs = viewers.runs;
         for (v, p) in runs.iter_mut().zip(&self.plan.viewers) {
             let addr = format!("{}:", self.plan.nodes[p.node].ip);
@@ -160,6 +182,7 @@ impl Real<'_> {
         };
         Ok(RealRun {
             t0_unix_s: t0,
+            end_unix_s: end,
             all_done: viewers.done == runs.len(),
             viewers: runs,
             totals: snapshot.totals,
@@ -177,7 +200,10 @@ impl Real<'_> {
         std::fs::create_dir_all(&files).map_err(|e| format!("{}: {e}", files.display()))?;
         let size = self.lab_s.file_bytes();
         let len = usize::try_from(size).map_err(|_| "content.size: too large for this machine".to_owned())?;
-        crate::demo::write_random_file(&files.join(CONTENT), len, self.lab_s.seed)
+        let live = self.lab_s.content.live;
+        // A file goes where the seeds publish it; a stream's bytes wait for the feed.
+        let content = if live.is_some() { dirs.work.join(STREAM_SOURCE) } else { files.join(CONTENT) };
+        crate::demo::write_random_file(&content, len, self.lab_s.seed)
             .map_err(|e| format!("writing the content: {e}"))?;
 
         let tracker = self.plan.tracker();
@@ -204,23 +230,42 @@ impl Real<'_> {
         );
         write(&conf, &text)?;
         let mut seeds = Vec::new();
+        let mut feed = None;
         for n in self.plan.nodes.iter().filter(|n| n.role == Role::Seed) {
-            let a =
+            let mut a =
                 args(&["seed".as_ref(), "--conf".as_ref(), conf.as_os_str(), "--policy-from".as_ref(), from]);
-            seeds.push(self.lab.spawn(&n.name, self.exe, &a, &dirs.logs.join(format!("{}.log", n.name)))?);
+            let log = dirs.logs.join(format!("{}.log", n.name));
+            match live {
+                Some(l) => {
+                    let bitrate = format!("{}bit/s", l.bitrate.0);
+                    a.extend(args(&[
+                        "--live".as_ref(),
+                        STREAM.as_ref(),
+                        "--bitrate".as_ref(),
+                        bitrate.as_ref(),
+                    ]));
+                    let (i, pipe) = self.lab.spawn_fed(&n.name, self.exe, &a, &log)?;
+                    seeds.push(i);
+                    feed = Some(pipe);
+                }
+                None => seeds.push(self.lab.spawn(&n.name, self.exe, &a, &log)?),
+            }
         }
         let count = seeds.len();
-        if !self.until(STARTUP_LIMIT, |lab| published(lab, &tracker.name, stats, size, count))? {
+        let (path, size) = if live.is_some() { (STREAM, None) } else { (CONTENT, Some(size)) };
+        if !self.until(STARTUP_LIMIT, |lab| published(lab, &tracker.name, stats, path, size, count))? {
             return Err("the seeds did not publish the content".into());
         }
-        Ok(Servers { tracker: t, seeds, stats })
+        Ok(Servers { tracker: t, seeds, feed, stats })
     }
 
     /// Starts each viewer at its arrival time and collects its report, until every viewer
     /// reported or the scenario's time limit passed.
     fn run_viewers(&mut self, t0: f64) -> Result<Viewers, String> {
         let (plan, dirs) = (self.plan, self.dirs);
-        let url = format!("pdtp://{}:{TRACKER_PORT}/{CONTENT}", plan.tracker().ip);
+        let live = self.lab_s.content.live;
+        let path = if live.is_some() { STREAM } else { CONTENT };
+        let url = format!("pdtp://{}:{TRACKER_PORT}/{path}", plan.tracker().ip);
         // Viewers stay to serve until the lab ends the run (the scenario's `seed_for`
         // absent), or as long as it says.
         let limit_s = self.lab_s.time_limit.0.as_secs_f64();
@@ -237,7 +282,7 @@ impl Real<'_> {
         while v.done < order.len() && unix_now() < t0 + limit_s {
             self.check()?;
             while let Some(&k) = order.get(next).filter(|&&k| t0 + plan.viewers[k].arrival_s <= unix_now()) {
-                let a = args(&[
+                let mut a = args(&[
                     "get".as_ref(),
                     url.as_ref(),
                     "-o".as_ref(),
@@ -251,6 +296,11 @@ impl Real<'_> {
                     "--report".as_ref(),
                     report_path(dirs, k).as_os_str(),
                 ]);
+                // A live viewer plays with the scenario's buffer, as the simulator's do.
+                if let Some(l) = live {
+                    let buffer = millis(Duration::from_nanos(l.buffer.0.as_nanos()));
+                    a.extend(args(&["--buffer".as_ref(), buffer.as_ref()]));
+                }
                 let node = &plan.nodes[plan.viewers[k].node];
                 v.runs[k].arrival_unix_s = Some(unix_now());
                 v.procs.push(self.lab.spawn(
@@ -275,11 +325,29 @@ impl Real<'_> {
         Ok(v)
     }
 
-    /// The tracker's stats once it has accounted for every byte the `done` viewers verified
-    /// (their last reports may still be on their way), or after [`ACCOUNTING_LIMIT`] as
-    /// they are then.
-    fn settle(&mut self, servers: &Servers, done: usize) -> Result<StatsSnapshot, String> {
-        let want = self.lab_s.file_bytes() * done as u64;
+    /// The viewers' side of a live run: the stream fed to the seed at its bitrate by a
+    /// thread of its own while the viewers come and go as in [`Real::run_viewers`].
+    fn run_live(&mut self, t0: f64, pipe: ChildStdin) -> Result<Viewers, String> {
+        let source = self.dirs.work.join(STREAM_SOURCE);
+        let (bytes, bitrate) = (self.lab_s.file_bytes(), self.lab_s.content.live.map_or(0, |l| l.bitrate.0));
+        let (stop, over) = (self.stop, AtomicBool::new(false));
+        std::thread::scope(|scope| {
+            let feeder = scope.spawn(|| feed(pipe, &source, bytes, bitrate, t0, &[stop, &over]));
+            let viewers = self.run_viewers(t0);
+            over.store(true, Ordering::Relaxed);
+            let fed = feeder.join().unwrap_or_else(|_| Err("the stream feeder panicked".into()));
+            // A feed cut short by the run's own end is no error; one that failed before is.
+            match (viewers, fed) {
+                (Ok(v), Err(e)) if v.done < v.runs.len() => Err(format!("feeding the live stream: {e}")),
+                (v, _) => v,
+            }
+        })
+    }
+
+    /// The tracker's stats once it has accounted for the `want` bytes the viewers that
+    /// finished verified (their last reports may still be on their way), or after
+    /// [`ACCOUNTING_LIMIT`] as they are then.
+    fn settle(&mut self, servers: &Servers, want: u64) -> Result<StatsSnapshot, String> {
         let (name, stats) = (self.plan.tracker().name.clone(), servers.stats);
         let mut snapshot = None;
         self.until(ACCOUNTING_LIMIT, |lab| {
@@ -331,11 +399,51 @@ impl Real<'_> {
     }
 }
 
-/// Whether the tracker lists the content with its full size, published by every seed.
-fn published(lab: &mut Lab, tracker: &str, stats: SocketAddr, size: u64, seeds: usize) -> bool {
+/// Whether the tracker lists `path` (with its full `size`, for a file), published by every
+/// seed.
+fn published(
+    lab: &mut Lab,
+    tracker: &str,
+    stats: SocketAddr,
+    path: &str,
+    size: Option<u64>,
+    seeds: usize,
+) -> bool {
     let Ok(s) = tracker_stats(lab, tracker, stats) else { return false };
     let seeds_connected = s.peers.iter().filter(|p| p.role == "seed").count();
-    seeds_connected >= seeds && s.files.iter().any(|f| f.path == CONTENT && f.size == size)
+    seeds_connected >= seeds && s.files.iter().any(|f| f.path == path && size.is_none_or(|n| f.size == n))
+}
+
+/// Writes the stream in `source` (`bytes` long) to a live seed's stdin at `bitrate_bps`:
+/// by `t` seconds after `t0` the first `t · bitrate / 8` bytes have gone, so chunk `i` is
+/// whole at `(i + 1)` chunk times, when the simulator's source produces it. Closes the pipe
+/// at the end (the seed then ends the stream), or early when any of `stop` is set.
+fn feed(
+    mut pipe: ChildStdin,
+    source: &Path,
+    bytes: u64,
+    bitrate_bps: u64,
+    t0: f64,
+    stop: &[&AtomicBool],
+) -> Result<(), String> {
+    let mut src = std::io::BufReader::new(std::fs::File::open(source).map_err(|e| e.to_string())?);
+    let mut buf = Vec::new();
+    let mut sent = 0u64;
+    while sent < bytes {
+        if stop.iter().any(|s| s.load(Ordering::Relaxed)) {
+            return Err("stopped before the stream's end".into());
+        }
+        let due = (((unix_now() - t0).max(0.0) * bitrate_bps as f64 / 8.0) as u64).min(bytes);
+        if due > sent {
+            buf.resize(usize::try_from(due - sent).map_err(|e| e.to_string())?, 0);
+            src.read_exact(&mut buf).map_err(|e| format!("{}: {e}", source.display()))?;
+            pipe.write_all(&buf).map_err(|e| format!("the live seed's stdin: {e}"))?;
+            pipe.flush().map_err(|e| format!("the live seed's stdin: {e}"))?;
+            sent = due;
+        }
+        std::thread::sleep(FEED_STEP);
+    }
+    Ok(())
 }
 
 fn tracker_stats(lab: &Lab, tracker: &str, stats: SocketAddr) -> Result<StatsSnapshot, String> {
