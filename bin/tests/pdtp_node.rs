@@ -267,12 +267,11 @@ fn get_names_an_unknown_file_and_an_unwritable_output() {
 /// Runs `get URL -o OUT` against a swarm hosted in this process until it exits; its exit code
 /// and stderr.
 fn get_until_exit(swarm: &mut Swarm, url: &str, out: &str, cwd: &std::path::Path) -> (i32, String) {
-    let mut child = Command::new(BIN)
-        .args(["get", url, "-o", out, "--listen", "0", "--seed-for", "0s"])
-        .current_dir(cwd)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    get_args_until_exit(swarm, &["get", url, "-o", out, "--listen", "0", "--seed-for", "0s"], cwd)
+}
+
+fn get_args_until_exit(swarm: &mut Swarm, args: &[&str], cwd: &std::path::Path) -> (i32, String) {
+    let mut child = Command::new(BIN).args(args).current_dir(cwd).stderr(Stdio::piped()).spawn().unwrap();
     let status = wait_polling(swarm, &mut child);
     assert!(status.is_some());
     let mut err = String::new();
@@ -395,9 +394,10 @@ fn get_into_a_fifo_waits_for_its_reader_and_delivers_in_order() {
     assert!(reader.join().unwrap().unwrap() == source, "the FIFO's bytes differ from the source");
 }
 
-/// A `get` run in the seed's own directory, with the default output name, downloads into
-/// `NAME.part` and renames it when complete: the file being seeded is never overwritten
-/// (it used to be truncated to zeros), and an interrupted download leaves only `NAME.part`.
+/// A `get` run in the seed's own directory, with the default output name, refuses to replace
+/// the file there unless given `--force`; with it, it downloads into `NAME.part` and renames
+/// it when complete: the file being seeded is never overwritten (it used to be truncated to
+/// zeros), and an interrupted download leaves only `NAME.part`.
 #[test]
 fn get_in_the_seeds_directory_never_touches_the_source_and_a_partial_file_is_marked() {
     let dir = tempfile::tempdir().unwrap();
@@ -407,8 +407,14 @@ fn get_in_the_seeds_directory_never_touches_the_source_and_a_partial_file_is_mar
     // A slow origin, so the download can be interrupted half way.
     swarm.add_seed(&root, KEY, RateLimits { upload: Some(1 << 20), download: None }).unwrap();
     let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
+    let (code, err) =
+        get_args_until_exit(&mut swarm, &["get", &url, "--listen", "0", "--seed-for", "0s"], &root);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a.bin: exists; pass --force to replace it"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!root.join("a.bin.part").exists(), "a refused get wrote nothing");
     let mut child = Command::new(BIN)
-        .args(["get", &url, "--listen", "0", "--seed-for", "0s"])
+        .args(["get", &url, "--listen", "0", "--seed-for", "0s", "--force"])
         .current_dir(&root)
         .stderr(Stdio::null())
         .spawn()
@@ -419,7 +425,8 @@ fn get_in_the_seeds_directory_never_touches_the_source_and_a_partial_file_is_mar
     assert!(std::fs::read(root.join("a.bin")).unwrap() == source, "the source was touched");
     assert!(root.join("a.bin.part").exists(), "an interrupted download leaves a .part file");
 
-    let (code, err) = get_until_exit(&mut swarm, &url, "a.bin", &root);
+    let force = ["get", url.as_str(), "-o", "a.bin", "--listen", "0", "--seed-for", "0s", "--force"];
+    let (code, err) = get_args_until_exit(&mut swarm, &force, &root);
     assert_eq!(code, 0, "{err}");
     assert!(std::fs::read(root.join("a.bin")).unwrap() == source, "the copy (and the source) differ");
     assert!(!root.join("a.bin.part").exists(), "the .part file was renamed");

@@ -90,6 +90,10 @@ enum Command {
         /// what can still be played. Default: wait for every chunk.
         #[arg(long, value_name = "TIME")]
         buffer: Option<String>,
+        /// Replace the output file if it exists (only once the new copy is complete and
+        /// verified; until then it is written beside it as FILE.part).
+        #[arg(long)]
+        force: bool,
         /// Once the download is complete, write its timing here as JSON (start and done
         /// times in unix seconds, verified bytes); `pdtp-node lab` reads it.
         #[arg(long, value_name = "FILE")]
@@ -159,6 +163,7 @@ fn main() {
             stall_timeout,
             seed_for,
             buffer,
+            force,
             report,
         } => {
             init_logs(cli.verbose, false, false);
@@ -169,6 +174,7 @@ fn main() {
                 stall_timeout: &stall_timeout,
                 seed_for: seed_for.as_deref(),
                 buffer: buffer.as_deref(),
+                force,
                 report: report.as_deref(),
             };
             roles::get(&url, output, &flags)

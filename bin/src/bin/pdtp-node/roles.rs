@@ -162,6 +162,8 @@ pub struct GetFlags<'a> {
     pub seed_for: Option<&'a str>,
     /// `--buffer`: a live player's buffer.
     pub buffer: Option<&'a str>,
+    /// `--force`: replace an existing output file.
+    pub force: bool,
     /// `--report`: where to write the download's timing once it is complete.
     pub report: Option<&'a Path>,
 }
@@ -181,7 +183,7 @@ const DEPART_LIMIT: Duration = Duration::from_secs(2);
 
 /// `pdtp-node get URL [-o FILE|-]`: downloads, then exits.
 pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(), String> {
-    let GetFlags { listen, upload, download, stall_timeout, seed_for, buffer, report } = *flags;
+    let GetFlags { listen, upload, download, stall_timeout, seed_for, buffer, force, report } = *flags;
     let started = unix_now();
     let url = PdtpUrl::parse(url).map_err(|e| e.to_string())?;
     let stall_timeout = parse_duration(stall_timeout)
@@ -207,6 +209,14 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
     let output = output.unwrap_or_else(|| {
         PathBuf::from(url.path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("download"))
     });
+    // A file already there may be somebody's only copy (or the very file a seed here
+    // serves): it is replaced only when asked, and even then only by a complete copy.
+    if !force && matches!(OutputKind::of(&output), OutputKind::File(_)) && output.is_file() {
+        return Err(format!(
+            "{}: exists; pass --force to replace it once the download is complete",
+            output.display()
+        ));
+    }
     let (listener, port) = bind_with_fallback(ANY, listen).map_err(|e| format!("--listen: {e}"))?;
     let mut rt = Runtime::new(1024, Duration::from_secs(10)).map_err(|e| e.to_string())?;
     let peer = PeerNode::new(
