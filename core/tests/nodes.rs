@@ -961,3 +961,42 @@ fn a_peer_with_a_full_connection_table_refuses_links_and_fails_an_order_that_nee
         "{events:?}"
     );
 }
+
+/// A giver whose taker never asks (no `Get` within `order_wait`) tells the tracker with a
+/// `Completed` carrying no hash, so the tracker can give the slot to someone else at once
+/// instead of after its own 140 s (issue 17's silent taker); not before `order_wait`.
+#[test]
+fn a_giver_tells_the_tracker_when_its_taker_never_asks() {
+    let data = data(3_000);
+    let (mut net, _) = setup(&data, 1_000, 0);
+    net.now = Time::from_nanos(1_000);
+    let t0 = net.now;
+    net.seed.handle_message(t0, TRACKER, giver_order(9, 1, 4));
+    assert!(seed_sends(&mut net).is_empty());
+    assert_eq!(
+        net.seed.poll_timeout(),
+        Some(t0 + Span::from_secs(5)),
+        "order_wait, not stall_timeout (20 s)"
+    );
+    net.seed.handle_timeout(t0 + Span::from_millis(4_999));
+    assert!(seed_sends(&mut net).is_empty());
+    net.seed.handle_timeout(t0 + Span::from_secs(5));
+    let out = seed_sends(&mut net);
+    assert!(
+        matches!(
+            &out[..],
+            [Transmit::Send { conn, msg: Message::Completed(Completed { token: Token(9), hash: None, .. }) }]
+                if *conn == TRACKER
+        ),
+        "{out:?}"
+    );
+    // A `Get` for it now is refused: the order is gone.
+    let conn = raw_link(&mut net, 4);
+    net.seed.handle_message(
+        net.now,
+        conn,
+        Message::Get(PeerRequest { token: Token(9), content: C, chunk: 1 }),
+    );
+    net.seed.handle_timeout(t0 + Span::from_secs(11));
+    assert!(seed_sends(&mut net).iter().all(|t| !matches!(t, Transmit::Send { msg: Message::Data(_), .. })));
+}

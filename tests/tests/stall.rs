@@ -140,3 +140,67 @@ fn a_giver_that_accepts_and_sends_nothing_is_abandoned_and_its_chunks_come_from_
     let seed = stats.nodes.iter().find(|n| n.role == Role::Seed).unwrap();
     assert!(trust(mute.id) < seed.reputation, "{} vs {}", trust(mute.id), seed.reputation);
 }
+
+/// A peer that asks the tracker for every chunk of a file and then never asks a giver for
+/// anything: it holds whatever orders it gets and moves nothing.
+struct SilentTaker {
+    tracker: TcpStream,
+    tracker_in: Decoder,
+    orders: usize,
+}
+
+impl SilentTaker {
+    fn join(swarm: &mut Swarm, path: &str) -> Self {
+        let id = swarm.reserve_id();
+        let mut tracker = TcpStream::connect(swarm.tracker_addr).unwrap();
+        let hello = Hello { version: PROTOCOL_VERSION, peer_id: id, listen_port: None, role: Role::Peer };
+        send(&mut tracker, &Message::Hello(hello));
+        send(&mut tracker, &Message::AskInfo(AskInfo { path: path.to_owned() }));
+        tracker.set_nonblocking(true).unwrap();
+        Self { tracker, tracker_in: Decoder::new(CodecLimits::DEFAULT), orders: 0 }
+    }
+
+    /// Answers the manifest with a `Request` for everything; counts orders, follows none.
+    fn pump(&mut self) {
+        for msg in read_frames(&mut self.tracker, &mut self.tracker_in) {
+            match msg {
+                Message::TellInfo(t) => send(&mut self.tracker, &Message::Request(Interest::all(t.content))),
+                Message::Transfer(_) => self.orders += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Issue 17's silent taker on real sockets: it takes the seed's only upload slot and never
+/// asks for the chunk. The seed tells the tracker after `order_wait` (5 s), the tracker
+/// gives the slot to the honest viewer, and its download completes. Before, the slot stayed
+/// with the silent taker for stall_timeout + transfer_timeout (140 s), past this test's 60 s.
+#[test]
+fn a_taker_that_never_asks_does_not_hold_the_seeds_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "f.bin", 8 * 16 * 1024 + 5, 22);
+    let mut config = TrackerConfig::with_key(KEY);
+    config.seed_limits = Limits { max_transfers: 1, max_uploads: 1, max_downloads: 1 };
+    let mut swarm = Swarm::new(config, 16 * 1024).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let mut silent = SilentTaker::join(&mut swarm, "f.bin");
+    // Until the silent taker holds the seed's slot.
+    assert!(run_polling(&mut swarm.rt, LIMIT, || {
+        silent.pump();
+        silent.orders > 0
+    }));
+    let out = dir.path().join("out.bin");
+    let peer = swarm.add_peer("f.bin", &out, false).unwrap();
+    let finished = swarm
+        .rt
+        .run_until(LIMIT, |rt| {
+            silent.pump();
+            rt.status(peer) != Some(Status::Running)
+        })
+        .unwrap();
+    assert!(finished, "the honest download did not finish; the silent taker got {} orders", silent.orders);
+    assert_eq!(swarm.rt.status(peer), Some(Status::Done));
+    assert!(std::fs::read(&out).unwrap() == source, "the output differs from the source");
+}

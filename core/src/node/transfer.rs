@@ -30,6 +30,13 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             Some(endpoint) => (self.link_to(now, o.other, endpoint), Phase::Linking),
             None => (None, Phase::Waiting),
         };
+        // A giver waiting for the taker's `Get` waits no longer than a request waits for its
+        // order: an honest taker sends it one round trip after the order, and a slot held
+        // by a taker that never asks is the tracker's to give to someone else.
+        let wait = match (o.side, phase) {
+            (Side::Giver, Phase::Waiting) => self.cfg.stall_timeout.min(self.cfg.order_wait),
+            _ => self.cfg.stall_timeout,
+        };
         let order = Order {
             content: o.content,
             chunk: o.chunk,
@@ -39,7 +46,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             conn,
             phase,
             moving_since: now,
-            deadline: now + self.cfg.stall_timeout,
+            deadline: now + wait,
         };
         self.orders.insert(token, order);
         match conn {
@@ -168,6 +175,12 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         for (token, phase) in due {
             match phase {
                 Phase::Moving => self.fail(now, token, "transfer did not complete in time"),
+                Phase::Waiting if self.orders.get(&token).is_some_and(|o| o.side == Side::Giver) => {
+                    // The taker never asked: tell the tracker, which reclaims the slot at once
+                    // (a giver's `Completed` with no hash; docs/protocol.md §4).
+                    self.send_tracker(now, Message::Completed(Completed { token, hash: None, copy_us: 0 }));
+                    self.fail(now, token, "the taker did not ask for the chunk in time");
+                }
                 Phase::Linking | Phase::Waiting => self.fail(now, token, "transfer did not start in time"),
             }
         }

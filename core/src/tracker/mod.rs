@@ -62,6 +62,8 @@ pub struct Tracker {
     dirty: VecDeque<NodeIdx>,
     /// Nodes with free upload slots that found nothing to give; the sweep retries them.
     idle_givers: Vec<NodeIdx>,
+    /// Takers benched for wasting an order, to wake when their bench ends.
+    benched: Vec<NodeIdx>,
     /// Nodes with free download slots that found no giver; giver steps look here.
     hungry: BTreeSet<NodeIdx>,
     next_sweep: Option<Time>,
@@ -114,6 +116,7 @@ impl Tracker {
             trust,
             dirty: VecDeque::new(),
             idle_givers: Vec::new(),
+            benched: Vec::new(),
             hungry: BTreeSet::new(),
             next_sweep: None,
             wakes: BTreeSet::new(),
@@ -320,6 +323,7 @@ impl Tracker {
             || self.silent_conns > 0
             || mute
             || (demand && !self.idle_givers.is_empty())
+            || !self.benched.is_empty()
         {
             self.next_sweep = Some(now + self.config.sweep_interval);
         }
@@ -356,6 +360,14 @@ impl Tracker {
             self.close_with(conn, Notice::new(ErrorCode::HelloExpected, why));
         }
         self.sweep_overdue(now);
+        let loads = &self.loads;
+        let (woken, benched): (Vec<NodeIdx>, Vec<NodeIdx>) = std::mem::take(&mut self.benched)
+            .into_iter()
+            .partition(|&i| loads.get(i.0 as usize).is_none_or(|l| l.benched_until <= now));
+        self.benched = benched;
+        for idx in woken {
+            self.mark_dirty(idx);
+        }
         for idx in std::mem::take(&mut self.idle_givers) {
             if let Some(n) = self.node_mut(idx) {
                 n.idle = false;

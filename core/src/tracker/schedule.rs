@@ -53,8 +53,8 @@ impl Tracker {
         while let Some(idx) = self.dirty.pop_front() {
             let Some(node) = self.node_mut(idx) else { continue };
             node.dirty = false;
-            while self.can_take(idx) && self.taker_step(now, idx) {}
-            if self.can_take(idx) && self.has_pending(idx) {
+            while self.can_take(now, idx) && self.taker_step(now, idx) {}
+            if self.can_take(now, idx) && self.has_pending(idx) {
                 self.hungry.insert(idx);
             }
             while self.can_give(idx) && self.giver_step(now, idx) {}
@@ -74,8 +74,10 @@ impl Tracker {
         if load.seed { &self.config.seed_limits } else { &self.config.limits }
     }
 
-    fn can_take(&self, idx: NodeIdx) -> bool {
-        self.loads.get(idx.0 as usize).is_some_and(|l| l.can_take(self.limits_for(l)))
+    fn can_take(&self, now: Time, idx: NodeIdx) -> bool {
+        self.loads
+            .get(idx.0 as usize)
+            .is_some_and(|l| l.benched_until <= now && l.can_take(self.limits_for(l)))
     }
 
     fn can_give(&self, idx: NodeIdx) -> bool {
@@ -317,7 +319,7 @@ impl Tracker {
                 break;
             }
             budget -= 1;
-            if !self.can_take(t) {
+            if !self.can_take(now, t) {
                 stale.push(t);
                 continue;
             }
@@ -356,7 +358,7 @@ impl Tracker {
         self.scratch.nodes = order;
         let Some((_, taker, ci, chunk)) = best else { return false };
         self.order(now, giver, taker, ci, chunk);
-        if !self.can_take(taker) {
+        if !self.can_take(now, taker) {
             self.hungry.remove(&taker);
         }
         true

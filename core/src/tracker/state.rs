@@ -55,11 +55,21 @@ pub(crate) struct Load {
     /// Slots lent ahead of time: its started uploads expected to end within the order lead
     /// time ([`super::TrackerConfig::queue_ahead`]).
     pub(crate) early: u16,
+    /// Downloads it may hold at once after wasting orders (never asking its giver); 0 means
+    /// `max_downloads`. Halved per wasted order, one more per verified copy.
+    pub(crate) down_cap: u16,
+    /// After wasting an order it takes nothing before this: the slot it held goes to others.
+    pub(crate) benched_until: crate::time::Time,
 }
 
 impl Load {
     pub(crate) fn can_take(&self, l: &super::Limits) -> bool {
-        self.alive && self.down < l.max_downloads && self.up + self.down < l.max_transfers
+        self.alive && self.down < self.max_downloads(l) && self.up + self.down < l.max_transfers
+    }
+
+    /// Downloads it may hold at once: the policy's, or less after wasted orders.
+    pub(crate) fn max_downloads(&self, l: &super::Limits) -> u16 {
+        if self.down_cap == 0 { l.max_downloads } else { self.down_cap.min(l.max_downloads) }
     }
 
     pub(crate) fn can_give(&self, l: &super::Limits) -> bool {

@@ -950,3 +950,43 @@ fn uneven_sharing_of_an_uplink_does_not_inflate_its_measured_rate() {
     let even = (0..10).fold(0.0f32, |r, _| super::transfers::smoothed_rate(r, 1000.0));
     assert!((even - 1000.0).abs() < 1e-3, "{even}");
 }
+
+/// A taker that asks for a file and then never asks its giver for the chunk (issue 17's
+/// silent taker): the giver says so (`Completed` with no hash, from the giver), the order is
+/// cancelled at once, the seed's only upload slot goes to an honest taker, and the silent one
+/// may hold half as many downloads; its verified copies earn them back.
+#[test]
+fn a_giver_reclaims_an_order_its_taker_never_started() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.seed_limits.max_uploads = 1;
+    cfg.limits.max_downloads = 8;
+    let mut b = Bench::with(cfg);
+    let (seed, content) = b.seed_with(manifest("a.bin", 4, 1000));
+    let silent = b.peer_requesting(10, content);
+    let os = orders(&b.drain());
+    let (_, to_giver) =
+        os.iter().find(|(c, o)| *c == seed && o.side == Side::Giver).expect("an order").clone();
+    let honest = b.peer_requesting(11, content);
+    assert!(orders(&b.drain()).is_empty(), "the seed's one slot is taken by the silent taker");
+    // A taker cannot report for the giver: its own `Completed` with no hash is its failure.
+    let unstarted = Completed { token: to_giver.token, hash: None, copy_us: 0 };
+    b.tr.handle_message(b.now, seed, Message::Completed(unstarted));
+    let events: Vec<_> = std::iter::from_fn(|| b.tr.poll_event()).collect();
+    assert!(
+        events.iter().any(
+            |e| matches!(e, TrackerEvent::Cancelled { token, stalled: false } if *token == to_giver.token)
+        ),
+        "{events:?}"
+    );
+    let next = orders(&b.drain());
+    assert!(
+        next.iter().any(|(c, o)| *c == honest && o.side == Side::Taker),
+        "the freed slot goes to the honest taker first: {next:?}"
+    );
+    let load = b.tr.loads[b.tr.by_id[&PeerId(10)].0 as usize];
+    assert_eq!(load.down_cap, 4, "half of 8 downloads");
+    assert_eq!(load.benched_until, b.now + Span::from_secs(5));
+    // The trust of the giver is untouched: it did nothing wrong.
+    assert_eq!(b.tr.trust.giver(PeerId(1)).transfers, 0);
+    let _ = silent;
+}

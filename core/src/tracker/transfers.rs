@@ -89,6 +89,10 @@ pub(super) fn smoothed_rate(old: f32, sample: f32) -> f32 {
 /// is as the taker sees it, one latency after the giver's last byte left.
 const LEAD_FACTOR: f64 = 1.5;
 
+/// How long a taker that wasted an order (its giver waited for a `Get` that never came)
+/// takes nothing: about as long as the giver waited (the peers' `order_wait`).
+const WASTED_ORDER_BENCH: Span = Span::from_secs(5);
+
 /// How many cancelled tokens are remembered for late completions.
 const CANCELLED_MEMORY: usize = 4096;
 
@@ -346,6 +350,9 @@ impl Tracker {
         let Some(t) = self.transfers.get(done.token) else {
             return self.on_late_completed(idx, done);
         };
+        if t.giver == idx && done.hash.is_none() {
+            return self.on_not_started(now, done.token);
+        }
         if t.taker != idx {
             return self.warn(conn, ErrorCode::TokenRefused, "completed for a transfer you are not taking");
         }
@@ -368,6 +375,14 @@ impl Tracker {
         // The load entry outlives a departed node, so this holds even if the giver has left.
         let from_origin = self.loads[t.giver.0 as usize].seed;
         if verified {
+            // A taker that wasted orders earns its downloads back one verified copy at a time.
+            let load = &mut self.loads[t.taker.0 as usize];
+            if load.down_cap > 0 {
+                load.down_cap += 1;
+                if load.down_cap >= self.config.limits.max_downloads {
+                    load.down_cap = 0;
+                }
+            }
             if let Some(g) = self.node_mut(t.giver) {
                 g.bytes_up += u64::from(bytes);
             }
@@ -514,6 +529,28 @@ impl Tracker {
     }
 
     /// Cancels a transfer (stalled, or `leaving` is disconnecting).
+    /// The giver says the taker never asked for the chunk (its `Completed` with no hash): the
+    /// order is cancelled at once, both slots freed and the chunk scheduled again, and the
+    /// taker, which wasted a giver's slot, may hold half as many downloads for a while (one
+    /// more per verified copy). The giver is not blamed. A lying giver can cost an honest
+    /// taker download slots, not a copy (docs/protocol.md §4).
+    fn on_not_started(&mut self, now: Time, token: Token) {
+        let Some(t) = self.transfers.get(token) else { return };
+        let taker = t.taker;
+        // Benched first, so the slot this frees goes to another taker.
+        let max = self.config.limits.max_downloads;
+        let load = &mut self.loads[taker.0 as usize];
+        load.down_cap = (load.max_downloads(&self.config.limits) / 2).max(1);
+        if load.down_cap >= max {
+            load.down_cap = 0;
+        }
+        load.benched_until = now + WASTED_ORDER_BENCH;
+        if !self.benched.contains(&taker) {
+            self.benched.push(taker);
+        }
+        self.cancel_transfer(token, false, None);
+    }
+
     pub(super) fn cancel_transfer(&mut self, token: Token, stalled: bool, leaving: Option<NodeIdx>) {
         let Some(t) = self.transfers.remove(token) else { return };
         self.release(&t, token, false);
