@@ -62,8 +62,8 @@ pub struct Tracker {
     dirty: VecDeque<NodeIdx>,
     /// Nodes with free upload slots that found nothing to give; the sweep retries them.
     idle_givers: Vec<NodeIdx>,
-    /// Takers benched for wasting an order, to wake when their bench ends.
-    benched: Vec<NodeIdx>,
+    /// Benched takers (wasted an order, or reported a failure) by when their bench ends.
+    benched: BTreeSet<(Time, NodeIdx)>,
     /// Nodes with free download slots that found no giver; giver steps look here.
     hungry: BTreeSet<NodeIdx>,
     next_sweep: Option<Time>,
@@ -116,7 +116,7 @@ impl Tracker {
             trust,
             dirty: VecDeque::new(),
             idle_givers: Vec::new(),
-            benched: Vec::new(),
+            benched: BTreeSet::new(),
             hungry: BTreeSet::new(),
             next_sweep: None,
             wakes: BTreeSet::new(),
@@ -236,6 +236,15 @@ impl Tracker {
     /// queue-ahead slots. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Time) {
         let mut due = self.fire_wakes(now);
+        // Benched takers whose bench is over may take again.
+        while let Some(&(at, idx)) = self.benched.first() {
+            if at > now {
+                break;
+            }
+            self.benched.pop_first();
+            self.mark_dirty(idx);
+            due = true;
+        }
         if self.next_sweep.is_some_and(|t| t <= now) {
             self.next_sweep = None;
             self.sweep(now);
@@ -265,10 +274,8 @@ impl Tracker {
     /// input.
     pub fn poll_timeout(&self) -> Option<Time> {
         let wake = self.wakes.first().map(|&(t, _)| t);
-        match (self.next_sweep, wake) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let bench = self.benched.first().map(|&(t, _)| t);
+        [self.next_sweep, wake, bench].into_iter().flatten().min()
     }
 
     // ---- helpers shared by the submodules ----
@@ -323,7 +330,6 @@ impl Tracker {
             || self.silent_conns > 0
             || mute
             || (demand && !self.idle_givers.is_empty())
-            || !self.benched.is_empty()
         {
             self.next_sweep = Some(now + self.config.sweep_interval);
         }
@@ -360,14 +366,6 @@ impl Tracker {
             self.close_with(conn, Notice::new(ErrorCode::HelloExpected, why));
         }
         self.sweep_overdue(now);
-        let loads = &self.loads;
-        let (woken, benched): (Vec<NodeIdx>, Vec<NodeIdx>) = std::mem::take(&mut self.benched)
-            .into_iter()
-            .partition(|&i| loads.get(i.0 as usize).is_none_or(|l| l.benched_until <= now));
-        self.benched = benched;
-        for idx in woken {
-            self.mark_dirty(idx);
-        }
         for idx in std::mem::take(&mut self.idle_givers) {
             if let Some(n) = self.node_mut(idx) {
                 n.idle = false;

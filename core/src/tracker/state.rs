@@ -60,6 +60,8 @@ pub(crate) struct Load {
     pub(crate) down_cap: u16,
     /// After wasting an order it takes nothing before this: the slot it held goes to others.
     pub(crate) benched_until: crate::time::Time,
+    /// Its failure reports since its last verified copy (each benches it twice as long).
+    pub(crate) fail_streak: u8,
 }
 
 impl Load {

@@ -93,6 +93,9 @@ const LEAD_FACTOR: f64 = 1.5;
 /// takes nothing: about as long as the giver waited (the peers' `order_wait`).
 const WASTED_ORDER_BENCH: Span = Span::from_secs(5);
 
+/// A taker's first failure report benches it this long; each further one doubles it.
+const FAILURE_BENCH: Span = Span::from_millis(50);
+
 /// How many cancelled tokens are remembered for late completions.
 const CANCELLED_MEMORY: usize = 4096;
 
@@ -368,7 +371,14 @@ impl Tracker {
         if outcome == Outcome::Verified {
             self.measure_upload(now, &t, bytes, Span::from_micros(u64::from(done.copy_us)));
         }
+        // A failure for a chunk the taker no longer wants is its cancellation (it unrequested
+        // the chunk, or its player passed it), not a failed copy.
+        let wanted =
+            self.node(t.taker).and_then(|n| n.content(t.content)).is_some_and(|c| c.want.contains(t.chunk));
         self.release(&t, done.token, outcome == Outcome::Verified);
+        if outcome == Outcome::Failed && wanted {
+            self.bench_failing_taker(now, t.taker);
+        }
         let taker_id = self.node(idx).map(|n| n.id);
         self.trust.record_slots(t.taker_slot, t.giver_slot, outcome);
         let verified = outcome == Outcome::Verified;
@@ -377,6 +387,7 @@ impl Tracker {
         if verified {
             // A taker that wasted orders earns its downloads back one verified copy at a time.
             let load = &mut self.loads[t.taker.0 as usize];
+            load.fail_streak = 0;
             if load.down_cap > 0 {
                 load.down_cap += 1;
                 if load.down_cap >= self.config.limits.max_downloads {
@@ -544,11 +555,31 @@ impl Tracker {
         if load.down_cap >= max {
             load.down_cap = 0;
         }
-        load.benched_until = now + WASTED_ORDER_BENCH;
-        if !self.benched.contains(&taker) {
-            self.benched.push(taker);
-        }
+        self.bench(taker, now + WASTED_ORDER_BENCH);
         self.cancel_transfer(token, false, None);
+    }
+
+    /// A taker reported a copy failed: it takes nothing for a while, twice as long per failure
+    /// since its last verified copy (50 ms, 100 ms, … at most 5 s). An honest taker seldom
+    /// fails twice running; one that reports failure the instant it gets an order made the
+    /// tracker order the same chunks tens of thousands of times a second (issue 17).
+    fn bench_failing_taker(&mut self, now: Time, taker: NodeIdx) {
+        let load = &mut self.loads[taker.0 as usize];
+        let bench = FAILURE_BENCH.as_nanos().saturating_mul(1 << load.fail_streak.min(16));
+        load.fail_streak = load.fail_streak.saturating_add(1);
+        self.bench(taker, now + Span::from_nanos(bench.min(WASTED_ORDER_BENCH.as_nanos())));
+    }
+
+    /// Keeps `taker` from taking anything before `until` (a later bench wins), and wakes it
+    /// then.
+    fn bench(&mut self, taker: NodeIdx, until: Time) {
+        let load = &mut self.loads[taker.0 as usize];
+        if until <= load.benched_until {
+            return;
+        }
+        let old = std::mem::replace(&mut load.benched_until, until);
+        self.benched.remove(&(old, taker));
+        self.benched.insert((until, taker));
     }
 
     pub(super) fn cancel_transfer(&mut self, token: Token, stalled: bool, leaving: Option<NodeIdx>) {
