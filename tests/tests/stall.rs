@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use pdtp_core::tracker::{Limits, TrackerConfig};
 use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
-use pdtp_core::wire::{AskInfo, Hello, Interest, PROTOCOL_VERSION, PeerRequest, Role};
+use pdtp_core::wire::{AskInfo, Completed, Hello, Interest, PROTOCOL_VERSION, PeerRequest, Role};
 use pdtp_core::{ContentId, Message, PeerId};
 use pdtp_net_mio::driver::{RateLimits, Status, Swarm};
 use pdtp_tests::{KEY, run_polling, write_random_file};
@@ -142,11 +142,13 @@ fn a_giver_that_accepts_and_sends_nothing_is_abandoned_and_its_chunks_come_from_
 }
 
 /// A peer that asks the tracker for every chunk of a file and then never asks a giver for
-/// anything: it holds whatever orders it gets and moves nothing.
+/// anything: it holds whatever orders it gets and moves nothing, or (`fails`) reports each
+/// one failed the moment it arrives.
 struct SilentTaker {
     tracker: TcpStream,
     tracker_in: Decoder,
     orders: usize,
+    fails: bool,
 }
 
 impl SilentTaker {
@@ -157,7 +159,7 @@ impl SilentTaker {
         send(&mut tracker, &Message::Hello(hello));
         send(&mut tracker, &Message::AskInfo(AskInfo { path: path.to_owned() }));
         tracker.set_nonblocking(true).unwrap();
-        Self { tracker, tracker_in: Decoder::new(CodecLimits::DEFAULT), orders: 0 }
+        Self { tracker, tracker_in: Decoder::new(CodecLimits::DEFAULT), orders: 0, fails: false }
     }
 
     /// Answers the manifest with a `Request` for everything; counts orders, follows none.
@@ -165,7 +167,13 @@ impl SilentTaker {
         for msg in read_frames(&mut self.tracker, &mut self.tracker_in) {
             match msg {
                 Message::TellInfo(t) => send(&mut self.tracker, &Message::Request(Interest::all(t.content))),
-                Message::Transfer(_) => self.orders += 1,
+                Message::Transfer(o) => {
+                    self.orders += 1;
+                    if self.fails {
+                        let failed = Completed { token: o.token, hash: None, copy_us: 0 };
+                        send(&mut self.tracker, &Message::Completed(failed));
+                    }
+                }
                 _ => {}
             }
         }
@@ -203,4 +211,39 @@ fn a_taker_that_never_asks_does_not_hold_the_seeds_slot() {
     assert!(finished, "the honest download did not finish; the silent taker got {} orders", silent.orders);
     assert_eq!(swarm.rt.status(peer), Some(Status::Done));
     assert!(std::fs::read(&out).unwrap() == source, "the output differs from the source");
+}
+
+/// Issue 17's failure storm on real sockets: a taker that reports every order failed the
+/// instant it arrives. Over five seconds it gets a handful of orders (it is benched twice as
+/// long per failure), not the tens of thousands a second the tracker used to hand out, and
+/// an honest download beside it completes.
+#[test]
+fn a_taker_reporting_instant_failures_does_not_storm_the_tracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "f.bin", 8 * 16 * 1024 + 9, 23);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let mut liar = SilentTaker::join(&mut swarm, "f.bin");
+    liar.fails = true;
+    let out = dir.path().join("out.bin");
+    let peer = swarm.add_peer("f.bin", &out, false).unwrap();
+    let finished = swarm
+        .rt
+        .run_until(LIMIT, |rt| {
+            liar.pump();
+            rt.status(peer) != Some(Status::Running)
+        })
+        .unwrap();
+    assert!(finished, "the honest download did not finish beside the liar");
+    // Five seconds of the liar's company, whatever the honest peer's pace.
+    run_polling(&mut swarm.rt, Duration::from_secs(5), || {
+        liar.pump();
+        false
+    });
+    assert_eq!(swarm.rt.status(peer), Some(Status::Done));
+    assert!(std::fs::read(&out).unwrap() == source, "the output differs from the source");
+    assert!(liar.orders > 0, "the liar was never ordered anything: the test proved nothing");
+    // 50 ms, 100 ms, ... 3.2 s of bench: at most about a dozen orders in these seconds.
+    assert!(liar.orders <= 40, "{} orders to a taker that fails each at once", liar.orders);
 }
