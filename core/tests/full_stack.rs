@@ -7,6 +7,7 @@ mod harness;
 
 use harness::{Options, PeerSpec, Swarm};
 use pdtp_core::Span;
+use pdtp_core::node::NodeEvent;
 use pdtp_core::peer::PeerEvent;
 
 const SIZE: usize = 50_001;
@@ -55,7 +56,7 @@ fn swarm_with_real_tracker() {
         .peers
         .iter()
         .flat_map(|p| &p.events)
-        .filter(|e| matches!(e, PeerEvent::TransferFailed { .. } | PeerEvent::Problem(_)))
+        .filter(|e| matches!(e, PeerEvent::Node(NodeEvent::TransferFailed { .. } | NodeEvent::Problem(_))))
         .collect();
     assert!(problems.is_empty(), "{problems:?}");
     // 51 chunks, at most 5 downloads per peer, each transfer about four 1-50 ms hops.

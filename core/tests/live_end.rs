@@ -5,6 +5,7 @@ mod support;
 
 use bytes::Bytes;
 use pdtp_core::auth::append_proof;
+use pdtp_core::node::NodeEvent;
 use pdtp_core::peer::PeerEvent;
 use pdtp_core::wire::{Method, TellInfo};
 use pdtp_core::{ContentId, Digest, Message, Payload};
@@ -115,6 +116,6 @@ fn a_misplaced_end_mark_is_a_problem_not_an_end() {
     };
     net.tell(1, Message::AppendChunks(Box::new(bad)));
     let events = net.peer_events(1);
-    assert!(events.iter().any(|e| matches!(e, PeerEvent::Problem(_))), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, PeerEvent::Node(NodeEvent::Problem(_)))), "{events:?}");
     assert!(!events.iter().any(|e| matches!(e, PeerEvent::DownloadComplete { .. })));
 }

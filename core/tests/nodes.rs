@@ -7,6 +7,7 @@ mod support;
 use bytes::Bytes;
 use pdtp_core::auth::{append_proof, publish_proof};
 use pdtp_core::memstore::MemStore;
+use pdtp_core::node::NodeEvent;
 use pdtp_core::peer::PeerEvent;
 use pdtp_core::seed::SeedEvent;
 use pdtp_core::wire::{
@@ -141,7 +142,9 @@ fn peer_serves_another_peer_and_already_held_orders_complete_at_once() {
         vec![Completed { token: Token(20), hash: Some(m.hashes[1]), copy_us: 0 }]
     );
     assert!(
-        net.peer_events(1).iter().any(|e| matches!(e, PeerEvent::Uploaded { chunk: 1, to: PeerId(2), .. }))
+        net.peer_events(1)
+            .iter()
+            .any(|e| matches!(e, PeerEvent::Node(NodeEvent::Uploaded { chunk: 1, to: PeerId(2), .. })))
     );
     // An order for a chunk peer 2 already holds: Completed with the manifest hash, no data.
     let before = net.log[2].len();
@@ -306,12 +309,12 @@ fn corrupt_data_is_never_delivered_and_the_chunk_stays_wanted() {
     assert!(!net.peer(2).store().contains(C, 0), "rejected bytes are not stored");
     // The tracker's verdict makes the giver re-check its copy: intact, so it keeps it.
     net.tell(1, Message::Verdict(Verdict { token: Token(4), accepted: false }));
-    assert!(net.peer_events(1).contains(&PeerEvent::VerdictRejected {
+    assert!(net.peer_events(1).contains(&PeerEvent::Node(NodeEvent::VerdictRejected {
         content: C,
         chunk: 0,
         to: PeerId(2),
         dropped: false
-    }));
+    })));
     // Rescheduled from the seed: verified and delivered.
     net.order(5, C, 0, 0, 2, Method::Get);
     net.order(6, C, 1, 0, 2, Method::Get);
@@ -331,12 +334,12 @@ fn a_giver_whose_copy_is_corrupt_drops_it_on_a_rejecting_verdict() {
     assert!(net.peer_events(2).contains(&PeerEvent::ChunkRejected { content: C, chunk: 1, from: PeerId(1) }));
     net.peer_events(1);
     net.tell(1, Message::Verdict(Verdict { token: Token(2), accepted: false }));
-    assert!(net.peer_events(1).contains(&PeerEvent::VerdictRejected {
+    assert!(net.peer_events(1).contains(&PeerEvent::Node(NodeEvent::VerdictRejected {
         content: C,
         chunk: 1,
         to: PeerId(2),
         dropped: true
-    }));
+    })));
     assert_eq!(net.peer(1).progress(C), Some((0, 2)));
     assert!(net.take_inbox(1).iter().any(|m| matches!(m, Message::Unprovide(_))));
 }
@@ -356,7 +359,9 @@ fn stalled_transfers_complete_with_no_hash_only_when_due() {
     net.advance(due);
     assert_eq!(completed(&net.take_inbox(1)), vec![Completed { token: Token(1), hash: None, copy_us: 0 }]);
     assert!(
-        net.peer_events(1).iter().any(|e| matches!(e, PeerEvent::TransferFailed { token: Token(1), .. }))
+        net.peer_events(1)
+            .iter()
+            .any(|e| matches!(e, PeerEvent::Node(NodeEvent::TransferFailed { token: Token(1), .. })))
     );
     net.advance(due);
     assert!(net.take_inbox(1).is_empty(), "an extra timeout does nothing");
@@ -596,11 +601,10 @@ fn tracker_problems_are_reported() {
     bad.hashes.pop();
     net.tell(1, Message::TellInfo(Box::new(TellInfo { content: ContentId(9), manifest: bad })));
     assert!(net.take_inbox(1).is_empty());
-    assert!(
-        net.peer_events(1)
-            .iter()
-            .any(|e| matches!(e, PeerEvent::Problem(Notice { code: ErrorCode::Malformed, .. })))
-    );
+    assert!(net.peer_events(1).iter().any(|e| matches!(
+        e,
+        PeerEvent::Node(NodeEvent::Problem(Notice { code: ErrorCode::Malformed, .. }))
+    )));
     // Tracker Error: TrackerLost and the link closes.
     net.tell(1, Message::Error(Notice::new(ErrorCode::GoingAway, "bye")));
     assert!(net.peer_events(1).contains(&PeerEvent::TrackerLost));
@@ -931,7 +935,7 @@ fn a_viewer_follows_the_trackers_window_start() {
             proof: Digest::ZERO,
         })),
     );
-    assert!(net.peer_events(1).iter().any(|e| matches!(e, PeerEvent::Problem(_))));
+    assert!(net.peer_events(1).iter().any(|e| matches!(e, PeerEvent::Node(NodeEvent::Problem(_)))));
     assert_eq!(net.peer(1).progress(C), Some((0, 20)));
 }
 
@@ -957,7 +961,9 @@ fn a_peer_with_a_full_connection_table_refuses_links_and_fails_an_order_that_nee
     assert_eq!(out, vec![Transmit::Send { conn: TRACKER, msg: Message::Completed(failed) }]);
     let events: Vec<_> = std::iter::from_fn(|| p.poll_event()).collect();
     assert!(
-        events.iter().any(|e| matches!(e, PeerEvent::TransferFailed { token: Token(5), .. })),
+        events
+            .iter()
+            .any(|e| matches!(e, PeerEvent::Node(NodeEvent::TransferFailed { token: Token(5), .. }))),
         "{events:?}"
     );
 }

@@ -7,6 +7,8 @@
 //! gets its chunks from a camera, not from the protocol.
 
 use pdtp_core::memstore::VirtualStore;
+// Core's events shared by peers and seeds; `NodeEvent` in this file is the simulator's own.
+use pdtp_core::node::NodeEvent as EngineEvent;
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
 use pdtp_core::tracker::{Tracker, TrackerConfig};
@@ -255,7 +257,9 @@ impl SimNode for SeedNode {
         while let Some(e) = seed.poll_event() {
             match e {
                 SeedEvent::Published { content, .. } => self.content = Some(content),
-                SeedEvent::TransferFailed { .. } => return Some(NodeEvent::TransferFailed),
+                SeedEvent::Node(EngineEvent::TransferFailed { .. }) => {
+                    return Some(NodeEvent::TransferFailed);
+                }
                 _ => {}
             }
         }
@@ -367,7 +371,7 @@ impl SimNode for PeerNode {
             let ev = match e {
                 PeerEvent::ChunkVerified { chunk, .. } => NodeEvent::ChunkVerified { chunk },
                 PeerEvent::ChunkRejected { chunk, .. } => NodeEvent::ChunkRejected { chunk },
-                PeerEvent::TransferFailed { .. } => NodeEvent::TransferFailed,
+                PeerEvent::Node(EngineEvent::TransferFailed { .. }) => NodeEvent::TransferFailed,
                 PeerEvent::DownloadComplete { .. } if !self.live => {
                     self.completed = true;
                     NodeEvent::Completed

@@ -49,8 +49,13 @@ pub struct NodeStats {
     pub transfers_failed: u64,
 }
 
-/// Something the engine reports, translated into each role's own event type.
+/// What peers and seeds both report, from the engine they share.
+///
+/// Declared once here and carried whole by [`PeerEvent::Node`](crate::peer::PeerEvent::Node)
+/// and [`SeedEvent::Node`](crate::seed::SeedEvent::Node), so a driver can handle the giver's
+/// events and problems of either role with one match.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NodeEvent {
     /// We served a chunk to a taker.
     Uploaded {

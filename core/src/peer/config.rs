@@ -1,10 +1,9 @@
 //! The peer's configuration and the events it reports.
 
-use crate::ids::{ChunkIndex, ContentId, Endpoint, PeerId, Token};
+use crate::ids::{ChunkIndex, ContentId, Endpoint, PeerId};
 use crate::node::NodeEvent;
 use crate::payload::Payload;
 use crate::time::Span;
-use crate::wire::Notice;
 
 /// How a peer behaves; [`PeerConfig::new`] fills in the defaults.
 #[derive(Clone, Debug)]
@@ -112,52 +111,15 @@ pub enum PeerEvent {
         /// Which content.
         content: ContentId,
     },
-    /// We served a chunk.
-    Uploaded {
-        /// Which content.
-        content: ContentId,
-        /// Which chunk.
-        chunk: ChunkIndex,
-        /// The taker.
-        to: PeerId,
-        /// Bytes sent.
-        bytes: u32,
-    },
-    /// The tracker said a taker rejected a chunk we served.
-    VerdictRejected {
-        /// Which content.
-        content: ContentId,
-        /// Which chunk.
-        chunk: ChunkIndex,
-        /// The taker.
-        to: PeerId,
-        /// Whether our copy was corrupt and has been dropped.
-        dropped: bool,
-    },
-    /// A transfer failed (refused, link lost, watchdog).
-    TransferFailed {
-        /// The transfer.
-        token: Token,
-        /// Why.
-        reason: String,
-    },
     /// The tracker link is gone; nothing more will be scheduled.
     TrackerLost,
-    /// A warning or error received or sent.
-    Problem(Notice),
+    /// An event of the engine peers share with seeds: a chunk served, a rejecting verdict on
+    /// one, a failed transfer, a problem.
+    Node(NodeEvent),
 }
 
 impl From<NodeEvent> for PeerEvent {
     fn from(e: NodeEvent) -> Self {
-        match e {
-            NodeEvent::Uploaded { content, chunk, to, bytes } => {
-                PeerEvent::Uploaded { content, chunk, to, bytes }
-            }
-            NodeEvent::VerdictRejected { content, chunk, to, dropped } => {
-                PeerEvent::VerdictRejected { content, chunk, to, dropped }
-            }
-            NodeEvent::TransferFailed { token, reason } => PeerEvent::TransferFailed { token, reason },
-            NodeEvent::Problem(n) => PeerEvent::Problem(n),
-        }
+        PeerEvent::Node(e)
     }
 }

@@ -1,6 +1,7 @@
 //! In-order delivery: verified chunks become `Deliver` events in byte order, one per poll.
 
 use crate::chunks::ByteRange;
+use crate::node::NodeEvent;
 use crate::store::ChunkStore;
 use crate::wire::{ErrorCode, Interest, Message, Notice};
 
@@ -55,9 +56,9 @@ impl<S: ChunkStore> Peer<S> {
             self.node.unprovide(now, content, chunk, chunk + 1);
             self.node.send_tracker(now, Message::Request(Interest::range(content, range)));
         }
-        PeerEvent::Problem(Notice::new(
+        PeerEvent::Node(NodeEvent::Problem(Notice::new(
             ErrorCode::ChunkUnavailable,
             format!("store lost chunk {chunk}: {why}"),
-        ))
+        )))
     }
 }

@@ -6,7 +6,7 @@ use std::ops::Bound::{Excluded, Unbounded};
 use crate::bitset::BitSet;
 use crate::chunks::ByteRange;
 use crate::ids::{ChunkIndex, ContentId};
-use crate::node::Content;
+use crate::node::{Content, NodeEvent};
 use crate::store::ChunkStore;
 use crate::time::{Span, Time};
 use crate::wire::{AppendChunks, ErrorCode, Interest, Message, Notice, TellInfo};
@@ -56,17 +56,19 @@ impl<S: ChunkStore> Peer<S> {
                 ErrorCode::Unexpected,
                 format!("manifest for {} was not asked for", t.manifest.path),
             );
-            return self.push(PeerEvent::Problem(n));
+            return self.node.emit(NodeEvent::Problem(n));
         };
         let path = self.asked.remove(i);
         if self.downloads.contains_key(&t.content) {
             return;
         }
         if let Err(e) = t.manifest.check() {
-            return self.push(PeerEvent::Problem(Notice::new(ErrorCode::Malformed, format!("{path}: {e}"))));
+            let n = Notice::new(ErrorCode::Malformed, format!("{path}: {e}"));
+            return self.node.emit(NodeEvent::Problem(n));
         }
         if let Err(e) = self.node.store.open(t.content, &t.manifest) {
-            return self.push(PeerEvent::Problem(Notice::new(ErrorCode::Unexpected, format!("{path}: {e}"))));
+            let n = Notice::new(ErrorCode::Unexpected, format!("{path}: {e}"));
+            return self.node.emit(NodeEvent::Problem(n));
         }
         let content = t.content;
         let n = t.manifest.num_chunks();
@@ -99,7 +101,7 @@ impl<S: ChunkStore> Peer<S> {
         let live = self.downloads.get(&a.content).is_some_and(|d| d.live);
         let Some(c) = self.node.contents.get_mut(&a.content).filter(|_| live) else {
             let n = Notice::new(ErrorCode::UnknownContent, format!("append for content {}", a.content.0));
-            return self.push(PeerEvent::Problem(n));
+            return self.node.emit(NodeEvent::Problem(n));
         };
         let mut g = c.manifest.geometry;
         let first = c.manifest.num_chunks();
@@ -108,7 +110,7 @@ impl<S: ChunkStore> Peer<S> {
             if a.first != first || a.new_size != g.size {
                 let n =
                     Notice::new(ErrorCode::Unexpected, format!("end mark at chunk {} does not fit", a.first));
-                return self.push(PeerEvent::Problem(n));
+                return self.node.emit(NodeEvent::Problem(n));
             }
             if let Some(d) = self.downloads.get_mut(&a.content) {
                 d.ended = true;
@@ -117,7 +119,7 @@ impl<S: ChunkStore> Peer<S> {
         }
         if self.downloads.get(&a.content).is_some_and(|d| d.ended) {
             let n = Notice::new(ErrorCode::Unexpected, format!("append at chunk {} after the end", a.first));
-            return self.push(PeerEvent::Problem(n));
+            return self.node.emit(NodeEvent::Problem(n));
         }
         g.size = a.new_size;
         let added = u32::try_from(a.hashes.len()).unwrap_or(u32::MAX);
@@ -125,7 +127,7 @@ impl<S: ChunkStore> Peer<S> {
         let whole = c.manifest.geometry.size % u64::from(g.chunk_size) == 0;
         if a.first != first || !whole || g.num_chunks() != first.saturating_add(added) {
             let n = Notice::new(ErrorCode::Unexpected, format!("append at chunk {} does not fit", a.first));
-            return self.push(PeerEvent::Problem(n));
+            return self.node.emit(NodeEvent::Problem(n));
         }
         c.manifest.geometry = g;
         c.manifest.hashes.extend(a.hashes);
@@ -224,7 +226,7 @@ impl<S: ChunkStore> Peer<S> {
         }
         for i in discard {
             if let Err(e) = self.node.store.discard(content, i) {
-                self.push(PeerEvent::Problem(Notice::new(ErrorCode::Unexpected, e.to_string())));
+                self.node.emit(NodeEvent::Problem(Notice::new(ErrorCode::Unexpected, e.to_string())));
             }
         }
         let bytes = ByteRange::new(g.chunk_bytes(lo).start, g.chunk_bytes(cut - 1).end);

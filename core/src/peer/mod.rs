@@ -57,7 +57,7 @@ pub use config::{PeerConfig, PeerEvent};
 use std::collections::BTreeMap;
 
 use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId};
-use crate::node::{Node, NodeConfig, NodeStats, Up};
+use crate::node::{Node, NodeConfig, NodeEvent, NodeStats, Up};
 use crate::output::Transmit;
 use crate::payload::Payload;
 use crate::store::ChunkStore;
@@ -276,7 +276,7 @@ impl<S: ChunkStore> Peer<S> {
             Up::Tracker(msg) => self.tracker_message(now, msg),
             Up::TrackerLost(notice) => {
                 if let Some(n) = notice {
-                    self.push(PeerEvent::Problem(n));
+                    self.node.emit(NodeEvent::Problem(n));
                 }
                 self.push(PeerEvent::TrackerLost);
             }
@@ -288,11 +288,11 @@ impl<S: ChunkStore> Peer<S> {
             Message::TellInfo(t) => self.on_tell_info(now, *t),
             Message::AppendChunks(a) => self.on_append(now, *a),
             Message::Warning(n) if n.code == ErrorCode::UnknownUrl => self.on_unknown_url(n),
-            Message::Warning(n) => self.push(PeerEvent::Problem(n)),
+            Message::Warning(n) => self.node.emit(NodeEvent::Problem(n)),
             other => {
                 let n =
                     Notice::new(ErrorCode::Unexpected, format!("tracker sent {} to a peer", other.kind()));
-                self.push(PeerEvent::Problem(n));
+                self.node.emit(NodeEvent::Problem(n));
             }
         }
     }
@@ -310,7 +310,7 @@ impl<S: ChunkStore> Peer<S> {
                 let path = self.asked.remove(i);
                 self.push(PeerEvent::UnknownUrl { path });
             }
-            None => self.push(PeerEvent::Problem(n)),
+            None => self.node.emit(NodeEvent::Problem(n)),
         }
     }
 }

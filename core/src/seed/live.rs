@@ -5,11 +5,12 @@ use crate::auth::append_proof;
 use crate::chunks::Geometry;
 use crate::ids::{ChunkIndex, ContentId};
 use crate::manifest::{Digest, LiveInfo, Manifest};
+use crate::node::NodeEvent;
 use crate::store::ChunkStore;
 use crate::time::Time;
 use crate::wire::{AppendChunks, ErrorCode, Message, Notice};
 
-use super::{Seed, SeedEvent};
+use super::Seed;
 
 impl<S: ChunkStore> Seed<S> {
     /// Publishes a live stream at `path` with no chunks yet.
@@ -36,7 +37,7 @@ impl<S: ChunkStore> Seed<S> {
             Ok(()) => {}
             Err(why) => {
                 let n = Notice::new(ErrorCode::Unexpected, format!("{path}: {why}"));
-                self.node.events.push_back(SeedEvent::Problem(n));
+                self.node.emit(NodeEvent::Problem(n));
             }
         }
     }
@@ -62,7 +63,7 @@ impl<S: ChunkStore> Seed<S> {
         })();
         if let Err(why) = sent {
             let n = Notice::new(ErrorCode::Unexpected, format!("{path}: {why}"));
-            self.node.events.push_back(SeedEvent::Problem(n));
+            self.node.emit(NodeEvent::Problem(n));
         }
     }
 
@@ -106,9 +107,7 @@ impl<S: ChunkStore> Seed<S> {
         }
         for i in old_start..window_start {
             if let Err(e) = self.node.store.discard(content, i) {
-                self.node
-                    .events
-                    .push_back(SeedEvent::Problem(Notice::new(ErrorCode::Unexpected, e.to_string())));
+                self.node.emit(NodeEvent::Problem(Notice::new(ErrorCode::Unexpected, e.to_string())));
             }
         }
         let hashes = vec![digest];

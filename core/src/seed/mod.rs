@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use crate::auth::publish_proof;
 use crate::bitset::BitSet;
-use crate::ids::{ChunkIndex, ConnId, ContentId, Endpoint, PeerId, Token};
+use crate::ids::{ConnId, ContentId, Endpoint, PeerId};
 use crate::manifest::Manifest;
 use crate::node::{Content, Node, NodeConfig, NodeEvent, NodeStats, Up};
 use crate::output::Transmit;
@@ -86,53 +86,16 @@ pub enum SeedEvent {
     },
     /// The tracker refused us (bad key or manifest); the connection is closed.
     Refused(Notice),
-    /// We served a chunk.
-    Uploaded {
-        /// Which content.
-        content: ContentId,
-        /// Which chunk.
-        chunk: ChunkIndex,
-        /// The taker.
-        to: PeerId,
-        /// Bytes sent.
-        bytes: u32,
-    },
-    /// The tracker said a taker rejected a chunk we served.
-    VerdictRejected {
-        /// Which content.
-        content: ContentId,
-        /// Which chunk.
-        chunk: ChunkIndex,
-        /// The taker.
-        to: PeerId,
-        /// Whether our copy was corrupt and has been dropped.
-        dropped: bool,
-    },
-    /// A transfer failed (refused, link lost, watchdog).
-    TransferFailed {
-        /// The transfer.
-        token: Token,
-        /// Why.
-        reason: String,
-    },
     /// The tracker link is gone.
     TrackerLost,
-    /// A warning or error received or sent.
-    Problem(Notice),
+    /// An event of the engine seeds share with peers: a chunk served, a rejecting verdict on
+    /// one, a failed transfer, a problem.
+    Node(NodeEvent),
 }
 
 impl From<NodeEvent> for SeedEvent {
     fn from(e: NodeEvent) -> Self {
-        match e {
-            NodeEvent::Uploaded { content, chunk, to, bytes } => {
-                SeedEvent::Uploaded { content, chunk, to, bytes }
-            }
-            NodeEvent::VerdictRejected { content, chunk, to, dropped } => {
-                SeedEvent::VerdictRejected { content, chunk, to, dropped }
-            }
-            NodeEvent::TransferFailed { token, reason } => SeedEvent::TransferFailed { token, reason },
-            NodeEvent::Problem(n) => SeedEvent::Problem(n),
-        }
+        SeedEvent::Node(e)
     }
 }
 
@@ -224,7 +187,7 @@ impl<S: ChunkStore> Seed<S> {
     pub fn publish(&mut self, now: Time, manifest: Manifest) {
         if let Err(e) = manifest.check() {
             let n = Notice::new(ErrorCode::Malformed, format!("{}: {e}", manifest.path));
-            return self.node.events.push_back(SeedEvent::Problem(n));
+            return self.node.emit(NodeEvent::Problem(n));
         }
         if self.node.welcomed() {
             self.send_publish(now, manifest);
@@ -298,18 +261,18 @@ impl<S: ChunkStore> Seed<S> {
                 }
             }
             Up::Tracker(Message::Published(p)) => self.on_published(p),
-            Up::Tracker(Message::Warning(n)) => self.node.events.push_back(SeedEvent::Problem(n)),
+            Up::Tracker(Message::Warning(n)) => self.node.emit(NodeEvent::Problem(n)),
             Up::Tracker(other) => {
                 let n =
                     Notice::new(ErrorCode::Unexpected, format!("tracker sent {} to a seed", other.kind()));
-                self.node.events.push_back(SeedEvent::Problem(n));
+                self.node.emit(NodeEvent::Problem(n));
             }
             Up::TrackerLost(notice) => {
                 match notice {
                     Some(n) if matches!(n.code, ErrorCode::Unauthorized | ErrorCode::Malformed) => {
                         self.node.events.push_back(SeedEvent::Refused(n));
                     }
-                    Some(n) => self.node.events.push_back(SeedEvent::Problem(n)),
+                    Some(n) => self.node.emit(NodeEvent::Problem(n)),
                     None => {}
                 }
                 self.node.events.push_back(SeedEvent::TrackerLost);
@@ -320,12 +283,12 @@ impl<S: ChunkStore> Seed<S> {
     fn on_published(&mut self, p: Published) {
         let Some(i) = self.sent.iter().position(|m| m.path == p.path) else {
             let n = Notice::new(ErrorCode::Unexpected, format!("published {} was not asked for", p.path));
-            return self.node.events.push_back(SeedEvent::Problem(n));
+            return self.node.emit(NodeEvent::Problem(n));
         };
         let manifest = self.sent.remove(i);
         if let Err(e) = self.node.store.open(p.content, &manifest) {
             let n = Notice::new(ErrorCode::Unexpected, format!("{}: {e}", p.path));
-            return self.node.events.push_back(SeedEvent::Problem(n));
+            return self.node.emit(NodeEvent::Problem(n));
         }
         let have = BitSet::full(manifest.num_chunks());
         self.node.contents.insert(p.content, Content { manifest, have });

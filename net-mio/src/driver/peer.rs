@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::{Registry, Token};
+use pdtp_core::node::NodeEvent;
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::wire::{ErrorCode, Notice};
@@ -284,7 +285,7 @@ impl PeerNode {
                     self.fail(format!("lost the connection to the tracker at {}", self.tracker));
                 }
             }
-            PeerEvent::Problem(n) => {
+            PeerEvent::Node(NodeEvent::Problem(n)) => {
                 tracing::debug!(code = ?n.code, detail = %n.detail, "problem");
                 // Our own storage failed (output not writable, disk full): stop, leaving what
                 // was written intact, instead of fetching the same chunks forever.
@@ -292,7 +293,7 @@ impl PeerNode {
                     self.fail(n.detail);
                 }
             }
-            PeerEvent::TransferFailed { token, reason } => {
+            PeerEvent::Node(NodeEvent::TransferFailed { token, reason }) => {
                 tracing::debug!(?token, %reason, "transfer failed");
             }
             _ => {}

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use mio::event::Event;
 use mio::unix::pipe::Receiver;
 use mio::{Interest, Registry, Token};
+use pdtp_core::node::NodeEvent;
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::wire::{Data, Notice};
@@ -226,10 +227,14 @@ impl SeedNode {
                 };
                 self.failure.get_or_insert(why);
             }
-            SeedEvent::Problem(n) => tracing::debug!(code = ?n.code, detail = %n.detail, "problem"),
-            SeedEvent::VerdictRejected { chunk, to, .. } => {
+            SeedEvent::Node(NodeEvent::Problem(n)) => {
+                tracing::debug!(code = ?n.code, detail = %n.detail, "problem")
+            }
+            SeedEvent::Node(NodeEvent::VerdictRejected { chunk, to, .. }) => {
                 tracing::warn!(chunk, %to, "a taker rejected a chunk we served")
             }
+            // Unwrapped, so the trace reads as it did before the shared events moved to `Node`.
+            SeedEvent::Node(other) => tracing::trace!(?other, "seed event"),
             other => tracing::trace!(?other, "seed event"),
         }
     }
