@@ -393,23 +393,16 @@ pub fn table(c: &Compare, real: &RealReport) -> String {
     for (name, a, b, r) in rows {
         let _ = writeln!(s, "{name:<18} {:>9} {:>9} {:>9}", num(a, 2), num(b, 2), num(r, 3));
     }
-    let _ = writeln!(
-        s,
-        "{:<18} {:>9} {:>9} {:>9}",
-        "origin copies",
-        num(c.sim.origin_copies, 3),
-        num(c.real.origin_copies, 3),
-        c.diff.origin_copies.map_or("-".to_owned(), |d| format!("{d:+.3}"))
-    );
+    // Figures compared by their difference (real − sim) rather than their ratio.
+    let diff_row =
+        |s: &mut String, name: &str, sim: Option<f64>, real: Option<f64>, diff: Option<f64>, d: usize| {
+            let diff = diff.map_or("-".to_owned(), |x| format!("{x:+.d$}"));
+            let _ = writeln!(s, "{name:<18} {:>9} {:>9} {diff:>9}", num(sim, d), num(real, d));
+        };
+    diff_row(&mut s, "origin copies", c.sim.origin_copies, c.real.origin_copies, c.diff.origin_copies, 3);
     if c.sim.continuity_index.is_some() || c.real.continuity_index.is_some() {
-        let _ = writeln!(
-            s,
-            "{:<18} {:>9} {:>9} {:>9}",
-            "continuity",
-            num(c.sim.continuity_index, 4),
-            num(c.real.continuity_index, 4),
-            c.diff.continuity_index.map_or("-".to_owned(), |d| format!("{d:+.4}"))
-        );
+        let (sim, real, diff) = (c.sim.continuity_index, c.real.continuity_index, c.diff.continuity_index);
+        diff_row(&mut s, "continuity", sim, real, diff, 4);
         let live = [
             ("startup p50 s", c.sim.startup_s.p50, c.real.startup_s.p50, c.ratio.startup_s.p50),
             ("startup p99 s", c.sim.startup_s.p99, c.real.startup_s.p99, c.ratio.startup_s.p99),
