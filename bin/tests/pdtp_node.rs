@@ -253,8 +253,15 @@ fn get_names_an_unknown_file_and_an_unwritable_output() {
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 4096).unwrap();
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
     let url = format!("pdtp://127.0.0.1:{}/b.bin", swarm.tracker_addr.port());
-    let (code, err) = get_until_exit(&mut swarm, &url, "b.bin", dir.path());
+    let now = ["get", url.as_str(), "-o", "b.bin", "--listen", "0", "--seed-for", "0s", "--wait", "0s"];
+    let (code, err) = get_args_until_exit(&mut swarm, &now, dir.path());
     assert_one_line(code, &err, "has no file 'b.bin'");
+    // Waiting for it: it is asked for again, then named with how long it was waited for.
+    let started = std::time::Instant::now();
+    let wait = ["get", url.as_str(), "-o", "b.bin", "--listen", "0", "--seed-for", "0s", "--wait", "2s"];
+    let (code, err) = get_args_until_exit(&mut swarm, &wait, dir.path());
+    assert_one_line(code, &err, "has no file 'b.bin' (asked for 2s; --wait to change)");
+    assert!(started.elapsed() >= Duration::from_secs(2), "gave up before its wait");
 
     // An output that cannot be created, and a full disk (/dev/full): one line each.
     let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
@@ -435,4 +442,42 @@ fn get_in_the_seeds_directory_never_touches_the_source_and_a_partial_file_is_mar
     let (code, err) = get_until_exit(&mut swarm, &url, other.to_str().unwrap(), dir.path());
     assert_eq!(code, 0, "{err}");
     assert!(std::fs::read(&other).unwrap() == source);
+}
+
+/// A `get` started before its content is published (a viewer early for a live stream, here a
+/// file a second seed publishes later) asks again every second and downloads it once it
+/// appears, instead of exiting with "has no file".
+#[test]
+fn a_get_started_before_its_content_is_published_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    let url = format!("pdtp://127.0.0.1:{}/late.bin", swarm.tracker_addr.port());
+    let out = dir.path().join("late.bin");
+    let mut child = Command::new(BIN)
+        .args([
+            "get",
+            &url,
+            "-o",
+            out.to_str().unwrap(),
+            "--listen",
+            "0",
+            "--seed-for",
+            "0s",
+            "--wait",
+            "30s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two seconds without it: the get keeps asking.
+    run_polling(&mut swarm.rt, Duration::from_secs(2), || false);
+    assert!(child.try_wait().unwrap().is_none(), "the get gave up instead of waiting");
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "late.bin", 300_000, 24);
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let status = wait_polling(&mut swarm, &mut child).expect("the get finished");
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(std::fs::read(&out).unwrap() == source, "the copy differs");
 }

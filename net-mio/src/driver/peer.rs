@@ -64,6 +64,9 @@ pub struct PeerOptions {
     /// Keep each in-order delivery's byte offset and time ([`PeerNode::deliveries`]), for
     /// `get --report` on a live stream.
     pub record_deliveries: bool,
+    /// When the tracker has no content at the path (a live stream not started yet), ask
+    /// again every [`ASK_AGAIN`] for this long before failing; `None`: fail at once.
+    pub wait_for_content: Option<Duration>,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -94,7 +97,15 @@ pub struct PeerNode {
     failure: Option<String>,
     /// In-order deliveries (byte offset, unix seconds) when recording them.
     deliveries: Option<Vec<(u64, f64)>>,
+    /// How long to keep asking for a path the tracker does not know yet.
+    wait_for_content: Option<Duration>,
+    /// Since when the tracker has said it has no such content, and when to ask again.
+    unknown_since: Option<Instant>,
+    ask_again_at: Option<Instant>,
 }
+
+/// How often a `get` waiting for its content to be published asks the tracker again.
+pub const ASK_AGAIN: Duration = Duration::from_secs(1);
 
 impl PeerNode {
     /// A peer that will connect to its tracker and ask for `opts.path`.
@@ -149,6 +160,9 @@ impl PeerNode {
             rejected: 0,
             failure: None,
             deliveries: opts.record_deliveries.then(Vec::new),
+            wait_for_content: opts.wait_for_content,
+            unknown_since: None,
+            ask_again_at: None,
         })
     }
 
@@ -238,7 +252,21 @@ impl PeerNode {
                 }
             }
             PeerEvent::UnknownUrl { path } => {
-                self.fail(format!("the tracker at {} has no file '{path}'", self.tracker));
+                let since = *self.unknown_since.get_or_insert(cx.now);
+                match self.wait_for_content {
+                    Some(wait) if cx.now < since + wait => {
+                        if since == cx.now {
+                            tracing::info!(%path, ?wait, "the tracker has no such content yet; asking again every second");
+                        }
+                        self.ask_again_at = Some(cx.now + ASK_AGAIN);
+                    }
+                    Some(wait) => self.fail(format!(
+                        "the tracker at {} has no file '{path}' (asked for {}s; --wait to change)",
+                        self.tracker,
+                        wait.as_secs_f64()
+                    )),
+                    None => self.fail(format!("the tracker at {} has no file '{path}'", self.tracker)),
+                }
             }
             PeerEvent::ChunkVerified { bytes, .. } => self.verified_bytes += u64::from(bytes),
             PeerEvent::ChunkRejected { from, chunk, .. } => {
@@ -360,12 +388,19 @@ impl Hosted for PeerNode {
         self.flush_sink(cx.registry, cx.now);
     }
     fn extra_timeout(&self) -> Option<Instant> {
-        // A FIFO waiting for its reader is retried on a timer (it cannot be polled).
-        self.fifo_retry_at
+        // A FIFO waiting for its reader is retried on a timer (it cannot be polled), and so
+        // is asking for content the tracker does not have yet.
+        [self.fifo_retry_at, self.ask_again_at].into_iter().flatten().min()
     }
     fn extra_timer(&mut self, cx: &mut Cx<'_>) {
-        self.fifo_retry_at = None;
-        self.flush_sink(cx.registry, cx.now);
+        if self.ask_again_at.is_some_and(|t| t <= cx.now) {
+            self.ask_again_at = None;
+            self.peer.get(cx.time, &self.path);
+        }
+        if self.fifo_retry_at.is_some_and(|t| t <= cx.now) {
+            self.fifo_retry_at = None;
+            self.flush_sink(cx.registry, cx.now);
+        }
     }
     fn after(&mut self, cx: &mut Cx<'_>) {
         // Deliver while the sink takes it: push until it is full, flush, go on while the flush

@@ -161,6 +161,7 @@ impl Swarm {
             transfer_timeout: None,
             playback_deadline: None,
             record_deliveries: false,
+            wait_for_content: None,
             rng_seed: random_seed(),
         };
         tweak(&mut opts);

@@ -94,6 +94,10 @@ enum Command {
         /// verified; until then it is written beside it as FILE.part).
         #[arg(long)]
         force: bool,
+        /// If the tracker has no such content yet (a live stream that has not started), ask
+        /// again every second for this long before giving up; 0s gives up at once.
+        #[arg(long, value_name = "TIME", default_value = "60s")]
+        wait: String,
         /// Once the download is complete, write its timing here as JSON (start and done
         /// times in unix seconds, verified bytes); `pdtp-node lab` reads it.
         #[arg(long, value_name = "FILE")]
@@ -164,6 +168,7 @@ fn main() {
             seed_for,
             buffer,
             force,
+            wait,
             report,
         } => {
             init_logs(cli.verbose, false, false);
@@ -175,6 +180,7 @@ fn main() {
                 seed_for: seed_for.as_deref(),
                 buffer: buffer.as_deref(),
                 force,
+                wait: &wait,
                 report: report.as_deref(),
             };
             roles::get(&url, output, &flags)

@@ -164,6 +164,8 @@ pub struct GetFlags<'a> {
     pub buffer: Option<&'a str>,
     /// `--force`: replace an existing output file.
     pub force: bool,
+    /// `--wait`: how long to keep asking for content the tracker does not have yet.
+    pub wait: &'a str,
     /// `--report`: where to write the download's timing once it is complete.
     pub report: Option<&'a Path>,
 }
@@ -183,7 +185,8 @@ const DEPART_LIMIT: Duration = Duration::from_secs(2);
 
 /// `pdtp-node get URL [-o FILE|-]`: downloads, then exits.
 pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(), String> {
-    let GetFlags { listen, upload, download, stall_timeout, seed_for, buffer, force, report } = *flags;
+    let GetFlags { listen, upload, download, stall_timeout, seed_for, buffer, force, wait, report } = *flags;
+    let wait = parse_duration(wait).map_err(|e| format!("--wait {wait}: {e}"))?;
     let started = unix_now();
     let url = PdtpUrl::parse(url).map_err(|e| e.to_string())?;
     let stall_timeout = parse_duration(stall_timeout)
@@ -233,6 +236,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
             transfer_timeout: Some(stall_timeout),
             playback_deadline: buffer,
             record_deliveries: report.is_some(),
+            wait_for_content: (!wait.is_zero()).then_some(wait),
             rng_seed: random_seed(),
         },
     )?;
