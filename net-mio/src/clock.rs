@@ -59,6 +59,12 @@ pub fn duration(span: Span) -> Duration {
     Duration::from_nanos(span.as_nanos())
 }
 
+/// Seconds since the unix epoch, for timestamps other processes compare (reports, logs); 0
+/// for a clock set before 1970.
+pub fn unix_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

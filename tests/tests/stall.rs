@@ -35,13 +35,7 @@ impl MuteGiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
-        let id = swarm.reserve_id();
-        let mut tracker = TcpStream::connect(swarm.tracker_addr).unwrap();
-        let hello =
-            Hello { version: PROTOCOL_VERSION, peer_id: id, listen_port: Some(port), role: Role::Peer };
-        send(&mut tracker, &Message::Hello(hello));
-        send(&mut tracker, &Message::AskInfo(AskInfo { path: path.to_owned() }));
-        tracker.set_nonblocking(true).unwrap();
+        let (id, tracker) = ask_tracker(swarm, path, Some(port));
         let mut me = Self {
             id,
             tracker,
@@ -80,6 +74,18 @@ impl MuteGiver {
             }
         }
     }
+}
+
+/// A fake peer's tracker connection: a fresh id, `Hello` (listening on `port` if any) and
+/// `AskInfo` for `path` sent, the stream non-blocking.
+fn ask_tracker(swarm: &mut Swarm, path: &str, port: Option<u16>) -> (PeerId, TcpStream) {
+    let id = swarm.reserve_id();
+    let mut tracker = TcpStream::connect(swarm.tracker_addr).unwrap();
+    let hello = Hello { version: PROTOCOL_VERSION, peer_id: id, listen_port: port, role: Role::Peer };
+    send(&mut tracker, &Message::Hello(hello));
+    send(&mut tracker, &Message::AskInfo(AskInfo { path: path.to_owned() }));
+    tracker.set_nonblocking(true).unwrap();
+    (id, tracker)
 }
 
 fn send(s: &mut TcpStream, msg: &Message) {
@@ -153,12 +159,7 @@ struct SilentTaker {
 
 impl SilentTaker {
     fn join(swarm: &mut Swarm, path: &str) -> Self {
-        let id = swarm.reserve_id();
-        let mut tracker = TcpStream::connect(swarm.tracker_addr).unwrap();
-        let hello = Hello { version: PROTOCOL_VERSION, peer_id: id, listen_port: None, role: Role::Peer };
-        send(&mut tracker, &Message::Hello(hello));
-        send(&mut tracker, &Message::AskInfo(AskInfo { path: path.to_owned() }));
-        tracker.set_nonblocking(true).unwrap();
+        let (_, tracker) = ask_tracker(swarm, path, None);
         Self { tracker, tracker_in: Decoder::new(CodecLimits::DEFAULT), orders: 0, fails: false }
     }
 

@@ -55,8 +55,9 @@ pub(crate) struct Load {
     /// Slots lent ahead of time: its started uploads expected to end within the order lead
     /// time ([`super::TrackerConfig::queue_ahead`]).
     pub(crate) early: u16,
-    /// Downloads it may hold at once after wasting orders (never asking its giver); 0 means
-    /// `max_downloads`. Halved per wasted order, one more per verified copy.
+    /// Downloads it may hold at once after wasting orders (never asking its giver); 0, or
+    /// anything from `max_downloads` up, means `max_downloads`. Halved per wasted order, one
+    /// more per verified copy.
     pub(crate) down_cap: u16,
     /// After wasting an order it takes nothing before this: the slot it held goes to others.
     pub(crate) benched_until: crate::time::Time,

@@ -389,10 +389,7 @@ impl Tracker {
             let load = &mut self.loads[t.taker.0 as usize];
             load.fail_streak = 0;
             if load.down_cap > 0 {
-                load.down_cap += 1;
-                if load.down_cap >= self.config.limits.max_downloads {
-                    load.down_cap = 0;
-                }
+                load.down_cap = load.down_cap.saturating_add(1);
             }
             if let Some(g) = self.node_mut(t.giver) {
                 g.bytes_up += u64::from(bytes);
@@ -549,12 +546,8 @@ impl Tracker {
         let Some(t) = self.transfers.get(token) else { return };
         let taker = t.taker;
         // Benched first, so the slot this frees goes to another taker.
-        let max = self.config.limits.max_downloads;
         let load = &mut self.loads[taker.0 as usize];
         load.down_cap = (load.max_downloads(&self.config.limits) / 2).max(1);
-        if load.down_cap >= max {
-            load.down_cap = 0;
-        }
         self.bench(taker, now + WASTED_ORDER_BENCH);
         self.cancel_transfer(token, false, None);
     }

@@ -282,10 +282,7 @@ impl PeerNode {
             }
             PeerEvent::Deliver { payload, offset, .. } => {
                 if let Some(log) = self.deliveries.as_mut() {
-                    let unix = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0.0, |d| d.as_secs_f64());
-                    log.push((offset, unix));
+                    log.push((offset, crate::clock::unix_seconds()));
                 }
                 self.delivered += u64::from(payload.len());
                 if let (Some(sink), Payload::Real(bytes)) = (self.sink.as_mut(), payload)

@@ -5,7 +5,6 @@
 //! the lab's completion time is the viewer's own clock reading, not the lab's polling.
 
 use std::path::Path;
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,10 +23,8 @@ pub struct GetReport {
     pub deliveries: Vec<(u64, f64)>,
 }
 
-/// Seconds since the unix epoch (0 for a clock set before 1970, which no lab run sees).
-pub fn unix_now() -> f64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
+/// Seconds since the unix epoch: the clock `get`'s delivery times are read on too.
+pub use pdtp_net_mio::clock::unix_seconds as unix_now;
 
 impl GetReport {
     /// Writes the report to `path` through a temporary file renamed into place, so a reader
