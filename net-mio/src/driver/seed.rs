@@ -296,6 +296,7 @@ fn push_chunk(seed: &mut Seed<SeedStores>, now: Time, path: &str, bytes: Bytes) 
     let digest = Digest::of(&bytes);
     seed.store_mut().write(content, index, &Payload::Real(bytes)).map_err(|e| e.to_string())?;
     seed.push_live_chunk(now, path, len, digest);
+    tracing::trace!(chunk = index, "live chunk pushed");
     Ok(())
 }
 

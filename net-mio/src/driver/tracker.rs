@@ -247,6 +247,10 @@ impl Hosted for TrackerNode {
         self.tracker.accept(now, remote_host)
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
+        if let Message::AppendChunks(a) = &msg {
+            // With the seed's "live chunk pushed", times each chunk's way to the tracker.
+            tracing::trace!(first = a.first, count = a.hashes.len(), "append received");
+        }
         self.tracker.handle_message(now, conn, msg);
     }
     fn handle_malformed(&mut self, now: Time, conn: ConnId, err: &DecodeError) -> bool {
