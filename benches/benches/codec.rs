@@ -115,6 +115,7 @@ fn control_messages() -> Vec<(&'static str, Message)> {
             hashes,
             live: None,
         },
+        signature: None,
     }));
     vec![("transfer", transfer), ("completed", completed), ("tell_info_400", tell_info)]
 }

@@ -55,7 +55,11 @@ fn build(peers: u32) -> Swarm {
     };
     let (seed, nonce) = hello(&mut tracker, 0, Role::Seed);
     let proof = auth::publish_proof(KEY, &nonce, &manifest);
-    tracker.handle_message(Time::ZERO, seed, Message::Publish(Box::new(Publish { manifest, proof })));
+    tracker.handle_message(
+        Time::ZERO,
+        seed,
+        Message::Publish(Box::new(Publish { manifest, proof, signature: None })),
+    );
     let content = pdtp_core::ContentId(0);
     let mut rng = pdtp_core::Rng::seed_from_u64(2);
     let mut swarm = Swarm { tracker, outstanding: VecDeque::new(), hashes };

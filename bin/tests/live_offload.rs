@@ -54,8 +54,9 @@ fn run(viewers: usize, bitrate_bps: u64, chunk: u32, secs: u64) -> Offload {
         &conf,
         format!(
             "host: 127.0.0.1\nport: {port}\nfile_root: {}\nlive_chunk_size: {chunk}\nlisten_port: 0\n\
-             seed_key: {KEY}\n",
-            dir.path().join("empty").display()
+             seed_key: {KEY}\nseed_identity: {}\n",
+            dir.path().join("empty").display(),
+            dir.path().join("seed-identity").display()
         ),
     )
     .unwrap();

@@ -297,8 +297,10 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
     std::fs::write(
         &conf,
         format!(
-            "host: 127.0.0.1\nport: {port}\nfile_root: {}\nchunk_size: 16384\nlisten_port: 0\nseed_key: {KEY}\n",
-            dir.path().join("empty").display()
+            "host: 127.0.0.1\nport: {port}\nfile_root: {}\nchunk_size: 16384\nlisten_port: 0\nseed_key: {KEY}\n\
+             seed_identity: {}\n",
+            dir.path().join("empty").display(),
+            dir.path().join("seed-identity").display()
         ),
     )
     .unwrap();

@@ -40,6 +40,7 @@ pub mod payload;
 pub mod peer;
 pub mod policy;
 pub mod seed;
+pub mod signing;
 pub mod store;
 pub mod time;
 pub mod tracker;

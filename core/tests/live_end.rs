@@ -56,7 +56,7 @@ fn an_ended_stream_completes_after_its_last_chunk_is_delivered() {
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
-    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest })));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest, signature: None })));
     for a in &appends[1..] {
         let mut fwd = a.clone();
         fwd.proof = Digest::ZERO;
@@ -104,7 +104,7 @@ fn a_misplaced_end_mark_is_a_problem_not_an_end() {
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
-    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest })));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest, signature: None })));
     net.peer_events(1);
     let bad = pdtp_core::wire::AppendChunks {
         content: C,
@@ -113,6 +113,7 @@ fn a_misplaced_end_mark_is_a_problem_not_an_end() {
         hashes: Vec::new(),
         window_start: 0,
         proof: Digest::ZERO,
+        signature: None,
     };
     net.tell(1, Message::AppendChunks(Box::new(bad)));
     let events = net.peer_events(1);

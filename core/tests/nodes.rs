@@ -44,7 +44,10 @@ fn setup_with(data: &Bytes, chunk: u32, cfgs: Vec<pdtp_core::peer::PeerConfig>) 
             net.take_inbox(i),
             vec![Message::AskInfo(pdtp_core::wire::AskInfo { path: "show.mp4".into() })]
         );
-        net.tell(i, Message::TellInfo(Box::new(TellInfo { content: C, manifest: m.clone() })));
+        net.tell(
+            i,
+            Message::TellInfo(Box::new(TellInfo { content: C, manifest: m.clone(), signature: None })),
+        );
         assert_eq!(net.take_inbox(i), vec![Message::Request(Interest::all(C))]);
     }
     (net, m)
@@ -420,7 +423,7 @@ fn live_window_stays_bounded_and_delivery_is_contiguous() {
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
-    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm })));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm, signature: None })));
     // Joins two chunks behind the live edge, open-ended.
     assert_eq!(
         net.take_inbox(1),
@@ -495,7 +498,7 @@ fn viewer_joined_at_chunk_0() -> Net {
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
-    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm })));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm, signature: None })));
     net.take_inbox(1);
     net.order(1, C, 0, 0, 1, Method::Get);
     net
@@ -599,7 +602,10 @@ fn tracker_problems_are_reported() {
     net.take_inbox(1);
     let mut bad = manifest("bad", &data, 100);
     bad.hashes.pop();
-    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: ContentId(9), manifest: bad })));
+    net.tell(
+        1,
+        Message::TellInfo(Box::new(TellInfo { content: ContentId(9), manifest: bad, signature: None })),
+    );
     assert!(net.take_inbox(1).is_empty());
     assert!(net.peer_events(1).iter().any(|e| matches!(
         e,
@@ -761,7 +767,7 @@ fn virtual_payloads_flow_like_real_ones() {
     peer.handle_message(
         now,
         TRACKER,
-        Message::TellInfo(Box::new(TellInfo { content: C, manifest: m.clone() })),
+        Message::TellInfo(Box::new(TellInfo { content: C, manifest: m.clone(), signature: None })),
     );
     // Peer link: the peer connects (Get); the test moves messages by hand.
     let sconn = seed.accept(now).unwrap();
@@ -871,7 +877,7 @@ fn a_viewer_follows_the_trackers_window_start() {
     net.peers[0].get(net.now, "live");
     net.pump();
     net.take_inbox(1);
-    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: live(10, 4) })));
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: live(10, 4), signature: None })));
     assert_eq!(
         net.take_inbox(1),
         vec![Message::Request(Interest::range(C, pdtp_core::ByteRange::from(800)))]
@@ -917,6 +923,7 @@ fn a_viewer_follows_the_trackers_window_start() {
             hashes: (10..20).map(|i| Digest::of(&chunk(i))).collect(),
             window_start: 15,
             proof: Digest::ZERO,
+            signature: None,
         })),
     );
     let range = Interest::range(C, pdtp_core::ByteRange::new(800, 1_500));
@@ -933,6 +940,7 @@ fn a_viewer_follows_the_trackers_window_start() {
             hashes: vec![Digest::of(&chunk(25))],
             window_start: 15,
             proof: Digest::ZERO,
+            signature: None,
         })),
     );
     assert!(net.peer_events(1).iter().any(|e| matches!(e, PeerEvent::Node(NodeEvent::Problem(_)))));

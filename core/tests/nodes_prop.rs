@@ -121,7 +121,7 @@ fn message() -> impl Strategy<Value = Message> {
             if bad {
                 manifest.hashes.pop();
             }
-            Message::TellInfo(Box::new(TellInfo { content, manifest }))
+            Message::TellInfo(Box::new(TellInfo { content, manifest, signature: None }))
         }),
         (0u32..8, 1u32..3, 0u32..8).prop_map(|(first, n, window_start)| {
             Message::AppendChunks(Box::new(AppendChunks {
@@ -131,6 +131,7 @@ fn message() -> impl Strategy<Value = Message> {
                 hashes: (first..first + n).map(|i| Digest::of(&live_chunk(i))).collect(),
                 window_start,
                 proof: Digest::ZERO,
+                signature: None,
             }))
         }),
         (token.clone(), content.clone(), 0u32..6, any::<bool>(), any::<bool>(), 0u32..3, any::<bool>())
@@ -243,12 +244,20 @@ fn run_peer(primed: bool, ops: Vec<Op>) -> usize {
         p.handle_message(
             now,
             ConnId(0),
-            Message::TellInfo(Box::new(TellInfo { content: ContentId(0), manifest: on_demand() })),
+            Message::TellInfo(Box::new(TellInfo {
+                content: ContentId(0),
+                manifest: on_demand(),
+                signature: None,
+            })),
         );
         p.handle_message(
             now,
             ConnId(0),
-            Message::TellInfo(Box::new(TellInfo { content: ContentId(1), manifest: live(3) })),
+            Message::TellInfo(Box::new(TellInfo {
+                content: ContentId(1),
+                manifest: live(3),
+                signature: None,
+            })),
         );
     }
     let mut checker = Checker::default();

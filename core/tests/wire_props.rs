@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::{Bytes, BytesMut};
+use pdtp_core::signing::{SeedKey, SeedSignature};
 use pdtp_core::wire::codec::{DecodeError, Decoder, Limits, encode, encoded_len};
 use pdtp_core::wire::{
     AppendChunks, AskInfo, Completed, Data, ErrorCode, Hello, Interest, Method, Notice, PeerRequest, Publish,
@@ -20,6 +21,13 @@ use proptest::prelude::*;
 
 fn digest() -> impl Strategy<Value = Digest> {
     any::<[u8; 32]>().prop_map(Digest)
+}
+
+fn signature() -> impl Strategy<Value = Option<SeedSignature>> {
+    proptest::option::of(
+        (any::<[u8; 32]>(), any::<[u8; 32]>(), any::<[u8; 32]>())
+            .prop_map(|(key, a, b)| SeedSignature { key: SeedKey(key), sig: (a, b) }),
+    )
 }
 
 fn token() -> impl Strategy<Value = Token> {
@@ -106,16 +114,25 @@ fn message() -> BoxedStrategy<Message> {
         (any::<u32>(), any::<[u8; 16]>())
             .prop_map(|(id, nonce)| Message::Welcome(Welcome { peer_id: PeerId(id), nonce })),
         text().prop_map(|path| Message::AskInfo(AskInfo { path })),
-        (content(), manifest())
-            .prop_map(|(content, manifest)| Message::TellInfo(Box::new(TellInfo { content, manifest }))),
-        (manifest(), digest())
-            .prop_map(|(manifest, proof)| Message::Publish(Box::new(Publish { manifest, proof }))),
+        (content(), manifest(), signature()).prop_map(|(content, manifest, signature)| Message::TellInfo(
+            Box::new(TellInfo { content, manifest, signature })
+        )),
+        (manifest(), digest(), signature()).prop_map(|(manifest, proof, signature)| Message::Publish(
+            Box::new(Publish { manifest, proof, signature })
+        )),
         (text(), content()).prop_map(|(path, content)| Message::Published(Published { path, content })),
-        (content(), any::<u32>(), any::<u64>(), vec(digest(), 0..6), any::<u32>(), digest()).prop_map(
-            |(content, first, new_size, hashes, window_start, proof)| Message::AppendChunks(Box::new(
-                AppendChunks { content, first, new_size, hashes, window_start, proof }
-            ))
-        ),
+        (content(), any::<u32>(), any::<u64>(), vec(digest(), 0..6), any::<u32>(), digest(), signature())
+            .prop_map(|(content, first, new_size, hashes, window_start, proof, signature)| {
+                Message::AppendChunks(Box::new(AppendChunks {
+                    content,
+                    first,
+                    new_size,
+                    hashes,
+                    window_start,
+                    proof,
+                    signature,
+                }))
+            }),
         interest().prop_map(Message::Request),
         interest().prop_map(Message::Unrequest),
         interest().prop_map(Message::Provide),
@@ -340,7 +357,7 @@ fn manifest_with_wrong_hash_count_is_well_formed() {
         live: None,
     };
     assert!(manifest.check().is_err());
-    let msg = Message::TellInfo(Box::new(TellInfo { content: ContentId(1), manifest }));
+    let msg = Message::TellInfo(Box::new(TellInfo { content: ContentId(1), manifest, signature: None }));
     assert_eq!(decode_in_pieces(&encode_all(std::slice::from_ref(&msg)), &[]), Ok(vec![msg]));
 }
 

@@ -1,7 +1,8 @@
 //! The YAML configuration of `pdtp-node`: the original DistribuStream keys plus ours.
 //!
 //! Original keys: `vhost`, `host`, `port` (6086), `quiet`, `file_root`, `chunk_size`,
-//! `listen_port` (8000). Ours: `seed_key`, `policy` (the tracker's scheduling policy, in the
+//! `listen_port` (8000). Ours: `seed_key`, `seed_identity` (the file with a seed's signing
+//! key, made on first use), `policy` (the tracker's scheduling policy, in the
 //! simulator's vocabulary: [`PolicySpec`]), `max_connections` (1024), `hello_timeout` (10 s),
 //! `max_upload_rate` / `max_download_rate` (optional, bytes per second), `sendfile` (a seed
 //! sends chunk payloads with `sendfile(2)`; off by default) and `debug`.
@@ -61,6 +62,9 @@ pub struct Config {
     pub listen_port: u16,
     /// Shared secret a seed proves to the tracker; `None` on the tracker refuses every seed.
     pub seed_key: Option<String>,
+    /// The file holding a seed's signing key (made on first use); `None`:
+    /// [`crate::identity::default_path`].
+    pub seed_identity: Option<PathBuf>,
     /// The tracker's scheduling policy: the `policy:` section of a simulator scenario, with
     /// the same keys, units, defaults and validation.
     pub policy: PolicySpec,
@@ -140,6 +144,7 @@ struct RawConfig {
     live_chunk_size: Option<Bytes>,
     listen_port: Option<u16>,
     seed_key: Option<String>,
+    seed_identity: Option<PathBuf>,
     policy: Option<PolicySpec>,
     max_connections: Option<usize>,
     hello_timeout: Option<Secs>,
@@ -164,6 +169,7 @@ const KEYS: &[&str] = &[
     "live_chunk_size",
     "listen_port",
     "seed_key",
+    "seed_identity",
     "policy",
     "max_connections",
     "hello_timeout",
@@ -269,6 +275,9 @@ impl RawConfig {
         if self.file_root.as_deref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(bad("file_root", "must not be empty"));
         }
+        if self.seed_identity.as_deref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(bad("seed_identity", "must not be empty (leave it out for the default)"));
+        }
         if self.seed_key.as_deref().is_some_and(|k| k.len() < 16) {
             return Err(bad("seed_key", "must be at least 16 characters"));
         }
@@ -296,6 +305,7 @@ impl RawConfig {
             live_chunk_size,
             listen_port: self.listen_port.unwrap_or(8000),
             seed_key: self.seed_key,
+            seed_identity: self.seed_identity,
             policy,
             max_connections,
             hello_timeout,
@@ -329,6 +339,7 @@ fn check_one(file: &str, key: &str, v: &serde_norway::Value) -> Result<(), Confi
         "live_chunk_size" => ("live_chunk_size", try_as::<Option<Bytes>>(v)),
         "listen_port" => ("listen_port", try_as::<Option<u16>>(v)),
         "seed_key" => ("seed_key", try_as::<Option<String>>(v)),
+        "seed_identity" => ("seed_identity", try_as::<Option<PathBuf>>(v)),
         "policy" => return check_policy(file, v),
         "max_connections" => ("max_connections", try_as::<Option<usize>>(v)),
         "hello_timeout" => ("hello_timeout", try_as::<Option<Secs>>(v)),

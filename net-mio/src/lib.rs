@@ -33,6 +33,7 @@ pub mod config;
 pub mod conn;
 pub mod delivery;
 pub mod driver;
+pub mod identity;
 pub mod listen;
 pub mod paths;
 pub mod ratelimit;

@@ -11,6 +11,7 @@
 //! The lexical checks run first, so a hostile name is refused before the file system is
 //! touched. Percent-escapes in URLs are decoded *before* the checks (`%2e%2e` is `..`).
 
+use pdtp_core::signing::SeedKey;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub struct PdtpUrl {
     pub port: u16,
     /// Content path, relative and checked by [`check_relative`] (no leading `/`).
     pub path: String,
+    /// The seed key pinned by a `#seed=KEY` fragment: the manifest must be signed by it.
+    pub seed_key: Option<SeedKey>,
 }
 
 /// Why a URL is unusable.
@@ -60,6 +63,14 @@ pub enum UrlError {
         url: String,
         /// The port text.
         port: String,
+    },
+    /// A fragment other than `#seed=` and 64 hex digits.
+    #[error(
+        "'{url}': the only fragment is #seed= and the seed's key, 64 hex digits (as the seed prints at start)"
+    )]
+    BadFragment {
+        /// The URL as given.
+        url: String,
     },
     /// A bad percent-escape, or bytes that are not UTF-8 once decoded.
     #[error("'{url}': bad percent-escape in the path")]
@@ -130,10 +141,19 @@ pub struct FileRoot {
 }
 
 impl PdtpUrl {
-    /// Parses `pdtp://host[:port]/path`; IPv6 hosts go in brackets (`pdtp://[::1]:6086/a`).
+    /// Parses `pdtp://host[:port]/path[#seed=KEY]`; IPv6 hosts go in brackets
+    /// (`pdtp://[::1]:6086/a`).
     pub fn parse(url: &str) -> Result<Self, UrlError> {
         let owned = || url.to_owned();
-        let rest = url
+        let (url_part, fragment) = match url.split_once('#') {
+            Some((u, f)) => (u, Some(f)),
+            None => (url, None),
+        };
+        let seed_key = fragment
+            .map(|f| f.strip_prefix("seed=").and_then(|k| k.parse::<SeedKey>().ok()))
+            .map(|k| k.ok_or_else(|| UrlError::BadFragment { url: owned() }))
+            .transpose()?;
+        let rest = url_part
             .strip_prefix("pdtp://")
             .or_else(|| url.get(..7).filter(|s| s.eq_ignore_ascii_case("pdtp://")).map(|_| &url[7..]))
             .ok_or_else(|| UrlError::BadScheme { url: owned() })?;
@@ -166,7 +186,7 @@ impl PdtpUrl {
         };
         let path = percent_decode(path).ok_or_else(|| UrlError::BadEscape { url: owned() })?;
         check_relative(&path).map_err(|source| UrlError::BadPath { url: owned(), source })?;
-        Ok(Self { host: host.to_owned(), port, path })
+        Ok(Self { host: host.to_owned(), port, path, seed_key })
     }
 }
 
@@ -180,6 +200,9 @@ impl fmt::Display for PdtpUrl {
             } else {
                 write!(f, "%{b:02X}")?;
             }
+        }
+        if let Some(key) = self.seed_key {
+            write!(f, "#seed={key}")?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 use crate::ids::{ChunkIndex, ContentId, Endpoint, PeerId};
 use crate::node::NodeEvent;
 use crate::payload::Payload;
+use crate::signing::SeedKey;
 use crate::time::Span;
 
 /// How a peer behaves; [`PeerConfig::new`] fills in the defaults.
@@ -36,6 +37,11 @@ pub struct PeerConfig {
     /// Fault injection for tests and the simulator: flip a byte (or a virtual payload's tag)
     /// of every chunk we serve, so takers reject it. Never set in real deployments.
     pub corrupt_uploads: bool,
+    /// The seed key the user pinned (`pdtp://host/path#seed=KEY`): a manifest or live append
+    /// not signed by it is refused ([`PeerEvent::ManifestRefused`]), so a tracker or a path
+    /// that lies about the content cannot make us deliver other bytes. `None`: a signed
+    /// manifest is still checked against the key that signed it; an unsigned one is taken.
+    pub seed_key: Option<SeedKey>,
 }
 
 impl PeerConfig {
@@ -53,6 +59,7 @@ impl PeerConfig {
             link_idle: Span::from_secs(30),
             playback_deadline: None,
             corrupt_uploads: false,
+            seed_key: None,
         }
     }
 }
@@ -71,6 +78,16 @@ pub enum PeerEvent {
         num_chunks: u32,
         /// Whether it is a live stream.
         live: bool,
+        /// The seed key that signed it (checked), if signed.
+        signer: Option<SeedKey>,
+    },
+    /// A manifest or live append failed its signature check: nothing of it is used, and a
+    /// live download stops taking appends.
+    ManifestRefused {
+        /// The path we asked about.
+        path: String,
+        /// What was wrong, for the user.
+        reason: String,
     },
     /// The tracker knows no content at this path.
     UnknownUrl {

@@ -7,6 +7,7 @@ use crate::bitset::BitSet;
 use crate::chunks::ByteRange;
 use crate::ids::{ChunkIndex, ContentId};
 use crate::node::{Content, NodeEvent};
+use crate::signing::{Chain, SeedKey};
 use crate::store::ChunkStore;
 use crate::time::{Span, Time};
 use crate::wire::{AppendChunks, ErrorCode, Interest, Message, Notice, TellInfo};
@@ -36,6 +37,11 @@ pub(crate) struct Download {
     /// Live: when appends reached us, as (first chunk of the append, time), oldest first;
     /// entries wholly below `next` are dropped.
     pub announced: VecDeque<(ChunkIndex, Time)>,
+    /// A signed content's seed key and chain so far: each live append must extend it under
+    /// a signature by the same key.
+    pub signed: Option<(SeedKey, Chain)>,
+    /// A live append failed its check: later appends are ignored.
+    pub refused: bool,
 }
 
 impl Download {
@@ -66,6 +72,10 @@ impl<S: ChunkStore> Peer<S> {
             let n = Notice::new(ErrorCode::Malformed, format!("{path}: {e}"));
             return self.node.emit(NodeEvent::Problem(n));
         }
+        let signed = match self.check_signature(&t) {
+            Ok(signed) => signed,
+            Err(reason) => return self.push(PeerEvent::ManifestRefused { path, reason }),
+        };
         if let Err(e) = self.node.store.open(t.content, &t.manifest) {
             let n = Notice::new(ErrorCode::Unexpected, format!("{path}: {e}"));
             return self.node.emit(NodeEvent::Problem(n));
@@ -84,9 +94,20 @@ impl<S: ChunkStore> Peer<S> {
         let announced = if live { VecDeque::from([(floor, now)]) } else { VecDeque::new() };
         self.downloads.insert(
             content,
-            Download { path, live, floor, next: floor, complete_sent: false, ended: false, announced },
+            Download {
+                path,
+                live,
+                floor,
+                next: floor,
+                complete_sent: false,
+                ended: false,
+                announced,
+                signed,
+                refused: false,
+            },
         );
-        self.push(PeerEvent::ManifestReceived { content, num_chunks: n, live });
+        let signer = signed.map(|(key, _)| key);
+        self.push(PeerEvent::ManifestReceived { content, num_chunks: n, live, signer });
         if live {
             let range = ByteRange::from(u64::from(floor) * chunk_size);
             self.node.send_tracker(now, Message::Request(Interest::range(content, range)));
@@ -95,8 +116,65 @@ impl<S: ChunkStore> Peer<S> {
         }
     }
 
+    /// Checks a manifest's seed signature: it must verify if present, and be by the pinned
+    /// key if the user pinned one. Returns the signer and the chain to extend.
+    fn check_signature(&self, t: &TellInfo) -> Result<Option<(SeedKey, Chain)>, String> {
+        let path = &t.manifest.path;
+        let Some(sig) = t.signature else {
+            return match self.seed_key {
+                Some(pin) => {
+                    Err(format!("{path}: the manifest is not signed, and the URL pins seed key {pin}"))
+                }
+                None => Ok(None),
+            };
+        };
+        if let Some(pin) = self.seed_key
+            && sig.key != pin
+        {
+            return Err(format!(
+                "{path}: the manifest is signed by seed key {}, not the pinned {pin}",
+                sig.key
+            ));
+        }
+        let chain = Chain::of(&t.manifest);
+        if !sig.verifies(&chain.statement(t.manifest.geometry.size, false)) {
+            return Err(format!("{path}: the manifest's signature by seed key {} does not verify", sig.key));
+        }
+        Ok(Some((sig.key, chain)))
+    }
+
+    /// A signed stream's append must extend its chain under the same key; `Err` says why not.
+    fn check_append(d: &mut Download, a: &AppendChunks) -> Result<(), String> {
+        let Some((key, chain)) = d.signed.as_mut() else { return Ok(()) };
+        let mut next = *chain;
+        for h in &a.hashes {
+            next.push(h);
+        }
+        match a.signature {
+            Some(sig)
+                if sig.key == *key && sig.verifies(&next.statement(a.new_size, a.hashes.is_empty())) =>
+            {
+                *chain = next;
+                Ok(())
+            }
+            _ => {
+                Err(format!("{}: a live append at chunk {} is not signed by seed key {key}", d.path, a.first))
+            }
+        }
+    }
+
     /// A live manifest grew: extend it and slide the window.
     pub(super) fn on_append(&mut self, now: Time, a: AppendChunks) {
+        if let Some(d) = self.downloads.get_mut(&a.content) {
+            if d.refused {
+                return;
+            }
+            if let Err(reason) = Self::check_append(d, &a) {
+                d.refused = true;
+                let path = d.path.clone();
+                return self.push(PeerEvent::ManifestRefused { path, reason });
+            }
+        }
         let live_window = self.live_window;
         let live = self.downloads.get(&a.content).is_some_and(|d| d.live);
         let Some(c) = self.node.contents.get_mut(&a.content).filter(|_| live) else {

@@ -60,6 +60,7 @@ use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId};
 use crate::node::{Node, NodeConfig, NodeEvent, NodeStats, Up};
 use crate::output::Transmit;
 use crate::payload::Payload;
+use crate::signing::SeedKey;
 use crate::store::ChunkStore;
 use crate::time::Time;
 use crate::wire::{AskInfo, ErrorCode, Message, Notice, Role};
@@ -79,6 +80,7 @@ pub struct Peer<S> {
     #[allow(dead_code)]
     rng: crate::Rng,
     live_window: u32,
+    seed_key: Option<SeedKey>,
     playback_deadline: Option<crate::time::Span>,
     live_join_back: u32,
     /// Paths to ask about once welcomed.
@@ -110,6 +112,7 @@ impl<S: ChunkStore> Peer<S> {
             node: Node::new(now, cfg, store),
             rng,
             live_window: config.live_window.max(1),
+            seed_key: config.seed_key,
             playback_deadline: config.playback_deadline,
             live_join_back: config.live_join_back,
             pending: Vec::new(),

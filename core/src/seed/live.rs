@@ -6,6 +6,7 @@ use crate::chunks::Geometry;
 use crate::ids::{ChunkIndex, ContentId};
 use crate::manifest::{Digest, LiveInfo, Manifest};
 use crate::node::NodeEvent;
+use crate::signing::SeedSignature;
 use crate::store::ChunkStore;
 use crate::time::Time;
 use crate::wire::{AppendChunks, ErrorCode, Message, Notice};
@@ -56,8 +57,9 @@ impl<S: ChunkStore> Seed<S> {
             let (first, size) = (c.manifest.num_chunks(), c.manifest.geometry.size);
             let window_start = info.first_chunk;
             let proof = append_proof(&self.key, &nonce, content, first, size, window_start, &[]);
-            let msg =
-                AppendChunks { content, first, new_size: size, hashes: Vec::new(), window_start, proof };
+            let signature = self.sign_live(path, &[], size, true);
+            let hashes = Vec::new();
+            let msg = AppendChunks { content, first, new_size: size, hashes, window_start, proof, signature };
             self.node.send_tracker(now, Message::AppendChunks(Box::new(msg)));
             Ok::<(), &'static str>(())
         })();
@@ -76,6 +78,16 @@ impl<S: ChunkStore> Seed<S> {
     /// The oldest chunk still kept for a live content.
     pub fn window_start(&self, content: ContentId) -> Option<ChunkIndex> {
         Some(self.node.contents.get(&content)?.manifest.live?.first_chunk)
+    }
+
+    /// Extends the signed chain of the stream at `path` and signs it, if the seed signs.
+    fn sign_live(&mut self, path: &str, hashes: &[Digest], size: u64, ended: bool) -> Option<SeedSignature> {
+        let key = self.signer.as_ref()?;
+        let chain = self.chains.get_mut(path.trim_start_matches('/'))?;
+        for h in hashes {
+            chain.push(h);
+        }
+        Some(key.sign(&chain.statement(size, ended)))
     }
 
     fn append(&mut self, now: Time, path: &str, len: u32, digest: Digest) -> Result<(), &'static str> {
@@ -112,7 +124,8 @@ impl<S: ChunkStore> Seed<S> {
         }
         let hashes = vec![digest];
         let proof = append_proof(&self.key, &nonce, content, first, new_size, window_start, &hashes);
-        let msg = AppendChunks { content, first, new_size, hashes, window_start, proof };
+        let signature = self.sign_live(path, &hashes, new_size, false);
+        let msg = AppendChunks { content, first, new_size, hashes, window_start, proof, signature };
         self.node.send_tracker(now, Message::AppendChunks(Box::new(msg)));
         Ok(())
     }

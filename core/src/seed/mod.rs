@@ -27,6 +27,7 @@ use crate::ids::{ConnId, ContentId, Endpoint, PeerId};
 use crate::manifest::Manifest;
 use crate::node::{Content, Node, NodeConfig, NodeEvent, NodeStats, Up};
 use crate::output::Transmit;
+use crate::signing::{Chain, SigningKey};
 use crate::store::ChunkStore;
 use crate::time::{Span, Time};
 use crate::wire::{ErrorCode, Message, Notice, Publish, Published, Role};
@@ -52,6 +53,9 @@ pub struct SeedConfig {
     pub link_idle: Span,
     /// Chunks of a live stream kept (and offered) behind the live edge (default 64).
     pub live_window: u32,
+    /// Signs every manifest and live append (`signing`), so viewers that pin its public
+    /// key need not trust the tracker; `None`: unsigned.
+    pub signing_key: Option<SigningKey>,
 }
 
 impl SeedConfig {
@@ -67,6 +71,7 @@ impl SeedConfig {
             order_wait: Span::from_secs(5),
             link_idle: Span::from_secs(30),
             live_window: 64,
+            signing_key: None,
         }
     }
 }
@@ -111,6 +116,9 @@ pub struct Seed<S> {
     #[allow(dead_code)]
     rng: crate::Rng,
     key: Vec<u8>,
+    signer: Option<SigningKey>,
+    /// Each live stream's signed chain so far, by path.
+    chains: BTreeMap<String, Chain>,
     live_window: u32,
     /// Manifests to publish once welcomed.
     queued: Vec<Manifest>,
@@ -138,6 +146,8 @@ impl<S: ChunkStore> Seed<S> {
             node: Node::new(now, cfg, store),
             rng,
             key: config.key,
+            signer: config.signing_key,
+            chains: BTreeMap::new(),
             live_window: config.live_window.max(1),
             queued: Vec::new(),
             sent: Vec::new(),
@@ -246,8 +256,13 @@ impl<S: ChunkStore> Seed<S> {
     fn send_publish(&mut self, now: Time, manifest: Manifest) {
         let Some(nonce) = self.node.nonce else { return self.queued.push(manifest) };
         let proof = publish_proof(&self.key, &nonce, &manifest);
-        self.node
-            .send_tracker(now, Message::Publish(Box::new(Publish { manifest: manifest.clone(), proof })));
+        let chain = Chain::of(&manifest);
+        let signature = self.signer.as_ref().map(|k| k.sign(&chain.statement(manifest.geometry.size, false)));
+        if manifest.is_live() {
+            self.chains.insert(manifest.path.trim_start_matches('/').to_string(), chain);
+        }
+        let publish = Publish { manifest: manifest.clone(), proof, signature };
+        self.node.send_tracker(now, Message::Publish(Box::new(publish)));
         self.sent.push(manifest);
     }
 

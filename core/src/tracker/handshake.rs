@@ -2,11 +2,12 @@
 
 use rand_core::Rng as _;
 
-use super::state::{Content, Load, Node, NodeIdx};
+use super::state::{Content, Load, Node, NodeIdx, Signed};
 use super::{Tracker, TrackerEvent};
 use crate::auth;
 use crate::ids::{ConnId, ContentId, Endpoint};
 use crate::manifest::{Digest, LiveInfo};
+use crate::signing::Chain;
 use crate::time::Time;
 use crate::wire::{
     AppendChunks, ErrorCode, Hello, Message, Notice, PROTOCOL_VERSION, Publish, Published, Role, TellInfo,
@@ -78,8 +79,9 @@ impl Tracker {
         };
         let content = &mut self.contents[ci];
         content.viewers.insert(idx);
-        let msg =
-            Message::TellInfo(Box::new(TellInfo { content: content.id, manifest: content.manifest.clone() }));
+        let signature = content.signed.map(|s| s.latest);
+        let tell = TellInfo { content: content.id, manifest: content.manifest.clone(), signature };
+        let msg = Message::TellInfo(Box::new(tell));
         let end_mark = content.end_mark.clone();
         let id = content.id;
         if let Some(n) = self.node_mut(idx)
@@ -109,6 +111,19 @@ impl Tracker {
         if let Err(e) = publish.manifest.check() {
             return self.close_with(conn, Notice::new(ErrorCode::Malformed, e.to_string()));
         }
+        let signed = match publish.signature {
+            None => None,
+            Some(sig) => {
+                let chain = Chain::of(&publish.manifest);
+                if !sig.verifies(&chain.statement(publish.manifest.geometry.size, false)) {
+                    return self.close_with(
+                        conn,
+                        Notice::new(ErrorCode::Unauthorized, "the manifest's seed signature does not verify"),
+                    );
+                }
+                Some(Signed { chain, latest: sig })
+            }
+        };
         let seed_id = node.id;
         let path = publish.manifest.path.trim_start_matches('/').to_string();
         let ci = match self.by_path.get(&path) {
@@ -128,6 +143,7 @@ impl Tracker {
                 let mut manifest = publish.manifest;
                 manifest.path = path.clone();
                 let mut content = Content::new(id, manifest, seed_id);
+                content.signed = signed;
                 if content.manifest.is_live() {
                     content.appended.resize(content.num_chunks() as usize, now);
                 }
@@ -185,6 +201,30 @@ impl Tracker {
                 Notice::new(ErrorCode::Unauthorized, "append proof does not match the tracker's seed key"),
             );
         }
+        let signed = match content.signed {
+            None => None,
+            Some(s) => {
+                let mut chain = s.chain;
+                for h in &a.hashes {
+                    chain.push(h);
+                }
+                let statement = chain.statement(a.new_size, a.hashes.is_empty());
+                match a.signature {
+                    Some(sig) if sig.key == s.latest.key && sig.verifies(&statement) => {
+                        Some(Signed { chain, latest: sig })
+                    }
+                    _ => {
+                        return self.close_with(
+                            conn,
+                            Notice::new(
+                                ErrorCode::Unauthorized,
+                                "append not signed by the stream's seed key",
+                            ),
+                        );
+                    }
+                }
+            }
+        };
         if content.end_mark.is_some() {
             return self.warn(
                 conn,
@@ -208,6 +248,10 @@ impl Tracker {
         }
         let ci = a.content.0 as usize;
         let content = &mut self.contents[ci];
+        if !a.hashes.is_empty() {
+            // The end mark's signature (over an ended stream) travels with the end mark only.
+            content.signed = signed.or(content.signed);
+        }
         content.manifest.geometry = geometry;
         content.manifest.hashes.extend_from_slice(&a.hashes);
         let window_start = a.window_start.min(new_n);

@@ -137,6 +137,8 @@ pub(crate) struct Content {
     pub(crate) appended: Vec<crate::time::Time>,
     /// Live: the seed's end mark (an append with no chunks), kept for viewers who ask later.
     pub(crate) end_mark: Option<crate::wire::AppendChunks>,
+    /// A signed content's chain and its seed's latest signature on it (`signing`).
+    pub(crate) signed: Option<Signed>,
     /// Nodes that will receive live appends.
     pub(crate) viewers: BTreeSet<NodeIdx>,
     /// Nodes with an open-ended request.
@@ -144,6 +146,14 @@ pub(crate) struct Content {
     pub(crate) bytes_from_origin: u64,
     pub(crate) bytes_from_peers: u64,
     pub(crate) completions: u32,
+}
+
+/// What the tracker keeps of a signed content: the chain it checks each append against, and
+/// the seed's signature on the manifest as it stands (sent with every `TellInfo`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Signed {
+    pub(crate) chain: crate::signing::Chain,
+    pub(crate) latest: crate::signing::SeedSignature,
 }
 
 impl NodeContent {
@@ -220,6 +230,7 @@ impl Content {
             floor: window_start,
             appended: Vec::new(),
             end_mark: None,
+            signed: None,
             viewers: BTreeSet::new(),
             open_requesters: BTreeSet::new(),
             bytes_from_origin: 0,

@@ -67,7 +67,11 @@ impl Bench {
     fn seed_with(&mut self, m: Manifest) -> (ConnId, ContentId) {
         let (conn, nonce) = self.connect(1, Role::Seed, Some(7000));
         let proof = auth::publish_proof(KEY, &nonce, &m);
-        self.tr.handle_message(self.now, conn, Message::Publish(Box::new(Publish { manifest: m, proof })));
+        self.tr.handle_message(
+            self.now,
+            conn,
+            Message::Publish(Box::new(Publish { manifest: m, proof, signature: None })),
+        );
         let out = self.drain();
         let content = out
             .iter()
@@ -85,7 +89,11 @@ impl Bench {
         m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
         let (conn, nonce) = self.connect(1, Role::Seed, Some(7000));
         let proof = auth::publish_proof(KEY, &nonce, &m);
-        self.tr.handle_message(self.now, conn, Message::Publish(Box::new(Publish { manifest: m, proof })));
+        self.tr.handle_message(
+            self.now,
+            conn,
+            Message::Publish(Box::new(Publish { manifest: m, proof, signature: None })),
+        );
         self.drain();
         (conn, nonce)
     }
@@ -96,7 +104,15 @@ impl Bench {
         let content = ContentId(0);
         let hashes = vec![chunk_hash(0), chunk_hash(1)];
         let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
-        let append = AppendChunks { content, first: 0, new_size: 2000, hashes, window_start: 0, proof };
+        let append = AppendChunks {
+            content,
+            first: 0,
+            new_size: 2000,
+            hashes,
+            window_start: 0,
+            proof,
+            signature: None,
+        };
         self.tr.handle_message(self.now, seed_conn, Message::AppendChunks(Box::new(append)));
         self.drain();
         content
@@ -226,7 +242,11 @@ fn publish_needs_the_seed_key() {
     let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
     let m = manifest("a.bin", 3, 1000);
     let proof = auth::publish_proof(b"wrong key", &nonce, &m);
-    b.tr.handle_message(b.now, conn, Message::Publish(Box::new(Publish { manifest: m.clone(), proof })));
+    b.tr.handle_message(
+        b.now,
+        conn,
+        Message::Publish(Box::new(Publish { manifest: m.clone(), proof, signature: None })),
+    );
     let out = b.drain();
     assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized));
     assert!(closed(&out, conn));
@@ -234,7 +254,11 @@ fn publish_needs_the_seed_key() {
     // A peer with the right proof is still not a seed.
     let (conn, nonce) = b.connect(2, Role::Peer, Some(7000));
     let proof = auth::publish_proof(KEY, &nonce, &m);
-    b.tr.handle_message(b.now, conn, Message::Publish(Box::new(Publish { manifest: m, proof })));
+    b.tr.handle_message(
+        b.now,
+        conn,
+        Message::Publish(Box::new(Publish { manifest: m, proof, signature: None })),
+    );
     assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
 }
 
@@ -245,7 +269,11 @@ fn a_proof_from_another_connection_is_refused() {
     let (conn_b, _) = b.connect(2, Role::Seed, Some(7001));
     let m = manifest("a.bin", 3, 1000);
     let replayed = auth::publish_proof(KEY, &nonce_a, &m);
-    b.tr.handle_message(b.now, conn_b, Message::Publish(Box::new(Publish { manifest: m, proof: replayed })));
+    b.tr.handle_message(
+        b.now,
+        conn_b,
+        Message::Publish(Box::new(Publish { manifest: m, proof: replayed, signature: None })),
+    );
     assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
 }
 
@@ -557,7 +585,8 @@ fn live_appends_reach_viewers_and_open_requests() {
     b.drain();
     let hashes = vec![chunk_hash(0), chunk_hash(1)];
     let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
-    let append = AppendChunks { content, first: 0, new_size: 2000, hashes, window_start: 0, proof };
+    let append =
+        AppendChunks { content, first: 0, new_size: 2000, hashes, window_start: 0, proof, signature: None };
     b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(append)));
     let out = b.drain();
     assert!(out.iter().any(|t| matches!(t, Transmit::Send { conn, msg: Message::AppendChunks(a) } if *conn == viewer && a.proof == Digest::ZERO)));
@@ -570,8 +599,15 @@ fn live_appends_reach_viewers_and_open_requests() {
 
     // A forged append is refused.
     let hashes = vec![chunk_hash(2)];
-    let bad =
-        AppendChunks { content, first: 2, new_size: 3000, hashes, window_start: 0, proof: Digest::ZERO };
+    let bad = AppendChunks {
+        content,
+        first: 2,
+        new_size: 3000,
+        hashes,
+        window_start: 0,
+        proof: Digest::ZERO,
+        signature: None,
+    };
     b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(bad)));
     assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
 }
@@ -583,10 +619,19 @@ fn the_end_of_a_live_stream_reaches_viewers_who_ask_later() {
     let content = ContentId(0);
     let hashes = vec![chunk_hash(0)];
     let proof = auth::append_proof(KEY, &nonce, content, 0, 1000, 0, &hashes);
-    let append = AppendChunks { content, first: 0, new_size: 1000, hashes, window_start: 0, proof };
+    let append =
+        AppendChunks { content, first: 0, new_size: 1000, hashes, window_start: 0, proof, signature: None };
     b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(append)));
     let proof = auth::append_proof(KEY, &nonce, content, 1, 1000, 0, &[]);
-    let end = AppendChunks { content, first: 1, new_size: 1000, hashes: Vec::new(), window_start: 0, proof };
+    let end = AppendChunks {
+        content,
+        first: 1,
+        new_size: 1000,
+        hashes: Vec::new(),
+        window_start: 0,
+        proof,
+        signature: None,
+    };
     b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(end)));
     b.drain();
 
@@ -609,7 +654,8 @@ fn the_end_of_a_live_stream_reaches_viewers_who_ask_later() {
     // Nothing is appended after the end.
     let hashes = vec![chunk_hash(1)];
     let proof = auth::append_proof(KEY, &nonce, content, 1, 2000, 0, &hashes);
-    let more = AppendChunks { content, first: 1, new_size: 2000, hashes, window_start: 0, proof };
+    let more =
+        AppendChunks { content, first: 1, new_size: 2000, hashes, window_start: 0, proof, signature: None };
     b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(more)));
     let out = b.drain();
     assert!(
@@ -712,14 +758,16 @@ fn an_unrequest_below_the_live_window_clears_the_demand() {
     // Eight chunks: five go in flight (the download limit), three stay pending.
     let hashes: Vec<_> = (0..8).map(chunk_hash).collect();
     let proof = auth::append_proof(KEY, &nonce, content, 0, 8000, 0, &hashes);
-    let append = AppendChunks { content, first: 0, new_size: 8000, hashes, window_start: 0, proof };
+    let append =
+        AppendChunks { content, first: 0, new_size: 8000, hashes, window_start: 0, proof, signature: None };
     b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(append)));
     let inflight: Vec<_> = orders(&b.drain()).into_iter().filter(|(c, _)| *c == viewer).collect();
     assert_eq!(inflight.len(), 5);
     // The seed's window moves past all eight before the viewer's unrequest arrives.
     let hashes = vec![chunk_hash(8)];
     let proof = auth::append_proof(KEY, &nonce, content, 8, 9000, 8, &hashes);
-    let append = AppendChunks { content, first: 8, new_size: 9000, hashes, window_start: 8, proof };
+    let append =
+        AppendChunks { content, first: 8, new_size: 9000, hashes, window_start: 8, proof, signature: None };
     b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(append)));
     let range = ByteRange::new(0, 8000);
     b.tr.handle_message(b.now, viewer, Message::Unrequest(Interest::range(content, range)));
@@ -1021,4 +1069,75 @@ fn a_taker_reporting_instant_failures_gets_few_orders() {
     }
     assert!(to_liar <= 40, "{to_liar} orders to a taker that fails them at once");
     assert_eq!(to_honest, 40, "the honest taker got every chunk");
+}
+
+/// A signed publish is checked and its signature handed out with the manifest; a signed
+/// live stream's appends must be signed by the same key, and viewers get the signatures.
+#[test]
+fn seed_signatures_are_checked_and_forwarded() {
+    use crate::signing::{Chain, SigningKey};
+    let key = SigningKey::from_secret([9; 32]);
+    let mut b = Bench::new();
+    let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
+    let m = manifest("a.bin", 3, 1000);
+    let good = key.sign(&Chain::of(&m).statement(3000, false));
+    let proof = auth::publish_proof(KEY, &nonce, &m);
+    let mut forged = good;
+    forged.sig.0[0] ^= 1;
+    let bad = Publish { manifest: m.clone(), proof, signature: Some(forged) };
+    b.tr.handle_message(b.now, conn, Message::Publish(Box::new(bad)));
+    let out = b.drain();
+    assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized), "a forged signature is refused");
+    assert!(closed(&out, conn));
+
+    let (conn, nonce) = b.connect(2, Role::Seed, Some(7001));
+    let proof = auth::publish_proof(KEY, &nonce, &m);
+    let publish = Publish { manifest: m, proof, signature: Some(good) };
+    b.tr.handle_message(b.now, conn, Message::Publish(Box::new(publish)));
+    b.drain();
+    let (viewer, _) = b.connect(3, Role::Peer, Some(8000));
+    b.tr.handle_message(b.now, viewer, Message::AskInfo(AskInfo { path: "a.bin".into() }));
+    let told = b.drain().into_iter().find_map(|t| match t {
+        Transmit::Send { msg: Message::TellInfo(t), .. } => Some(t.signature),
+        _ => None,
+    });
+    assert_eq!(told, Some(Some(good)));
+
+    // A signed live stream.
+    let mut b = Bench::new();
+    let mut live = manifest("show", 0, 1000);
+    live.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
+    let mut chain = Chain::of(&live);
+    let (seed, nonce) = b.connect(1, Role::Seed, Some(7000));
+    let proof = auth::publish_proof(KEY, &nonce, &live);
+    let signature = Some(key.sign(&chain.statement(0, false)));
+    b.tr.handle_message(
+        b.now,
+        seed,
+        Message::Publish(Box::new(Publish { manifest: live, proof, signature })),
+    );
+    b.drain();
+    let content = ContentId(0);
+    let viewer = b.live_viewer(2, content);
+    b.drain();
+    let hashes = vec![chunk_hash(0)];
+    chain.push(&hashes[0]);
+    let signature = Some(key.sign(&chain.statement(1000, false)));
+    let proof = auth::append_proof(KEY, &nonce, content, 0, 1000, 0, &hashes);
+    let append =
+        AppendChunks { content, first: 0, new_size: 1000, hashes, window_start: 0, proof, signature };
+    b.tr.handle_message(b.now, seed, Message::AppendChunks(Box::new(append)));
+    let forwarded = b.drain().into_iter().find_map(|t| match t {
+        Transmit::Send { conn, msg: Message::AppendChunks(a) } if conn == viewer => Some(a.signature),
+        _ => None,
+    });
+    assert_eq!(forwarded, Some(signature), "the viewer gets the seed's signature");
+    let hashes = vec![chunk_hash(1)];
+    let proof = auth::append_proof(KEY, &nonce, content, 1, 2000, 0, &hashes);
+    let unsigned =
+        AppendChunks { content, first: 1, new_size: 2000, hashes, window_start: 0, proof, signature: None };
+    b.tr.handle_message(b.now, seed, Message::AppendChunks(Box::new(unsigned)));
+    let out = b.drain();
+    assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized), "an unsigned append to a signed stream");
+    assert!(closed(&out, seed));
 }

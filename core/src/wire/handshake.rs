@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{PeerId, Token};
 
 /// The protocol version this crate speaks. 2: no `Started` message; `Completed` carries
-/// the copy's duration (`copy_us`).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// the copy's duration (`copy_us`). 3: publishes, manifests and live appends carry an
+/// optional seed signature.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// What a connecting node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChunkIndex, ContentId};
 use crate::manifest::{Digest, Manifest};
+use crate::signing::SeedSignature;
 
 /// Peer → tracker: what is at `path`?
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +20,9 @@ pub struct TellInfo {
     pub content: ContentId,
     /// Geometry and chunk hashes; the peer verifies every chunk against it.
     pub manifest: Manifest,
+    /// The publishing seed's signature on the manifest as sent (a live stream's latest),
+    /// which a viewer that pinned the seed's key requires.
+    pub signature: Option<SeedSignature>,
 }
 
 /// Seed → tracker: publish a content.
@@ -29,6 +33,8 @@ pub struct Publish {
     /// `SHA-256("pdtp-publish-v1" ‖ key ‖ nonce ‖ manifest root)`: proves the seed key and
     /// binds this manifest to the authenticated seed.
     pub proof: Digest,
+    /// The seed's signature on the manifest (`signing::Chain`), if the seed has a key.
+    pub signature: Option<SeedSignature>,
 }
 
 /// Tracker → seed: the publish was accepted.
@@ -59,4 +65,7 @@ pub struct AppendChunks {
     /// `SHA-256("pdtp-append-v1" ‖ key ‖ nonce ‖ content ‖ first ‖ new_size ‖ hashes)`
     /// from a seed; zero from the tracker.
     pub proof: Digest,
+    /// A signed stream's seed signature on the chain after this append (the tracker
+    /// forwards it as is).
+    pub signature: Option<SeedSignature>,
 }

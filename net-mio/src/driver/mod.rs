@@ -41,7 +41,7 @@ use pdtp_core::{ConnId, Time};
 pub use hosted::{Cx, Hosted, Status};
 pub use peer::{PeerNode, PeerOptions};
 pub use seed::{SeedNode, SeedOptions, SeedStores};
-pub use swarm::Swarm;
+pub use swarm::{Swarm, seed_key};
 pub use tracker::{TrackerNode, TrackerOptions, tracker_config};
 
 use crate::clock::Clock;

@@ -17,6 +17,7 @@ use mio::event::Event;
 use mio::{Registry, Token};
 use pdtp_core::node::NodeEvent;
 use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
+use pdtp_core::signing::SeedKey;
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::wire::{ErrorCode, Notice};
 use pdtp_core::{ConnId, ContentId, Endpoint, Message, Payload, PeerId, Span, Time, Transmit};
@@ -67,6 +68,8 @@ pub struct PeerOptions {
     /// When the tracker has no content at the path (a live stream not started yet), ask
     /// again every [`ASK_AGAIN`] for this long before failing; `None`: fail at once.
     pub wait_for_content: Option<Duration>,
+    /// The seed key the URL pinned (`#seed=`): a manifest not signed by it is refused.
+    pub seed_key: Option<SeedKey>,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -135,6 +138,7 @@ impl PeerNode {
             cfg.transfer_timeout = span(t);
         }
         cfg.playback_deadline = opts.playback_deadline.map(span);
+        cfg.seed_key = opts.seed_key;
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
         let mut peer = Peer::new(now, cfg, store, rng);
         peer.get(now, &opts.path);
@@ -235,7 +239,14 @@ impl PeerNode {
     fn on_event(&mut self, cx: &Cx<'_>, ev: PeerEvent) {
         match ev {
             PeerEvent::Welcomed => self.welcomed = true,
-            PeerEvent::ManifestReceived { content, num_chunks, live } => {
+            PeerEvent::ManifestRefused { reason, .. } => self.fail(reason),
+            PeerEvent::ManifestReceived { content, num_chunks, live, signer } => {
+                match signer {
+                    Some(key) => {
+                        tracing::info!(%key, "the manifest is signed by the seed (pin it with #seed=KEY)")
+                    }
+                    None => tracing::info!("the manifest is not signed"),
+                }
                 self.content = Some(content);
                 self.chunks = num_chunks;
                 self.live = live;

@@ -14,6 +14,7 @@ use mio::unix::pipe::Receiver;
 use mio::{Interest, Registry, Token};
 use pdtp_core::node::NodeEvent;
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
+use pdtp_core::signing::SigningKey;
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::wire::{Data, Notice};
 use pdtp_core::{
@@ -51,6 +52,9 @@ pub struct SeedOptions {
     pub live_bitrate_bps: u64,
     /// Send chunk payloads of published files with `sendfile(2)` (the config's `sendfile`).
     pub sendfile: bool,
+    /// Signs every manifest and live append, so viewers can pin the seed's key; `None`:
+    /// unsigned.
+    pub signing_key: Option<SigningKey>,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -147,6 +151,7 @@ impl SeedNode {
             SeedStores { files, live: PeerStore::new(std::env::temp_dir()), live_ids: BTreeSet::new() };
         let mut cfg = SeedConfig::new(opts.peer_id, opts.tracker.clone(), opts.key.into_bytes());
         cfg.listen_port = opts.listen_port;
+        cfg.signing_key = opts.signing_key.clone();
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
         let mut seed = Seed::new(now, cfg, stores, rng);
         let to_publish = manifests.len() + usize::from(opts.live.is_some());

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pdtp_core::signing::{SeedKey, SigningKey};
 use pdtp_core::tracker::TrackerConfig;
 use pdtp_core::{Endpoint, PeerId};
 
@@ -16,6 +17,14 @@ use crate::listen::{bind_exact, bind_with_fallback};
 use crate::sink::OutputKind;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// The signing secret of every seed the harness adds (one operator, one identity).
+const SEED_SECRET: [u8; 32] = [0x5e; 32];
+
+/// The public key the harness's seeds sign with (what a viewer pins).
+pub fn seed_key() -> SeedKey {
+    SigningKey::from_secret(SEED_SECRET).public()
+}
 
 /// A tracker (with its stats page) in a fresh loop, ready for seeds and peers.
 pub struct Swarm {
@@ -108,6 +117,8 @@ impl Swarm {
                 live: None,
                 live_bitrate_bps: 0,
                 sendfile,
+                // Every harness seed signs, so every swarm test checks signed manifests.
+                signing_key: Some(SigningKey::from_secret(SEED_SECRET)),
                 rng_seed: random_seed(),
             },
         )?;
@@ -162,6 +173,7 @@ impl Swarm {
             playback_deadline: None,
             record_deliveries: false,
             wait_for_content: None,
+            seed_key: None,
             rng_seed: random_seed(),
         };
         tweak(&mut opts);

@@ -5,7 +5,10 @@ use super::*;
 #[test]
 fn parses_urls() {
     let u = PdtpUrl::parse("pdtp://example.org/show.mp4").unwrap();
-    assert_eq!(u, PdtpUrl { host: "example.org".into(), port: 6086, path: "show.mp4".into() });
+    assert_eq!(
+        u,
+        PdtpUrl { host: "example.org".into(), port: 6086, path: "show.mp4".into(), seed_key: None }
+    );
     let u = PdtpUrl::parse("pdtp://127.0.0.1:7000/a/b%20c.ts").unwrap();
     assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 7000, "a/b c.ts"));
     assert_eq!(u.to_string(), "pdtp://127.0.0.1:7000/a/b%20c.ts");
@@ -13,6 +16,19 @@ fn parses_urls() {
     assert_eq!((u.host.as_str(), u.port), ("::1", 9));
     assert_eq!(u.to_string(), "pdtp://[::1]:9/x");
     assert_eq!(PdtpUrl::parse(&u.to_string()).unwrap(), u);
+}
+
+#[test]
+fn a_seed_fragment_pins_the_seed_key() {
+    let key = "ab".repeat(32);
+    let u = PdtpUrl::parse(&format!("pdtp://h:7/a.ts#seed={key}")).unwrap();
+    assert_eq!(u.seed_key, Some(key.parse().unwrap()));
+    assert_eq!(u.path, "a.ts");
+    assert_eq!(u.to_string(), format!("pdtp://h:7/a.ts#seed={key}"));
+    let e = |s: &str| PdtpUrl::parse(s).unwrap_err();
+    assert!(matches!(e("pdtp://h/a#seed=abc"), UrlError::BadFragment { .. }));
+    assert!(matches!(e(&format!("pdtp://h/a#key={key}")), UrlError::BadFragment { .. }));
+    assert!(matches!(e("pdtp://h/a#"), UrlError::BadFragment { .. }));
 }
 
 #[test]

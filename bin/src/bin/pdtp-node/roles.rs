@@ -116,6 +116,21 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
         Some(r) => Some(parse_rate(r).map_err(|e| format!("--max-upload-rate {r}: {e}"))?),
         None => c.max_upload_rate.map(|r| r.0),
     };
+    let identity = c.seed_identity.clone().or_else(pdtp_net_mio::identity::default_path).ok_or_else(|| {
+        format!("{file}: seed_identity: required when neither HOME nor XDG_CONFIG_HOME is set (the seed's key file)")
+    })?;
+    let signing_key = pdtp_net_mio::identity::load_or_create(&identity)?;
+    if !c.quiet {
+        // What a viewer appends to a URL so that only this seed's content is accepted.
+        eprintln!(
+            "pdtp-node seed: seed key {} (from {}); viewers pin it with pdtp://{}:{}/PATH#seed={}",
+            signing_key.public(),
+            identity.display(),
+            c.vhost.as_deref().unwrap_or(&c.host),
+            c.port,
+            signing_key.public()
+        );
+    }
     let (listener, port) = bind_with_fallback(ANY, c.listen_port).map_err(|e| e.to_string())?;
     let now = Instant::now();
     let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
@@ -132,6 +147,7 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
             live,
             live_bitrate_bps,
             sendfile: c.sendfile,
+            signing_key: Some(signing_key),
             rng_seed: random_seed(),
         },
     )?;
@@ -237,6 +253,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
             playback_deadline: buffer,
             record_deliveries: report.is_some(),
             wait_for_content: (!wait.is_zero()).then_some(wait),
+            seed_key: url.seed_key,
             rng_seed: random_seed(),
         },
     )?;

@@ -305,8 +305,12 @@ fn variant_indexes_match_the_protocol_reference() {
         Message::Hello(Hello { version: 1, peer_id: PeerId(0), listen_port: None, role: Role::Peer }),
         Message::Welcome(Welcome { peer_id: PeerId(0), nonce: [0; 16] }),
         Message::AskInfo(AskInfo { path: String::new() }),
-        Message::TellInfo(Box::new(TellInfo { content: ContentId(0), manifest: manifest.clone() })),
-        Message::Publish(Box::new(Publish { manifest, proof: Digest::ZERO })),
+        Message::TellInfo(Box::new(TellInfo {
+            content: ContentId(0),
+            manifest: manifest.clone(),
+            signature: None,
+        })),
+        Message::Publish(Box::new(Publish { manifest, proof: Digest::ZERO, signature: None })),
         Message::Published(Published { path: String::new(), content: ContentId(0) }),
         Message::AppendChunks(Box::new(AppendChunks {
             content: ContentId(0),
@@ -315,6 +319,7 @@ fn variant_indexes_match_the_protocol_reference() {
             hashes: vec![],
             window_start: 0,
             proof: Digest::ZERO,
+            signature: Some(crate::signing::SigningKey::from_secret([3; 32]).sign(&Digest::ZERO)),
         })),
         Message::Request(interest),
         Message::Unrequest(interest),

@@ -223,10 +223,13 @@ impl Real<'_> {
 
         let conf = dirs.work.join("seed.yml");
         let text = format!(
-            "host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\nfile_root: '{}'\nlisten_port: {PEER_PORT}\n",
+            "host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\nfile_root: '{}'\nlisten_port: {PEER_PORT}\n\
+             seed_identity: '{}'\n",
             tracker.ip,
             // Single-quoted YAML: a path with spaces or `: ` stays one string.
-            files.display().to_string().replace('\'', "''")
+            files.display().to_string().replace('\'', "''"),
+            // The lab's seeds sign with a key of the run's own, not the user's identity.
+            dirs.work.join("seed-identity").display().to_string().replace('\'', "''")
         );
         write(&conf, &text)?;
         let mut seeds = Vec::new();
