@@ -104,7 +104,8 @@ enum Command {
         #[arg(long, value_name = "TIME", default_value = "60s")]
         wait: String,
         /// Once the download is complete, write its timing here as JSON (start and done
-        /// times in unix seconds, verified bytes); `pdtp-node lab` reads it.
+        /// times in unix seconds, bytes fetched and verified, bytes kept from FILE.part);
+        /// `pdtp-node lab` reads it.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },
