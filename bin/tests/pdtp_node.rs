@@ -1,4 +1,5 @@
-//! The real `pdtp-node` binary: `get -o -` on a pipe, `demo --json`, and one-line errors.
+//! The real `pdtp-node` binary: `get -o -` on a pipe, `demo --json`, one-line errors, and a
+//! `get` resumed from its `.part` file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::io::Read;
@@ -332,8 +333,10 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
         let _ = out.read_to_end(&mut v);
         v
     });
-    // A second viewer records the stream to a file.
+    // A second viewer records the stream to a file; a `.part` beside it (an interrupted
+    // download of something else) is left alone: live content records from the live edge.
     let recording = dir.path().join("rec.ts");
+    std::fs::write(dir.path().join("rec.ts.part"), b"not this stream").unwrap();
     let mut recorder = Command::new(BIN)
         .args(["get", &format!("pdtp://127.0.0.1:{port}/show.ts"), "-o", recording.to_str().unwrap()])
         .args(["--listen", "0", "--seed-for", "0s"])
@@ -373,6 +376,7 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
     let rec = std::fs::read(&recording).unwrap();
     assert!(rec.len() >= 10 * 16384, "the recording has {} bytes", rec.len());
     assert!(stream.ends_with(&rec), "the recording is not the stream to its end");
+    assert_eq!(std::fs::read(dir.path().join("rec.ts.part")).unwrap(), b"not this stream");
 }
 
 #[test]
@@ -482,4 +486,131 @@ fn a_get_started_before_its_content_is_published_waits_for_it() {
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(status.success(), "{err}");
     assert!(std::fs::read(&out).unwrap() == source, "the copy differs");
+}
+
+/// Bytes of `part` (absent: none) that are whole chunks equal to the source's: what an
+/// interrupted download had verified and written there.
+fn good_bytes(part: &std::path::Path, source: &[u8], chunk: usize) -> usize {
+    let Ok(have) = std::fs::read(part) else { return 0 };
+    source
+        .chunks(chunk)
+        .enumerate()
+        .filter(|&(i, want)| have.get(i * chunk..i * chunk + want.len()) == Some(want))
+        .map(|(_, want)| want.len())
+        .sum()
+}
+
+/// Verified bytes the tracker has seen moved, summed over its contents.
+fn moved(swarm: &Swarm) -> u64 {
+    let stats = swarm.tracker().unwrap().tracker().stats();
+    stats.contents.iter().map(|c| c.bytes_from_origin + c.bytes_from_peers).sum()
+}
+
+/// A `get -o OUT` against a slow origin is interrupted with `signal` (`-KILL`, `-INT`) once
+/// `OUT.part` holds a quarter of the file, then run again with the same `-o`: the second run
+/// resumes, its copy is exact, and it fetches only what the first had not verified (its
+/// report and the tracker's totals agree on how much that was).
+fn interrupted_get_resumes(signal: &str, expect_signal: i32) {
+    use std::os::unix::process::ExitStatusExt;
+    const CHUNK: usize = 64 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "big.bin", 4 * 1024 * 1024 + 123, 31);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), CHUNK as u32).unwrap();
+    // 1 MiB/s: about four seconds for the whole file, so it is interrupted well before.
+    swarm.add_seed(&root, KEY, RateLimits { upload: Some(1 << 20), download: None }).unwrap();
+    let url = format!("pdtp://127.0.0.1:{}/big.bin", swarm.tracker_addr.port());
+    let (out, part, report) =
+        (dir.path().join("big.bin"), dir.path().join("big.bin.part"), dir.path().join("r.json"));
+    let args = ["get", &url, "-o", out.to_str().unwrap(), "--listen", "0", "--seed-for", "0s"];
+    let mut first = Reaped(Command::new(BIN).args(args).stderr(Stdio::null()).spawn().unwrap());
+    let quarter = source.len() / 4;
+    let reached = run_polling(&mut swarm.rt, LIMIT, || good_bytes(&part, &source, CHUNK) >= quarter);
+    assert!(reached, "the first get never verified a quarter of the file");
+    Command::new("kill").args([signal, &first.0.id().to_string()]).status().unwrap();
+    let status = first.0.wait().unwrap();
+    assert_eq!(status.signal(), Some(expect_signal), "{status:?}");
+    let left = good_bytes(&part, &source, CHUNK);
+    assert!(!out.exists(), "an interrupted get left a complete-looking output");
+    assert!(left >= quarter && left < source.len(), "{left} good bytes left in the .part");
+    // The tracker notices the first peer is gone; its totals then hold what that run reported.
+    let tracker = swarm.tracker;
+    let gone = swarm
+        .rt
+        .run_until(LIMIT, |rt| match rt.node(tracker) {
+            Some(Node::Tracker(t)) => {
+                t.tracker().stats().nodes.iter().all(|n| n.role != pdtp_core::wire::Role::Peer)
+            }
+            _ => false,
+        })
+        .unwrap();
+    assert!(gone, "the tracker never noticed the interrupted get leave");
+    let before = moved(&swarm);
+
+    let mut again = args.to_vec();
+    again.extend(["--report", report.to_str().unwrap()]);
+    let (code, err) = get_args_until_exit(&mut swarm, &again, dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read(&out).unwrap() == source, "the resumed copy differs from the source");
+    assert!(!part.exists(), "the .part file was renamed");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let (fetched, resumed) = (v["verified_bytes"].as_u64().unwrap(), v["resumed_bytes"].as_u64().unwrap());
+    assert!(resumed >= left as u64, "{v}: the {left} bytes verified before the interruption were not kept");
+    assert_eq!(fetched + resumed, source.len() as u64, "{v}");
+    assert_eq!(moved(&swarm) - before, fetched, "the tracker saw a different amount moved: {v}");
+    eprintln!(
+        "resume after {signal}: {} bytes; {left} good in .part at the interruption; second run kept {resumed}, fetched {fetched}",
+        source.len()
+    );
+}
+
+#[test]
+fn a_get_killed_mid_download_resumes_from_its_part_file() {
+    interrupted_get_resumes("-KILL", 9);
+}
+
+/// Ctrl-C stops a download as kill -9 does (no handler: the default action), and it resumes
+/// the same way.
+#[test]
+fn a_get_stopped_with_ctrl_c_resumes_from_its_part_file() {
+    interrupted_get_resumes("-INT", 2);
+}
+
+/// A `FILE.part` holding other bytes is never trusted: a file of the same size with other
+/// content keeps nothing, and a longer one whose first chunks are right (one of them torn)
+/// keeps exactly the chunks that hash right. Both copies come out exact, with nothing past
+/// the file's end.
+#[test]
+fn a_part_file_of_other_bytes_is_not_trusted() {
+    const CHUNK: usize = 16 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "a.bin", 1_000_000 + 7, 41);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), CHUNK as u32).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
+    let half = source.len() / 2;
+    let whole = half / CHUNK;
+    let mut torn = source[..half].to_vec();
+    torn[3 * CHUNK + 100] ^= 0x40;
+    torn.extend(pdtp_tests::random_bytes(source.len(), 43));
+    let cases = [
+        ("other", pdtp_tests::random_bytes(source.len(), 42), 0),
+        // Whole chunks inside the good half, less the torn one (the chunk across the
+        // boundary is half garbage).
+        ("torn", torn, (whole - 1) * CHUNK),
+    ];
+    for (name, part, keep) in cases {
+        let (out, report) = (dir.path().join(name), dir.path().join(format!("{name}.json")));
+        std::fs::write(dir.path().join(format!("{name}.part")), part).unwrap();
+        let args = ["get", &url, "-o", name, "--listen", "0", "--seed-for", "0s", "--report"];
+        let mut args = args.to_vec();
+        args.push(report.to_str().unwrap());
+        let (code, err) = get_args_until_exit(&mut swarm, &args, dir.path());
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(std::fs::read(&out).unwrap() == source, "{name}: the copy differs from the source");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(v["resumed_bytes"].as_u64().unwrap(), keep as u64, "{name}: {v}");
+        assert_eq!(v["verified_bytes"].as_u64().unwrap(), (source.len() - keep) as u64, "{name}: {v}");
+    }
 }

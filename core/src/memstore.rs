@@ -24,6 +24,10 @@ use crate::store::{ChunkStore, StoreError};
 #[derive(Clone, Debug, Default)]
 pub struct MemStore {
     files: BTreeMap<String, Bytes>,
+    /// Partial files an earlier run left, by path (see [`MemStore::with_leftover`]).
+    leftover_files: BTreeMap<String, Bytes>,
+    /// Chunks `open` took from a leftover file, by content, until `leftovers` is asked.
+    leftovers: BTreeMap<ContentId, core::ops::Range<ChunkIndex>>,
     chunks: BTreeMap<(ContentId, ChunkIndex), Bytes>,
 }
 
@@ -36,6 +40,14 @@ impl MemStore {
     /// Preloads a whole file under `path`; `open` splits it into chunks for its content id.
     pub fn with_file(mut self, path: impl Into<String>, data: impl Into<Bytes>) -> Self {
         self.files.insert(path.into(), data.into());
+        self
+    }
+
+    /// Leaves `data` under `path` as an interrupted download would have: `open` takes each
+    /// whole chunk it covers (whatever its bytes) and [`ChunkStore::leftovers`] offers them,
+    /// unverified, to the peer resuming it (a test's stand-in for a `FILE.part`).
+    pub fn with_leftover(mut self, path: impl Into<String>, data: impl Into<Bytes>) -> Self {
+        self.leftover_files.insert(path.into(), data.into());
         self
     }
 
@@ -57,8 +69,18 @@ impl MemStore {
 
 impl ChunkStore for MemStore {
     fn open(&mut self, content: ContentId, manifest: &Manifest) -> Result<(), StoreError> {
-        let Some(file) = self.files.get(&manifest.path).cloned() else { return Ok(()) };
         let g = manifest.geometry;
+        if let Some(old) = self.leftover_files.get(&manifest.path).cloned() {
+            let whole = (0..g.num_chunks()).take_while(|&i| g.chunk_bytes(i).end <= old.len() as u64);
+            let mut end = 0;
+            for i in whole {
+                let r = g.chunk_bytes(i);
+                self.chunks.insert((content, i), old.slice(r.start as usize..r.end as usize));
+                end = i + 1;
+            }
+            self.leftovers.insert(content, 0..end);
+        }
+        let Some(file) = self.files.get(&manifest.path).cloned() else { return Ok(()) };
         if file.len() as u64 != g.size {
             return Err(StoreError::new(format!("{}: file size does not match the manifest", manifest.path)));
         }
@@ -89,6 +111,10 @@ impl ChunkStore for MemStore {
     fn discard(&mut self, content: ContentId, chunk: ChunkIndex) -> Result<(), StoreError> {
         self.chunks.remove(&(content, chunk));
         Ok(())
+    }
+
+    fn leftovers(&mut self, content: ContentId) -> core::ops::Range<ChunkIndex> {
+        self.leftovers.remove(&content).unwrap_or(0..0)
     }
 }
 

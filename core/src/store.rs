@@ -1,5 +1,7 @@
 //! Chunk storage, owned by the driver and lent to the machines through a small trait.
 
+use core::ops::Range;
+
 use crate::ids::{ChunkIndex, ContentId};
 use crate::manifest::Manifest;
 use crate::payload::Payload;
@@ -21,6 +23,17 @@ pub trait ChunkStore {
 
     /// Forgets a chunk (a live window slid past it); reading it afterwards may fail.
     fn discard(&mut self, content: ContentId, chunk: ChunkIndex) -> Result<(), StoreError>;
+
+    /// Chunks whose bytes may still be in storage from an earlier run (a download resumed
+    /// from its partial file), readable with [`read`](Self::read) once `open` returned.
+    ///
+    /// Nothing here is taken on trust: a peer reads each of them, keeps the ones whose length
+    /// and SHA-256 match the manifest and [`discard`](Self::discard)s the rest, which it then
+    /// fetches like any other. Asked once per content, right after `open`. Default: none (a
+    /// store that starts empty).
+    fn leftovers(&mut self, _content: ContentId) -> Range<ChunkIndex> {
+        0..0
+    }
 }
 
 /// A storage failure, described for the operator.

@@ -52,7 +52,10 @@ struct SeedFile {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backing {
     /// The user's output file: chunks are written at their byte offset, so the finished
-    /// download *is* the file. Only for on-demand content and seekable outputs.
+    /// download *is* the file. Only for on-demand content and seekable outputs. A regular
+    /// file already there (an interrupted download's `FILE.part`) is kept: its whole chunks
+    /// are offered as [`ChunkStore::leftovers`] for the peer to check, and it is cut or
+    /// extended to the content's size.
     Output(PathBuf),
     /// An anonymous sparse file in this directory (created, then unlinked at once, so it
     /// vanishes when the process exits, even on a crash).
@@ -79,6 +82,8 @@ struct PeerEntry {
     /// `slots[s] = Some((chunk, len))` when slot `s` holds a verified chunk. On-demand content
     /// has one slot per chunk; live content a ring of `live_slots`.
     slots: Vec<Option<(ChunkIndex, u32)>>,
+    /// Chunks found in an existing output file, not yet handed to the peer to check.
+    leftovers: std::ops::Range<ChunkIndex>,
 }
 
 /// Hashes `rel` under `root` chunk by chunk (one chunk in memory at a time) into a manifest.
@@ -245,20 +250,31 @@ impl ChunkStore for PeerStore {
             return Err(StoreError::new(format!("{}: manifest chunk_size is zero", manifest.path)));
         }
         let live = manifest.is_live();
+        let mut leftovers = 0..0;
         let (file, path) = match self.planned.get(&manifest.path) {
             Some(Backing::Output(out)) if !live => {
+                // Not truncated: what an earlier run left is offered as leftovers, and the
+                // peer keeps only the chunks that hash right.
                 let file = OpenOptions::new()
                     .read(true)
                     .write(true)
                     .create(true)
-                    // Start from holes: the output only ever holds verified chunks.
-                    .truncate(true)
+                    .truncate(false)
                     .open(out)
                     .map_err(|e| io_err("opening the output", out, &e))?;
                 let meta = file.metadata().map_err(|e| io_err("inspecting the output", out, &e))?;
                 if meta.is_file() {
-                    // Sparse: holes until chunks arrive. The size is right from the start.
-                    file.set_len(manifest.geometry.size).map_err(|e| io_err("sizing the output", out, &e))?;
+                    // The whole chunks inside what was there (none in a new, empty file).
+                    let g = manifest.geometry;
+                    let whole = if meta.len() >= g.size {
+                        g.num_chunks()
+                    } else {
+                        u32::try_from(meta.len() / u64::from(chunk_size)).unwrap_or(u32::MAX)
+                    };
+                    leftovers = 0..whole;
+                    // Sparse: holes until chunks arrive. The size is exact from the start (a
+                    // longer leftover is cut).
+                    file.set_len(g.size).map_err(|e| io_err("sizing the output", out, &e))?;
                 }
                 (file, out.clone())
             }
@@ -267,10 +283,12 @@ impl ChunkStore for PeerStore {
         };
         let slots = if live { self.live_slots } else { manifest.geometry.num_chunks() };
         let geometry = (!live).then_some(manifest.geometry);
-        self.entries.insert(
-            content,
-            PeerEntry { file, path, chunk_size, geometry, slots: vec![None; slots as usize] },
-        );
+        let mut slots = vec![None; slots as usize];
+        // Leftovers are readable until the peer has checked them (and discarded the bad).
+        for i in leftovers.clone() {
+            slots[i as usize] = Some((i, manifest.geometry.chunk_len(i)));
+        }
+        self.entries.insert(content, PeerEntry { file, path, chunk_size, geometry, slots, leftovers });
         Ok(())
     }
 
@@ -336,6 +354,12 @@ impl ChunkStore for PeerStore {
             e.slots[slot] = None;
         }
         Ok(())
+    }
+
+    /// The whole chunks inside an output file that existed before `open` (an interrupted
+    /// download's `FILE.part`), whatever their bytes; once per content.
+    fn leftovers(&mut self, content: ContentId) -> std::ops::Range<ChunkIndex> {
+        self.entries.get_mut(&content).map_or(0..0, |e| std::mem::replace(&mut e.leftovers, 0..0))
     }
 }
 

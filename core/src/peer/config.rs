@@ -89,6 +89,20 @@ pub enum PeerEvent {
         /// What was wrong, for the user.
         reason: String,
     },
+    /// Chunks the store still held from an earlier run of this download were checked
+    /// against the manifest (right after `ManifestReceived`): `kept` of the `checked` ones
+    /// hashed right and count as held (provided to the tracker, never fetched); the rest
+    /// were discarded and are fetched like any other.
+    Resumed {
+        /// Which content.
+        content: ContentId,
+        /// Chunks the store offered ([`ChunkStore::leftovers`](crate::ChunkStore::leftovers)).
+        checked: u32,
+        /// Chunks whose length and SHA-256 matched the manifest.
+        kept: u32,
+        /// Their bytes.
+        bytes: u64,
+    },
     /// The tracker knows no content at this path.
     UnknownUrl {
         /// The path we asked about.

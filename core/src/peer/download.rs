@@ -109,10 +109,16 @@ impl<S: ChunkStore> Peer<S> {
         let signer = signed.map(|(key, _)| key);
         self.push(PeerEvent::ManifestReceived { content, num_chunks: n, live, signer });
         if live {
+            // A live viewer joins at the live edge: nothing an earlier run left is resumed.
             let range = ByteRange::from(u64::from(floor) * chunk_size);
             self.node.send_tracker(now, Message::Request(Interest::range(content, range)));
         } else if n > 0 {
-            self.node.send_tracker(now, Message::Request(Interest::all(content)));
+            // Chunks kept from an earlier run are provided first, so the request that
+            // follows (the tracker skips what a node holds) wants only the rest.
+            let kept = self.resume(now, content);
+            if kept < n {
+                self.node.send_tracker(now, Message::Request(Interest::all(content)));
+            }
         }
     }
 

@@ -51,6 +51,7 @@
 mod config;
 mod delivery;
 mod download;
+mod resume;
 
 pub use config::{PeerConfig, PeerEvent};
 
@@ -135,8 +136,9 @@ impl<S: ChunkStore> Peer<S> {
 
     /// Ends the machine and hands back its store (a driver restarting a peer after churn).
     ///
-    /// A new machine built on it starts with an empty chunk bitset: it does not scan the
-    /// store, so chunks already there are fetched again (and overwritten) if ordered.
+    /// A new machine built on it holds only the chunks the store offers as
+    /// [`ChunkStore::leftovers`] and that verify (none for the in-memory stores once asked):
+    /// other chunks already there are fetched again (and overwritten) if ordered.
     pub fn into_store(self) -> S {
         self.node.store
     }

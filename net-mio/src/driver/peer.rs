@@ -4,7 +4,10 @@
 //! straight into `FILE.part` (`Backing::Output`), so `Deliver` events only advance the count,
 //! and `FILE.part` is renamed to `FILE` once every chunk is verified: a partial download never
 //! passes for a complete one, and `FILE` itself (perhaps the very file a seed is serving, for
-//! a `get` run in its directory) is not touched until then.
+//! a `get` run in its directory) is not touched until then. A `FILE.part` left by an
+//! interrupted run is resumed: the store offers its whole chunks as leftovers, the machine
+//! keeps those that hash right against the manifest (`PeerEvent::Resumed`) and fetches the
+//! rest. A live stream never resumes (it goes to `FILE` through a sink, from the live edge).
 //! Output to stdout or a FIFO: chunks are cached in an anonymous sparse file and each
 //! `Deliver` payload is pushed to the [`Sink`]. While the sink is full the node stops
 //! draining the machine's events (delivery is lazy in the machine: one chunk per poll), so
@@ -96,6 +99,7 @@ pub struct PeerNode {
     complete: bool,
     delivered: u64,
     verified_bytes: u64,
+    resumed_bytes: u64,
     rejected: u64,
     failure: Option<String>,
     /// In-order deliveries (byte offset, unix seconds) when recording them.
@@ -161,6 +165,7 @@ impl PeerNode {
             complete: false,
             delivered: 0,
             verified_bytes: 0,
+            resumed_bytes: 0,
             rejected: 0,
             failure: None,
             deliveries: opts.record_deliveries.then(Vec::new),
@@ -185,9 +190,16 @@ impl PeerNode {
         self.delivered
     }
 
-    /// Bytes received and verified so far (any order).
+    /// Bytes received from other nodes and verified so far (any order; resumed chunks are
+    /// [`resumed_bytes`](Self::resumed_bytes)).
     pub fn verified_bytes(&self) -> u64 {
         self.verified_bytes
+    }
+
+    /// Bytes found already good in the output's `FILE.part` (an interrupted earlier run), so
+    /// not fetched: the chunks that hashed right against the manifest.
+    pub fn resumed_bytes(&self) -> u64 {
+        self.resumed_bytes
     }
 
     /// In-order deliveries so far, (byte offset, unix seconds), if they are recorded
@@ -278,6 +290,17 @@ impl PeerNode {
                     )),
                     None => self.fail(format!("the tracker at {} has no file '{path}'", self.tracker)),
                 }
+            }
+            PeerEvent::Resumed { checked, kept, bytes, .. } => {
+                self.resumed_bytes += bytes;
+                let part = self.finish.as_ref().map(|(part, _)| part.display().to_string());
+                tracing::info!(
+                    part = part.as_deref().unwrap_or("the output"),
+                    checked,
+                    kept,
+                    "resuming: {kept} of {} chunks already verified",
+                    self.chunks
+                );
             }
             PeerEvent::ChunkVerified { bytes, .. } => self.verified_bytes += u64::from(bytes),
             PeerEvent::ChunkRejected { from, chunk, .. } => {

@@ -130,6 +130,48 @@ fn peer_store_writes_into_the_output_out_of_order() {
     assert!(peer.read(ContentId(1), 1).unwrap_err().to_string().contains("not held"));
 }
 
+/// An output file already there (an interrupted download's `FILE.part`) is not truncated:
+/// its whole chunks are offered once as leftovers, readable until discarded, and the file is
+/// cut to the content's size.
+#[test]
+fn an_existing_output_offers_its_whole_chunks_as_leftovers() {
+    let bytes = data(12_345);
+    let (_src, root) = root_with(&[("f.bin", &bytes)]);
+    let m = manifest_for_file(&root, "f.bin", 5_000).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("copy.bin.part");
+
+    // 7 000 bytes: chunk 0 whole, chunk 1 cut short (not offered).
+    std::fs::write(&out, &bytes[..7_000]).unwrap();
+    let mut peer = PeerStore::new(out_dir.path());
+    peer.plan("f.bin", Backing::Output(out.clone()));
+    peer.open(ContentId(1), &m).unwrap();
+    assert_eq!(peer.leftovers(ContentId(1)), 0..1);
+    assert_eq!(peer.leftovers(ContentId(1)), 0..0, "offered once");
+    assert_eq!(real(peer.read(ContentId(1), 0).unwrap()), bytes[..5_000]);
+    assert!(!peer.has(ContentId(1), 1));
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 12_345);
+
+    // Longer than the content: every chunk offered, the tail cut off.
+    let mut long = bytes.clone();
+    long.extend_from_slice(&[7; 3_000]);
+    std::fs::write(&out, &long).unwrap();
+    let mut peer = PeerStore::new(out_dir.path());
+    peer.plan("f.bin", Backing::Output(out.clone()));
+    peer.open(ContentId(1), &m).unwrap();
+    assert_eq!(peer.leftovers(ContentId(1)), 0..3);
+    assert_eq!(real(peer.read(ContentId(1), 2).unwrap()), bytes[10_000..]);
+    peer.discard(ContentId(1), 2).unwrap();
+    assert!(peer.read(ContentId(1), 2).is_err(), "a discarded leftover is not held");
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+
+    // A new output offers nothing.
+    let mut peer = PeerStore::new(out_dir.path());
+    peer.plan("f.bin", Backing::Output(out_dir.path().join("new.bin.part")));
+    peer.open(ContentId(1), &m).unwrap();
+    assert_eq!(peer.leftovers(ContentId(1)), 0..0);
+}
+
 #[test]
 fn peer_store_cache_is_anonymous() {
     let bytes = data(5_000);

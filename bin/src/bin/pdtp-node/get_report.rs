@@ -15,8 +15,14 @@ pub struct GetReport {
     pub start_unix_s: f64,
     /// When every byte was verified and written (and a stream output drained), unix seconds.
     pub done_unix_s: f64,
-    /// Bytes of the content this viewer verified (each chunk counted once).
+    /// Bytes of the content this viewer fetched from other nodes and verified (each chunk
+    /// counted once).
     pub verified_bytes: u64,
+    /// Bytes it did not fetch because they were already good in `FILE.part`, left by an
+    /// interrupted earlier run (chunks that hashed right against the manifest); 0 for a
+    /// fresh download. `verified_bytes + resumed_bytes` is the file's size.
+    #[serde(default)]
+    pub resumed_bytes: u64,
     /// A live stream: each in-order delivery as (byte offset, unix seconds), the moment a
     /// player could play those bytes (skipped chunks never appear). Empty for a file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -65,6 +65,10 @@ enum Command {
         /// The URL, as pdtp://tracker.example.org:6086/show.mp4.
         url: String,
         /// Output file, or - for stdout (a FIFO works too); default: the file's name here.
+        /// A file grows as FILE.part and is renamed to FILE once every chunk is verified; a
+        /// FILE.part left by an interrupted get is resumed (no --force needed): its chunks
+        /// that hash right against the manifest are kept, the rest are fetched. A live stream
+        /// does not resume: it is recorded from the live edge and leaves FILE.part alone.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         /// Port to accept other peers on (the next free one if taken).
@@ -91,7 +95,8 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         buffer: Option<String>,
         /// Replace the output file if it exists (only once the new copy is complete and
-        /// verified; until then it is written beside it as FILE.part).
+        /// verified; until then it is written beside it as FILE.part). Resuming from an
+        /// existing FILE.part does not need it.
         #[arg(long)]
         force: bool,
         /// If the tracker has no such content yet (a live stream that has not started), ask
@@ -99,7 +104,8 @@ enum Command {
         #[arg(long, value_name = "TIME", default_value = "60s")]
         wait: String,
         /// Once the download is complete, write its timing here as JSON (start and done
-        /// times in unix seconds, verified bytes); `pdtp-node lab` reads it.
+        /// times in unix seconds, bytes fetched and verified, bytes kept from FILE.part);
+        /// `pdtp-node lab` reads it.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
     },

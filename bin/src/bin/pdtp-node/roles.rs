@@ -287,14 +287,15 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
     }
     if let Some(path) = report {
         let done_unix_s = unix_now();
-        let (verified_bytes, deliveries) = match rt.node(id) {
+        let (verified_bytes, resumed_bytes, deliveries) = match rt.node(id) {
             Some(Node::Peer(p)) if p.is_live() => {
-                (p.verified_bytes(), p.deliveries().unwrap_or_default().to_vec())
+                (p.verified_bytes(), 0, p.deliveries().unwrap_or_default().to_vec())
             }
-            Some(Node::Peer(p)) => (p.verified_bytes(), Vec::new()),
-            _ => (0, Vec::new()),
+            Some(Node::Peer(p)) => (p.verified_bytes(), p.resumed_bytes(), Vec::new()),
+            _ => (0, 0, Vec::new()),
         };
-        GetReport { start_unix_s: started, done_unix_s, verified_bytes, deliveries }.write(path)?;
+        GetReport { start_unix_s: started, done_unix_s, verified_bytes, resumed_bytes, deliveries }
+            .write(path)?;
     }
     let live = matches!(rt.node(id), Some(Node::Peer(p)) if p.is_live());
     let stay = seed_for.unwrap_or(if live { SEED_FOR_LIVE } else { SEED_FOR_FILES });
