@@ -115,7 +115,7 @@ mod tests {
         peer.handle_connected(now, conn);
         peer.handle_message(now, conn, Message::Welcome(Welcome { peer_id: PeerId(7), nonce: [0; 16] }));
         while peer.poll_transmit().is_some() {}
-        let tell = TellInfo { content: ContentId(3), manifest: manifest(data) };
+        let tell = TellInfo { content: ContentId(3), manifest: manifest(data), signature: None };
         peer.handle_message(now, conn, Message::TellInfo(Box::new(tell)));
         let mut sent = Vec::new();
         while let Some(t) = peer.poll_transmit() {
