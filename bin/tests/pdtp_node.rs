@@ -614,3 +614,44 @@ fn a_part_file_of_other_bytes_is_not_trusted() {
         assert_eq!(v["verified_bytes"].as_u64().unwrap(), (source.len() - keep) as u64, "{name}: {v}");
     }
 }
+
+/// A tracker at its connection limit says so: a `get` refused there fails at once with one
+/// line naming the overload, not a bare "connection was closed" (issue 17's idle lockout).
+#[test]
+fn a_tracker_at_its_connection_limit_tells_get_it_is_overloaded() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port) = (0..20)
+        .find_map(|_| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let conf = dir.path().join("t.yml");
+            std::fs::write(&conf, format!("port: {port}\nseed_key: {KEY}\nmax_connections: 2\n")).unwrap();
+            let mut child = Command::new(BIN)
+                .args(["tracker", "--conf", conf.to_str().unwrap()])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+            match lines.next() {
+                Some(Ok(first)) if first.contains(&format!("tracker on 127.0.0.1:{port}")) => {
+                    // Keep reading its stderr, so its later lines have somewhere to go.
+                    std::thread::spawn(move || lines.for_each(|l| eprintln!("tracker: {l:?}")));
+                    Some((child, port))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    None
+                }
+            }
+        })
+        .expect("no free port for the tracker");
+    let _child = Reaped(child);
+    // Two connections that say nothing hold both places (for the hello timeout, 10 s).
+    let _held: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let url = format!("pdtp://127.0.0.1:{port}/a.bin");
+    let (code, err) = run(&["get", &url, "-o", "a.bin", "--listen", "0", "--wait", "0s"], dir.path());
+    assert_one_line(code, &err, "is overloaded: at its limit of 2 connections");
+    assert!(!dir.path().join("a.bin").exists() && !dir.path().join("a.bin.part").exists());
+}

@@ -18,7 +18,34 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Registry, Token};
 
+use bytes::BytesMut;
+use pdtp_core::Message;
+use pdtp_core::wire::codec;
+use pdtp_core::wire::{ErrorCode, Notice};
+
 use crate::conn::{Conn, ConnError, Limits};
+
+/// How long a refused connection is kept open after its `Overloaded` frame: closing a socket
+/// with the client's unread hello in it sends a reset, which can destroy the frame before the
+/// client reads it.
+const REFUSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Refused connections kept lingering at most (the oldest is closed first past it).
+const MAX_LINGERING: usize = 256;
+
+/// Tells a connection refused at the cap why, in one `Error(Overloaded)` frame written
+/// without waiting (a fresh socket's buffer takes it), and half-closes it: the client reports
+/// "overloaded" instead of a bare closed connection.
+fn refuse(stream: &mut mio::net::TcpStream, max: usize) {
+    use std::io::Write;
+    let notice =
+        Notice::new(ErrorCode::Overloaded, format!("at its limit of {max} connections; try again later"));
+    let mut frame = BytesMut::new();
+    if codec::encode(&Message::Error(notice), &mut frame).is_ok() {
+        let _ = stream.write(&frame);
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
 
 /// Live connections, keyed by token.
 #[derive(Debug)]
@@ -31,6 +58,8 @@ pub struct ConnTable {
     /// Hello deadlines, earliest first.
     deadlines: BTreeSet<(Instant, usize)>,
     refused: u64,
+    /// Refused connections, told why, closed at their deadline (oldest first).
+    lingering: std::collections::VecDeque<(Instant, mio::net::TcpStream)>,
 }
 
 #[derive(Debug)]
@@ -50,6 +79,7 @@ impl ConnTable {
             conns: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             refused: 0,
+            lingering: std::collections::VecDeque::new(),
         }
     }
 
@@ -71,7 +101,12 @@ impl ConnTable {
             if self.conns.len() >= self.max {
                 self.refused += 1;
                 tracing::debug!(%addr, max = self.max, "connection cap reached; refusing");
-                drop(stream);
+                let mut stream = stream;
+                refuse(&mut stream, self.max);
+                if self.lingering.len() >= MAX_LINGERING {
+                    self.lingering.pop_front();
+                }
+                self.lingering.push_back((now + REFUSE_LINGER, stream));
                 continue;
             }
             let token = self.take_token();
@@ -126,13 +161,21 @@ impl ConnTable {
         true
     }
 
-    /// The earliest hello deadline.
+    /// The earliest hello deadline (or refused connection to close).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        let hello = self.deadlines.first().map(|(at, _)| *at);
+        let linger = self.lingering.front().map(|(at, _)| *at);
+        match (hello, linger) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Closes every connection whose hello deadline is at or before `now`; returns their tokens.
     pub fn handle_timeout(&mut self, registry: &Registry, now: Instant) -> Vec<Token> {
+        while self.lingering.front().is_some_and(|(at, _)| *at <= now) {
+            self.lingering.pop_front();
+        }
         let mut closed = Vec::new();
         while let Some(&(at, t)) = self.deadlines.first() {
             if at > now {

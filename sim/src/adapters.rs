@@ -378,7 +378,7 @@ impl SimNode for PeerNode {
                 }
                 // A player that lost its tracker before it was done tries again, as a person
                 // would restart it (`pdtp-node get` stops and says so).
-                PeerEvent::TrackerLost if !self.completed => NodeEvent::TrackerLost,
+                PeerEvent::TrackerLost { .. } if !self.completed => NodeEvent::TrackerLost,
                 PeerEvent::UnknownUrl { .. } => {
                     // Read by the engine's `poll_timeout` right after this drain.
                     self.retry_at = Some(self.now + UNKNOWN_URL_RETRY);

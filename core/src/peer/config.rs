@@ -5,6 +5,7 @@ use crate::node::NodeEvent;
 use crate::payload::Payload;
 use crate::signing::SeedKey;
 use crate::time::Span;
+use crate::wire::Notice;
 
 /// How a peer behaves; [`PeerConfig::new`] fills in the defaults.
 #[derive(Clone, Debug)]
@@ -143,7 +144,10 @@ pub enum PeerEvent {
         content: ContentId,
     },
     /// The tracker link is gone; nothing more will be scheduled.
-    TrackerLost,
+    TrackerLost {
+        /// The tracker's reason, if it sent one before closing (`Overloaded`, `BadVersion`…).
+        notice: Option<Notice>,
+    },
     /// An event of the engine peers share with seeds: a chunk served, a rejecting verdict on
     /// one, a failed transfer, a problem.
     Node(NodeEvent),

@@ -280,10 +280,10 @@ impl<S: ChunkStore> Peer<S> {
             }
             Up::Tracker(msg) => self.tracker_message(now, msg),
             Up::TrackerLost(notice) => {
-                if let Some(n) = notice {
-                    self.node.emit(NodeEvent::Problem(n));
+                if let Some(n) = &notice {
+                    self.node.emit(NodeEvent::Problem(n.clone()));
                 }
-                self.push(PeerEvent::TrackerLost);
+                self.push(PeerEvent::TrackerLost { notice });
             }
         }
     }

@@ -102,6 +102,13 @@ pub struct TrackerConfig {
     pub hello_timeout: Span,
     /// Connections beyond this are refused.
     pub max_connections: u32,
+    /// Connections from one address beyond this are refused with `Overloaded`, so one host
+    /// cannot take the whole table with many identities (0: no cap). Loopback addresses, the
+    /// tracker's own host, are exempt.
+    pub max_connections_per_host: u32,
+    /// A giver banned for bad copies also bans its address: a new identity from it starts
+    /// banned (identities are free; addresses are not). Loopback is exempt.
+    pub ban_hosts: bool,
     /// The scheduling policy.
     pub policy: Policy,
     /// Verified failures after which a giver whose failures exceed half its transfers is banned.
@@ -219,6 +226,8 @@ impl TrackerConfig {
             sweep_interval: Span::from_secs(2),
             hello_timeout: Span::from_secs(10),
             max_connections: 4096,
+            max_connections_per_host: 64,
+            ban_hosts: true,
             policy: Policy::default(),
             ban_after_failures: 3,
             giver_sample: 6,

@@ -54,8 +54,10 @@ impl Tracker {
             idle: false,
         }));
         self.by_id.insert(hello.peer_id, idx);
-        // A giver that failed before keeps its record (and its ban) across reconnections.
-        let banned = self.is_ban_worthy(hello.peer_id);
+        // A giver that failed before keeps its record (and its ban) across reconnections, and
+        // a new identity from a banned giver's address starts banned.
+        let host_banned = self.conns.get(&conn).is_some_and(|c| self.banned_hosts.contains(&c.remote_host));
+        let banned = self.is_ban_worthy(hello.peer_id) || (self.config.ban_hosts && host_banned);
         self.up_rates.push(0.0);
         self.loads.push(Load {
             alive: true,
@@ -301,6 +303,12 @@ impl Tracker {
     /// Forgets a connection and everything its node was doing.
     pub(super) fn drop_conn(&mut self, conn: ConnId) {
         let Some(state) = self.conns.remove(&conn) else { return };
+        if let Some(n) = self.host_conns.get_mut(&state.remote_host) {
+            *n -= 1;
+            if *n == 0 {
+                self.host_conns.remove(&state.remote_host);
+            }
+        }
         let Some(idx) = state.node else {
             self.silent_conns = self.silent_conns.saturating_sub(1);
             return;

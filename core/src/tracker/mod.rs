@@ -47,6 +47,10 @@ pub struct Tracker {
     config: TrackerConfig,
     rng: crate::Rng,
     conns: BTreeMap<ConnId, ConnState>,
+    /// Open connections per remote address (for `max_connections_per_host`).
+    host_conns: BTreeMap<String, u32>,
+    /// Addresses of givers banned for bad copies (`ban_hosts`).
+    banned_hosts: BTreeSet<String>,
     next_conn: u32,
     nodes: Vec<Option<Node>>,
     /// Scheduling facts per node, indexed like `nodes`.
@@ -93,6 +97,11 @@ struct ConnState {
     spoke: bool,
 }
 
+/// Whether `host` (an address as the driver reports it) is this machine's loopback.
+fn is_loopback(host: &str) -> bool {
+    host.parse::<core::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Tracker {
     /// A tracker with no connections and nothing published.
     pub fn new(config: TrackerConfig, rng: crate::Rng) -> Self {
@@ -105,6 +114,8 @@ impl Tracker {
             config,
             rng,
             conns: BTreeMap::new(),
+            host_conns: BTreeMap::new(),
+            banned_hosts: BTreeSet::new(),
             next_conn: 0,
             nodes: Vec::new(),
             loads: Vec::new(),
@@ -154,6 +165,17 @@ impl Tracker {
                 format!("tracker is at its limit of {} connections", self.config.max_connections),
             ));
         }
+        let cap = self.config.max_connections_per_host;
+        if cap > 0 && !is_loopback(&remote_host) {
+            let open = self.host_conns.get(&remote_host).copied().unwrap_or(0);
+            if open >= cap {
+                return Err(Notice::new(
+                    ErrorCode::Overloaded,
+                    format!("{open} connections from {remote_host} already, the tracker's limit per address"),
+                ));
+            }
+        }
+        *self.host_conns.entry(remote_host.clone()).or_insert(0) += 1;
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.conns.insert(conn, ConnState { remote_host, opened: now, node: None, spoke: false });

@@ -51,7 +51,11 @@ impl Bench {
     }
 
     fn connect(&mut self, id: u32, role: Role, port: Option<u16>) -> (ConnId, [u8; 16]) {
-        let conn = self.tr.accept(self.now, format!("10.0.0.{id}")).unwrap();
+        self.connect_from(&format!("10.0.0.{id}"), id, role, port)
+    }
+
+    fn connect_from(&mut self, host: &str, id: u32, role: Role, port: Option<u16>) -> (ConnId, [u8; 16]) {
+        let conn = self.tr.accept(self.now, host.to_owned()).unwrap();
         let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(id), listen_port: port, role };
         self.tr.handle_message(self.now, conn, Message::Hello(hello));
         let mut nonce = None;
@@ -432,6 +436,10 @@ fn under_the_trust_policy_a_corrupting_giver_loses_its_takers_trust() {
 fn corrupting_giver_run(giver: GiverPolicy) -> Bench {
     let mut cfg = TrackerConfig::with_key(KEY);
     cfg.policy.giver = giver;
+    corrupting_giver_run_with(cfg)
+}
+
+fn corrupting_giver_run_with(cfg: TrackerConfig) -> Bench {
     let mut b = Bench::with(cfg);
     let (_, content) = b.seed_with(manifest("a.bin", 40, 1000));
     // Peer 10 gets everything honestly first.
@@ -1140,4 +1148,43 @@ fn seed_signatures_are_checked_and_forwarded() {
     let out = b.drain();
     assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized), "an unsigned append to a signed stream");
     assert!(closed(&out, seed));
+}
+
+/// One address cannot hold the tracker's table with many identities: past
+/// `max_connections_per_host` it is refused with `Overloaded`; a closed connection frees its
+/// place; loopback (the tracker's own host) is exempt.
+#[test]
+fn connections_per_address_are_capped_with_an_explicit_overloaded() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.max_connections_per_host = 3;
+    let mut b = Bench::with(cfg);
+    let conns: Vec<_> = (0..3).map(|_| b.tr.accept(b.now, "10.9.9.9".into()).unwrap()).collect();
+    let refused = b.tr.accept(b.now, "10.9.9.9".into()).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Overloaded);
+    assert!(refused.detail.contains("10.9.9.9"), "{}", refused.detail);
+    assert!(b.tr.accept(b.now, "10.9.9.8".into()).is_ok(), "another address is not affected");
+    b.tr.handle_closed(b.now, conns[0]);
+    assert!(b.tr.accept(b.now, "10.9.9.9".into()).is_ok(), "a closed connection frees its place");
+    for _ in 0..10 {
+        assert!(b.tr.accept(b.now, "127.0.0.1".into()).is_ok(), "loopback is exempt");
+    }
+}
+
+/// A banned giver's address stays banned: the same host under a new `PeerId` starts banned
+/// (never ordered from), another host does not; with `ban_hosts` off, it starts clean.
+#[test]
+fn a_banned_givers_address_bans_its_new_identities() {
+    let mut b = corrupting_giver_run(GiverPolicy::LeastLoaded);
+    b.connect_from("10.0.0.10", 77, Role::Peer, Some(8000));
+    b.connect_from("10.0.0.11", 78, Role::Peer, Some(8000));
+    let banned =
+        |b: &Bench, id: u32| b.tr.stats().nodes.iter().find(|n| n.peer == PeerId(id)).unwrap().banned;
+    assert!(banned(&b, 77), "a new identity from the banned giver's address");
+    assert!(!banned(&b, 78), "an identity from another address");
+
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.ban_hosts = false;
+    let mut b = corrupting_giver_run_with(cfg);
+    b.connect_from("10.0.0.10", 77, Role::Peer, Some(8000));
+    assert!(!b.tr.stats().nodes.iter().find(|n| n.peer == PeerId(77)).unwrap().banned);
 }

@@ -629,6 +629,10 @@ impl Tracker {
         if load.alive && !load.banned && !load.seed {
             load.banned = true;
             self.events.push_back(TrackerEvent::Banned { peer: id });
+            let host = self.node(idx).and_then(|n| self.conns.get(&n.conn)).map(|c| c.remote_host.clone());
+            if let Some(host) = host.filter(|h| self.config.ban_hosts && !super::is_loopback(h)) {
+                self.banned_hosts.insert(host);
+            }
         }
     }
 }

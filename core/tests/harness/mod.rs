@@ -752,7 +752,7 @@ impl Swarm {
             PeerEvent::DownloadComplete { content } => {
                 self.peers[k].completed.insert(*content, self.now);
             }
-            PeerEvent::TrackerLost => self.peers[k].tracker_lost = true,
+            PeerEvent::TrackerLost { .. } => self.peers[k].tracker_lost = true,
             _ => {}
         }
     }

@@ -335,9 +335,11 @@ impl PeerNode {
                 }
                 self.complete = true;
             }
-            PeerEvent::TrackerLost => {
+            PeerEvent::TrackerLost { notice } => {
                 self.tracker_lost = true;
-                if !self.welcomed {
+                if let Some(n) = notice.filter(|n| n.code == ErrorCode::Overloaded) {
+                    self.fail(format!("the tracker at {} is overloaded: {}", self.tracker, n.detail));
+                } else if !self.welcomed {
                     let why = cx.connect_error.unwrap_or("the connection was closed");
                     self.fail(format!("cannot reach the tracker at {}: {why}", self.tracker));
                 } else {

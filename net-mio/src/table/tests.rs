@@ -54,6 +54,23 @@ fn expect_closed(mut s: TcpStream) {
     }
 }
 
+/// A connection refused at the cap reads one `Error(Overloaded)` frame, then the end.
+fn expect_overloaded(mut s: TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let mut d = pdtp_core::wire::codec::Decoder::new(pdtp_core::wire::codec::Limits::DEFAULT);
+    d.push(&got);
+    match d.next() {
+        Ok(Some(pdtp_core::Message::Error(n))) => {
+            assert_eq!(n.code, pdtp_core::wire::ErrorCode::Overloaded);
+            assert!(n.detail.contains("limit of 3 connections"), "{}", n.detail);
+        }
+        other => panic!("expected an Overloaded error frame, got {other:?} from {} bytes", got.len()),
+    }
+    assert_eq!(d.next(), Ok(None), "nothing after it");
+}
+
 #[test]
 fn refuses_past_the_cap_and_never_reuses_tokens() {
     let mut node = Node::new(3);
@@ -65,7 +82,7 @@ fn refuses_past_the_cap_and_never_reuses_tokens() {
     let mut clients = clients.into_iter();
     let kept: Vec<TcpStream> = clients.by_ref().take(3).collect();
     for refused in clients {
-        expect_closed(refused);
+        expect_overloaded(refused);
     }
 
     assert!(node.table.remove(Token(11), node.poll.registry()));
