@@ -615,38 +615,41 @@ fn a_part_file_of_other_bytes_is_not_trusted() {
     }
 }
 
+/// Starts `pdtp-node tracker` with `conf` (YAML; `port:` is added) on `port`, or on a free
+/// port when `None`; returns it once it says it listens, its stderr drained to ours.
+fn spawn_tracker(dir: &std::path::Path, conf: &str, port: Option<u16>) -> Option<(Reaped, u16)> {
+    use std::io::BufRead;
+    let port = port
+        .unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let file = dir.join(format!("tracker-{port}.yml"));
+    std::fs::write(&file, format!("port: {port}\nseed_key: {KEY}\n{conf}")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["tracker", "--conf", file.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    match lines.next() {
+        Some(Ok(first)) if first.contains(&format!("tracker on 127.0.0.1:{port}")) => {
+            // Keep reading its stderr: a tracker whose stderr is closed dies at its next line.
+            std::thread::spawn(move || lines.for_each(|l| eprintln!("tracker: {l:?}")));
+            Some((Reaped(child), port))
+        }
+        _ => {
+            let _ = Reaped(child);
+            None
+        }
+    }
+}
+
 /// A tracker at its connection limit says so: a `get` refused there fails at once with one
 /// line naming the overload, not a bare "connection was closed" (issue 17's idle lockout).
 #[test]
 fn a_tracker_at_its_connection_limit_tells_get_it_is_overloaded() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let (child, port) = (0..20)
-        .find_map(|_| {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let conf = dir.path().join("t.yml");
-            std::fs::write(&conf, format!("port: {port}\nseed_key: {KEY}\nmax_connections: 2\n")).unwrap();
-            let mut child = Command::new(BIN)
-                .args(["tracker", "--conf", conf.to_str().unwrap()])
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-            match lines.next() {
-                Some(Ok(first)) if first.contains(&format!("tracker on 127.0.0.1:{port}")) => {
-                    // Keep reading its stderr, so its later lines have somewhere to go.
-                    std::thread::spawn(move || lines.for_each(|l| eprintln!("tracker: {l:?}")));
-                    Some((child, port))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    None
-                }
-            }
-        })
+    let (_tracker, port) = (0..20)
+        .find_map(|_| spawn_tracker(dir.path(), "max_connections: 2\n", None))
         .expect("no free port for the tracker");
-    let _child = Reaped(child);
     // Two connections that say nothing hold both places (for the hello timeout, 10 s).
     let _held: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
@@ -654,4 +657,86 @@ fn a_tracker_at_its_connection_limit_tells_get_it_is_overloaded() {
     let (code, err) = run(&["get", &url, "-o", "a.bin", "--listen", "0", "--wait", "0s"], dir.path());
     assert_one_line(code, &err, "is overloaded: at its limit of 2 connections");
     assert!(!dir.path().join("a.bin").exists() && !dir.path().join("a.bin.part").exists());
+}
+
+/// Issue 19's restart: kill -9 the tracker in the middle of a download and start it again on
+/// its port. The seed and the `get` do not exit; they reconnect, publish and announce again,
+/// and the download completes with exact bytes, fetching at most the chunks that were in
+/// flight at the kill a second time (not the verified ones: the new tracker is told them).
+#[test]
+fn a_download_survives_a_tracker_killed_and_restarted() {
+    const CHUNK: usize = 64 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "show.ts", 3 * 1024 * 1024 + 5, 51);
+    let (tracker, port) = (0..20).find_map(|_| spawn_tracker(dir.path(), "", None)).expect("no free port");
+    let seed_conf = dir.path().join("seed.yml");
+    std::fs::write(
+        &seed_conf,
+        format!(
+            "port: {port}\nseed_key: {KEY}\nfile_root: {}\nchunk_size: {CHUNK}\nlisten_port: 0\nseed_identity: {}\n",
+            root.display(),
+            dir.path().join("seed-identity").display()
+        ),
+    )
+    .unwrap();
+    // Half a megabyte a second from the origin: about six seconds for the file.
+    let seed = Reaped(
+        Command::new(BIN)
+            .args(["seed", "--conf", seed_conf.to_str().unwrap(), "--max-upload-rate", "512KiB/s"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("pdtp://127.0.0.1:{port}/show.ts");
+    let report = dir.path().join("report.json");
+    let args = ["get", &url, "-o", "out.ts", "--listen", "0", "--seed-for", "0s", "--report"];
+    let mut get = Reaped(
+        Command::new(BIN)
+            .args(args)
+            .arg(&report)
+            .current_dir(dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Kill the tracker once a fifth of the file is down.
+    let part = dir.path().join("out.ts.part");
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&part).map_or(true, |m| m.len() == 0)
+        || started.elapsed() < Duration::from_millis(1_200)
+    {
+        assert!(started.elapsed() < LIMIT, "the download never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(tracker);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let mut seed = seed;
+    assert!(seed.0.try_wait().unwrap().is_none(), "the seed exited with its tracker");
+    assert!(get.0.try_wait().unwrap().is_none(), "get exited with its tracker");
+    let (_tracker, _) = (0..20)
+        .find_map(|_| {
+            let t = spawn_tracker(dir.path(), "", Some(port));
+            if t.is_none() {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            t
+        })
+        .expect("the tracker could not start again on its port");
+    let status = loop {
+        if let Some(s) = get.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < LIMIT, "get did not finish after the tracker came back");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    get.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(std::fs::read(dir.path().join("out.ts")).unwrap() == source, "the copy differs from the source");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let fetched = v["verified_bytes"].as_u64().unwrap();
+    // At most the default ten downloads in flight at the kill come twice.
+    assert!(fetched < source.len() as u64 + 10 * CHUNK as u64, "fetched {fetched} of {}", source.len());
+    assert!(seed.0.try_wait().unwrap().is_none(), "the seed is still serving");
 }

@@ -611,13 +611,23 @@ fn tracker_problems_are_reported() {
         e,
         PeerEvent::Node(NodeEvent::Problem(Notice { code: ErrorCode::Malformed, .. }))
     )));
-    // Tracker Error: TrackerLost and the link closes.
+    // Tracker Error after the welcome: the link closes and a reconnection is scheduled about
+    // a second later (the first of the backed-off attempts); the download is not given up.
     net.tell(1, Message::Error(Notice::new(ErrorCode::GoingAway, "bye")));
-    assert!(
-        net.peer_events(1).iter().any(
-            |e| matches!(e, PeerEvent::TrackerLost { notice: Some(n) } if n.code == ErrorCode::GoingAway)
-        )
-    );
+    let ev = net.peer_events(1);
+    let retry_in = ev
+        .iter()
+        .find_map(|e| match e {
+            PeerEvent::Node(NodeEvent::TrackerDown { notice: Some(n), retry_in })
+                if n.code == ErrorCode::GoingAway =>
+            {
+                Some(*retry_in)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no TrackerDown: {ev:?}"));
+    assert!(retry_in >= Span::from_millis(500) && retry_in < Span::from_millis(1_500), "{retry_in:?}");
+    assert!(!ev.iter().any(|e| matches!(e, PeerEvent::TrackerLost { .. })), "{ev:?}");
     assert!(net.log[1].iter().any(|t| matches!(t, Transmit::Close { conn: TRACKER, .. })));
     // Seed refused.
     net.tell(0, Message::Error(Notice::new(ErrorCode::Unauthorized, "bad proof")));

@@ -39,6 +39,8 @@ impl NodeFactory for CoreFactory {
                 config.listen_port = Some(PEER_PORT);
                 config.stall_timeout = spec.scenario.policy.stall_timeout.0;
                 config.transfer_timeout = TRANSFER_TIMEOUT;
+                // The simulated tracker never goes away; a link it closes is final.
+                config.tracker_retry = None;
                 Box::new(SeedNode {
                     config,
                     rng_seed: spec.rng_seed,
@@ -65,6 +67,7 @@ impl NodeFactory for CoreFactory {
                 config.listen_port = Some(PEER_PORT);
                 config.stall_timeout = spec.scenario.policy.stall_timeout.0;
                 config.transfer_timeout = TRANSFER_TIMEOUT;
+                config.tracker_retry = None;
                 // A viewer's player skips what its buffer has passed, and joins at least half
                 // its buffer behind the newest chunk (the core's rule, from the stream's
                 // bitrate in its manifest).

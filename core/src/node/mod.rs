@@ -88,6 +88,15 @@ pub enum NodeEvent {
     },
     /// A warning or error we received or sent.
     Problem(Notice),
+    /// The tracker link went down after we had been welcomed; we connect again at
+    /// `retry_in` from now (and again, backing off, until it answers). Transfers between
+    /// peers go on meanwhile; nothing new is scheduled.
+    TrackerDown {
+        /// The tracker's reason, if it sent one.
+        notice: Option<Notice>,
+        /// When the next attempt is, from now.
+        retry_in: Span,
+    },
 }
 
 /// Settings the engine needs from either role's config.
@@ -102,6 +111,9 @@ pub(crate) struct NodeConfig {
     pub order_wait: Span,
     pub link_idle: Span,
     pub corrupt_uploads: bool,
+    /// Reconnect to a tracker lost after a welcome, backing off up to this between attempts;
+    /// `None`: a lost tracker is final.
+    pub tracker_retry: Option<Span>,
 }
 
 /// A content this node knows: its manifest and the chunks it holds.
@@ -120,8 +132,13 @@ pub(crate) enum Up {
     Welcomed,
     /// A tracker message the engine does not handle itself.
     Tracker(Message),
-    /// The tracker link is gone (closed by it, or by us after its `Error`).
+    /// The tracker link is gone for good (closed by it, or by us after its `Error`): before
+    /// any welcome, after a refusal (`Unauthorized`, `BadVersion`, `Malformed`), or with
+    /// reconnection off.
     TrackerLost(Option<Notice>),
+    /// The tracker link is gone and a reconnection is scheduled; the role keeps its state and
+    /// re-announces it at the next `Welcomed`.
+    TrackerDown,
 }
 
 /// A chunk that arrived as taker, after verification.
@@ -153,6 +170,12 @@ pub(crate) struct Node<S, E> {
     timers: TimerTable,
     /// No peer link can be idle before this (a lower bound; see `sweep_idle`).
     idle_check: Option<Time>,
+    /// Whether a tracker ever welcomed us (only then is a lost tracker retried).
+    pub ever_welcomed: bool,
+    /// Reconnection attempts since the tracker was last up.
+    retries: u32,
+    /// When the next reconnection attempt is due.
+    retry_at: Option<Time>,
 }
 
 impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
@@ -170,16 +193,41 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             out: VecDeque::new(),
             timers: TimerTable::default(),
             idle_check: None,
+            ever_welcomed: false,
+            retries: 0,
+            retry_at: None,
             cfg,
             store,
         };
-        let conn = node
-            .links
-            .alloc(now, LinkKind::Tracker, None)
-            .unwrap_or_else(|| unreachable!("an empty table has room"));
-        node.tracker = Some(conn);
-        node.out.push_back(Transmit::Connect { conn, endpoint: node.cfg.tracker.clone() });
+        node.connect_tracker(now);
         node
+    }
+
+    /// Opens a tracker link (`Connect`); a full table leaves it to the next retry.
+    fn connect_tracker(&mut self, now: Time) {
+        let Some(conn) = self.links.alloc(now, LinkKind::Tracker, None) else { return };
+        self.tracker = Some(conn);
+        self.out.push_back(Transmit::Connect { conn, endpoint: self.cfg.tracker.clone() });
+    }
+
+    /// The tracker link is gone (`notice`: its reason, if it gave one): a reconnection is
+    /// scheduled if we had been welcomed, reconnection is on and the reason is not a refusal
+    /// that a retry would only repeat.
+    pub(crate) fn tracker_gone(&mut self, now: Time, notice: Option<Notice>) -> Up {
+        self.tracker = None;
+        self.nonce = None;
+        use crate::wire::ErrorCode::{BadVersion, Malformed, Unauthorized};
+        let refused =
+            notice.as_ref().is_some_and(|n| matches!(n.code, Unauthorized | BadVersion | Malformed));
+        let Some(max) = self.cfg.tracker_retry.filter(|_| self.ever_welcomed && !refused) else {
+            return Up::TrackerLost(notice);
+        };
+        self.retries += 1;
+        let retry_in = retry_delay(self.cfg.peer_id, self.retries, max);
+        self.retry_at = Some(now + retry_in);
+        self.emit(NodeEvent::TrackerDown { notice, retry_in });
+        self.rearm(now);
+        Up::TrackerDown
     }
 
     /// Emits an engine event.
@@ -269,9 +317,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     pub fn handle_closed(&mut self, now: Time, conn: ConnId) -> Up {
         let Some(link) = self.links.remove(conn) else { return Up::None };
         if link.kind == LinkKind::Tracker {
-            self.tracker = None;
-            self.nonce = None;
-            return Up::TrackerLost(None);
+            return self.tracker_gone(now, None);
         }
         self.drop_link_state(now, conn, "peer link closed");
         self.rearm(now);
@@ -321,6 +367,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         self.timers.set(Timer::Watchdog, self.orders.next_deadline());
         self.timers.set(Timer::HeldRequest, self.orders.next_held_deadline());
         self.timers.set(Timer::IdleLink, self.idle_check);
+        self.timers.set(Timer::Reconnect, self.retry_at);
     }
 
     /// Fires the timers that are due; an early or repeated call does nothing.
@@ -331,6 +378,10 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
                 Timer::Watchdog => self.sweep_watchdog(now),
                 Timer::HeldRequest => self.sweep_held(now),
                 Timer::IdleLink => self.sweep_idle(now),
+                Timer::Reconnect => {
+                    self.retry_at = None;
+                    self.connect_tracker(now);
+                }
             }
         }
         self.rearm(now);
@@ -389,4 +440,15 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             self.fail(now, token, why);
         }
     }
+}
+
+/// The wait before reconnection attempt `n` (from 1): one second doubling per attempt up to
+/// `max`, times a factor in [0.5, 1.5) drawn from our id and `n`, so peers that lost the same
+/// tracker do not all come back in the same instant (and a run stays deterministic).
+fn retry_delay(peer: PeerId, n: u32, max: Span) -> Span {
+    let base = Span::from_secs(1).as_nanos().saturating_mul(1u64 << n.saturating_sub(1).min(20));
+    let base = base.min(max.as_nanos());
+    let h = crate::manifest::Digest::of_parts(&[b"pdtp-retry", &peer.0.to_be_bytes(), &n.to_be_bytes()]);
+    let u = (h.prefix_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    Span::from_nanos((base as f64 * (0.5 + u)) as u64)
 }

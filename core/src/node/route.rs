@@ -12,6 +12,8 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         match msg {
             Message::Welcome(w) if self.nonce.is_none() => {
                 self.nonce = Some(w.nonce);
+                self.ever_welcomed = true;
+                self.retries = 0;
                 Up::Welcomed
             }
             Message::Transfer(order) => {
@@ -25,7 +27,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             Message::Error(notice) => {
                 // The role reports it (a seed's refusal is its own event).
                 self.close(now, conn, None);
-                Up::TrackerLost(Some(notice))
+                self.tracker_gone(now, Some(notice))
             }
             Message::Welcome(_)
             | Message::Hello(_)

@@ -11,16 +11,18 @@ pub(crate) enum Timer {
     HeldRequest = 1,
     /// The earliest idle peer link to close.
     IdleLink = 2,
+    /// The next attempt to reach a lost tracker.
+    Reconnect = 3,
 }
 
 impl Timer {
     /// Every timer, in the order they fire when due together.
-    pub const ALL: [Timer; 3] = [Timer::Watchdog, Timer::HeldRequest, Timer::IdleLink];
+    pub const ALL: [Timer; 4] = [Timer::Watchdog, Timer::HeldRequest, Timer::IdleLink, Timer::Reconnect];
 }
 
 /// One optional deadline per [`Timer`].
 #[derive(Clone, Debug, Default)]
-pub(crate) struct TimerTable([Option<Time>; 3]);
+pub(crate) struct TimerTable([Option<Time>; 4]);
 
 impl TimerTable {
     /// Sets (or clears) a timer.

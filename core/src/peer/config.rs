@@ -43,6 +43,10 @@ pub struct PeerConfig {
     /// that lies about the content cannot make us deliver other bytes. `None`: a signed
     /// manifest is still checked against the key that signed it; an unsigned one is taken.
     pub seed_key: Option<SeedKey>,
+    /// A tracker lost after its welcome is reconnected to, backing off up to this between
+    /// attempts (default 30 s); the download goes on meanwhile and is announced again.
+    /// `None`: a lost tracker ends the download (`PeerEvent::TrackerLost`).
+    pub tracker_retry: Option<Span>,
 }
 
 impl PeerConfig {
@@ -61,6 +65,7 @@ impl PeerConfig {
             playback_deadline: None,
             corrupt_uploads: false,
             seed_key: None,
+            tracker_retry: Some(Span::from_secs(30)),
         }
     }
 }

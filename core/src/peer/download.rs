@@ -65,8 +65,15 @@ impl<S: ChunkStore> Peer<S> {
             return self.node.emit(NodeEvent::Problem(n));
         };
         let path = self.asked.remove(i);
-        if self.downloads.contains_key(&t.content) {
-            return;
+        if let Some((&known, _)) = self.downloads.iter().find(|(_, d)| d.path == path) {
+            if known == t.content {
+                return self.rejoin(now, t);
+            }
+            let reason = format!(
+                "{path}: the tracker gives it another content id than before its restart (a rare clash of \
+                 ids); run the download again (it resumes from what it holds)"
+            );
+            return self.push(PeerEvent::ManifestRefused { path, reason });
         }
         if let Err(e) = t.manifest.check() {
             let n = Notice::new(ErrorCode::Malformed, format!("{path}: {e}"));
@@ -119,6 +126,51 @@ impl<S: ChunkStore> Peer<S> {
             if kept < n {
                 self.node.send_tracker(now, Message::Request(Interest::all(content)));
             }
+        }
+    }
+
+    /// A tracker back after an outage described a content we were already downloading: take
+    /// any live chunks appended meanwhile (checked as an append), then announce again what we
+    /// hold and what we still want, as the new tracker knows nothing of us.
+    fn rejoin(&mut self, now: Time, t: TellInfo) {
+        let content = t.content;
+        let Some(c) = self.node.contents.get(&content) else { return };
+        let (ours, live) = (c.manifest.num_chunks(), c.manifest.is_live());
+        if !live && c.manifest.root() != t.manifest.root() {
+            let path = t.manifest.path.clone();
+            let reason = format!("{path}: the content changed while the tracker was away; not resuming it");
+            return self.push(PeerEvent::ManifestRefused { path, reason });
+        }
+        if live && t.manifest.num_chunks() > ours {
+            let a = AppendChunks {
+                content,
+                first: ours,
+                new_size: t.manifest.geometry.size,
+                hashes: t.manifest.hashes[ours as usize..].to_vec(),
+                window_start: t.manifest.live.map_or(0, |l| l.first_chunk),
+                proof: crate::manifest::Digest::ZERO,
+                signature: t.signature,
+            };
+            self.on_append(now, a);
+        }
+        let (Some(c), Some(d)) = (self.node.contents.get(&content), self.downloads.get(&content)) else {
+            return;
+        };
+        if d.refused {
+            return;
+        }
+        let g = c.manifest.geometry;
+        let held = super::resume::runs(d.floor..g.num_chunks(), |i| c.have.contains(i));
+        let (floor, next, done) = (d.floor, d.next, d.complete_sent);
+        for run in held {
+            let bytes = ByteRange::new(g.chunk_bytes(run.start).start, g.chunk_bytes(run.end - 1).end);
+            self.node.send_tracker(now, Message::Provide(Interest::range(content, bytes)));
+        }
+        if live {
+            let from = u64::from(next.max(floor)) * u64::from(g.chunk_size);
+            self.node.send_tracker(now, Message::Request(Interest::range(content, ByteRange::from(from))));
+        } else if !done && g.num_chunks() > 0 {
+            self.node.send_tracker(now, Message::Request(Interest::all(content)));
         }
     }
 

@@ -91,9 +91,15 @@ pub struct Peer<S> {
     downloads: BTreeMap<ContentId, Download>,
     /// The most recent verified payload, so in-order arrivals are delivered without a read.
     cached: Option<(ContentId, ChunkIndex, Payload)>,
+    /// Downloads a tracker back from an outage did not know yet (their seed had not
+    /// published again): asked again at this time.
+    reask_at: Option<Time>,
     /// The latest `now` seen, for outputs produced while polling.
     now: Time,
 }
+
+/// How often a download the tracker does not know after an outage is asked about again.
+const REASK: crate::time::Span = crate::time::Span::from_secs(1);
 
 impl<S: ChunkStore> Peer<S> {
     /// A peer that starts by connecting to its tracker (a `Connect` is queued).
@@ -108,6 +114,7 @@ impl<S: ChunkStore> Peer<S> {
             order_wait: config.order_wait,
             link_idle: config.link_idle,
             corrupt_uploads: config.corrupt_uploads,
+            tracker_retry: config.tracker_retry,
         };
         Self {
             node: Node::new(now, cfg, store),
@@ -120,6 +127,7 @@ impl<S: ChunkStore> Peer<S> {
             asked: Vec::new(),
             downloads: BTreeMap::new(),
             cached: None,
+            reask_at: None,
             now,
         }
     }
@@ -226,6 +234,12 @@ impl<S: ChunkStore> Peer<S> {
         self.now = now;
         self.node.handle_timeout(now);
         self.skip_late_all(now);
+        if self.reask_at.is_some_and(|at| at <= now) && self.node.welcomed() {
+            self.reask_at = None;
+            for path in std::mem::take(&mut self.pending) {
+                self.ask(now, path);
+            }
+        }
     }
 
     /// The next transmission for the driver, in order.
@@ -254,10 +268,7 @@ impl<S: ChunkStore> Peer<S> {
     /// activity (`link_idle`); and for a live download held at a missing chunk, the instant
     /// its playback deadline passes (`playback_deadline`).
     pub fn poll_timeout(&self) -> Option<Time> {
-        match (self.node.poll_timeout(), self.next_skip()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.node.poll_timeout(), self.next_skip(), self.reask_at].into_iter().flatten().min()
     }
 
     fn push(&mut self, e: PeerEvent) {
@@ -274,9 +285,21 @@ impl<S: ChunkStore> Peer<S> {
             Up::None => {}
             Up::Welcomed => {
                 self.push(PeerEvent::Welcomed);
-                for path in std::mem::take(&mut self.pending) {
+                // Back after a tracker outage: ask about every download again too; each answer
+                // re-announces what we hold and want (`rejoin`).
+                let mut paths = std::mem::take(&mut self.pending);
+                for d in self.downloads.values() {
+                    if !paths.contains(&d.path) {
+                        paths.push(d.path.clone());
+                    }
+                }
+                for path in paths {
                     self.ask(now, path);
                 }
+            }
+            Up::TrackerDown => {
+                // Questions the lost tracker never answered are asked again at the welcome.
+                self.pending.append(&mut self.asked);
             }
             Up::Tracker(msg) => self.tracker_message(now, msg),
             Up::TrackerLost(notice) => {
@@ -313,7 +336,14 @@ impl<S: ChunkStore> Peer<S> {
         match i {
             Some(i) => {
                 let path = self.asked.remove(i);
-                self.push(PeerEvent::UnknownUrl { path });
+                if self.downloads.values().any(|d| d.path == path) {
+                    // A tracker back from an outage, before our seed published again: the
+                    // download goes on and asks again each second (`REASK`).
+                    self.pending.push(path);
+                    self.reask_at = Some(self.now + REASK);
+                } else {
+                    self.push(PeerEvent::UnknownUrl { path });
+                }
             }
             None => self.node.emit(NodeEvent::Problem(n)),
         }

@@ -58,7 +58,7 @@ impl<S: ChunkStore> Peer<S> {
 }
 
 /// The maximal runs of consecutive chunks in `range` for which `held` is true.
-fn runs(
+pub(super) fn runs(
     range: core::ops::Range<ChunkIndex>,
     held: impl Fn(ChunkIndex) -> bool,
 ) -> Vec<core::ops::Range<ChunkIndex>> {

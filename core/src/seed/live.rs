@@ -49,9 +49,11 @@ impl<S: ChunkStore> Seed<S> {
     /// chunk first; chunks pushed afterwards would be ignored by viewers that saw the end.
     /// Refused with a `Problem` event before `Published` or without a tracker link.
     pub fn end_live(&mut self, now: Time, path: &str) {
+        self.ended.insert(path.trim_start_matches('/').to_string());
         let sent = (|| {
             let content = self.content(path).ok_or("not published yet")?;
-            let nonce = self.node.nonce.ok_or("no tracker")?;
+            // Without a tracker the end goes out when it is back (`Seed::on_published`).
+            let Some(nonce) = self.node.nonce else { return Ok(()) };
             let c = self.node.contents.get(&content).ok_or("not published yet")?;
             let info = c.manifest.live.ok_or("not a live stream")?;
             let (first, size) = (c.manifest.num_chunks(), c.manifest.geometry.size);
@@ -92,7 +94,9 @@ impl<S: ChunkStore> Seed<S> {
 
     fn append(&mut self, now: Time, path: &str, len: u32, digest: Digest) -> Result<(), &'static str> {
         let content = self.content(path).ok_or("not published yet")?;
-        let nonce = self.node.nonce.ok_or("no tracker")?;
+        // Without a tracker (an outage) the chunk is kept and announced with the stream when
+        // the tracker is back.
+        let nonce = self.node.nonce;
         let live_window = self.live_window;
         let c = self.node.contents.get_mut(&content).ok_or("not published yet")?;
         let info = c.manifest.live.ok_or("not a live stream")?;
@@ -123,10 +127,12 @@ impl<S: ChunkStore> Seed<S> {
             }
         }
         let hashes = vec![digest];
-        let proof = append_proof(&self.key, &nonce, content, first, new_size, window_start, &hashes);
         let signature = self.sign_live(path, &hashes, new_size, false);
-        let msg = AppendChunks { content, first, new_size, hashes, window_start, proof, signature };
-        self.node.send_tracker(now, Message::AppendChunks(Box::new(msg)));
+        if let Some(nonce) = nonce {
+            let proof = append_proof(&self.key, &nonce, content, first, new_size, window_start, &hashes);
+            let msg = AppendChunks { content, first, new_size, hashes, window_start, proof, signature };
+            self.node.send_tracker(now, Message::AppendChunks(Box::new(msg)));
+        }
         Ok(())
     }
 }

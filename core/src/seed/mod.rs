@@ -19,7 +19,7 @@
 
 mod live;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::auth::publish_proof;
 use crate::bitset::BitSet;
@@ -56,6 +56,10 @@ pub struct SeedConfig {
     /// Signs every manifest and live append (`signing`), so viewers that pin its public
     /// key need not trust the tracker; `None`: unsigned.
     pub signing_key: Option<SigningKey>,
+    /// A tracker lost after its welcome is reconnected to, backing off up to this between
+    /// attempts (default 30 s), and everything is published again; `None`: a lost tracker
+    /// is final (`SeedEvent::TrackerLost`).
+    pub tracker_retry: Option<Span>,
 }
 
 impl SeedConfig {
@@ -72,6 +76,7 @@ impl SeedConfig {
             link_idle: Span::from_secs(30),
             live_window: 64,
             signing_key: None,
+            tracker_retry: Some(Span::from_secs(30)),
         }
     }
 }
@@ -126,6 +131,8 @@ pub struct Seed<S> {
     sent: Vec<Manifest>,
     /// Published paths.
     published: BTreeMap<String, ContentId>,
+    /// Live streams ended (their end mark goes out again after a tracker outage).
+    ended: BTreeSet<String>,
 }
 
 impl<S: ChunkStore> Seed<S> {
@@ -141,6 +148,7 @@ impl<S: ChunkStore> Seed<S> {
             order_wait: config.order_wait,
             link_idle: config.link_idle,
             corrupt_uploads: false,
+            tracker_retry: config.tracker_retry,
         };
         Self {
             node: Node::new(now, cfg, store),
@@ -152,6 +160,7 @@ impl<S: ChunkStore> Seed<S> {
             queued: Vec::new(),
             sent: Vec::new(),
             published: BTreeMap::new(),
+            ended: BTreeSet::new(),
         }
     }
 
@@ -274,8 +283,23 @@ impl<S: ChunkStore> Seed<S> {
                 for m in std::mem::take(&mut self.queued) {
                     self.send_publish(now, m);
                 }
+                // Back after a tracker outage: publish everything again, live streams with
+                // every chunk made meanwhile.
+                let again: Vec<Manifest> = self
+                    .published
+                    .values()
+                    .filter_map(|id| self.node.contents.get(id))
+                    .map(|c| c.manifest.clone())
+                    .collect();
+                for m in again {
+                    self.send_publish(now, m);
+                }
             }
-            Up::Tracker(Message::Published(p)) => self.on_published(p),
+            Up::TrackerDown => {
+                // Publishes the lost tracker never answered go out again at the welcome.
+                self.queued.append(&mut self.sent);
+            }
+            Up::Tracker(Message::Published(p)) => self.on_published(now, p),
             Up::Tracker(Message::Warning(n)) => self.node.emit(NodeEvent::Problem(n)),
             Up::Tracker(other) => {
                 let n =
@@ -295,12 +319,33 @@ impl<S: ChunkStore> Seed<S> {
         }
     }
 
-    fn on_published(&mut self, p: Published) {
+    fn on_published(&mut self, now: Time, p: Published) {
         let Some(i) = self.sent.iter().position(|m| m.path == p.path) else {
             let n = Notice::new(ErrorCode::Unexpected, format!("published {} was not asked for", p.path));
             return self.node.emit(NodeEvent::Problem(n));
         };
         let manifest = self.sent.remove(i);
+        match self.published.get(&p.path) {
+            // Published again to a tracker back after an outage: same id, nothing to open.
+            Some(&id) if id == p.content => {
+                if self.ended.contains(&p.path) {
+                    self.end_live(now, &p.path);
+                }
+                return;
+            }
+            Some(_) => {
+                let detail = format!(
+                    "the tracker gives {} another content id than before its restart (a rare clash of ids); \
+                     restart the seed",
+                    p.path
+                );
+                return self
+                    .node
+                    .events
+                    .push_back(SeedEvent::Refused(Notice::new(ErrorCode::Unexpected, detail)));
+            }
+            None => {}
+        }
         if let Err(e) = self.node.store.open(p.content, &manifest) {
             let n = Notice::new(ErrorCode::Unexpected, format!("{}: {e}", p.path));
             return self.node.emit(NodeEvent::Problem(n));

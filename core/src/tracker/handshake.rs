@@ -5,7 +5,7 @@ use rand_core::Rng as _;
 use super::state::{Content, Load, Node, NodeIdx, Signed};
 use super::{Tracker, TrackerEvent};
 use crate::auth;
-use crate::ids::{ConnId, ContentId, Endpoint};
+use crate::ids::{ConnId, Endpoint};
 use crate::manifest::{Digest, LiveInfo};
 use crate::signing::Chain;
 use crate::time::Time;
@@ -141,7 +141,8 @@ impl Tracker {
             }
             None => {
                 let ci = self.contents.len();
-                let id = ContentId(ci as u32);
+                let id = super::content_id_for(&path, |id| self.by_content.contains_key(&id));
+                self.by_content.insert(id, ci as u32);
                 let mut manifest = publish.manifest;
                 manifest.path = path.clone();
                 let mut content = Content::new(id, manifest, seed_id);
@@ -179,7 +180,7 @@ impl Tracker {
 
     pub(super) fn on_append(&mut self, now: Time, idx: NodeIdx, conn: ConnId, a: AppendChunks) {
         let Some(node) = self.node(idx) else { return };
-        let Some(content) = self.contents.get(a.content.0 as usize) else {
+        let Some(content) = self.contents.get(self.ix(a.content)) else {
             return self.warn(conn, ErrorCode::UnknownContent, format!("no content {}", a.content.0));
         };
         if node.role != Role::Seed || node.id != content.publisher || content.manifest.live.is_none() {
@@ -248,7 +249,7 @@ impl Tracker {
                 format!("append of chunks {}.. does not follow the {old_n} chunks published", a.first),
             );
         }
-        let ci = a.content.0 as usize;
+        let ci = self.ix(a.content);
         let content = &mut self.contents[ci];
         if !a.hashes.is_empty() {
             // The end mark's signature (over an ended stream) travels with the end mark only.
@@ -323,7 +324,8 @@ impl Tracker {
             self.cancel_transfer(*token, false, Some(idx));
         }
         for nc in &node.contents {
-            let Some(content) = self.contents.get_mut(nc.content.0 as usize) else { continue };
+            let ci = self.ix(nc.content);
+            let Some(content) = self.contents.get_mut(ci) else { continue };
             for c in nc.want.iter() {
                 if !nc.inflight.contains(c) && c < content.num_chunks() {
                     content.remove_pending(c);

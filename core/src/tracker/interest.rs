@@ -22,7 +22,7 @@ impl Tracker {
         cover: Cover,
         clip_to_window: bool,
     ) -> Option<(usize, Range<ChunkIndex>)> {
-        let ci = interest.content.0 as usize;
+        let ci = self.ix(interest.content);
         let Some(content) = self.contents.get(ci) else {
             self.warn(conn, ErrorCode::UnknownContent, format!("no content {}", interest.content.0));
             return None;

@@ -28,7 +28,7 @@ pub use config::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, Tracker
 pub use events::TrackerEvent;
 pub use stats::{ActiveTransfer, ContentStats, NodeStats, TrackerStats};
 
-use crate::ids::{ConnId, PeerId};
+use crate::ids::{ConnId, ContentId, PeerId};
 use crate::output::Transmit;
 use crate::time::Time;
 use crate::wire::{ErrorCode, Message, Notice};
@@ -61,6 +61,8 @@ pub struct Tracker {
     by_id: BTreeMap<PeerId, NodeIdx>,
     contents: Vec<Content>,
     by_path: BTreeMap<String, usize>,
+    /// Wire id → index in `contents` (ids are hashes of the path: see [`content_id_for`]).
+    by_content: BTreeMap<ContentId, u32>,
     transfers: TransferTable,
     trust: TrustGraph,
     dirty: VecDeque<NodeIdx>,
@@ -97,6 +99,19 @@ struct ConnState {
     spoke: bool,
 }
 
+/// The content id a path gets: the first four bytes of a hash of the path, so a tracker that
+/// restarts gives every path the id it had before, whatever order the seeds publish in, and
+/// the viewers' downloads carry on (docs/protocol.md §3). On a clash with an id in use, the
+/// next free one (`taken`); such a pair may swap ids across a restart, which a viewer notices.
+fn content_id_for(path: &str, taken: impl Fn(ContentId) -> bool) -> ContentId {
+    let h = crate::manifest::Digest::of_parts(&[b"pdtp-content-id-v1", path.as_bytes()]);
+    let mut id = (h.prefix_u64() >> 32) as u32;
+    while taken(ContentId(id)) {
+        id = id.wrapping_add(1);
+    }
+    ContentId(id)
+}
+
 /// Whether `host` (an address as the driver reports it) is this machine's loopback.
 fn is_loopback(host: &str) -> bool {
     host.parse::<core::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -123,6 +138,7 @@ impl Tracker {
             by_id: BTreeMap::new(),
             contents: Vec::new(),
             by_path: BTreeMap::new(),
+            by_content: BTreeMap::new(),
             transfers: TransferTable::default(),
             trust,
             dirty: VecDeque::new(),
@@ -144,6 +160,18 @@ impl Tracker {
     /// The configuration in force.
     pub fn config(&self) -> &TrackerConfig {
         &self.config
+    }
+
+    /// The id of the content published at `path`, if any.
+    pub fn content_id(&self, path: &str) -> Option<ContentId> {
+        let ci = *self.by_path.get(path.trim_start_matches('/'))?;
+        Some(self.contents[ci].id)
+    }
+
+    /// The index in `contents` of the content with wire id `id`; `usize::MAX` (a miss for
+    /// every `get`) if no such content.
+    pub(crate) fn ix(&self, id: ContentId) -> usize {
+        self.by_content.get(&id).map_or(usize::MAX, |&i| i as usize)
     }
 
     /// The trust graph (read-only).

@@ -87,7 +87,7 @@ impl Tracker {
     fn has_pending(&self, idx: NodeIdx) -> bool {
         self.node(idx).is_some_and(|n| {
             n.contents.iter().any(|nc| {
-                let content = &self.contents[nc.content.0 as usize];
+                let content = &self.contents[self.ix(nc.content)];
                 any_pending(&nc.want, &nc.inflight, &content.supply, content.floor)
             })
         })
@@ -99,7 +99,7 @@ impl Tracker {
         let mut k = 0;
         while let Some(content_id) = self.node(taker).and_then(|n| n.contents.get(k)).map(|c| c.content) {
             k += 1;
-            let ci = content_id.0 as usize;
+            let ci = self.ix(content_id);
             let mut cands = std::mem::take(&mut self.scratch.chunks);
             self.taker_candidates(taker, ci, &mut cands);
             let head = if self.contents[ci].manifest.is_live() {
@@ -394,7 +394,7 @@ impl Tracker {
         let frugal_seed = g.is_seed() && policy.origin == OriginPolicy::Frugal;
         for gc in g.contents.iter().filter(|c| !c.have.is_empty()) {
             let Some(tc) = t.content(gc.content) else { continue };
-            let ci = gc.content.0 as usize;
+            let ci = self.ix(gc.content);
             let content = &self.contents[ci];
             let floor = self.giver_floor(now, giver, ci);
             // The origin of a live stream feeds the freshest chunks: the newest the taker wants,

@@ -87,7 +87,7 @@ impl Bench {
         (conn, content)
     }
 
-    /// A seed publishing the empty live stream "show" (content 0); its connection and nonce.
+    /// A seed publishing the empty live stream "show"; its connection and nonce.
     fn live_seed(&mut self) -> (ConnId, [u8; 16]) {
         let mut m = manifest("show", 0, 1000);
         m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
@@ -102,10 +102,10 @@ impl Bench {
         (conn, nonce)
     }
 
-    /// The live stream "show" (content 0) with chunks 0 and 1 of 1000 bytes appended.
+    /// The live stream "show" with chunks 0 and 1 of 1000 bytes appended.
     fn live_show_of_two_chunks(&mut self) -> ContentId {
         let (seed_conn, nonce) = self.live_seed();
-        let content = ContentId(0);
+        let content = self.tr.content_id("show").unwrap();
         let hashes = vec![chunk_hash(0), chunk_hash(1)];
         let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
         let append = AppendChunks {
@@ -586,7 +586,7 @@ fn a_verified_copy_reported_after_its_order_was_cancelled_is_counted_in_full() {
 fn live_appends_reach_viewers_and_open_requests() {
     let mut b = Bench::new();
     let (conn, nonce) = b.live_seed();
-    let content = ContentId(0);
+    let content = b.tr.content_id("show").unwrap();
     let (viewer, _) = b.connect(10, Role::Peer, Some(8000));
     b.tr.handle_message(b.now, viewer, Message::AskInfo(AskInfo { path: "show".into() }));
     b.tr.handle_message(b.now, viewer, Message::Request(Interest::range(content, ByteRange::from(0))));
@@ -624,7 +624,7 @@ fn live_appends_reach_viewers_and_open_requests() {
 fn the_end_of_a_live_stream_reaches_viewers_who_ask_later() {
     let mut b = Bench::new();
     let (conn, nonce) = b.live_seed();
-    let content = ContentId(0);
+    let content = b.tr.content_id("show").unwrap();
     let hashes = vec![chunk_hash(0)];
     let proof = auth::append_proof(KEY, &nonce, content, 0, 1000, 0, &hashes);
     let append =
@@ -759,7 +759,7 @@ fn an_unrequested_chunk_in_flight_is_not_queued_again_when_its_transfer_fails() 
 fn an_unrequest_below_the_live_window_clears_the_demand() {
     let mut b = Bench::new();
     let (conn, nonce) = b.live_seed();
-    let content = ContentId(0);
+    let content = b.tr.content_id("show").unwrap();
     let (viewer, _) = b.connect(10, Role::Peer, Some(8000));
     b.tr.handle_message(b.now, viewer, Message::AskInfo(AskInfo { path: "show".into() }));
     b.tr.handle_message(b.now, viewer, Message::Request(Interest::range(content, ByteRange::from(0))));
@@ -1125,7 +1125,7 @@ fn seed_signatures_are_checked_and_forwarded() {
         Message::Publish(Box::new(Publish { manifest: live, proof, signature })),
     );
     b.drain();
-    let content = ContentId(0);
+    let content = b.tr.content_id("show").unwrap();
     let viewer = b.live_viewer(2, content);
     b.drain();
     let hashes = vec![chunk_hash(0)];
@@ -1187,4 +1187,30 @@ fn a_banned_givers_address_bans_its_new_identities() {
     let mut b = corrupting_giver_run_with(cfg);
     b.connect_from("10.0.0.10", 77, Role::Peer, Some(8000));
     assert!(!b.tr.stats().nodes.iter().find(|n| n.peer == PeerId(77)).unwrap().banned);
+}
+
+/// A content's id is its path's: a tracker started again gives each path the id it had, in
+/// whatever order the seeds publish, so downloads carry on across a restart.
+#[test]
+fn content_ids_do_not_depend_on_the_order_of_publishing() {
+    let ids = |paths: &[&str]| {
+        let mut b = Bench::new();
+        let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
+        for p in paths {
+            let m = manifest(p, 2, 1000);
+            let proof = auth::publish_proof(KEY, &nonce, &m);
+            b.tr.handle_message(
+                b.now,
+                conn,
+                Message::Publish(Box::new(Publish { manifest: m, proof, signature: None })),
+            );
+        }
+        b.drain();
+        let mut v: Vec<_> = paths.iter().map(|p| (p.to_string(), b.tr.content_id(p).unwrap())).collect();
+        v.sort();
+        v
+    };
+    let first = ids(&["a.mp4", "b.mp4", "dir/c.ts"]);
+    assert_eq!(first, ids(&["dir/c.ts", "b.mp4", "a.mp4"]));
+    assert_ne!(first[0].1, first[1].1);
 }

@@ -249,7 +249,7 @@ impl Tracker {
         let Some(t) = self.transfers.get(token) else { return };
         let (giver, content, chunk) = (t.giver, t.content, t.chunk);
         let rate = self.up_rates[giver.0 as usize];
-        let bytes = self.contents.get(content.0 as usize).map_or(0, |c| c.manifest.geometry.chunk_len(chunk));
+        let bytes = self.contents.get(self.ix(content)).map_or(0, |c| c.manifest.geometry.chunk_len(chunk));
         if rate <= 0.0 || bytes == 0 {
             return;
         }
@@ -335,8 +335,7 @@ impl Tracker {
         let moving = 1 + others.len();
         self.scratch.takers = others;
         let sample = (f64::from(bytes) / secs * moving as f64) as f32;
-        let chunk_bytes =
-            self.contents.get(t.content.0 as usize).map_or(0, |c| c.manifest.geometry.chunk_size);
+        let chunk_bytes = self.contents.get(self.ix(t.content)).map_or(0, |c| c.manifest.geometry.chunk_size);
         let rate = &mut self.up_rates[t.giver.0 as usize];
         *rate = smoothed_rate(*rate, sample);
         let rate = *rate;
@@ -360,7 +359,7 @@ impl Tracker {
             return self.warn(conn, ErrorCode::TokenRefused, "completed for a transfer you are not taking");
         }
         let Some(t) = self.transfers.remove(done.token) else { return };
-        let ci = t.content.0 as usize;
+        let ci = self.ix(t.content);
         let expected = self.contents.get(ci).and_then(|c| c.manifest.hash(t.chunk)).copied();
         let outcome = match done.hash {
             Some(h) if Some(h) == expected => Outcome::Verified,
@@ -435,7 +434,7 @@ impl Tracker {
             return;
         }
         self.transfers.cancelled.remove(&done.token);
-        let ci = c.content.0 as usize;
+        let ci = self.ix(c.content);
         let Some(content) = self.contents.get_mut(ci) else { return };
         if done.hash.is_none() || content.manifest.hash(c.chunk).copied() != done.hash {
             return;
@@ -479,7 +478,7 @@ impl Tracker {
 
     /// Frees both ends' slots and returns the chunk to the taker's wants unless it arrived.
     fn release(&mut self, t: &Transfer, token: Token, arrived: bool) {
-        let ci = t.content.0 as usize;
+        let ci = self.ix(t.content);
         if let Some(at) = t.wake {
             self.wakes.remove(&(at, token));
         }

@@ -360,6 +360,19 @@ impl Swarm {
         }
     }
 
+    /// Crashes the tracker and starts a new one with the same configuration and nothing
+    /// known: every tracker link closes at its other end, and the seed and the peers are left
+    /// to reconnect, publish and announce again.
+    pub fn restart_tracker(&mut self) {
+        let config = self.tracker.config().clone();
+        self.tracker = Tracker::new(config, pdtp_core::Rng::seed_from_u64(self.opts.seed ^ 0x7a12));
+        let ids: Vec<u64> =
+            self.endpoints.iter().filter(|((n, _), _)| *n == TRACKER).map(|(_, &(l, _))| l).collect();
+        for id in ids {
+            self.close_end(id, TRACKER);
+        }
+    }
+
     /// Crashes the peer at `node`: its machine is gone, its links close at the other ends.
     pub fn kill(&mut self, node: usize) {
         let Some(slot) = self.peers.get_mut(node - 2) else { return };

@@ -250,7 +250,12 @@ impl PeerNode {
 
     fn on_event(&mut self, cx: &Cx<'_>, ev: PeerEvent) {
         match ev {
-            PeerEvent::Welcomed => self.welcomed = true,
+            PeerEvent::Welcomed => {
+                if self.welcomed {
+                    tracing::warn!(tracker = %self.tracker, "the tracker is back; announcing again");
+                }
+                self.welcomed = true;
+            }
             PeerEvent::ManifestRefused { reason, .. } => self.fail(reason),
             PeerEvent::ManifestReceived { content, num_chunks, live, signer } => {
                 match signer {
@@ -334,6 +339,10 @@ impl PeerNode {
                     }
                 }
                 self.complete = true;
+            }
+            PeerEvent::Node(NodeEvent::TrackerDown { notice, retry_in }) => {
+                let why = notice.map_or_else(|| "the connection was closed".to_owned(), |n| n.detail);
+                tracing::warn!(tracker = %self.tracker, %why, ?retry_in, "lost the tracker; carrying on and reconnecting");
             }
             PeerEvent::TrackerLost { notice } => {
                 self.tracker_lost = true;

@@ -16,7 +16,7 @@ use pdtp_core::node::NodeEvent;
 use pdtp_core::seed::{Seed, SeedConfig, SeedEvent};
 use pdtp_core::signing::SigningKey;
 use pdtp_core::wire::codec::DecodeError;
-use pdtp_core::wire::{Data, Notice};
+use pdtp_core::wire::{Data, ErrorCode, Notice};
 use pdtp_core::{
     ChunkIndex, ChunkStore, ConnId, ContentId, Digest, Endpoint, Manifest, Message, Payload, PeerId,
     StoreError, Time, Transmit,
@@ -212,16 +212,26 @@ impl SeedNode {
 
     fn on_event(&mut self, cx: &Cx<'_>, e: SeedEvent) {
         match e {
-            SeedEvent::Welcomed => self.welcomed = true,
+            SeedEvent::Welcomed => {
+                if self.welcomed {
+                    tracing::warn!(tracker = %self.tracker, "the tracker is back; publishing again");
+                }
+                self.welcomed = true;
+            }
             SeedEvent::Published { path, content } => {
                 tracing::info!(%path, content = content.0, "published");
                 self.published.push(path);
             }
             SeedEvent::Refused(n) => {
+                let hint = if n.code == ErrorCode::Unauthorized { " (check seed_key)" } else { "" };
                 self.failure.get_or_insert(format!(
-                    "the tracker at {} refused this seed: {} (check seed_key)",
+                    "the tracker at {} refused this seed: {}{hint}",
                     self.tracker, n.detail
                 ));
+            }
+            SeedEvent::Node(NodeEvent::TrackerDown { notice, retry_in }) => {
+                let why = notice.map_or_else(|| "the connection was closed".to_owned(), |n| n.detail);
+                tracing::warn!(tracker = %self.tracker, %why, ?retry_in, "lost the tracker; serving on and reconnecting");
             }
             SeedEvent::TrackerLost => {
                 let why = if self.welcomed {
