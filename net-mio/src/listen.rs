@@ -35,6 +35,18 @@ pub fn bind_with_fallback(ip: IpAddr, port: u16) -> Result<(TcpListener, u16), B
     Err(BindError::AllTaken { ip, first: port, last: last.unwrap_or(port) })
 }
 
+/// Binds every address of this host, IPv6 and IPv4 both (one dual-stack socket on `[::]`),
+/// at `port` or the next free one as [`bind_with_fallback`]; IPv4 only (`0.0.0.0`) where the
+/// host has no IPv6.
+pub fn bind_any(port: u16) -> Result<(TcpListener, u16), BindError> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    match bind_with_fallback(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port) {
+        // Taken ports are taken for IPv4 too (the socket is dual-stack).
+        Err(BindError::Io { .. }) => bind_with_fallback(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        bound => bound,
+    }
+}
+
 /// Binds exactly `addr` (tracker and stats page); a taken port is an error naming it.
 pub fn bind_exact(addr: SocketAddr) -> Result<TcpListener, BindError> {
     TcpListener::bind(addr).map_err(|source| BindError::Io { addr, source })

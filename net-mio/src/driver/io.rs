@@ -62,7 +62,8 @@ impl Runtime {
         let Some(listener) = slot.listener.as_ref() else { return };
         for token in table.accept_all(listener, poll.registry(), now) {
             let Some(c) = table.get_mut(token) else { continue };
-            let remote = c.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+            // An IPv4 client of a dual-stack listener is named by its IPv4 address.
+            let remote = c.peer_addr().map(|a| a.ip().to_canonical().to_string()).unwrap_or_default();
             let limited = !slot.node.is_tracker();
             match slot.node.hosted().accept(t, remote) {
                 Ok(conn) => {

@@ -1,7 +1,7 @@
 //! The long-running roles: `tracker`, `seed` and `get`.
 
 use std::io::IsTerminal;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,14 +13,12 @@ use pdtp_net_mio::driver::{
     Node, PeerNode, PeerOptions, RateLimits, Runtime, SeedNode, SeedOptions, Status, TrackerNode,
     TrackerOptions, random_seed, tracker_config,
 };
-use pdtp_net_mio::listen::{bind_exact, bind_with_fallback};
+use pdtp_net_mio::listen::{bind_any, bind_exact};
 use pdtp_net_mio::paths::PdtpUrl;
 use pdtp_net_mio::sink::OutputKind;
 use pdtp_sim::scenario::Scenario;
 
 use crate::get_report::{GetReport, unix_now};
-
-const ANY: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// Loads a config, with `--policy-from`'s scenario (if given) replacing its policy and chunk
 /// size: the same parser and validation the simulator used on that file.
@@ -131,7 +129,7 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
             signing_key.public()
         );
     }
-    let (listener, port) = bind_with_fallback(ANY, c.listen_port).map_err(|e| e.to_string())?;
+    let (listener, port) = bind_any(c.listen_port).map_err(|e| e.to_string())?;
     let now = Instant::now();
     let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
     let seed = SeedNode::new(
@@ -236,7 +234,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
             output.display()
         ));
     }
-    let (listener, port) = bind_with_fallback(ANY, listen).map_err(|e| format!("--listen: {e}"))?;
+    let (listener, port) = bind_any(listen).map_err(|e| format!("--listen: {e}"))?;
     let mut rt = Runtime::new(1024, Duration::from_secs(10)).map_err(|e| e.to_string())?;
     let peer = PeerNode::new(
         rt.now(),
