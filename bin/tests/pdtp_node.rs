@@ -18,16 +18,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// Runs the swarm's loop until `child` exits and returns its status; `None` if it was still
 /// running after `LIMIT` (it is then killed and reaped).
 fn wait_polling(swarm: &mut Swarm, child: &mut Child) -> Option<ExitStatus> {
-    let mut status = None;
-    let exited = run_polling(&mut swarm.rt, LIMIT, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    if !exited {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    status
+    pdtp_tests::wait_polling(&mut swarm.rt, child, LIMIT)
 }
 
 /// `get -o -` delivers the exact bytes in order, and when it stays on to seed (`--seed-for`)
@@ -723,13 +714,7 @@ fn a_download_survives_a_tracker_killed_and_restarted() {
             t
         })
         .expect("the tracker could not start again on its port");
-    let status = loop {
-        if let Some(s) = get.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < LIMIT, "get did not finish after the tracker came back");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = pdtp_tests::wait_child(&mut get.0, LIMIT, "get did not finish after the tracker came back");
     let mut err = String::new();
     get.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(status.success(), "{err}");
@@ -777,15 +762,8 @@ fn a_swarm_runs_over_ipv6() {
     let args = ["get", &url, "-o", "six.bin", "--listen", "0", "--seed-for", "0s", "--wait", "20s"];
     let mut get =
         Reaped(Command::new(BIN).args(args).current_dir(dir.path()).stderr(Stdio::piped()).spawn().unwrap());
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = get.0.try_wait().unwrap() {
-            break s;
-        }
-        // Bounded: with peers listening on IPv4 only, the viewer never reached the seed.
-        assert!(started.elapsed() < LIMIT, "get did not finish over IPv6");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Bounded: with peers listening on IPv4 only, the viewer never reached the seed.
+    let status = pdtp_tests::wait_child(&mut get.0, LIMIT, "get did not finish over IPv6");
     let mut err = String::new();
     get.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(status.success(), "{err}");

@@ -15,7 +15,7 @@ use pdtp_core::tracker::TrackerConfig;
 use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
 use pdtp_core::{Digest, Message};
 use pdtp_net_mio::driver::{RateLimits, Swarm, seed_key};
-use pdtp_tests::{KEY, run_polling, write_random_file};
+use pdtp_tests::{KEY, write_random_file};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pdtp-node");
 /// Generous bound, only so a broken build cannot hang; nothing asserts on time.
@@ -96,16 +96,8 @@ fn pinned_get(tamper: Tamper) -> (i32, String, Option<Vec<u8>>, Vec<u8>) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut status = None;
-    let exited = run_polling(&mut swarm.rt, LIMIT, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    if !exited {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    assert!(exited, "get did not exit");
+    let status = pdtp_tests::wait_polling(&mut swarm.rt, &mut child, LIMIT);
+    assert!(status.is_some(), "get did not exit");
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     let code = status.unwrap().code().unwrap_or(-1);

@@ -31,6 +31,14 @@ fn publish_and_get(s: &mut Swarm) {
     s.assert_ok();
 }
 
+/// The offsets of a peer's deliveries, in order.
+fn delivered_offsets(events: &[PeerEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| if let PeerEvent::Deliver { offset, .. } = e { Some(*offset) } else { None })
+        .collect()
+}
+
 /// Every peer (corrupting ones too: they download honestly) delivered the whole file.
 fn check_all(s: &Swarm) {
     let content = s.seed.content("f").unwrap();
@@ -104,11 +112,7 @@ fn live_with_real_tracker() {
     s.drive();
     s.assert_ok();
     for (k, p) in s.peers.iter().enumerate() {
-        let offs: Vec<u64> = p
-            .events
-            .iter()
-            .filter_map(|e| if let PeerEvent::Deliver { offset, .. } = e { Some(*offset) } else { None })
-            .collect();
+        let offs = delivered_offsets(&p.events);
         assert!(offs.windows(2).all(|x| x[1] == x[0] + 500), "peer {} gaps: {:?}", k + 2, offs);
         assert!(offs.len() >= 190, "peer {} delivered {}", k + 2, offs.len());
     }
@@ -156,11 +160,7 @@ fn a_live_stream_carries_on_after_its_tracker_restarts() {
     s.assert_ok();
     let content = s.seed.content("live").unwrap();
     for (k, p) in s.peers.iter().enumerate() {
-        let offs: Vec<u64> = p
-            .events
-            .iter()
-            .filter_map(|e| if let PeerEvent::Deliver { offset, .. } = e { Some(*offset) } else { None })
-            .collect();
+        let offs = delivered_offsets(&p.events);
         assert!(offs.windows(2).all(|w| w[1] == w[0] + 500), "peer {} skipped or reordered: {offs:?}", k + 2);
         assert_eq!(offs.last().copied(), Some(39 * 500), "peer {} stopped at {:?}", k + 2, offs.last());
         assert!(p.delivered.contains_key(&content));

@@ -49,3 +49,39 @@ pub fn run_polling(
     }
     done()
 }
+
+/// Runs the swarm's loop until `child` exits and returns its status; `None` if it was still
+/// running after `limit` (it is then killed and reaped).
+pub fn wait_polling(
+    rt: &mut pdtp_net_mio::driver::Runtime,
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let mut status = None;
+    let exited = run_polling(rt, limit, || {
+        status = child.try_wait().unwrap_or(None);
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
+}
+
+/// Waits for `child` to exit, without a loop to run, for at most `limit`; panics naming
+/// `what` if it does not (the child is killed when the caller drops it).
+pub fn wait_child(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return s;
+        }
+        assert!(std::time::Instant::now() < end, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
