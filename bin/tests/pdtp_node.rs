@@ -769,3 +769,45 @@ fn a_swarm_runs_over_ipv6() {
     assert!(status.success(), "{err}");
     assert!(std::fs::read(dir.path().join("six.bin")).unwrap() == source, "the copy differs from the source");
 }
+
+/// A tracker and a seed whose stderr is gone from the start (a closed terminal, a reader that
+/// went away) keep running: their start lines and warnings cannot kill them, and a download
+/// through them completes.
+#[test]
+fn nodes_outlive_a_closed_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "a.bin", 300_000 + 1, 71);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = dir.path().join("t.yml");
+    std::fs::write(&conf, format!("port: {port}\nseed_key: {KEY}\nchunk_size: 250kB\n")).unwrap();
+    let spawn = |args: &[&str]| {
+        let mut child = Command::new(BIN).args(args).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stderr.take()); // the reader goes away before the node says anything
+        Reaped(child)
+    };
+    let mut tracker = spawn(&["tracker", "--conf", conf.to_str().unwrap()]);
+    let seed_conf = dir.path().join("s.yml");
+    // Another chunk size than the tracker's config: the tracker warns when it publishes.
+    std::fs::write(
+        &seed_conf,
+        format!(
+            "port: {port}\nseed_key: {KEY}\nfile_root: {}\nchunk_size: 65536\nlisten_port: 0\nseed_identity: {}\n",
+            root.display(),
+            dir.path().join("seed-identity").display()
+        ),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut seed = spawn(&["seed", "--conf", seed_conf.to_str().unwrap()]);
+    let url = format!("pdtp://127.0.0.1:{port}/a.bin");
+    let args = ["get", &url, "-o", "a.bin", "--listen", "0", "--seed-for", "0s", "--wait", "20s"];
+    let mut get =
+        Reaped(Command::new(BIN).args(args).current_dir(dir.path()).stderr(Stdio::null()).spawn().unwrap());
+    // Bounded: a get whose tracker died keeps trying to reconnect.
+    let status = pdtp_tests::wait_child(&mut get.0, LIMIT, "get did not finish: a node died");
+    assert!(status.success(), "get failed");
+    assert!(std::fs::read(dir.path().join("a.bin")).unwrap() == source);
+    assert!(tracker.0.try_wait().unwrap().is_none(), "the tracker died");
+    assert!(seed.0.try_wait().unwrap().is_none(), "the seed died");
+}

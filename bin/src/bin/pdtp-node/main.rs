@@ -217,5 +217,11 @@ fn init_logs(verbose: u8, quiet: bool, debug: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     // A second initialisation (never happens here) would only be refused; nothing to do then.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // A failed write is dropped: by default the subscriber reports it with `eprintln!`,
+    // which panics when stderr is gone, and a node must outlive its terminal.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false)
+        .try_init();
 }

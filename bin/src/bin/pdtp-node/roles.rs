@@ -20,6 +20,15 @@ use pdtp_sim::scenario::Scenario;
 
 use crate::get_report::{GetReport, unix_now};
 
+/// A line on stderr that cannot kill a long-running node: `eprintln!` panics when stderr is
+/// gone (a closed terminal, a reader that went away), and a tracker or seed must outlive that.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Loads a config, with `--policy-from`'s scenario (if given) replacing its policy and chunk
 /// size: the same parser and validation the simulator used on that file.
 fn load_config(conf: &Path, policy_from: Option<&Path>) -> Result<Config, String> {
@@ -67,9 +76,9 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
     let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
     rt.add(Node::Tracker(node), Some(listener), RateLimits::default(), 1).map_err(|e| e.to_string())?;
     if !c.quiet {
-        eprintln!("pdtp-node: tracker on {addr}; stats on http://{stats}/");
+        say!("pdtp-node: tracker on {addr}; stats on http://{stats}/");
         let from = policy_from.map_or_else(|| conf.display().to_string(), |p| p.display().to_string());
-        eprintln!(
+        say!(
             "pdtp-node: policy ({from}): chunk_size: {}, live_chunk_size: {}, {}",
             Bytes(u64::from(c.chunk_size)),
             Bytes(u64::from(c.live_chunk_size)),
@@ -120,7 +129,7 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
     let signing_key = pdtp_net_mio::identity::load_or_create(&identity)?;
     if !c.quiet {
         // What a viewer appends to a URL so that only this seed's content is accepted.
-        eprintln!(
+        say!(
             "pdtp-node seed: seed key {} (from {}); viewers pin it with pdtp://{}:{}/PATH#seed={}",
             signing_key.public(),
             identity.display(),
@@ -323,7 +332,7 @@ fn stay_as_seed(
         p.close_output(&registry).map_err(|e| format!("closing the output: {e}"))?;
     }
     if tell {
-        eprintln!("seeding for {} (Ctrl-C to stop)", humantime(stay));
+        say!("seeding for {} (Ctrl-C to stop)", humantime(stay));
     }
     let end = Instant::now() + stay;
     while Instant::now() < end {
