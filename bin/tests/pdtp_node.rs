@@ -811,3 +811,49 @@ fn nodes_outlive_a_closed_stderr() {
     assert!(tracker.0.try_wait().unwrap().is_none(), "the tracker died");
     assert!(seed.0.try_wait().unwrap().is_none(), "the seed died");
 }
+
+/// A tracker that never comes back: after `--tracker-wait` the download gives up with one
+/// line (it does not retry for ever), and what it fetched stays in `FILE.part` to resume.
+#[test]
+fn a_get_gives_up_on_a_tracker_that_does_not_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    write_random_file(&root, "slow.bin", 2 * 1024 * 1024 + 9, 81);
+    let (tracker, port) = (0..20).find_map(|_| spawn_tracker(dir.path(), "", None)).expect("no free port");
+    let seed_conf = dir.path().join("seed.yml");
+    std::fs::write(
+        &seed_conf,
+        format!(
+            "port: {port}\nseed_key: {KEY}\nfile_root: {}\nchunk_size: 65536\nlisten_port: 0\nseed_identity: {}\n",
+            root.display(),
+            dir.path().join("seed-identity").display()
+        ),
+    )
+    .unwrap();
+    // A quarter of a megabyte a second: the download outlasts the tracker.
+    let _seed = Reaped(
+        Command::new(BIN)
+            .args(["seed", "--conf", seed_conf.to_str().unwrap(), "--max-upload-rate", "256KiB/s"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("pdtp://127.0.0.1:{port}/slow.bin");
+    let args = ["get", &url, "-o", "slow.bin", "--listen", "0", "--seed-for", "0s", "--tracker-wait", "2s"];
+    let mut get =
+        Reaped(Command::new(BIN).args(args).current_dir(dir.path()).stderr(Stdio::piped()).spawn().unwrap());
+    let part = dir.path().join("slow.bin.part");
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&part).map_or(true, |m| m.len() == 0) {
+        assert!(started.elapsed() < LIMIT, "the download never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(tracker);
+    let status = pdtp_tests::wait_child(&mut get.0, LIMIT, "get waited for ever for its tracker");
+    let mut err = String::new();
+    get.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(last.contains("has not come back (--tracker-wait)"), "{err}");
+    assert!(!dir.path().join("slow.bin").exists() && part.exists(), "the partial copy stays a .part");
+}

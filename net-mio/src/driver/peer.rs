@@ -73,6 +73,9 @@ pub struct PeerOptions {
     pub wait_for_content: Option<Duration>,
     /// The seed key the URL pinned (`#seed=`): a manifest not signed by it is refused.
     pub seed_key: Option<SeedKey>,
+    /// A tracker that went away after welcoming us: the download carries on and reconnects
+    /// for this long, then fails (`None`: for ever). A complete download seeds on regardless.
+    pub tracker_patience: Option<Duration>,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -106,6 +109,9 @@ pub struct PeerNode {
     deliveries: Option<Vec<(u64, f64)>>,
     /// How long to keep asking for a path the tracker does not know yet.
     wait_for_content: Option<Duration>,
+    tracker_patience: Option<Duration>,
+    /// Since when the tracker has been away (reset by its welcome).
+    tracker_down_since: Option<Instant>,
     /// Since when the tracker has said it has no such content, and when to ask again.
     unknown_since: Option<Instant>,
     ask_again_at: Option<Instant>,
@@ -170,6 +176,8 @@ impl PeerNode {
             failure: None,
             deliveries: opts.record_deliveries.then(Vec::new),
             wait_for_content: opts.wait_for_content,
+            tracker_patience: opts.tracker_patience,
+            tracker_down_since: None,
             unknown_since: None,
             ask_again_at: None,
         })
@@ -251,6 +259,7 @@ impl PeerNode {
     fn on_event(&mut self, cx: &Cx<'_>, ev: PeerEvent) {
         match ev {
             PeerEvent::Welcomed => {
+                self.tracker_down_since = None;
                 if self.welcomed {
                     tracing::warn!(tracker = %self.tracker, "the tracker is back; announcing again");
                 }
@@ -343,6 +352,16 @@ impl PeerNode {
             PeerEvent::Node(NodeEvent::TrackerDown { notice, retry_in }) => {
                 let why = notice.map_or_else(|| "the connection was closed".to_owned(), |n| n.detail);
                 tracing::warn!(tracker = %self.tracker, %why, ?retry_in, "lost the tracker; carrying on and reconnecting");
+                let since = *self.tracker_down_since.get_or_insert(cx.now);
+                if let Some(patience) = self.tracker_patience
+                    && cx.now.saturating_duration_since(since) >= patience
+                {
+                    self.fail(format!(
+                        "lost the tracker at {} {}s ago and it has not come back (--tracker-wait)",
+                        self.tracker,
+                        cx.now.saturating_duration_since(since).as_secs()
+                    ));
+                }
             }
             PeerEvent::TrackerLost { notice } => {
                 self.tracker_lost = true;

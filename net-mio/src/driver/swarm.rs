@@ -174,6 +174,7 @@ impl Swarm {
             record_deliveries: false,
             wait_for_content: None,
             seed_key: None,
+            tracker_patience: None,
             rng_seed: random_seed(),
         };
         tweak(&mut opts);

@@ -103,6 +103,10 @@ enum Command {
         /// again every second for this long before giving up; 0s gives up at once.
         #[arg(long, value_name = "TIME", default_value = "60s")]
         wait: String,
+        /// If the tracker goes away mid-download, carry on with the peers and reconnect for
+        /// this long before giving up (a restarted tracker is rejoined at once).
+        #[arg(long, value_name = "TIME", default_value = "10m")]
+        tracker_wait: String,
         /// Once the download is complete, write its timing here as JSON (start and done
         /// times in unix seconds, bytes fetched and verified, bytes kept from FILE.part);
         /// `pdtp-node lab` reads it.
@@ -175,6 +179,7 @@ fn main() {
             buffer,
             force,
             wait,
+            tracker_wait,
             report,
         } => {
             init_logs(cli.verbose, false, false);
@@ -187,6 +192,7 @@ fn main() {
                 buffer: buffer.as_deref(),
                 force,
                 wait: &wait,
+                tracker_wait: &tracker_wait,
                 report: report.as_deref(),
             };
             roles::get(&url, output, &flags)

@@ -189,6 +189,8 @@ pub struct GetFlags<'a> {
     pub force: bool,
     /// `--wait`: how long to keep asking for content the tracker does not have yet.
     pub wait: &'a str,
+    /// `--tracker-wait`: how long to carry on without a tracker that went away.
+    pub tracker_wait: &'a str,
     /// `--report`: where to write the download's timing once it is complete.
     pub report: Option<&'a Path>,
 }
@@ -208,8 +210,21 @@ const DEPART_LIMIT: Duration = Duration::from_secs(2);
 
 /// `pdtp-node get URL [-o FILE|-]`: downloads, then exits.
 pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(), String> {
-    let GetFlags { listen, upload, download, stall_timeout, seed_for, buffer, force, wait, report } = *flags;
+    let GetFlags {
+        listen,
+        upload,
+        download,
+        stall_timeout,
+        seed_for,
+        buffer,
+        force,
+        wait,
+        tracker_wait,
+        report,
+    } = *flags;
     let wait = parse_duration(wait).map_err(|e| format!("--wait {wait}: {e}"))?;
+    let tracker_wait =
+        parse_duration(tracker_wait).map_err(|e| format!("--tracker-wait {tracker_wait}: {e}"))?;
     let started = unix_now();
     let url = PdtpUrl::parse(url).map_err(|e| e.to_string())?;
     let stall_timeout = parse_duration(stall_timeout)
@@ -260,6 +275,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
             playback_deadline: buffer,
             record_deliveries: report.is_some(),
             wait_for_content: (!wait.is_zero()).then_some(wait),
+            tracker_patience: Some(tracker_wait),
             seed_key: url.seed_key,
             rng_seed: random_seed(),
         },
