@@ -1028,3 +1028,42 @@ fn a_giver_tells_the_tracker_when_its_taker_never_asks() {
     net.seed.handle_timeout(t0 + Span::from_secs(11));
     assert!(seed_sends(&mut net).iter().all(|t| !matches!(t, Transmit::Send { msg: Message::Data(_), .. })));
 }
+
+/// A tracker back from an outage is as untrusted as any: a malformed manifest for a live
+/// download the peer already has is a `Problem`, never a panic (its hashes used to be sliced
+/// past the viewer's own count before the manifest was checked), and the download keeps its
+/// own manifest.
+#[test]
+fn a_malformed_manifest_after_a_tracker_outage_is_refused_not_trusted() {
+    let (mut net, m) = Net::live(vec![Net::peer_cfg(1)], C, 100, 8_000);
+    for i in 0..3 {
+        push_live(&mut net, i);
+    }
+    let mut lm = m.clone();
+    lm.geometry.size = 300;
+    lm.hashes = (0..3).map(|i| Digest::of(&live_chunk(i))).collect();
+    net.peers[0].get(net.now, "live");
+    net.pump();
+    net.take_inbox(1);
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm.clone(), signature: None })));
+    net.tell(1, Message::Error(Notice::new(ErrorCode::GoingAway, "restarting")));
+    net.advance(Time::from_nanos(2_000_000_000));
+    let connects = net.log[1]
+        .iter()
+        .filter(|t| matches!(t, Transmit::Connect { endpoint, .. } if endpoint.host == "tracker"))
+        .count();
+    assert_eq!(connects, 2, "the peer reconnects");
+    net.take_inbox(1);
+    net.tell(1, Message::Welcome(pdtp_core::wire::Welcome { peer_id: PeerId(1), nonce: NONCE }));
+    assert_eq!(net.take_inbox(1), vec![Message::AskInfo(pdtp_core::wire::AskInfo { path: "live".into() })]);
+    // Ten chunks claimed, one hash.
+    let mut bad = lm;
+    bad.geometry.size = 1_000;
+    bad.hashes.truncate(1);
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: bad, signature: None })));
+    assert!(net.peer_events(1).iter().any(|e| matches!(
+        e,
+        PeerEvent::Node(NodeEvent::Problem(Notice { code: ErrorCode::Malformed, .. }))
+    )));
+    assert_eq!(net.peer(1).progress(C).map(|(_, n)| n), Some(3), "its own manifest stands");
+}

@@ -65,6 +65,11 @@ impl<S: ChunkStore> Peer<S> {
             return self.node.emit(NodeEvent::Problem(n));
         };
         let path = self.asked.remove(i);
+        // Checked before anything reads it, a download we already have included.
+        if let Err(e) = t.manifest.check() {
+            let n = Notice::new(ErrorCode::Malformed, format!("{path}: {e}"));
+            return self.node.emit(NodeEvent::Problem(n));
+        }
         if let Some((&known, _)) = self.downloads.iter().find(|(_, d)| d.path == path) {
             if known == t.content {
                 return self.rejoin(now, t);
@@ -74,10 +79,6 @@ impl<S: ChunkStore> Peer<S> {
                  ids); run the download again (it resumes from what it holds)"
             );
             return self.push(PeerEvent::ManifestRefused { path, reason });
-        }
-        if let Err(e) = t.manifest.check() {
-            let n = Notice::new(ErrorCode::Malformed, format!("{path}: {e}"));
-            return self.node.emit(NodeEvent::Problem(n));
         }
         let signed = match self.check_signature(&t) {
             Ok(signed) => signed,

@@ -68,6 +68,8 @@ pub struct Net {
     pub log: Vec<Vec<Transmit>>,
     /// Whether outgoing peer connects complete (false: they hang until a test decides).
     pub connects_succeed: bool,
+    /// Each node's tracker link: [`TRACKER`] until it reconnects after an outage.
+    pub tracker_conns: Vec<ConnId>,
 }
 
 impl Net {
@@ -109,6 +111,7 @@ impl Net {
             events: (0..n).map(|_| Vec::new()).collect(),
             log: vec![Vec::new(); n],
             connects_succeed: true,
+            tracker_conns: vec![TRACKER; n],
         };
         net.pump();
         for i in 0..n {
@@ -197,6 +200,7 @@ impl Net {
     fn route(&mut self, i: usize, t: Transmit) {
         match t {
             Transmit::Connect { conn, endpoint } if endpoint.host == "tracker" => {
+                self.tracker_conns[i] = conn;
                 self.handle_connected(i, conn)
             }
             Transmit::Connect { conn, endpoint } => {
@@ -209,7 +213,7 @@ impl Net {
                 self.links.insert((j, c2), (i, conn));
                 self.handle_connected(i, conn);
             }
-            Transmit::Send { conn, msg } if conn == TRACKER => self.inbox[i].push(msg),
+            Transmit::Send { conn, msg } if conn == self.tracker_conns[i] => self.inbox[i].push(msg),
             Transmit::Send { conn, msg } => {
                 if let Some(&(j, c2)) = self.links.get(&(i, conn)) {
                     self.handle_message(j, c2, msg);
@@ -226,7 +230,7 @@ impl Net {
 
     /// The tracker sends `msg` to node `i`.
     pub fn tell(&mut self, i: usize, msg: Message) {
-        self.handle_message(i, TRACKER, msg);
+        self.handle_message(i, self.tracker_conns[i], msg);
         self.pump();
     }
 
