@@ -633,6 +633,32 @@ fn spawn_tracker(dir: &std::path::Path, conf: &str, port: Option<u16>) -> Option
     }
 }
 
+/// Writes a seed's config for a tracker at `host_line` + `port` (an empty `host_line`: the
+/// default, 127.0.0.1), serving `root` in `chunk`-byte chunks with its identity in `dir`.
+fn write_seed_conf(
+    dir: &std::path::Path,
+    host_line: &str,
+    port: u16,
+    root: &std::path::Path,
+    chunk: u32,
+) -> std::path::PathBuf {
+    let conf = dir.join("seed.yml");
+    let identity = dir.join("seed-identity");
+    let text = format!(
+        "{host_line}port: {port}\nseed_key: {KEY}\nfile_root: {}\nchunk_size: {chunk}\nlisten_port: 0\nseed_identity: {}\n",
+        root.display(),
+        identity.display()
+    );
+    std::fs::write(&conf, text).unwrap();
+    conf
+}
+
+/// Starts `pdtp-node seed --conf CONF ARGS…`, its stderr dropped.
+fn spawn_seed(conf: &std::path::Path, args: &[&str]) -> Reaped {
+    let conf = conf.to_str().unwrap();
+    Reaped(Command::new(BIN).args(["seed", "--conf", conf]).args(args).stderr(Stdio::null()).spawn().unwrap())
+}
+
 /// A tracker at its connection limit says so: a `get` refused there fails at once with one
 /// line naming the overload, not a bare "connection was closed" (issue 17's idle lockout).
 #[test]
@@ -661,24 +687,9 @@ fn a_download_survives_a_tracker_killed_and_restarted() {
     let root = dir.path().join("root");
     let source = write_random_file(&root, "show.ts", 3 * 1024 * 1024 + 5, 51);
     let (tracker, port) = (0..20).find_map(|_| spawn_tracker(dir.path(), "", None)).expect("no free port");
-    let seed_conf = dir.path().join("seed.yml");
-    std::fs::write(
-        &seed_conf,
-        format!(
-            "port: {port}\nseed_key: {KEY}\nfile_root: {}\nchunk_size: {CHUNK}\nlisten_port: 0\nseed_identity: {}\n",
-            root.display(),
-            dir.path().join("seed-identity").display()
-        ),
-    )
-    .unwrap();
+    let seed_conf = write_seed_conf(dir.path(), "", port, &root, CHUNK as u32);
     // Half a megabyte a second from the origin: about six seconds for the file.
-    let seed = Reaped(
-        Command::new(BIN)
-            .args(["seed", "--conf", seed_conf.to_str().unwrap(), "--max-upload-rate", "512KiB/s"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let seed = spawn_seed(&seed_conf, &["--max-upload-rate", "512KiB/s"]);
     let url = format!("pdtp://127.0.0.1:{port}/show.ts");
     let report = dir.path().join("report.json");
     let args = ["get", &url, "-o", "out.ts", "--listen", "0", "--seed-for", "0s", "--report"];
@@ -740,24 +751,8 @@ fn a_swarm_runs_over_ipv6() {
     let source = write_random_file(&root, "six.bin", 700_000 + 3, 61);
     let (_tracker, port) =
         (0..20).find_map(|_| spawn_tracker(dir.path(), "host: '::1'\n", None)).expect("no free port");
-    let seed_conf = dir.path().join("seed.yml");
-    std::fs::write(
-        &seed_conf,
-        format!(
-            "host: '::1'\nport: {port}\nseed_key: {KEY}\nfile_root: {}\nchunk_size: 65536\nlisten_port: 0\n\
-             seed_identity: {}\n",
-            root.display(),
-            dir.path().join("seed-identity").display()
-        ),
-    )
-    .unwrap();
-    let _seed = Reaped(
-        Command::new(BIN)
-            .args(["seed", "--conf", seed_conf.to_str().unwrap()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let seed_conf = write_seed_conf(dir.path(), "host: '::1'\n", port, &root, 65536);
+    let _seed = spawn_seed(&seed_conf, &[]);
     let url = format!("pdtp://[::1]:{port}/six.bin");
     let args = ["get", &url, "-o", "six.bin", "--listen", "0", "--seed-for", "0s", "--wait", "20s"];
     let mut get =
@@ -787,17 +782,8 @@ fn nodes_outlive_a_closed_stderr() {
         Reaped(child)
     };
     let mut tracker = spawn(&["tracker", "--conf", conf.to_str().unwrap()]);
-    let seed_conf = dir.path().join("s.yml");
     // Another chunk size than the tracker's config: the tracker warns when it publishes.
-    std::fs::write(
-        &seed_conf,
-        format!(
-            "port: {port}\nseed_key: {KEY}\nfile_root: {}\nchunk_size: 65536\nlisten_port: 0\nseed_identity: {}\n",
-            root.display(),
-            dir.path().join("seed-identity").display()
-        ),
-    )
-    .unwrap();
+    let seed_conf = write_seed_conf(dir.path(), "", port, &root, 65536);
     std::thread::sleep(Duration::from_millis(300));
     let mut seed = spawn(&["seed", "--conf", seed_conf.to_str().unwrap()]);
     let url = format!("pdtp://127.0.0.1:{port}/a.bin");
@@ -820,24 +806,9 @@ fn a_get_gives_up_on_a_tracker_that_does_not_come_back() {
     let root = dir.path().join("root");
     write_random_file(&root, "slow.bin", 2 * 1024 * 1024 + 9, 81);
     let (tracker, port) = (0..20).find_map(|_| spawn_tracker(dir.path(), "", None)).expect("no free port");
-    let seed_conf = dir.path().join("seed.yml");
-    std::fs::write(
-        &seed_conf,
-        format!(
-            "port: {port}\nseed_key: {KEY}\nfile_root: {}\nchunk_size: 65536\nlisten_port: 0\nseed_identity: {}\n",
-            root.display(),
-            dir.path().join("seed-identity").display()
-        ),
-    )
-    .unwrap();
+    let seed_conf = write_seed_conf(dir.path(), "", port, &root, 65536);
     // A quarter of a megabyte a second: the download outlasts the tracker.
-    let _seed = Reaped(
-        Command::new(BIN)
-            .args(["seed", "--conf", seed_conf.to_str().unwrap(), "--max-upload-rate", "256KiB/s"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _seed = spawn_seed(&seed_conf, &["--max-upload-rate", "256KiB/s"]);
     let url = format!("pdtp://127.0.0.1:{port}/slow.bin");
     let args = ["get", &url, "-o", "slow.bin", "--listen", "0", "--seed-for", "0s", "--tracker-wait", "2s"];
     let mut get =
