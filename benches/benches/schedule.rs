@@ -60,7 +60,8 @@ fn build(peers: u32) -> Swarm {
         seed,
         Message::Publish(Box::new(Publish { manifest, proof, signature: None })),
     );
-    let content = pdtp_core::ContentId(0);
+    // Ids are hashes of the path (docs/protocol.md §1): ask the tracker, do not assume 0.
+    let content = tracker.content_id("bench.bin").expect("the bench file is published");
     let mut rng = pdtp_core::Rng::seed_from_u64(2);
     let mut swarm = Swarm { tracker, outstanding: VecDeque::new(), hashes };
     for id in 1..=peers {
