@@ -136,6 +136,19 @@ fn the_ci_scenario_runs_on_real_processes_and_leaves_nothing_behind() {
     }
     assert_eq!(cmp["real"]["completion_s"]["p50"], real["completion_s"]["p50"]);
     assert_eq!(cmp["sim"]["completion_s"]["max"], sim["completion_s"]["max"]);
+    // The simulator over eight seeds, the scenario's own (ci.yml: 3) first: its run lies in
+    // the range.
+    let range = &cmp["sim_seeds"];
+    assert_eq!(range["seeds"], serde_json::json!([3, 4, 5, 6, 7, 8, 9, 10]));
+    for key in ["p50", "max"] {
+        let (lo, mean, hi) = (
+            range["min"]["completion_s"][key].as_f64().unwrap(),
+            range["mean"]["completion_s"][key].as_f64().unwrap(),
+            range["max"]["completion_s"][key].as_f64().unwrap(),
+        );
+        let own = sim["completion_s"][key].as_f64().unwrap();
+        assert!(lo <= own && own <= hi && lo <= mean && mean <= hi, "{key}: {lo} {own} {mean} {hi}");
+    }
 
     let csv = std::fs::read_to_string(out.join("real_peers.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();

@@ -127,6 +127,10 @@ enum Command {
         /// swarm fits the machine.
         #[arg(long, default_value_t = 1.0, value_name = "F")]
         scale: f64,
+        /// Also run the simulator with this many scenario seeds (the scenario's own and the
+        /// ones after it) and report their range: what the model itself varies by.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        sim_seeds: u64,
     },
     /// Tracker, seed and N peers on loopback with a generated file, in one process.
     Demo {
@@ -197,9 +201,9 @@ fn main() {
             };
             roles::get(&url, output, &flags)
         }
-        Command::Lab { scenario, out, scale } => {
+        Command::Lab { scenario, out, scale, sim_seeds } => {
             init_logs(cli.verbose, false, false);
-            lab::run(&lab::Args { scenario, out, scale })
+            lab::run(&lab::Args { scenario, out, scale, sim_seeds })
         }
         Command::Demo { peers, size, chunk_size, origin_rate, peer_upload_rate, json } => {
             init_logs(cli.verbose, false, false);

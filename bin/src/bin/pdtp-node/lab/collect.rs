@@ -289,17 +289,49 @@ pub struct Compare {
     pub ratio: Figures,
     /// real − sim.
     pub diff: Figures,
+    /// The simulator over several scenario seeds: its own spread.
+    pub sim_seeds: SeedRange,
     pub by_class: Vec<ClassFigures>,
 }
 
-/// Both sides' shared figures, their ratio and difference.
-pub fn compare(sim: &Report, sim_peers: &[PeerRecord], real: &RealReport, rows: &[RealPeer]) -> Compare {
-    let s = Figures {
-        continuity_index: sim.continuity_index,
-        startup_s: sim.startup_s.into(),
-        live_lag_s: sim.live_lag_s.into(),
-        ..Figures::of(sim.completion_s, sim.makespan_s, sim.origin_copies)
-    };
+/// The simulator's figures over consecutive scenario seeds (`seeds[0]` is the scenario's
+/// own, the run `sim` reports): each figure's least, mean and greatest.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SeedRange {
+    pub seeds: Vec<u64>,
+    pub min: Figures,
+    pub mean: Figures,
+    pub max: Figures,
+}
+
+impl SeedRange {
+    fn of(seeds: &[u64], all: &[Figures]) -> Self {
+        let fold = |f: fn(f64, f64) -> f64| {
+            all.iter()
+                .skip(1)
+                .fold(all.first().copied().unwrap_or_default(), |a, b| a.zip(b, |x, y| Some(f(x, y))))
+        };
+        let n = all.len().max(1) as f64;
+        Self {
+            seeds: seeds.to_vec(),
+            min: fold(f64::min),
+            mean: fold(|x, y| x + y).map(|sum| sum / n),
+            max: fold(f64::max),
+        }
+    }
+}
+
+/// Both sides' shared figures, their ratio and difference, and the simulator's figures over
+/// `seeds` (`over_seeds[k]` ran `seeds[k]`).
+pub fn compare(
+    sim: &Report,
+    sim_peers: &[PeerRecord],
+    real: &RealReport,
+    rows: &[RealPeer],
+    seeds: &[u64],
+    over_seeds: &[Report],
+) -> Compare {
+    let s = Figures::of_sim(sim);
     let r = Figures {
         continuity_index: real.continuity_index,
         startup_s: real.startup_s.into(),
@@ -332,7 +364,14 @@ pub fn compare(sim: &Report, sim_peers: &[PeerRecord], real: &RealReport, rows: 
             }
         })
         .collect();
-    Compare { sim: s, real: r, ratio, diff, by_class }
+    Compare {
+        sim: s,
+        real: r,
+        ratio,
+        diff,
+        sim_seeds: SeedRange::of(seeds, &over_seeds.iter().map(Figures::of_sim).collect::<Vec<_>>()),
+        by_class,
+    }
 }
 
 fn spread3(values: impl Iterator<Item = f64>) -> Spread3 {
@@ -342,6 +381,16 @@ fn spread3(values: impl Iterator<Item = f64>) -> Spread3 {
 }
 
 impl Figures {
+    /// The simulator's figures from its report.
+    fn of_sim(sim: &Report) -> Self {
+        Self {
+            continuity_index: sim.continuity_index,
+            startup_s: sim.startup_s.into(),
+            live_lag_s: sim.live_lag_s.into(),
+            ..Figures::of(sim.completion_s, sim.makespan_s, sim.origin_copies)
+        }
+    }
+
     /// One side's figures from its report's fields.
     fn of(completion: Option<Spread4>, makespan_s: Option<f64>, origin_copies: f64) -> Self {
         Self {
@@ -354,6 +403,11 @@ impl Figures {
             origin_copies: Some(origin_copies),
             ..Self::default()
         }
+    }
+
+    /// Each figure present, through `f`.
+    fn map(&self, f: impl Fn(f64) -> f64) -> Self {
+        self.zip(self, |a, _| Some(f(a)))
     }
 
     fn zip(&self, other: &Self, f: impl Fn(f64, f64) -> Option<f64>) -> Self {
@@ -379,39 +433,139 @@ impl Figures {
     }
 }
 
-/// The terminal summary: one row per shared figure, then what the real run looked like.
+/// The terminal summary: one row per shared figure (the simulator's run, its range over
+/// seeds, the real run, their ratio or difference), then what the real run looked like.
 pub fn table(c: &Compare, real: &RealReport) -> String {
     let mut s = String::new();
     let num = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |x| format!("{x:.d$}"));
-    let _ = writeln!(s, "{:<18} {:>9} {:>9} {:>9}", "", "sim", "real", "real/sim");
-    let rows = [
-        ("completion p50 s", c.sim.completion_s.p50, c.real.completion_s.p50, c.ratio.completion_s.p50),
-        ("completion p90 s", c.sim.completion_s.p90, c.real.completion_s.p90, c.ratio.completion_s.p90),
-        ("completion max s", c.sim.completion_s.max, c.real.completion_s.max, c.ratio.completion_s.max),
-        ("makespan s", c.sim.makespan_s, c.real.makespan_s, c.ratio.makespan_s),
+    let range = |lo: Option<f64>, hi: Option<f64>, d: usize| match (lo, hi) {
+        (Some(lo), Some(hi)) => format!("{lo:.d$}–{hi:.d$}"),
+        _ => "-".to_owned(),
+    };
+    let seeds = format!("sim, {} seeds", c.sim_seeds.seeds.len());
+    let _ = writeln!(s, "{:<18} {:>9} {seeds:>17} {:>9} {:>9}", "", "sim", "real", "real/sim");
+    let (lo, hi) = (&c.sim_seeds.min, &c.sim_seeds.max);
+    // (name, sim, its range over seeds, real, real ÷ sim or real − sim, decimals, a difference?)
+    let mut rows = vec![
+        (
+            "completion p50 s",
+            c.sim.completion_s.p50,
+            lo.completion_s.p50,
+            hi.completion_s.p50,
+            c.real.completion_s.p50,
+            c.ratio.completion_s.p50,
+            2,
+            false,
+        ),
+        (
+            "completion p90 s",
+            c.sim.completion_s.p90,
+            lo.completion_s.p90,
+            hi.completion_s.p90,
+            c.real.completion_s.p90,
+            c.ratio.completion_s.p90,
+            2,
+            false,
+        ),
+        (
+            "completion max s",
+            c.sim.completion_s.max,
+            lo.completion_s.max,
+            hi.completion_s.max,
+            c.real.completion_s.max,
+            c.ratio.completion_s.max,
+            2,
+            false,
+        ),
+        (
+            "makespan s",
+            c.sim.makespan_s,
+            lo.makespan_s,
+            hi.makespan_s,
+            c.real.makespan_s,
+            c.ratio.makespan_s,
+            2,
+            false,
+        ),
+        // Compared by their difference rather than their ratio.
+        (
+            "origin copies",
+            c.sim.origin_copies,
+            lo.origin_copies,
+            hi.origin_copies,
+            c.real.origin_copies,
+            c.diff.origin_copies,
+            3,
+            true,
+        ),
     ];
-    for (name, a, b, r) in rows {
-        let _ = writeln!(s, "{name:<18} {:>9} {:>9} {:>9}", num(a, 2), num(b, 2), num(r, 3));
-    }
-    // Figures compared by their difference (real − sim) rather than their ratio.
-    let diff_row =
-        |s: &mut String, name: &str, sim: Option<f64>, real: Option<f64>, diff: Option<f64>, d: usize| {
-            let diff = diff.map_or("-".to_owned(), |x| format!("{x:+.d$}"));
-            let _ = writeln!(s, "{name:<18} {:>9} {:>9} {diff:>9}", num(sim, d), num(real, d));
-        };
-    diff_row(&mut s, "origin copies", c.sim.origin_copies, c.real.origin_copies, c.diff.origin_copies, 3);
     if c.sim.continuity_index.is_some() || c.real.continuity_index.is_some() {
-        let (sim, real, diff) = (c.sim.continuity_index, c.real.continuity_index, c.diff.continuity_index);
-        diff_row(&mut s, "continuity", sim, real, diff, 4);
-        let live = [
-            ("startup p50 s", c.sim.startup_s.p50, c.real.startup_s.p50, c.ratio.startup_s.p50),
-            ("startup p99 s", c.sim.startup_s.p99, c.real.startup_s.p99, c.ratio.startup_s.p99),
-            ("live lag p50 s", c.sim.live_lag_s.p50, c.real.live_lag_s.p50, c.ratio.live_lag_s.p50),
-            ("live lag p99 s", c.sim.live_lag_s.p99, c.real.live_lag_s.p99, c.ratio.live_lag_s.p99),
-        ];
-        for (name, a, b, r) in live {
-            let _ = writeln!(s, "{name:<18} {:>9} {:>9} {:>9}", num(a, 2), num(b, 2), num(r, 3));
-        }
+        rows.extend([
+            (
+                "continuity",
+                c.sim.continuity_index,
+                lo.continuity_index,
+                hi.continuity_index,
+                c.real.continuity_index,
+                c.diff.continuity_index,
+                4,
+                true,
+            ),
+            (
+                "startup p50 s",
+                c.sim.startup_s.p50,
+                lo.startup_s.p50,
+                hi.startup_s.p50,
+                c.real.startup_s.p50,
+                c.ratio.startup_s.p50,
+                2,
+                false,
+            ),
+            (
+                "startup p99 s",
+                c.sim.startup_s.p99,
+                lo.startup_s.p99,
+                hi.startup_s.p99,
+                c.real.startup_s.p99,
+                c.ratio.startup_s.p99,
+                2,
+                false,
+            ),
+            (
+                "live lag p50 s",
+                c.sim.live_lag_s.p50,
+                lo.live_lag_s.p50,
+                hi.live_lag_s.p50,
+                c.real.live_lag_s.p50,
+                c.ratio.live_lag_s.p50,
+                2,
+                false,
+            ),
+            (
+                "live lag p99 s",
+                c.sim.live_lag_s.p99,
+                lo.live_lag_s.p99,
+                hi.live_lag_s.p99,
+                c.real.live_lag_s.p99,
+                c.ratio.live_lag_s.p99,
+                2,
+                false,
+            ),
+        ]);
+    }
+    for (name, sim, lo, hi, real, cmp, d, is_diff) in rows {
+        let cmp = match (cmp, is_diff) {
+            (Some(x), true) => format!("{x:+.d$}"),
+            (x, false) => num(x, 3),
+            (None, true) => "-".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "{name:<18} {:>9} {:>17} {:>9} {cmp:>9}",
+            num(sim, d),
+            range(lo, hi, d),
+            num(real, d)
+        );
     }
     let l = &real.lab;
     let wire = if real.payload_bytes > 0 {
@@ -457,4 +611,29 @@ pub fn busy_share(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> Option<f64> {
 /// The 1-minute load average (`/proc/loadavg`).
 pub fn load_avg() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_range_holds_each_figures_least_mean_and_greatest() {
+        let run = |copies: f64, p50: Option<f64>| Figures {
+            origin_copies: Some(copies),
+            completion_s: Spread3 { p50, p90: None, max: None },
+            ..Figures::default()
+        };
+        let r =
+            SeedRange::of(&[4, 5, 6], &[run(2.0, Some(30.0)), run(6.0, Some(33.0)), run(1.0, Some(36.0))]);
+        assert_eq!(r.seeds, [4, 5, 6]);
+        assert_eq!(
+            (r.min.origin_copies, r.mean.origin_copies, r.max.origin_copies),
+            (Some(1.0), Some(3.0), Some(6.0))
+        );
+        assert_eq!((r.min.completion_s.p50, r.max.completion_s.p50), (Some(30.0), Some(36.0)));
+        assert_eq!(r.mean.completion_s.p50, Some(33.0));
+        // A figure one side lacks stays missing.
+        assert_eq!((r.min.continuity_index, r.mean.completion_s.max), (None, None));
+    }
 }

@@ -38,6 +38,8 @@ pub struct Args {
     pub scenario: PathBuf,
     pub out: PathBuf,
     pub scale: f64,
+    /// Simulator runs over consecutive scenario seeds, the scenario's own first (at least 1).
+    pub sim_seeds: u64,
 }
 
 /// Runs the lab; every error is one line, and nothing the lab made outlives it.
@@ -45,6 +47,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     let started = unix_now();
     let original = Scenario::load(&args.scenario).map_err(|e| e.to_string())?;
     plan::refuse(&original)?;
+    if args.sim_seeds == 0 {
+        return Err("lab: --sim-seeds must be at least 1 (the scenario's own seed)".to_owned());
+    }
     if original.sweep.is_some() {
         eprintln!(
             "pdtp-node: lab: {}: runs the scenario itself; its sweep: grid is ignored",
@@ -82,6 +87,19 @@ pub fn run(args: &Args) -> Result<(), String> {
     let sim = runner::run(&lab_s, "default", core_factory().as_mut(), &mut |_, _, _| {});
     sim.write(&out.join("sim")).map_err(|e| e.to_string())?;
     let plan = plan::plan(&lab_s, &sim.peers)?;
+    // One seed is one draw: the range over seeds shows how far the model's own figures move
+    // with the arrival order and tie-breaks, which a single real run can land anywhere in.
+    let seeds: Vec<u64> = (0..args.sim_seeds).map(|k| lab_s.seed.wrapping_add(k)).collect();
+    let over_seeds: Vec<pdtp_sim::report::Report> = seeds
+        .iter()
+        .map(|&seed| {
+            if seed == lab_s.seed {
+                return sim.report.clone();
+            }
+            let s = Scenario { seed, ..lab_s.clone() };
+            runner::run(&s, "default", core_factory().as_mut(), &mut |_, _, _| {}).report
+        })
+        .collect();
 
     let exe = std::env::current_exe().map_err(|e| format!("finding the pdtp-node binary: {e}"))?;
     let load_before = collect::load_avg();
@@ -107,7 +125,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         verified_exact: 0,
     };
     let (report, rows) = collect::real_report(&lab_s, &plan, &real, info);
-    let cmp = collect::compare(&sim.report, &sim.peers, &report, &rows);
+    let cmp = collect::compare(&sim.report, &sim.peers, &report, &rows, &seeds, &over_seeds);
     write(&out.join("report.json"), &to_json(&report).map_err(|e| e.to_string())?)?;
     write(&out.join("real_peers.csv"), &collect::real_peers_csv(&rows))?;
     write(&out.join("compare.json"), &to_json(&cmp).map_err(|e| e.to_string())?)?;
