@@ -166,3 +166,38 @@ fn a_live_stream_carries_on_after_its_tracker_restarts() {
         assert!(p.delivered.contains_key(&content));
     }
 }
+
+/// The seed's tracker link drops while the same tracker runs on, and the seed makes chunks
+/// before it is back: the tracker takes the longer manifest it publishes again as an append
+/// (it refused it before), and later appends follow on, so every viewer delivers every chunk.
+/// The seed signs, so the new chunks must extend its signed chain, at the tracker and at
+/// every viewer.
+#[test]
+fn a_live_seed_back_on_a_running_tracker_with_new_chunks_carries_on() {
+    let mut s = Swarm::new(Options { seed: 3, seed_signs: Some([5; 32]), ..Options::default() });
+    for _ in 0..4 {
+        s.add_peer(PeerSpec::default());
+    }
+    s.drive();
+    s.start_live("live", 500);
+    s.drive();
+    for node in s.alive_peers() {
+        s.get(node, "live");
+    }
+    for i in 0..40 {
+        if i == 15 {
+            s.drop_seed_tracker_link();
+        }
+        s.advance(Span::from_millis(500));
+        assert!(s.push_live("live"));
+    }
+    s.drive();
+    s.assert_ok();
+    let content = s.seed.content("live").unwrap();
+    for (k, p) in s.peers.iter().enumerate() {
+        let offs = delivered_offsets(&p.events);
+        assert!(offs.windows(2).all(|w| w[1] == w[0] + 500), "peer {} skipped or reordered: {offs:?}", k + 2);
+        assert_eq!(offs.last().copied(), Some(39 * 500), "peer {} stopped at {:?}", k + 2, offs.last());
+        assert!(p.delivered.contains_key(&content));
+    }
+}

@@ -5,7 +5,7 @@ use rand_core::Rng as _;
 use super::state::{Content, Load, Node, NodeIdx, Signed};
 use super::{Tracker, TrackerEvent};
 use crate::auth;
-use crate::ids::{ConnId, Endpoint};
+use crate::ids::{ConnId, Endpoint, PeerId};
 use crate::manifest::{Digest, LiveInfo};
 use crate::signing::Chain;
 use crate::time::Time;
@@ -130,7 +130,14 @@ impl Tracker {
         let path = publish.manifest.path.trim_start_matches('/').to_string();
         let ci = match self.by_path.get(&path) {
             Some(&ci) => {
-                if self.contents[ci].manifest.root() != publish.manifest.root() {
+                let known = &self.contents[ci];
+                if known.manifest.root() != publish.manifest.root() {
+                    // A live seed back after its link dropped, with chunks made meanwhile.
+                    if let Some(a) = continuation(known, seed_id, &publish) {
+                        self.extend_live(now, idx, conn, a);
+                        let content = self.contents[ci].id;
+                        return self.send(conn, Message::Published(Published { path, content }));
+                    }
                     return self.warn(
                         conn,
                         ErrorCode::Unexpected,
@@ -204,6 +211,13 @@ impl Tracker {
                 Notice::new(ErrorCode::Unauthorized, "append proof does not match the tracker's seed key"),
             );
         }
+        self.extend_live(now, idx, conn, a);
+    }
+
+    /// Appends `a`'s chunks (or its end mark) to a live stream, from its publishing seed at
+    /// `idx` whose proof has been checked: its signature must extend the stream's chain.
+    fn extend_live(&mut self, now: Time, idx: NodeIdx, conn: ConnId, a: AppendChunks) {
+        let Some(content) = self.contents.get(self.ix(a.content)) else { return };
         let signed = match content.signed {
             None => None,
             Some(s) => {
@@ -341,4 +355,28 @@ impl Tracker {
         }
         self.events.push_back(TrackerEvent::Left { peer: node.id });
     }
+}
+
+/// `publish` as an append to the live stream `known`, when it is that stream published again
+/// by its own seed with chunks added: the same path, chunk size and bitrate, every known
+/// chunk hash as its prefix, and no end yet (its signature is checked as an append's).
+fn continuation(known: &Content, seed: PeerId, publish: &Publish) -> Option<AppendChunks> {
+    let (old, new) = (&known.manifest, &publish.manifest);
+    let (old_live, new_live) = (old.live?, new.live?);
+    let follows = known.publisher == seed
+        && known.end_mark.is_none()
+        && new.geometry.chunk_size == old.geometry.chunk_size
+        && new_live.bitrate_bps == old_live.bitrate_bps
+        && new.hashes.len() > old.hashes.len()
+        && new.hashes.starts_with(&old.hashes)
+        && old.geometry.size == u64::from(old.geometry.chunk_size) * old.hashes.len() as u64;
+    follows.then(|| AppendChunks {
+        content: known.id,
+        first: old.num_chunks(),
+        new_size: new.geometry.size,
+        hashes: new.hashes[old.hashes.len()..].to_vec(),
+        window_start: new_live.first_chunk,
+        proof: Digest::ZERO,
+        signature: publish.signature,
+    })
 }

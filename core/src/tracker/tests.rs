@@ -102,8 +102,9 @@ impl Bench {
         (conn, nonce)
     }
 
-    /// The live stream "show" with chunks 0 and 1 of 1000 bytes appended.
-    fn live_show_of_two_chunks(&mut self) -> ContentId {
+    /// The live stream "show" with chunks 0 and 1 of 1000 bytes appended; its content id
+    /// and the seed's connection.
+    fn live_show_of_two_chunks(&mut self) -> (ContentId, ConnId) {
         let (seed_conn, nonce) = self.live_seed();
         let content = self.tr.content_id("show").unwrap();
         let hashes = vec![chunk_hash(0), chunk_hash(1)];
@@ -119,7 +120,7 @@ impl Bench {
         };
         self.tr.handle_message(self.now, seed_conn, Message::AppendChunks(Box::new(append)));
         self.drain();
-        content
+        (content, seed_conn)
     }
 
     /// A viewer joining "show" and asking for it from its start on.
@@ -163,7 +164,7 @@ impl Bench {
     /// seed) and so holds it; the seed's only upload then goes to chunk 1. Returns the
     /// content, viewer 10's connection and the time it joined.
     fn first_viewer_holding_chunk_0(&mut self) -> (ContentId, ConnId, Time) {
-        let content = self.live_show_of_two_chunks();
+        let (content, _) = self.live_show_of_two_chunks();
         let start = self.now;
         let first = self.live_viewer(10, content);
         let os = orders(&self.drain());
@@ -618,6 +619,57 @@ fn live_appends_reach_viewers_and_open_requests() {
     };
     b.tr.handle_message(b.now, conn, Message::AppendChunks(Box::new(bad)));
     assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
+}
+
+/// A live seed whose link dropped while the tracker ran on publishes its stream again with
+/// chunks made meanwhile: the tracker takes the new chunks as an append and the viewers hear
+/// of them. A manifest that does not extend the stream, or another seed's, is refused.
+#[test]
+fn a_live_seed_published_again_with_more_chunks_appends_them() {
+    let mut b = Bench::new();
+    let (content, seed_conn) = b.live_show_of_two_chunks();
+    let viewer = b.live_viewer(10, content);
+    b.tr.handle_closed(b.now, seed_conn);
+    b.drain();
+    let publish = |b: &mut Bench, id: u32, hashes: Vec<Digest>| {
+        let mut m = manifest("show", 0, 1000);
+        m.geometry = Geometry::new(1000 * hashes.len() as u64, 1000);
+        m.hashes = hashes;
+        m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
+        let (conn, nonce) = b.connect(id, Role::Seed, Some(7000));
+        let proof = auth::publish_proof(KEY, &nonce, &m);
+        b.tr.handle_message(
+            b.now,
+            conn,
+            Message::Publish(Box::new(Publish { manifest: m, proof, signature: None })),
+        );
+        let out = b.drain();
+        b.tr.handle_closed(b.now, conn);
+        b.drain();
+        out
+    };
+    let warned = |out: &[Transmit]| {
+        out.iter().any(|t| matches!(t, Transmit::Send { msg: Message::Warning(n), .. } if n.code == ErrorCode::Unexpected))
+    };
+
+    // Another seed, or a stream whose chunk 1 changed, is not this stream.
+    let forged = vec![chunk_hash(0), chunk_hash(9), chunk_hash(2)];
+    assert!(warned(&publish(&mut b, 1, forged)));
+    assert!(warned(&publish(&mut b, 2, (0..3).map(chunk_hash).collect())));
+
+    let out = publish(&mut b, 1, (0..4).map(chunk_hash).collect());
+    assert!(!warned(&out), "{out:?}");
+    assert!(
+        out.iter()
+            .any(|t| matches!(t, Transmit::Send { msg: Message::Published(p), .. } if p.content == content))
+    );
+    let to_viewer = out.iter().find_map(|t| match t {
+        Transmit::Send { conn, msg: Message::AppendChunks(a) } if *conn == viewer => Some(a),
+        _ => None,
+    });
+    let a = to_viewer.expect("the viewer hears of the new chunks");
+    assert_eq!((a.first, a.new_size, a.hashes.clone()), (2, 4000, vec![chunk_hash(2), chunk_hash(3)]));
+    assert_eq!(b.tr.contents[b.tr.ix(content)].num_chunks(), 4);
 }
 
 #[test]

@@ -535,7 +535,6 @@ impl Tracker {
         }
     }
 
-    /// Cancels a transfer (stalled, or `leaving` is disconnecting).
     /// The giver says the taker never asked for the chunk (its `Completed` with no hash): the
     /// order is cancelled at once, both slots freed and the chunk scheduled again, and the
     /// taker, which wasted a giver's slot, may hold half as many downloads for a while (one
@@ -574,6 +573,7 @@ impl Tracker {
         self.benched.insert((until, taker));
     }
 
+    /// Cancels a transfer (stalled, or `leaving` is disconnecting).
     pub(super) fn cancel_transfer(&mut self, token: Token, stalled: bool, leaving: Option<NodeIdx>) {
         let Some(t) = self.transfers.remove(token) else { return };
         self.release(&t, token, false);

@@ -52,6 +52,8 @@ pub struct Options {
     pub seed: u64,
     /// Live chunks the seed keeps.
     pub seed_live_window: u32,
+    /// The seed signs what it publishes with this key (its secret).
+    pub seed_signs: Option<[u8; 32]>,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             delay_max: Span::from_millis(50),
             seed: 0,
             seed_live_window: 64,
+            seed_signs: None,
         }
     }
 }
@@ -223,6 +226,7 @@ impl Swarm {
         let mut scfg = SeedConfig::new(PeerId(SEED as u32), tracker_endpoint(), KEY);
         scfg.listen_port = Some(9);
         scfg.live_window = opts.seed_live_window;
+        scfg.signing_key = opts.seed_signs.map(pdtp_core::signing::SigningKey::from_secret);
         let mut swarm = Self {
             now,
             tracker: Tracker::new(tcfg, pdtp_core::Rng::seed_from_u64(opts.seed ^ 0x7a11)),
@@ -357,6 +361,18 @@ impl Swarm {
                 let at = self.now + self.delay();
                 self.push(at, Delivery::Closed { link: id, to: end });
             }
+        }
+    }
+
+    /// The network breaks the seed's tracker link while the tracker runs on; the seed
+    /// reconnects as after an outage.
+    pub fn drop_seed_tracker_link(&mut self) {
+        let seed_link = self.links.iter().find(|(_, l)| {
+            let nodes = [l.ends[0].0, l.ends[1].0];
+            !l.broken && nodes.contains(&TRACKER) && nodes.contains(&SEED)
+        });
+        if let Some((&id, _)) = seed_link {
+            self.drop_link(id);
         }
     }
 
