@@ -54,6 +54,29 @@ fn every_shipped_scenario_validates() {
     }
 }
 
+/// `sim check` of a live stream gives its lag floor, and warns before a run when the stream
+/// is past r_max or the buffer is short of 1.5 × the floor, with the chunk size that fits.
+#[test]
+fn check_states_the_live_floor_and_warns_with_a_chunk_size_that_fits() {
+    let o = sim(&["check", "scenarios/live.yml"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("lag floor: 1.71 s = 10 copy times"), "{out}");
+    assert!(!out.contains("warning"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.yml");
+    let live = std::fs::read_to_string(root().join("scenarios/live.yml")).unwrap();
+    let text = live.replace("buffer: 4s", "buffer: 2s").replace("bitrate: 5.25Mbit/s", "bitrate: 6Mbit/s");
+    std::fs::write(&short, text).unwrap();
+    let o = sim(&["check", short.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("warning: the stream needs 1.03 × r_max"), "{out}");
+    // 2 s ÷ (1.5 × 1.709 s) of 125 kB: 97.4 kB, said in whole kilobytes.
+    assert!(out.contains("chunks of at most 97kB would fit it, or a buffer of 2.57 s"), "{out}");
+}
+
 #[test]
 fn bad_input_is_one_line_naming_the_problem_with_exit_code_2() {
     let dir = std::env::temp_dir().join(format!("pdtp-sim-cli-{}", std::process::id()));

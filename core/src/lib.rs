@@ -30,6 +30,7 @@
 
 pub mod auth;
 pub mod bitset;
+pub mod bounds;
 pub mod chunks;
 pub mod ids;
 pub mod manifest;

@@ -38,11 +38,7 @@ pub fn t_arrivals_s(file_bytes: u64, origin_up_bps: f64, viewers: &[(f64, f64, f
     (f / origin_up_bps).max(last).max(capacity)
 }
 
-/// The highest stream bitrate every viewer can sustain, in bit/s:
-/// `r_max = min(u_s, (u_s + Σu_i)/N)`.
-pub fn r_max_bps(origin_up_bps: f64, peer_ups_bps: f64, n: u64) -> f64 {
-    origin_up_bps.min((origin_up_bps + peer_ups_bps) / n.max(1) as f64)
-}
+pub use pdtp_core::bounds::r_max_bps;
 
 /// Nearest-rank percentile of sorted values (`q` in 0..=1); `None` when empty.
 pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use pdtp_core::bounds::{LiveBounds, LiveSwarm};
 use serde::Serialize;
 
 use crate::engine::{EndReason, RunOutput};
@@ -48,6 +49,19 @@ impl Bounds {
             peer_up_bps: peers,
             d_min_bps: d_min,
         }
+    }
+
+    /// A live scenario's bounds: r_max, the copy time and the lag floor.
+    pub fn live(&self, s: &Scenario) -> Option<LiveBounds> {
+        let live = s.content.live.as_ref()?;
+        Some(LiveBounds::of(&LiveSwarm {
+            origin_up_bps: self.origin_up_bps,
+            peer_ups_bps: self.peer_up_bps,
+            d_min_bps: self.d_min_bps,
+            n: s.peer_count(),
+            bitrate_bps: live.bitrate.0 as f64,
+            chunk_bytes: s.content.chunk_size.0,
+        }))
     }
 }
 
@@ -159,6 +173,9 @@ pub struct Report {
     pub r_max_bps: f64,
     /// Live: the stream's bitrate ÷ r_max.
     pub load_vs_r_max: Option<f64>,
+    /// Live: the lag floor, ⌈log₂(N+1)⌉ copy times of a chunk at the mean uplink, seconds
+    /// (`pdtp_core::bounds::LiveBounds`).
+    pub live_floor_s: Option<f64>,
     /// When the last viewer completed, seconds from time zero.
     pub makespan_s: Option<f64>,
     /// Viewers that completed.
@@ -270,6 +287,7 @@ impl RunResult {
             live_lag_s: if live { spread2(&lag) } else { None },
             r_max_bps: b.r_max_bps,
             load_vs_r_max: s.content.live.map(|l| l.bitrate.0 as f64 / b.r_max_bps),
+            live_floor_s: b.live(s).map(|l| l.floor_s),
             makespan_s: m.makespan_s,
             peers_completed: done.len() as u64,
             payload_bytes: m.payload_bytes,

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use pdtp_core::bounds::{BUFFER_MARGIN, LiveBounds, RATE_MARGIN};
 use pdtp_sim::adapters::core_factory;
 use pdtp_sim::gate::{self, Baselines};
 use pdtp_sim::report::{self, Bounds, Report, RunResult};
@@ -359,6 +360,49 @@ fn summary(s: &Scenario) -> String {
             l.bitrate.0 as f64 / b.r_max_bps
         ),
     };
+    if let (Some(l), Some(lb)) = (&s.content.live, b.live(s)) {
+        out += &live_feasibility(&lb, l.buffer.secs(), s.content.chunk_size.0);
+    }
+    out
+}
+
+/// The lag floor of a live scenario, and a warning for each way it is out of the live
+/// targets' reach, with the chunk size or buffer that would fit (docs/simulator.md, "Live
+/// feasibility").
+fn live_feasibility(b: &LiveBounds, buffer_s: f64, chunk: u64) -> String {
+    let mut out = format!(
+        "  lag floor: {:.2} s = {} copy times of {:.3} s (one {} chunk at the mean uplink; ⌈log₂(N+1)⌉ hops); \
+         the {buffer_s} s buffer is {:.2} × it\n",
+        b.floor_s,
+        b.depth,
+        b.copy_s,
+        Bytes(chunk),
+        buffer_s / b.floor_s
+    );
+    if b.load > 1.0 {
+        out += &format!(
+            "  warning: the stream needs {:.2} × r_max: the swarm cannot carry it to every viewer at any chunk size\n",
+            b.load
+        );
+    } else if b.load > RATE_MARGIN {
+        out += &format!(
+            "  warning: the stream runs at {:.3} × r_max, past the {RATE_MARGIN} × r_max the live targets hold to\n",
+            b.load
+        );
+    }
+    if b.download_short {
+        out += "  warning: the slowest viewers' download is below the stream's rate: they cannot play it\n";
+    }
+    if buffer_s < BUFFER_MARGIN * b.floor_s {
+        // Whole kilobytes, rounded down, read better than the exact figure.
+        let fit = b.chunk_that_fits(chunk, buffer_s) / 1000 * 1000;
+        out += &format!(
+            "  warning: the buffer covers less than {BUFFER_MARGIN} × the lag floor: chunks of at most {} \
+             would fit it, or a buffer of {:.2} s at this chunk size\n",
+            Bytes(fit),
+            b.buffer_that_fits()
+        );
+    }
     out
 }
 

@@ -1,0 +1,146 @@
+//! What physics allows a live stream: the highest rate a swarm can carry and the shortest lag
+//! a chunk can reach every viewer in, from capacities alone (docs/simulator.md, "Live
+//! feasibility"). Pure arithmetic, shared by `sim check` and whatever reads measured
+//! capacities.
+
+/// The highest stream rate every viewer can receive, bit/s:
+/// `r_max = min(u_s, (u_s + Σu_i) / N)` (the origin must send each bit once, and the swarm's
+/// whole upload must carry `N` copies).
+pub fn r_max_bps(origin_up_bps: f64, peer_ups_bps: f64, n: u64) -> f64 {
+    origin_up_bps.min((origin_up_bps + peer_ups_bps) / n.max(1) as f64)
+}
+
+/// The share of the lag floor a viewer's buffer should cover for the live targets to apply
+/// (continuity ≥ 0.99 is promised where the buffer is at least this × the floor).
+pub const BUFFER_MARGIN: f64 = 1.5;
+
+/// Stream rates above this × r_max are past what the live targets promise.
+pub const RATE_MARGIN: f64 = 0.9;
+
+/// A live stream's bounds on a swarm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LiveBounds {
+    /// The highest rate the swarm can carry, bit/s.
+    pub r_max_bps: f64,
+    /// The stream's rate ÷ r_max.
+    pub load: f64,
+    /// One chunk's bits ÷ the mean uplink of all nodes (the origin's included), s: the time
+    /// one node takes to pass a whole chunk to one other at its full uplink.
+    pub copy_s: f64,
+    /// `⌈log₂(N + 1)⌉`: the fewest store-and-forward hops that reach `N` viewers when every
+    /// holder passes the chunk on to one more node per copy time.
+    pub depth: u32,
+    /// `depth × copy_s`: no viewer can hold a chunk sooner than this after it was made, in
+    /// the model; a buffer shorter than it misses chunks whatever the schedule.
+    pub floor_s: f64,
+    /// Whether the slowest download is below the stream's rate (no schedule serves it).
+    pub download_short: bool,
+}
+
+/// A swarm's capacities and a stream's geometry, as [`LiveBounds::of`] takes them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LiveSwarm {
+    /// The origin's upload (all seeds), bit/s.
+    pub origin_up_bps: f64,
+    /// Σ of the viewers' uplinks, bit/s.
+    pub peer_ups_bps: f64,
+    /// The slowest viewer's download, bit/s.
+    pub d_min_bps: f64,
+    /// Viewers.
+    pub n: u64,
+    /// The stream's rate, bit/s.
+    pub bitrate_bps: f64,
+    /// Bytes per chunk.
+    pub chunk_bytes: u64,
+}
+
+impl LiveBounds {
+    /// The bounds of a stream on a swarm.
+    pub fn of(s: &LiveSwarm) -> Self {
+        let r_max_bps = r_max_bps(s.origin_up_bps, s.peer_ups_bps, s.n);
+        let mean_up = (s.origin_up_bps + s.peer_ups_bps) / (s.n + 1) as f64;
+        let copy_s = s.chunk_bytes as f64 * 8.0 / mean_up;
+        // ⌈log₂(N + 1)⌉ without floating point: the bits needed to count to N.
+        let depth = u64::BITS - s.n.leading_zeros();
+        Self {
+            r_max_bps,
+            load: s.bitrate_bps / r_max_bps,
+            copy_s,
+            depth,
+            floor_s: f64::from(depth) * copy_s,
+            download_short: s.d_min_bps < s.bitrate_bps,
+        }
+    }
+
+    /// Whether the stream is within the live targets' reach with a `buffer_s` buffer: at most
+    /// [`RATE_MARGIN`] × r_max, every download fast enough, and a buffer of at least
+    /// [`BUFFER_MARGIN`] × the floor.
+    pub fn within_targets(&self, buffer_s: f64) -> bool {
+        self.load <= RATE_MARGIN && !self.download_short && buffer_s >= BUFFER_MARGIN * self.floor_s
+    }
+
+    /// The largest chunk (bytes) whose floor a `buffer_s` buffer covers [`BUFFER_MARGIN`]
+    /// times over; the floor grows with the chunk.
+    pub fn chunk_that_fits(&self, chunk_bytes: u64, buffer_s: f64) -> u64 {
+        if self.floor_s <= 0.0 {
+            return chunk_bytes;
+        }
+        (chunk_bytes as f64 * buffer_s / (BUFFER_MARGIN * self.floor_s)).floor() as u64
+    }
+
+    /// The shortest buffer, s, that covers [`BUFFER_MARGIN`] × the floor.
+    pub fn buffer_that_fits(&self) -> f64 {
+        BUFFER_MARGIN * self.floor_s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn swarm(n: u64) -> LiveSwarm {
+        // live.yml: a 100 Mbit/s origin, 500 × 2, 350 × 5, 150 × 20 Mbit/s uplinks.
+        LiveSwarm {
+            origin_up_bps: 100e6,
+            peer_ups_bps: 5_750e6 * n as f64 / 1000.0,
+            d_min_bps: 20e6,
+            n,
+            bitrate_bps: 5.25e6,
+            chunk_bytes: 125_000,
+        }
+    }
+
+    #[test]
+    fn depth_is_the_hops_that_reach_every_viewer_by_doubling() {
+        let depth = |n| LiveBounds::of(&swarm(n)).depth;
+        // 1 viewer: one hop; 3 viewers: 2 (1 → 2 → 4 holders, the origin among them).
+        assert_eq!([depth(1), depth(2), depth(3), depth(4), depth(7), depth(8)], [1, 2, 2, 3, 3, 4]);
+        assert_eq!(depth(1000), 10);
+    }
+
+    #[test]
+    fn live_yml_has_a_floor_of_ten_copies_of_its_chunk_at_the_mean_uplink() {
+        let b = LiveBounds::of(&swarm(1000));
+        let mean_up = (100e6 + 5_750e6) / 1001.0;
+        assert!((b.r_max_bps - 5.85e6).abs() < 1.0, "{}", b.r_max_bps);
+        assert!((b.copy_s - 1e6 / mean_up).abs() < 1e-12);
+        assert!((b.floor_s - 10.0 * 1e6 / mean_up).abs() < 1e-12, "{}", b.floor_s);
+        assert!((b.load - 5.25 / 5.85).abs() < 1e-9);
+        // A 4 s buffer covers 1.5 × the 1.71 s floor; a 2 s buffer does not.
+        assert!(b.within_targets(4.0) && !b.within_targets(2.0));
+        assert!((b.buffer_that_fits() - 1.5 * b.floor_s).abs() < 1e-12);
+        // Half the chunk halves the floor: a 2 s buffer fits chunks of 2 / 1.5 / floor × 125 kB.
+        let fit = b.chunk_that_fits(125_000, 2.0);
+        assert_eq!(fit, (125_000.0 * 2.0 / (1.5 * b.floor_s)).floor() as u64);
+        let smaller = LiveBounds::of(&LiveSwarm { chunk_bytes: fit, ..swarm(1000) });
+        assert!(smaller.within_targets(2.0));
+    }
+
+    #[test]
+    fn a_stream_past_the_margin_or_a_download_below_its_rate_is_out_of_reach() {
+        let fast = LiveBounds::of(&LiveSwarm { bitrate_bps: 5.5e6, ..swarm(1000) });
+        assert!(fast.load > RATE_MARGIN && !fast.within_targets(30.0));
+        let slow = LiveBounds::of(&LiveSwarm { d_min_bps: 4e6, ..swarm(1000) });
+        assert!(slow.download_short && !slow.within_targets(30.0));
+    }
+}
