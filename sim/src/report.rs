@@ -165,6 +165,9 @@ pub struct Report {
     pub continuity_index: Option<f64>,
     /// Live: playback startup delay over viewers that started, seconds.
     pub startup_s: Option<Spread2>,
+    /// Live: the same over viewers that arrived after the first buffer (buffer + one chunk
+    /// time from the start), seconds.
+    pub startup_late_s: Option<Spread2>,
     /// Live: playback stalls, summed over viewers.
     pub stalls: Option<u64>,
     /// Live: per-viewer mean lag of in-order arrival behind production, seconds.
@@ -229,6 +232,18 @@ impl RunResult {
             v
         };
         let startup = sorted(m.records.iter().filter_map(|r| r.startup_s).collect());
+        // Viewers that arrived once a buffer and a chunk time of the stream existed: the
+        // ones that could start at the live edge rather than wait for the stream's start.
+        let first_buffer = s.content.live.as_ref().map_or(0.0, |l| {
+            l.buffer.secs() + s.content.chunk_size.0 as f64 * 8.0 / l.bitrate.0.max(1) as f64
+        });
+        let startup_late = sorted(
+            m.records
+                .iter()
+                .filter(|r| r.arrival_s.is_some_and(|a| a >= first_buffer))
+                .filter_map(|r| r.startup_s)
+                .collect(),
+        );
         let lag = sorted(m.records.iter().filter_map(|r| r.live_lag_s).collect());
         let (due, on_time) = m.records.iter().fold((0u64, 0u64), |(d, o), r| {
             (d + r.due_chunks.unwrap_or(0), o + r.on_time_chunks.unwrap_or(0))
@@ -283,6 +298,7 @@ impl RunResult {
             // Nothing due (a stream over before any playback began): no share to give.
             continuity_index: (live && due > 0).then(|| on_time as f64 / due as f64),
             startup_s: if live { spread2(&startup) } else { None },
+            startup_late_s: if live { spread2(&startup_late) } else { None },
             stalls: live.then(|| m.records.iter().map(|r| u64::from(r.stalls.unwrap_or(0))).sum()),
             live_lag_s: if live { spread2(&lag) } else { None },
             r_max_bps: b.r_max_bps,
