@@ -1067,3 +1067,45 @@ fn a_malformed_manifest_after_a_tracker_outage_is_refused_not_trusted() {
     )));
     assert_eq!(net.peer(1).progress(C).map(|(_, n)| n), Some(3), "its own manifest stands");
 }
+
+/// A seek tells the tracker where the viewer plays: a `Request` from the first chunk not held
+/// at or after the position (the tracker schedules from there first); nothing once every
+/// chunk from there is held, and nothing after the download is complete.
+#[test]
+fn a_seek_requests_from_the_first_missing_chunk_at_the_position() {
+    let data = data(10_001);
+    let (mut net, _) = setup(&data, 1_000, 1);
+    net.order(100, C, 6, 0, 1, Method::Get);
+    net.take_inbox(1);
+    let now = net.now;
+    // Byte 5 500 is in chunk 5, not held: the request starts at chunk 5.
+    net.peer(1).seek(now, C, 5_500);
+    net.pump();
+    assert_eq!(
+        net.take_inbox(1),
+        vec![Message::Request(Interest::range(C, pdtp_core::ByteRange::from(5_000)))]
+    );
+    // Byte 6 010 is in chunk 6, held: from chunk 7.
+    net.peer(1).seek(now, C, 6_010);
+    net.pump();
+    assert_eq!(
+        net.take_inbox(1),
+        vec![Message::Request(Interest::range(C, pdtp_core::ByteRange::from(7_000)))]
+    );
+    assert!(net.peer(1).holds(C, 6) && !net.peer(1).holds(C, 7));
+    assert_eq!(net.peer(1).content_size(C), Some(10_001));
+    assert_eq!(net.peer(1).chunk_at(C, 10_000), Some((10, 10_000)));
+    assert_eq!(net.peer(1).chunk_at(C, 10_001), None);
+    // Past the end: nothing to ask for.
+    net.peer(1).seek(now, C, 20_000);
+    net.pump();
+    assert!(net.take_inbox(1).is_empty());
+    for (k, chunk) in (0..=10u32).filter(|&c| c != 6).enumerate() {
+        net.order(200 + k as u64, C, chunk, 0, 1, Method::Get);
+    }
+    net.take_inbox(1);
+    net.peer_events(1);
+    net.peer(1).seek(now, C, 0);
+    net.pump();
+    assert!(net.take_inbox(1).is_empty(), "a complete download asked again");
+}

@@ -13,6 +13,8 @@
 //! | [`sink`] | in-order output to a file, stdout or FIFO with a bounded queue and non-blocking pipes |
 //! | [`ratelimit`] | exact token buckets and rate meters driven by explicit instants |
 //! | [`stats`] | the stats page on port + 1: HTML, `/stats.json`, `/metrics` (Prometheus 0.0.4) |
+//! | [`serve`] | `get --serve`: the content over HTTP/1.1 with ranges while it downloads |
+//! | [`http`] | the HTTP listener, client slots, caps and response head both servers share |
 //! | [`driver`] | the mio loop that hosts tracker, seed and peer machines over real TCP |
 //! | [`delivery`] | in-order delivery of verified chunks from the `PeerStore` to the `Sink` |
 //! | [`conn`] | a non-blocking TCP connection: bounded input, capped output queue, connect completion |
@@ -33,10 +35,12 @@ pub mod config;
 pub mod conn;
 pub mod delivery;
 pub mod driver;
+pub mod http;
 pub mod identity;
 pub mod listen;
 pub mod paths;
 pub mod ratelimit;
+pub mod serve;
 pub mod sink;
 pub mod stats;
 pub mod storage;

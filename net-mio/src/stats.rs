@@ -10,89 +10,55 @@
 //!
 //! Robustness: at most `max_clients` connections (more are answered `503` best-effort and
 //! closed), requests capped at `max_request` bytes, and a client idle for `idle_timeout` is
-//! closed by [`StatsServer::handle_timeout`]. Requests are parsed with `httparse`.
-//!
-//! Tokens: the listener uses `token_base`, clients `token_base + 1 ..= token_base + max_clients`
-//! ([`StatsServer::owns`] tells the loop which events are ours).
+//! closed by [`StatsServer::handle_timeout`]. Requests are parsed with `httparse`; the
+//! listener, its client slots and the response head are [`crate::http`]'s, shared with
+//! `get --serve`.
 
 mod render;
 mod snapshot;
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use mio::event::Event;
-use mio::net::TcpListener;
-use mio::{Interest, Registry, Token};
+use mio::{Registry, Token};
 
-use crate::conn::{Conn, Limits};
+use crate::http::{Client, HttpListener, head};
 
+pub use crate::http::HttpLimits as StatsLimits;
 pub use render::{html, html_escape, label_escape, prometheus};
 pub use snapshot::{
     FileStats, LimitStats, PeerStats, PolicyStats, RateStats, StatsSnapshot, Totals, TransferStats,
 };
 
-/// Caps of the stats server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StatsLimits {
-    /// Connections served at once.
-    pub max_clients: usize,
-    /// Bytes of request head accepted.
-    pub max_request: usize,
-    /// A client silent for this long is closed.
-    pub idle_timeout: Duration,
-}
-
-impl Default for StatsLimits {
-    /// 64 clients, 8 KiB requests, 10 s idle.
-    fn default() -> Self {
-        Self { max_clients: 64, max_request: 8 * 1024, idle_timeout: Duration::from_secs(10) }
-    }
-}
-
 /// The stats HTTP server.
 #[derive(Debug)]
 pub struct StatsServer {
-    listener: TcpListener,
-    limits: StatsLimits,
-    base: usize,
-    clients: Vec<Option<Client>>,
-    refused: u64,
+    http: HttpListener<bool>,
     served: u64,
-}
-
-#[derive(Debug)]
-struct Client {
-    conn: Conn,
-    last_active: Instant,
-    responded: bool,
 }
 
 impl StatsServer {
     /// Binds the listening socket (e.g. `host:port+1`; port 0 picks a free one).
     pub fn bind(addr: SocketAddr, limits: StatsLimits) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
-        let limits = StatsLimits { max_clients: limits.max_clients.max(1), ..limits };
-        Ok(Self { listener, limits, base: 0, clients: Vec::new(), refused: 0, served: 0 })
+        Ok(Self { http: HttpListener::bind(addr, limits)?, served: 0 })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.http.local_addr()
     }
 
     /// Registers the listener under `token_base`; clients get the next `max_clients` tokens.
     pub fn register(&mut self, registry: &Registry, token_base: Token) -> io::Result<()> {
-        self.base = token_base.0;
-        self.clients = (0..self.limits.max_clients).map(|_| None).collect();
-        registry.register(&mut self.listener, token_base, Interest::READABLE)
+        self.http.register(registry, token_base)
     }
 
     /// Whether `token` belongs to this server.
     pub fn owns(&self, token: Token) -> bool {
-        token.0 >= self.base && token.0 <= self.base + self.limits.max_clients
+        self.http.owns(token)
     }
 
     /// Handles a readiness event for one of our tokens, answering with `snapshot`.
@@ -103,127 +69,83 @@ impl StatsServer {
         now: Instant,
         snapshot: &StatsSnapshot,
     ) {
-        if event.token().0 == self.base {
-            self.accept(registry, now);
+        if self.http.is_listener(event.token()) {
+            // A client's state: whether it was answered.
+            self.http.accept(registry, now, || false);
             return;
         }
         // Tokens that are not ours (or of a client already closed) are ignored.
-        let Some(slot) = event.token().0.checked_sub(self.base + 1) else { return };
-        let Some(Some(client)) = self.clients.get_mut(slot) else { return };
-        let keep = client.on_event(event, now, snapshot, self.limits.max_request).unwrap_or(false);
+        let Some(slot) = self.http.slot_of(event.token()) else { return };
+        let max_request = self.http.limits().max_request;
+        let Some(Some(client)) = self.http.clients.get_mut(slot) else { return };
+        let keep = on_event(client, event, now, snapshot, max_request).unwrap_or(false);
         if keep {
             if client.conn.update_interest(registry).is_ok() {
                 return;
             }
-        } else if client.responded {
+        } else if client.state {
             self.served += 1;
         }
-        if let Some(c) = self.clients[slot].take() {
-            c.conn.close(registry);
-        }
+        self.http.close(registry, slot);
     }
 
     /// The earliest instant a client would be closed for idling.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.clients.iter().flatten().map(|c| c.last_active + self.limits.idle_timeout).min()
+        self.http.poll_timeout()
     }
 
     /// Closes clients idle since before `now - idle_timeout`.
     pub fn handle_timeout(&mut self, registry: &Registry, now: Instant) {
-        for slot in &mut self.clients {
-            if slot.as_ref().is_some_and(|c| c.last_active + self.limits.idle_timeout <= now)
-                && let Some(c) = slot.take()
-            {
-                tracing::debug!(peer = ?c.conn.peer_addr(), "stats: closing an idle client");
-                c.conn.close(registry);
-            }
-        }
+        self.http.handle_timeout(registry, now);
     }
 
     /// Connected clients.
     pub fn clients(&self) -> usize {
-        self.clients.iter().flatten().count()
+        self.http.connected()
     }
 
     /// Connections refused at the cap so far.
     pub fn refused(&self) -> u64 {
-        self.refused
+        self.http.refused()
     }
 
     /// Responses fully sent so far.
     pub fn served(&self) -> u64 {
         self.served
     }
-
-    fn accept(&mut self, registry: &Registry, now: Instant) {
-        loop {
-            let (mut stream, addr) = match self.listener.accept() {
-                Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // Out of file descriptors or similar: keep the server up, try again later.
-                    tracing::warn!(error = %e, "stats: accept failed");
-                    return;
-                }
-            };
-            let Some(slot) = self.clients.iter().position(Option::is_none) else {
-                self.refused += 1;
-                // Best effort: a fresh socket's send buffer takes this without blocking.
-                let _ = stream.write(&response(
-                    503,
-                    "Service Unavailable",
-                    "text/plain",
-                    "",
-                    b"too many clients\n",
-                    true,
-                ));
-                continue;
-            };
-            let token = Token(self.base + 1 + slot);
-            let limits = Limits { read_limit: self.limits.max_request + 1, write_cap: usize::MAX };
-            let mut conn = Conn::accepted(stream, token, limits);
-            if let Err(e) = conn.register(registry) {
-                tracing::warn!(%addr, error = %e, "stats: cannot register a client");
-                continue;
-            }
-            self.clients[slot] = Some(Client { conn, last_active: now, responded: false });
-        }
-    }
 }
 
-impl Client {
-    /// Reads, answers and writes; `Ok(false)` when the connection should close.
-    fn on_event(
-        &mut self,
-        event: &Event,
-        now: Instant,
-        snapshot: &StatsSnapshot,
-        max_request: usize,
-    ) -> Result<bool, crate::conn::ConnError> {
-        self.conn.on_ready(event)?;
-        if !self.responded {
-            let fill = self.conn.fill(usize::MAX)?;
-            if fill.bytes > 0 {
-                self.last_active = now;
-            }
-            match answer(self.conn.read_buf(), max_request, snapshot) {
-                Some(resp) => {
-                    self.conn.send(resp);
-                    self.responded = true;
-                }
-                None if fill.eof => return Ok(false),
-                None => {}
-            }
+/// Reads, answers and writes; `Ok(false)` when the connection should close. The state is
+/// whether the client was answered (one response per connection).
+fn on_event(
+    client: &mut Client<bool>,
+    event: &Event,
+    now: Instant,
+    snapshot: &StatsSnapshot,
+    max_request: usize,
+) -> Result<bool, crate::conn::ConnError> {
+    client.conn.on_ready(event)?;
+    if !client.state {
+        let fill = client.conn.fill(usize::MAX)?;
+        if fill.bytes > 0 {
+            client.last_active = now;
         }
-        if self.responded {
-            if self.conn.flush(usize::MAX)? > 0 {
-                self.last_active = now;
+        match answer(client.conn.read_buf(), max_request, snapshot) {
+            Some(resp) => {
+                client.conn.send(resp);
+                client.state = true;
             }
-            return Ok(self.conn.queued() > 0);
+            None if fill.eof => return Ok(false),
+            None => {}
         }
-        Ok(true)
     }
+    if client.state {
+        if client.conn.flush(usize::MAX)? > 0 {
+            client.last_active = now;
+        }
+        return Ok(client.conn.queued() > 0);
+    }
+    Ok(true)
 }
 
 /// The response to the request buffered so far, or `None` if it is still incomplete.
@@ -270,14 +192,11 @@ fn error(code: u16, reason: &str, body: &str) -> Bytes {
     Bytes::from(response(code, reason, "text/plain; charset=utf-8", "", body.as_bytes(), true))
 }
 
-/// A full response; `extra` is zero or more header lines, each ending in CRLF.
+/// A full response, closing the connection; `extra` is zero or more header lines, each
+/// ending in CRLF.
 fn response(code: u16, reason: &str, ctype: &str, extra: &str, body: &[u8], with_body: bool) -> Vec<u8> {
-    let mut r = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n{extra}\r\n",
-        body.len()
-    )
-    .into_bytes();
+    let extra = format!("Cache-Control: no-store\r\n{extra}");
+    let mut r = head(code, reason, ctype, body.len() as u64, &extra, false);
     if with_body {
         r.extend_from_slice(body);
     }

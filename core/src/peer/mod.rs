@@ -57,6 +57,7 @@ pub use config::{PeerConfig, PeerEvent};
 
 use std::collections::BTreeMap;
 
+use crate::chunks::ByteRange;
 use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId};
 use crate::node::{Node, NodeConfig, NodeEvent, NodeStats, Up};
 use crate::output::Transmit;
@@ -64,7 +65,7 @@ use crate::payload::Payload;
 use crate::signing::SeedKey;
 use crate::store::ChunkStore;
 use crate::time::Time;
-use crate::wire::{AskInfo, ErrorCode, Message, Notice, Role};
+use crate::wire::{AskInfo, ErrorCode, Interest, Message, Notice, Role};
 
 use download::Download;
 
@@ -160,6 +161,47 @@ impl<S: ChunkStore> Peer<S> {
     pub fn progress(&self, content: ContentId) -> Option<(u32, u32)> {
         let c = self.node.contents.get(&content)?;
         Some((c.have.count(), c.manifest.num_chunks()))
+    }
+
+    /// Whether chunk `chunk` of `content` is verified and held (a leftover from an earlier
+    /// run counts only once it hashed right).
+    pub fn holds(&self, content: ContentId, chunk: ChunkIndex) -> bool {
+        self.node.contents.get(&content).is_some_and(|c| c.have.contains(chunk))
+    }
+
+    /// A content's size in bytes, once its manifest came (for a live one, so far).
+    pub fn content_size(&self, content: ContentId) -> Option<u64> {
+        self.node.contents.get(&content).map(|c| c.manifest.geometry.size)
+    }
+
+    /// The chunk that holds byte `offset` of `content` and that chunk's first byte; `None`
+    /// past the end or before the manifest.
+    pub fn chunk_at(&self, content: ContentId, offset: u64) -> Option<(ChunkIndex, u64)> {
+        let g = self.node.contents.get(&content)?.manifest.geometry;
+        if offset >= g.size || g.chunk_size == 0 {
+            return None;
+        }
+        let chunk = ChunkIndex::try_from(offset / u64::from(g.chunk_size)).ok()?;
+        Some((chunk, g.chunk_bytes(chunk).start))
+    }
+
+    /// The viewer now plays an on-demand `content` from byte `offset` (a player seeked, or
+    /// asked for bytes not held yet): the tracker is told with a `Request` from the first
+    /// chunk not held at or after it, which it takes as the viewer's playback position and
+    /// schedules from first (docs/protocol.md, "Playback position"). Nothing is sent when
+    /// every chunk from there on is held, for a live content (its position is the live
+    /// edge), or for a download already complete.
+    pub fn seek(&mut self, now: Time, content: ContentId, offset: u64) {
+        self.now = now;
+        if !self.downloads.get(&content).is_some_and(|d| !d.live && !d.complete_sent) {
+            return;
+        }
+        let Some((first, _)) = self.chunk_at(content, offset) else { return };
+        let Some(c) = self.node.contents.get(&content) else { return };
+        let n = c.manifest.num_chunks();
+        let Some(missing) = (first..n).find(|&i| !c.have.contains(i)) else { return };
+        let from = c.manifest.geometry.chunk_bytes(missing).start;
+        self.node.send_tracker(now, Message::Request(Interest::range(content, ByteRange::from(from))));
     }
 
     /// The next chunk to be delivered in order, for a content we download.

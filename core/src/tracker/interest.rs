@@ -60,6 +60,10 @@ impl Tracker {
             }
         }
         nc.cursor = nc.cursor.min(chunks.start);
+        if !content.manifest.is_live() && interest.range.is_some() {
+            // A ranged request for a file says where its viewer plays (a player seeked).
+            nc.focus = Some(chunks.start);
+        }
         nc.completed = false;
         self.mark_dirty(idx);
     }

@@ -153,13 +153,15 @@ impl Tracker {
         // it holds the chunk it joined at, that one goes first (see `join_chunk`).
         let starting = content.manifest.is_live() && nc.have.is_empty();
         let head = join_chunk(nc, content);
-        let from = match policy {
+        let from = match (policy, nc.focus) {
             _ if starting => content.floor,
-            ChunkPolicy::InOrder => nc.cursor.max(content.floor),
+            (_, Some(focus)) => focus.max(content.floor),
+            (ChunkPolicy::InOrder, None) => nc.cursor.max(content.floor),
             _ => start_random.max(content.floor),
         };
         scan_pending(&nc.want, &nc.inflight, &content.supply, from, content.floor, sample, out);
-        if policy == ChunkPolicy::RarestFirst && !starting {
+        // A viewer that said where it plays gets its chunks in order from there.
+        if policy == ChunkPolicy::RarestFirst && !starting && nc.focus.is_none() {
             out.sort_unstable_by_key(|&c| {
                 (Some(c) != head, content.replicas(c) + content.holder_count[c as usize], c)
             });
@@ -404,10 +406,12 @@ impl Tracker {
             // A viewer that holds nothing yet gets its oldest chunk first (see taker_candidates).
             let starting = content.manifest.is_live() && tc.have.is_empty();
             let head = join_chunk(tc, content).filter(|&c| gc.have.contains(c));
-            let from = match policy.chunk {
+            // (`focus` is on-demand only, so never `fresh` or `starting`, which are live.)
+            let from = match (policy.chunk, tc.focus) {
                 _ if starting => floor,
                 _ if fresh => content.num_chunks().saturating_sub(sample as u32).max(floor),
-                ChunkPolicy::InOrder => tc.cursor.max(floor),
+                (_, Some(focus)) => focus.max(floor),
+                (ChunkPolicy::InOrder, None) => tc.cursor.max(floor),
                 // Spread the starting point by taker so givers do not all pick the same chunk.
                 _ => floor + (taker.0.wrapping_mul(2_654_435_761) % content.num_chunks().max(1)),
             };
@@ -419,6 +423,7 @@ impl Tracker {
             let pick = match policy.chunk {
                 _ if head.is_some() => head,
                 _ if starting => cands.iter().copied().min(),
+                _ if tc.focus.is_some() => cands.first().copied(),
                 _ if fresh => cands.iter().copied().min_by_key(|&c| (content.replicas(c), u32::MAX - c)),
                 ChunkPolicy::RarestFirst => cands.iter().copied().min_by_key(|&c| (content.replicas(c), c)),
                 _ => cands.first().copied(),

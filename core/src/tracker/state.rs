@@ -104,6 +104,9 @@ pub(crate) struct NodeContent {
     pub(crate) open_from: Option<ChunkIndex>,
     /// No pending chunk lies below this (in-order scans start here).
     pub(crate) cursor: ChunkIndex,
+    /// On demand: the viewer's playback position (the first chunk of its latest ranged
+    /// `Request`); its chunks are scheduled from here on, in order, before any policy.
+    pub(crate) focus: Option<ChunkIndex>,
     /// Set once, when an on-demand content became complete at this node.
     pub(crate) completed: bool,
 }
@@ -165,6 +168,7 @@ impl NodeContent {
             have: BitSet::new(chunks),
             open_from: None,
             cursor: 0,
+            focus: None,
             completed: false,
         }
     }

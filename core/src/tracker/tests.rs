@@ -1266,3 +1266,32 @@ fn content_ids_do_not_depend_on_the_order_of_publishing() {
     assert_eq!(first, ids(&["dir/c.ts", "b.mp4", "a.mp4"]));
     assert_ne!(first[0].1, first[1].1);
 }
+
+/// A viewer's ranged request for a file moves its position there: its next orders are the
+/// chunks from that position on, in order, whatever the chunk policy would pick.
+#[test]
+fn a_ranged_request_for_a_file_moves_its_viewer_to_that_position() {
+    let mut b = Bench::new();
+    let (_, content) = b.seed_with(manifest("film.mp4", 100, 1000));
+    let viewer = b.peer_requesting(10, content);
+    let taken = |out: &[Transmit]| -> Vec<TransferOrder> {
+        orders(out)
+            .into_iter()
+            .filter(|(c, o)| *c == viewer && o.side == Side::Taker)
+            .map(|(_, o)| o)
+            .collect()
+    };
+    let first = taken(&b.drain());
+    assert!(!first.is_empty());
+    // The player seeks to byte 60 500, in chunk 60.
+    b.tr.handle_message(b.now, viewer, Message::Request(Interest::range(content, ByteRange::from(60_500))));
+    for o in &first {
+        b.complete(viewer, o, 1_000);
+    }
+    let next = taken(&b.drain());
+    assert!(!next.is_empty());
+    let expect: Vec<u32> =
+        (60..100).filter(|c| !first.iter().any(|o| o.chunk == *c)).take(next.len()).collect();
+    let got: Vec<u32> = next.iter().map(|o| o.chunk).collect();
+    assert_eq!(got, expect, "first orders {:?}", first.iter().map(|o| o.chunk).collect::<Vec<_>>());
+}

@@ -13,9 +13,11 @@
 //! draining the machine's events (delivery is lazy in the machine: one chunk per poll), so
 //! memory stays at the sink's cap plus one chunk; the download itself goes on to disk.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use mio::event::Event;
 use mio::{Registry, Token};
 use pdtp_core::node::NodeEvent;
@@ -23,10 +25,11 @@ use pdtp_core::peer::{Peer, PeerConfig, PeerEvent};
 use pdtp_core::signing::SeedKey;
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::wire::{ErrorCode, Notice};
-use pdtp_core::{ConnId, ContentId, Endpoint, Message, Payload, PeerId, Span, Time, Transmit};
+use pdtp_core::{ChunkStore, ConnId, ContentId, Endpoint, Message, Payload, PeerId, Span, Time, Transmit};
 use rand_core::SeedableRng;
 
 use super::{Cx, Hosted, Status};
+use crate::serve::{MediaServer, MediaSource};
 use crate::sink::{OutputKind, Sink};
 use crate::storage::{Backing, PeerStore};
 
@@ -76,6 +79,8 @@ pub struct PeerOptions {
     /// A tracker that went away after welcoming us: the download carries on and reconnects
     /// for this long, then fails (`None`: for ever). A complete download seeds on regardless.
     pub tracker_patience: Option<Duration>,
+    /// Serve the content over HTTP on this address while it downloads (`get --serve`).
+    pub serve: Option<SocketAddr>,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -89,6 +94,11 @@ pub struct PeerNode {
     path: String,
     sink: Option<Sink>,
     sink_token: Option<Token>,
+    /// `get --serve`: the HTTP server, its first token, and the playback position the
+    /// machine was last told.
+    server: Option<MediaServer>,
+    server_token: Option<Token>,
+    told_position: Option<u64>,
     to_stdout: bool,
     content: Option<ContentId>,
     chunks: u32,
@@ -140,6 +150,13 @@ impl PeerNode {
                 Some(Sink::open(other, SINK_CAP).map_err(|e| e.to_string())?)
             }
         };
+        let server = match opts.serve {
+            Some(addr) => Some(
+                MediaServer::bind(addr, &opts.path)
+                    .map_err(|e| format!("--serve {addr}: cannot listen there: {e}"))?,
+            ),
+            None => None,
+        };
         let mut cfg = PeerConfig::new(opts.peer_id, opts.tracker.clone());
         cfg.listen_port = opts.listen_port;
         cfg.corrupt_uploads = opts.corrupt_uploads;
@@ -159,6 +176,9 @@ impl PeerNode {
             path: opts.path,
             sink,
             sink_token: None,
+            server,
+            server_token: None,
+            told_position: None,
             to_stdout: matches!(opts.output, OutputKind::Stdout),
             content: None,
             chunks: 0,
@@ -186,6 +206,16 @@ impl PeerNode {
     /// The machine (read-only).
     pub fn peer(&self) -> &Peer<PeerStore> {
         &self.peer
+    }
+
+    /// Where `--serve` listens, if it does.
+    pub fn serve_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    /// HTTP responses sent in full by `--serve`.
+    pub fn served(&self) -> u64 {
+        self.server.as_ref().map_or(0, MediaServer::served)
     }
 
     /// Chunks verified and chunks in the content (`(0, 0)` until the manifest came).
@@ -276,6 +306,12 @@ impl PeerNode {
                 self.content = Some(content);
                 self.chunks = num_chunks;
                 self.live = live;
+                if live && self.server.is_some() {
+                    return self.fail(format!(
+                        "'{}' is a live stream; --serve serves files only so far (play a stream with -o - | mpv -)",
+                        self.path
+                    ));
+                }
                 // A live stream has no size to write in place: it goes to the file in order,
                 // under its own name (a recording a player may follow as it grows).
                 if live
@@ -406,6 +442,43 @@ impl PeerNode {
     }
 }
 
+impl PeerNode {
+    /// Tells the machine where a `--serve` client waits, so those chunks come first.
+    fn follow_seek(&mut self, cx: &Cx<'_>) {
+        let Some(pos) = self.server.as_mut().and_then(MediaServer::take_seek) else { return };
+        let Some(content) = self.content else { return };
+        if self.told_position != Some(pos) {
+            self.told_position = Some(pos);
+            tracing::debug!(pos, "serve: a client waits here; fetching from it first");
+            self.peer.seek(cx.time, content, pos);
+        }
+    }
+}
+
+/// The peer node as the HTTP server's source: the manifest's size and verified chunks.
+struct Source<'a>(&'a mut PeerNode);
+
+impl MediaSource for Source<'_> {
+    fn size(&self) -> Option<u64> {
+        let content = self.0.content?;
+        self.0.peer.content_size(content)
+    }
+
+    fn read(&mut self, offset: u64, max: u64) -> Result<Option<Bytes>, String> {
+        let Some(content) = self.0.content else { return Ok(None) };
+        let Some((chunk, start)) = self.0.peer.chunk_at(content, offset) else { return Ok(None) };
+        // Only bytes whose chunk verified against the manifest, never a leftover not checked.
+        if !self.0.peer.holds(content, chunk) {
+            return Ok(None);
+        }
+        let payload = self.0.peer.store_mut().read(content, chunk).map_err(|e| e.to_string())?;
+        let Payload::Real(bytes) = payload else { return Err("a virtual payload cannot be served".into()) };
+        let from = usize::try_from(offset - start).unwrap_or(usize::MAX).min(bytes.len());
+        let to = from.saturating_add(usize::try_from(max).unwrap_or(usize::MAX)).min(bytes.len());
+        Ok(Some(bytes.slice(from..to)))
+    }
+}
+
 /// `FILE.part` beside `FILE`: where a file output grows until it is complete.
 pub fn part_path(out: &std::path::Path) -> PathBuf {
     let mut name = out.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
@@ -438,22 +511,43 @@ impl Hosted for PeerNode {
     fn poll_timeout(&self) -> Option<Time> {
         self.peer.poll_timeout()
     }
-    fn register(&mut self, _registry: &Registry, base: Token) -> std::io::Result<()> {
-        self.sink_token = Some(base);
+    fn register(&mut self, registry: &Registry, base: Token) -> std::io::Result<()> {
+        // The sink's token first (if any), then the HTTP server's.
+        let mut next = base.0;
+        if self.sink.is_some() {
+            self.sink_token = Some(Token(next));
+            next += 1;
+        }
+        if let Some(s) = self.server.as_mut() {
+            self.server_token = Some(Token(next));
+            s.register(registry, Token(next))?;
+        }
         Ok(())
     }
     fn extra_tokens(&self) -> usize {
-        usize::from(self.sink.is_some())
+        usize::from(self.sink.is_some()) + self.server.as_ref().map_or(0, MediaServer::tokens)
     }
-    fn extra_event(&mut self, cx: &mut Cx<'_>, _event: &Event) {
+    fn extra_event(&mut self, cx: &mut Cx<'_>, event: &Event) {
+        if let Some(mut server) = self.server.take() {
+            if server.owns(event.token()) {
+                server.handle_event(cx.registry, event, cx.now, &mut Source(self));
+                self.server = Some(server);
+                return self.follow_seek(cx);
+            }
+            self.server = Some(server);
+        }
         self.flush_sink(cx.registry, cx.now);
     }
     fn extra_timeout(&self) -> Option<Instant> {
         // A FIFO waiting for its reader is retried on a timer (it cannot be polled), and so
         // is asking for content the tracker does not have yet.
-        [self.fifo_retry_at, self.ask_again_at].into_iter().flatten().min()
+        let http = self.server.as_ref().and_then(MediaServer::poll_timeout);
+        [self.fifo_retry_at, self.ask_again_at, http].into_iter().flatten().min()
     }
     fn extra_timer(&mut self, cx: &mut Cx<'_>) {
+        if let Some(s) = self.server.as_mut() {
+            s.handle_timeout(cx.registry, cx.now);
+        }
         if self.ask_again_at.is_some_and(|t| t <= cx.now) {
             self.ask_again_at = None;
             self.peer.get(cx.time, &self.path);
@@ -491,6 +585,12 @@ impl Hosted for PeerNode {
                 self.more = true;
                 break;
             }
+        }
+        // Chunks verified this turn let waiting HTTP clients go on.
+        if let Some(mut server) = self.server.take() {
+            server.pump(cx.registry, cx.now, &mut Source(self));
+            self.server = Some(server);
+            self.follow_seek(cx);
         }
     }
     fn has_work(&self) -> bool {

@@ -175,6 +175,7 @@ impl Swarm {
             wait_for_content: None,
             seed_key: None,
             tracker_patience: None,
+            serve: None,
             rng_seed: random_seed(),
         };
         tweak(&mut opts);

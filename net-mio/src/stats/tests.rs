@@ -1,7 +1,8 @@
 use std::collections::BTreeSet;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mio::{Events, Poll};
 

@@ -112,6 +112,13 @@ enum Command {
         /// `pdtp-node lab` reads it.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Also serve the file over HTTP on this address while it downloads (e.g.
+        /// 127.0.0.1:8080; port 0 picks one, printed on stderr): a player can play and seek
+        /// at http://ADDR/ (Range requests; only verified bytes, a read ahead of the download
+        /// waits and is fetched first). Keeps serving after the download until Ctrl-C, or
+        /// for --seed-for if given. Files only, not live streams.
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<String>,
     },
     /// Run a scenario (a file or a live stream) on real pdtp-node processes here (one network
     /// namespace per node, tc caps on every link) and in the simulator, and compare them
@@ -185,6 +192,7 @@ fn main() {
             wait,
             tracker_wait,
             report,
+            serve,
         } => {
             init_logs(cli.verbose, false, false);
             let flags = roles::GetFlags {
@@ -198,6 +206,7 @@ fn main() {
                 wait: &wait,
                 tracker_wait: &tracker_wait,
                 report: report.as_deref(),
+                serve: serve.as_deref(),
             };
             roles::get(&url, output, &flags)
         }

@@ -193,6 +193,8 @@ pub struct GetFlags<'a> {
     pub tracker_wait: &'a str,
     /// `--report`: where to write the download's timing once it is complete.
     pub report: Option<&'a Path>,
+    /// `--serve`: the address to serve the content on over HTTP.
+    pub serve: Option<&'a str>,
 }
 
 /// How long a `get` of a file keeps serving after it is complete, unless told otherwise:
@@ -204,6 +206,20 @@ const SEED_FOR_FILES: Duration = Duration::from_secs(600);
 /// and a viewer that left at once took the only copy with it (under a frugal origin the last
 /// chunk then crept through ten viewers one sweep interval at a time: 16 s instead of none).
 const SEED_FOR_LIVE: Duration = Duration::from_secs(10);
+
+/// "Until Ctrl-C" for a `get --serve` given no `--seed-for` (a century; `Instant` + it
+/// must not overflow).
+const SERVE_FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `--serve ADDR`: an `IP:PORT` (IPv6 in brackets) or a `HOST:PORT` that resolves here.
+fn parse_serve_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let bad = || format!("--serve {s}: not an address to listen on (write IP:PORT, e.g. 127.0.0.1:8080)");
+    s.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)
+}
 
 /// How long a departing `get` waits for the tracker to acknowledge its last reports.
 const DEPART_LIMIT: Duration = Duration::from_secs(2);
@@ -221,7 +237,9 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
         wait,
         tracker_wait,
         report,
+        serve,
     } = *flags;
+    let serve = serve.map(parse_serve_addr).transpose()?;
     let wait = parse_duration(wait).map_err(|e| format!("--wait {wait}: {e}"))?;
     let tracker_wait =
         parse_duration(tracker_wait).map_err(|e| format!("--tracker-wait {tracker_wait}: {e}"))?;
@@ -277,9 +295,16 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
             wait_for_content: (!wait.is_zero()).then_some(wait),
             tracker_patience: Some(tracker_wait),
             seed_key: url.seed_key,
+            serve,
             rng_seed: random_seed(),
         },
     )?;
+    let serving = if let Some(addr) = peer.serve_addr() {
+        say!("serving {} on http://{addr}/", url.path);
+        true
+    } else {
+        false
+    };
     // The smallest burst is one chunk; 256 kB covers the shipped configs until the manifest
     // says otherwise (the bucket allows at least this much at once).
     let id = rt.add(Node::Peer(peer), Some(listener), limits, 256 * 1024).map_err(|e| e.to_string())?;
@@ -321,12 +346,18 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(
             .write(path)?;
     }
     let live = matches!(rt.node(id), Some(Node::Peer(p)) if p.is_live());
-    let stay = seed_for.unwrap_or(if live { SEED_FOR_LIVE } else { SEED_FOR_FILES });
+    // A player may still be watching what --serve serves: stay until Ctrl-C unless told.
+    let stay = match seed_for {
+        Some(d) => d,
+        None if serving => SERVE_FOREVER,
+        None if live => SEED_FOR_LIVE,
+        None => SEED_FOR_FILES,
+    };
     if let Some(b) = &bar {
         b.finish_with_message(format!("done: {}", output.display()));
     }
     if !stay.is_zero() {
-        stay_as_seed(&mut rt, id, stay, bar.is_some())?;
+        stay_as_seed(&mut rt, id, stay, bar.is_some(), serving)?;
     }
     // Leave so that the tracker has read our last reports (exact byte accounting).
     if !rt.depart(id, DEPART_LIMIT).map_err(|e| format!("event loop: {e}"))? {
@@ -342,18 +373,22 @@ fn stay_as_seed(
     id: pdtp_net_mio::driver::NodeId,
     stay: Duration,
     tell: bool,
+    serving: bool,
 ) -> Result<(), String> {
     let registry = rt.registry().try_clone().map_err(|e| format!("event loop: {e}"))?;
     if let Some(Node::Peer(p)) = rt.node_mut(id) {
         p.close_output(&registry).map_err(|e| format!("closing the output: {e}"))?;
     }
-    if tell {
+    if tell && serving && stay == SERVE_FOREVER {
+        say!("download complete; serving over HTTP and seeding until Ctrl-C");
+    } else if tell {
         say!("seeding for {} (Ctrl-C to stop)", humantime(stay));
     }
     let end = Instant::now() + stay;
     while Instant::now() < end {
         rt.turn(Some(end - Instant::now())).map_err(|e| format!("event loop: {e}"))?;
-        if matches!(rt.node(id), Some(Node::Peer(p)) if p.tracker_lost()) {
+        // Without a tracker nobody is left to seed for, but an HTTP player may still watch.
+        if !serving && matches!(rt.node(id), Some(Node::Peer(p)) if p.tracker_lost()) {
             tracing::info!("the tracker went away; nothing left to serve");
             break;
         }
