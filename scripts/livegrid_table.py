@@ -11,7 +11,8 @@ continuity ≥ 0.99; lag p99 ≤ 1.3 × the floor + one chunk time (the slack: a
 only once whole, and a viewer's in-order delivery waits for the slowest of the chunks before
 it); startup p99 of viewers arriving after the first buffer ≤ buffer + one chunk time.
 Per half (tune, judge, scale): cells in reach, cells meeting each target and all three,
-and the worst figures; `--cells` adds one row per cell.
+and the worst figures; `--cells` adds one row per cell. A sweep with several policies gets
+one row per policy and half instead.
 """
 import json
 import re
@@ -63,7 +64,11 @@ def f(v, d=3):
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    rows = [judge(c) for c in json.load(open(sys.argv[1]))["cells"]]
+    cells = json.load(open(sys.argv[1]))["cells"]
+    policies = list(dict.fromkeys(c["policy"] for c in cells))
+    if len(policies) > 1:
+        return by_policy(cells, policies)
+    rows = [judge(c) for c in cells]
     by_half = defaultdict(list)
     for r in rows:
         by_half[r["half"]].append(r)
@@ -96,6 +101,24 @@ def main():
                 f"| {r['variant']} | {r['n']} | {r['rate']} | {r['buffer']} | {r['ct']} | {f(r['floor'], 2)} "
                 f"| {'yes' if r['in_reach'] else 'no'} | {f(r['cont'], 4)} | {f(r['lag99'], 2)} | {f(r['lag_x'], 2)} "
                 f"| {f(r['late99'], 2)} | {f(r['copies'], 1)} | {verdict} |"
+            )
+
+
+def by_policy(cells, policies):
+    """One row per policy and half: cells in reach at continuity ≥ 0.99, meeting all three
+    targets, and the worst and mean continuity over the cells in reach."""
+    print("| policy | half | in reach | continuity ≥ 0.99 | all three | worst / mean continuity |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for p in policies:
+        rows = [judge(c) for c in cells if c["policy"] == p]
+        for half in ["tune", "judge", "scale"]:
+            reach = [r for r in rows if r["half"] == half and r["in_reach"]]
+            if not reach:
+                continue
+            conts = [r["cont"] if r["cont"] is not None else 0.0 for r in reach]
+            print(
+                f"| {p} | {half} | {len(reach)} | {sum(r['ok_cont'] for r in reach)} | {sum(r['ok'] for r in reach)} "
+                f"| {min(conts):.3f} / {sum(conts) / len(conts):.4f} |"
             )
 
 

@@ -48,6 +48,8 @@ pub struct PolicySpec {
     pub unmeasured_slots: u32,
     /// Live: order a chunk only from a giver expected to land it before `live_deadline`.
     pub deadline_givers: bool,
+    /// Live: each viewer's next this-many wanted chunks go first, in order (0: off).
+    pub urgent_chunks: u32,
 }
 
 /// A policy value that cannot be used: the key (as written in the `policy:` section) and why.
@@ -82,6 +84,7 @@ impl Default for PolicySpec {
             queue_ahead: true,
             unmeasured_slots: 2,
             deadline_givers: false,
+            urgent_chunks: 0,
         }
     }
 }
@@ -159,6 +162,7 @@ impl PolicySpec {
         config.live_deadline = self.live_deadline.map(|d| d.0);
         config.queue_ahead = self.queue_ahead;
         config.deadline_givers = self.deadline_givers;
+        config.urgent_chunks = self.urgent_chunks;
         config.policy = Policy { chunk: self.chunk, giver: self.giver, origin: self.origin };
     }
 }
@@ -183,6 +187,7 @@ impl PolicySpec {
             queue_ahead: config.queue_ahead,
             unmeasured_slots: u32::from(config.unmeasured_slots),
             deadline_givers: config.deadline_givers,
+            urgent_chunks: config.urgent_chunks,
         }
     }
 }
@@ -209,6 +214,9 @@ impl fmt::Display for PolicySpec {
         if let Some(t) = self.live_deadline {
             write!(f, ", live_deadline: {t}, deadline_givers: {}", self.deadline_givers)?;
         }
+        if self.urgent_chunks > 0 {
+            write!(f, ", urgent_chunks: {}", self.urgent_chunks)?;
+        }
         write!(f, ", queue_ahead: {}", self.queue_ahead)
     }
 }
@@ -232,6 +240,7 @@ mod tests {
             queue_ahead: true,
             unmeasured_slots: 3,
             deadline_givers: true,
+            urgent_chunks: 4,
         };
         let mut c = TrackerConfig::with_key(b"k".to_vec());
         spec.apply(&mut c);
@@ -242,6 +251,7 @@ mod tests {
         assert_eq!(c.unmeasured_slots, 3);
         assert_eq!(c.live_deadline, Some(Span::from_millis(3500)));
         assert!(c.queue_ahead && c.deadline_givers);
+        assert_eq!(c.urgent_chunks, 4);
         let choices =
             Policy { chunk: ChunkPolicy::InOrder, giver: GiverPolicy::Fastest, origin: OriginPolicy::Frugal };
         assert_eq!(c.policy, choices);

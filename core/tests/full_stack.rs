@@ -143,28 +143,7 @@ fn a_swarm_carries_on_after_its_tracker_restarts() {
 /// stream when it is back, and every viewer delivers every chunk in order.
 #[test]
 fn a_live_stream_carries_on_after_its_tracker_restarts() {
-    let mut s = world(4, &[]);
-    s.start_live("live", 500);
-    s.drive();
-    for node in s.alive_peers() {
-        s.get(node, "live");
-    }
-    for i in 0..40 {
-        if i == 15 {
-            s.restart_tracker();
-        }
-        s.advance(Span::from_millis(500));
-        assert!(s.push_live("live"));
-    }
-    s.drive();
-    s.assert_ok();
-    let content = s.seed.content("live").unwrap();
-    for (k, p) in s.peers.iter().enumerate() {
-        let offs = delivered_offsets(&p.events);
-        assert!(offs.windows(2).all(|w| w[1] == w[0] + 500), "peer {} skipped or reordered: {offs:?}", k + 2);
-        assert_eq!(offs.last().copied(), Some(39 * 500), "peer {} stopped at {:?}", k + 2, offs.last());
-        assert!(p.delivered.contains_key(&content));
-    }
+    live_through_an_outage(world(4, &[]), Swarm::restart_tracker);
 }
 
 /// The seed's tracker link drops while the same tracker runs on, and the seed makes chunks
@@ -179,6 +158,12 @@ fn a_live_seed_back_on_a_running_tracker_with_new_chunks_carries_on() {
         s.add_peer(PeerSpec::default());
     }
     s.drive();
+    live_through_an_outage(s, Swarm::drop_seed_tracker_link);
+}
+
+/// A 40-chunk live stream to every peer of `s`, with `outage` at chunk 15: every viewer
+/// must deliver every chunk, in order.
+fn live_through_an_outage(mut s: Swarm, outage: fn(&mut Swarm)) {
     s.start_live("live", 500);
     s.drive();
     for node in s.alive_peers() {
@@ -186,7 +171,7 @@ fn a_live_seed_back_on_a_running_tracker_with_new_chunks_carries_on() {
     }
     for i in 0..40 {
         if i == 15 {
-            s.drop_seed_tracker_link();
+            outage(&mut s);
         }
         s.advance(Span::from_millis(500));
         assert!(s.push_live("live"));

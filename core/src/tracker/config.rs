@@ -141,6 +141,10 @@ pub struct TrackerConfig {
     /// before `append + live_deadline` (its measured rate shared with its uploads after this
     /// one, plus the order lead time). Unmeasured givers always qualify.
     pub deadline_givers: bool,
+    /// Live: a viewer's next this-many chunks (from the first it still wants) are ordered
+    /// first and in order, before the chunk policy ranks the rest: they are the ones its
+    /// player needs soonest. 0: off.
+    pub urgent_chunks: u32,
 }
 
 impl Limits {
@@ -237,6 +241,7 @@ impl TrackerConfig {
             live_deadline: None,
             queue_ahead: false,
             deadline_givers: false,
+            urgent_chunks: 0,
         }
     }
 }

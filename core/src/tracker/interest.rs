@@ -60,8 +60,9 @@ impl Tracker {
             }
         }
         nc.cursor = nc.cursor.min(chunks.start);
-        if !content.manifest.is_live() && interest.range.is_some() {
-            // A ranged request for a file says where its viewer plays (a player seeked).
+        if !content.manifest.is_live() && interest.range.is_some_and(|r| r.end.is_none()) {
+            // An open-ended ranged request for a file says where its viewer plays (a player
+            // seeked); a closed range (a chunk asked for again) does not.
             nc.focus = Some(chunks.start);
         }
         nc.completed = false;

@@ -139,6 +139,7 @@ impl Tracker {
         out.clear();
         let sample = self.config.chunk_sample as usize;
         let policy = self.config.policy.chunk;
+        let urgent = self.config.urgent_chunks;
         let start_random = self.random_below(self.contents[ci].num_chunks().max(1) as usize) as u32;
         let content = &self.contents[ci];
         let Some(node) = self.nodes[taker.0 as usize].as_mut() else { return };
@@ -165,6 +166,26 @@ impl Tracker {
             out.sort_unstable_by_key(|&c| {
                 (Some(c) != head, content.replicas(c) + content.holder_count[c as usize], c)
             });
+        }
+        if content.manifest.is_live() && !starting && urgent > 0 {
+            // The viewer's next chunks first, in order; the join chunk still leads.
+            let frontier = nc.want.next_at_or_after(content.floor).unwrap_or(ChunkIndex::MAX);
+            let mut first = Vec::new();
+            scan_pending(
+                &nc.want,
+                &nc.inflight,
+                &content.supply,
+                frontier,
+                frontier,
+                urgent as usize,
+                &mut first,
+            );
+            first.retain(|&c| c < frontier.saturating_add(urgent) && Some(c) != head);
+            if !first.is_empty() {
+                out.retain(|c| !first.contains(c));
+                let at = usize::from(head.is_some_and(|h| out.first() == Some(&h)));
+                out.splice(at..at, first);
+            }
         }
     }
 
@@ -420,8 +441,20 @@ impl Tracker {
             if frugal_seed {
                 cands.retain(|&c| !self.peer_copy_exists(ci, c));
             }
+            // The taker's next chunks, when this giver holds one of them (not the origin's
+            // fresh feed: it seeds new chunks into the swarm).
+            let urgent = self.config.urgent_chunks;
+            let next = (content.manifest.is_live() && !starting && !fresh && urgent > 0)
+                .then(|| {
+                    let frontier = tc.want.next_at_or_after(floor)?;
+                    let mut first = Vec::new();
+                    scan_pending(&tc.want, &tc.inflight, &gc.have, frontier, frontier, 1, &mut first);
+                    first.first().copied().filter(|&c| c < frontier.saturating_add(urgent))
+                })
+                .flatten();
             let pick = match policy.chunk {
                 _ if head.is_some() => head,
+                _ if next.is_some() => next,
                 _ if starting => cands.iter().copied().min(),
                 _ if tc.focus.is_some() => cands.first().copied(),
                 _ if fresh => cands.iter().copied().min_by_key(|&c| (content.replicas(c), u32::MAX - c)),

@@ -68,15 +68,17 @@ impl Bench {
         (conn, nonce.expect("a welcome"))
     }
 
-    fn seed_with(&mut self, m: Manifest) -> (ConnId, ContentId) {
-        let (conn, nonce) = self.connect(1, Role::Seed, Some(7000));
+    /// Seed `id` connects and publishes `m`: its connection, nonce and what the tracker sent.
+    fn publish_as(&mut self, id: u32, m: Manifest) -> (ConnId, [u8; 16], Vec<Transmit>) {
+        let (conn, nonce) = self.connect(id, Role::Seed, Some(7000));
         let proof = auth::publish_proof(KEY, &nonce, &m);
-        self.tr.handle_message(
-            self.now,
-            conn,
-            Message::Publish(Box::new(Publish { manifest: m, proof, signature: None })),
-        );
-        let out = self.drain();
+        let publish = Publish { manifest: m, proof, signature: None };
+        self.tr.handle_message(self.now, conn, Message::Publish(Box::new(publish)));
+        (conn, nonce, self.drain())
+    }
+
+    fn seed_with(&mut self, m: Manifest) -> (ConnId, ContentId) {
+        let (conn, _, out) = self.publish_as(1, m);
         let content = out
             .iter()
             .find_map(|t| match t {
@@ -91,28 +93,27 @@ impl Bench {
     fn live_seed(&mut self) -> (ConnId, [u8; 16]) {
         let mut m = manifest("show", 0, 1000);
         m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
-        let (conn, nonce) = self.connect(1, Role::Seed, Some(7000));
-        let proof = auth::publish_proof(KEY, &nonce, &m);
-        self.tr.handle_message(
-            self.now,
-            conn,
-            Message::Publish(Box::new(Publish { manifest: m, proof, signature: None })),
-        );
-        self.drain();
+        let (conn, nonce, _) = self.publish_as(1, m);
         (conn, nonce)
     }
 
     /// The live stream "show" with chunks 0 and 1 of 1000 bytes appended; its content id
     /// and the seed's connection.
     fn live_show_of_two_chunks(&mut self) -> (ContentId, ConnId) {
+        self.live_show_of(2)
+    }
+
+    /// The live stream "show" with chunks `0..n` of 1000 bytes appended.
+    fn live_show_of(&mut self, n: u32) -> (ContentId, ConnId) {
         let (seed_conn, nonce) = self.live_seed();
         let content = self.tr.content_id("show").unwrap();
-        let hashes = vec![chunk_hash(0), chunk_hash(1)];
-        let proof = auth::append_proof(KEY, &nonce, content, 0, 2000, 0, &hashes);
+        let hashes: Vec<Digest> = (0..n).map(chunk_hash).collect();
+        let size = 1000 * u64::from(n);
+        let proof = auth::append_proof(KEY, &nonce, content, 0, size, 0, &hashes);
         let append = AppendChunks {
             content,
             first: 0,
-            new_size: 2000,
+            new_size: size,
             hashes,
             window_start: 0,
             proof,
@@ -636,14 +637,7 @@ fn a_live_seed_published_again_with_more_chunks_appends_them() {
         m.geometry = Geometry::new(1000 * hashes.len() as u64, 1000);
         m.hashes = hashes;
         m.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
-        let (conn, nonce) = b.connect(id, Role::Seed, Some(7000));
-        let proof = auth::publish_proof(KEY, &nonce, &m);
-        b.tr.handle_message(
-            b.now,
-            conn,
-            Message::Publish(Box::new(Publish { manifest: m, proof, signature: None })),
-        );
-        let out = b.drain();
+        let (conn, _, out) = b.publish_as(id, m);
         b.tr.handle_closed(b.now, conn);
         b.drain();
         out
@@ -670,6 +664,41 @@ fn a_live_seed_published_again_with_more_chunks_appends_them() {
     let a = to_viewer.expect("the viewer hears of the new chunks");
     assert_eq!((a.first, a.new_size, a.hashes.clone()), (2, 4000, vec![chunk_hash(2), chunk_hash(3)]));
     assert_eq!(b.tr.contents[b.tr.ix(content)].num_chunks(), 4);
+}
+
+/// With `urgent_chunks`, a live viewer's next chunks go first, in order, where rarest-first
+/// would fetch a later, rarer one: viewer 10 holds chunk 0 and viewer 11 chunks 1 and 2, so
+/// for viewer 10 chunk 3 (the seed's only) is the rarest, but chunk 1 is the one its player
+/// needs next.
+#[test]
+fn urgent_chunks_put_a_live_viewers_next_chunks_first() {
+    let first_order = |urgent: u32| {
+        let mut cfg = TrackerConfig::with_key(KEY);
+        cfg.limits.max_downloads = 1;
+        cfg.urgent_chunks = urgent;
+        let mut b = Bench::with(cfg);
+        let (content, _) = b.live_show_of(5);
+        let join = |b: &mut Bench, id: u32, held: ByteRange, request: bool| {
+            let (conn, _) = b.connect(id, Role::Peer, Some(8000));
+            b.tr.handle_message(b.now, conn, Message::AskInfo(AskInfo { path: "show".into() }));
+            b.tr.handle_message(b.now, conn, Message::Provide(Interest::range(content, held)));
+            if request {
+                b.tr.handle_message(
+                    b.now,
+                    conn,
+                    Message::Request(Interest::range(content, ByteRange::from(0))),
+                );
+            }
+            conn
+        };
+        join(&mut b, 11, ByteRange::new(1000, 3000), false);
+        b.drain();
+        let viewer = join(&mut b, 10, ByteRange::new(0, 1000), true);
+        let os = orders(&b.drain());
+        os.iter().find(|(c, o)| *c == viewer && o.side == Side::Taker).map(|(_, o)| o.chunk)
+    };
+    assert_eq!(first_order(0), Some(3), "rarest-first without urgent chunks");
+    assert_eq!(first_order(2), Some(1));
 }
 
 #[test]

@@ -444,128 +444,33 @@ pub fn table(c: &Compare, real: &RealReport) -> String {
     };
     let seeds = format!("sim, {} seeds", c.sim_seeds.seeds.len());
     let _ = writeln!(s, "{:<18} {:>9} {seeds:>17} {:>9} {:>9}", "", "sim", "real", "real/sim");
-    let (lo, hi) = (&c.sim_seeds.min, &c.sim_seeds.max);
-    // (name, sim, its range over seeds, real, real ÷ sim or real − sim, decimals, a difference?)
-    let mut rows = vec![
-        (
-            "completion p50 s",
-            c.sim.completion_s.p50,
-            lo.completion_s.p50,
-            hi.completion_s.p50,
-            c.real.completion_s.p50,
-            c.ratio.completion_s.p50,
-            2,
-            false,
-        ),
-        (
-            "completion p90 s",
-            c.sim.completion_s.p90,
-            lo.completion_s.p90,
-            hi.completion_s.p90,
-            c.real.completion_s.p90,
-            c.ratio.completion_s.p90,
-            2,
-            false,
-        ),
-        (
-            "completion max s",
-            c.sim.completion_s.max,
-            lo.completion_s.max,
-            hi.completion_s.max,
-            c.real.completion_s.max,
-            c.ratio.completion_s.max,
-            2,
-            false,
-        ),
-        (
-            "makespan s",
-            c.sim.makespan_s,
-            lo.makespan_s,
-            hi.makespan_s,
-            c.real.makespan_s,
-            c.ratio.makespan_s,
-            2,
-            false,
-        ),
-        // Compared by their difference rather than their ratio.
-        (
-            "origin copies",
-            c.sim.origin_copies,
-            lo.origin_copies,
-            hi.origin_copies,
-            c.real.origin_copies,
-            c.diff.origin_copies,
-            3,
-            true,
-        ),
+    // (name, the figure, decimals, compared by difference rather than ratio)
+    type Pick = fn(&Figures) -> Option<f64>;
+    let mut rows: Vec<(&str, Pick, usize, bool)> = vec![
+        ("completion p50 s", |f| f.completion_s.p50, 2, false),
+        ("completion p90 s", |f| f.completion_s.p90, 2, false),
+        ("completion max s", |f| f.completion_s.max, 2, false),
+        ("makespan s", |f| f.makespan_s, 2, false),
+        ("origin copies", |f| f.origin_copies, 3, true),
     ];
     if c.sim.continuity_index.is_some() || c.real.continuity_index.is_some() {
         rows.extend([
-            (
-                "continuity",
-                c.sim.continuity_index,
-                lo.continuity_index,
-                hi.continuity_index,
-                c.real.continuity_index,
-                c.diff.continuity_index,
-                4,
-                true,
-            ),
-            (
-                "startup p50 s",
-                c.sim.startup_s.p50,
-                lo.startup_s.p50,
-                hi.startup_s.p50,
-                c.real.startup_s.p50,
-                c.ratio.startup_s.p50,
-                2,
-                false,
-            ),
-            (
-                "startup p99 s",
-                c.sim.startup_s.p99,
-                lo.startup_s.p99,
-                hi.startup_s.p99,
-                c.real.startup_s.p99,
-                c.ratio.startup_s.p99,
-                2,
-                false,
-            ),
-            (
-                "live lag p50 s",
-                c.sim.live_lag_s.p50,
-                lo.live_lag_s.p50,
-                hi.live_lag_s.p50,
-                c.real.live_lag_s.p50,
-                c.ratio.live_lag_s.p50,
-                2,
-                false,
-            ),
-            (
-                "live lag p99 s",
-                c.sim.live_lag_s.p99,
-                lo.live_lag_s.p99,
-                hi.live_lag_s.p99,
-                c.real.live_lag_s.p99,
-                c.ratio.live_lag_s.p99,
-                2,
-                false,
-            ),
+            ("continuity", (|f| f.continuity_index) as Pick, 4, true),
+            ("startup p50 s", |f| f.startup_s.p50, 2, false),
+            ("startup p99 s", |f| f.startup_s.p99, 2, false),
+            ("live lag p50 s", |f| f.live_lag_s.p50, 2, false),
+            ("live lag p99 s", |f| f.live_lag_s.p99, 2, false),
         ]);
     }
-    for (name, sim, lo, hi, real, cmp, d, is_diff) in rows {
-        let cmp = match (cmp, is_diff) {
-            (Some(x), true) => format!("{x:+.d$}"),
-            (x, false) => num(x, 3),
-            (None, true) => "-".to_owned(),
+    let (lo, hi) = (&c.sim_seeds.min, &c.sim_seeds.max);
+    for (name, pick, d, is_diff) in rows {
+        let cmp = match (is_diff, pick(if is_diff { &c.diff } else { &c.ratio })) {
+            (true, Some(x)) => format!("{x:+.d$}"),
+            (false, x) => num(x, 3),
+            (true, None) => "-".to_owned(),
         };
-        let _ = writeln!(
-            s,
-            "{name:<18} {:>9} {:>17} {:>9} {cmp:>9}",
-            num(sim, d),
-            range(lo, hi, d),
-            num(real, d)
-        );
+        let (sim, real) = (num(pick(&c.sim), d), num(pick(&c.real), d));
+        let _ = writeln!(s, "{name:<18} {sim:>9} {:>17} {real:>9} {cmp:>9}", range(pick(lo), pick(hi), d));
     }
     let l = &real.lab;
     let wire = if real.payload_bytes > 0 {
