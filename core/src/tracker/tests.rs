@@ -1324,3 +1324,22 @@ fn a_ranged_request_for_a_file_moves_its_viewer_to_that_position() {
     let got: Vec<u32> = next.iter().map(|o| o.chunk).collect();
     assert_eq!(got, expect, "first orders {:?}", first.iter().map(|o| o.chunk).collect::<Vec<_>>());
 }
+
+/// Only an open-ended ranged request moves a file viewer's position: a closed range (a chunk
+/// its store lost, asked for again) leaves the viewer in its chunk policy's order.
+#[test]
+fn a_closed_range_request_does_not_move_a_file_viewers_position() {
+    let mut b = Bench::new();
+    let (_, content) = b.seed_with(manifest("film.mp4", 100, 1000));
+    let viewer = b.peer_requesting(10, content);
+    b.drain();
+    let focus = |b: &Bench| {
+        let node = b.tr.nodes.iter().flatten().find(|n| n.id == PeerId(10)).unwrap();
+        node.content(content).unwrap().focus
+    };
+    let closed = ByteRange::new(60_000, 61_000);
+    b.tr.handle_message(b.now, viewer, Message::Request(Interest::range(content, closed)));
+    assert_eq!(focus(&b), None);
+    b.tr.handle_message(b.now, viewer, Message::Request(Interest::range(content, ByteRange::from(60_500))));
+    assert_eq!(focus(&b), Some(60));
+}
