@@ -76,24 +76,29 @@ def cell(prefix, mix, n, rate, buffer, chunk_time, churn):
     return "    - { " + ", ".join(keys) + " }"
 
 
+# Each candidate spells out the live keys it runs with, so the list keeps its meaning when the
+# built-in changes; `builtin` is whatever the built-in is now.
+OLD = "urgent_chunks: 0, live_copy_time: null"
 TUNE_POLICIES = [
     "{ name: builtin }",
-    "{ name: ct05, copy_time: 0.5s }",
-    "{ name: ct025, copy_time: 0.25s }",
-    "{ name: in_order, chunk: in_order }",
-    "{ name: md4, max_downloads: 4 }",
-    "{ name: stall2, stall_timeout: 2s }",
-    "{ name: u4, urgent_chunks: 4 }",
-    "{ name: u4_ct05, urgent_chunks: 4, copy_time: 0.5s }",
-    "{ name: u2_ct05, urgent_chunks: 2, copy_time: 0.5s }",
-    "{ name: u8_ct05, urgent_chunks: 8, copy_time: 0.5s }",
-    "{ name: u4_ct035, urgent_chunks: 4, copy_time: 0.35s }",
-    "{ name: u4_ct075, urgent_chunks: 4, copy_time: 0.75s }",
+    f"{{ name: previous, {OLD} }}",
+    f"{{ name: ct05, {OLD}, copy_time: 0.5s }}",
+    f"{{ name: ct025, {OLD}, copy_time: 0.25s }}",
+    f"{{ name: in_order, {OLD}, chunk: in_order }}",
+    f"{{ name: md4, {OLD}, max_downloads: 4 }}",
+    f"{{ name: stall2, {OLD}, stall_timeout: 2s }}",
+    "{ name: u4, urgent_chunks: 4, live_copy_time: null }",
+    "{ name: u4_ct05, urgent_chunks: 4, live_copy_time: null, copy_time: 0.5s }",
+    "{ name: u2_ct05, urgent_chunks: 2, live_copy_time: null, copy_time: 0.5s }",
+    "{ name: u8_ct05, urgent_chunks: 8, live_copy_time: null, copy_time: 0.5s }",
+    "{ name: u4_ct035, urgent_chunks: 4, live_copy_time: null, copy_time: 0.35s }",
+    "{ name: u4_ct075, urgent_chunks: 4, live_copy_time: null, copy_time: 0.75s }",
 ]
 JUDGE_POLICIES = [
     "{ name: builtin }",
-    "{ name: ct05, copy_time: 0.5s }",
-    "{ name: u4_ct05, urgent_chunks: 4, copy_time: 0.5s }",
+    f"{{ name: previous, {OLD} }}",
+    f"{{ name: ct05, {OLD}, copy_time: 0.5s }}",
+    "{ name: u4_ct05, urgent_chunks: 4, live_copy_time: null, copy_time: 0.5s }",
 ]
 
 

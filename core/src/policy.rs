@@ -50,6 +50,9 @@ pub struct PolicySpec {
     pub deadline_givers: bool,
     /// Live: each viewer's next this-many wanted chunks go first, in order (0: off).
     pub urgent_chunks: u32,
+    /// With `copy_time`: the copy time that sets upload slots after a copy of a live content
+    /// (unset: `copy_time`).
+    pub live_copy_time: Option<Duration>,
 }
 
 /// A policy value that cannot be used: the key (as written in the `policy:` section) and why.
@@ -68,7 +71,9 @@ pub struct PolicyError {
 /// chunk first, the giver expected to deliver fastest, upload slots that follow measured
 /// rates so a copy takes about a second, queue-ahead, 24 transfers per node (16 up, 10
 /// down), the origin unrestricted (fastest completion; `frugal` is cheaper but slower, and
-/// starves live streams).
+/// starves live streams). For live contents, chosen on the live grid's tune half and judged
+/// on its held-out half (`scenarios/livegrid*.yml`, docs/results.md "Live grid"): each
+/// viewer's next 4 chunks first, in order, and half a second per copy.
 impl Default for PolicySpec {
     fn default() -> Self {
         Self {
@@ -84,7 +89,8 @@ impl Default for PolicySpec {
             queue_ahead: true,
             unmeasured_slots: 2,
             deadline_givers: false,
-            urgent_chunks: 0,
+            urgent_chunks: 4,
+            live_copy_time: Some(Duration(Span::from_millis(500))),
         }
     }
 }
@@ -101,6 +107,8 @@ impl PolicySpec {
             max_downloads: 5,
             copy_time: None,
             queue_ahead: false,
+            urgent_chunks: 0,
+            live_copy_time: None,
             ..Self::default()
         }
     }
@@ -126,6 +134,9 @@ impl PolicySpec {
         }
         if self.stall_timeout.0.as_nanos() == 0 {
             return bad("stall_timeout", "must be > 0");
+        }
+        if self.live_copy_time.is_some_and(|t| t.0.as_nanos() == 0) {
+            return bad("live_copy_time", "must be > 0 (leave it out for copy_time)");
         }
         if self.copy_time.is_some_and(|t| t.0.as_nanos() == 0) {
             return bad("copy_time", "must be > 0 (leave it out for fixed upload slots)");
@@ -163,6 +174,7 @@ impl PolicySpec {
         config.queue_ahead = self.queue_ahead;
         config.deadline_givers = self.deadline_givers;
         config.urgent_chunks = self.urgent_chunks;
+        config.live_copy_time = self.live_copy_time.map(|d| d.0);
         config.policy = Policy { chunk: self.chunk, giver: self.giver, origin: self.origin };
     }
 }
@@ -188,6 +200,7 @@ impl PolicySpec {
             unmeasured_slots: u32::from(config.unmeasured_slots),
             deadline_givers: config.deadline_givers,
             urgent_chunks: config.urgent_chunks,
+            live_copy_time: config.live_copy_time.map(Duration),
         }
     }
 }
@@ -210,6 +223,9 @@ impl fmt::Display for PolicySpec {
         )?;
         if let Some(t) = self.copy_time {
             write!(f, ", copy_time: {t}, unmeasured_slots: {}", self.unmeasured_slots)?;
+        }
+        if let Some(t) = self.live_copy_time {
+            write!(f, ", live_copy_time: {t}")?;
         }
         if let Some(t) = self.live_deadline {
             write!(f, ", live_deadline: {t}, deadline_givers: {}", self.deadline_givers)?;
@@ -241,6 +257,7 @@ mod tests {
             unmeasured_slots: 3,
             deadline_givers: true,
             urgent_chunks: 4,
+            live_copy_time: Some(Duration(Span::from_millis(250))),
         };
         let mut c = TrackerConfig::with_key(b"k".to_vec());
         spec.apply(&mut c);
@@ -251,7 +268,7 @@ mod tests {
         assert_eq!(c.unmeasured_slots, 3);
         assert_eq!(c.live_deadline, Some(Span::from_millis(3500)));
         assert!(c.queue_ahead && c.deadline_givers);
-        assert_eq!(c.urgent_chunks, 4);
+        assert_eq!((c.urgent_chunks, c.live_copy_time), (4, Some(Span::from_millis(250))));
         let choices =
             Policy { chunk: ChunkPolicy::InOrder, giver: GiverPolicy::Fastest, origin: OriginPolicy::Frugal };
         assert_eq!(c.policy, choices);

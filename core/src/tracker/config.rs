@@ -145,6 +145,10 @@ pub struct TrackerConfig {
     /// first and in order, before the chunk policy ranks the rest: they are the ones its
     /// player needs soonest. 0: off.
     pub urgent_chunks: u32,
+    /// With [`UploadSlots::Measured`]: the copy time after a copy of a live content, where
+    /// each hop of a fresh chunk's relay tree counts against the viewers' buffer (`None`: the
+    /// same copy time as files).
+    pub live_copy_time: Option<Span>,
 }
 
 impl Limits {
@@ -242,6 +246,7 @@ impl TrackerConfig {
             queue_ahead: false,
             deadline_givers: false,
             urgent_chunks: 0,
+            live_copy_time: None,
         }
     }
 }

@@ -1343,3 +1343,29 @@ fn a_closed_range_request_does_not_move_a_file_viewers_position() {
     b.tr.handle_message(b.now, viewer, Message::Request(Interest::range(content, ByteRange::from(60_500))));
     assert_eq!(focus(&b), Some(60));
 }
+
+/// `live_copy_time` sets upload slots after a copy of a live content, and only there: the
+/// same copy of a file leaves the slots to `copy_time`.
+#[test]
+fn live_copy_time_sets_slots_after_live_copies_only() {
+    let seed_slots = |live: bool, live_copy_time: Option<Span>| {
+        let mut cfg = TrackerConfig::with_key(KEY);
+        cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
+        cfg.live_copy_time = live_copy_time;
+        cfg.limits.max_downloads = 1;
+        let mut b = Bench::with(cfg);
+        let content = if live { b.live_show_of(4).0 } else { b.seed_with(manifest("a.bin", 4, 1000)).1 };
+        let viewer = if live { b.live_viewer(10, content) } else { b.peer_requesting(10, content) };
+        let os = orders(&b.drain());
+        let (_, o) = os.iter().find(|(c, o)| *c == viewer && o.side == Side::Taker).expect("an order");
+        // 1000 bytes in 1 ms, the seed's only copy: 1 MB/s.
+        b.now += Span::from_millis(1);
+        b.complete(viewer, o, 1_000);
+        b.drain();
+        b.tr.loads.iter().find(|l| l.seed).map(|l| l.up_slots)
+    };
+    // 1 MB/s × 1 s ÷ 1000 B + 1 (max_uploads caps it where slots are used); × 2 ms + 1 = 3.
+    assert_eq!(seed_slots(true, None), Some(1001));
+    assert_eq!(seed_slots(true, Some(Span::from_millis(2))), Some(3));
+    assert_eq!(seed_slots(false, Some(Span::from_millis(2))), Some(1001));
+}

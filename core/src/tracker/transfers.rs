@@ -335,7 +335,10 @@ impl Tracker {
         let moving = 1 + others.len();
         self.scratch.takers = others;
         let sample = (f64::from(bytes) / secs * moving as f64) as f32;
-        let chunk_bytes = self.contents.get(self.ix(t.content)).map_or(0, |c| c.manifest.geometry.chunk_size);
+        let (chunk_bytes, live) = self
+            .contents
+            .get(self.ix(t.content))
+            .map_or((0, false), |c| (c.manifest.geometry.chunk_size, c.manifest.is_live()));
         let rate = &mut self.up_rates[t.giver.0 as usize];
         *rate = smoothed_rate(*rate, sample);
         let rate = *rate;
@@ -343,6 +346,7 @@ impl Tracker {
         if let UploadSlots::Measured { copy_time } = self.config.upload_slots
             && chunk_bytes > 0
         {
+            let copy_time = self.config.live_copy_time.filter(|_| live).unwrap_or(copy_time);
             let per_copy = f64::from(rate) * copy_time.as_secs_f64() / f64::from(chunk_bytes);
             load.up_slots = (per_copy.floor() + 1.0).clamp(1.0, f64::from(u16::MAX)) as u16;
         }
