@@ -108,6 +108,14 @@ fn run(viewers: usize, bitrate_bps: u64, chunk: u32, secs: u64) -> Offload {
         let due = start + per_chunk * (i as u32 + 1);
         run_polling(&mut swarm.rt, due.saturating_duration_since(Instant::now()), || false);
     }
+    // The tracker knows the stream's bounds from the uplinks it measured (loopback: far
+    // above the stream's rate).
+    if let Some(Node::Tracker(t)) = swarm.rt.node(tracker) {
+        let stats = t.tracker().stats();
+        let bounds = stats.contents.iter().find(|c| c.path == "show.ts").and_then(|c| c.live_bounds);
+        let b = bounds.expect("live bounds from measured uplinks");
+        assert!(b.r_max_bps > bitrate_bps as f64 && b.load < 1.0 && b.floor_s > 0.0, "{b:?}");
+    }
     drop(stdin);
     // The end reaches every viewer, which then exits by itself (live: no seeding after).
     let ended =

@@ -1,6 +1,8 @@
 //! Read-only snapshots of the tracker for stats pages and reports.
 
 use super::Tracker;
+use super::state::{Content, NodeIdx};
+use crate::bounds::{LiveBounds, LiveSwarm};
 use crate::ids::{ChunkIndex, ContentId, Endpoint, PeerId, Token};
 use crate::time::Time;
 use crate::wire::Role;
@@ -60,6 +62,10 @@ pub struct ContentStats {
     pub bytes_from_peers: u64,
     /// Peers that completed it.
     pub completions: u32,
+    /// Live, once the publishing seed's uplink is measured and a viewer is there: r_max and
+    /// the lag floor from the measured uplinks (the seed's and its viewers'; a viewer not
+    /// measured yet counts as 0). Downloads are not measured, so `download_short` is false.
+    pub live_bounds: Option<LiveBounds>,
 }
 
 /// One transfer ordered and not yet finished, as the stats page shows it.
@@ -99,6 +105,25 @@ pub struct TrackerStats {
 }
 
 impl Tracker {
+    /// [`ContentStats::live_bounds`] of `c`.
+    fn live_bounds(&self, c: &Content) -> Option<LiveBounds> {
+        let live = c.manifest.live?;
+        // Measured rates are bytes per second.
+        let rate = |idx: NodeIdx| f64::from(self.up_rates.get(idx.0 as usize).copied().unwrap_or(0.0)) * 8.0;
+        let origin = rate(*self.by_id.get(&c.publisher)?);
+        let viewers: f64 = c.viewers.iter().map(|&v| rate(v)).sum();
+        (origin > 0.0 && !c.viewers.is_empty()).then(|| {
+            LiveBounds::of(&LiveSwarm {
+                origin_up_bps: origin,
+                peer_ups_bps: viewers,
+                d_min_bps: f64::INFINITY,
+                n: c.viewers.len() as u64,
+                bitrate_bps: live.bitrate_bps as f64,
+                chunk_bytes: u64::from(c.manifest.geometry.chunk_size),
+            })
+        })
+    }
+
     /// A snapshot for the stats page. O(nodes + chunks): not for hot paths.
     pub fn stats(&self) -> TrackerStats {
         let nodes = self
@@ -136,6 +161,7 @@ impl Tracker {
                 bytes_from_origin: c.bytes_from_origin,
                 bytes_from_peers: c.bytes_from_peers,
                 completions: c.completions,
+                live_bounds: self.live_bounds(c),
             })
             .collect();
         let mut transfers: Vec<ActiveTransfer> = self

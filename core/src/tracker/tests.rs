@@ -1369,3 +1369,25 @@ fn live_copy_time_sets_slots_after_live_copies_only() {
     assert_eq!(seed_slots(true, Some(Span::from_millis(2))), Some(3));
     assert_eq!(seed_slots(false, Some(Span::from_millis(2))), Some(1001));
 }
+
+/// The stats give a live content's bounds from measured uplinks once the seed's is measured:
+/// here the seed sent one 1000-byte chunk in 1 ms (8 Mbit/s) to the one viewer, not measured.
+#[test]
+fn stats_give_a_live_streams_bounds_from_measured_uplinks() {
+    let mut b = Bench::new();
+    let (content, _) = b.live_show_of(4);
+    let viewer = b.live_viewer(10, content);
+    let bounds = |b: &Bench| b.tr.stats().contents[0].live_bounds;
+    let os = orders(&b.drain());
+    assert_eq!(bounds(&b), None, "the seed's uplink is not measured yet");
+    let (_, o) = os.iter().find(|(c, o)| *c == viewer && o.side == Side::Taker).expect("an order");
+    b.now += Span::from_millis(1);
+    b.complete(viewer, o, 1_000);
+    let lb = bounds(&b).expect("bounds once the seed is measured");
+    // r_max = min(8 Mbit/s, (8 + 0) / 1 viewer); the stream is 8 kbit/s; one hop of a chunk
+    // at the mean uplink of the two nodes (4 Mbit/s): 2 ms.
+    assert!((lb.r_max_bps - 8e6).abs() < 1.0, "{lb:?}");
+    assert!((lb.load - 0.001).abs() < 1e-9, "{lb:?}");
+    assert_eq!(lb.depth, 1);
+    assert!((lb.floor_s - 0.002).abs() < 1e-9, "{lb:?}");
+}

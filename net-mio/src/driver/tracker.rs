@@ -154,6 +154,9 @@ impl TrackerNode {
                         complete: c.completions,
                         origin_bytes: c.bytes_from_origin,
                         peer_bytes: c.bytes_from_peers,
+                        r_max_bps: c.live_bounds.map(|b| b.r_max_bps),
+                        load_vs_r_max: c.live_bounds.map(|b| b.load),
+                        lag_floor_s: c.live_bounds.map(|b| b.floor_s),
                     }
                 })
                 .collect(),

@@ -106,6 +106,18 @@ pub fn html(s: &StatsSnapshot) -> String {
         );
     }
     o.push_str("</table>\n");
+    for f in s.files.iter().filter(|f| f.live) {
+        if let (Some(r), Some(load), Some(floor)) = (f.r_max_bps, f.load_vs_r_max, f.lag_floor_s) {
+            let _ = writeln!(
+                o,
+                "<p>{}: r_max {:.2} Mbit/s from measured uplinks, the stream at {load:.2} × r_max; \
+                 lag floor {floor:.2} s (viewers' buffers should be at least {:.2} s)</p>",
+                html_escape(&f.path),
+                r / 1e6,
+                1.5 * floor
+            );
+        }
+    }
 
     let _ = write!(
         o,

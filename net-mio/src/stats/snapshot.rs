@@ -85,6 +85,17 @@ pub struct FileStats {
     pub origin_bytes: u64,
     /// Bytes of it peers uploaded to each other.
     pub peer_bytes: u64,
+    /// Live, from measured uplinks (`pdtp_core::bounds`): the highest rate the swarm can
+    /// carry, bit/s; absent until the seed's uplink is measured and a viewer is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r_max_bps: Option<f64>,
+    /// Live: the stream's rate ÷ `r_max_bps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_vs_r_max: Option<f64>,
+    /// Live: the lag floor, ⌈log₂(N+1)⌉ copy times of a chunk at the mean measured uplink, s;
+    /// a viewer's buffer should be at least 1.5 × it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_floor_s: Option<f64>,
 }
 
 /// One transfer ordered and not yet reported finished (the tracker hears of a copy's start
