@@ -168,24 +168,23 @@ impl Tracker {
             });
         }
         if content.manifest.is_live() && !starting && urgent > 0 {
-            // The viewer's next chunks first, in order; the join chunk still leads.
+            // The viewer's next chunks first, in order; the join chunk still leads. Every
+            // pending chunk in `frontier..end` but the join chunk is urgent, so the sampled
+            // ones among them move rather than repeat.
             let frontier = nc.want.next_at_or_after(content.floor).unwrap_or(ChunkIndex::MAX);
-            let mut first = Vec::new();
-            scan_pending(
-                &nc.want,
-                &nc.inflight,
-                &content.supply,
-                frontier,
-                frontier,
-                urgent as usize,
-                &mut first,
-            );
-            first.retain(|&c| c < frontier.saturating_add(urgent) && Some(c) != head);
-            if !first.is_empty() {
-                out.retain(|c| !first.contains(c));
-                let at = usize::from(head.is_some_and(|h| out.first() == Some(&h)));
-                out.splice(at..at, first);
+            let end = frontier.saturating_add(urgent);
+            out.retain(|&c| !(frontier..end).contains(&c) || Some(c) == head);
+            let at = usize::from(head.is_some_and(|h| out.first() == Some(&h)));
+            let sampled = out.len();
+            let mut next = next_pending(&nc.want, &nc.inflight, &content.supply, frontier);
+            while let Some(c) = next.filter(|&c| c < end) {
+                if Some(c) != head {
+                    out.push(c);
+                }
+                next = next_pending(&nc.want, &nc.inflight, &content.supply, c + 1);
             }
+            let urgent_found = out.len() - sampled;
+            out[at..].rotate_right(urgent_found);
         }
     }
 
@@ -447,9 +446,8 @@ impl Tracker {
             let next = (content.manifest.is_live() && !starting && !fresh && urgent > 0)
                 .then(|| {
                     let frontier = tc.want.next_at_or_after(floor)?;
-                    let mut first = Vec::new();
-                    scan_pending(&tc.want, &tc.inflight, &gc.have, frontier, frontier, 1, &mut first);
-                    first.first().copied().filter(|&c| c < frontier.saturating_add(urgent))
+                    next_pending(&tc.want, &tc.inflight, &gc.have, frontier)
+                        .filter(|&c| c < frontier.saturating_add(urgent))
                 })
                 .flatten();
             let pick = match policy.chunk {
@@ -564,16 +562,20 @@ fn join_chunk(nc: &super::state::NodeContent, content: &super::state::Content) -
 
 /// Whether any chunk at or above `floor` is in `want`, not in `inflight`, and in `other`.
 fn any_pending(want: &BitSet, inflight: &BitSet, other: &BitSet, floor: ChunkIndex) -> bool {
+    next_pending(want, inflight, other, floor).is_some()
+}
+
+/// The first chunk at or above `from` that is in `want`, not in `inflight`, and in `other`.
+fn next_pending(want: &BitSet, inflight: &BitSet, other: &BitSet, from: ChunkIndex) -> Option<ChunkIndex> {
     let (w, f, s) = (want.words(), inflight.words(), other.words());
-    let first = (floor / 64) as usize;
-    let cap = want.capacity().min(other.capacity());
-    (first..w.len().min(s.len())).any(|i| {
+    let first = (from / 64) as usize;
+    (first..w.len().min(s.len())).find_map(|i| {
         let mut bits = w[i] & !f.get(i).copied().unwrap_or(0) & s[i];
         if i == first {
-            bits &= !0u64 << (floor % 64);
+            bits &= !0u64 << (from % 64);
         }
         // Bits past the capacity are never set by BitSet, so no mask is needed at the top.
-        bits != 0 && (i as u32) * 64 < cap
+        (bits != 0).then(|| i as u32 * 64 + bits.trailing_zeros())
     })
 }
 
