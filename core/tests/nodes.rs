@@ -417,13 +417,7 @@ fn live_window_stays_bounded_and_delivery_is_contiguous() {
     for i in 0..3 {
         appends.push(push_live(&mut net, i));
     }
-    let mut lm = m.clone();
-    lm.geometry.size = 300;
-    lm.hashes = (0..3).map(|i| Digest::of(&live_chunk(i))).collect();
-    net.peers[0].get(net.now, "live");
-    net.pump();
-    net.take_inbox(1);
-    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm, signature: None })));
+    viewer_told_of_three_chunks(&mut net, &m);
     // Joins two chunks behind the live edge, open-ended.
     assert_eq!(
         net.take_inbox(1),
@@ -473,6 +467,19 @@ fn live_chunk(i: u32) -> Bytes {
 
 /// The seed produces live chunk `i` (100 bytes of `i`); its append, proof checked, for the
 /// test to forward as the tracker.
+/// Viewer 1 asks for "live" (manifest `m`, three 100-byte chunks pushed) and is told of the
+/// three chunks; the manifest it was told.
+fn viewer_told_of_three_chunks(net: &mut Net, m: &Manifest) -> Manifest {
+    let mut lm = m.clone();
+    lm.geometry.size = 300;
+    lm.hashes = (0..3).map(|i| Digest::of(&live_chunk(i))).collect();
+    net.peers[0].get(net.now, "live");
+    net.pump();
+    net.take_inbox(1);
+    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm.clone(), signature: None })));
+    lm
+}
+
 fn push_live(net: &mut Net, i: u32) -> Box<AppendChunks> {
     assert_eq!(net.seed.next_live_chunk("live"), Some(i));
     net.seed.store_mut().put(C, i, live_chunk(i));
@@ -1039,13 +1046,7 @@ fn a_malformed_manifest_after_a_tracker_outage_is_refused_not_trusted() {
     for i in 0..3 {
         push_live(&mut net, i);
     }
-    let mut lm = m.clone();
-    lm.geometry.size = 300;
-    lm.hashes = (0..3).map(|i| Digest::of(&live_chunk(i))).collect();
-    net.peers[0].get(net.now, "live");
-    net.pump();
-    net.take_inbox(1);
-    net.tell(1, Message::TellInfo(Box::new(TellInfo { content: C, manifest: lm.clone(), signature: None })));
+    let lm = viewer_told_of_three_chunks(&mut net, &m);
     net.tell(1, Message::Error(Notice::new(ErrorCode::GoingAway, "restarting")));
     net.advance(Time::from_nanos(2_000_000_000));
     let connects = net.log[1]
