@@ -103,11 +103,13 @@ pub struct TrackerConfig {
     /// Connections beyond this are refused.
     pub max_connections: u32,
     /// Connections from one address beyond this are refused with `Overloaded`, so one host
-    /// cannot take the whole table with many identities (0: no cap). Loopback addresses, the
+    /// cannot take the whole table with many identities (0: no cap). An IPv6 address counts
+    /// as its /64, which one host can draw fresh addresses from. Loopback addresses, the
     /// tracker's own host, are exempt.
     pub max_connections_per_host: u32,
     /// A giver banned for bad copies also bans its address: a new identity from it starts
-    /// banned (identities are free; addresses are not). Loopback is exempt.
+    /// banned (identities are free; addresses are not; an IPv6 address bans its /64).
+    /// Loopback is exempt.
     pub ban_hosts: bool,
     /// The scheduling policy.
     pub policy: Policy,

@@ -56,7 +56,7 @@ impl Tracker {
         self.by_id.insert(hello.peer_id, idx);
         // A giver that failed before keeps its record (and its ban) across reconnections, and
         // a new identity from a banned giver's address starts banned.
-        let host_banned = self.conns.get(&conn).is_some_and(|c| self.banned_hosts.contains(&c.remote_host));
+        let host_banned = self.conns.get(&conn).is_some_and(|c| self.banned_hosts.contains(&c.group));
         let banned = self.is_ban_worthy(hello.peer_id) || (self.config.ban_hosts && host_banned);
         self.up_rates.push(0.0);
         self.loads.push(Load {
@@ -318,10 +318,10 @@ impl Tracker {
     /// Forgets a connection and everything its node was doing.
     pub(super) fn drop_conn(&mut self, conn: ConnId) {
         let Some(state) = self.conns.remove(&conn) else { return };
-        if let Some(n) = self.host_conns.get_mut(&state.remote_host) {
+        if let Some(n) = self.host_conns.get_mut(&state.group) {
             *n -= 1;
             if *n == 0 {
-                self.host_conns.remove(&state.remote_host);
+                self.host_conns.remove(&state.group);
             }
         }
         let Some(idx) = state.node else {

@@ -47,9 +47,9 @@ pub struct Tracker {
     config: TrackerConfig,
     rng: crate::Rng,
     conns: BTreeMap<ConnId, ConnState>,
-    /// Open connections per remote address (for `max_connections_per_host`).
+    /// Open connections per address group ([`address_group`]; for `max_connections_per_host`).
     host_conns: BTreeMap<String, u32>,
-    /// Addresses of givers banned for bad copies (`ban_hosts`).
+    /// Address groups of givers banned for bad copies (`ban_hosts`).
     banned_hosts: BTreeSet<String>,
     next_conn: u32,
     nodes: Vec<Option<Node>>,
@@ -93,6 +93,8 @@ pub struct Tracker {
 #[derive(Debug)]
 struct ConnState {
     remote_host: String,
+    /// What per-address caps and bans count it under ([`address_group`]).
+    group: String,
     opened: Time,
     node: Option<NodeIdx>,
     /// It sent something beyond `Hello` (a question, a publish, an interest, a report).
@@ -110,6 +112,24 @@ fn content_id_for(path: &str, taken: impl Fn(ContentId) -> bool) -> ContentId {
         id = id.wrapping_add(1);
     }
     ContentId(id)
+}
+
+/// The key under which per-address connection caps and address bans count a host: an
+/// IPv4 address itself, an IPv6 address's /64 (one subscriber's usual allocation, which a
+/// host can draw fresh addresses from at will), an IPv4-mapped IPv6 address its IPv4
+/// address; a name (as the simulator uses) itself.
+pub(crate) fn address_group(host: &str) -> String {
+    match host.parse::<core::net::IpAddr>() {
+        Ok(core::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(core::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => host.to_string(),
+    }
 }
 
 /// Whether `host` (an address as the driver reports it) is this machine's loopback.
@@ -194,19 +214,20 @@ impl Tracker {
             ));
         }
         let cap = self.config.max_connections_per_host;
+        let group = address_group(&remote_host);
         if cap > 0 && !is_loopback(&remote_host) {
-            let open = self.host_conns.get(&remote_host).copied().unwrap_or(0);
+            let open = self.host_conns.get(&group).copied().unwrap_or(0);
             if open >= cap {
                 return Err(Notice::new(
                     ErrorCode::Overloaded,
-                    format!("{open} connections from {remote_host} already, the tracker's limit per address"),
+                    format!("{open} connections from {group} already, the tracker's limit per address"),
                 ));
             }
         }
-        *self.host_conns.entry(remote_host.clone()).or_insert(0) += 1;
+        *self.host_conns.entry(group.clone()).or_insert(0) += 1;
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.conns.insert(conn, ConnState { remote_host, opened: now, node: None, spoke: false });
+        self.conns.insert(conn, ConnState { remote_host, group, opened: now, node: None, spoke: false });
         self.silent_conns += 1;
         self.arm_sweep(now);
         Ok(conn)

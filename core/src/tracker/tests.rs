@@ -20,6 +20,8 @@ struct Bench {
     now: Time,
     /// Outputs seen by `connect` that were not its welcome.
     backlog: Vec<Transmit>,
+    /// `connect` puts peer `id` at `2001:db8:0:id::1` instead of `10.0.0.id`.
+    ipv6: bool,
 }
 
 fn chunk_hash(i: u32) -> Digest {
@@ -41,7 +43,8 @@ impl Bench {
     }
 
     fn with(config: TrackerConfig) -> Self {
-        Self { tr: Tracker::new(config, crate::Rng::seed_from_u64(7)), now: Time::ZERO, backlog: Vec::new() }
+        let tr = Tracker::new(config, crate::Rng::seed_from_u64(7));
+        Self { tr, now: Time::ZERO, backlog: Vec::new(), ipv6: false }
     }
 
     fn drain(&mut self) -> Vec<Transmit> {
@@ -51,7 +54,8 @@ impl Bench {
     }
 
     fn connect(&mut self, id: u32, role: Role, port: Option<u16>) -> (ConnId, [u8; 16]) {
-        self.connect_from(&format!("10.0.0.{id}"), id, role, port)
+        let host = if self.ipv6 { format!("2001:db8:0:{id:x}::1") } else { format!("10.0.0.{id}") };
+        self.connect_from(&host, id, role, port)
     }
 
     fn connect_from(&mut self, host: &str, id: u32, role: Role, port: Option<u16>) -> (ConnId, [u8; 16]) {
@@ -442,7 +446,10 @@ fn corrupting_giver_run(giver: GiverPolicy) -> Bench {
 }
 
 fn corrupting_giver_run_with(cfg: TrackerConfig) -> Bench {
-    let mut b = Bench::with(cfg);
+    corrupting_giver_run_on(Bench::with(cfg))
+}
+
+fn corrupting_giver_run_on(mut b: Bench) -> Bench {
     let (_, content) = b.seed_with(manifest("a.bin", 40, 1000));
     // Peer 10 gets everything honestly first.
     b.peer_fetching_everything(10, content);
@@ -1268,6 +1275,44 @@ fn a_banned_givers_address_bans_its_new_identities() {
     let mut b = corrupting_giver_run_with(cfg);
     b.connect_from("10.0.0.10", 77, Role::Peer, Some(8000));
     assert!(!b.tr.stats().nodes.iter().find(|n| n.peer == PeerId(77)).unwrap().banned);
+}
+
+/// An IPv6 host draws fresh addresses from its /64 at will: the per-address cap and the
+/// address ban count the /64, not the address; the next /64 and IPv4 addresses are apart;
+/// an IPv4-mapped address is its IPv4 address.
+#[test]
+fn an_ipv6_host_is_capped_and_banned_by_its_slash_64() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.max_connections_per_host = 2;
+    let mut b = Bench::with(cfg);
+    b.tr.accept(b.now, "2001:db8:1:2::1".into()).unwrap();
+    b.tr.accept(b.now, "2001:db8:1:2:ffff:ffff:ffff:ffff".into()).unwrap();
+    let refused = b.tr.accept(b.now, "2001:db8:1:2::99".into()).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Overloaded);
+    assert!(refused.detail.contains("2001:db8:1:2::/64"), "{}", refused.detail);
+    assert!(b.tr.accept(b.now, "2001:db8:1:3::1".into()).is_ok(), "the next /64");
+    b.tr.accept(b.now, "::ffff:10.1.1.1".into()).unwrap();
+    b.tr.accept(b.now, "10.1.1.1".into()).unwrap();
+    assert!(b.tr.accept(b.now, "10.1.1.1".into()).is_err(), "a mapped address is its IPv4 one");
+    assert!(b.tr.accept(b.now, "10.1.1.2".into()).is_ok());
+
+    let banned =
+        |b: &Bench, id: u32| b.tr.stats().nodes.iter().find(|n| n.peer == PeerId(id)).unwrap().banned;
+    // The corrupting giver (peer 10) at 2001:db8:0:a::1: its whole /64 is banned.
+    let mut b = Bench::new();
+    b.ipv6 = true;
+    let mut b = corrupting_giver_run_on(b);
+    b.connect_from("2001:db8:0:a:1234::77", 40, Role::Peer, Some(8000));
+    b.connect_from("2001:db8:0:b::1", 41, Role::Peer, Some(8000));
+    assert!(banned(&b, 40), "a new identity from elsewhere in the banned giver's /64");
+    assert!(!banned(&b, 41), "an identity from the next /64");
+    // The same giver on IPv4: its address mapped into IPv6 is the same address.
+    let mut b = corrupting_giver_run(GiverPolicy::LeastLoaded);
+    b.connect_from("::ffff:10.0.0.10", 42, Role::Peer, Some(8000));
+    assert!(banned(&b, 42), "the banned giver's IPv4 address, mapped into IPv6");
+    assert_eq!(super::address_group("2001:db8:5:6:a:b:c:d"), "2001:db8:5:6::/64");
+    assert_eq!(super::address_group("fe80::1"), "fe80:0:0:0::/64");
+    assert_eq!(super::address_group("tracker.example"), "tracker.example");
 }
 
 /// A content's id is its path's: a tracker started again gives each path the id it had, in

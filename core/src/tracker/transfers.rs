@@ -632,9 +632,9 @@ impl Tracker {
         if load.alive && !load.banned && !load.seed {
             load.banned = true;
             self.events.push_back(TrackerEvent::Banned { peer: id });
-            let host = self.node(idx).and_then(|n| self.conns.get(&n.conn)).map(|c| c.remote_host.clone());
-            if let Some(host) = host.filter(|h| self.config.ban_hosts && !super::is_loopback(h)) {
-                self.banned_hosts.insert(host);
+            let conn = self.node(idx).and_then(|n| self.conns.get(&n.conn));
+            if let Some(c) = conn.filter(|c| self.config.ban_hosts && !super::is_loopback(&c.remote_host)) {
+                self.banned_hosts.insert(c.group.clone());
             }
         }
     }
