@@ -71,54 +71,8 @@ enum Command {
         /// does not resume: it is recorded from the live edge and leaves FILE.part alone.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
-        /// Port to accept other peers on (the next free one if taken).
-        #[arg(long, default_value_t = 8000)]
-        listen: u16,
-        /// Cap on what we share with other peers (e.g. 1MiB/s).
-        #[arg(long, value_name = "RATE")]
-        max_upload_rate: Option<String>,
-        /// Cap on what we download (e.g. 10MiB/s).
-        #[arg(long, value_name = "RATE")]
-        max_download_rate: Option<String>,
-        /// Give up on a giver that has not delivered its chunk within this time (the tracker
-        /// then schedules the chunk from someone else), e.g. 20s or 500ms.
-        #[arg(long, value_name = "TIME", default_value = "20s")]
-        stall_timeout: String,
-        /// Keep serving other peers this long after the download is complete (e.g. 10m, 1h,
-        /// 0s to leave at once); Ctrl-C stops it sooner. Default: 10m for a file, 10s after a
-        /// live stream's end (for viewers a little behind).
-        #[arg(long, value_name = "TIME")]
-        seed_for: Option<String>,
-        /// Live: play with this much buffer (e.g. 4s): a chunk still missing this long after
-        /// the seed published it here is skipped, as a player would, and the download fetches
-        /// what can still be played. Default: wait for every chunk.
-        #[arg(long, value_name = "TIME")]
-        buffer: Option<String>,
-        /// Replace the output file if it exists (only once the new copy is complete and
-        /// verified; until then it is written beside it as FILE.part). Resuming from an
-        /// existing FILE.part does not need it.
-        #[arg(long)]
-        force: bool,
-        /// If the tracker has no such content yet (a live stream that has not started), ask
-        /// again every second for this long before giving up; 0s gives up at once.
-        #[arg(long, value_name = "TIME", default_value = "60s")]
-        wait: String,
-        /// If the tracker goes away mid-download, carry on with the peers and reconnect for
-        /// this long before giving up (a restarted tracker is rejoined at once).
-        #[arg(long, value_name = "TIME", default_value = "10m")]
-        tracker_wait: String,
-        /// Once the download is complete, write its timing here as JSON (start and done
-        /// times in unix seconds, bytes fetched and verified, bytes kept from FILE.part);
-        /// `pdtp-node lab` reads it.
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-        /// Also serve the file over HTTP on this address while it downloads (e.g.
-        /// 127.0.0.1:8080; port 0 picks one, printed on stderr): a player can play and seek
-        /// at http://ADDR/ (Range requests; only verified bytes, a read ahead of the download
-        /// waits and is fetched first). Keeps serving after the download until Ctrl-C, or
-        /// for --seed-for if given. Files only, not live streams.
-        #[arg(long, value_name = "ADDR")]
-        serve: Option<String>,
+        #[command(flatten)]
+        flags: roles::GetFlags,
     },
     /// Run a scenario (a file or a live stream) on real pdtp-node processes here (one network
     /// namespace per node, tc caps on every link) and in the simulator, and compare them
@@ -179,35 +133,8 @@ fn main() {
             };
             roles::seed(&conf, &flags, cli.verbose)
         }
-        Command::Get {
-            url,
-            output,
-            listen,
-            max_upload_rate,
-            max_download_rate,
-            stall_timeout,
-            seed_for,
-            buffer,
-            force,
-            wait,
-            tracker_wait,
-            report,
-            serve,
-        } => {
+        Command::Get { url, output, flags } => {
             init_logs(cli.verbose, false, false);
-            let flags = roles::GetFlags {
-                listen,
-                upload: max_upload_rate.as_deref(),
-                download: max_download_rate.as_deref(),
-                stall_timeout: &stall_timeout,
-                seed_for: seed_for.as_deref(),
-                buffer: buffer.as_deref(),
-                force,
-                wait: &wait,
-                tracker_wait: &tracker_wait,
-                report: report.as_deref(),
-                serve: serve.as_deref(),
-            };
             roles::get(&url, output, &flags)
         }
         Command::Lab { scenario, out, scale, sim_seeds } => {

@@ -171,30 +171,57 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
     }
 }
 
-/// `get`'s flags, as typed (parsed and checked by [`get`]).
-pub struct GetFlags<'a> {
-    /// `--listen`: the port to accept other peers on.
+/// `get`'s flags, as typed (parsed and checked by [`get`]); the help text is clap's.
+#[derive(clap::Args, Debug)]
+pub struct GetFlags {
+    /// Port to accept other peers on (the next free one if taken).
+    #[arg(long, default_value_t = 8000)]
     pub listen: u16,
-    /// `--max-upload-rate`.
-    pub upload: Option<&'a str>,
-    /// `--max-download-rate`.
-    pub download: Option<&'a str>,
-    /// `--stall-timeout`: how long one giver may take to deliver one chunk.
-    pub stall_timeout: &'a str,
-    /// `--seed-for`: how long to keep serving once complete (`None`: the default).
-    pub seed_for: Option<&'a str>,
-    /// `--buffer`: a live player's buffer.
-    pub buffer: Option<&'a str>,
-    /// `--force`: replace an existing output file.
+    /// Cap on what we share with other peers (e.g. 1MiB/s).
+    #[arg(long, value_name = "RATE")]
+    pub max_upload_rate: Option<String>,
+    /// Cap on what we download (e.g. 10MiB/s).
+    #[arg(long, value_name = "RATE")]
+    pub max_download_rate: Option<String>,
+    /// Give up on a giver that has not delivered its chunk within this time (the tracker
+    /// then schedules the chunk from someone else), e.g. 20s or 500ms.
+    #[arg(long, value_name = "TIME", default_value = "20s")]
+    pub stall_timeout: String,
+    /// Keep serving other peers this long after the download is complete (e.g. 10m, 1h,
+    /// 0s to leave at once); Ctrl-C stops it sooner. Default: 10m for a file, 10s after a
+    /// live stream's end (for viewers a little behind).
+    #[arg(long, value_name = "TIME")]
+    pub seed_for: Option<String>,
+    /// Live: play with this much buffer (e.g. 4s): a chunk still missing this long after
+    /// the seed published it here is skipped, as a player would, and the download fetches
+    /// what can still be played. Default: wait for every chunk.
+    #[arg(long, value_name = "TIME")]
+    pub buffer: Option<String>,
+    /// Replace the output file if it exists (only once the new copy is complete and
+    /// verified; until then it is written beside it as FILE.part). Resuming from an
+    /// existing FILE.part does not need it.
+    #[arg(long)]
     pub force: bool,
-    /// `--wait`: how long to keep asking for content the tracker does not have yet.
-    pub wait: &'a str,
-    /// `--tracker-wait`: how long to carry on without a tracker that went away.
-    pub tracker_wait: &'a str,
-    /// `--report`: where to write the download's timing once it is complete.
-    pub report: Option<&'a Path>,
-    /// `--serve`: the address to serve the content on over HTTP.
-    pub serve: Option<&'a str>,
+    /// If the tracker has no such content yet (a live stream that has not started), ask
+    /// again every second for this long before giving up; 0s gives up at once.
+    #[arg(long, value_name = "TIME", default_value = "60s")]
+    pub wait: String,
+    /// If the tracker goes away mid-download, carry on with the peers and reconnect for
+    /// this long before giving up (a restarted tracker is rejoined at once).
+    #[arg(long, value_name = "TIME", default_value = "10m")]
+    pub tracker_wait: String,
+    /// Once the download is complete, write its timing here as JSON (start and done
+    /// times in unix seconds, bytes fetched and verified, bytes kept from FILE.part);
+    /// `pdtp-node lab` reads it.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Also serve the file over HTTP on this address while it downloads (e.g.
+    /// 127.0.0.1:8080; port 0 picks one, printed on stderr): a player can play and seek
+    /// at http://ADDR/ (Range requests; only verified bytes, a read ahead of the download
+    /// waits and is fetched first). Keeps serving after the download until Ctrl-C, or
+    /// for --seed-for if given. Files only, not live streams.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
 }
 
 /// How long a `get` of a file keeps serving after it is complete, unless told otherwise:
@@ -225,20 +252,23 @@ fn parse_serve_addr(s: &str) -> Result<std::net::SocketAddr, String> {
 const DEPART_LIMIT: Duration = Duration::from_secs(2);
 
 /// `pdtp-node get URL [-o FILE|-]`: downloads, then exits.
-pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags<'_>) -> Result<(), String> {
+pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), String> {
     let GetFlags {
         listen,
-        upload,
-        download,
-        stall_timeout,
-        seed_for,
-        buffer,
+        ref max_upload_rate,
+        ref max_download_rate,
+        ref stall_timeout,
+        ref seed_for,
+        ref buffer,
         force,
-        wait,
-        tracker_wait,
-        report,
-        serve,
+        ref wait,
+        ref tracker_wait,
+        ref report,
+        ref serve,
     } = *flags;
+    let (upload, download) = (max_upload_rate.as_deref(), max_download_rate.as_deref());
+    let (seed_for, buffer, report) = (seed_for.as_deref(), buffer.as_deref(), report.as_deref());
+    let serve = serve.as_deref();
     let serve = serve.map(parse_serve_addr).transpose()?;
     let wait = parse_duration(wait).map_err(|e| format!("--wait {wait}: {e}"))?;
     let tracker_wait =
