@@ -162,7 +162,7 @@ fn get_serve_answers_ranges_with_the_exact_bytes_while_it_downloads() {
         assert!(r.body == src, "the whole body differs");
         let r = exchange(&mut c, "GET /other.mp4 HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(r.status, 404);
-        // A malformed request closes that client only. {:?}", t0.elapsed());
+        // A malformed request closes that client only.
         let mut bad = connect(addr);
         let r = exchange(&mut bad, "GET / HTTP/1.1\r\nBad Header\r\n\r\n");
         assert_eq!(r.status, 400);

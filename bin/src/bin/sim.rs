@@ -393,7 +393,7 @@ fn live_feasibility(b: &LiveBounds, buffer_s: f64, chunk: u64) -> String {
     if b.download_short {
         out += "  warning: the slowest viewers' download is below the stream's rate: they cannot play it\n";
     }
-    if buffer_s < BUFFER_MARGIN * b.floor_s {
+    if buffer_s < b.buffer_that_fits() {
         // Whole kilobytes, rounded down, read better than the exact figure.
         let fit = b.chunk_that_fits(chunk, buffer_s) / 1000 * 1000;
         out += &format!(

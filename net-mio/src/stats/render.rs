@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use pdtp_core::bounds::BUFFER_MARGIN;
+
 use super::snapshot::StatsSnapshot;
 
 /// The policy as a two-column table of its config keys (escaped like everything else).
@@ -114,7 +116,7 @@ pub fn html(s: &StatsSnapshot) -> String {
                  lag floor {floor:.2} s (viewers' buffers should be at least {:.2} s)</p>",
                 html_escape(&f.path),
                 r / 1e6,
-                1.5 * floor
+                BUFFER_MARGIN * floor
             );
         }
     }

@@ -93,7 +93,7 @@ pub struct FileStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_vs_r_max: Option<f64>,
     /// Live: the lag floor, ⌈log₂(N+1)⌉ copy times of a chunk at the mean measured uplink, s;
-    /// a viewer's buffer should be at least 1.5 × it.
+    /// a viewer's buffer should be at least `pdtp_core::bounds::BUFFER_MARGIN` (1.5) × it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_floor_s: Option<f64>,
 }

@@ -268,8 +268,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
     } = *flags;
     let (upload, download) = (max_upload_rate.as_deref(), max_download_rate.as_deref());
     let (seed_for, buffer, report) = (seed_for.as_deref(), buffer.as_deref(), report.as_deref());
-    let serve = serve.as_deref();
-    let serve = serve.map(parse_serve_addr).transpose()?;
+    let serve = serve.as_deref().map(parse_serve_addr).transpose()?;
     let wait = parse_duration(wait).map_err(|e| format!("--wait {wait}: {e}"))?;
     let tracker_wait =
         parse_duration(tracker_wait).map_err(|e| format!("--tracker-wait {tracker_wait}: {e}"))?;
