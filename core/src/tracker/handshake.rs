@@ -59,6 +59,7 @@ impl Tracker {
         let host_banned = self.conns.get(&conn).is_some_and(|c| self.banned_hosts.contains(&c.group));
         let banned = self.is_ban_worthy(hello.peer_id) || (self.config.ban_hosts && host_banned);
         self.up_rates.push(0.0);
+        self.delivered.push(super::transfers::Delivered::default());
         self.loads.push(Load {
             alive: true,
             seed: hello.role == Role::Seed,

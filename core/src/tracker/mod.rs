@@ -58,6 +58,8 @@ pub struct Tracker {
     /// Measured upload rate per node in bytes/s (smoothed), indexed like `nodes`; 0 until a
     /// verified upload completed. Apart from `loads`, which stays small for sampling.
     up_rates: Vec<f32>,
+    /// What each node's uplink delivered, per node like `up_rates` (a floor under it).
+    delivered: Vec<transfers::Delivered>,
     by_id: BTreeMap<PeerId, NodeIdx>,
     contents: Vec<Content>,
     by_path: BTreeMap<String, usize>,
@@ -155,6 +157,7 @@ impl Tracker {
             nodes: Vec::new(),
             loads: Vec::new(),
             up_rates: Vec::new(),
+            delivered: Vec::new(),
             by_id: BTreeMap::new(),
             contents: Vec::new(),
             by_path: BTreeMap::new(),

@@ -1095,6 +1095,33 @@ fn uneven_sharing_of_an_uplink_does_not_inflate_its_measured_rate() {
     assert!((even - 1000.0).abs() < 1e-3, "{even}");
 }
 
+/// Copies that a round trip bounds: each 25 kB copy takes 0.5 s however few share the
+/// uplink (its own sample, rate × sharers, reads 200 kB/s), but one is verified every 50 ms,
+/// so the uplink delivers 500 kB/s. The rate follows what was delivered; by the copies alone
+/// it would stay at 200 kB/s and give the giver too few slots to fill its uplink.
+#[test]
+fn round_trip_bound_copies_do_not_read_as_a_slow_uplink() {
+    let mut uplink = super::transfers::Delivered::default();
+    let mut rate = 0.0;
+    for i in 0..60u64 {
+        rate = uplink.record(Time::from_nanos(50_000_000 * i), 25_000, 200_000.0);
+    }
+    assert!((rate - 500_000.0).abs() < 10_000.0, "rated {rate} B/s");
+}
+
+/// Copies that started together end together (a fairly shared uplink): sixteen 250 kB
+/// copies verified at one instant every 4 s are 1 MB/s, not a burst at many times that.
+#[test]
+fn copies_ending_together_do_not_read_as_a_burst() {
+    let mut uplink = super::transfers::Delivered::default();
+    for batch in 0..5u64 {
+        for _ in 0..16 {
+            let rate = uplink.record(Time::from_nanos(4_000_000_000 * batch), 250_000, 1_000_000.0);
+            assert!(rate <= 1_010_000.0, "batch {batch}: rated {rate} B/s");
+        }
+    }
+}
+
 /// A taker that asks for a file and then never asks its giver for the chunk (issue 17's
 /// silent taker): the giver says so (`Completed` with no hash, from the giver), the order is
 /// cancelled at once, the seed's only upload slot goes to an honest taker, and the silent one

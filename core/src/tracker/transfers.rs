@@ -84,6 +84,54 @@ pub(super) fn smoothed_rate(old: f32, sample: f32) -> f32 {
     if old > 0.0 && sample > 0.0 { 1.0 / smoothed(1.0 / old, 1.0 / sample) } else { smoothed(old, sample) }
 }
 
+/// What a node's uplink delivered: verified bytes over windows of several copies, and the
+/// copy-by-copy estimate ([`smoothed_rate`]) the tracker's rate is the larger of.
+///
+/// The copy-by-copy estimate reads a copy that a round trip bounds (a small chunk behind a
+/// busy taker's queue takes a quarter of a second however few share the uplink: docs/lab.md)
+/// as a slow uplink, and the uplink then idles for want of slots. Bytes delivered per second
+/// cannot exceed what the uplink carries, so they floor the estimate without inflating it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Delivered {
+    /// The copy-by-copy estimate, bytes/s.
+    per_copy: f32,
+    /// The open window: when it began (a verified copy's arrival) and the bytes since.
+    start: Option<Time>,
+    bytes: u64,
+    /// Bytes/s over the last closed window.
+    rate: f32,
+}
+
+/// A delivery window spans at least this long and this many copies at the estimated rate,
+/// so copies that finish together (started together, fairly shared) do not read as a burst.
+const DELIVERY_WINDOW: Span = Span::from_secs(1);
+const DELIVERY_WINDOW_COPIES: f64 = 8.0;
+
+impl Delivered {
+    /// Records a verified copy of `bytes` with copy-by-copy rate sample `sample`; returns the
+    /// giver's rate.
+    pub(super) fn record(&mut self, now: Time, bytes: u32, sample: f32) -> f32 {
+        self.per_copy = smoothed_rate(self.per_copy, sample);
+        match self.start {
+            // The first copy's bytes moved before any window began.
+            None => self.start = Some(now),
+            Some(start) => {
+                self.bytes += u64::from(bytes);
+                let span = now.saturating_since(start).as_secs_f64();
+                let least = DELIVERY_WINDOW
+                    .as_secs_f64()
+                    .max(DELIVERY_WINDOW_COPIES * f64::from(bytes) / f64::from(self.per_copy.max(1.0)));
+                if span >= least {
+                    self.rate = (self.bytes as f64 / span) as f32;
+                    self.start = Some(now);
+                    self.bytes = 0;
+                }
+            }
+        }
+        self.per_copy.max(self.rate)
+    }
+}
+
 /// Queue-ahead orders the next upload this many order lead times before the current one is
 /// expected to end: the lead covers order → taker → `Get` at the giver, and the expected end
 /// is as the taker sees it, one latency after the giver's last byte left.
@@ -296,7 +344,8 @@ impl Tracker {
     /// is that rate times their number (its other orders older than the order lead, to other
     /// takers: copies to the same taker share one connection and move one after another, so
     /// counting them doubled a slow uplink's rate when it gave one taker two chunks). Smoothed
-    /// exponentially, as a sample sees only part of the uplink's sharing. The copy began,
+    /// exponentially, as a sample sees only part of the uplink's sharing, and floored by the
+    /// bytes the uplink delivered ([`Delivered`]). The copy began,
     /// as seen here, `copy` before its `Completed` arrived (both cross the taker's link), so
     /// the order lead is that start less the order's time.
     fn measure_upload(&mut self, now: Time, t: &Transfer, bytes: u32, copy: Span) {
@@ -339,9 +388,8 @@ impl Tracker {
             .contents
             .get(self.ix(t.content))
             .map_or((0, false), |c| (c.manifest.geometry.chunk_size, c.manifest.is_live()));
-        let rate = &mut self.up_rates[t.giver.0 as usize];
-        *rate = smoothed_rate(*rate, sample);
-        let rate = *rate;
+        let rate = self.delivered[t.giver.0 as usize].record(now, bytes, sample);
+        self.up_rates[t.giver.0 as usize] = rate;
         let load = &mut self.loads[t.giver.0 as usize];
         if let UploadSlots::Measured { copy_time } = self.config.upload_slots
             && chunk_bytes > 0
