@@ -137,6 +137,11 @@ impl ConnTable {
         Ok(token)
     }
 
+    /// The connection of `token`, if open.
+    pub fn get(&self, token: Token) -> Option<&Conn> {
+        self.conns.get(&token.0).map(|e| &e.conn)
+    }
+
     /// The connection under `token`, if still open.
     pub fn get_mut(&mut self, token: Token) -> Option<&mut Conn> {
         self.conns.get_mut(&token.0).map(|e| &mut e.conn)

@@ -1,6 +1,8 @@
 //! Faults on real sockets: a peer killed mid-download, a peer corrupting what it serves, a
-//! seed with the wrong key, a malformed frame.
+//! seed with the wrong key, a malformed frame, a frame trickled in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The trickling test paces its writes by the wall clock, as a real slow sender would.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -164,6 +166,73 @@ fn silent_connections_are_capped_and_timed_out_and_the_tracker_keeps_serving() {
     assert!(swarm.rt.refused() > 0, "nothing was refused at the cap of 16");
     // The tracker still works for a real seed and peer.
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let out = dir.path().join("out");
+    let peer = swarm.add_peer("f.bin", &out, false).unwrap();
+    assert!(swarm.run_until_finished(&[peer], LIMIT).unwrap());
+    assert_eq!(swarm.rt.status(peer), Some(Status::Done));
+    assert!(std::fs::read(out).unwrap() == source);
+}
+
+/// A peer that says `Hello` and then trickles a frame (announced at 100 kB, a byte every
+/// 200 ms) held its connection for as long as it liked. Past the grace of 10 s a frame must
+/// have come at 256 B/s or more: the trickler is closed, a frame arriving at 1 kB/s beside it
+/// is not (the rule is a rate, not a deadline), and the tracker serves a download meanwhile.
+#[test]
+fn a_frame_trickled_under_the_minimum_rate_closes_its_connection() {
+    use pdtp_core::wire::codec;
+    use pdtp_core::wire::{Hello, PROTOCOL_VERSION, Role};
+    use std::time::Instant;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "f.bin", 100_000, 7);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let open_frame = |swarm: &mut Swarm| {
+        let mut s = TcpStream::connect(swarm.tracker_addr).unwrap();
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            peer_id: swarm.reserve_id(),
+            listen_port: None,
+            role: Role::Peer,
+        };
+        let mut out = bytes::BytesMut::new();
+        codec::encode(&pdtp_core::Message::Hello(hello), &mut out).unwrap();
+        s.write_all(&out).unwrap();
+        // A control frame (kind 0) announced at 100 000 bytes, body to follow.
+        let len = 100_000u32.to_be_bytes();
+        s.write_all(&[len[0], len[1], len[2], len[3], 0]).unwrap();
+        s.set_nonblocking(true).unwrap();
+        s
+    };
+    let mut slow = open_frame(&mut swarm);
+    let mut steady = open_frame(&mut swarm);
+    let is_closed = |s: &mut TcpStream| {
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Ok(0) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    };
+    let start = Instant::now();
+    let (mut slow_sent, mut steady_sent) = (0u64, 0u64);
+    let closed = run_polling(&mut swarm.rt, LIMIT, || {
+        let ms = start.elapsed().as_millis() as u64;
+        // Ignore write errors: the tracker may have closed the connection already.
+        while slow_sent < ms / 200 {
+            let _ = slow.write(&[0]);
+            slow_sent += 1;
+        }
+        while steady_sent < ms {
+            let _ = steady.write(&[0]);
+            steady_sent += 1;
+        }
+        is_closed(&mut slow)
+    });
+    assert!(closed, "a frame trickled at 5 B/s kept its connection for {:?}", start.elapsed());
+    assert!(start.elapsed() >= Duration::from_secs(10), "closed before the grace: {:?}", start.elapsed());
+    assert!(!is_closed(&mut steady), "a frame arriving at 1 kB/s was closed");
     let out = dir.path().join("out");
     let peer = swarm.add_peer("f.bin", &out, false).unwrap();
     assert!(swarm.run_until_finished(&[peer], LIMIT).unwrap());

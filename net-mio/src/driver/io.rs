@@ -11,7 +11,7 @@ use pdtp_core::wire::Data;
 use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
 use pdtp_core::{ConnId, Message, Payload, Time, Transmit};
 
-use super::{CLOSE_LINGER, CONN_TOKEN_BASE, Link, OVERFLOW, Runtime, resolve};
+use super::{CLOSE_LINGER, CONN_TOKEN_BASE, FRAME_CHECK_EVERY, Link, OVERFLOW, Partial, Runtime, resolve};
 use crate::conn::{Conn, FileRange};
 
 impl Runtime {
@@ -102,7 +102,7 @@ impl Runtime {
     /// Fills one connection (within the download budget) and hands each frame to its machine.
     /// `Err` when the connection is finished (error or end of stream).
     fn read_one(&mut self, token: Token, now: Instant, t: Time) -> Result<(), ()> {
-        let Runtime { nodes, links, table, closing, pending, parked, dirty, .. } = self;
+        let Runtime { nodes, links, table, closing, pending, parked, dirty, frame_check, .. } = self;
         let Some(link) = links.get_mut(&token) else { return Ok(()) };
         let Some(Some(slot)) = nodes.get_mut(link.node) else { return Err(()) };
         let Some(conn) = table.get_mut(token) else { return Ok(()) };
@@ -168,6 +168,16 @@ impl Runtime {
         }
         if got_any {
             table.hello_received(token);
+        }
+        // A frame begun in this read starts its clock now; one still in progress adds the
+        // bytes that came (an approximation when one frame ended and the next began).
+        link.partial = match (link.decoder.buffered() as u64, link.partial) {
+            (0, _) => None,
+            (_, Some(p)) if !got_any => Some(Partial { bytes: p.bytes + fill.bytes as u64, ..p }),
+            (buffered, _) => Some(Partial { since: now, bytes: buffered }),
+        };
+        if link.partial.is_some() && frame_check.is_none() {
+            *frame_check = Some(now + FRAME_CHECK_EVERY);
         }
         if fill.eof {
             return Err(());
@@ -333,7 +343,7 @@ fn park(parked: &mut BTreeMap<Token, Instant>, token: Token, at: Instant) {
 
 fn new_link(node: usize, conn: ConnId, limited: bool) -> Link {
     // Virtual payloads stay off: this runtime stores real bytes (docs/protocol.md §2).
-    Link { node, conn, decoder: Decoder::new(CodecLimits::DEFAULT), limited }
+    Link { node, conn, decoder: Decoder::new(CodecLimits::DEFAULT), limited, partial: None }
 }
 
 /// Queues a `Data` frame whose payload is sent from a file: the frame head from memory, then

@@ -60,6 +60,16 @@ const OVERFLOW: usize = 128 << 20;
 /// A connection being closed is given this long to flush what is queued.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
+/// A frame that has been arriving for longer than [`FRAME_GRACE`] must have come at
+/// [`MIN_FRAME_RATE`] bytes a second on average, or its connection closes: a peer that
+/// trickles a frame holds a connection (and up to the decoder's reserve) for as long as it
+/// likes otherwise. The rate is far below any link a chunk could usefully cross (a 250 kB
+/// chunk at 256 B/s takes 16 minutes).
+const FRAME_GRACE: Duration = Duration::from_secs(10);
+const MIN_FRAME_RATE: u64 = 256;
+/// How often frames in progress are checked.
+const FRAME_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// A hosted node's handle in a [`Runtime`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub usize);
@@ -105,6 +115,9 @@ pub struct Runtime {
     parked: BTreeMap<Token, Instant>,
     /// Connections closing after a flush, with their deadline.
     closing: BTreeMap<Token, Instant>,
+    /// When frames in progress are next checked for [`MIN_FRAME_RATE`] (none while no
+    /// link has one).
+    frame_check: Option<Instant>,
 }
 
 struct Slot {
@@ -123,6 +136,24 @@ struct Link {
     decoder: Decoder,
     /// A peer link of a seed or peer: chunk data, subject to rate limits.
     limited: bool,
+    /// The frame in progress (bytes of it buffered, not yet whole), if any.
+    partial: Option<Partial>,
+}
+
+/// A frame in progress on a link: when its first bytes came and how many have come.
+#[derive(Clone, Copy, Debug)]
+struct Partial {
+    since: Instant,
+    bytes: u64,
+}
+
+impl Partial {
+    /// Whether it has been arriving for over [`FRAME_GRACE`] at under [`MIN_FRAME_RATE`].
+    fn too_slow(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.since);
+        elapsed > FRAME_GRACE
+            && u128::from(self.bytes) * 1000 < u128::from(MIN_FRAME_RATE) * elapsed.as_millis()
+    }
 }
 
 struct Limiter {
@@ -198,6 +229,7 @@ impl Runtime {
             dirty: BTreeSet::new(),
             parked: BTreeMap::new(),
             closing: BTreeMap::new(),
+            frame_check: None,
         })
     }
 
@@ -376,6 +408,7 @@ impl Runtime {
         min(self.table.poll_timeout());
         min(self.closing.values().min().copied());
         min(self.parked.values().min().copied());
+        min(self.frame_check);
         at
     }
 
@@ -417,12 +450,48 @@ impl Runtime {
             self.links.remove(&token);
             self.table.remove(token, self.poll.registry());
         }
+        if self.frame_check.is_some_and(|at| at <= now) {
+            self.close_slow_frames(now, t);
+        }
         // Credit is back for these: read and write them again.
         let woken: Vec<Token> = self.parked.iter().filter(|(_, at)| **at <= now).map(|(t, _)| *t).collect();
         for token in woken {
             self.parked.remove(&token);
             self.pending.insert(token);
             self.dirty.insert(token);
+        }
+    }
+
+    /// Closes connections whose frame in progress arrives under [`MIN_FRAME_RATE`], unless
+    /// this side is what slows it (a download rate limit on a peer link, or reading paused
+    /// while the connection's output drains).
+    fn close_slow_frames(&mut self, now: Instant, t: Time) {
+        let mut slow = Vec::new();
+        let mut any = false;
+        for (token, link) in &self.links {
+            let Some(p) = link.partial else { continue };
+            any = true;
+            let throttled = link.limited
+                && self
+                    .nodes
+                    .get(link.node)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.limiter.down.is_some());
+            let paused = self.table.get(*token).is_some_and(crate::conn::Conn::over_cap);
+            if !throttled && !paused && p.too_slow(now) {
+                slow.push((*token, p));
+            }
+        }
+        self.frame_check = any.then(|| now + FRAME_CHECK_EVERY);
+        for (token, p) in slow {
+            let secs = now.saturating_duration_since(p.since).as_secs_f64();
+            tracing::warn!(
+                peer = ?self.table.get(token).and_then(crate::conn::Conn::peer_addr),
+                bytes = p.bytes,
+                secs,
+                "a frame arriving under {MIN_FRAME_RATE} B/s; closing that connection"
+            );
+            self.fail(token, t);
         }
     }
 
