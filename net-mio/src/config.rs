@@ -4,6 +4,7 @@
 //! `listen_port` (8000). Ours: `seed_key`, `seed_identity` (the file with a seed's signing
 //! key, made on first use), `policy` (the tracker's scheduling policy, in the
 //! simulator's vocabulary: [`PolicySpec`]), `max_connections` (1024), `max_connections_per_address` (64; loopback exempt),
+//! `max_downloads_per_address` (64; loopback exempt),
 //! `hello_timeout` (10 s),
 //! `max_upload_rate` / `max_download_rate` (optional, bytes per second), `sendfile` (a seed
 //! sends chunk payloads with `sendfile(2)`; off by default) and `debug`.
@@ -73,6 +74,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Connections one address may hold at the tracker (0: no cap; loopback exempt).
     pub max_connections_per_address: u32,
+    /// Orders all identities of one address may hold as takers at once (0: no cap;
+    /// loopback exempt).
+    pub max_downloads_per_address: u32,
     /// A connection that has not said hello within this time is closed.
     pub hello_timeout: Duration,
     /// Cap on bytes per second uploaded (all connections together).
@@ -151,6 +155,7 @@ struct RawConfig {
     policy: Option<PolicySpec>,
     max_connections: Option<usize>,
     max_connections_per_address: Option<u32>,
+    max_downloads_per_address: Option<u32>,
     hello_timeout: Option<Secs>,
     max_upload_rate: Option<RawRate>,
     max_download_rate: Option<RawRate>,
@@ -177,6 +182,7 @@ const KEYS: &[&str] = &[
     "policy",
     "max_connections",
     "max_connections_per_address",
+    "max_downloads_per_address",
     "hello_timeout",
     "max_upload_rate",
     "max_download_rate",
@@ -314,6 +320,7 @@ impl RawConfig {
             policy,
             max_connections,
             max_connections_per_address: self.max_connections_per_address.unwrap_or(64),
+            max_downloads_per_address: self.max_downloads_per_address.unwrap_or(64),
             hello_timeout,
             max_upload_rate: rate("max_upload_rate", self.max_upload_rate)?,
             max_download_rate: rate("max_download_rate", self.max_download_rate)?,
@@ -349,6 +356,7 @@ fn check_one(file: &str, key: &str, v: &serde_norway::Value) -> Result<(), Confi
         "policy" => return check_policy(file, v),
         "max_connections" => ("max_connections", try_as::<Option<usize>>(v)),
         "max_connections_per_address" => ("max_connections_per_address", try_as::<Option<u32>>(v)),
+        "max_downloads_per_address" => ("max_downloads_per_address", try_as::<Option<u32>>(v)),
         "hello_timeout" => ("hello_timeout", try_as::<Option<Secs>>(v)),
         "max_upload_rate" => ("max_upload_rate", try_as::<Option<RawRate>>(v)),
         "max_download_rate" => ("max_download_rate", try_as::<Option<RawRate>>(v)),

@@ -107,6 +107,10 @@ pub struct TrackerConfig {
     /// as its /64, which one host can draw fresh addresses from. Loopback addresses, the
     /// tracker's own host, are exempt.
     pub max_connections_per_host: u32,
+    /// Orders one address may hold as taker at once, all its identities together (0: no
+    /// cap), so many identities from one host cannot take the swarm's upload slots however
+    /// many it opens; counted like `max_connections_per_host`, loopback exempt.
+    pub max_downloads_per_host: u32,
     /// A giver banned for bad copies also bans its address: a new identity from it starts
     /// banned (identities are free; addresses are not; an IPv6 address bans its /64).
     /// Loopback is exempt.
@@ -237,6 +241,7 @@ impl TrackerConfig {
             hello_timeout: Span::from_secs(10),
             max_connections: 4096,
             max_connections_per_host: 64,
+            max_downloads_per_host: 64,
             ban_hosts: true,
             policy: Policy::default(),
             ban_after_failures: 3,

@@ -58,6 +58,7 @@ impl Tracker {
         // a new identity from a banned giver's address starts banned.
         let host_banned = self.conns.get(&conn).is_some_and(|c| self.banned_hosts.contains(&c.group));
         let banned = self.is_ban_worthy(hello.peer_id) || (self.config.ban_hosts && host_banned);
+        let host = self.host_index(conn);
         self.up_rates.push(0.0);
         self.delivered.push(super::transfers::Delivered::default());
         self.loads.push(Load {
@@ -69,6 +70,7 @@ impl Tracker {
                 super::UploadSlots::Measured { .. } => self.config.unmeasured_slots.max(1),
                 super::UploadSlots::Fixed => 0,
             },
+            host,
             ..Load::default()
         });
         self.send(conn, Message::Welcome(Welcome { peer_id: hello.peer_id, nonce }));

@@ -49,6 +49,10 @@ pub struct Tracker {
     conns: BTreeMap<ConnId, ConnState>,
     /// Open connections per address group ([`address_group`]; for `max_connections_per_host`).
     host_conns: BTreeMap<String, u32>,
+    /// Orders held as taker per address group, and the nodes waiting for that count to
+    /// drop below `max_downloads_per_host` (indexed by `Load::host`; ids from `host_ids`).
+    hosts: Vec<HostDownloads>,
+    host_ids: BTreeMap<String, u32>,
     /// Address groups of givers banned for bad copies (`ban_hosts`).
     banned_hosts: BTreeSet<String>,
     next_conn: u32,
@@ -116,6 +120,14 @@ fn content_id_for(path: &str, taken: impl Fn(ContentId) -> bool) -> ContentId {
     ContentId(id)
 }
 
+/// One address group's orders as taker ([`TrackerConfig::max_downloads_per_host`]).
+#[derive(Debug, Default)]
+struct HostDownloads {
+    orders: u32,
+    /// Its nodes that could take no more for the cap; scheduled again when it frees.
+    waiting: Vec<NodeIdx>,
+}
+
 /// The key under which per-address connection caps and address bans count a host: an
 /// IPv4 address itself, an IPv6 address's /64 (one subscriber's usual allocation, which a
 /// host can draw fresh addresses from at will), an IPv4-mapped IPv6 address its IPv4
@@ -152,6 +164,8 @@ impl Tracker {
             rng,
             conns: BTreeMap::new(),
             host_conns: BTreeMap::new(),
+            hosts: Vec::new(),
+            host_ids: BTreeMap::new(),
             banned_hosts: BTreeSet::new(),
             next_conn: 0,
             nodes: Vec::new(),
@@ -378,6 +392,27 @@ impl Tracker {
         self.send(conn, Message::Error(notice.clone()));
         self.transmits.push_back(Transmit::Close { conn, reason: Some(notice) });
         self.drop_conn(conn);
+    }
+
+    /// The index in `hosts` that `conn`'s address group counts under, or [`state::NO_HOST`]
+    /// when per-address download caps do not apply to it (loopback, or no cap).
+    fn host_index(&mut self, conn: ConnId) -> u32 {
+        let Some(c) = self.conns.get(&conn) else { return state::NO_HOST };
+        if self.config.max_downloads_per_host == 0 || is_loopback(&c.remote_host) {
+            return state::NO_HOST;
+        }
+        if let Some(&id) = self.host_ids.get(&c.group) {
+            return id;
+        }
+        let id = self.hosts.len() as u32;
+        self.host_ids.insert(c.group.clone(), id);
+        self.hosts.push(HostDownloads::default());
+        id
+    }
+
+    /// Whether `load`'s address group holds `max_downloads_per_host` orders as taker.
+    fn host_full(&self, load: &Load) -> bool {
+        self.hosts.get(load.host as usize).is_some_and(|h| h.orders >= self.config.max_downloads_per_host)
     }
 
     fn mark_dirty(&mut self, idx: NodeIdx) {

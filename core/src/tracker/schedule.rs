@@ -57,6 +57,13 @@ impl Tracker {
             if self.can_take(now, idx) && self.has_pending(idx) {
                 self.hungry.insert(idx);
             }
+            let load = self.loads[idx.0 as usize];
+            if self.host_full(&load) {
+                let waiting = &mut self.hosts[load.host as usize].waiting;
+                if !waiting.contains(&idx) {
+                    waiting.push(idx);
+                }
+            }
             while self.can_give(idx) && self.giver_step(now, idx) {}
             if self.can_give(idx)
                 && let Some(n) = self.node_mut(idx)
@@ -77,7 +84,7 @@ impl Tracker {
     fn can_take(&self, now: Time, idx: NodeIdx) -> bool {
         self.loads
             .get(idx.0 as usize)
-            .is_some_and(|l| l.benched_until <= now && l.can_take(self.limits_for(l)))
+            .is_some_and(|l| l.benched_until <= now && l.can_take(self.limits_for(l)) && !self.host_full(l))
     }
 
     fn can_give(&self, idx: NodeIdx) -> bool {

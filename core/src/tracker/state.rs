@@ -63,7 +63,12 @@ pub(crate) struct Load {
     pub(crate) benched_until: crate::time::Time,
     /// Its failure reports since its last verified copy (each benches it twice as long).
     pub(crate) fail_streak: u8,
+    /// Its address group's index in `Tracker::hosts`, or [`NO_HOST`] (exempt from caps).
+    pub(crate) host: u32,
 }
+
+/// [`Load::host`] of a node exempt from per-address caps (loopback, or no cap set).
+pub(crate) const NO_HOST: u32 = u32::MAX;
 
 impl Load {
     pub(crate) fn can_take(&self, l: &super::Limits) -> bool {

@@ -1285,6 +1285,50 @@ fn connections_per_address_are_capped_with_an_explicit_overloaded() {
     }
 }
 
+/// Identities are free, addresses are not: three identities from one address hold at most
+/// `max_downloads_per_host` (4) orders together, though each alone could hold 3; another
+/// address gets its own 3 beside them; a finished copy frees a place that one of the
+/// address's waiting identities takes at once; loopback is exempt.
+#[test]
+fn one_address_holds_at_most_its_download_cap_across_identities() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.max_downloads_per_host = 4;
+    cfg.limits.max_downloads = 3;
+    cfg.seed_limits.max_uploads = 100;
+    cfg.seed_limits.max_transfers = 100;
+    let mut b = Bench::with(cfg);
+    let (_, content) = b.seed_with(manifest("a.bin", 60, 1000));
+    let join = |b: &mut Bench, host: &str, id: u32| {
+        let (conn, _) = b.connect_from(host, id, Role::Peer, Some(8000));
+        b.tr.handle_message(b.now, conn, Message::Request(Interest::all(content)));
+        conn
+    };
+    let crowd: Vec<ConnId> = (10..13).map(|id| join(&mut b, "10.9.9.9", id)).collect();
+    let other = join(&mut b, "10.9.9.8", 20);
+    let local: Vec<ConnId> = (30..33).map(|id| join(&mut b, "127.0.0.1", id)).collect();
+    let os = orders(&b.drain());
+    let taking = |conns: &[ConnId], os: &[(ConnId, TransferOrder)]| {
+        os.iter().filter(|(c, o)| conns.contains(c) && o.side == Side::Taker).count()
+    };
+    assert_eq!(taking(&crowd, &os), 4, "one address, three identities");
+    assert_eq!(taking(&[other], &os), 3, "another address");
+    assert_eq!(taking(&local, &os), 9, "loopback is exempt");
+    let (conn, o) = os.iter().find(|(c, o)| crowd.contains(c) && o.side == Side::Taker).unwrap().clone();
+    b.complete(conn, &o, 1000);
+    let more = orders(&b.drain());
+    assert_eq!(taking(&crowd, &more), 1, "the freed place goes back to the address, no more");
+    // The identity holding most of the address's orders leaves: the two waiting take its
+    // places (they are scheduled again when the address's count drops below the cap).
+    let all: Vec<_> = os.iter().chain(&more).cloned().collect();
+    let holds = |c: ConnId| all.iter().filter(|(x, o)| *x == c && o.side == Side::Taker).count();
+    let leaving = *crowd.iter().max_by_key(|&&c| (holds(c), c)).unwrap();
+    let freed = holds(leaving) - usize::from(leaving == conn);
+    assert!(freed >= 2, "the leaver held {freed}");
+    b.tr.handle_closed(b.now, leaving);
+    let rest: Vec<ConnId> = crowd.iter().copied().filter(|&c| c != leaving).collect();
+    assert_eq!(taking(&rest, &orders(&b.drain())), freed, "the waiting identities take the freed places");
+}
+
 /// A banned giver's address stays banned: the same host under a new `PeerId` starts banned
 /// (never ordered from), another host does not; with `ban_hosts` off, it starts clean.
 #[test]

@@ -241,6 +241,9 @@ impl Tracker {
         };
         self.loads[giver.0 as usize].up += 1;
         self.loads[taker.0 as usize].down += 1;
+        if let Some(h) = self.hosts.get_mut(self.loads[taker.0 as usize].host as usize) {
+            h.orders += 1;
+        }
         if let Some(g) = self.node_mut(giver) {
             g.orders.push(token);
         }
@@ -541,6 +544,16 @@ impl Tracker {
         }
         let tl = &mut self.loads[t.taker.0 as usize];
         tl.down = tl.down.saturating_sub(1);
+        let cap = self.config.max_downloads_per_host;
+        if let Some(h) = self.hosts.get_mut(tl.host as usize) {
+            let was_full = h.orders >= cap;
+            h.orders = h.orders.saturating_sub(1);
+            if was_full && h.orders < cap {
+                for idx in std::mem::take(&mut h.waiting) {
+                    self.mark_dirty(idx);
+                }
+            }
+        }
         if let Some(g) = self.node_mut(t.giver) {
             g.orders.retain(|&o| o != token);
         }
