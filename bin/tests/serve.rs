@@ -72,7 +72,7 @@ impl Response {
 }
 
 /// Sends `request` on `conn` and reads one response (its body by `Content-Length`; none
-/// for HEAD).
+/// for HEAD or 304).
 fn exchange(conn: &mut BufReader<TcpStream>, request: &str) -> Response {
     conn.get_mut().write_all(request.as_bytes()).unwrap();
     let mut line = String::new();
@@ -91,7 +91,7 @@ fn exchange(conn: &mut BufReader<TcpStream>, request: &str) -> Response {
         headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
     }
     let len: usize = headers.iter().find(|(n, _)| n == "content-length").unwrap().1.parse().unwrap();
-    let mut body = vec![0; if request.starts_with("HEAD") { 0 } else { len }];
+    let mut body = vec![0; if request.starts_with("HEAD") || status == 304 { 0 } else { len }];
     conn.read_exact(&mut body).unwrap();
     Response { status, headers, body }
 }
@@ -162,6 +162,26 @@ fn get_serve_answers_ranges_with_the_exact_bytes_while_it_downloads() {
         assert!(r.body == src, "the whole body differs");
         let r = exchange(&mut c, "GET /other.mp4 HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(r.status, 404);
+        // Validators: the tag is the manifest's, and conditions follow it.
+        let tag = r_tag(&exchange(&mut c, &get_range("bytes=0-0")));
+        assert!(tag.len() == 34 && tag.starts_with('"') && tag.ends_with('"'), "ETag {tag}");
+        let if_range =
+            |tag: &str| format!("GET / HTTP/1.1\r\nRange: bytes=100-199\r\nIf-Range: {tag}\r\n\r\n");
+        let r = exchange(&mut c, &if_range(&tag));
+        assert_eq!((r.status, r.body.as_slice()), (206, &src[100..200]), "If-Range with our tag");
+        for other in
+            ["\"0123456789abcdef0123456789abcdef\"", "Wed, 21 Oct 2015 07:28:00 GMT", &format!("W/{tag}")]
+        {
+            let r = exchange(&mut c, &if_range(other));
+            assert_eq!(r.status, 200, "If-Range {other} must get the whole body");
+            assert!(r.body == src, "If-Range {other}: the whole body differs");
+        }
+        let r = exchange(&mut c, &format!("GET / HTTP/1.1\r\nIf-None-Match: \"x\", {tag}\r\n\r\n"));
+        assert_eq!(r.status, 304, "If-None-Match with our tag");
+        assert_eq!(r.header("etag"), Some(tag.as_str()));
+        assert_eq!(r.header("content-length"), Some(size.to_string().as_str()));
+        let r = exchange(&mut c, "GET / HTTP/1.1\r\nIf-None-Match: \"x\"\r\nRange: bytes=0-9\r\n\r\n");
+        assert_eq!((r.status, r.body.as_slice()), (206, &src[..10]), "If-None-Match with another tag");
         // A malformed request closes that client only.
         let mut bad = connect(addr);
         let r = exchange(&mut bad, "GET / HTTP/1.1\r\nBad Header\r\n\r\n");
@@ -183,6 +203,11 @@ fn get_serve_answers_ranges_with_the_exact_bytes_while_it_downloads() {
     assert!(run_polling(&mut swarm.rt, LIMIT, || out.exists()), "the download did not complete");
     assert!(std::fs::read(&out).unwrap() == source, "the copy differs");
     drop(served);
+}
+
+/// A response's `ETag`.
+fn r_tag(r: &Response) -> String {
+    r.header("etag").expect("an ETag").to_owned()
 }
 
 /// Bytes of `source` already in place in `part`, counted in whole chunks.

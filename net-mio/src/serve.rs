@@ -13,6 +13,11 @@
 //!   waits (the client is not timed out meanwhile) and the position is reported through
 //!   [`MediaServer::take_seek`], so the node can move those chunks to the front. A request
 //!   that arrives before the manifest waits for it likewise.
+//! - A file's answers carry `ETag`, a strong validator from the manifest's root hash (the
+//!   same bytes, the same tag, on any node). `If-Range` with another tag (or a date: we send
+//!   no `Last-Modified`) gets the whole body with `200` instead of the range, so a player
+//!   resuming a download of changed content never splices two versions; `If-None-Match`
+//!   with the tag (or `*`) gets `304`. A live stream, still growing, has no tag.
 //! - Keep-alive (HTTP/1.1 unless `Connection: close`; HTTP/1.0 closes), pipelined requests
 //!   answered in order.
 //!
@@ -50,6 +55,10 @@ pub trait MediaSource {
     /// Verified bytes from `offset`, at most `max` and at most to the end of the chunk that
     /// holds `offset`; `Ok(None)` while that chunk is not verified.
     fn read(&mut self, offset: u64, max: u64) -> Result<Option<Bytes>, String>;
+    /// A strong entity tag for the content (quotes included), when its bytes are fixed.
+    fn etag(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The HTTP server of `get --serve`.
@@ -84,6 +93,8 @@ struct Request {
     method_ok: bool,
     path_ok: bool,
     range: Option<String>,
+    if_range: Option<String>,
+    if_none_match: Option<String>,
     keep_alive: bool,
 }
 
@@ -306,7 +317,7 @@ fn serve_some(
             break;
         };
         if let Some(r) = c.state.pending.take() {
-            answer(c, &r, size, ctx);
+            answer(c, &r, size, src.etag().as_deref(), ctx);
         }
     }
     Ok(())
@@ -369,6 +380,8 @@ fn parse(buf: &[u8], ctx: &Ctx<'_>) -> Parsed {
         method_ok: (method == "GET" || method == "HEAD") && !has_body,
         path_ok: name.is_empty() || name == ctx.path || name == last,
         range: header("range").map(str::to_owned),
+        if_range: header("if-range").map(|v| v.trim().to_owned()),
+        if_none_match: header("if-none-match").map(str::to_owned),
         keep_alive: keep_alive && !has_body,
     };
     Parsed::Request(r, n)
@@ -384,9 +397,23 @@ struct Answer {
     body: Result<(u64, u64), &'static str>,
 }
 
-fn answer(c: &mut Client<Session>, r: &Request, size: u64, ctx: &Ctx<'_>) {
+fn answer(c: &mut Client<Session>, r: &Request, size: u64, etag: Option<&str>, ctx: &Ctx<'_>) {
     let text = "text/plain; charset=utf-8";
-    let ranges = "Accept-Ranges: bytes\r\n";
+    let tag_line = etag.map(|t| format!("ETag: {t}\r\n")).unwrap_or_default();
+    let ranges = format!("Accept-Ranges: bytes\r\n{tag_line}");
+    // `If-Range`: the range holds only for the representation the client has (strong
+    // comparison; a date never matches, as we send no `Last-Modified`).
+    let range = match (&r.if_range, etag) {
+        (Some(v), Some(t)) if v == t => r.range.as_deref(),
+        (Some(_), _) => None,
+        (None, _) => r.range.as_deref(),
+    };
+    let not_modified = match (&r.if_none_match, etag) {
+        (Some(v), Some(t)) => {
+            v.split(',').map(|x| x.trim().trim_start_matches("W/")).any(|x| x == t || x == "*")
+        }
+        _ => false,
+    };
     let a = if !r.method_ok {
         let extra = "Allow: GET, HEAD\r\n".into();
         Answer {
@@ -404,15 +431,13 @@ fn answer(c: &mut Client<Session>, r: &Request, size: u64, ctx: &Ctx<'_>) {
             extra: String::new(),
             body: Err("not found: try /\n"),
         }
+    } else if not_modified {
+        Answer { code: 304, reason: "Not Modified", ctype: ctx.ctype, extra: ranges, body: Err("") }
     } else {
-        match parse_range(r.range.as_deref(), size) {
-            RangeSpec::Full => Answer {
-                code: 200,
-                reason: "OK",
-                ctype: ctx.ctype,
-                extra: ranges.into(),
-                body: Ok((0, size)),
-            },
+        match parse_range(range, size) {
+            RangeSpec::Full => {
+                Answer { code: 200, reason: "OK", ctype: ctx.ctype, extra: ranges, body: Ok((0, size)) }
+            }
             RangeSpec::Part(first, last) => Answer {
                 code: 206,
                 reason: "Partial Content",
@@ -439,7 +464,9 @@ fn answer(c: &mut Client<Session>, r: &Request, size: u64, ctx: &Ctx<'_>) {
             s.body = Some(if r.head_only { (end, end) } else { (first, end) });
         }
         Err(msg) => {
-            let mut h = head(a.code, a.reason, a.ctype, msg.len() as u64, &a.extra, keep_alive);
+            // A 304 has no content; its length is the full representation's (RFC 9110 §8.6).
+            let len = if a.code == 304 { size } else { msg.len() as u64 };
+            let mut h = head(a.code, a.reason, a.ctype, len, &a.extra, keep_alive);
             if !r.head_only {
                 h.extend_from_slice(msg.as_bytes());
             }

@@ -169,6 +169,13 @@ impl<S: ChunkStore> Peer<S> {
         self.node.contents.get(&content).is_some_and(|c| c.have.contains(chunk))
     }
 
+    /// The root hash of a file's manifest ([`crate::Manifest::root`]); `None` before the
+    /// manifest or for a live stream (its root changes with every append).
+    pub fn content_root(&self, content: ContentId) -> Option<crate::Digest> {
+        let m = &self.node.contents.get(&content)?.manifest;
+        (!m.is_live()).then(|| m.root())
+    }
+
     /// A content's size in bytes, once its manifest came (for a live one, so far).
     pub fn content_size(&self, content: ContentId) -> Option<u64> {
         self.node.contents.get(&content).map(|c| c.manifest.geometry.size)

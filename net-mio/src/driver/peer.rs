@@ -477,6 +477,12 @@ impl MediaSource for Source<'_> {
         let to = from.saturating_add(usize::try_from(max).unwrap_or(usize::MAX)).min(bytes.len());
         Ok(Some(bytes.slice(from..to)))
     }
+
+    fn etag(&self) -> Option<String> {
+        let root = self.0.peer.content_root(self.0.content?)?;
+        // 128 bits of the root: as unique as a tag needs, short enough to read.
+        Some(format!("\"{}\"", &root.to_string()[..32]))
+    }
 }
 
 /// `FILE.part` beside `FILE`: where a file output grows until it is complete.
