@@ -17,6 +17,7 @@
 mod harness;
 
 use harness::{Options, PeerSpec, Swarm};
+use pdtp_core::tracker::trust::Outcome;
 use pdtp_core::tracker::{Limits, TrackerConfig, TrackerEvent, UploadSlots};
 use pdtp_core::{PeerId, Span};
 use proptest::prelude::*;
@@ -157,19 +158,33 @@ fn on_demand_swarm_with(
     s
 }
 
-/// Every corrupting giver with `ban_after_failures` corrupt transfers and no success was
-/// banned, unless it was gone from the tracker by then (a ban applies to a connected node),
-/// and no honest giver was ever blamed for corruption.
+/// Every corrupting giver with `ban_after_failures` corrupt transfers, no success and
+/// corrupt copies reported by two takers or more (one taker's word bans nobody) was banned,
+/// unless it was gone from the tracker by then (a ban applies to a connected node), and no
+/// honest giver was ever blamed for corruption.
 fn check_corrupt_banned(s: &Swarm) -> Result<(), String> {
     let threshold = s.tracker.config().ban_after_failures;
     for (k, slot) in s.peers.iter().enumerate() {
         let id = PeerId(k as u32 + 2);
         let r = s.tracker.trust().giver(id);
         let present = slot.machine.is_some() && !slot.tracker_lost;
+        let mut witnesses: Vec<PeerId> = s
+            .tracker_events
+            .iter()
+            .filter_map(|e| match e {
+                TrackerEvent::Finished { giver, taker, outcome: Outcome::Corrupt, .. } if *giver == id => {
+                    Some(*taker)
+                }
+                _ => None,
+            })
+            .collect();
+        witnesses.sort_unstable();
+        witnesses.dedup();
         if slot.spec.corrupt
             && present
             && r.corrupt >= threshold
             && r.successes == 0
+            && witnesses.len() >= 2
             && !s.banned.contains(&id)
         {
             return Err(format!(

@@ -10,6 +10,7 @@
 //! pass serves dirty nodes as takers and as givers. A decision looks at per-chunk holder and
 //! wanter indexes and bitsets, never at every peer.
 
+mod blame;
 mod config;
 mod events;
 mod handshake;
@@ -71,6 +72,8 @@ pub struct Tracker {
     by_content: BTreeMap<ContentId, u32>,
     transfers: TransferTable,
     trust: TrustGraph,
+    /// Reports of bad copies per giver, with their witnesses ([`blame`]).
+    blame: blame::Blame,
     dirty: VecDeque<NodeIdx>,
     /// Nodes with free upload slots that found nothing to give; the sweep retries them.
     idle_givers: Vec<NodeIdx>,
@@ -178,6 +181,7 @@ impl Tracker {
             by_content: BTreeMap::new(),
             transfers: TransferTable::default(),
             trust,
+            blame: blame::Blame::default(),
             dirty: VecDeque::new(),
             idle_givers: Vec::new(),
             benched: BTreeSet::new(),

@@ -65,6 +65,8 @@ pub(crate) struct Load {
     pub(crate) fail_streak: u8,
     /// Its address group's index in `Tracker::hosts`, or [`NO_HOST`] (exempt from caps).
     pub(crate) host: u32,
+    /// A taker said it sent a corrupt copy: some takers may shun it (`Tracker::shuns`).
+    pub(crate) claimed_corrupt: bool,
 }
 
 /// [`Load::host`] of a node exempt from per-address caps (loopback, or no cap set).

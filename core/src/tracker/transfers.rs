@@ -433,6 +433,14 @@ impl Tracker {
         if outcome == Outcome::Failed && wanted {
             self.bench_failing_taker(now, t.taker);
         }
+        match outcome {
+            Outcome::Verified => {
+                self.blame.vindicate(t.giver_id, (t.content, t.chunk));
+            }
+            Outcome::Corrupt => self.accuse(&t, Some((t.content, t.chunk))),
+            Outcome::Failed if wanted => self.accuse(&t, None),
+            Outcome::Failed => {}
+        }
         let taker_id = self.node(idx).map(|n| n.id);
         self.trust.record_slots(t.taker_slot, t.giver_slot, outcome);
         let verified = outcome == Outcome::Verified;
@@ -644,6 +652,7 @@ impl Tracker {
         self.release(&t, token, false);
         if stalled {
             self.trust.record_slots(t.taker_slot, t.giver_slot, Outcome::Failed);
+            self.accuse(&t, None);
             self.check_ban(t.giver_id);
         }
         if leaving != Some(t.taker) {
@@ -678,10 +687,44 @@ impl Tracker {
     }
 
     /// Whether a giver's record says it keeps failing.
+    /// Whether giver `id` has failed often enough, and by the word of takers at enough
+    /// addresses ([`super::blame`]), to be banned.
     pub(super) fn is_ban_worthy(&self, id: PeerId) -> bool {
         let r = self.trust.giver(id);
         let bad = r.transfers - r.successes;
-        bad >= self.config.ban_after_failures && bad * 2 > r.transfers
+        bad >= self.config.ban_after_failures
+            && bad * 2 > r.transfers
+            && self.blame.witnesses(id) >= super::blame::WITNESSES
+    }
+
+    /// Records `t`'s taker's report of a bad copy from its giver, witnessed from the taker's
+    /// address group (on loopback, where every test swarm lives, its identity).
+    fn accuse(&mut self, t: &Transfer, about: Option<(ContentId, ChunkIndex)>) {
+        let Some(taker) = self.node(t.taker) else { return };
+        let taker_id = taker.id;
+        let witness = match self.conns.get(&taker.conn) {
+            Some(c) if !super::is_loopback(&c.remote_host) => c.group.clone(),
+            _ => format!("peer {}", taker_id.0),
+        };
+        self.blame.accuse(t.giver_id, taker_id, witness, about);
+        // Not a seed: the publisher re-checks a rejected chunk itself (and withdraws it if
+        // its copy is bad), and a taker shunning the origin could starve.
+        let giver = &mut self.loads[t.giver.0 as usize];
+        if about.is_some() && !giver.seed {
+            giver.claimed_corrupt = true;
+        }
+    }
+
+    /// Whether `taker` said `giver` sent it a corrupt copy: no more orders between the two,
+    /// so a lone victim is served elsewhere without its word banning anyone.
+    pub(super) fn shuns(&self, taker: NodeIdx, giver: NodeIdx) -> bool {
+        if !self.loads.get(giver.0 as usize).is_some_and(|l| l.claimed_corrupt) {
+            return false;
+        }
+        match (self.node(taker), self.node(giver)) {
+            (Some(t), Some(g)) => self.blame.shuns(t.id, g.id),
+            _ => false,
+        }
     }
 
     fn check_ban(&mut self, id: PeerId) {
