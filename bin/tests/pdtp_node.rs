@@ -784,15 +784,22 @@ fn nodes_outlive_a_closed_stderr() {
     let mut tracker = spawn(&["tracker", "--conf", conf.to_str().unwrap()]);
     // Another chunk size than the tracker's config: the tracker warns when it publishes.
     let seed_conf = write_seed_conf(dir.path(), "", port, &root, 65536);
-    std::thread::sleep(Duration::from_millis(300));
+    // Until the tracker listens (its start line cannot be read here: that is the point).
+    let end = std::time::Instant::now() + LIMIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < end, "the tracker never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut seed = spawn(&["seed", "--conf", seed_conf.to_str().unwrap()]);
     let url = format!("pdtp://127.0.0.1:{port}/a.bin");
     let args = ["get", &url, "-o", "a.bin", "--listen", "0", "--seed-for", "0s", "--wait", "20s"];
     let mut get =
-        Reaped(Command::new(BIN).args(args).current_dir(dir.path()).stderr(Stdio::null()).spawn().unwrap());
+        Reaped(Command::new(BIN).args(args).current_dir(dir.path()).stderr(Stdio::piped()).spawn().unwrap());
     // Bounded: a get whose tracker died keeps trying to reconnect.
     let status = pdtp_tests::wait_child(&mut get.0, LIMIT, "get did not finish: a node died");
-    assert!(status.success(), "get failed");
+    let mut err = String::new();
+    get.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "get failed: {err}");
     assert!(std::fs::read(dir.path().join("a.bin")).unwrap() == source);
     assert!(tracker.0.try_wait().unwrap().is_none(), "the tracker died");
     assert!(seed.0.try_wait().unwrap().is_none(), "the seed died");
