@@ -98,6 +98,9 @@ pub enum SeedEvent {
     Refused(Notice),
     /// The tracker link is gone.
     TrackerLost,
+    /// The tracker warns about something we publish (a live stream past what its swarm can
+    /// carry, and when it is back within): for the operator, not a fault of this node.
+    TrackerWarning(Notice),
     /// An event of the engine seeds share with peers: a chunk served, a rejecting verdict on
     /// one, a failed transfer, a problem.
     Node(NodeEvent),
@@ -300,7 +303,7 @@ impl<S: ChunkStore> Seed<S> {
                 self.queued.append(&mut self.sent);
             }
             Up::Tracker(Message::Published(p)) => self.on_published(now, p),
-            Up::Tracker(Message::Warning(n)) => self.node.emit(NodeEvent::Problem(n)),
+            Up::Tracker(Message::Warning(n)) => self.node.events.push_back(SeedEvent::TrackerWarning(n)),
             Up::Tracker(other) => {
                 let n =
                     Notice::new(ErrorCode::Unexpected, format!("tracker sent {} to a seed", other.kind()));

@@ -454,6 +454,7 @@ impl Tracker {
     }
 
     fn sweep(&mut self, now: Time) {
+        self.advise_live_seeds(now);
         // Silent connections: no `Hello` within the hello timeout; and, once the tracker is
         // over half full, nothing after it within another (every honest node asks,
         // publishes or offers at once; one that only said hello holds a slot of

@@ -156,6 +156,9 @@ pub(crate) struct Content {
     pub(crate) bytes_from_origin: u64,
     pub(crate) bytes_from_peers: u64,
     pub(crate) completions: u32,
+    /// Live: how feasible the stream was when its seed was last told, and when
+    /// (`Tracker::advise_live_seeds`).
+    pub(crate) advised: Option<(super::stats::Feasibility, crate::time::Time)>,
 }
 
 /// What the tracker keeps of a signed content: the chain it checks each append against, and
@@ -247,6 +250,7 @@ impl Content {
             bytes_from_origin: 0,
             bytes_from_peers: 0,
             completions: 0,
+            advised: None,
         };
         c.grow(n);
         c

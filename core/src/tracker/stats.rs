@@ -2,10 +2,10 @@
 
 use super::Tracker;
 use super::state::{Content, NodeIdx};
-use crate::bounds::{LiveBounds, LiveSwarm};
+use crate::bounds::{LiveBounds, LiveSwarm, RATE_MARGIN};
 use crate::ids::{ChunkIndex, ContentId, Endpoint, PeerId, Token};
-use crate::time::Time;
-use crate::wire::Role;
+use crate::time::{Span, Time};
+use crate::wire::{ErrorCode, Message, Notice, Role};
 
 /// One node as the stats page shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,7 +104,77 @@ pub struct TrackerStats {
     pub decisions: u64,
 }
 
+/// How a live stream stands against what its swarm can carry ([`LiveBounds`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Feasibility {
+    /// At most [`RATE_MARGIN`] × r_max.
+    Fits,
+    /// Above the margin the live targets hold to, within r_max.
+    PastMargin,
+    /// Above r_max: no schedule carries it to every viewer.
+    Infeasible,
+}
+
+/// A seed is told again about an unchanged verdict no sooner than this.
+const ADVICE_EVERY: Span = Span::from_secs(30);
+
 impl Tracker {
+    /// Tells the seed of each live stream, in a `Warning`, when the stream moves past what
+    /// its swarm's measured uplinks can carry (and when it is back within): the seed's
+    /// operator is the one who can lower the bitrate or add upload, and nothing else would
+    /// say so before viewers stall. Sent when the verdict changes, a worse one at once, a
+    /// better one after [`ADVICE_EVERY`] (measured rates wobble).
+    pub(super) fn advise_live_seeds(&mut self, now: Time) {
+        for ci in 0..self.contents.len() {
+            let c = &self.contents[ci];
+            let Some(b) = c.manifest.live.and(self.live_bounds(c)) else { continue };
+            let verdict = if b.load > 1.0 {
+                Feasibility::Infeasible
+            } else if b.load > RATE_MARGIN {
+                Feasibility::PastMargin
+            } else {
+                Feasibility::Fits
+            };
+            let due = match c.advised {
+                None => verdict != Feasibility::Fits,
+                Some((last, at)) => {
+                    verdict > last || (verdict < last && now.saturating_since(at) >= ADVICE_EVERY)
+                }
+            };
+            let Some(conn) = self.by_id.get(&c.publisher).and_then(|&i| self.node(i)).map(|n| n.conn) else {
+                continue;
+            };
+            if !due {
+                continue;
+            }
+            let (path, viewers) = (c.manifest.path.clone(), c.viewers.len());
+            let rate = c.manifest.live.map_or(0, |l| l.bitrate_bps) as f64 / 1e6;
+            let bounds = format!(
+                "r_max {:.2} Mbit/s from the measured uplinks of the origin and {viewers} viewers; the \
+                 stream at {rate:.2} Mbit/s is {:.2} × r_max",
+                b.r_max_bps / 1e6,
+                b.load
+            );
+            let detail = match verdict {
+                Feasibility::Infeasible => format!(
+                    "live stream '{path}': {bounds}: the swarm cannot carry it to every viewer; lower \
+                     the bitrate or add upload (viewers need a buffer of at least {:.1} s at this chunk size)",
+                    b.buffer_that_fits()
+                ),
+                Feasibility::PastMargin => format!(
+                    "live stream '{path}': {bounds}, past the {RATE_MARGIN} × r_max the live targets hold to: \
+                     expect stalls (viewers need a buffer of at least {:.1} s at this chunk size)",
+                    b.buffer_that_fits()
+                ),
+                Feasibility::Fits => {
+                    format!("live stream '{path}': {bounds}: within what the swarm carries again")
+                }
+            };
+            self.contents[ci].advised = Some((verdict, now));
+            self.send(conn, Message::Warning(Notice::new(ErrorCode::Overloaded, detail)));
+        }
+    }
+
     /// [`ContentStats::live_bounds`] of `c`.
     fn live_bounds(&self, c: &Content) -> Option<LiveBounds> {
         let live = c.manifest.live?;

@@ -528,6 +528,50 @@ fn false_corruption_reports_from_one_address_ban_nobody() {
     assert_eq!(b.tr.stats().contents[0].completions, 8, "everyone finished");
 }
 
+/// The seed of a live stream is told when the stream outgrows what the swarm's measured
+/// uplinks carry (here: a seed measured at 80 kbit/s, viewers not measured, an 8 kbit/s
+/// stream; r_max = 80 kbit/s ÷ viewers), once per change, and when it fits again (after
+/// 30 s, as measured rates wobble).
+#[test]
+fn a_live_seed_is_told_when_its_stream_outgrows_the_swarm() {
+    let mut b = Bench::new();
+    let (content, seed) = b.live_show_of_two_chunks();
+    let first = b.live_viewer(10, content);
+    let os = orders(&b.drain());
+    let (_, o) = os.iter().find(|(c, o)| *c == first && o.side == Side::Taker).expect("an order").clone();
+    b.now += Span::from_millis(100);
+    b.complete(first, &o, 100_000);
+    b.drain();
+    let warnings = |b: &mut Bench| -> Vec<Notice> {
+        b.drain()
+            .into_iter()
+            .filter_map(|t| match t {
+                Transmit::Send { conn, msg: Message::Warning(n) } if conn == seed => Some(n),
+                _ => None,
+            })
+            .collect()
+    };
+    b.advance(Span::from_secs(3));
+    assert_eq!(warnings(&mut b), vec![], "one viewer: 0.1 x r_max");
+    let crowd: Vec<ConnId> = (11..30).map(|id| b.live_viewer(id, content)).collect();
+    b.advance(Span::from_secs(3));
+    let w = warnings(&mut b);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].code, ErrorCode::Overloaded);
+    assert!(w[0].detail.contains("'show'") && w[0].detail.contains("cannot carry"), "{}", w[0].detail);
+    assert!(w[0].detail.contains("2.00 × r_max") && w[0].detail.contains("20 viewers"), "{}", w[0].detail);
+    b.advance(Span::from_secs(3));
+    assert_eq!(warnings(&mut b), vec![], "said once");
+    for &c in &crowd[..15] {
+        b.tr.handle_closed(b.now, c);
+    }
+    b.advance(Span::from_secs(3));
+    assert_eq!(warnings(&mut b), vec![], "a better verdict waits");
+    b.advance(Span::from_secs(30));
+    let w = warnings(&mut b);
+    assert!(w.len() == 1 && w[0].detail.contains("within what the swarm carries again"), "{w:?}");
+}
+
 /// A connection that says hello and then nothing holds a slot of `max_connections` and gives
 /// nothing: once the tracker is over half full, it is closed when it stayed silent another
 /// hello timeout (1 023 of them used to lock every honest viewer out). One that asked

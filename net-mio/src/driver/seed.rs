@@ -245,6 +245,7 @@ impl SeedNode {
             SeedEvent::Node(NodeEvent::Problem(n)) => {
                 tracing::debug!(code = ?n.code, detail = %n.detail, "problem")
             }
+            SeedEvent::TrackerWarning(n) => tracing::warn!("the tracker says: {}", n.detail),
             SeedEvent::Node(NodeEvent::VerdictRejected { chunk, to, .. }) => {
                 tracing::warn!(chunk, %to, "a taker rejected a chunk we served")
             }
