@@ -835,3 +835,78 @@ fn a_get_gives_up_on_a_tracker_that_does_not_come_back() {
     assert!(last.contains("has not come back (--tracker-wait)"), "{err}");
     assert!(!dir.path().join("slow.bin").exists() && part.exists(), "the partial copy stays a .part");
 }
+
+/// `seed --live` says when its stream outgrows the swarm: a 1 Mbit/s stream from a seed
+/// capped at 40 kB/s (320 kbit/s) to three viewers capped at 1 kB/s up has r_max near
+/// 110 kbit/s, and the tracker's warning reaches the seed's stderr as one line.
+#[test]
+fn a_live_seed_prints_the_trackers_warning_when_its_stream_outgrows_the_swarm() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    let port = swarm.tracker_addr.port();
+    let conf = dir.path().join("live.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "host: 127.0.0.1\nport: {port}\nfile_root: {}\nchunk_size: 16384\nlive_chunk_size: 16384\n\
+             listen_port: 0\nseed_key: {KEY}\nseed_identity: {}\n",
+            dir.path().join("empty").display(),
+            dir.path().join("seed-identity").display()
+        ),
+    )
+    .unwrap();
+    let mut seed = Reaped(
+        Command::new(BIN)
+            .args(["seed", "--conf", conf.to_str().unwrap(), "--live", "show.ts"])
+            .args(["--bitrate", "1Mbit/s", "--max-upload-rate", "40kB"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = std::io::BufReader::new(seed.0.stderr.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let tracker = swarm.tracker;
+    let published = swarm
+        .rt
+        .run_until(LIMIT, |rt| match rt.node(tracker) {
+            Some(Node::Tracker(t)) => t.tracker().stats().contents.iter().any(|c| c.path == "show.ts"),
+            _ => false,
+        })
+        .unwrap();
+    assert!(published, "the seed never published its live stream");
+    let url = format!("pdtp://127.0.0.1:{port}/show.ts");
+    let _viewers: Vec<Reaped> = (0..3)
+        .map(|_| {
+            let args = ["get", &url, "-o", "-", "--listen", "0", "--max-upload-rate", "1kB"];
+            Reaped(Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
+        })
+        .collect();
+    // The stream at 1 Mbit/s: 16 kB every 131 ms, until the warning comes (or the limit).
+    let mut stdin = seed.0.stdin.take().unwrap();
+    let piece = pdtp_tests::random_bytes(16384, 17);
+    let mut seen = Vec::new();
+    let start = std::time::Instant::now();
+    let mut written = 0u32;
+    let warned = run_polling(&mut swarm.rt, LIMIT, || {
+        while start.elapsed() >= Duration::from_millis(131) * written {
+            let _ = stdin.write_all(&piece);
+            written += 1;
+        }
+        seen.extend(rx.try_iter());
+        seen.iter().any(|l| l.contains("the tracker says: live stream 'show.ts'"))
+    });
+    assert!(warned, "no warning on the seed's stderr: {seen:?}");
+    let line = seen.iter().find(|l| l.contains("the tracker says")).unwrap();
+    eprintln!("{line}");
+    assert!(line.contains("cannot carry it to every viewer") && line.contains("× r_max"), "{line}");
+}

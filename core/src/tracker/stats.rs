@@ -155,16 +155,19 @@ impl Tracker {
                 b.r_max_bps / 1e6,
                 b.load
             );
+            // (Under a tenth of a second, as on loopback, the buffer is not worth a word.)
+            let buffer = Some(b.buffer_that_fits())
+                .filter(|&s| s >= 0.1)
+                .map(|s| format!(" (viewers need a buffer of at least {s:.1} s at this chunk size)"))
+                .unwrap_or_default();
             let detail = match verdict {
                 Feasibility::Infeasible => format!(
                     "live stream '{path}': {bounds}: the swarm cannot carry it to every viewer; lower \
-                     the bitrate or add upload (viewers need a buffer of at least {:.1} s at this chunk size)",
-                    b.buffer_that_fits()
+                     the bitrate or add upload{buffer}"
                 ),
                 Feasibility::PastMargin => format!(
                     "live stream '{path}': {bounds}, past the {RATE_MARGIN} × r_max the live targets hold to: \
-                     expect stalls (viewers need a buffer of at least {:.1} s at this chunk size)",
-                    b.buffer_that_fits()
+                     expect stalls{buffer}"
                 ),
                 Feasibility::Fits => {
                     format!("live stream '{path}': {bounds}: within what the swarm carries again")

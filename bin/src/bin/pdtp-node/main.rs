@@ -165,8 +165,10 @@ fn init_logs(verbose: u8, quiet: bool, debug: bool) {
     // A second initialisation (never happens here) would only be refused; nothing to do then.
     // A failed write is dropped: by default the subscriber reports it with `eprintln!`,
     // which panics when stderr is gone, and a node must outlive its terminal.
+    // Colours only on a terminal: a log redirected to a file or read by a program gets text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .log_internal_errors(false)
         .try_init();
