@@ -910,3 +910,52 @@ fn a_live_seed_prints_the_trackers_warning_when_its_stream_outgrows_the_swarm() 
     eprintln!("{line}");
     assert!(line.contains("cannot carry it to every viewer") && line.contains("× r_max"), "{line}");
 }
+
+/// `state_file`: a tracker keeps its bans across a restart. One started on a state file that
+/// bans peer 4242 shows that identity banned on its stats page as soon as it says hello; a
+/// state file that is not one stops the tracker with one line naming it.
+#[test]
+fn a_tracker_restarted_on_its_state_file_keeps_its_bans() {
+    use pdtp_core::wire::codec;
+    use pdtp_core::wire::{Hello, PROTOCOL_VERSION, Role};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, r#"{"peers": [4242], "hosts": []}"#).unwrap();
+    let conf = format!("state_file: '{}'\n", state.display());
+    let (_tracker, port) = spawn_tracker(dir.path(), &conf, None).expect("the tracker starts");
+    let mut peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        peer_id: pdtp_core::PeerId(4242),
+        listen_port: Some(9),
+        role: Role::Peer,
+    };
+    let mut out = bytes::BytesMut::new();
+    codec::encode(&pdtp_core::Message::Hello(hello), &mut out).unwrap();
+    peer.write_all(&out).unwrap();
+    let end = std::time::Instant::now() + LIMIT;
+    let banned = loop {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port + 1)).unwrap();
+        conn.write_all(b"GET /stats.json HTTP/1.0\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        conn.read_to_string(&mut resp).unwrap();
+        let v: serde_json::Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let me = v["peers"].as_array().unwrap().iter().find(|p| p["id"] == 4242).cloned();
+        if let Some(me) = me {
+            break me["banned"].as_bool().unwrap();
+        }
+        assert!(std::time::Instant::now() < end, "peer 4242 never showed on the stats page: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(banned, "the identity banned in the state file starts clean");
+    // Not a state file: the tracker refuses to start, naming it.
+    std::fs::write(&state, "peers: [4242]").unwrap();
+    let file = dir.path().join("bad.yml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(&file, format!("port: {port}\nseed_key: {KEY}\n{conf}")).unwrap();
+    let out = Command::new(BIN).args(["tracker", "--conf", file.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a tracker started on a malformed state file: {err}");
+    assert!(err.contains("state.json") && err.contains("not a tracker state file"), "{err}");
+}

@@ -4,7 +4,8 @@
 //! `listen_port` (8000). Ours: `seed_key`, `seed_identity` (the file with a seed's signing
 //! key, made on first use), `policy` (the tracker's scheduling policy, in the
 //! simulator's vocabulary: [`PolicySpec`]), `max_connections` (1024), `max_connections_per_address` (64; loopback exempt),
-//! `max_downloads_per_address` (64; loopback exempt),
+//! `max_downloads_per_address` (64; loopback exempt), `state_file` (the tracker's bans, kept
+//! across restarts; none by default),
 //! `hello_timeout` (10 s),
 //! `max_upload_rate` / `max_download_rate` (optional, bytes per second), `sendfile` (a seed
 //! sends chunk payloads with `sendfile(2)`; off by default) and `debug`.
@@ -67,6 +68,8 @@ pub struct Config {
     /// The file holding a seed's signing key (made on first use); `None`:
     /// [`crate::identity::default_path`].
     pub seed_identity: Option<PathBuf>,
+    /// Where a tracker keeps what must outlive a restart (its bans); none: nothing kept.
+    pub state_file: Option<PathBuf>,
     /// The tracker's scheduling policy: the `policy:` section of a simulator scenario, with
     /// the same keys, units, defaults and validation.
     pub policy: PolicySpec,
@@ -152,6 +155,7 @@ struct RawConfig {
     listen_port: Option<u16>,
     seed_key: Option<String>,
     seed_identity: Option<PathBuf>,
+    state_file: Option<PathBuf>,
     policy: Option<PolicySpec>,
     max_connections: Option<usize>,
     max_connections_per_address: Option<u32>,
@@ -179,6 +183,7 @@ const KEYS: &[&str] = &[
     "listen_port",
     "seed_key",
     "seed_identity",
+    "state_file",
     "policy",
     "max_connections",
     "max_connections_per_address",
@@ -286,6 +291,9 @@ impl RawConfig {
         if self.file_root.as_deref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(bad("file_root", "must not be empty"));
         }
+        if self.state_file.as_deref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(bad("state_file", "must not be empty (leave it out to keep nothing)"));
+        }
         if self.seed_identity.as_deref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(bad("seed_identity", "must not be empty (leave it out for the default)"));
         }
@@ -317,6 +325,7 @@ impl RawConfig {
             listen_port: self.listen_port.unwrap_or(8000),
             seed_key: self.seed_key,
             seed_identity: self.seed_identity,
+            state_file: self.state_file,
             policy,
             max_connections,
             max_connections_per_address: self.max_connections_per_address.unwrap_or(64),
@@ -353,6 +362,7 @@ fn check_one(file: &str, key: &str, v: &serde_norway::Value) -> Result<(), Confi
         "listen_port" => ("listen_port", try_as::<Option<u16>>(v)),
         "seed_key" => ("seed_key", try_as::<Option<String>>(v)),
         "seed_identity" => ("seed_identity", try_as::<Option<PathBuf>>(v)),
+        "state_file" => ("state_file", try_as::<Option<PathBuf>>(v)),
         "policy" => return check_policy(file, v),
         "max_connections" => ("max_connections", try_as::<Option<usize>>(v)),
         "max_connections_per_address" => ("max_connections_per_address", try_as::<Option<u32>>(v)),

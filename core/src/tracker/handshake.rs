@@ -57,7 +57,9 @@ impl Tracker {
         // A giver that failed before keeps its record (and its ban) across reconnections, and
         // a new identity from a banned giver's address starts banned.
         let host_banned = self.conns.get(&conn).is_some_and(|c| self.banned_hosts.contains(&c.group));
-        let banned = self.is_ban_worthy(hello.peer_id) || (self.config.ban_hosts && host_banned);
+        let banned = self.is_ban_worthy(hello.peer_id)
+            || self.banned_ids.contains(&hello.peer_id)
+            || (self.config.ban_hosts && host_banned);
         let host = self.host_index(conn);
         self.up_rates.push(0.0);
         self.delivered.push(super::transfers::Delivered::default());

@@ -56,6 +56,8 @@ pub struct Tracker {
     host_ids: BTreeMap<String, u32>,
     /// Address groups of givers banned for bad copies (`ban_hosts`).
     banned_hosts: BTreeSet<String>,
+    /// Givers banned for bad copies, by identity (also those restored by [`Tracker::restore_bans`]).
+    banned_ids: BTreeSet<PeerId>,
     next_conn: u32,
     nodes: Vec<Option<Node>>,
     /// Scheduling facts per node, indexed like `nodes`.
@@ -123,6 +125,16 @@ fn content_id_for(path: &str, taken: impl Fn(ContentId) -> bool) -> ContentId {
     ContentId(id)
 }
 
+/// Givers banned for bad copies ([`Tracker::bans`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bans {
+    /// Banned identities.
+    pub peers: Vec<PeerId>,
+    /// Banned address groups (an IPv4 address, an IPv6 /64: [`address_group`]).
+    pub hosts: Vec<String>,
+}
+
 /// One address group's orders as taker ([`TrackerConfig::max_downloads_per_host`]).
 #[derive(Debug, Default)]
 struct HostDownloads {
@@ -170,6 +182,7 @@ impl Tracker {
             hosts: Vec::new(),
             host_ids: BTreeMap::new(),
             banned_hosts: BTreeSet::new(),
+            banned_ids: BTreeSet::new(),
             next_conn: 0,
             nodes: Vec::new(),
             loads: Vec::new(),
@@ -213,6 +226,22 @@ impl Tracker {
     /// every `get`) if no such content.
     pub(crate) fn ix(&self, id: ContentId) -> usize {
         self.by_content.get(&id).map_or(usize::MAX, |&i| i as usize)
+    }
+
+    /// Who is banned as a giver, by identity and by address group: what a tracker keeps
+    /// across a restart ([`Tracker::restore_bans`]), so a banned giver does not start clean.
+    pub fn bans(&self) -> Bans {
+        Bans {
+            peers: self.banned_ids.iter().copied().collect(),
+            hosts: self.banned_hosts.iter().cloned().collect(),
+        }
+    }
+
+    /// Bans kept from an earlier run: these identities start banned when they say hello, as
+    /// do new identities from these address groups (with `ban_hosts`).
+    pub fn restore_bans(&mut self, bans: &Bans) {
+        self.banned_ids.extend(bans.peers.iter().copied());
+        self.banned_hosts.extend(bans.hosts.iter().cloned());
     }
 
     /// The trust graph (read-only).

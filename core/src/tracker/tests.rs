@@ -1418,6 +1418,28 @@ fn one_address_holds_at_most_its_download_cap_across_identities() {
     assert_eq!(taking(&rest, &orders(&b.drain())), freed, "the waiting identities take the freed places");
 }
 
+/// Bans outlive a restart: a tracker that banned peer 10 (and its address) hands its bans to
+/// a fresh one, where peer 10 and a new identity from its address start banned, another
+/// address does not.
+#[test]
+fn bans_handed_to_a_restarted_tracker_still_hold() {
+    let b = corrupting_giver_run(GiverPolicy::Random);
+    let bans = b.tr.bans();
+    assert_eq!(bans.peers, vec![PeerId(10)]);
+    assert_eq!(bans.hosts, vec!["10.0.0.10".to_owned()]);
+    let mut fresh = Bench::new();
+    fresh.tr.restore_bans(&bans);
+    fresh.connect(10, Role::Peer, Some(8000));
+    fresh.connect_from("10.0.0.10", 77, Role::Peer, Some(8000));
+    fresh.connect(78, Role::Peer, Some(8000));
+    let banned =
+        |b: &Bench, id: u32| b.tr.stats().nodes.iter().find(|n| n.peer == PeerId(id)).unwrap().banned;
+    assert!(banned(&fresh, 10), "the banned identity");
+    assert!(banned(&fresh, 77), "a new identity from the banned address");
+    assert!(!banned(&fresh, 78), "another address");
+    assert_eq!(fresh.tr.bans(), bans, "what it hands on in turn");
+}
+
 /// A banned giver's address stays banned: the same host under a new `PeerId` starts banned
 /// (never ordered from), another host does not; with `ban_hosts` off, it starts clean.
 #[test]

@@ -735,6 +735,7 @@ impl Tracker {
         let load = &mut self.loads[idx.0 as usize];
         if load.alive && !load.banned && !load.seed {
             load.banned = true;
+            self.banned_ids.insert(id);
             self.events.push_back(TrackerEvent::Banned { peer: id });
             let conn = self.node(idx).and_then(|n| self.conns.get(&n.conn));
             if let Some(c) = conn.filter(|c| self.config.ban_hosts && !super::is_loopback(&c.remote_host)) {

@@ -1,13 +1,14 @@
 //! The tracker node: the core `Tracker` plus its stats page on `port + 1`.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::{Registry, Token};
 use pdtp_core::policy::PolicySpec;
 use pdtp_core::tracker::trust::Outcome;
-use pdtp_core::tracker::{Tracker, TrackerConfig, TrackerEvent};
+use pdtp_core::tracker::{Bans, Tracker, TrackerConfig, TrackerEvent};
 use pdtp_core::wire::codec::DecodeError;
 use pdtp_core::wire::{Notice, Role};
 use pdtp_core::{ConnId, Message, Span, Time, Transmit};
@@ -42,6 +43,41 @@ pub struct TrackerOptions {
     pub chunk_size: u32,
     /// See `chunk_size`.
     pub live_chunk_size: u32,
+    /// Where the tracker keeps its bans across restarts ([`load_bans`]); `None`: nowhere.
+    pub state_file: Option<PathBuf>,
+}
+
+/// The bans kept in `file`, or none if it does not exist yet; an unreadable or malformed
+/// file is an error naming it (a tracker must not start clean by accident).
+pub fn load_bans(file: &Path) -> std::io::Result<Bans> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Bans::default()),
+        Err(e) => return Err(std::io::Error::new(e.kind(), format!("state_file {}: {e}", file.display()))),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "state_file {}: not a tracker state file ({e}); move it away to start clean",
+                file.display()
+            ),
+        )
+    })
+}
+
+/// Writes `bans` to `file` so that a crash mid-write leaves the old file whole: a temporary
+/// file beside it, flushed to disk, then renamed over it.
+pub fn save_bans(file: &Path, bans: &Bans) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = file.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let json = serde_json::to_vec_pretty(bans).map_err(std::io::Error::other)?;
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&json)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)
 }
 
 /// A hosted tracker.
@@ -56,6 +92,7 @@ pub struct TrackerNode {
     snapshot_at: Option<Instant>,
     chunk_size: u32,
     live_chunk_size: u32,
+    state_file: Option<PathBuf>,
 }
 
 /// The core tracker configuration for a `pdtp-node` config file.
@@ -80,8 +117,13 @@ impl TrackerNode {
             None => None,
         };
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
+        let mut tracker = Tracker::new(opts.config, rng);
+        if let Some(file) = &opts.state_file {
+            tracker.restore_bans(&load_bans(file)?);
+        }
         Ok(Self {
-            tracker: Tracker::new(opts.config, rng),
+            tracker,
+            state_file: opts.state_file,
             stats,
             name: opts.name,
             shown_limits: opts.shown_limits,
@@ -217,7 +259,14 @@ impl TrackerNode {
             TrackerEvent::Completed { peer, content } => {
                 tracing::info!(%peer, content = content.0, "download complete")
             }
-            TrackerEvent::Banned { peer } => tracing::warn!(%peer, "banned as a giver"),
+            TrackerEvent::Banned { peer } => {
+                tracing::warn!(%peer, "banned as a giver");
+                if let Some(file) = &self.state_file
+                    && let Err(e) = save_bans(file, &self.tracker.bans())
+                {
+                    tracing::warn!(file = %file.display(), error = %e, "could not keep the bans");
+                }
+            }
             TrackerEvent::Problem { peer, notice } => {
                 tracing::debug!(?peer, code = ?notice.code, detail = %notice.detail, "problem")
             }
@@ -341,6 +390,7 @@ mod tests {
             rng_seed: 1,
             chunk_size: 1000,
             live_chunk_size: 1000,
+            state_file: None,
         };
         let mut node = TrackerNode::new(opts).expect("no stats page to bind");
         node.on_event(finished(Outcome::Verified));
@@ -349,5 +399,33 @@ mod tests {
         let t = node.totals();
         assert_eq!((t.transfers_completed, t.transfers_failed, t.chunks_corrupt), (1, 2, 1));
         assert_eq!(t.peer_bytes, 1000);
+    }
+
+    /// A tracker with a state file starts with the bans in it; no file is a clean start; a
+    /// file that is not a state file stops the tracker with a line naming it.
+    #[test]
+    fn a_tracker_starts_with_the_bans_of_its_state_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = dir.path().join("state.json");
+        let node = |file: &Path| {
+            TrackerNode::new(TrackerOptions {
+                config: TrackerConfig::with_key(b"key".to_vec()),
+                stats: None,
+                name: "t".into(),
+                shown_limits: (None, None),
+                rng_seed: 1,
+                chunk_size: 1000,
+                live_chunk_size: 1000,
+                state_file: Some(file.to_owned()),
+            })
+        };
+        assert_eq!(node(&file).expect("no file yet").tracker().bans(), Bans::default());
+        let bans = Bans { peers: vec![PeerId(7)], hosts: vec!["10.1.2.3".into()] };
+        save_bans(&file, &bans).expect("saved");
+        assert!(!dir.path().join("state.json.tmp").exists(), "the temporary file was renamed");
+        assert_eq!(node(&file).expect("a state file").tracker().bans(), bans);
+        std::fs::write(&file, "{\"peers\": [7], \"hostz\": []}").expect("written");
+        let err = node(&file).err().expect("a malformed state file is refused").to_string();
+        assert!(err.contains("state.json") && err.contains("hostz"), "{err}");
     }
 }

@@ -71,8 +71,16 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
         rng_seed: random_seed(),
         chunk_size: c.chunk_size,
         live_chunk_size: c.live_chunk_size,
+        state_file: c.state_file.clone(),
     })
-    .map_err(|e| format!("{e} (the stats page uses port + 1: change port)"))?;
+    .map_err(|e| {
+        // A bad state file is its own error; the hint is for the stats page's port.
+        if e.to_string().starts_with("state_file ") {
+            e.to_string()
+        } else {
+            format!("{e} (the stats page uses port + 1: change port)")
+        }
+    })?;
     let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
     rt.add(Node::Tracker(node), Some(listener), RateLimits::default(), 1).map_err(|e| e.to_string())?;
     if !c.quiet {
