@@ -959,3 +959,63 @@ fn a_tracker_restarted_on_its_state_file_keeps_its_bans() {
     assert!(!out.status.success(), "a tracker started on a malformed state file: {err}");
     assert!(err.contains("state.json") && err.contains("not a tracker state file"), "{err}");
 }
+
+/// A file rewritten in place while seeded (issue 17): the seed notices at the next request
+/// (its size and modification time against those it published), stops serving it, tells the
+/// tracker it holds none of it and says so on stderr; no viewer gets the new bytes under the
+/// old manifest. Before, every copy failed its hash check and the seed dropped chunks one by
+/// one.
+#[test]
+fn a_seed_withdraws_a_file_rewritten_in_place() {
+    use std::io::BufRead;
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    write_random_file(&root, "a.bin", 200_000, 23);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    let conf = write_seed_conf(dir.path(), "", swarm.tracker_addr.port(), &root, 16 * 1024);
+    let mut seed = Reaped(
+        Command::new(BIN)
+            .args(["seed", "--conf", conf.to_str().unwrap()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = std::io::BufReader::new(seed.0.stderr.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let tracker = swarm.tracker;
+    // Chunks held, all holders together (the seed alone here: 13 chunks of 16 kB).
+    let copies = |rt: &pdtp_net_mio::driver::Runtime| match rt.node(tracker) {
+        Some(Node::Tracker(t)) => {
+            t.tracker().stats().contents.iter().find(|c| c.path == "a.bin").map(|c| c.chunk_copies)
+        }
+        _ => None,
+    };
+    assert!(swarm.rt.run_until(LIMIT, |rt| copies(rt) == Some(13)).unwrap(), "the seed never published");
+    // Rewritten in place, same size.
+    std::thread::sleep(Duration::from_millis(20));
+    let f = std::fs::OpenOptions::new().write(true).open(root.join("a.bin")).unwrap();
+    f.write_all_at(&pdtp_tests::random_bytes(200_000, 24), 0).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let out = dir.path().join("out.bin");
+    let _viewer = swarm.add_peer("a.bin", &out, false).unwrap();
+    let mut seen = Vec::new();
+    let withdrawn = run_polling(&mut swarm.rt, LIMIT, || {
+        seen.extend(rx.try_iter());
+        seen.iter().any(|l| l.contains("no longer serving it"))
+    });
+    assert!(withdrawn, "the seed did not say it withdrew the file: {seen:?}");
+    let line = seen.iter().find(|l| l.contains("no longer serving it")).unwrap();
+    assert!(
+        line.contains("a.bin changed on disk since it was published (rewritten in place, same size)"),
+        "{line}"
+    );
+    // The tracker hears it: nobody holds a chunk of the old version any more.
+    assert!(
+        swarm.rt.run_until(LIMIT, |rt| copies(rt) == Some(0)).unwrap(),
+        "the tracker still counts the seed's chunks"
+    );
+    assert!(!out.exists(), "a viewer completed a file the seed no longer has");
+}

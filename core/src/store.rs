@@ -24,6 +24,13 @@ pub trait ChunkStore {
     /// Forgets a chunk (a live window slid past it); reading it afterwards may fail.
     fn discard(&mut self, content: ContentId, chunk: ChunkIndex) -> Result<(), StoreError>;
 
+    /// Whether the content's bytes changed under us since `open` (a seed's file rewritten in
+    /// place), described for the operator; from then on none of it can be served. Default:
+    /// never (a store that alone writes its bytes).
+    fn changed(&mut self, _content: ContentId) -> Option<String> {
+        None
+    }
+
     /// Chunks whose bytes may still be in storage from an earlier run (a download resumed
     /// from its partial file), readable with [`read`](Self::read) once `open` returned.
     ///

@@ -46,6 +46,9 @@ struct SeedFile {
     file: Arc<File>,
     path: PathBuf,
     geometry: Geometry,
+    /// Its modification time when opened: a rewrite in place moves it (a file replaced by
+    /// a rename does not concern us: the open handle still reads the old bytes).
+    modified: Option<std::time::SystemTime>,
 }
 
 /// Where a peer keeps the chunks of one content.
@@ -154,7 +157,8 @@ impl ChunkStore for SeedStore {
     fn open(&mut self, content: ContentId, manifest: &Manifest) -> Result<(), StoreError> {
         let path = self.root.resolve(&manifest.path).map_err(|e| StoreError::new(e.to_string()))?;
         let file = File::open(&path).map_err(|e| io_err("opening", &path, &e))?;
-        let size = file.metadata().map_err(|e| io_err("reading the size of", &path, &e))?.len();
+        let meta = file.metadata().map_err(|e| io_err("reading the size of", &path, &e))?;
+        let size = meta.len();
         if size != manifest.geometry.size {
             return Err(StoreError::new(format!(
                 "{}: is {size} bytes but its manifest says {}; republish it",
@@ -167,8 +171,27 @@ impl ChunkStore for SeedStore {
             // `vec![0; n]` asks the allocator for zeroed memory: pages nobody writes to.
             self.zeros.push(Bytes::from(vec![0u8; longest]));
         }
-        self.files.insert(content, SeedFile { file: Arc::new(file), path, geometry: manifest.geometry });
+        let modified = meta.modified().ok();
+        self.files
+            .insert(content, SeedFile { file: Arc::new(file), path, geometry: manifest.geometry, modified });
         Ok(())
+    }
+
+    /// Its file's size or modification time moved since it was opened (one `fstat`).
+    fn changed(&mut self, content: ContentId) -> Option<String> {
+        let f = self.files.get(&content)?;
+        let meta = match f.file.metadata() {
+            Ok(m) => m,
+            Err(e) => return Some(format!("{}: cannot be checked any more: {e}", f.path.display())),
+        };
+        let what = if meta.len() != f.geometry.size {
+            format!("{} bytes where it was {}", meta.len(), f.geometry.size)
+        } else if meta.modified().ok() != f.modified {
+            "rewritten in place, same size".to_owned()
+        } else {
+            return None;
+        };
+        Some(format!("{} changed on disk since it was published ({what})", f.path.display()))
     }
 
     fn read(&mut self, content: ContentId, chunk: ChunkIndex) -> Result<Payload, StoreError> {

@@ -3,7 +3,7 @@
 
 use super::orders::Served;
 use super::{Node, NodeEvent};
-use crate::ids::{ConnId, Token};
+use crate::ids::{ConnId, ContentId, Token};
 use crate::payload::Payload;
 use crate::store::ChunkStore;
 use crate::time::Time;
@@ -33,6 +33,11 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     pub(super) fn serve(&mut self, now: Time, conn: ConnId, token: Token) {
         let Some(o) = self.orders.get(&token) else { return };
         let (content, chunk, to) = (o.content, o.chunk, o.other);
+        if self.holds(content, chunk)
+            && let Some(why) = self.store.changed(content)
+        {
+            self.withdraw(now, content, why);
+        }
         let read = if self.holds(content, chunk) { self.store.read(content, chunk).ok() } else { None };
         let Some(mut payload) = read else {
             self.orders.remove(&token);
@@ -108,6 +113,19 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             to: o.other,
             dropped: !intact,
         });
+    }
+}
+
+impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
+    /// Stops serving `content`, whose bytes changed under us: nothing of it is held any
+    /// more, the tracker is told so in one `Unprovide`, and the operator why. Serving the
+    /// new bytes would only fail every taker's hash check (the manifest is the old one).
+    fn withdraw(&mut self, now: Time, content: ContentId, why: String) {
+        let Some(c) = self.contents.get_mut(&content) else { return };
+        let chunks = c.manifest.geometry.num_chunks();
+        c.have.remove_range(0, chunks);
+        self.unprovide(now, content, 0, chunks);
+        self.emit(NodeEvent::Withdrawn { content, why });
     }
 }
 

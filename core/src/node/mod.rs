@@ -88,6 +88,14 @@ pub enum NodeEvent {
     },
     /// A warning or error we received or sent.
     Problem(Notice),
+    /// We stopped serving a content: its bytes changed under us (`why`), and every chunk of
+    /// it was unprovided at the tracker.
+    Withdrawn {
+        /// Which content.
+        content: ContentId,
+        /// What changed, for the operator.
+        why: String,
+    },
     /// The tracker link went down after we had been welcomed; we connect again at
     /// `retry_in` from now (and again, backing off, until it answers). Transfers between
     /// peers go on meanwhile; nothing new is scheduled.

@@ -132,6 +132,10 @@ impl ChunkStore for SeedStores {
             self.files.discard(content, chunk)
         }
     }
+    fn changed(&mut self, content: ContentId) -> Option<String> {
+        // A live stream's chunks are ours (written from stdin); only files change under us.
+        if self.live_ids.contains(&content) { None } else { self.files.changed(content) }
+    }
 }
 
 impl SeedNode {
@@ -246,6 +250,10 @@ impl SeedNode {
                 tracing::debug!(code = ?n.code, detail = %n.detail, "problem")
             }
             SeedEvent::TrackerWarning(n) => tracing::warn!("the tracker says: {}", n.detail),
+            SeedEvent::Node(NodeEvent::Withdrawn { why, .. }) => tracing::warn!(
+                "no longer serving it: {why}. Restart the seed to publish the new version (a tracker \
+                 that knows the path keeps the old manifest until it restarts too)"
+            ),
             SeedEvent::Node(NodeEvent::VerdictRejected { chunk, to, .. }) => {
                 tracing::warn!(chunk, %to, "a taker rejected a chunk we served")
             }
