@@ -21,6 +21,8 @@ const LIMIT: Duration = Duration::from_secs(90);
 struct Served {
     child: Child,
     addr: SocketAddr,
+    /// Its stderr, line by line (with the server's debug line for each request and its range).
+    log: mpsc::Receiver<String>,
 }
 
 impl Drop for Served {
@@ -36,17 +38,20 @@ fn spawn_serving(swarm: &mut Swarm, url: &str, out: &std::path::Path) -> Served 
     let mut child = Command::new(BIN)
         .args(["get", url, "--listen", "0", "--serve", "127.0.0.1:0", "-o"])
         .arg(out)
+        .env("RUST_LOG", "warn,pdtp_net_mio::serve=debug")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let (log_tx, log) = mpsc::channel();
     // Reads stderr to its end, so the child never blocks on it.
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("on http://").nth(1) {
                 let _ = tx.send(rest.trim_end_matches('/').parse::<SocketAddr>().unwrap());
             }
+            let _ = log_tx.send(line);
         }
     });
     let mut addr = None;
@@ -54,7 +59,7 @@ fn spawn_serving(swarm: &mut Swarm, url: &str, out: &std::path::Path) -> Served 
         addr = addr.or_else(|| rx.try_recv().ok());
         addr.is_some()
     });
-    Served { child, addr: addr.expect("get --serve never printed its address") }
+    Served { child, addr: addr.expect("get --serve never printed its address"), log }
 }
 
 /// One HTTP response: status, headers (names lower-cased), body.
@@ -337,11 +342,11 @@ fn ffprobe_and_ffmpeg_seek_into_a_served_mp4() {
 }
 
 /// A browser plays and seeks a served file: headless Chromium loads a page whose `<video>`
-/// points at `get --serve` (a 20 s WebM made by ffmpeg, downloading from a seed capped at
-/// 1 MiB/s), seeks to the middle once the metadata is in, then plays; the page records
-/// where the seek landed and how far playback went. (Whether Chromium used a range to get
-/// there is not observed here: with the file this small it may read on to the middle; the
-/// ranges themselves are checked byte for byte above.)
+/// points at `get --serve` (a 60 s WebM of about 7 MB made by ffmpeg, downloading from a
+/// seed capped at 1 MiB/s), seeks to the middle once the metadata is in, then plays; the page
+/// records where the seek landed and how far playback went, and the log of `get --serve`
+/// shows it answered a range starting past 40 % of the file (206; the test fails with ranges
+/// ignored, though the browser still plays and seeks then: the file comes whole).
 #[test]
 fn chromium_plays_and_seeks_a_served_webm() {
     if !have_tool("ffmpeg") || !have_tool("chromium") {
@@ -352,8 +357,9 @@ fn chromium_plays_and_seeks_a_served_webm() {
     std::fs::create_dir_all(&root).unwrap();
     let film = root.join("film.webm");
     let made = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=20:size=320x240:rate=25"])
-        .args(["-vf", "noise=alls=20:allf=t", "-c:v", "libvpx", "-b:v", "800k", "-g", "25"])
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=60:size=320x240:rate=25"])
+        .args(["-vf", "noise=alls=20:allf=t", "-c:v", "libvpx", "-b:v", "1000k", "-g", "25"])
+        .args(["-deadline", "realtime", "-cpu-used", "8"])
         .arg(&film)
         .output()
         .unwrap();
@@ -382,7 +388,7 @@ v.addEventListener('error', () => {{ b.dataset.error = v.error && v.error.code; 
     let mut chromium = Command::new("chromium");
     chromium
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
-        .args(["--virtual-time-budget=20000", "--dump-dom"])
+        .args(["--virtual-time-budget=120000", "--dump-dom"])
         .arg(format!("file://{}", page.display()));
     let out = run_beside(&mut swarm, chromium);
     let dom = String::from_utf8_lossy(&out.stdout);
@@ -391,10 +397,24 @@ v.addEventListener('error', () => {{ b.dataset.error = v.error && v.error.code; 
         dom[at..].split('"').next()?.parse().ok()
     };
     assert_eq!(attr("error"), None, "the video failed: {dom}");
-    assert_eq!(attr("duration").map(f64::round), Some(20.0), "{dom}");
+    assert_eq!(attr("duration").map(f64::round), Some(60.0), "{dom}");
     let seeked = attr("seeked").unwrap_or_else(|| panic!("never seeked: {dom}"));
-    assert!((seeked - 10.0).abs() < 0.5, "the seek landed at {seeked} s, not 10 s");
+    assert!((seeked - 30.0).abs() < 0.5, "the seek landed at {seeked} s, not 30 s");
     let played = attr("played").unwrap_or_else(|| panic!("never played after the seek: {dom}"));
-    assert!(played > seeked + 1.0, "played only to {played} s after seeking to {seeked} s");
+    // Any progress: how far playback gets within the browser's virtual time varies (once in
+    // six runs it stopped 2 ms past the seek while data came).
+    assert!(played > seeked, "did not play on from {seeked} s (at {played} s)");
+    let size = std::fs::metadata(&film).unwrap().len();
+    // `serve: a request range="bytes=N-..." status=206`: where each range answered starts.
+    let lines: Vec<String> = served.log.try_iter().collect();
+    let starts: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.contains("serve: a request") && l.contains("status=206"))
+        .filter_map(|l| l.split("range=\"bytes=").nth(1)?.split('-').next()?.parse().ok())
+        .collect();
+    assert!(
+        starts.iter().any(|&p| p > size * 2 / 5),
+        "no range past 40 % of {size} bytes answered: {starts:?} in {lines:?}"
+    );
     drop(served);
 }

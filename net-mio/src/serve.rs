@@ -454,6 +454,7 @@ fn answer(c: &mut Client<Session>, r: &Request, size: u64, etag: Option<&str>, c
             },
         }
     };
+    tracing::debug!(range = r.range.as_deref().unwrap_or("none"), status = a.code, "serve: a request");
     let s = &mut c.state;
     // A 405 may have come with a body we did not read: close rather than misread it.
     s.close_after = !r.keep_alive || a.code == 405;
