@@ -140,6 +140,11 @@ fn get_serve_answers_ranges_with_the_exact_bytes_while_it_downloads() {
         assert_eq!(r.header("content-length"), Some("100000"));
         assert_eq!(r.header("content-type"), Some("video/mp4"));
         assert_eq!(r.header("accept-ranges"), Some("bytes"));
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some("sandbox"),
+            "content from a swarm runs no script"
+        );
         assert!(r.body == src[4_500_000..4_600_000], "bytes 4500000-4599999 differ");
         // The same connection (keep-alive): a suffix, an open range, one byte, HEAD, 416.
         let r = exchange(&mut c, &get_range("bytes=-1000"));

@@ -13,6 +13,8 @@
 //!   waits (the client is not timed out meanwhile) and the position is reported through
 //!   [`MediaServer::take_seek`], so the node can move those chunks to the front. A request
 //!   that arrives before the manifest waits for it likewise.
+//! - Content answers carry `Content-Security-Policy: sandbox`: a page among the content
+//!   (it came from a swarm) renders with no scripts and an origin of its own.
 //! - A file's answers carry `ETag`, a strong validator from the manifest's root hash (the
 //!   same bytes, the same tag, on any node). `If-Range` with another tag (or a date: we send
 //!   no `Last-Modified`) gets the whole body with `200` instead of the range, so a player
@@ -400,7 +402,9 @@ struct Answer {
 fn answer(c: &mut Client<Session>, r: &Request, size: u64, etag: Option<&str>, ctx: &Ctx<'_>) {
     let text = "text/plain; charset=utf-8";
     let tag_line = etag.map(|t| format!("ETag: {t}\r\n")).unwrap_or_default();
-    let ranges = format!("Accept-Ranges: bytes\r\n{tag_line}");
+    // The content comes from a swarm: an HTML file among it must not run scripts in this
+    // origin (`sandbox`: a unique origin, no scripts); media plays as before.
+    let ranges = format!("Accept-Ranges: bytes\r\n{tag_line}Content-Security-Policy: sandbox\r\n");
     // `If-Range`: the range holds only for the representation the client has (strong
     // comparison; a date never matches, as we send no `Last-Modified`).
     let range = match (&r.if_range, etag) {
