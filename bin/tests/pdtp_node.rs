@@ -282,36 +282,16 @@ fn get_args_until_exit(swarm: &mut Swarm, args: &[&str], cwd: &std::path::Path) 
 fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_viewer() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("empty")).unwrap();
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
     let port = swarm.tracker_addr.port();
-    let conf = dir.path().join("live.yml");
-    std::fs::write(
-        &conf,
-        format!(
-            "host: 127.0.0.1\nport: {port}\nfile_root: {}\nchunk_size: 16384\nlisten_port: 0\nseed_key: {KEY}\n\
-             seed_identity: {}\n",
-            dir.path().join("empty").display(),
-            dir.path().join("seed-identity").display()
-        ),
-    )
-    .unwrap();
+    let conf = write_live_seed_conf(dir.path(), port);
     let mut seed = Command::new(BIN)
         .args(["seed", "--conf", conf.to_str().unwrap(), "--live", "show.ts"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // A viewer asking before the seed published would be told "no such file": wait for it.
-    let tracker = swarm.tracker;
-    let published = swarm
-        .rt
-        .run_until(LIMIT, |rt| match rt.node(tracker) {
-            Some(Node::Tracker(t)) => t.tracker().stats().contents.iter().any(|c| c.path == "show.ts"),
-            _ => false,
-        })
-        .unwrap();
-    assert!(published, "the seed never published its live stream");
+    wait_published(&mut swarm, "show.ts");
     let mut viewer = Command::new(BIN)
         .args(["get", &format!("pdtp://127.0.0.1:{port}/show.ts"), "-o", "-", "--listen", "0"])
         .stdout(Stdio::piped())
@@ -653,6 +633,35 @@ fn write_seed_conf(
     conf
 }
 
+/// Runs the swarm until its tracker lists `path` as published (a viewer asking sooner would
+/// be told "no such file").
+fn wait_published(swarm: &mut Swarm, path: &str) {
+    let tracker = swarm.tracker;
+    let published = swarm
+        .rt
+        .run_until(LIMIT, |rt| match rt.node(tracker) {
+            Some(Node::Tracker(t)) => t.tracker().stats().contents.iter().any(|c| c.path == path),
+            _ => false,
+        })
+        .unwrap();
+    assert!(published, "the seed never published {path}");
+}
+
+/// Writes a live seed's config for the tracker on `port`: 16 kB chunks, an empty file root,
+/// its identity in `dir`.
+fn write_live_seed_conf(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    std::fs::create_dir(dir.join("empty")).unwrap();
+    let conf = dir.join("live.yml");
+    let text = format!(
+        "host: 127.0.0.1\nport: {port}\nfile_root: {}\nchunk_size: 16384\nlive_chunk_size: 16384\n\
+         listen_port: 0\nseed_key: {KEY}\nseed_identity: {}\n",
+        dir.join("empty").display(),
+        dir.join("seed-identity").display()
+    );
+    std::fs::write(&conf, text).unwrap();
+    conf
+}
+
 /// Starts `pdtp-node seed --conf CONF ARGS…`, its stderr dropped.
 fn spawn_seed(conf: &std::path::Path, args: &[&str]) -> Reaped {
     let conf = conf.to_str().unwrap();
@@ -843,20 +852,9 @@ fn a_get_gives_up_on_a_tracker_that_does_not_come_back() {
 fn a_live_seed_prints_the_trackers_warning_when_its_stream_outgrows_the_swarm() {
     use std::io::{BufRead, Write};
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("empty")).unwrap();
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
     let port = swarm.tracker_addr.port();
-    let conf = dir.path().join("live.yml");
-    std::fs::write(
-        &conf,
-        format!(
-            "host: 127.0.0.1\nport: {port}\nfile_root: {}\nchunk_size: 16384\nlive_chunk_size: 16384\n\
-             listen_port: 0\nseed_key: {KEY}\nseed_identity: {}\n",
-            dir.path().join("empty").display(),
-            dir.path().join("seed-identity").display()
-        ),
-    )
-    .unwrap();
+    let conf = write_live_seed_conf(dir.path(), port);
     let mut seed = Reaped(
         Command::new(BIN)
             .args(["seed", "--conf", conf.to_str().unwrap(), "--live", "show.ts"])
@@ -875,15 +873,7 @@ fn a_live_seed_prints_the_trackers_warning_when_its_stream_outgrows_the_swarm() 
             }
         }
     });
-    let tracker = swarm.tracker;
-    let published = swarm
-        .rt
-        .run_until(LIMIT, |rt| match rt.node(tracker) {
-            Some(Node::Tracker(t)) => t.tracker().stats().contents.iter().any(|c| c.path == "show.ts"),
-            _ => false,
-        })
-        .unwrap();
-    assert!(published, "the seed never published its live stream");
+    wait_published(&mut swarm, "show.ts");
     let url = format!("pdtp://127.0.0.1:{port}/show.ts");
     let _viewers: Vec<Reaped> = (0..3)
         .map(|_| {

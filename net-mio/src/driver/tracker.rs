@@ -380,9 +380,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_failed_copy_counts_as_failed_and_only_wrong_bytes_as_corrupt() {
-        let opts = TrackerOptions {
+    /// A tracker with no stats page, keeping its bans in `state_file` if given.
+    fn options(state_file: Option<PathBuf>) -> TrackerOptions {
+        TrackerOptions {
             config: TrackerConfig::with_key(b"key".to_vec()),
             stats: None,
             name: "t".into(),
@@ -390,9 +390,13 @@ mod tests {
             rng_seed: 1,
             chunk_size: 1000,
             live_chunk_size: 1000,
-            state_file: None,
-        };
-        let mut node = TrackerNode::new(opts).expect("no stats page to bind");
+            state_file,
+        }
+    }
+
+    #[test]
+    fn a_failed_copy_counts_as_failed_and_only_wrong_bytes_as_corrupt() {
+        let mut node = TrackerNode::new(options(None)).expect("no stats page to bind");
         node.on_event(finished(Outcome::Verified));
         node.on_event(finished(Outcome::Failed));
         node.on_event(finished(Outcome::Corrupt));
@@ -407,18 +411,7 @@ mod tests {
     fn a_tracker_starts_with_the_bans_of_its_state_file() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let file = dir.path().join("state.json");
-        let node = |file: &Path| {
-            TrackerNode::new(TrackerOptions {
-                config: TrackerConfig::with_key(b"key".to_vec()),
-                stats: None,
-                name: "t".into(),
-                shown_limits: (None, None),
-                rng_seed: 1,
-                chunk_size: 1000,
-                live_chunk_size: 1000,
-                state_file: Some(file.to_owned()),
-            })
-        };
+        let node = |file: &Path| TrackerNode::new(options(Some(file.to_owned())));
         assert_eq!(node(&file).expect("no file yet").tracker().bans(), Bans::default());
         let bans = Bans { peers: vec![PeerId(7)], hosts: vec!["10.1.2.3".into()] };
         save_bans(&file, &bans).expect("saved");
