@@ -176,7 +176,7 @@ impl Drop for Reaped {
 /// start, and its stats page (`/stats.json`) shows every setting as the scenario wrote it.
 #[test]
 fn a_tracker_runs_the_policy_of_a_scenario_and_shows_it() {
-    use std::io::{BufRead, Write};
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/live.yml");
     // Two free neighbouring ports (the stats page is on port + 1); retried if one is taken.
@@ -224,12 +224,7 @@ fn a_tracker_runs_the_policy_of_a_scenario_and_shows_it() {
             && policy_line.contains("queue_ahead: true"),
         "{policy_line}"
     );
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", stats_port)).unwrap();
-    conn.write_all(b"GET /stats.json HTTP/1.0\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    conn.read_to_string(&mut resp).unwrap();
-    let body = resp.split("\r\n\r\n").nth(1).unwrap();
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let v = stats_json(stats_port);
     let shown = &v["policy"];
     assert_eq!(shown["chunk_size"], 125_000, "{shown}");
     let runs: PolicySpec = serde_json::from_value(shown["settings"].clone()).unwrap();
@@ -633,6 +628,16 @@ fn write_seed_conf(
     conf
 }
 
+/// The stats page's `/stats.json` on `port`, parsed.
+fn stats_json(port: u16) -> serde_json::Value {
+    use std::io::Write;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(b"GET /stats.json HTTP/1.0\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+}
+
 /// Runs the swarm until its tracker lists `path` as published (a viewer asking sooner would
 /// be told "no such file").
 fn wait_published(swarm: &mut Swarm, path: &str) {
@@ -897,7 +902,6 @@ fn a_live_seed_prints_the_trackers_warning_when_its_stream_outgrows_the_swarm() 
     });
     assert!(warned, "no warning on the seed's stderr: {seen:?}");
     let line = seen.iter().find(|l| l.contains("the tracker says")).unwrap();
-    eprintln!("{line}");
     assert!(line.contains("cannot carry it to every viewer") && line.contains("× r_max"), "{line}");
 }
 
@@ -926,11 +930,7 @@ fn a_tracker_restarted_on_its_state_file_keeps_its_bans() {
     peer.write_all(&out).unwrap();
     let end = std::time::Instant::now() + LIMIT;
     let banned = loop {
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port + 1)).unwrap();
-        conn.write_all(b"GET /stats.json HTTP/1.0\r\n\r\n").unwrap();
-        let mut resp = String::new();
-        conn.read_to_string(&mut resp).unwrap();
-        let v: serde_json::Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let v = stats_json(port + 1);
         let me = v["peers"].as_array().unwrap().iter().find(|p| p["id"] == 4242).cloned();
         if let Some(me) = me {
             break me["banned"].as_bool().unwrap();

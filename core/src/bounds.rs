@@ -17,6 +17,18 @@ pub const BUFFER_MARGIN: f64 = 1.5;
 /// Stream rates above this × r_max are past what the live targets promise.
 pub const RATE_MARGIN: f64 = 0.9;
 
+/// How a stream's rate stands against r_max ([`LiveBounds::feasibility`]); ordered from
+/// best to worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Feasibility {
+    /// At most [`RATE_MARGIN`] × r_max.
+    Fits,
+    /// Above the margin the live targets hold to, within r_max.
+    PastMargin,
+    /// Above r_max: no schedule carries it to every viewer, at any chunk size.
+    Infeasible,
+}
+
 /// A live stream's bounds on a swarm.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LiveBounds {
@@ -86,6 +98,17 @@ impl LiveBounds {
             return chunk_bytes;
         }
         (chunk_bytes as f64 * buffer_s / (BUFFER_MARGIN * self.floor_s)).floor() as u64
+    }
+
+    /// Where the stream's rate stands against r_max.
+    pub fn feasibility(&self) -> Feasibility {
+        if self.load > 1.0 {
+            Feasibility::Infeasible
+        } else if self.load > RATE_MARGIN {
+            Feasibility::PastMargin
+        } else {
+            Feasibility::Fits
+        }
     }
 
     /// The shortest buffer, s, that covers [`BUFFER_MARGIN`] × the floor.

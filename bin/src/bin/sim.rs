@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use pdtp_core::bounds::{BUFFER_MARGIN, LiveBounds, RATE_MARGIN};
+use pdtp_core::bounds::{BUFFER_MARGIN, Feasibility, LiveBounds, RATE_MARGIN};
 use pdtp_sim::adapters::core_factory;
 use pdtp_sim::gate::{self, Baselines};
 use pdtp_sim::report::{self, Bounds, Report, RunResult};
@@ -379,16 +379,20 @@ fn live_feasibility(b: &LiveBounds, buffer_s: f64, chunk: u64) -> String {
         Bytes(chunk),
         buffer_s / b.floor_s
     );
-    if b.load > 1.0 {
-        out += &format!(
-            "  warning: the stream needs {:.2} × r_max: the swarm cannot carry it to every viewer at any chunk size\n",
-            b.load
-        );
-    } else if b.load > RATE_MARGIN {
-        out += &format!(
-            "  warning: the stream runs at {:.3} × r_max, past the {RATE_MARGIN} × r_max the live targets hold to\n",
-            b.load
-        );
+    match b.feasibility() {
+        Feasibility::Infeasible => {
+            out += &format!(
+                "  warning: the stream needs {:.2} × r_max: the swarm cannot carry it to every viewer at any chunk size\n",
+                b.load
+            )
+        }
+        Feasibility::PastMargin => {
+            out += &format!(
+                "  warning: the stream runs at {:.3} × r_max, past the {RATE_MARGIN} × r_max the live targets hold to\n",
+                b.load
+            )
+        }
+        Feasibility::Fits => {}
     }
     if b.download_short {
         out += "  warning: the slowest viewers' download is below the stream's rate: they cannot play it\n";

@@ -52,20 +52,19 @@ impl Blame {
     }
 
     /// `giver` delivered `about` and a taker verified it: whoever said that chunk from that
-    /// giver was corrupt is discredited, and every claim of theirs withdrawn. Returns them.
-    pub(super) fn vindicate(&mut self, giver: PeerId, about: (ContentId, ChunkIndex)) -> Vec<PeerId> {
-        let Some(list) = self.against.get_mut(&giver) else { return Vec::new() };
-        let liars: Vec<PeerId> = list.iter().filter(|a| a.about == Some(about)).map(|a| a.taker).collect();
-        if liars.is_empty() {
-            return liars;
+    /// giver was corrupt is discredited, and every claim of theirs withdrawn.
+    pub(super) fn vindicate(&mut self, giver: PeerId, about: (ContentId, ChunkIndex)) {
+        let Some(list) = self.against.get(&giver) else { return };
+        let before = self.discredited.len();
+        self.discredited.extend(list.iter().filter(|a| a.about == Some(about)).map(|a| a.taker));
+        if self.discredited.len() == before {
+            return;
         }
-        self.discredited.extend(liars.iter().copied());
         let discredited = &self.discredited;
         for list in self.against.values_mut() {
             list.retain(|a| !discredited.contains(&a.taker));
         }
         self.against.retain(|_, list| !list.is_empty());
-        liars
     }
 
     /// Distinct witnesses of bad copies from `giver` among the claims kept.

@@ -158,7 +158,7 @@ pub(crate) struct Content {
     pub(crate) completions: u32,
     /// Live: how feasible the stream was when its seed was last told, and when
     /// (`Tracker::advise_live_seeds`).
-    pub(crate) advised: Option<(super::stats::Feasibility, crate::time::Time)>,
+    pub(crate) advised: Option<(crate::bounds::Feasibility, crate::time::Time)>,
 }
 
 /// What the tracker keeps of a signed content: the chain it checks each append against, and

@@ -2,7 +2,7 @@
 
 use super::Tracker;
 use super::state::{Content, NodeIdx};
-use crate::bounds::{LiveBounds, LiveSwarm, RATE_MARGIN};
+use crate::bounds::{Feasibility, LiveBounds, LiveSwarm, RATE_MARGIN};
 use crate::ids::{ChunkIndex, ContentId, Endpoint, PeerId, Token};
 use crate::time::{Span, Time};
 use crate::wire::{ErrorCode, Message, Notice, Role};
@@ -104,17 +104,6 @@ pub struct TrackerStats {
     pub decisions: u64,
 }
 
-/// How a live stream stands against what its swarm can carry ([`LiveBounds`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Feasibility {
-    /// At most [`RATE_MARGIN`] × r_max.
-    Fits,
-    /// Above the margin the live targets hold to, within r_max.
-    PastMargin,
-    /// Above r_max: no schedule carries it to every viewer.
-    Infeasible,
-}
-
 /// A seed is told again about an unchanged verdict no sooner than this.
 const ADVICE_EVERY: Span = Span::from_secs(30);
 
@@ -128,13 +117,7 @@ impl Tracker {
         for ci in 0..self.contents.len() {
             let c = &self.contents[ci];
             let Some(b) = c.manifest.live.and(self.live_bounds(c)) else { continue };
-            let verdict = if b.load > 1.0 {
-                Feasibility::Infeasible
-            } else if b.load > RATE_MARGIN {
-                Feasibility::PastMargin
-            } else {
-                Feasibility::Fits
-            };
+            let verdict = b.feasibility();
             let due = match c.advised {
                 None => verdict != Feasibility::Fits,
                 Some((last, at)) => {

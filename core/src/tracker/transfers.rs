@@ -434,9 +434,7 @@ impl Tracker {
             self.bench_failing_taker(now, t.taker);
         }
         match outcome {
-            Outcome::Verified => {
-                self.blame.vindicate(t.giver_id, (t.content, t.chunk));
-            }
+            Outcome::Verified => self.blame.vindicate(t.giver_id, (t.content, t.chunk)),
             Outcome::Corrupt => self.accuse(&t, Some((t.content, t.chunk))),
             Outcome::Failed if wanted => self.accuse(&t, None),
             Outcome::Failed => {}
@@ -686,7 +684,6 @@ impl Tracker {
         }
     }
 
-    /// Whether a giver's record says it keeps failing.
     /// Whether giver `id` has failed often enough, and by the word of takers at enough
     /// addresses ([`super::blame`]), to be banned.
     pub(super) fn is_ban_worthy(&self, id: PeerId) -> bool {

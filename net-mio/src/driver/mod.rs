@@ -42,7 +42,7 @@ pub use hosted::{Cx, Hosted, Status};
 pub use peer::{PeerNode, PeerOptions};
 pub use seed::{SeedNode, SeedOptions, SeedStores};
 pub use swarm::{Swarm, seed_key};
-pub use tracker::{TrackerNode, TrackerOptions, tracker_config};
+pub use tracker::{TrackerNode, TrackerOptions, load_bans, tracker_config};
 
 use crate::clock::Clock;
 use crate::conn::Limits as ConnLimits;

@@ -108,6 +108,8 @@ pub struct PeerNode {
     max_rejects: Option<u64>,
     welcomed: bool,
     live: bool,
+    /// `--serve`'s entity tag for a file (none before the manifest, or for a live stream).
+    etag: Option<String>,
     tracker_lost: bool,
     complete: bool,
     delivered: u64,
@@ -187,6 +189,7 @@ impl PeerNode {
             max_rejects: opts.max_rejects,
             welcomed: false,
             live: false,
+            etag: None,
             tracker_lost: false,
             complete: false,
             delivered: 0,
@@ -306,6 +309,10 @@ impl PeerNode {
                 self.content = Some(content);
                 self.chunks = num_chunks;
                 self.live = live;
+                // A file's tag, from its manifest's root once (every HTTP answer carries it):
+                // 128 bits, as unique as a tag needs and short enough to read.
+                self.etag =
+                    self.peer.content_root(content).map(|root| format!("\"{}\"", &root.to_string()[..32]));
                 if live && self.server.is_some() {
                     return self.fail(format!(
                         "'{}' is a live stream; --serve serves files only so far (play a stream with -o - | mpv -)",
@@ -479,9 +486,7 @@ impl MediaSource for Source<'_> {
     }
 
     fn etag(&self) -> Option<String> {
-        let root = self.0.peer.content_root(self.0.content?)?;
-        // 128 bits of the root: as unique as a tag needs, short enough to read.
-        Some(format!("\"{}\"", &root.to_string()[..32]))
+        self.0.etag.clone()
     }
 }
 

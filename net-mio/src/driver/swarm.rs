@@ -66,6 +66,7 @@ impl Swarm {
             rng_seed: random_seed(),
             chunk_size,
             live_chunk_size: chunk_size,
+            bans: Default::default(),
             state_file: None,
         })
         .map_err(|e| e.to_string())?;

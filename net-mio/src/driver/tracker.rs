@@ -43,7 +43,9 @@ pub struct TrackerOptions {
     pub chunk_size: u32,
     /// See `chunk_size`.
     pub live_chunk_size: u32,
-    /// Where the tracker keeps its bans across restarts ([`load_bans`]); `None`: nowhere.
+    /// Bans kept from an earlier run ([`load_bans`] of `state_file`).
+    pub bans: Bans,
+    /// Where the tracker writes its bans at each new one ([`save_bans`]); `None`: nowhere.
     pub state_file: Option<PathBuf>,
 }
 
@@ -118,9 +120,7 @@ impl TrackerNode {
         };
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
         let mut tracker = Tracker::new(opts.config, rng);
-        if let Some(file) = &opts.state_file {
-            tracker.restore_bans(&load_bans(file)?);
-        }
+        tracker.restore_bans(&opts.bans);
         Ok(Self {
             tracker,
             state_file: opts.state_file,
@@ -390,6 +390,7 @@ mod tests {
             rng_seed: 1,
             chunk_size: 1000,
             live_chunk_size: 1000,
+            bans: Bans::default(),
             state_file,
         }
     }
@@ -411,7 +412,10 @@ mod tests {
     fn a_tracker_starts_with_the_bans_of_its_state_file() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let file = dir.path().join("state.json");
-        let node = |file: &Path| TrackerNode::new(options(Some(file.to_owned())));
+        let node = |file: &Path| {
+            let bans = load_bans(file)?;
+            TrackerNode::new(TrackerOptions { bans, ..options(Some(file.to_owned())) })
+        };
         assert_eq!(node(&file).expect("no file yet").tracker().bans(), Bans::default());
         let bans = Bans { peers: vec![PeerId(7)], hosts: vec!["10.1.2.3".into()] };
         save_bans(&file, &bans).expect("saved");

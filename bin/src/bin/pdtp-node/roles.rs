@@ -11,7 +11,7 @@ use pdtp_core::{Endpoint, PeerId};
 use pdtp_net_mio::config::{Config, MAX_CHUNK_SIZE, parse_duration, parse_rate};
 use pdtp_net_mio::driver::{
     Node, PeerNode, PeerOptions, RateLimits, Runtime, SeedNode, SeedOptions, Status, TrackerNode,
-    TrackerOptions, random_seed, tracker_config,
+    TrackerOptions, load_bans, random_seed, tracker_config,
 };
 use pdtp_net_mio::listen::{bind_any, bind_exact};
 use pdtp_net_mio::paths::PdtpUrl;
@@ -71,16 +71,16 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
         rng_seed: random_seed(),
         chunk_size: c.chunk_size,
         live_chunk_size: c.live_chunk_size,
+        bans: c
+            .state_file
+            .as_deref()
+            .map(load_bans)
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default(),
         state_file: c.state_file.clone(),
     })
-    .map_err(|e| {
-        // A bad state file is its own error; the hint is for the stats page's port.
-        if e.to_string().starts_with("state_file ") {
-            e.to_string()
-        } else {
-            format!("{e} (the stats page uses port + 1: change port)")
-        }
-    })?;
+    .map_err(|e| format!("{e} (the stats page uses port + 1: change port)"))?;
     let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
     rt.add(Node::Tracker(node), Some(listener), RateLimits::default(), 1).map_err(|e| e.to_string())?;
     if !c.quiet {
