@@ -121,6 +121,7 @@ fn the_ci_scenario_runs_on_real_processes_and_leaves_nothing_behind() {
     assert_eq!(real["payload_bytes"].as_u64().unwrap(), 8 * file, "the tracker accounted every byte");
     assert_eq!(real["lab"]["copies_identical"], 8);
     assert_eq!(real["lab"]["verified_exact"], 8);
+    assert_eq!(real["lab"]["tcp"], "cubic");
     for live in ["continuity_index", "startup_s", "live_lag_s"] {
         assert!(real.get(live).is_none(), "{live} in an on-demand report");
     }
@@ -161,6 +162,17 @@ fn the_ci_scenario_runs_on_real_processes_and_leaves_nothing_behind() {
         let (arrival, done): (f64, f64) = (f[2].parse().unwrap(), f[3].parse().unwrap());
         assert!((0.0..2.5).contains(&arrival) && done > arrival, "{row}");
     }
+    // The origin's bytes second by second: the simulator's column ends at its total, the
+    // lab's reads of the tracker never fall and never pass the tracker's final count.
+    let csv = std::fs::read_to_string(out.join("origin.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("t_s,sim_origin_bytes,real_origin_bytes"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.last().unwrap()[1], sim["origin_bytes"].to_string());
+    let real_col: Vec<u64> = rows.iter().filter_map(|r| r[2].parse().ok()).collect();
+    assert!(real_col.len() >= 2, "{csv}");
+    assert!(real_col.windows(2).all(|w| w[0] <= w[1]), "{csv}");
+    assert!(*real_col.last().unwrap() <= real["origin_bytes"].as_u64().unwrap(), "{csv}");
     // The copies were compared and removed; the logs stay.
     assert!(!out.join("work/v0.bin").exists());
     assert!(out.join("logs/tracker.log").exists());
@@ -286,8 +298,19 @@ peers: [ { count: 5, download: 10Mbit/s, upload: 2Mbit/s } ]
     std::fs::write(&crowd, text).unwrap();
     let e = one_line_error(&lab(&crowd, &dir.path().join("o2")));
     assert!(e.contains("the lab runs at most 50 viewers on this machine (scenario has 60)"), "{e}");
+    let out = Command::new(BIN)
+        .arg("lab")
+        .arg(scenario("ci.yml"))
+        .args(["--tcp", "no_such_cc", "--out"])
+        .arg(dir.path().join("o3"))
+        .output()
+        .unwrap();
+    let e = one_line_error(&out);
+    assert!(e.contains("--tcp no_such_cc: this kernel's TCP has no such congestion control"), "{e}");
     // Refused before anything was written.
-    assert!(!dir.path().join("o1").exists() && !dir.path().join("o2").exists());
+    for o in ["o1", "o2", "o3"] {
+        assert!(!dir.path().join(o).exists(), "{o}");
+    }
 }
 
 /// Without root the lab says so in one line (as root, the test drops to `nobody` with

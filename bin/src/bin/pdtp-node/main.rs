@@ -92,6 +92,11 @@ enum Command {
         /// ones after it) and report their range: what the model itself varies by.
         #[arg(long, default_value_t = 8, value_name = "N")]
         sim_seeds: u64,
+        /// The TCP congestion control every node uses (one the kernel lists in
+        /// net.ipv4.tcp_available_congestion_control). CUBIC, Linux's default, keeps a shaped
+        /// link busy as the simulator's links are (docs/lab.md).
+        #[arg(long, default_value = "cubic", value_name = "NAME")]
+        tcp: String,
     },
     /// Tracker, seed and N peers on loopback with a generated file, in one process.
     Demo {
@@ -137,9 +142,9 @@ fn main() {
             init_logs(cli.verbose, false, false);
             roles::get(&url, output, &flags)
         }
-        Command::Lab { scenario, out, scale, sim_seeds } => {
+        Command::Lab { scenario, out, scale, sim_seeds, tcp } => {
             init_logs(cli.verbose, false, false);
-            lab::run(&lab::Args { scenario, out, scale, sim_seeds })
+            lab::run(&lab::Args { scenario, out, scale, sim_seeds, tcp })
         }
         Command::Demo { peers, size, chunk_size, origin_rate, peer_upload_rate, json } => {
             init_logs(cli.verbose, false, false);

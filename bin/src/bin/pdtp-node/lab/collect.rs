@@ -59,6 +59,8 @@ pub struct RealReport {
 pub struct LabInfo {
     /// `--scale`: every bandwidth divided by it, on both sides.
     pub scale: f64,
+    /// `--tcp`: the congestion control every node's TCP used.
+    pub tcp: String,
     /// The one-way latency the simulator gave every node (the real links add about that).
     pub sim_latency_s: f64,
     /// When the lab started, unix seconds.
@@ -234,6 +236,36 @@ pub fn real_peers_csv(rows: &[RealPeer]) -> String {
         );
     }
     s
+}
+
+/// `origin.csv`: the bytes the origin had given by each whole second of the run, on both
+/// sides (`sim_origin_bytes` from the simulator's per-second counts, `real_origin_bytes`
+/// interpolated between the lab's reads of the tracker; empty past its last read), so a
+/// gap in origin copies can be placed in time: the start, the bulk or the tail.
+pub fn origin_csv(sim_per_s: &[u64], real: &[(f64, u64)]) -> String {
+    let mut s = String::from("t_s,sim_origin_bytes,real_origin_bytes\n");
+    let last_real = real.last().map_or(0.0, |&(t, _)| t);
+    let seconds = sim_per_s.len().max(last_real.floor() as usize + 1);
+    let mut sim = 0u64;
+    for t in 0..=seconds {
+        let _ =
+            writeln!(s, "{t},{sim},{}", interpolate(real, t as f64).map_or(String::new(), |b| b.to_string()));
+        sim += sim_per_s.get(t).copied().unwrap_or(0);
+    }
+    s
+}
+
+/// The count at `t` on a line through `samples` (time-ordered) from zero at time zero;
+/// after the last, none.
+fn interpolate(samples: &[(f64, u64)], t: f64) -> Option<u64> {
+    let after = samples.iter().position(|&(ts, _)| ts >= t)?;
+    if after == 0 {
+        let (t1, b1) = samples[0];
+        return Some(if t1 <= 0.0 { b1 } else { (b1 as f64 * (t / t1).max(0.0)).round() as u64 });
+    }
+    let ((t0, b0), (t1, b1)) = (samples[after - 1], samples[after]);
+    let w = if t1 > t0 { (t - t0) / (t1 - t0) } else { 1.0 };
+    Some((b0 as f64 + (b1 as f64 - b0 as f64) * w).round() as u64)
 }
 
 /// The figures both sides have (the live ones for a live stream only).
@@ -540,5 +572,15 @@ mod tests {
         assert_eq!(r.mean.completion_s.p50, Some(33.0));
         // A figure one side lacks stays missing.
         assert_eq!((r.min.continuity_index, r.mean.completion_s.max), (None, None));
+    }
+
+    #[test]
+    fn origin_csv_puts_both_sides_on_whole_seconds() {
+        // The simulator gave 10 bytes in second 0 and 30 in second 1; the lab read 5 at
+        // 0.5 s and 45 at 2.5 s.
+        let csv = origin_csv(&[10, 30], &[(0.5, 5), (2.5, 45)]);
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows[0], "t_s,sim_origin_bytes,real_origin_bytes");
+        assert_eq!(rows[1..], ["0,0,0", "1,10,15", "2,40,35", "3,40,"]);
     }
 }

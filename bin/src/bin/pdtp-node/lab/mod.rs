@@ -40,6 +40,8 @@ pub struct Args {
     pub scale: f64,
     /// Simulator runs over consecutive scenario seeds, the scenario's own first (at least 1).
     pub sim_seeds: u64,
+    /// The nodes' TCP congestion control.
+    pub tcp: String,
 }
 
 /// Runs the lab; every error is one line, and nothing the lab made outlives it.
@@ -50,6 +52,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     if args.sim_seeds == 0 {
         return Err("lab: --sim-seeds must be at least 1 (the scenario's own seed)".to_owned());
     }
+    netns::check_congestion_control(&args.tcp)?;
     if original.sweep.is_some() {
         eprintln!(
             "pdtp-node: lab: {}: runs the scenario itself; its sweep: grid is ignored",
@@ -109,9 +112,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         pdtp_sim::units::Bytes(lab_s.file_bytes()),
         sim.report.makespan_s.map_or("-".to_owned(), |m| format!("{m:.2} s"))
     );
-    let real = swarm::run(&plan, &lab_s, &dirs, &exe, &stop)?;
+    let real = swarm::run(&plan, &lab_s, &dirs, &exe, &args.tcp, &stop)?;
     let info = collect::LabInfo {
         scale: args.scale,
+        tcp: args.tcp.clone(),
         sim_latency_s: plan::LAB_LATENCY.as_secs_f64(),
         started_unix_s: started,
         wall_s: unix_now() - started,
@@ -128,6 +132,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let cmp = collect::compare(&sim.report, &sim.peers, &report, &rows, &seeds, &over_seeds);
     write(&out.join("report.json"), &to_json(&report).map_err(|e| e.to_string())?)?;
     write(&out.join("real_peers.csv"), &collect::real_peers_csv(&rows))?;
+    write(&out.join("origin.csv"), &collect::origin_csv(&sim.origin_per_s, &real.origin_timeline))?;
     write(&out.join("compare.json"), &to_json(&cmp).map_err(|e| e.to_string())?)?;
     print!("{}", collect::table(&cmp, &report));
     if !real.all_done {

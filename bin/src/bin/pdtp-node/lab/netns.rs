@@ -53,6 +53,36 @@ const QUEUE_S: f64 = 2.0;
 /// The smallest queue (on the slowest links two seconds is only a few chunks).
 const MIN_QUEUE: u64 = 1024 * 1024;
 
+/// The sysctls of TCP congestion control: a namespace's default, and the host's list of
+/// those other namespaces may choose.
+const DEFAULT_CC: &str = "net/ipv4/tcp_congestion_control";
+const ALLOWED_CC: &str = "net/ipv4/tcp_allowed_congestion_control";
+const AVAILABLE_CC: &str = "net/ipv4/tcp_available_congestion_control";
+
+/// Checks that this kernel has the congestion control `tcp` (`--tcp`).
+pub fn check_congestion_control(tcp: &str) -> Result<(), String> {
+    let available = read_sysctl(AVAILABLE_CC)?;
+    if !available.split_whitespace().any(|a| a == tcp) {
+        return Err(format!(
+            "lab: --tcp {tcp}: this kernel's TCP has no such congestion control (it has: {available})"
+        ));
+    }
+    Ok(())
+}
+
+/// A sysctl of the calling thread's network namespace (`net/...`, under /proc/sys).
+fn read_sysctl(key: &str) -> Result<String, String> {
+    let path = Path::new("/proc/sys").join(key);
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write_sysctl(key: &str, value: &str) -> Result<(), String> {
+    let path = Path::new("/proc/sys").join(key);
+    std::fs::write(&path, value).map_err(|e| format!("writing `{value}` to {}: {e}", path.display()))
+}
+
 /// Checks what the lab needs before it changes anything: root, `ip` and `tc`.
 pub fn check_environment() -> Result<(), String> {
     if !rustix::process::geteuid().is_root() {
@@ -142,8 +172,10 @@ impl Lab {
         format!("{}-{name}", self.id)
     }
 
-    /// Makes the hub with its bridge, then each node's namespace, veth, address and caps.
-    pub fn build(&mut self, nodes: &[NodePlan]) -> Result<(), String> {
+    /// Makes the hub with its bridge, then each node's namespace, veth, address and caps,
+    /// with `tcp` as its TCP congestion control.
+    pub fn build(&mut self, nodes: &[NodePlan], tcp: &str) -> Result<(), String> {
+        self.allow_congestion_control(tcp)?;
         let hub = self.ns("hub");
         self.add_namespace(&hub).map_err(|e| {
             format!("cannot make network namespaces ({e}); the lab needs root and a kernel with network namespaces")
@@ -164,8 +196,52 @@ impl Lab {
             ip(&["-n", &ns, "link", "set", "dev", "lo", "up"])?;
             shape(&ns, NODE_DEV, n.up_bps)?;
             shape(&hub, &n.name, n.down_bps)?;
+            self.set_congestion_control(&n.name, tcp)?;
         }
         Ok(())
+    }
+
+    /// A namespace other than the host's may only pick a congestion control the host lists
+    /// as allowed (`tcp_allowed_congestion_control`; the host's own default always is). If
+    /// `tcp` is not, the lab adds it and leaves it there: putting the list back at the end
+    /// would pull it from under another lab building its namespaces at that moment, and
+    /// the change only lets unprivileged sockets choose `tcp` too.
+    fn allow_congestion_control(&self, tcp: &str) -> Result<(), String> {
+        let allowed = read_sysctl(ALLOWED_CC)?;
+        if allowed.split_whitespace().any(|a| a == tcp) {
+            return Ok(());
+        }
+        write_sysctl(ALLOWED_CC, &format!("{allowed} {tcp}"))?;
+        eprintln!(
+            "pdtp-node: lab: added {tcp} to the host's {ALLOWED_CC} (it was `{allowed}`), so namespaces may use it"
+        );
+        Ok(())
+    }
+
+    /// Sets node `name`'s namespace's default congestion control (its sysctls are its own:
+    /// a thread that enters it reads and writes them) and reads it back.
+    fn set_congestion_control(&self, name: &str, tcp: &str) -> Result<(), String> {
+        let set = || -> Result<String, String> {
+            self.enter(name)?;
+            write_sysctl(DEFAULT_CC, tcp)?;
+            read_sysctl(DEFAULT_CC)
+        };
+        let now = std::thread::scope(|s| s.spawn(set).join()).map_err(|_| "the sysctl writer panicked")??;
+        if now != tcp {
+            return Err(format!("{name}: {DEFAULT_CC} is `{now}` after setting `{tcp}`"));
+        }
+        Ok(())
+    }
+
+    /// Moves the calling thread into node `name`'s network namespace.
+    fn enter(&self, name: &str) -> Result<(), String> {
+        let ns_path = Path::new(NETNS_DIR).join(self.ns(name));
+        let ns = File::open(&ns_path).map_err(|e| format!("{}: {e}", ns_path.display()))?;
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|e| format!("entering {}: {e}", ns_path.display()))
     }
 
     fn add_namespace(&mut self, ns: &str) -> Result<(), String> {
@@ -248,13 +324,7 @@ impl Lab {
     /// GETs `path` from `addr` inside node `name`'s namespace (the lab itself runs outside
     /// every lab network): a thread enters the namespace, connects, and ends with the answer.
     pub fn fetch(&self, name: &str, addr: SocketAddr, path: &str) -> Result<String, String> {
-        let ns_path = Path::new(NETNS_DIR).join(self.ns(name));
-        let ns = File::open(&ns_path).map_err(|e| format!("{}: {e}", ns_path.display()))?;
-        let get = move || -> std::io::Result<String> {
-            rustix::thread::move_into_link_name_space(
-                ns.as_fd(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )?;
+        let get = || -> std::io::Result<String> {
             let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
             c.set_read_timeout(Some(Duration::from_secs(3)))?;
             write!(c, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
@@ -262,9 +332,10 @@ impl Lab {
             c.read_to_string(&mut text)?;
             Ok(text)
         };
-        let text = std::thread::scope(|s| s.spawn(get).join())
-            .map_err(|_| "the stats reader panicked".to_owned())?
-            .map_err(|e| format!("http://{addr}{path}: {e}"))?;
+        let inside =
+            || self.enter(name).and_then(|()| get().map_err(|e| format!("http://{addr}{path}: {e}")));
+        let text = std::thread::scope(|s| s.spawn(inside).join())
+            .map_err(|_| "the stats reader panicked".to_owned())??;
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
             let status = head.lines().next().unwrap_or("no answer");

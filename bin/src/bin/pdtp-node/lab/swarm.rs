@@ -31,6 +31,9 @@ const FEED_STEP: Duration = Duration::from_millis(5);
 /// How often the lab looks at its processes and the viewers' report files.
 const POLL: Duration = Duration::from_millis(10);
 
+/// How often the lab reads the tracker's origin count during a run (`origin.csv`).
+const SAMPLE: f64 = 1.0;
+
 /// How long the tracker and the seeds may take to come up and publish.
 const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 
@@ -81,6 +84,9 @@ pub struct RealRun {
     pub qdisc: QdiscTotals,
     /// Share of the machine's CPU time busy (all cores) from time zero to the end.
     pub machine_busy: Option<f64>,
+    /// The tracker's count of bytes the origin gave, read about once a second during the
+    /// run: (seconds since time zero, bytes so far).
+    pub origin_timeline: Vec<(f64, u64)>,
 }
 
 /// CPU seconds (user + system) by role.
@@ -98,10 +104,11 @@ pub fn run(
     lab_s: &Scenario,
     dirs: &Dirs,
     exe: &Path,
+    tcp: &str,
     stop: &AtomicBool,
 ) -> Result<RealRun, String> {
     let mut lab = Lab::new();
-    let out = Real { lab: &mut lab, plan, lab_s, dirs, exe, stop }.run();
+    let out = Real { lab: &mut lab, plan, lab_s, dirs, exe, tcp, stop }.run();
     let failed = lab.cleanup();
     if !failed.is_empty() {
         return Err(format!("the lab could not remove everything it made: {}", failed.join("; ")));
@@ -129,6 +136,7 @@ struct Real<'a> {
     lab_s: &'a Scenario,
     dirs: &'a Dirs,
     exe: &'a Path,
+    tcp: &'a str,
     stop: &'a AtomicBool,
 }
 
@@ -148,11 +156,13 @@ struct Viewers {
     /// Each started viewer's process index.
     procs: Vec<usize>,
     done: usize,
+    /// See [`RealRun::origin_timeline`].
+    origin_timeline: Vec<(f64, u64)>,
 }
 
 impl Real<'_> {
     fn run(mut self) -> Result<RealRun, String> {
-        self.lab.build(&self.plan.nodes)?;
+        self.lab.build(&self.plan.nodes, self.tcp)?;
         self.check()?;
         let mut servers = self.start_servers()?;
         // Time zero: the content is there (a live stream: published, and its first byte on
@@ -161,8 +171,8 @@ impl Real<'_> {
         let t0 = unix_now();
         let busy0 = super::collect::cpu_ticks();
         let viewers = match servers.feed.take() {
-            Some(pipe) => self.run_live(t0, pipe),
-            None => self.run_viewers(t0),
+            Some(pipe) => self.run_live(t0, pipe, servers.stats),
+            None => self.run_viewers(t0, servers.stats),
         }?;
         let end = unix_now();
         let busy1 = super::collect::cpu_ticks();
@@ -189,6 +199,7 @@ impl Real<'_> {
             cpu_s,
             qdisc: lab.qdisc_totals(&self.plan.nodes),
             machine_busy: super::collect::busy_share(busy0, busy1),
+            origin_timeline: viewers.origin_timeline,
         })
     }
 
@@ -264,7 +275,7 @@ impl Real<'_> {
 
     /// Starts each viewer at its arrival time and collects its report, until every viewer
     /// reported or the scenario's time limit passed.
-    fn run_viewers(&mut self, t0: f64) -> Result<Viewers, String> {
+    fn run_viewers(&mut self, t0: f64, stats: SocketAddr) -> Result<Viewers, String> {
         let (plan, dirs) = (self.plan, self.dirs);
         let live = self.lab_s.content.live;
         let path = if live.is_some() { STREAM } else { CONTENT };
@@ -280,7 +291,14 @@ impl Real<'_> {
         for k in 0..order.len() {
             let _ = std::fs::remove_file(report_path(dirs, k));
         }
-        let mut v = Viewers { runs: vec![ViewerRun::default(); order.len()], procs: Vec::new(), done: 0 };
+        let mut v = Viewers {
+            runs: vec![ViewerRun::default(); order.len()],
+            procs: Vec::new(),
+            done: 0,
+            origin_timeline: Vec::new(),
+        };
+        let tracker = &plan.tracker().name;
+        let mut next_sample = t0;
         let mut next = 0;
         while v.done < order.len() && unix_now() < t0 + limit_s {
             self.check()?;
@@ -320,6 +338,13 @@ impl Real<'_> {
                     v.done += 1;
                 }
             }
+            if unix_now() >= next_sample {
+                // A missed read (the tracker busy) leaves a gap, not a failure.
+                if let Ok(s) = tracker_stats(self.lab, tracker, stats) {
+                    v.origin_timeline.push((unix_now() - t0, s.totals.origin_bytes));
+                }
+                next_sample += SAMPLE;
+            }
             self.check_exits()?;
             let wake =
                 order.get(next).map_or(POLL.as_secs_f64(), |&k| t0 + plan.viewers[k].arrival_s - unix_now());
@@ -330,13 +355,13 @@ impl Real<'_> {
 
     /// The viewers' side of a live run: the stream fed to the seed at its bitrate by a
     /// thread of its own while the viewers come and go as in [`Real::run_viewers`].
-    fn run_live(&mut self, t0: f64, pipe: ChildStdin) -> Result<Viewers, String> {
+    fn run_live(&mut self, t0: f64, pipe: ChildStdin, stats: SocketAddr) -> Result<Viewers, String> {
         let source = self.dirs.work.join(STREAM_SOURCE);
         let (bytes, bitrate) = (self.lab_s.file_bytes(), self.lab_s.content.live.map_or(0, |l| l.bitrate.0));
         let (stop, over) = (self.stop, AtomicBool::new(false));
         std::thread::scope(|scope| {
             let feeder = scope.spawn(|| feed(pipe, &source, bytes, bitrate, t0, &[stop, &over]));
-            let viewers = self.run_viewers(t0);
+            let viewers = self.run_viewers(t0, stats);
             over.store(true, Ordering::Relaxed);
             let fed = feeder.join().unwrap_or_else(|_| Err("the stream feeder panicked".into()));
             // A feed cut short by the run's own end is no error; one that failed before is.
