@@ -35,6 +35,7 @@ impl Runtime {
                     && let Some(Some(slot)) = self.nodes.get_mut(link.node)
                     && slot.conns.contains_key(&link.conn)
                 {
+                    tracing::trace!(conn = link.conn.0, "connected");
                     slot.node.hosted().handle_connected(t, link.conn);
                 }
             }
@@ -67,6 +68,7 @@ impl Runtime {
             let limited = !slot.node.is_tracker();
             match slot.node.hosted().accept(t, remote) {
                 Ok(conn) => {
+                    tracing::trace!(conn = conn.0, "accepted");
                     slot.conns.insert(conn, token);
                     links.insert(token, new_link(node, conn, limited));
                     pending.insert(token);
@@ -144,6 +146,9 @@ impl Runtime {
             match link.decoder.next() {
                 Ok(Some(msg)) => {
                     got_any = true;
+                    if !matches!(msg, Message::Data(_)) {
+                        tracing::trace!(conn = conn_id.0, ?msg, "received");
+                    }
                     if slot.conns.contains_key(&conn_id) {
                         slot.node.hosted().handle_message(t, conn_id, msg);
                     }
@@ -212,7 +217,10 @@ impl Runtime {
                                 Some(range) => queue_file_data(c, d, range),
                                 None => queue_message(c, &msg),
                             },
-                            _ => queue_message(c, &msg),
+                            _ => {
+                                tracing::trace!(conn = conn.0, queued = c.queued(), ?msg, "sent");
+                                queue_message(c, &msg);
+                            }
                         }
                         dirty.insert(token);
                     }
@@ -228,6 +236,7 @@ impl Runtime {
                     };
                     match result {
                         Ok(token) => {
+                            tracing::trace!(conn = conn.0, %endpoint, "connecting");
                             slot.conns.insert(conn, token);
                             let limited = !slot.node.is_tracker() && !tracker_link;
                             links.insert(token, new_link(i, conn, limited));

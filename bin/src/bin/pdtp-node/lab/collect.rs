@@ -475,7 +475,8 @@ pub fn table(c: &Compare, real: &RealReport) -> String {
         _ => "-".to_owned(),
     };
     let seeds = format!("sim, {} seeds", c.sim_seeds.seeds.len());
-    let _ = writeln!(s, "{:<18} {:>9} {seeds:>17} {:>9} {:>9}", "", "sim", "real", "real/sim");
+    let _ =
+        writeln!(s, "{:<18} {:>9} {seeds:>17} {:>9} {:>9} {:>9}", "", "sim", "its mean", "real", "real/sim");
     // (name, the figure, decimals, compared by difference rather than ratio)
     type Pick = fn(&Figures) -> Option<f64>;
     let mut rows: Vec<(&str, Pick, usize, bool)> = vec![
@@ -494,7 +495,7 @@ pub fn table(c: &Compare, real: &RealReport) -> String {
             ("live lag p99 s", |f| f.live_lag_s.p99, 2, false),
         ]);
     }
-    let (lo, hi) = (&c.sim_seeds.min, &c.sim_seeds.max);
+    let (lo, mean, hi) = (&c.sim_seeds.min, &c.sim_seeds.mean, &c.sim_seeds.max);
     for (name, pick, d, is_diff) in rows {
         let cmp = match (is_diff, pick(if is_diff { &c.diff } else { &c.ratio })) {
             (true, Some(x)) => format!("{x:+.d$}"),
@@ -502,7 +503,12 @@ pub fn table(c: &Compare, real: &RealReport) -> String {
             (true, None) => "-".to_owned(),
         };
         let (sim, real) = (num(pick(&c.sim), d), num(pick(&c.real), d));
-        let _ = writeln!(s, "{name:<18} {sim:>9} {:>17} {real:>9} {cmp:>9}", range(pick(lo), pick(hi), d));
+        let _ = writeln!(
+            s,
+            "{name:<18} {sim:>9} {:>17} {:>9} {real:>9} {cmp:>9}",
+            range(pick(lo), pick(hi), d),
+            num(pick(mean), d)
+        );
     }
     let l = &real.lab;
     let wire = if real.payload_bytes > 0 {
