@@ -2,7 +2,7 @@
 //! adds up to exactly what the `get` processes verified, byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use pdtp_core::tracker::TrackerConfig;
@@ -36,7 +36,7 @@ fn origin_and_peer_bytes_add_up_to_what_the_takers_verified() {
     for i in 0..PEERS {
         let out = dir.path().join(format!("out-{i}.bin"));
         children.push(
-            Command::new(BIN)
+            pdtp_tests::node_command(BIN)
                 .args(["get", &url, "-o", out.to_str().unwrap(), "--listen", "0", "--seed-for", "0s"])
                 .stderr(Stdio::piped())
                 .spawn()
@@ -86,7 +86,7 @@ fn a_viewer_who_stays_serves_a_latecomer() {
     let url = format!("pdtp://127.0.0.1:{}/f.bin", swarm.tracker_addr.port());
     let get = |name: &str, seed_for: &str| {
         let out = dir.path().join(name);
-        Command::new(BIN)
+        pdtp_tests::node_command(BIN)
             .args(["get", &url, "-o", out.to_str().unwrap(), "--listen", "0", "--seed-for", seed_for])
             .stderr(Stdio::null())
             .spawn()
@@ -152,7 +152,7 @@ fn staggered_arrivals_origin_copies() {
         for i in 0..PEERS {
             let out = dir.path().join(format!("out-{i}.bin"));
             children.push(
-                Command::new(BIN)
+                pdtp_tests::node_command(BIN)
                     .args(["get", &url, "-o", out.to_str().unwrap(), "--listen", "0", "--seed-for", seed_for])
                     .stderr(Stdio::null())
                     .spawn()

@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use pdtp_core::policy::PolicySpec;
@@ -61,7 +61,7 @@ fn run(viewers: usize, bitrate_bps: u64, chunk: u32, secs: u64) -> Offload {
     )
     .unwrap();
     let mut procs = Procs(Vec::new());
-    let mut seed = Command::new(BIN)
+    let mut seed = pdtp_tests::node_command(BIN)
         .args(["seed", "--conf", conf.to_str().unwrap(), "--live", "show.ts"])
         .stdin(Stdio::piped())
         .stderr(Stdio::null())
@@ -89,7 +89,7 @@ fn run(viewers: usize, bitrate_bps: u64, chunk: u32, secs: u64) -> Offload {
         while readers.len() < viewers
             && start.elapsed() >= Duration::from_millis(1000 * readers.len() as u64 / viewers as u64)
         {
-            let mut v = Command::new(BIN)
+            let mut v = pdtp_tests::node_command(BIN)
                 .args(["get", &format!("pdtp://127.0.0.1:{port}/show.ts"), "-o", "-", "--listen", "0"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())

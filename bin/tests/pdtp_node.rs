@@ -32,7 +32,7 @@ fn get_to_stdout_delivers_the_exact_bytes_in_order() {
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 8 * 1024).unwrap();
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
     let url = format!("pdtp://127.0.0.1:{}/dir/show.ts", swarm.tracker_addr.port());
-    let mut child = Command::new(BIN)
+    let mut child = pdtp_tests::node_command(BIN)
         .args(["get", &url, "-o", "-", "--listen", "0", "--seed-for", "60s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -67,7 +67,7 @@ fn get_report_says_when_the_download_started_and_was_done() {
     let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
     let (out, report) = (dir.path().join("a.bin"), dir.path().join("a.json"));
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    let mut child = Command::new(BIN)
+    let mut child = pdtp_tests::node_command(BIN)
         .args(["get", &url, "--listen", "0", "--seed-for", "60s", "-o"])
         .arg(&out)
         .arg("--report")
@@ -91,7 +91,7 @@ fn get_report_says_when_the_download_started_and_was_done() {
 
 #[test]
 fn demo_json_reports_every_copy_verified() {
-    let out = Command::new(BIN)
+    let out = pdtp_tests::node_command(BIN)
         .args(["demo", "--peers", "4", "--size", "1500000", "--chunk-size", "65536", "--json"])
         .output()
         .unwrap();
@@ -107,7 +107,7 @@ fn demo_json_reports_every_copy_verified() {
 
 /// Runs the binary and returns (exit code, stderr).
 fn run(args: &[&str], cwd: &std::path::Path) -> (i32, String) {
-    let out = Command::new(BIN).args(args).current_dir(cwd).output().unwrap();
+    let out = pdtp_tests::node_command(BIN).args(args).current_dir(cwd).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -188,7 +188,7 @@ fn a_tracker_runs_the_policy_of_a_scenario_and_shows_it() {
             }
             let conf = dir.path().join("t.yml");
             std::fs::write(&conf, format!("port: {port}\nseed_key: {KEY}\n")).unwrap();
-            let mut child = Command::new(BIN)
+            let mut child = pdtp_tests::node_command(BIN)
                 .args([
                     "tracker",
                     "--conf",
@@ -265,12 +265,69 @@ fn get_until_exit(swarm: &mut Swarm, url: &str, out: &str, cwd: &std::path::Path
 }
 
 fn get_args_until_exit(swarm: &mut Swarm, args: &[&str], cwd: &std::path::Path) -> (i32, String) {
-    let mut child = Command::new(BIN).args(args).current_dir(cwd).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        pdtp_tests::node_command(BIN).args(args).current_dir(cwd).stderr(Stdio::piped()).spawn().unwrap();
     let status = wait_polling(swarm, &mut child);
     assert!(status.is_some());
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     (status.unwrap().code().unwrap_or(-1), err)
+}
+
+/// Trust on first use: a `get` of a URL without `#seed=` remembers the key that signed its
+/// manifest; later `get`s of that URL pin it, so a manifest signed by another key (here a
+/// remembered line for another key, as after a swapped seed or a lying tracker) fails in one
+/// line naming the file, and writes nothing; `--known-seeds none` neither pins nor
+/// remembers.
+#[test]
+fn get_remembers_the_seed_key_on_first_use_and_pins_it_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let source = write_random_file(&root, "a.bin", 300_000, 21);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 4096).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
+    let known = dir.path().join("conf/known_seeds");
+    let get = |out: &str, known: &str| {
+        ["get", &url, "-o", out, "--listen", "0", "--seed-for", "0s", "--known-seeds", known]
+            .map(str::to_owned)
+    };
+    let k = known.to_str().unwrap();
+    let (code, err) =
+        get_args_until_exit(&mut swarm, &get("one.bin", k).each_ref().map(|s| s.as_str()), dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("first use of {url}: seed key")), "{err}");
+    let remembered = format!("{url} {}\n", pdtp_net_mio::driver::seed_key());
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), remembered);
+    assert_eq!(std::fs::read(dir.path().join("one.bin")).unwrap(), source);
+
+    // Pinned to the same key: downloads, and remembers nothing more.
+    let (code, err) =
+        get_args_until_exit(&mut swarm, &get("two.bin", k).each_ref().map(|s| s.as_str()), dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("first use"), "{err}");
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), remembered);
+
+    // Another key remembered for this URL: refused in one line that names the file.
+    let other = pdtp_core::signing::SigningKey::from_secret([7; 32]).public();
+    std::fs::write(&known, format!("# a comment\n{url} {other}\n")).unwrap();
+    let (code, err) =
+        get_args_until_exit(&mut swarm, &get("three.bin", k).each_ref().map(|s| s.as_str()), dir.path());
+    assert_one_line(code, &err, &format!("not the pinned {other}"));
+    assert!(err.contains(&format!("remembered for {url} on first use, in {k}")), "{err}");
+    assert!(!dir.path().join("three.bin").exists());
+
+    // `none`: the remembered key is not pinned, and nothing is written.
+    let (code, err) =
+        get_args_until_exit(&mut swarm, &get("four.bin", "none").each_ref().map(|s| s.as_str()), dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), format!("# a comment\n{url} {other}\n"));
+
+    // A line that is not `URL KEY` is named with its file and line.
+    std::fs::write(&known, format!("{url} not-a-key\n")).unwrap();
+    let (code, err) =
+        get_args_until_exit(&mut swarm, &get("five.bin", k).each_ref().map(|s| s.as_str()), dir.path());
+    assert_one_line(code, &err, &format!("{k}: line 1: not a seed key"));
 }
 
 #[test]
@@ -280,14 +337,14 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
     let port = swarm.tracker_addr.port();
     let conf = write_live_seed_conf(dir.path(), port);
-    let mut seed = Command::new(BIN)
+    let mut seed = pdtp_tests::node_command(BIN)
         .args(["seed", "--conf", conf.to_str().unwrap(), "--live", "show.ts"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_published(&mut swarm, "show.ts");
-    let mut viewer = Command::new(BIN)
+    let mut viewer = pdtp_tests::node_command(BIN)
         .args(["get", &format!("pdtp://127.0.0.1:{port}/show.ts"), "-o", "-", "--listen", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -303,7 +360,7 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
     // download of something else) is left alone: live content records from the live edge.
     let recording = dir.path().join("rec.ts");
     std::fs::write(dir.path().join("rec.ts.part"), b"not this stream").unwrap();
-    let mut recorder = Command::new(BIN)
+    let mut recorder = pdtp_tests::node_command(BIN)
         .args(["get", &format!("pdtp://127.0.0.1:{port}/show.ts"), "-o", recording.to_str().unwrap()])
         .args(["--listen", "0", "--seed-for", "0s"])
         .stderr(Stdio::piped())
@@ -355,7 +412,7 @@ fn get_into_a_fifo_waits_for_its_reader_and_delivers_in_order() {
     let fifo = dir.path().join("player.fifo");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let url = format!("pdtp://127.0.0.1:{}/movie.ts", swarm.tracker_addr.port());
-    let mut child = Command::new(BIN)
+    let mut child = pdtp_tests::node_command(BIN)
         .args(["get", &url, "-o", fifo.to_str().unwrap(), "--listen", "0", "--seed-for", "0s"])
         .stderr(Stdio::piped())
         .spawn()
@@ -392,7 +449,7 @@ fn get_in_the_seeds_directory_never_touches_the_source_and_a_partial_file_is_mar
     assert!(err.contains("a.bin: exists; pass --force to replace it"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!root.join("a.bin.part").exists(), "a refused get wrote nothing");
-    let mut child = Command::new(BIN)
+    let mut child = pdtp_tests::node_command(BIN)
         .args(["get", &url, "--listen", "0", "--seed-for", "0s", "--force"])
         .current_dir(&root)
         .stderr(Stdio::null())
@@ -425,7 +482,7 @@ fn a_get_started_before_its_content_is_published_waits_for_it() {
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
     let url = format!("pdtp://127.0.0.1:{}/late.bin", swarm.tracker_addr.port());
     let out = dir.path().join("late.bin");
-    let mut child = Command::new(BIN)
+    let mut child = pdtp_tests::node_command(BIN)
         .args([
             "get",
             &url,
@@ -489,7 +546,7 @@ fn interrupted_get_resumes(signal: &str, expect_signal: i32) {
     let (out, part, report) =
         (dir.path().join("big.bin"), dir.path().join("big.bin.part"), dir.path().join("r.json"));
     let args = ["get", &url, "-o", out.to_str().unwrap(), "--listen", "0", "--seed-for", "0s"];
-    let mut first = Reaped(Command::new(BIN).args(args).stderr(Stdio::null()).spawn().unwrap());
+    let mut first = Reaped(pdtp_tests::node_command(BIN).args(args).stderr(Stdio::null()).spawn().unwrap());
     let quarter = source.len() / 4;
     let reached = run_polling(&mut swarm.rt, LIMIT, || good_bytes(&part, &source, CHUNK) >= quarter);
     assert!(reached, "the first get never verified a quarter of the file");
@@ -589,7 +646,7 @@ fn spawn_tracker(dir: &std::path::Path, conf: &str, port: Option<u16>) -> Option
         .unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
     let file = dir.join(format!("tracker-{port}.yml"));
     std::fs::write(&file, format!("port: {port}\nseed_key: {KEY}\n{conf}")).unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = pdtp_tests::node_command(BIN)
         .args(["tracker", "--conf", file.to_str().unwrap()])
         .stderr(Stdio::piped())
         .spawn()
@@ -670,7 +727,14 @@ fn write_live_seed_conf(dir: &std::path::Path, port: u16) -> std::path::PathBuf 
 /// Starts `pdtp-node seed --conf CONF ARGS…`, its stderr dropped.
 fn spawn_seed(conf: &std::path::Path, args: &[&str]) -> Reaped {
     let conf = conf.to_str().unwrap();
-    Reaped(Command::new(BIN).args(["seed", "--conf", conf]).args(args).stderr(Stdio::null()).spawn().unwrap())
+    Reaped(
+        pdtp_tests::node_command(BIN)
+            .args(["seed", "--conf", conf])
+            .args(args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// A tracker at its connection limit says so: a `get` refused there fails at once with one
@@ -708,7 +772,7 @@ fn a_download_survives_a_tracker_killed_and_restarted() {
     let report = dir.path().join("report.json");
     let args = ["get", &url, "-o", "out.ts", "--listen", "0", "--seed-for", "0s", "--report"];
     let mut get = Reaped(
-        Command::new(BIN)
+        pdtp_tests::node_command(BIN)
             .args(args)
             .arg(&report)
             .current_dir(dir.path())
@@ -769,8 +833,14 @@ fn a_swarm_runs_over_ipv6() {
     let _seed = spawn_seed(&seed_conf, &[]);
     let url = format!("pdtp://[::1]:{port}/six.bin");
     let args = ["get", &url, "-o", "six.bin", "--listen", "0", "--seed-for", "0s", "--wait", "20s"];
-    let mut get =
-        Reaped(Command::new(BIN).args(args).current_dir(dir.path()).stderr(Stdio::piped()).spawn().unwrap());
+    let mut get = Reaped(
+        pdtp_tests::node_command(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Bounded: with peers listening on IPv4 only, the viewer never reached the seed.
     let status = pdtp_tests::wait_child(&mut get.0, LIMIT, "get did not finish over IPv6");
     let mut err = String::new();
@@ -791,7 +861,7 @@ fn nodes_outlive_a_closed_stderr() {
     let conf = dir.path().join("t.yml");
     std::fs::write(&conf, format!("port: {port}\nseed_key: {KEY}\nchunk_size: 250kB\n")).unwrap();
     let spawn = |args: &[&str]| {
-        let mut child = Command::new(BIN).args(args).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = pdtp_tests::node_command(BIN).args(args).stderr(Stdio::piped()).spawn().unwrap();
         drop(child.stderr.take()); // the reader goes away before the node says anything
         Reaped(child)
     };
@@ -807,8 +877,14 @@ fn nodes_outlive_a_closed_stderr() {
     let mut seed = spawn(&["seed", "--conf", seed_conf.to_str().unwrap()]);
     let url = format!("pdtp://127.0.0.1:{port}/a.bin");
     let args = ["get", &url, "-o", "a.bin", "--listen", "0", "--seed-for", "0s", "--wait", "20s"];
-    let mut get =
-        Reaped(Command::new(BIN).args(args).current_dir(dir.path()).stderr(Stdio::piped()).spawn().unwrap());
+    let mut get = Reaped(
+        pdtp_tests::node_command(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Bounded: a get whose tracker died keeps trying to reconnect.
     let status = pdtp_tests::wait_child(&mut get.0, LIMIT, "get did not finish: a node died");
     let mut err = String::new();
@@ -832,8 +908,14 @@ fn a_get_gives_up_on_a_tracker_that_does_not_come_back() {
     let _seed = spawn_seed(&seed_conf, &["--max-upload-rate", "256KiB/s"]);
     let url = format!("pdtp://127.0.0.1:{port}/slow.bin");
     let args = ["get", &url, "-o", "slow.bin", "--listen", "0", "--seed-for", "0s", "--tracker-wait", "2s"];
-    let mut get =
-        Reaped(Command::new(BIN).args(args).current_dir(dir.path()).stderr(Stdio::piped()).spawn().unwrap());
+    let mut get = Reaped(
+        pdtp_tests::node_command(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let part = dir.path().join("slow.bin.part");
     let started = std::time::Instant::now();
     while std::fs::metadata(&part).map_or(true, |m| m.len() == 0) {
@@ -861,7 +943,7 @@ fn a_live_seed_prints_the_trackers_warning_when_its_stream_outgrows_the_swarm() 
     let port = swarm.tracker_addr.port();
     let conf = write_live_seed_conf(dir.path(), port);
     let mut seed = Reaped(
-        Command::new(BIN)
+        pdtp_tests::node_command(BIN)
             .args(["seed", "--conf", conf.to_str().unwrap(), "--live", "show.ts"])
             .args(["--bitrate", "1Mbit/s", "--max-upload-rate", "40kB"])
             .stdin(Stdio::piped())
@@ -883,7 +965,14 @@ fn a_live_seed_prints_the_trackers_warning_when_its_stream_outgrows_the_swarm() 
     let _viewers: Vec<Reaped> = (0..3)
         .map(|_| {
             let args = ["get", &url, "-o", "-", "--listen", "0", "--max-upload-rate", "1kB"];
-            Reaped(Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
+            Reaped(
+                pdtp_tests::node_command(BIN)
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
         })
         .collect();
     // The stream at 1 Mbit/s: 16 kB every 131 ms, until the warning comes (or the limit).
@@ -944,7 +1033,8 @@ fn a_tracker_restarted_on_its_state_file_keeps_its_bans() {
     let file = dir.path().join("bad.yml");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(&file, format!("port: {port}\nseed_key: {KEY}\n{conf}")).unwrap();
-    let out = Command::new(BIN).args(["tracker", "--conf", file.to_str().unwrap()]).output().unwrap();
+    let out =
+        pdtp_tests::node_command(BIN).args(["tracker", "--conf", file.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a tracker started on a malformed state file: {err}");
     assert!(err.contains("state.json") && err.contains("not a tracker state file"), "{err}");
@@ -965,7 +1055,7 @@ fn a_seed_withdraws_a_file_rewritten_in_place() {
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
     let conf = write_seed_conf(dir.path(), "", swarm.tracker_addr.port(), &root, 16 * 1024);
     let mut seed = Reaped(
-        Command::new(BIN)
+        pdtp_tests::node_command(BIN)
             .args(["seed", "--conf", conf.to_str().unwrap()])
             .stderr(Stdio::piped())
             .spawn()

@@ -35,7 +35,7 @@ impl Drop for Served {
 /// Starts `get URL --serve 127.0.0.1:0 -o out` and reads the bound address from its stderr,
 /// running the swarm's loop meanwhile.
 fn spawn_serving(swarm: &mut Swarm, url: &str, out: &std::path::Path) -> Served {
-    let mut child = Command::new(BIN)
+    let mut child = pdtp_tests::node_command(BIN)
         .args(["get", url, "--listen", "0", "--serve", "127.0.0.1:0", "-o"])
         .arg(out)
         .env("RUST_LOG", "warn,pdtp_net_mio::serve=debug")
@@ -230,7 +230,7 @@ fn good_bytes(part: &[u8], source: &[u8], chunk: usize) -> usize {
 fn serve_errors_are_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let run = |serve: &str| {
-        let out = Command::new(BIN)
+        let out = pdtp_tests::node_command(BIN)
             .args(["get", "pdtp://127.0.0.1:9/a.mp4", "--listen", "0", "--serve", serve])
             .current_dir(dir.path())
             .output()

@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -91,7 +91,7 @@ fn pinned_get(tamper: Tamper) -> (i32, String, Option<Vec<u8>>, Vec<u8>) {
     let port = proxy(swarm.tracker_addr, tamper);
     let url = format!("pdtp://127.0.0.1:{port}/show.ts#seed={}", seed_key());
     let out = dir.path().join("out.ts");
-    let mut child = Command::new(BIN)
+    let mut child = pdtp_tests::node_command(BIN)
         .args(["get", &url, "-o", out.to_str().unwrap(), "--listen", "0", "--seed-for", "0s"])
         .stderr(Stdio::piped())
         .spawn()

@@ -95,3 +95,60 @@ mod tests {
         assert!(e.contains("seed-identity") && e.contains("not a seed identity"), "{e}");
     }
 }
+
+/// Where `get` remembers the seed key of each URL it fetched unpinned (trust on first use):
+/// `known_seeds` beside the seed identity (`$XDG_CONFIG_HOME/pdtp/` or `~/.config/pdtp/`).
+pub fn known_seeds_path() -> Option<PathBuf> {
+    default_path().map(|p| p.with_file_name("known_seeds"))
+}
+
+/// The seed keys `get` saw on first use, by URL (`pdtp://HOST:PORT/PATH`, no fragment): one
+/// `URL KEY` line each, `#` comments. A later fetch of the same URL without `#seed=` pins the
+/// remembered key, so a tracker (or a proxy) cannot swap the seed behind it unnoticed.
+#[derive(Debug, Default)]
+pub struct KnownSeeds {
+    keys: std::collections::BTreeMap<String, SeedKey>,
+}
+
+impl KnownSeeds {
+    /// The keys in `path`; none if it does not exist. A malformed line is an error naming
+    /// the file and the line.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let mut keys = std::collections::BTreeMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |why: &str| format!("{}: line {}: {why}", path.display(), n + 1);
+            let (url, key) = line.split_once(char::is_whitespace).ok_or_else(|| bad("expected 'URL KEY'"))?;
+            let key = key.trim().parse().map_err(|e| bad(&format!("not a seed key: {e}")))?;
+            keys.insert(url.to_owned(), key);
+        }
+        Ok(Self { keys })
+    }
+
+    /// The key remembered for `url`.
+    pub fn get(&self, url: &str) -> Option<SeedKey> {
+        self.keys.get(url).copied()
+    }
+
+    /// Appends `url key` to `path` (making its directory), so the next fetch pins it.
+    pub fn remember(path: &Path, url: &str, key: &SeedKey) -> Result<(), String> {
+        let shown = path.display();
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        writeln!(f, "{url} {key}").map_err(|e| format!("{shown}: {e}"))
+    }
+}

@@ -85,3 +85,18 @@ pub fn wait_child(
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// `bin` (a `pdtp-node`) as a command with a configuration directory of its own
+/// (`XDG_CONFIG_HOME`): a `get` remembers the seed key of each URL it fetches there (trust
+/// on first use), so tests neither write the runner's `~/.config/pdtp/known_seeds` nor
+/// see each other's keys on a reused port. One fresh directory per command, under
+/// `$TMPDIR/pdtp-tests-config-<pid>/`.
+pub fn node_command(bin: &str) -> std::process::Command {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("pdtp-tests-config-{}", std::process::id())).join(n.to_string());
+    let mut c = std::process::Command::new(bin);
+    c.env("XDG_CONFIG_HOME", dir);
+    c
+}

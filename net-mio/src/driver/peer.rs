@@ -110,6 +110,8 @@ pub struct PeerNode {
     live: bool,
     /// `--serve`'s entity tag for a file (none before the manifest, or for a live stream).
     etag: Option<String>,
+    /// The seed key that signed the manifest, once it came signed (`signer`).
+    signer: Option<pdtp_core::signing::SeedKey>,
     tracker_lost: bool,
     complete: bool,
     delivered: u64,
@@ -190,6 +192,7 @@ impl PeerNode {
             welcomed: false,
             live: false,
             etag: None,
+            signer: None,
             tracker_lost: false,
             complete: false,
             delivered: 0,
@@ -254,6 +257,11 @@ impl PeerNode {
         self.rejected
     }
 
+    /// The seed key that signed the manifest (checked), once it came signed.
+    pub fn signer(&self) -> Option<pdtp_core::signing::SeedKey> {
+        self.signer
+    }
+
     /// Whether the content is a live stream (known once its manifest came).
     pub fn is_live(&self) -> bool {
         self.live
@@ -300,6 +308,7 @@ impl PeerNode {
             }
             PeerEvent::ManifestRefused { reason, .. } => self.fail(reason),
             PeerEvent::ManifestReceived { content, num_chunks, live, signer } => {
+                self.signer = signer;
                 match signer {
                     Some(key) => {
                         tracing::info!(%key, "the manifest is signed by the seed (pin it with #seed=KEY)")

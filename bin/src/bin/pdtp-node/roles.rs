@@ -230,6 +230,12 @@ pub struct GetFlags {
     /// for --seed-for if given. Files only, not live streams.
     #[arg(long, value_name = "ADDR")]
     pub serve: Option<String>,
+    /// Where to remember the seed key of each URL fetched without `#seed=KEY`, and pin it
+    /// on later fetches of that URL (trust on first use); `none` neither remembers nor
+    /// pins. Default: known_seeds beside the seed identity ($XDG_CONFIG_HOME/pdtp/ or
+    /// ~/.config/pdtp/).
+    #[arg(long, value_name = "FILE")]
+    pub known_seeds: Option<PathBuf>,
 }
 
 /// How long a `get` of a file keeps serving after it is complete, unless told otherwise:
@@ -273,6 +279,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
         ref tracker_wait,
         ref report,
         ref serve,
+        ref known_seeds,
     } = *flags;
     let (upload, download) = (max_upload_rate.as_deref(), max_download_rate.as_deref());
     let (seed_for, buffer, report) = (seed_for.as_deref(), buffer.as_deref(), report.as_deref());
@@ -313,6 +320,17 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
             output.display()
         ));
     }
+    // Trust on first use: a URL without `#seed=` pins the key remembered for it, if any.
+    let url_key = format!("pdtp://{}:{}/{}", url.host, url.port, url.path.trim_start_matches('/'));
+    let known_file = match known_seeds {
+        Some(f) if f.as_os_str() == "none" => None,
+        Some(f) => Some(f.clone()),
+        None => pdtp_net_mio::identity::known_seeds_path(),
+    };
+    let remembered = match &known_file {
+        Some(f) if url.seed_key.is_none() => pdtp_net_mio::identity::KnownSeeds::load(f)?.get(&url_key),
+        _ => None,
+    };
     let (listener, port) = bind_any(listen).map_err(|e| format!("--listen: {e}"))?;
     let mut rt = Runtime::new(1024, Duration::from_secs(10)).map_err(|e| e.to_string())?;
     let peer = PeerNode::new(
@@ -331,7 +349,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
             record_deliveries: report.is_some(),
             wait_for_content: (!wait.is_zero()).then_some(wait),
             tracker_patience: Some(tracker_wait),
-            seed_key: url.seed_key,
+            seed_key: url.seed_key.or(remembered),
             serve,
             rng_seed: random_seed(),
         },
@@ -352,8 +370,22 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
         }
         b
     });
+    let mut to_remember = known_file.clone().filter(|_| url.seed_key.is_none() && remembered.is_none());
     loop {
         rt.turn(Some(Duration::from_millis(200))).map_err(|e| format!("event loop: {e}"))?;
+        // Remembered once the download is done (a file written whole, a stream played out):
+        // a download that fails says only why, in one line, and pins nothing.
+        let done = matches!(rt.status(id), Some(Status::Done));
+        if let (Some(file), Some(Node::Peer(p)), true) = (&to_remember, rt.node(id), done)
+            && let Some(key) = p.signer()
+        {
+            pdtp_net_mio::identity::KnownSeeds::remember(file, &url_key, &key)?;
+            say!(
+                "first use of {url_key}: seed key {key} remembered in {} (later gets pin it)",
+                file.display()
+            );
+            to_remember = None;
+        }
         if let (Some(b), Some(Node::Peer(p))) = (&bar, rt.node(id)) {
             let (held, n) = p.progress();
             b.set_length(u64::from(n));
@@ -365,7 +397,14 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
                 if let Some(b) = &bar {
                     b.abandon();
                 }
-                return Err(e);
+                return Err(match (remembered, &known_file) {
+                    (Some(_), Some(f)) if e.contains("pin") => format!(
+                        "{e} (the key remembered for {url_key} on first use, in {}: if the seed's key \
+                         changed on purpose, delete that line or pin the new key with #seed=KEY)",
+                        f.display()
+                    ),
+                    _ => e,
+                });
             }
             _ => {}
         }

@@ -316,6 +316,9 @@ impl Real<'_> {
                     millis(seed_for).as_ref(),
                     "--report".as_ref(),
                     report_path(dirs, k).as_os_str(),
+                    // Each viewer a machine of its own: its first use of the URL.
+                    "--known-seeds".as_ref(),
+                    dirs.work.join(format!("v{k}.known_seeds")).as_os_str(),
                 ]);
                 // A live viewer plays with the scenario's buffer, as the simulator's do.
                 if let Some(l) = live {
