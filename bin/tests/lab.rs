@@ -166,13 +166,18 @@ fn the_ci_scenario_runs_on_real_processes_and_leaves_nothing_behind() {
     // lab's reads of the tracker never fall and never pass the tracker's final count.
     let csv = std::fs::read_to_string(out.join("origin.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("t_s,sim_origin_bytes,real_origin_bytes"));
+    assert_eq!(
+        lines.next(),
+        Some("t_s,sim_origin_bytes,real_origin_bytes,real_seed_uploads,real_seed_slots,real_seed_rate_bps")
+    );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.last().unwrap()[1], sim["origin_bytes"].to_string());
     let real_col: Vec<u64> = rows.iter().filter_map(|r| r[2].parse().ok()).collect();
     assert!(real_col.len() >= 2, "{csv}");
     assert!(real_col.windows(2).all(|w| w[0] <= w[1]), "{csv}");
     assert!(*real_col.last().unwrap() <= real["origin_bytes"].as_u64().unwrap(), "{csv}");
+    // The seed was read while it served: some second shows it with uploads under way.
+    assert!(rows.iter().any(|r| r[3].parse::<u32>().is_ok_and(|u| u > 0)), "{csv}");
     // The copies were compared and removed; the logs stay.
     assert!(!out.join("work/v0.bin").exists());
     assert!(out.join("logs/tracker.log").exists());

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::netns::QdiscTotals;
 use super::plan::Plan;
-use super::swarm::{CpuUse, RealRun};
+use super::swarm::{CpuUse, OriginSample, RealRun};
 
 /// The real side's `report.json`: the simulator's keys where they apply, plus `lab`.
 #[derive(Clone, Debug, Serialize)]
@@ -241,31 +241,44 @@ pub fn real_peers_csv(rows: &[RealPeer]) -> String {
 /// `origin.csv`: the bytes the origin had given by each whole second of the run, on both
 /// sides (`sim_origin_bytes` from the simulator's per-second counts, `real_origin_bytes`
 /// interpolated between the lab's reads of the tracker; empty past its last read), so a
-/// gap in origin copies can be placed in time: the start, the bulk or the tail.
-pub fn origin_csv(sim_per_s: &[u64], real: &[(f64, u64)]) -> String {
-    let mut s = String::from("t_s,sim_origin_bytes,real_origin_bytes\n");
-    let last_real = real.last().map_or(0.0, |&(t, _)| t);
+/// gap in origin copies can be placed in time: the start, the bulk or the tail. Beside
+/// them, the tracker's view of the real seed at the read nearest each second (uploads under
+/// way, the slots the policy gives it, its measured uplink in bit/s), which says why.
+pub fn origin_csv(sim_per_s: &[u64], real: &[OriginSample]) -> String {
+    let mut s = String::from(
+        "t_s,sim_origin_bytes,real_origin_bytes,real_seed_uploads,real_seed_slots,real_seed_rate_bps\n",
+    );
+    let last_real = real.last().map_or(0.0, |r| r.t_s);
     let seconds = sim_per_s.len().max(last_real.floor() as usize + 1);
     let mut sim = 0u64;
     for t in 0..=seconds {
-        let _ =
-            writeln!(s, "{t},{sim},{}", interpolate(real, t as f64).map_or(String::new(), |b| b.to_string()));
+        let at = t as f64;
+        let bytes = interpolate(real, at).map_or(String::new(), |b| b.to_string());
+        let seed = real
+            .iter()
+            .filter(|r| (r.t_s - at).abs() <= 0.5)
+            .min_by(|a, b| (a.t_s - at).abs().total_cmp(&(b.t_s - at).abs()))
+            .map_or(",,".to_owned(), |r| {
+                format!("{},{},{:.0}", r.seed_uploads, r.seed_slots, r.seed_rate_bps)
+            });
+        let _ = writeln!(s, "{t},{sim},{bytes},{seed}");
         sim += sim_per_s.get(t).copied().unwrap_or(0);
     }
     s
 }
 
-/// The count at `t` on a line through `samples` (time-ordered) from zero at time zero;
-/// after the last, none.
-fn interpolate(samples: &[(f64, u64)], t: f64) -> Option<u64> {
-    let after = samples.iter().position(|&(ts, _)| ts >= t)?;
+/// The origin's count at `t` on a line through the reads (time-ordered) from zero at time
+/// zero; after the last read, none.
+fn interpolate(samples: &[OriginSample], t: f64) -> Option<u64> {
+    let after = samples.iter().position(|r| r.t_s >= t)?;
+    let b = |k: usize| samples[k].origin_bytes as f64;
     if after == 0 {
-        let (t1, b1) = samples[0];
-        return Some(if t1 <= 0.0 { b1 } else { (b1 as f64 * (t / t1).max(0.0)).round() as u64 });
+        let t1 = samples[0].t_s;
+        return Some(if t1 <= 0.0 { b(0) } else { (b(0) * (t / t1).max(0.0)).round() } as u64);
     }
-    let ((t0, b0), (t1, b1)) = (samples[after - 1], samples[after]);
+    let (t0, t1) = (samples[after - 1].t_s, samples[after].t_s);
     let w = if t1 > t0 { (t - t0) / (t1 - t0) } else { 1.0 };
-    Some((b0 as f64 + (b1 as f64 - b0 as f64) * w).round() as u64)
+    Some((b(after - 1) + (b(after) - b(after - 1)) * w).round() as u64)
 }
 
 /// The figures both sides have (the live ones for a live stream only).
@@ -584,9 +597,23 @@ mod tests {
     fn origin_csv_puts_both_sides_on_whole_seconds() {
         // The simulator gave 10 bytes in second 0 and 30 in second 1; the lab read 5 at
         // 0.5 s and 45 at 2.5 s.
-        let csv = origin_csv(&[10, 30], &[(0.5, 5), (2.5, 45)]);
+        let read = |t_s: f64, origin_bytes: u64, seed_slots: u32| OriginSample {
+            t_s,
+            origin_bytes,
+            seed_uploads: 1,
+            seed_slots,
+            seed_rate_bps: 8e6,
+        };
+        let csv = origin_csv(&[10, 30], &[read(0.5, 5, 2), read(2.5, 45, 9)]);
         let rows: Vec<&str> = csv.lines().collect();
-        assert_eq!(rows[0], "t_s,sim_origin_bytes,real_origin_bytes");
-        assert_eq!(rows[1..], ["0,0,0", "1,10,15", "2,40,35", "3,40,"]);
+        assert_eq!(
+            rows[0],
+            "t_s,sim_origin_bytes,real_origin_bytes,real_seed_uploads,real_seed_slots,real_seed_rate_bps"
+        );
+        // The seed's columns come from a read within half a second, else stay empty.
+        assert_eq!(
+            rows[1..],
+            ["0,0,0,1,2,8000000", "1,10,15,1,2,8000000", "2,40,35,1,9,8000000", "3,40,,1,9,8000000"]
+        );
     }
 }

@@ -84,9 +84,23 @@ pub struct RealRun {
     pub qdisc: QdiscTotals,
     /// Share of the machine's CPU time busy (all cores) from time zero to the end.
     pub machine_busy: Option<f64>,
-    /// The tracker's count of bytes the origin gave, read about once a second during the
-    /// run: (seconds since time zero, bytes so far).
-    pub origin_timeline: Vec<(f64, u64)>,
+    /// The tracker's count of bytes the origin gave and its view of the (first) seed, read
+    /// about once a second during the run.
+    pub origin_timeline: Vec<OriginSample>,
+}
+
+/// One read of the tracker during a run (`origin.csv`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OriginSample {
+    /// Seconds since time zero.
+    pub t_s: f64,
+    /// Bytes the origin gave so far.
+    pub origin_bytes: u64,
+    /// The seed's uploads under way, the upload slots the policy gives it, and its uplink as
+    /// the tracker measures it (bit/s; 0 until measured).
+    pub seed_uploads: u32,
+    pub seed_slots: u32,
+    pub seed_rate_bps: f64,
 }
 
 /// CPU seconds (user + system) by role.
@@ -157,7 +171,7 @@ struct Viewers {
     procs: Vec<usize>,
     done: usize,
     /// See [`RealRun::origin_timeline`].
-    origin_timeline: Vec<(f64, u64)>,
+    origin_timeline: Vec<OriginSample>,
 }
 
 impl Real<'_> {
@@ -344,7 +358,14 @@ impl Real<'_> {
             if unix_now() >= next_sample {
                 // A missed read (the tracker busy) leaves a gap, not a failure.
                 if let Ok(s) = tracker_stats(self.lab, tracker, stats) {
-                    v.origin_timeline.push((unix_now() - t0, s.totals.origin_bytes));
+                    let seed = s.peers.iter().find(|p| p.role == "seed");
+                    v.origin_timeline.push(OriginSample {
+                        t_s: unix_now() - t0,
+                        origin_bytes: s.totals.origin_bytes,
+                        seed_uploads: seed.map_or(0, |p| p.uploads),
+                        seed_slots: seed.map_or(0, |p| p.up_slots),
+                        seed_rate_bps: seed.map_or(0.0, |p| p.up_rate_bps),
+                    });
                 }
                 next_sample += SAMPLE;
             }
