@@ -423,3 +423,70 @@ v.addEventListener('error', () => {{ b.dataset.error = v.error && v.error.code; 
     );
     drop(served);
 }
+
+/// The tracker's stats page in a browser, mid-download: headless Chromium renders it (a
+/// screenshot, and the DOM) and the page shows the distance to the bound: what is left to
+/// copy, the least time it can take at the measured uplinks, the throughput now, and the
+/// origin's share. Three peers fetch 4 MB from a seed capped at 256 KiB/s (about 16 s).
+#[test]
+fn chromium_shows_the_stats_pages_distance_to_the_bound() {
+    if !have_tool("chromium") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    write_random_file(&root, "big.bin", 4_000_000, 5);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 64 * 1024).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits { upload: Some(256 << 10), download: None }).unwrap();
+    let peers: Vec<_> = (0..3)
+        .map(|i| swarm.add_peer("big.bin", &dir.path().join(format!("p{i}")), false).unwrap())
+        .collect();
+    // Until the seed's uplink is measured: the bound needs it.
+    let measured = |s: &Swarm| {
+        s.tracker()
+            .unwrap()
+            .tracker()
+            .stats()
+            .contents
+            .first()
+            .and_then(|c| c.on_demand)
+            .and_then(|b| b.bound_s)
+    };
+    for _ in 0..40 {
+        if measured(&swarm).is_some() {
+            break;
+        }
+        swarm.rt.run_until(Duration::from_millis(250), |_| false).unwrap();
+    }
+    assert!(measured(&swarm).is_some(), "the seed's uplink was never measured");
+    let page = format!("http://{}/", swarm.tracker().unwrap().stats_addr().unwrap());
+    let chromium = |extra: &[String]| {
+        let mut c = Command::new("chromium");
+        c.args(["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,1024"])
+            .args(extra)
+            .arg(&page);
+        c
+    };
+    let shot = dir.path().join("stats.png");
+    let out = run_beside(&mut swarm, chromium(&[format!("--screenshot={}", shot.display())]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a screenshot of {} bytes", png.len());
+    let out = run_beside(&mut swarm, chromium(&["--dump-dom".to_owned()]));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let line =
+        dom.lines().find(|l| l.contains("class=\"bound\"")).unwrap_or_else(|| panic!("no bound: {dom}"));
+    for part in [
+        "big.bin: ",
+        " left to copy; at least ",
+        " s at the measured uplinks (",
+        " Mbit/s); now ",
+        "the origin gave ",
+    ] {
+        assert!(line.contains(part), "{part:?} not in {line}");
+    }
+    assert!(
+        peers.iter().any(|&p| swarm.rt.status(p) != Some(pdtp_net_mio::driver::Status::Done)),
+        "over too soon"
+    );
+}

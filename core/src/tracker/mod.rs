@@ -27,7 +27,7 @@ use rand_core::Rng as _;
 
 pub use config::{ChunkPolicy, GiverPolicy, Limits, OriginPolicy, Policy, TrackerConfig, UploadSlots};
 pub use events::TrackerEvent;
-pub use stats::{ActiveTransfer, ContentStats, NodeStats, TrackerStats};
+pub use stats::{ActiveTransfer, ContentStats, NodeStats, OnDemandBound, TrackerStats};
 
 use crate::ids::{ConnId, ContentId, PeerId};
 use crate::output::Transmit;

@@ -66,6 +66,27 @@ pub struct ContentStats {
     /// the lag floor from the measured uplinks (the seed's and its viewers'; a viewer not
     /// measured yet counts as 0). Downloads are not measured, so `download_short` is false.
     pub live_bounds: Option<LiveBounds>,
+    /// On demand, while someone still wants chunks of it: the rest measured against what
+    /// the measured uplinks can carry.
+    pub on_demand: Option<OnDemandBound>,
+}
+
+/// The distance to the bound of an on-demand content, from measured uplinks (a node not
+/// measured yet counts as 0, so the bound is on the safe side: no faster than this).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OnDemandBound {
+    /// Chunk bytes still to be copied to the nodes that want them (waiting or under way).
+    pub remaining_bytes: u64,
+    /// Bytes of chunks no peer holds yet, which only the origin can give.
+    pub origin_only_bytes: u64,
+    /// The origin's measured uplink, bit/s.
+    pub origin_up_bps: f64,
+    /// The origin's and every node's holding or wanting it, summed, bit/s.
+    pub capacity_bps: f64,
+    /// The least time the rest can take (Kumar–Ross's terms for what is left): the larger
+    /// of remaining ÷ capacity and origin-only ÷ the origin's uplink; none while the
+    /// origin is unmeasured.
+    pub bound_s: Option<f64>,
 }
 
 /// One transfer ordered and not yet finished, as the stats page shows it.
@@ -161,6 +182,39 @@ impl Tracker {
         }
     }
 
+    /// [`ContentStats::on_demand`] of `c`.
+    fn on_demand_bound(&self, c: &Content) -> Option<OnDemandBound> {
+        if c.manifest.is_live() {
+            return None;
+        }
+        let chunk_bytes = |i: usize| u64::from(c.manifest.geometry.chunk_len(i as ChunkIndex));
+        let (mut remaining_bytes, mut origin_only_bytes) = (0, 0);
+        for i in 0..c.num_chunks() as usize {
+            let wanted = u64::from(c.pending_count[i]) + u64::from(c.inflight_count[i]);
+            remaining_bytes += wanted * chunk_bytes(i);
+            if wanted > 0 && c.peer_holder_count[i] == 0 {
+                origin_only_bytes += chunk_bytes(i);
+            }
+        }
+        if remaining_bytes == 0 {
+            return None;
+        }
+        // Measured rates are bytes per second.
+        let rate = |idx: usize| f64::from(self.up_rates.get(idx).copied().unwrap_or(0.0)) * 8.0;
+        let origin_up_bps = self.by_id.get(&c.publisher).map_or(0.0, |&i| rate(i.0 as usize));
+        let capacity_bps: f64 = (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i].as_ref().is_some_and(|n| n.content(c.id).is_some() || n.id == c.publisher)
+            })
+            .map(rate)
+            .sum();
+        let bound_s = (origin_up_bps > 0.0).then(|| {
+            let bits = |b: u64| b as f64 * 8.0;
+            (bits(remaining_bytes) / capacity_bps).max(bits(origin_only_bytes) / origin_up_bps)
+        });
+        Some(OnDemandBound { remaining_bytes, origin_only_bytes, origin_up_bps, capacity_bps, bound_s })
+    }
+
     /// [`ContentStats::live_bounds`] of `c`.
     fn live_bounds(&self, c: &Content) -> Option<LiveBounds> {
         let live = c.manifest.live?;
@@ -218,6 +272,7 @@ impl Tracker {
                 bytes_from_peers: c.bytes_from_peers,
                 completions: c.completions,
                 live_bounds: self.live_bounds(c),
+                on_demand: self.on_demand_bound(c),
             })
             .collect();
         let mut transfers: Vec<ActiveTransfer> = self

@@ -1618,3 +1618,45 @@ fn stats_give_a_live_streams_bounds_from_measured_uplinks() {
     assert_eq!(lb.depth, 1);
     assert!((lb.floor_s - 0.002).abs() < 1e-9, "{lb:?}");
 }
+
+/// The stats give an on-demand content's distance to its bound: the chunk bytes still
+/// wanted, those only the origin holds, and once the origin is measured the least time the
+/// rest can take; nothing once nobody wants any.
+#[test]
+fn stats_give_an_on_demand_contents_remaining_work_and_bound() {
+    let mut b = Bench::new();
+    let (_, content) = b.seed_with(manifest("a.bin", 4, 1000));
+    let viewer = b.peer_requesting(10, content);
+    let bound = |b: &Bench| b.tr.stats().contents[0].on_demand;
+    let os = orders(&b.drain());
+    let before = bound(&b).expect("chunks are wanted");
+    assert_eq!((before.remaining_bytes, before.origin_only_bytes), (4000, 4000));
+    assert_eq!(before.bound_s, None, "the origin is not measured yet");
+    // One 1000-byte copy in 1 ms from the seed: 8 Mbit/s; the viewer uploads nothing yet.
+    let (_, o) = os.iter().find(|(c, o)| *c == viewer && o.side == Side::Taker).expect("an order");
+    b.now += Span::from_millis(1);
+    b.complete(viewer, o, 1_000);
+    b.drain();
+    let after = bound(&b).expect("three chunks still wanted");
+    assert_eq!((after.remaining_bytes, after.origin_only_bytes), (3000, 3000));
+    assert!((after.origin_up_bps - 8e6).abs() < 1.0 && (after.capacity_bps - 8e6).abs() < 1.0, "{after:?}");
+    // 3000 bytes at 8 Mbit/s, from the origin alone: 3 ms.
+    assert!((after.bound_s.unwrap() - 0.003).abs() < 1e-9, "{after:?}");
+    // Every chunk delivered: nothing left to bound.
+    let mut pending: Vec<_> =
+        os.iter().filter(|(c, x)| *c == viewer && x.side == Side::Taker && x != o).collect();
+    let mut later = Vec::new();
+    for _ in 0..8 {
+        for (_, x) in pending.drain(..) {
+            b.now += Span::from_millis(1);
+            b.complete(viewer, x, 1_000);
+        }
+        later = orders(&b.drain());
+        pending = later.iter().filter(|(c, x)| *c == viewer && x.side == Side::Taker).collect();
+        if pending.is_empty() {
+            break;
+        }
+    }
+    assert!(later.iter().all(|(c, _)| *c != viewer), "orders left: {later:?}");
+    assert_eq!(bound(&b), None);
+}

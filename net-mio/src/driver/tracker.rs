@@ -157,6 +157,15 @@ impl TrackerNode {
         let seeds = s.nodes.iter().filter(|n| n.role == Role::Seed).count() as u64;
         let peers = s.nodes.iter().filter(|n| n.role == Role::Peer).count() as u32;
         let cfg = self.tracker.config();
+        // A content's verified bytes per second since the previous snapshot (the page's
+        // reads, a second apart at the most often; a gap over a minute says nothing now).
+        let since = self.snapshot_at.map(|at| cx.now.saturating_duration_since(at).as_secs_f64());
+        let throughput = |c: &pdtp_core::tracker::ContentStats| {
+            let dt = since.filter(|&d| (0.5..=60.0).contains(&d))?;
+            let before = self.snapshot.files.iter().find(|f| f.path == c.path)?;
+            let now = c.bytes_from_origin + c.bytes_from_peers;
+            Some(now.saturating_sub(before.origin_bytes + before.peer_bytes) as f64 * 8.0 / dt)
+        };
         StatsSnapshot {
             node: self.name.clone(),
             role: "tracker".into(),
@@ -200,6 +209,19 @@ impl TrackerNode {
                         r_max_bps: c.live_bounds.map(|b| b.r_max_bps),
                         load_vs_r_max: c.live_bounds.map(|b| b.load),
                         lag_floor_s: c.live_bounds.map(|b| b.floor_s),
+                        remaining_bytes: c.on_demand.map(|b| b.remaining_bytes),
+                        capacity_bps: c.on_demand.map(|b| b.capacity_bps),
+                        bound_s: c.on_demand.and_then(|b| b.bound_s),
+                        throughput_bps: throughput(c),
+                        eta_s: c
+                            .on_demand
+                            .zip(throughput(c))
+                            .filter(|&(_, t)| t > 0.0)
+                            .map(|(b, t)| b.remaining_bytes as f64 * 8.0 / t),
+                        origin_share: {
+                            let all = c.bytes_from_origin + c.bytes_from_peers;
+                            (all > 0).then(|| c.bytes_from_origin as f64 / all as f64)
+                        },
                     }
                 })
                 .collect(),

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use pdtp_core::bounds::BUFFER_MARGIN;
 
-use super::snapshot::StatsSnapshot;
+use super::snapshot::{FileStats, StatsSnapshot};
 
 /// The policy as a two-column table of its config keys (escaped like everything else).
 fn policy(o: &mut String, p: &super::snapshot::PolicyStats) {
@@ -108,6 +108,27 @@ pub fn html(s: &StatsSnapshot) -> String {
         );
     }
     o.push_str("</table>\n");
+    for f in s.files.iter().filter(|f| !f.live) {
+        let Some(left) = f.remaining_bytes else { continue };
+        let mbit = |b: Option<f64>| b.map_or_else(|| "-".to_owned(), |v| format!("{:.2}", v / 1e6));
+        let secs = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} s"));
+        let share = match (f.throughput_bps, f.capacity_bps) {
+            (Some(t), Some(c)) if c > 0.0 => format!(" ({:.0} % of them)", 100.0 * t / c),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            o,
+            "<p class=bound>{}: {} left to copy; at least {} at the measured uplinks ({} Mbit/s); \
+             now {} Mbit/s{share}, done in about {}; the origin gave {} so far</p>",
+            html_escape(&f.path),
+            bytes(left),
+            secs(f.bound_s),
+            mbit(f.capacity_bps),
+            mbit(f.throughput_bps),
+            secs(f.eta_s),
+            f.origin_share.map_or_else(|| "-".to_owned(), |v| format!("{:.1} %", 100.0 * v)),
+        );
+    }
     for f in s.files.iter().filter(|f| f.live) {
         if let (Some(r), Some(load), Some(floor)) = (f.r_max_bps, f.load_vs_r_max, f.lag_floor_s) {
             let _ = writeln!(
@@ -236,6 +257,35 @@ pub fn prometheus(s: &StatsSnapshot) -> String {
     m.family("pdtp_file_peers", "gauge", "Peers wanting or holding each content.");
     for f in &s.files {
         m.sample("pdtp_file_peers", &[("path", &f.path)], f64::from(f.peers));
+    }
+    type Pick = fn(&FileStats) -> Option<f64>;
+    let per_file: [(&str, &str, Pick); 4] = [
+        (
+            "pdtp_file_remaining_bytes",
+            "On demand: chunk bytes still to copy to the nodes that want them.",
+            |f| f.remaining_bytes.map(|b| b as f64),
+        ),
+        (
+            "pdtp_file_bound_seconds",
+            "On demand: the least time the rest can take at the measured uplinks.",
+            |f| f.bound_s,
+        ),
+        (
+            "pdtp_file_throughput_bits_per_second",
+            "Bytes verified per second, in bits, since the last snapshot.",
+            |f| f.throughput_bps,
+        ),
+        ("pdtp_file_origin_share_ratio", "The origin's share of the bytes verified so far.", |f| {
+            f.origin_share
+        }),
+    ];
+    for (name, help, pick) in per_file {
+        m.family(name, "gauge", help);
+        for f in &s.files {
+            if let Some(v) = pick(f) {
+                m.sample(name, &[("path", &f.path)], v);
+            }
+        }
     }
     m.family("pdtp_peer_trust", "gauge", "Trust of each peer, 0 to 1.");
     for p in &s.peers {

@@ -96,6 +96,25 @@ pub struct FileStats {
     /// a viewer's buffer should be at least `pdtp_core::bounds::BUFFER_MARGIN` (1.5) × it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_floor_s: Option<f64>,
+    /// On demand, while chunks are wanted: bytes still to copy to the nodes that want them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_bytes: Option<u64>,
+    /// On demand: the origin's and the swarm's measured uplinks summed, bit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_bps: Option<f64>,
+    /// On demand: the least time the rest can take at those uplinks, s
+    /// (`pdtp_core::tracker::OnDemandBound`); absent while the origin is unmeasured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_s: Option<f64>,
+    /// Bytes verified per second since the page's previous snapshot, in bit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_bps: Option<f64>,
+    /// On demand: the rest at that throughput, s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_s: Option<f64>,
+    /// The origin's share of the bytes verified so far, 0..=1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_share: Option<f64>,
 }
 
 /// One transfer ordered and not yet reported finished (the tracker hears of a copy's start

@@ -48,6 +48,12 @@ fn snapshot() -> StatsSnapshot {
                 progress: 0.5,
                 origin_bytes: 15_000,
                 peer_bytes: 10_000,
+                remaining_bytes: Some(5_000_000),
+                capacity_bps: Some(16e6),
+                bound_s: Some(2.5),
+                throughput_bps: Some(8e6),
+                eta_s: Some(5.0),
+                origin_share: Some(0.6),
                 ..Default::default()
             },
             FileStats {
@@ -173,6 +179,13 @@ fn html_page_shows_the_snapshot_escaped() {
     assert!(body.contains("<td>2Mbit/s</td><td>3</td>"), "the measured upload rate and slots are shown");
     assert!(body.contains("2.0 MiB/s"), "the upload cap is shown");
     assert!(body.contains("Scheduling policy"), "the tracker's policy is shown");
+    assert!(
+        body.contains(
+            "at least 2.5 s at the measured uplinks (16.00 Mbit/s); now 8.00 Mbit/s (50 % of them), \
+             done in about 5.0 s; the origin gave 60.0 % so far"
+        ),
+        "the distance to the bound is shown: {body}"
+    );
     for row in
         ["<th class=l>giver</th><td class=l>fastest</td>", "<th class=l>copy_time</th><td class=l>1s</td>"]
     {
@@ -219,6 +232,14 @@ fn metrics_follow_the_prometheus_text_grammar() {
     assert!(
         !samples.iter().any(|(n, l, _)| n == "pdtp_rate_limit_bytes_per_second" && l.contains("download"))
     );
+    let of_first =
+        |name: &str| samples.iter().find(|(n, l, _)| n == name && l.contains("alert")).map(|(_, _, v)| *v);
+    assert_eq!(of_first("pdtp_file_bound_seconds"), Some(2.5));
+    assert_eq!(of_first("pdtp_file_remaining_bytes"), Some(5e6));
+    assert_eq!(of_first("pdtp_file_throughput_bits_per_second"), Some(8e6));
+    assert_eq!(of_first("pdtp_file_origin_share_ratio"), Some(0.6));
+    // A content without a bound has no sample.
+    assert!(!samples.iter().any(|(n, l, _)| n == "pdtp_file_bound_seconds" && l.contains("quote")));
 }
 
 /// Validates exposition format 0.0.4 line by line; returns (name, labels, value) samples.
