@@ -640,6 +640,11 @@ fn a_part_file_of_other_bytes_is_not_trusted() {
 
 /// Starts `pdtp-node tracker` with `conf` (YAML; `port:` is added) on `port`, or on a free
 /// port when `None`; returns it once it says it listens, its stderr drained to ours.
+/// `get ARGS` started in `cwd`, its stderr piped, killed if the test ends first.
+fn spawn_get(args: &[&str], cwd: &std::path::Path) -> Reaped {
+    Reaped(pdtp_tests::node_command(BIN).args(args).current_dir(cwd).stderr(Stdio::piped()).spawn().unwrap())
+}
+
 fn spawn_tracker(dir: &std::path::Path, conf: &str, port: Option<u16>) -> Option<(Reaped, u16)> {
     use std::io::BufRead;
     let port = port
@@ -833,14 +838,7 @@ fn a_swarm_runs_over_ipv6() {
     let _seed = spawn_seed(&seed_conf, &[]);
     let url = format!("pdtp://[::1]:{port}/six.bin");
     let args = ["get", &url, "-o", "six.bin", "--listen", "0", "--seed-for", "0s", "--wait", "20s"];
-    let mut get = Reaped(
-        pdtp_tests::node_command(BIN)
-            .args(args)
-            .current_dir(dir.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut get = spawn_get(&args, dir.path());
     // Bounded: with peers listening on IPv4 only, the viewer never reached the seed.
     let status = pdtp_tests::wait_child(&mut get.0, LIMIT, "get did not finish over IPv6");
     let mut err = String::new();
@@ -877,14 +875,7 @@ fn nodes_outlive_a_closed_stderr() {
     let mut seed = spawn(&["seed", "--conf", seed_conf.to_str().unwrap()]);
     let url = format!("pdtp://127.0.0.1:{port}/a.bin");
     let args = ["get", &url, "-o", "a.bin", "--listen", "0", "--seed-for", "0s", "--wait", "20s"];
-    let mut get = Reaped(
-        pdtp_tests::node_command(BIN)
-            .args(args)
-            .current_dir(dir.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut get = spawn_get(&args, dir.path());
     // Bounded: a get whose tracker died keeps trying to reconnect.
     let status = pdtp_tests::wait_child(&mut get.0, LIMIT, "get did not finish: a node died");
     let mut err = String::new();
@@ -908,14 +899,7 @@ fn a_get_gives_up_on_a_tracker_that_does_not_come_back() {
     let _seed = spawn_seed(&seed_conf, &["--max-upload-rate", "256KiB/s"]);
     let url = format!("pdtp://127.0.0.1:{port}/slow.bin");
     let args = ["get", &url, "-o", "slow.bin", "--listen", "0", "--seed-for", "0s", "--tracker-wait", "2s"];
-    let mut get = Reaped(
-        pdtp_tests::node_command(BIN)
-            .args(args)
-            .current_dir(dir.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut get = spawn_get(&args, dir.path());
     let part = dir.path().join("slow.bin.part");
     let started = std::time::Instant::now();
     while std::fs::metadata(&part).map_or(true, |m| m.len() == 0) {
@@ -987,10 +971,14 @@ fn a_live_seed_prints_the_trackers_warning_when_its_stream_outgrows_the_swarm() 
             written += 1;
         }
         seen.extend(rx.try_iter());
-        seen.iter().any(|l| l.contains("the tracker says: live stream 'show.ts'"))
+        seen.iter()
+            .any(|l| l.contains("the tracker says: live stream 'show.ts'") && l.contains("cannot carry it"))
     });
-    assert!(warned, "no warning on the seed's stderr: {seen:?}");
-    let line = seen.iter().find(|l| l.contains("the tracker says")).unwrap();
+    // A milder verdict may come first: the seed's first copies pass its token bucket in a
+    // burst and read as a faster uplink (once in CI: 0.93 × r_max, "expect stalls"); the
+    // worse one is told at once when the estimate settles.
+    assert!(warned, "no 'cannot carry it' warning on the seed's stderr: {seen:?}");
+    let line = seen.iter().find(|l| l.contains("cannot carry it")).unwrap();
     assert!(line.contains("cannot carry it to every viewer") && line.contains("× r_max"), "{line}");
 }
 
