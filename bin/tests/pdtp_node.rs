@@ -994,7 +994,9 @@ fn a_tracker_restarted_on_its_state_file_keeps_its_bans() {
     let state = dir.path().join("state.json");
     std::fs::write(&state, r#"{"peers": [4242], "hosts": []}"#).unwrap();
     let conf = format!("state_file: '{}'\n", state.display());
-    let (_tracker, port) = spawn_tracker(dir.path(), &conf, None).expect("the tracker starts");
+    // A free port whose neighbour (the stats page) is taken fails the start: try others.
+    let (_tracker, port) =
+        (0..20).find_map(|_| spawn_tracker(dir.path(), &conf, None)).expect("no free port");
     let mut peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let hello = Hello {
         version: PROTOCOL_VERSION,

@@ -61,6 +61,10 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
     let ip: IpAddr =
         c.host.parse().map_err(|_| format!("{}: host: '{}' is not an IP address", conf.display(), c.host))?;
     let addr = SocketAddr::new(ip, c.port);
+    // The state file is read before anything binds: a bad one is named as such, whatever
+    // the ports.
+    let bans =
+        c.state_file.as_deref().map(load_bans).transpose().map_err(|e| e.to_string())?.unwrap_or_default();
     let listener = bind_exact(addr).map_err(|e| format!("{e} (the tracker's port: change port)"))?;
     let stats = SocketAddr::new(ip, c.stats_port());
     let node = TrackerNode::new(TrackerOptions {
@@ -71,13 +75,7 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
         rng_seed: random_seed(),
         chunk_size: c.chunk_size,
         live_chunk_size: c.live_chunk_size,
-        bans: c
-            .state_file
-            .as_deref()
-            .map(load_bans)
-            .transpose()
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default(),
+        bans,
         state_file: c.state_file.clone(),
     })
     .map_err(|e| format!("{e} (the stats page uses port + 1: change port)"))?;
