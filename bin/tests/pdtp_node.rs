@@ -283,18 +283,18 @@ fn get_args_until_exit(swarm: &mut Swarm, args: &[&str], cwd: &std::path::Path) 
 fn get_remembers_the_seed_key_on_first_use_and_pins_it_after() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    let source = write_random_file(&root, "a.bin", 300_000, 21);
+    // A space in the path: the file's `URL KEY` lines must still split in two.
+    let source = write_random_file(&root, "a b.bin", 300_000, 21);
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 4096).unwrap();
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
-    let url = format!("pdtp://127.0.0.1:{}/a.bin", swarm.tracker_addr.port());
+    let url = format!("pdtp://127.0.0.1:{}/a%20b.bin", swarm.tracker_addr.port());
     let known = dir.path().join("conf/known_seeds");
-    let get = |out: &str, known: &str| {
-        ["get", &url, "-o", out, "--listen", "0", "--seed-for", "0s", "--known-seeds", known]
-            .map(str::to_owned)
-    };
     let k = known.to_str().unwrap();
-    let (code, err) =
-        get_args_until_exit(&mut swarm, &get("one.bin", k).each_ref().map(|s| s.as_str()), dir.path());
+    let mut get = |out: &str, known: &str| {
+        let args = ["get", &url, "-o", out, "--listen", "0", "--seed-for", "0s", "--known-seeds", known];
+        get_args_until_exit(&mut swarm, &args, dir.path())
+    };
+    let (code, err) = get("one.bin", k);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains(&format!("first use of {url}: seed key")), "{err}");
     let remembered = format!("{url} {}\n", pdtp_net_mio::driver::seed_key());
@@ -302,8 +302,7 @@ fn get_remembers_the_seed_key_on_first_use_and_pins_it_after() {
     assert_eq!(std::fs::read(dir.path().join("one.bin")).unwrap(), source);
 
     // Pinned to the same key: downloads, and remembers nothing more.
-    let (code, err) =
-        get_args_until_exit(&mut swarm, &get("two.bin", k).each_ref().map(|s| s.as_str()), dir.path());
+    let (code, err) = get("two.bin", k);
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("first use"), "{err}");
     assert_eq!(std::fs::read_to_string(&known).unwrap(), remembered);
@@ -311,22 +310,19 @@ fn get_remembers_the_seed_key_on_first_use_and_pins_it_after() {
     // Another key remembered for this URL: refused in one line that names the file.
     let other = pdtp_core::signing::SigningKey::from_secret([7; 32]).public();
     std::fs::write(&known, format!("# a comment\n{url} {other}\n")).unwrap();
-    let (code, err) =
-        get_args_until_exit(&mut swarm, &get("three.bin", k).each_ref().map(|s| s.as_str()), dir.path());
+    let (code, err) = get("three.bin", k);
     assert_one_line(code, &err, &format!("not the pinned {other}"));
     assert!(err.contains(&format!("remembered for {url} on first use, in {k}")), "{err}");
     assert!(!dir.path().join("three.bin").exists());
 
     // `none`: the remembered key is not pinned, and nothing is written.
-    let (code, err) =
-        get_args_until_exit(&mut swarm, &get("four.bin", "none").each_ref().map(|s| s.as_str()), dir.path());
+    let (code, err) = get("four.bin", "none");
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read_to_string(&known).unwrap(), format!("# a comment\n{url} {other}\n"));
 
     // A line that is not `URL KEY` is named with its file and line.
     std::fs::write(&known, format!("{url} not-a-key\n")).unwrap();
-    let (code, err) =
-        get_args_until_exit(&mut swarm, &get("five.bin", k).each_ref().map(|s| s.as_str()), dir.path());
+    let (code, err) = get("five.bin", k);
     assert_one_line(code, &err, &format!("{k}: line 1: not a seed key"));
 }
 

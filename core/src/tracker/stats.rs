@@ -71,8 +71,9 @@ pub struct ContentStats {
     pub on_demand: Option<OnDemandBound>,
 }
 
-/// The distance to the bound of an on-demand content, from measured uplinks (a node not
-/// measured yet counts as 0, so the bound is on the safe side: no faster than this).
+/// The distance to the bound of an on-demand content, from measured uplinks. A node not
+/// measured yet counts as 0, so until the swarm's uplinks are measured `bound_s` is longer
+/// than the true bound: the least time at the uplinks measured so far.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OnDemandBound {
     /// Chunk bytes still to be copied to the nodes that want them (waiting or under way).

@@ -194,6 +194,7 @@ impl TrackerNode {
                 .map(|c| {
                     // Seeds hold every chunk they publish; the rest are peers' copies.
                     let peer_copies = c.chunk_copies.saturating_sub(seeds * u64::from(c.chunks));
+                    let rate = throughput(c);
                     let want = u64::from(c.chunks) * u64::from(peers);
                     FileStats {
                         path: c.path.clone(),
@@ -212,10 +213,10 @@ impl TrackerNode {
                         remaining_bytes: c.on_demand.map(|b| b.remaining_bytes),
                         capacity_bps: c.on_demand.map(|b| b.capacity_bps),
                         bound_s: c.on_demand.and_then(|b| b.bound_s),
-                        throughput_bps: throughput(c),
+                        throughput_bps: rate,
                         eta_s: c
                             .on_demand
-                            .zip(throughput(c))
+                            .zip(rate)
                             .filter(|&(_, t)| t > 0.0)
                             .map(|(b, t)| b.remaining_bytes as f64 * 8.0 / t),
                         origin_share: {

@@ -319,7 +319,9 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
         ));
     }
     // Trust on first use: a URL without `#seed=` pins the key remembered for it, if any.
-    let url_key = format!("pdtp://{}:{}/{}", url.host, url.port, url.path.trim_start_matches('/'));
+    // The URL as `PdtpUrl` prints it without its fragment: IPv6 in brackets, and a path
+    // percent-escaped, so no space splits a `URL KEY` line.
+    let url_key = PdtpUrl { seed_key: None, ..url.clone() }.to_string();
     let known_file = match known_seeds {
         Some(f) if f.as_os_str() == "none" => None,
         Some(f) => Some(f.clone()),
