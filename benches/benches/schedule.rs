@@ -54,11 +54,11 @@ fn build(peers: u32) -> Swarm {
         live: None,
     };
     let (seed, nonce) = hello(&mut tracker, 0, Role::Seed);
-    let proof = auth::publish_proof(KEY, &nonce, &manifest);
+    let proof = auth::publish_proof(KEY, &nonce, &manifest, None);
     tracker.handle_message(
         Time::ZERO,
         seed,
-        Message::Publish(Box::new(Publish { manifest, proof, signature: None })),
+        Message::Publish(Box::new(Publish { manifest, proof, signature: None, uplink_bps: None })),
     );
     // Ids are hashes of the path (docs/protocol.md §1): ask the tracker, do not assume 0.
     let content = tracker.content_id("bench.bin").expect("the bench file is published");

@@ -738,6 +738,41 @@ fn spawn_seed(conf: &std::path::Path, args: &[&str]) -> Reaped {
     )
 }
 
+/// A seed started with `--uplink` is scheduled at that rate before it gives a byte: the
+/// tracker's stats show its rate (the payload share of 16 Mbit/s) and the slots for it under
+/// the built-in policy (1 s copies of 250 kB: 8), where a seed that states nothing shows no
+/// rate and the 2 unmeasured slots.
+#[test]
+fn a_seed_that_states_its_uplink_is_scheduled_at_it_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each seed with a tracker of its own: the seed it lists is that one.
+    let seed_view = |name: &str, uplink: &[&str]| {
+        let sub = dir.path().join(name);
+        let (_tracker, port) =
+            (0..20).find_map(|_| spawn_tracker(dir.path(), "", None)).expect("no free port");
+        write_random_file(&sub.join("root"), "a.bin", 1_000_000, 3);
+        let conf = write_seed_conf(&sub, "", port, &sub.join("root"), 250_000);
+        let _seed = spawn_seed(&conf, uplink);
+        let end = std::time::Instant::now() + LIMIT;
+        loop {
+            let v = stats_json(port + 1);
+            let published = v["files"].as_array().unwrap().iter().any(|f| f["path"] == "a.bin");
+            let seed = v["peers"].as_array().unwrap().iter().find(|p| p["role"] == "seed").cloned();
+            if let Some(me) = seed.filter(|_| published) {
+                return (me["up_rate_bps"].as_f64().unwrap(), me["up_slots"].as_u64().unwrap());
+            }
+            assert!(std::time::Instant::now() < end, "the seed never showed as published: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let (rate, slots) = seed_view("plain", &[]);
+    assert_eq!((rate, slots), (0.0, 2), "a seed that states nothing starts unmeasured");
+    let (rate, slots) = seed_view("stated", &["--uplink", "16Mbit/s"]);
+    let payload = 16e6 * 1448.0 / 1514.0;
+    assert!((rate - payload).abs() < 100.0, "stated 16 Mbit/s, the tracker counts {rate} bit/s");
+    assert_eq!(slots, 8, "the built-in policy's slots for {rate} bit/s in 250 kB chunks");
+}
+
 /// A tracker at its connection limit says so: a `get` refused there fails at once with one
 /// line naming the overload, not a bare "connection was closed" (issue 17's idle lockout).
 #[test]

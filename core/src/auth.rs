@@ -8,10 +8,12 @@
 use crate::ids::{ChunkIndex, ContentId};
 use crate::manifest::{Digest, Manifest};
 
-/// `SHA-256("pdtp-publish-v1" ‖ len(key) ‖ key ‖ nonce ‖ manifest root)`.
-pub fn publish_proof(key: &[u8], nonce: &[u8; 16], manifest: &Manifest) -> Digest {
+/// `SHA-256("pdtp-publish-v2" ‖ len(key) ‖ key ‖ nonce ‖ manifest root ‖ uplink)`, the
+/// uplink the seed states in bits/s (`Publish::uplink_bps`; 0 for none) as 8 big-endian bytes.
+pub fn publish_proof(key: &[u8], nonce: &[u8; 16], manifest: &Manifest, uplink_bps: Option<u64>) -> Digest {
     let root = manifest.root();
-    Digest::of_parts(&[b"pdtp-publish-v1", &(key.len() as u64).to_be_bytes(), key, nonce, &root.0])
+    let uplink = uplink_bps.unwrap_or(0).to_be_bytes();
+    Digest::of_parts(&[b"pdtp-publish-v2", &(key.len() as u64).to_be_bytes(), key, nonce, &root.0, &uplink])
 }
 
 /// `SHA-256("pdtp-append-v1" ‖ len(key) ‖ key ‖ nonce ‖ content ‖ first ‖ new_size ‖ window_start ‖ hashes)`.
@@ -59,12 +61,16 @@ mod tests {
             hashes: vec![Digest::of(b"a")],
             live: None,
         };
-        let p = publish_proof(b"key", &[1; 16], &m);
-        assert!(proofs_equal(&p, &publish_proof(b"key", &[1; 16], &m)));
-        assert!(!proofs_equal(&p, &publish_proof(b"kez", &[1; 16], &m)));
-        assert!(!proofs_equal(&p, &publish_proof(b"key", &[2; 16], &m)));
+        let p = publish_proof(b"key", &[1; 16], &m, None);
+        assert!(proofs_equal(&p, &publish_proof(b"key", &[1; 16], &m, None)));
+        assert!(!proofs_equal(&p, &publish_proof(b"kez", &[1; 16], &m, None)));
+        assert!(!proofs_equal(&p, &publish_proof(b"key", &[2; 16], &m, None)));
         let mut m2 = m.clone();
         m2.hashes[0] = Digest::of(b"b");
-        assert!(!proofs_equal(&p, &publish_proof(b"key", &[1; 16], &m2)));
+        assert!(!proofs_equal(&p, &publish_proof(b"key", &[1; 16], &m2, None)));
+        // The stated uplink is bound too: a proof cannot be moved to another claim.
+        let stated = publish_proof(b"key", &[1; 16], &m, Some(16_000_000));
+        assert!(!proofs_equal(&p, &stated));
+        assert!(!proofs_equal(&stated, &publish_proof(b"key", &[1; 16], &m, Some(160_000_000))));
     }
 }

@@ -33,7 +33,7 @@ fn setup_with(data: &Bytes, chunk: u32, cfgs: Vec<pdtp_core::peer::PeerConfig>) 
     let inbox = net.take_inbox(0);
     let [Message::Publish(p)] = &inbox[..] else { panic!("expected one publish, got {inbox:?}") };
     assert_eq!(p.manifest, m);
-    assert_eq!(p.proof, publish_proof(KEY, &NONCE, &m));
+    assert_eq!(p.proof, publish_proof(KEY, &NONCE, &m, None));
     net.tell(0, Message::Published(Published { path: "show.mp4".into(), content: C }));
     assert!(net.seed_events().contains(&SeedEvent::Published { path: "show.mp4".into(), content: C }));
     for i in 1..=peers {

@@ -117,9 +117,14 @@ fn message() -> BoxedStrategy<Message> {
         (content(), manifest(), signature()).prop_map(|(content, manifest, signature)| Message::TellInfo(
             Box::new(TellInfo { content, manifest, signature })
         )),
-        (manifest(), digest(), signature()).prop_map(|(manifest, proof, signature)| Message::Publish(
-            Box::new(Publish { manifest, proof, signature })
-        )),
+        (manifest(), digest(), signature(), option::of(any::<u64>())).prop_map(
+            |(manifest, proof, signature, uplink_bps)| Message::Publish(Box::new(Publish {
+                manifest,
+                proof,
+                signature,
+                uplink_bps
+            }))
+        ),
         (text(), content()).prop_map(|(path, content)| Message::Published(Published { path, content })),
         (content(), any::<u32>(), any::<u64>(), vec(digest(), 0..6), any::<u32>(), digest(), signature())
             .prop_map(|(content, first, new_size, hashes, window_start, proof, signature)| {

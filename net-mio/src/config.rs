@@ -7,8 +7,9 @@
 //! `max_downloads_per_address` (64; loopback exempt), `state_file` (the tracker's bans, kept
 //! across restarts; none by default),
 //! `hello_timeout` (10 s),
-//! `max_upload_rate` / `max_download_rate` (optional, bytes per second), `sendfile` (a seed
-//! sends chunk payloads with `sendfile(2)`; off by default) and `debug`.
+//! `max_upload_rate` / `max_download_rate` (optional, bytes per second), `uplink` (a seed's
+//! uplink, stated to the tracker: optional), `sendfile` (a seed sends chunk payloads with
+//! `sendfile(2)`; off by default) and `debug`.
 //!
 //! Every key is optional; unknown keys are refused. Errors name the file and the key:
 //! `conf/x.yml: unknown key 'prot' (did you mean 'port'?)`, `conf/x.yml: chunk_size: must be > 0`.
@@ -86,6 +87,9 @@ pub struct Config {
     pub max_upload_rate: Option<Rate>,
     /// Cap on bytes per second downloaded (all connections together).
     pub max_download_rate: Option<Rate>,
+    /// A seed's uplink, if its operator knows it: stated to the tracker in every publish, so
+    /// the seed is scheduled at that rate from its first copy (docs/runtime.md).
+    pub uplink: Option<Rate>,
     /// A seed sends chunk payloads straight from its files with `sendfile(2)` instead of
     /// reading them into memory first (off by default: see docs/performance.md).
     pub sendfile: bool,
@@ -163,6 +167,7 @@ struct RawConfig {
     hello_timeout: Option<Secs>,
     max_upload_rate: Option<RawRate>,
     max_download_rate: Option<RawRate>,
+    uplink: Option<RawRate>,
     sendfile: Option<bool>,
     debug: Option<bool>,
 }
@@ -191,6 +196,7 @@ const KEYS: &[&str] = &[
     "hello_timeout",
     "max_upload_rate",
     "max_download_rate",
+    "uplink",
     "sendfile",
     "debug",
 ];
@@ -333,6 +339,10 @@ impl RawConfig {
             hello_timeout,
             max_upload_rate: rate("max_upload_rate", self.max_upload_rate)?,
             max_download_rate: rate("max_download_rate", self.max_download_rate)?,
+            uplink: match self.uplink {
+                Some(RawRate(0)) => return Err(bad("uplink", "must be > 0 (leave it out if not known)")),
+                r => r.map(|r| Rate(r.0)),
+            },
             sendfile: self.sendfile.unwrap_or(false),
             debug: self.debug.unwrap_or(false),
         })

@@ -41,6 +41,8 @@ impl NodeFactory for CoreFactory {
                 config.transfer_timeout = TRANSFER_TIMEOUT;
                 // The simulated tracker never goes away; a link it closes is final.
                 config.tracker_retry = None;
+                let seeds = &spec.scenario.seeds;
+                config.uplink_bps = seeds.states_uplink.then_some(seeds.upload.0);
                 Box::new(SeedNode {
                     config,
                     rng_seed: spec.rng_seed,

@@ -108,6 +108,10 @@ pub struct Seeds {
     /// One-way access latency of each seed.
     #[serde(default = "default_seed_latency")]
     pub latency: Duration,
+    /// Each seed states `upload` to the tracker, as `pdtp-node seed --uplink` does, so it is
+    /// scheduled at that rate from its first copy (default: no, the tracker measures it).
+    #[serde(default)]
+    pub states_uplink: bool,
 }
 
 /// A class of viewers with the same capacities.

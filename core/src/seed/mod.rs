@@ -5,7 +5,7 @@
 //!  app               Seed                       tracker
 //!   |                 |-- Hello(role: Seed) ------>|
 //!   |                 |<-- Welcome(nonce) ---------|
-//!   | publish(m) ---->|-- Publish(m, proof) ------>|   proof = auth::publish_proof(key, nonce, m)
+//!   | publish(m) ---->|-- Publish(m, proof) ------>|   proof = auth::publish_proof(key, nonce, m, uplink)
 //!   |                 |<-- Published(path, id) ----|   store.open(id, &m)
 //!   |<- Published     |                            |
 //!   | push_live_chunk>|-- AppendChunks(.., proof) ->|  proof = auth::append_proof(..)
@@ -60,6 +60,10 @@ pub struct SeedConfig {
     /// attempts (default 30 s), and everything is published again; `None`: a lost tracker
     /// is final (`SeedEvent::TrackerLost`).
     pub tracker_retry: Option<Span>,
+    /// The uplink this seed gives the swarm, in bits/s on the wire, if its operator knows it:
+    /// stated in every publish, so the tracker schedules the seed at that rate from its first
+    /// copy (`Publish::uplink_bps`). `None` (the default): the tracker measures it.
+    pub uplink_bps: Option<u64>,
 }
 
 impl SeedConfig {
@@ -77,6 +81,7 @@ impl SeedConfig {
             live_window: 64,
             signing_key: None,
             tracker_retry: Some(Span::from_secs(30)),
+            uplink_bps: None,
         }
     }
 }
@@ -124,6 +129,7 @@ pub struct Seed<S> {
     #[allow(dead_code)]
     rng: crate::Rng,
     key: Vec<u8>,
+    uplink_bps: Option<u64>,
     signer: Option<SigningKey>,
     /// Each live stream's signed chain so far, by path.
     chains: BTreeMap<String, Chain>,
@@ -157,6 +163,7 @@ impl<S: ChunkStore> Seed<S> {
             node: Node::new(now, cfg, store),
             rng,
             key: config.key,
+            uplink_bps: config.uplink_bps,
             signer: config.signing_key,
             chains: BTreeMap::new(),
             live_window: config.live_window.max(1),
@@ -267,13 +274,13 @@ impl<S: ChunkStore> Seed<S> {
 
     fn send_publish(&mut self, now: Time, manifest: Manifest) {
         let Some(nonce) = self.node.nonce else { return self.queued.push(manifest) };
-        let proof = publish_proof(&self.key, &nonce, &manifest);
+        let proof = publish_proof(&self.key, &nonce, &manifest, self.uplink_bps);
         let chain = Chain::of(&manifest);
         let signature = self.signer.as_ref().map(|k| k.sign(&chain.statement(manifest.geometry.size, false)));
         if manifest.is_live() {
             self.chains.insert(manifest.path.trim_start_matches('/').to_string(), chain);
         }
-        let publish = Publish { manifest: manifest.clone(), proof, signature };
+        let publish = Publish { manifest: manifest.clone(), proof, signature, uplink_bps: self.uplink_bps };
         self.node.send_tracker(now, Message::Publish(Box::new(publish)));
         self.sent.push(manifest);
     }

@@ -108,7 +108,8 @@ impl Tracker {
         if node.role != Role::Seed {
             return self.close_with(conn, Notice::new(ErrorCode::Unauthorized, "only a seed may publish"));
         }
-        let expected = auth::publish_proof(&self.config.seed_key, &node.nonce, &publish.manifest);
+        let expected =
+            auth::publish_proof(&self.config.seed_key, &node.nonce, &publish.manifest, publish.uplink_bps);
         if !auth::proofs_equal(&expected, &publish.proof) {
             return self.close_with(
                 conn,
@@ -132,6 +133,10 @@ impl Tracker {
             }
         };
         let seed_id = node.id;
+        if let Some(bps) = publish.uplink_bps {
+            let geometry = &publish.manifest.geometry;
+            self.take_stated_uplink(idx, bps, geometry.chunk_size, publish.manifest.is_live());
+        }
         let path = publish.manifest.path.trim_start_matches('/').to_string();
         let ci = match self.by_path.get(&path) {
             Some(&ci) => {

@@ -74,9 +74,21 @@ impl Bench {
 
     /// Seed `id` connects and publishes `m`: its connection, nonce and what the tracker sent.
     fn publish_as(&mut self, id: u32, m: Manifest) -> (ConnId, [u8; 16], Vec<Transmit>) {
+        self.publish_stating(id, m, None, None)
+    }
+
+    /// Seed `id` connects and publishes `m` stating uplink `uplink_bps`, with a proof of
+    /// `proved` (the stated uplink when `None`).
+    fn publish_stating(
+        &mut self,
+        id: u32,
+        m: Manifest,
+        uplink_bps: Option<u64>,
+        proved: Option<Option<u64>>,
+    ) -> (ConnId, [u8; 16], Vec<Transmit>) {
         let (conn, nonce) = self.connect(id, Role::Seed, Some(7000));
-        let proof = auth::publish_proof(KEY, &nonce, &m);
-        let publish = Publish { manifest: m, proof, signature: None };
+        let proof = auth::publish_proof(KEY, &nonce, &m, proved.unwrap_or(uplink_bps));
+        let publish = Publish { manifest: m, proof, signature: None, uplink_bps };
         self.tr.handle_message(self.now, conn, Message::Publish(Box::new(publish)));
         (conn, nonce, self.drain())
     }
@@ -251,11 +263,11 @@ fn publish_needs_the_seed_key() {
     let mut b = Bench::new();
     let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
     let m = manifest("a.bin", 3, 1000);
-    let proof = auth::publish_proof(b"wrong key", &nonce, &m);
+    let proof = auth::publish_proof(b"wrong key", &nonce, &m, None);
     b.tr.handle_message(
         b.now,
         conn,
-        Message::Publish(Box::new(Publish { manifest: m.clone(), proof, signature: None })),
+        Message::Publish(Box::new(Publish { manifest: m.clone(), proof, signature: None, uplink_bps: None })),
     );
     let out = b.drain();
     assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized));
@@ -263,11 +275,11 @@ fn publish_needs_the_seed_key() {
 
     // A peer with the right proof is still not a seed.
     let (conn, nonce) = b.connect(2, Role::Peer, Some(7000));
-    let proof = auth::publish_proof(KEY, &nonce, &m);
+    let proof = auth::publish_proof(KEY, &nonce, &m, None);
     b.tr.handle_message(
         b.now,
         conn,
-        Message::Publish(Box::new(Publish { manifest: m, proof, signature: None })),
+        Message::Publish(Box::new(Publish { manifest: m, proof, signature: None, uplink_bps: None })),
     );
     assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
 }
@@ -278,11 +290,16 @@ fn a_proof_from_another_connection_is_refused() {
     let (_, nonce_a) = b.connect(1, Role::Seed, Some(7000));
     let (conn_b, _) = b.connect(2, Role::Seed, Some(7001));
     let m = manifest("a.bin", 3, 1000);
-    let replayed = auth::publish_proof(KEY, &nonce_a, &m);
+    let replayed = auth::publish_proof(KEY, &nonce_a, &m, None);
     b.tr.handle_message(
         b.now,
         conn_b,
-        Message::Publish(Box::new(Publish { manifest: m, proof: replayed, signature: None })),
+        Message::Publish(Box::new(Publish {
+            manifest: m,
+            proof: replayed,
+            signature: None,
+            uplink_bps: None,
+        })),
     );
     assert_eq!(error_code(&b.drain()), Some(ErrorCode::Unauthorized));
 }
@@ -1013,6 +1030,46 @@ fn a_streams_first_chunk_is_not_piled_onto_an_unmeasured_giver() {
     assert_eq!(given, 2, "an unmeasured giver took {given} first chunks at once");
 }
 
+/// A seed that states its uplink is scheduled at that rate from its first copy: its slots
+/// follow the stated rate at once, and a copy its taker's downlink slowed does not pull the
+/// rate below it. A stated uplink the proof does not cover is refused.
+#[test]
+fn a_seed_that_states_its_uplink_gets_the_slots_for_it_at_once() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
+    cfg.unmeasured_slots = 2;
+    cfg.seed_limits.max_uploads = 32;
+    let mut b = Bench::with(cfg);
+    // 80 000 bit/s on the wire carry 9 564 B/s of payload: 1000-byte copies of 1 s, 10 slots.
+    let (seed, _, out) = b.publish_stating(1, manifest("a.bin", 50, 1000), Some(80_000), None);
+    let content = out
+        .iter()
+        .find_map(|t| match t {
+            Transmit::Send { msg: Message::Published(p), .. } => Some(p.content),
+            _ => None,
+        })
+        .expect("published");
+    let takers: Vec<ConnId> = (10..40).map(|id| b.peer_requesting(id, content)).collect();
+    let given = orders(&b.drain())
+        .into_iter()
+        .filter(|(c, o)| *c != seed && o.side == Side::Taker)
+        .collect::<Vec<_>>();
+    assert_eq!(given.len(), 10, "slots for the stated uplink, not the 2 unmeasured ones");
+    // One copy, slowed to 200 B/s by its taker: the seed's rate stays at what it stated.
+    let (taker, order) = &given[0];
+    assert!(takers.contains(taker));
+    b.now += Span::from_secs(5);
+    b.complete(*taker, order, 5_000_000);
+    let seed_idx = b.tr.by_id[&PeerId(1)];
+    let rate = b.tr.up_rates[seed_idx.0 as usize];
+    assert!((rate - 9564.0).abs() < 1.0, "the seed's rate fell to {rate} B/s");
+    assert_eq!(b.tr.loads[seed_idx.0 as usize].up_slots, 10);
+
+    // A man in the middle raising the claim breaks the proof.
+    let (_, _, out) = b.publish_stating(2, manifest("b.bin", 5, 1000), Some(8_000_000), Some(Some(80_000)));
+    assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized));
+}
+
 /// Copies from one giver to one taker share a connection and move one after the other, and
 /// the giver's uplink is shared by its connections, not its orders. Here a 1000 B/s uplink
 /// serves taker X three chunks (a, b, d) and taker Y one (c): X's connection and Y's move at
@@ -1293,18 +1350,18 @@ fn seed_signatures_are_checked_and_forwarded() {
     let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
     let m = manifest("a.bin", 3, 1000);
     let good = key.sign(&Chain::of(&m).statement(3000, false));
-    let proof = auth::publish_proof(KEY, &nonce, &m);
+    let proof = auth::publish_proof(KEY, &nonce, &m, None);
     let mut forged = good;
     forged.sig.0[0] ^= 1;
-    let bad = Publish { manifest: m.clone(), proof, signature: Some(forged) };
+    let bad = Publish { manifest: m.clone(), proof, signature: Some(forged), uplink_bps: None };
     b.tr.handle_message(b.now, conn, Message::Publish(Box::new(bad)));
     let out = b.drain();
     assert_eq!(error_code(&out), Some(ErrorCode::Unauthorized), "a forged signature is refused");
     assert!(closed(&out, conn));
 
     let (conn, nonce) = b.connect(2, Role::Seed, Some(7001));
-    let proof = auth::publish_proof(KEY, &nonce, &m);
-    let publish = Publish { manifest: m, proof, signature: Some(good) };
+    let proof = auth::publish_proof(KEY, &nonce, &m, None);
+    let publish = Publish { manifest: m, proof, signature: Some(good), uplink_bps: None };
     b.tr.handle_message(b.now, conn, Message::Publish(Box::new(publish)));
     b.drain();
     let (viewer, _) = b.connect(3, Role::Peer, Some(8000));
@@ -1321,12 +1378,12 @@ fn seed_signatures_are_checked_and_forwarded() {
     live.live = Some(LiveInfo { bitrate_bps: 8_000, first_chunk: 0 });
     let mut chain = Chain::of(&live);
     let (seed, nonce) = b.connect(1, Role::Seed, Some(7000));
-    let proof = auth::publish_proof(KEY, &nonce, &live);
+    let proof = auth::publish_proof(KEY, &nonce, &live, None);
     let signature = Some(key.sign(&chain.statement(0, false)));
     b.tr.handle_message(
         b.now,
         seed,
-        Message::Publish(Box::new(Publish { manifest: live, proof, signature })),
+        Message::Publish(Box::new(Publish { manifest: live, proof, signature, uplink_bps: None })),
     );
     b.drain();
     let content = b.tr.content_id("show").unwrap();
@@ -1506,11 +1563,11 @@ fn content_ids_do_not_depend_on_the_order_of_publishing() {
         let (conn, nonce) = b.connect(1, Role::Seed, Some(7000));
         for p in paths {
             let m = manifest(p, 2, 1000);
-            let proof = auth::publish_proof(KEY, &nonce, &m);
+            let proof = auth::publish_proof(KEY, &nonce, &m, None);
             b.tr.handle_message(
                 b.now,
                 conn,
-                Message::Publish(Box::new(Publish { manifest: m, proof, signature: None })),
+                Message::Publish(Box::new(Publish { manifest: m, proof, signature: None, uplink_bps: None })),
             );
         }
         b.drain();

@@ -100,6 +100,9 @@ pub(super) struct Delivered {
     bytes: u64,
     /// Bytes/s over the last closed window.
     rate: f32,
+    /// The payload rate of the uplink a seed stated (`Publish::uplink_bps`), 0 if none: the
+    /// estimate never reads below it, as copies limited by their takers' downlinks read low.
+    stated: f32,
 }
 
 /// A delivery window spans at least this long and this many copies at the estimated rate,
@@ -108,6 +111,17 @@ const DELIVERY_WINDOW: Span = Span::from_secs(1);
 const DELIVERY_WINDOW_COPIES: f64 = 8.0;
 
 impl Delivered {
+    /// The uplink's rate: the larger of the copy-by-copy estimate, the last window's and the
+    /// stated rate.
+    pub(super) fn rate(&self) -> f32 {
+        self.per_copy.max(self.rate).max(self.stated)
+    }
+
+    /// Takes a seed's stated uplink, `bits_per_s` on the wire, as the floor of its rate.
+    pub(super) fn state(&mut self, bits_per_s: u64) {
+        self.stated = (bits_per_s as f64 / 8.0 * PAYLOAD_PER_WIRE_BYTE) as f32;
+    }
+
     /// Records a verified copy of `bytes` with copy-by-copy rate sample `sample`; returns the
     /// giver's rate.
     pub(super) fn record(&mut self, now: Time, bytes: u32, sample: f32) -> f32 {
@@ -128,9 +142,13 @@ impl Delivered {
                 }
             }
         }
-        self.per_copy.max(self.rate)
+        self.rate()
     }
 }
+
+/// Payload bytes per byte on the wire for TCP over Ethernet (1 448 bytes of payload in each
+/// 1 514-byte frame, with timestamps): what a stated uplink carries of chunks.
+const PAYLOAD_PER_WIRE_BYTE: f64 = 1448.0 / 1514.0;
 
 /// Queue-ahead orders the next upload this many order lead times before the current one is
 /// expected to end: the lead covers order → taker → `Get` at the giver, and the expected end
@@ -393,14 +411,37 @@ impl Tracker {
             .map_or((0, false), |c| (c.manifest.geometry.chunk_size, c.manifest.is_live()));
         let rate = self.delivered[t.giver.0 as usize].record(now, bytes, sample);
         self.up_rates[t.giver.0 as usize] = rate;
-        let load = &mut self.loads[t.giver.0 as usize];
+        self.follow_rate(t.giver, rate, chunk_bytes, live);
+    }
+
+    /// Sets a giver's upload slots from its rate when they follow it
+    /// ([`UploadSlots::Measured`]), for copies of `chunk_bytes` (live or not).
+    pub(super) fn follow_rate(&mut self, giver: NodeIdx, rate: f32, chunk_bytes: u32, live: bool) {
         if let UploadSlots::Measured { copy_time } = self.config.upload_slots
             && chunk_bytes > 0
         {
             let copy_time = self.config.live_copy_time.filter(|_| live).unwrap_or(copy_time);
             let per_copy = f64::from(rate) * copy_time.as_secs_f64() / f64::from(chunk_bytes);
-            load.up_slots = (per_copy.floor() + 1.0).clamp(1.0, f64::from(u16::MAX)) as u16;
+            self.loads[giver.0 as usize].up_slots =
+                (per_copy.floor() + 1.0).clamp(1.0, f64::from(u16::MAX)) as u16;
         }
+    }
+
+    /// A seed's stated uplink (`Publish::uplink_bps`, proved with the seed key): its rate
+    /// from now on is at least that, and its slots follow at once.
+    pub(super) fn take_stated_uplink(
+        &mut self,
+        seed: NodeIdx,
+        bits_per_s: u64,
+        chunk_bytes: u32,
+        live: bool,
+    ) {
+        let delivered = &mut self.delivered[seed.0 as usize];
+        delivered.state(bits_per_s);
+        let rate = delivered.rate();
+        self.up_rates[seed.0 as usize] = rate;
+        self.follow_rate(seed, rate, chunk_bytes, live);
+        self.mark_dirty(seed);
     }
 
     pub(super) fn on_completed(&mut self, now: Time, idx: NodeIdx, conn: ConnId, done: Completed) {

@@ -30,11 +30,15 @@ pub struct TellInfo {
 pub struct Publish {
     /// The manifest (for live streams: what exists so far, possibly nothing).
     pub manifest: Manifest,
-    /// `SHA-256("pdtp-publish-v1" ‖ key ‖ nonce ‖ manifest root)`: proves the seed key and
-    /// binds this manifest to the authenticated seed.
+    /// `auth::publish_proof`: proves the seed key and binds this manifest and the stated
+    /// uplink to the authenticated seed.
     pub proof: Digest,
     /// The seed's signature on the manifest (`signing::Chain`), if the seed has a key.
     pub signature: Option<SeedSignature>,
+    /// The seed's uplink in bits/s on the wire, if its operator stated it: the tracker
+    /// schedules the seed at that rate from its first copy instead of ramping its upload
+    /// slots up as copies measure it (docs/runtime.md, "A seed's stated uplink").
+    pub uplink_bps: Option<u64>,
 }
 
 /// Tracker → seed: the publish was accepted.

@@ -130,6 +130,7 @@ fn bad_values_are_named() {
         err("max_upload_rate: 0\n"),
         "conf/x.yml: max_upload_rate: must be > 0 (leave it out for no limit)"
     );
+    assert_eq!(err("uplink: 0\n"), "conf/x.yml: uplink: must be > 0 (leave it out if not known)");
     assert!(err("- a\n- b\n").contains("expected a mapping"));
     assert!(err("port: [\n").starts_with("conf/x.yml: "));
 }
@@ -139,6 +140,8 @@ fn human_units() {
     let c = Config::parse("r.yml", "max_upload_rate: 2MiB/s\nmax_download_rate: 8Mbit/s\n").unwrap();
     assert_eq!(c.max_upload_rate, Some(Rate(2 * 1024 * 1024)));
     assert_eq!(c.max_download_rate, Some(Rate(1_000_000)));
+    let c = Config::parse("r.yml", "uplink: 16Mbit/s\n").unwrap();
+    assert_eq!(c.uplink, Some(Rate(2_000_000)));
     let c = Config::parse("r.yml", "max_upload_rate: 1500\nhello_timeout: 2.5\n").unwrap();
     assert_eq!(c.max_upload_rate, Some(Rate(1500)));
     assert_eq!(c.hello_timeout, Duration::from_millis(2500));

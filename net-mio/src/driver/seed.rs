@@ -55,6 +55,8 @@ pub struct SeedOptions {
     /// Signs every manifest and live append, so viewers can pin the seed's key; `None`:
     /// unsigned.
     pub signing_key: Option<SigningKey>,
+    /// The uplink stated to the tracker, bits/s on the wire (`SeedConfig::uplink_bps`).
+    pub uplink_bps: Option<u64>,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -156,6 +158,7 @@ impl SeedNode {
         let mut cfg = SeedConfig::new(opts.peer_id, opts.tracker.clone(), opts.key.into_bytes());
         cfg.listen_port = opts.listen_port;
         cfg.signing_key = opts.signing_key.clone();
+        cfg.uplink_bps = opts.uplink_bps;
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
         let mut seed = Seed::new(now, cfg, stores, rng);
         let to_publish = manifests.len() + usize::from(opts.live.is_some());

@@ -121,6 +121,7 @@ impl Swarm {
                 sendfile,
                 // Every harness seed signs, so every swarm test checks signed manifests.
                 signing_key: Some(SigningKey::from_secret(SEED_SECRET)),
+                uplink_bps: None,
                 rng_seed: random_seed(),
             },
         )?;

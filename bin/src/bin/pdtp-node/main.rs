@@ -55,6 +55,11 @@ enum Command {
         /// Cap on what the origin sends (e.g. 2MiB/s); overrides the config.
         #[arg(long, value_name = "RATE")]
         max_upload_rate: Option<String>,
+        /// This seed's uplink (e.g. 16Mbit/s), stated to the tracker so it schedules the seed
+        /// at that rate from its first copy instead of measuring its way up; overrides the
+        /// config's `uplink`.
+        #[arg(long, value_name = "RATE")]
+        uplink: Option<String>,
         /// Chunk files in this simulator scenario's chunk size instead of the config's (as the
         /// tracker's --policy-from).
         #[arg(long, value_name = "SCENARIO")]
@@ -129,11 +134,12 @@ fn main() {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Tracker { conf, policy_from } => roles::tracker(&conf, policy_from.as_deref(), cli.verbose),
-        Command::Seed { conf, live, bitrate, max_upload_rate, policy_from } => {
+        Command::Seed { conf, live, bitrate, max_upload_rate, uplink, policy_from } => {
             let flags = roles::SeedFlags {
                 live,
                 bitrate: bitrate.as_deref(),
                 upload: max_upload_rate.as_deref(),
+                uplink: uplink.as_deref(),
                 policy_from: policy_from.as_deref(),
             };
             roles::seed(&conf, &flags, cli.verbose)

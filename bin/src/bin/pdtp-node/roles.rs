@@ -104,13 +104,15 @@ pub struct SeedFlags<'a> {
     pub bitrate: Option<&'a str>,
     /// `--max-upload-rate`.
     pub upload: Option<&'a str>,
+    /// `--uplink`: the uplink stated to the tracker.
+    pub uplink: Option<&'a str>,
     /// `--policy-from`: a scenario whose chunk size to use.
     pub policy_from: Option<&'a Path>,
 }
 
 /// `pdtp-node seed --conf FILE [--live NAME]`: runs until killed or refused.
 pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), String> {
-    let SeedFlags { ref live, bitrate, upload, policy_from } = *flags;
+    let SeedFlags { ref live, bitrate, upload, uplink, policy_from } = *flags;
     // A stream's bitrate in the simulator's words (`1.2Mbit/s`; a unit is required), in bits.
     let live_bitrate_bps = match bitrate {
         Some(r) => pdtp_core::units::BitRate::parse(r).map_err(|e| format!("--bitrate {r}: {e}"))?.0,
@@ -129,6 +131,14 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
         Some(r) => Some(parse_rate(r).map_err(|e| format!("--max-upload-rate {r}: {e}"))?),
         None => c.max_upload_rate.map(|r| r.0),
     };
+    let uplink_bps = match uplink {
+        Some(r) => match parse_rate(r).map_err(|e| format!("--uplink {r}: {e}"))? {
+            0 => return Err(format!("--uplink {r}: must be > 0 (leave it out if not known)")),
+            bytes_per_s => Some(bytes_per_s),
+        },
+        None => c.uplink.map(|r| r.0),
+    }
+    .map(|bytes_per_s| bytes_per_s.saturating_mul(8));
     let identity = c.seed_identity.clone().or_else(pdtp_net_mio::identity::default_path).ok_or_else(|| {
         format!("{file}: seed_identity: required when neither HOME nor XDG_CONFIG_HOME is set (the seed's key file)")
     })?;
@@ -161,6 +171,7 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
             live_bitrate_bps,
             sendfile: c.sendfile,
             signing_key: Some(signing_key),
+            uplink_bps,
             rng_seed: random_seed(),
         },
     )?;

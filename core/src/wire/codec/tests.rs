@@ -310,7 +310,12 @@ fn variant_indexes_match_the_protocol_reference() {
             manifest: manifest.clone(),
             signature: None,
         })),
-        Message::Publish(Box::new(Publish { manifest, proof: Digest::ZERO, signature: None })),
+        Message::Publish(Box::new(Publish {
+            manifest,
+            proof: Digest::ZERO,
+            signature: None,
+            uplink_bps: None,
+        })),
         Message::Published(Published { path: String::new(), content: ContentId(0) }),
         Message::AppendChunks(Box::new(AppendChunks {
             content: ContentId(0),
