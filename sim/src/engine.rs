@@ -381,7 +381,7 @@ impl Engine {
             self.queue.push(Time::ZERO, Ev::Start(n));
         }
         let first_peer = s.count + 1;
-        let arrivals = schedule::arrivals(&mut self.rng, scenario.arrivals, scenario.peer_count());
+        let arrivals = schedule::arrivals(&mut self.rng, &scenario.arrivals, scenario.peer_count());
         for (k, at) in arrivals.into_iter().enumerate() {
             self.queue.push(at, Ev::Start(first_peer + k as u32));
         }

@@ -134,8 +134,9 @@ pub struct PeerClass {
 
 /// When viewers arrive.
 ///
-/// Written `all_at_once`, `{ uniform: { window: 10s } }` or `{ poisson: { rate: 50 } }`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// Written `all_at_once`, `{ uniform: { window: 10s } }`, `{ poisson: { rate: 50 } }` or
+/// `{ at: [0s, 1.5s, …] }`.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum Arrivals {
     /// Everyone at time zero.
     #[default]
@@ -150,6 +151,10 @@ pub enum Arrivals {
         /// Mean arrivals per second.
         rate: f64,
     },
+    /// Given times: viewer `k` (in the order the `peers:` classes list them) arrives at the
+    /// `k`-th, one per viewer. A recorded trace replayed; the lab runs the model's other
+    /// seeds on the arrivals its real viewers follow (docs/lab.md).
+    At(Vec<Duration>),
 }
 
 /// Viewers leaving early: each viewer independently leaves with probability `leave`, after

@@ -46,6 +46,27 @@ fn run_raw(s: &Scenario) -> (RunOutput, RunResult) {
     (out, result)
 }
 
+/// Viewers given arrival times (`arrivals: { at: … }`) start at those times, in the order of
+/// `peers:`, whatever the seed: the lab runs the model's other seeds on the arrivals its real
+/// viewers follow.
+#[test]
+fn given_arrival_times_are_kept_whatever_the_seed() {
+    let s = scenario(
+        "content: { size: 1MB, chunk_size: 250kB }
+seeds: { upload: 20Mbit/s }
+peers:
+  - { count: 2, upload: 2Mbit/s, download: 10Mbit/s }
+  - { count: 1, upload: 5Mbit/s, download: 10Mbit/s }
+arrivals: { at: [3s, 500ms, 1.25s] }
+",
+    );
+    for seed in [1, 2] {
+        let r = run(&with_seed(&s, seed));
+        let arrivals: Vec<f64> = r.peers.iter().map(|p| p.arrival_s.unwrap()).collect();
+        assert_eq!(arrivals, [3.0, 0.5, 1.25], "seed {seed}");
+    }
+}
+
 fn with_seed(s: &Scenario, seed: u64) -> Scenario {
     let mut s = s.clone();
     s.seed = seed;

@@ -332,10 +332,14 @@ fn summary(s: &Scenario) -> String {
             c.count, c.download, c.upload, c.latency
         );
     }
-    out += &match s.arrivals {
+    out += &match &s.arrivals {
         Arrivals::AllAtOnce => "  arrivals: all at once\n".to_string(),
         Arrivals::Uniform { window } => format!("  arrivals: uniform over {window}\n"),
         Arrivals::Poisson { rate } => format!("  arrivals: Poisson, {rate}/s\n"),
+        Arrivals::At(times) => {
+            let last = times.iter().max().map_or("-".to_owned(), ToString::to_string);
+            format!("  arrivals: {} given times, the last at {last}\n", times.len())
+        }
     };
     out += &format!(
         "  policy: chunk {}, giver {}, {} transfers ({} up / {} down) per peer\n",

@@ -9,9 +9,10 @@ use crate::scenario::Arrivals;
 /// Arrival times for `n` viewers, in viewer order.
 ///
 /// `Uniform` draws each independently in `[0, window)`; `Poisson` accumulates exponential
-/// gaps of mean `1/rate`, so viewer `k` is the `k`-th arrival.
-pub(super) fn arrivals(rng: &mut ChaCha8Rng, how: Arrivals, n: u64) -> Vec<Time> {
-    match how {
+/// gaps of mean `1/rate`, so viewer `k` is the `k`-th arrival; `At` draws nothing (validation
+/// made its length `n`).
+pub(super) fn arrivals(rng: &mut ChaCha8Rng, how: &Arrivals, n: u64) -> Vec<Time> {
+    match *how {
         Arrivals::AllAtOnce => vec![Time::ZERO; n as usize],
         Arrivals::Uniform { window } => {
             (0..n).map(|_| Time::from_nanos((unit(rng) * window.0.as_nanos() as f64) as u64)).collect()
@@ -26,6 +27,7 @@ pub(super) fn arrivals(rng: &mut ChaCha8Rng, how: Arrivals, n: u64) -> Vec<Time>
                 })
                 .collect()
         }
+        Arrivals::At(ref times) => times.iter().map(|d| Time::from_nanos(d.0.as_nanos())).collect(),
     }
 }
 

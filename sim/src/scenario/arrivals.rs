@@ -50,7 +50,7 @@ impl<'de> Deserialize<'de> for NoParameters {
     }
 }
 
-const KINDS: &[&str] = &["all_at_once", "uniform", "poisson"];
+const KINDS: &[&str] = &["all_at_once", "uniform", "poisson", "at"];
 
 struct ArrivalsVisitor;
 
@@ -58,7 +58,7 @@ impl<'de> Visitor<'de> for ArrivalsVisitor {
     type Value = Arrivals;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("all_at_once, { uniform: { window: ... } } or { poisson: { rate: ... } }")
+        f.write_str("all_at_once, { uniform: { window: ... } }, { poisson: { rate: ... } } or { at: [...] }")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Arrivals, E> {
@@ -79,6 +79,7 @@ impl<'de> Visitor<'de> for ArrivalsVisitor {
             }
             "uniform" => Arrivals::Uniform { window: map.next_value::<Uniform>()?.window },
             "poisson" => Arrivals::Poisson { rate: map.next_value::<Poisson>()?.rate },
+            "at" => Arrivals::At(map.next_value::<Vec<Duration>>()?),
             other => return Err(de::Error::unknown_variant(other, KINDS)),
         };
         if let Some(extra) = map.next_key::<String>()? {
@@ -99,16 +100,21 @@ impl<'de> Deserialize<'de> for Arrivals {
 /// back; `pdtp-node lab` writes the scenario it runs.)
 impl Serialize for Arrivals {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match *self {
+        match self {
             Arrivals::AllAtOnce => s.serialize_str("all_at_once"),
-            Arrivals::Uniform { window } => {
+            &Arrivals::Uniform { window } => {
                 let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry("uniform", &Uniform { window })?;
                 m.end()
             }
-            Arrivals::Poisson { rate } => {
+            &Arrivals::Poisson { rate } => {
                 let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry("poisson", &Poisson { rate })?;
+                m.end()
+            }
+            Arrivals::At(times) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("at", times)?;
                 m.end()
             }
         }

@@ -34,6 +34,17 @@ fn arrivals_and_live_parse() {
     assert_eq!(s.arrivals, Arrivals::Poisson { rate: 50.0 });
     let s = Scenario::from_yaml(&format!("{BASE}arrivals: all_at_once\n"), "x").unwrap();
     assert_eq!(s.arrivals, Arrivals::AllAtOnce);
+    // Given times, one per viewer, written back as read.
+    let given = "arrivals: { at: [0s, 1.5s, 250ms, 2s, 26.737599ms] }\n";
+    let s = Scenario::from_yaml(&format!("{BASE}{given}"), "x").unwrap();
+    let d = |t: &str| Duration::parse(t).unwrap();
+    assert_eq!(s.arrivals, Arrivals::At(vec![d("0s"), d("1.5s"), d("250ms"), d("2s"), d("26.737599ms")]));
+    let again = Scenario::from_yaml(&serde_norway::to_string(&s).unwrap(), "x").unwrap();
+    assert_eq!(again.arrivals, s.arrivals);
+    assert_eq!(
+        err(&format!("{BASE}arrivals: {{ at: [1s, 2s] }}\n")),
+        "x.yml: arrivals.at: 2 times for 5 viewers (one per viewer, in the order of peers:)"
+    );
     let live = BASE.replace("size: 1MB,", "live: { bitrate: 2Mbit/s, buffer: 4s, duration: 60s },");
     let s = Scenario::from_yaml(&live, "x").unwrap();
     assert_eq!(s.file_bytes(), 15_000_000);

@@ -58,6 +58,13 @@ impl Scenario {
             ));
         }
         match self.arrivals {
+            super::Arrivals::At(ref times) if times.len() as u64 != self.peer_count() => {
+                return Err(format!(
+                    "arrivals.at: {} times for {} viewers (one per viewer, in the order of peers:)",
+                    times.len(),
+                    self.peer_count()
+                ));
+            }
             super::Arrivals::Poisson { rate } if !(rate.is_finite() && rate > 0.0) => {
                 return Err("arrivals.poisson.rate: must be > 0 (arrivals per second)".into());
             }

@@ -26,10 +26,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use pdtp_core::Span;
 use pdtp_sim::adapters::core_factory;
 use pdtp_sim::report::to_json;
 use pdtp_sim::runner;
-use pdtp_sim::scenario::Scenario;
+use pdtp_sim::scenario::{Arrivals, Scenario};
+use pdtp_sim::units::Duration;
 
 use crate::get_report::unix_now;
 
@@ -91,15 +93,21 @@ pub fn run(args: &Args) -> Result<(), String> {
     sim.write(&out.join("sim")).map_err(|e| e.to_string())?;
     let plan = plan::plan(&lab_s, &sim.peers)?;
     // One seed is one draw: the range over seeds shows how far the model's own figures move
-    // with the arrival order and tie-breaks, which a single real run can land anywhere in.
+    // with its tie-breaks and timing draws, which a single real run can land anywhere in.
+    // Every seed keeps the arrivals the real viewers follow (the scenario's own seed's): with
+    // Poisson arrivals the draw of arrival times moves the origin's share more than anything
+    // the model and the real node can disagree on.
     let seeds: Vec<u64> = (0..args.sim_seeds).map(|k| lab_s.seed.wrapping_add(k)).collect();
+    let arrivals =
+        plan.viewers.iter().map(|v| Duration(Span::from_nanos((v.arrival_s * 1e9).round() as u64)));
+    let replayed = Scenario { arrivals: Arrivals::At(arrivals.collect()), ..lab_s.clone() };
     let over_seeds: Vec<pdtp_sim::report::Report> = seeds
         .iter()
         .map(|&seed| {
             if seed == lab_s.seed {
                 return sim.report.clone();
             }
-            let s = Scenario { seed, ..lab_s.clone() };
+            let s = Scenario { seed, ..replayed.clone() };
             runner::run(&s, "default", core_factory().as_mut(), &mut |_, _, _| {}).report
         })
         .collect();
