@@ -29,7 +29,9 @@ impl Tracker {
         }
         let Some(state) = self.conns.get_mut(&conn) else { return };
         let endpoint = hello.listen_port.map(|port| Endpoint { host: state.remote_host.clone(), port });
-        let idx = NodeIdx(self.nodes.len() as u32);
+        // A departed node's index if there is one: what the tracker keeps per node is bounded
+        // by the nodes connected at once (`max_connections`), however many come and go.
+        let idx = self.free_nodes.pop().unwrap_or(NodeIdx(self.nodes.len() as u32));
         // Mute (`mute_conns`) until it says something beyond hello.
         state.node = Some(idx);
         self.silent_conns = self.silent_conns.saturating_sub(1);
@@ -37,7 +39,7 @@ impl Tracker {
         let mut nonce = [0u8; 16];
         self.rng.fill_bytes(&mut nonce);
         let trust_slot = self.trust.slot(hello.peer_id);
-        self.nodes.push(Some(Node {
+        let node = Node {
             id: hello.peer_id,
             conn,
             role: hello.role,
@@ -52,7 +54,8 @@ impl Tracker {
             trust_slot,
             dirty: false,
             idle: false,
-        }));
+            reused: (idx.0 as usize) < self.nodes.len(),
+        };
         self.by_id.insert(hello.peer_id, idx);
         // A giver that failed before keeps its record (and its ban) across reconnections, and
         // a new identity from a banned giver's address starts banned.
@@ -61,9 +64,7 @@ impl Tracker {
             || self.banned_ids.contains(&hello.peer_id)
             || (self.config.ban_hosts && host_banned);
         let host = self.host_index(conn);
-        self.up_rates.push(0.0);
-        self.delivered.push(super::transfers::Delivered::default());
-        self.loads.push(Load {
+        let load = Load {
             alive: true,
             seed: hello.role == Role::Seed,
             listens: hello.listen_port.is_some(),
@@ -74,7 +75,8 @@ impl Tracker {
             },
             host,
             ..Load::default()
-        });
+        };
+        self.place_node(idx, node, load);
         self.send(conn, Message::Welcome(Welcome { peer_id: hello.peer_id, nonce }));
         self.events.push_back(TrackerEvent::Joined { peer: hello.peer_id, role: hello.role });
     }
@@ -184,10 +186,11 @@ impl Tracker {
         let n = content.num_chunks();
         let start = content.window_start;
         if let Some(node) = self.nodes[idx.0 as usize].as_mut() {
+            let reused = node.reused;
             let nc = node.content_entry(id, n);
             for c in start..n {
                 if nc.have.insert(c) {
-                    content.add_holder(c, idx, true);
+                    content.add_holder(c, idx, true, reused);
                 }
             }
         }
@@ -292,10 +295,11 @@ impl Tracker {
         content.window_start = content.window_start.max(window_start);
         content.floor = content.floor.max(content.window_start);
         if let Some(seed) = self.nodes[idx.0 as usize].as_mut() {
+            let reused = seed.reused;
             let nc = seed.content_entry(a.content, new_n);
             for c in old_n..new_n {
                 if nc.have.insert(c) {
-                    content.add_holder(c, idx, true);
+                    content.add_holder(c, idx, true, reused);
                 }
             }
         }
@@ -326,6 +330,22 @@ impl Tracker {
     }
 
     /// Forgets a connection and everything its node was doing.
+    /// Puts a new node at `idx`: a departed node's index (its entries reset) or the next one.
+    fn place_node(&mut self, idx: NodeIdx, node: Node, load: Load) {
+        let i = idx.0 as usize;
+        if i < self.nodes.len() {
+            self.nodes[i] = Some(node);
+            self.loads[i] = load;
+            self.up_rates[i] = 0.0;
+            self.delivered[i] = super::transfers::Delivered::default();
+        } else {
+            self.nodes.push(Some(node));
+            self.loads.push(load);
+            self.up_rates.push(0.0);
+            self.delivered.push(super::transfers::Delivered::default());
+        }
+    }
+
     pub(super) fn drop_conn(&mut self, conn: ConnId) {
         let Some(state) = self.conns.remove(&conn) else { return };
         if let Some(n) = self.host_conns.get_mut(&state.group) {
@@ -336,12 +356,14 @@ impl Tracker {
         }
         let Some(idx) = state.node else {
             self.silent_conns = self.silent_conns.saturating_sub(1);
-            return;
+            return self.free_host_if_gone(&state.group);
         };
         if !state.spoke {
             self.mute_conns = self.mute_conns.saturating_sub(1);
         }
-        let Some(node) = self.nodes[idx.0 as usize].take() else { return };
+        let Some(node) = self.nodes[idx.0 as usize].take() else {
+            return self.free_host_if_gone(&state.group);
+        };
         self.loads[idx.0 as usize].alive = false;
         self.by_id.remove(&node.id);
         for token in &node.orders {
@@ -363,7 +385,31 @@ impl Tracker {
             content.viewers.remove(&idx);
             content.open_requesters.remove(&idx);
         }
+        // Forget the index everywhere it waits, so the node that gets it next starts clean.
+        // (Holder lists are checked against each node's own chunks when read.)
+        let load = self.loads[idx.0 as usize];
+        self.benched.remove(&(load.benched_until, idx));
+        self.hungry.remove(&idx);
+        self.dirty.retain(|&i| i != idx);
+        self.idle_givers.retain(|&i| i != idx);
+        if let Some(h) = self.hosts.get_mut(load.host as usize) {
+            h.waiting.retain(|&i| i != idx);
+        }
+        self.free_nodes.push(idx);
+        self.trust.forget_if_empty(node.id);
+        self.free_host_if_gone(&state.group);
         self.events.push_back(TrackerEvent::Left { peer: node.id });
+    }
+
+    /// Frees an address group's download count once nobody from it is connected (its
+    /// nodes' orders are cancelled by then), for the next group to use.
+    fn free_host_if_gone(&mut self, group: &str) {
+        if !self.host_conns.contains_key(group)
+            && let Some(h) = self.host_ids.remove(group)
+        {
+            self.hosts[h as usize] = super::HostDownloads::default();
+            self.free_hosts.push(h);
+        }
     }
 }
 

@@ -93,7 +93,7 @@ impl Tracker {
         let content = &mut self.contents[ci];
         let n = content.num_chunks();
         let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
-        let is_seed = node.is_seed();
+        let (is_seed, reused) = (node.is_seed(), node.reused);
         let nc = node.content_entry(content.id, n);
         for c in chunks {
             if nc.pending(c) {
@@ -101,7 +101,7 @@ impl Tracker {
             }
             nc.want.remove(c);
             if nc.have.insert(c) {
-                content.add_holder(c, idx, is_seed);
+                content.add_holder(c, idx, is_seed, reused);
             }
         }
         self.mark_dirty(idx);

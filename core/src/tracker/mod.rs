@@ -54,12 +54,19 @@ pub struct Tracker {
     /// drop below `max_downloads_per_host` (indexed by `Load::host`; ids from `host_ids`).
     hosts: Vec<HostDownloads>,
     host_ids: BTreeMap<String, u32>,
+    /// Indexes in `hosts` of address groups nobody is connected from any more, for reuse.
+    free_hosts: Vec<u32>,
     /// Address groups of givers banned for bad copies (`ban_hosts`).
     banned_hosts: BTreeSet<String>,
     /// Givers banned for bad copies, by identity (also those restored by [`Tracker::restore_bans`]).
     banned_ids: BTreeSet<PeerId>,
     next_conn: u32,
+    /// Nodes by index; a departed node's entry is `None` until [`Tracker::free_nodes`] gives
+    /// its index to a newcomer, so these vectors hold as many entries as nodes were ever
+    /// connected at once, not ever connected.
     nodes: Vec<Option<Node>>,
+    /// Indexes of departed nodes, for reuse (last freed first: deterministic).
+    free_nodes: Vec<NodeIdx>,
     /// Scheduling facts per node, indexed like `nodes`.
     loads: Vec<Load>,
     /// Measured upload rate per node in bytes/s (smoothed), indexed like `nodes`; 0 until a
@@ -181,10 +188,12 @@ impl Tracker {
             host_conns: BTreeMap::new(),
             hosts: Vec::new(),
             host_ids: BTreeMap::new(),
+            free_hosts: Vec::new(),
             banned_hosts: BTreeSet::new(),
             banned_ids: BTreeSet::new(),
             next_conn: 0,
             nodes: Vec::new(),
+            free_nodes: Vec::new(),
             loads: Vec::new(),
             up_rates: Vec::new(),
             delivered: Vec::new(),
@@ -437,9 +446,14 @@ impl Tracker {
         if let Some(&id) = self.host_ids.get(&c.group) {
             return id;
         }
-        let id = self.hosts.len() as u32;
+        let id = match self.free_hosts.pop() {
+            Some(id) => id,
+            None => {
+                self.hosts.push(HostDownloads::default());
+                self.hosts.len() as u32 - 1
+            }
+        };
         self.host_ids.insert(c.group.clone(), id);
-        self.hosts.push(HostDownloads::default());
         id
     }
 

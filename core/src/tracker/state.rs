@@ -35,6 +35,10 @@ pub(crate) struct Node {
     pub(crate) dirty: bool,
     /// In `Tracker::idle_givers` (free upload slots, nothing to give last time).
     pub(crate) idle: bool,
+    /// Its index was a departed node's, which holder lists may still name (stale entries
+    /// are dropped when read): [`Content::add_holder`] looks before adding it, so a chunk
+    /// it comes to hold does not list it twice.
+    pub(crate) reused: bool,
 }
 
 /// The hot per-node scheduling facts, kept in a dense array beside the slab so that sampling
@@ -291,14 +295,18 @@ impl Content {
         }
     }
 
-    pub(crate) fn add_holder(&mut self, c: ChunkIndex, node: NodeIdx, is_seed: bool) {
+    /// Counts `node` as holding chunk `c` and lists it; with `reused` (its index was a
+    /// departed node's, [`Node::reused`]) only if the list does not name it already.
+    pub(crate) fn add_holder(&mut self, c: ChunkIndex, node: NodeIdx, is_seed: bool, reused: bool) {
         let i = c as usize;
         self.holder_count[i] += 1;
         if !is_seed {
             self.peer_holder_count[i] += 1;
         }
         self.supply.insert(c);
-        self.holders[i].push(node);
+        if !(reused && self.holders[i].contains(&node)) {
+            self.holders[i].push(node);
+        }
     }
 
     pub(crate) fn remove_holder(&mut self, c: ChunkIndex, is_seed: bool) {

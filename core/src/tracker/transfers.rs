@@ -46,10 +46,14 @@ impl Transfer {
 #[derive(Clone, Copy, Debug)]
 struct Cancelled {
     taker: NodeIdx,
+    /// Node indexes are reused once a node leaves: the ids say whether they are still its.
+    taker_id: PeerId,
     content: ContentId,
     chunk: ChunkIndex,
     giver: NodeIdx,
     giver_id: PeerId,
+    /// The giver was a seed (its bytes count as the origin's).
+    from_origin: bool,
 }
 
 /// Live orders and recent cancellations.
@@ -532,7 +536,7 @@ impl Tracker {
     /// left right after its last byte, or a taker the sweep gave up on, delivered them).
     fn on_late_completed(&mut self, idx: NodeIdx, done: Completed) {
         let Some(c) = self.transfers.cancelled.get(&done.token).copied() else { return };
-        if c.taker != idx {
+        if c.taker != idx || self.node(idx).is_none_or(|n| n.id != c.taker_id) {
             return;
         }
         self.transfers.cancelled.remove(&done.token);
@@ -542,22 +546,21 @@ impl Tracker {
             return;
         }
         let bytes = content.manifest.geometry.chunk_len(c.chunk);
-        let from_origin = self.loads[c.giver.0 as usize].seed;
-        if from_origin {
+        if c.from_origin {
             content.bytes_from_origin += u64::from(bytes);
         } else {
             content.bytes_from_peers += u64::from(bytes);
         }
         let n = content.num_chunks();
         let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
-        let is_seed = node.is_seed();
+        let (is_seed, reused) = (node.is_seed(), node.reused);
         let nc = node.content_entry(c.content, n);
         if nc.pending(c.chunk) {
             content.remove_pending(c.chunk);
         }
         nc.want.remove(c.chunk);
         if nc.have.insert(c.chunk) {
-            content.add_holder(c.chunk, idx, is_seed);
+            content.add_holder(c.chunk, idx, is_seed, reused);
         }
         let taker_id = node.id;
         node.bytes_down += u64::from(bytes);
@@ -572,7 +575,7 @@ impl Tracker {
             chunk: c.chunk,
             bytes,
             outcome: Outcome::Verified,
-            from_origin,
+            from_origin: c.from_origin,
         });
         self.note_completion(idx, ci);
         self.mark_dirty(idx);
@@ -608,13 +611,13 @@ impl Tracker {
         content.inflight_count[t.chunk as usize] = content.inflight_count[t.chunk as usize].saturating_sub(1);
         if let Some(tk) = self.nodes[t.taker.0 as usize].as_mut() {
             tk.orders.retain(|&o| o != token);
-            let is_seed = tk.is_seed();
+            let (is_seed, reused) = (tk.is_seed(), tk.reused);
             if let Some(nc) = tk.content_mut(t.content) {
                 nc.inflight.remove(t.chunk);
                 if arrived {
                     nc.want.remove(t.chunk);
                     if nc.have.insert(t.chunk) {
-                        content.add_holder(t.chunk, t.taker, is_seed);
+                        content.add_holder(t.chunk, t.taker, is_seed, reused);
                     }
                 } else if nc.want.contains(t.chunk) && content.schedulable(t.chunk) {
                     content.add_pending(t.chunk);
@@ -694,15 +697,19 @@ impl Tracker {
             self.accuse(&t, None);
             self.check_ban(t.giver_id);
         }
-        if leaving != Some(t.taker) {
+        if leaving != Some(t.taker)
+            && let Some(taker_id) = self.node(t.taker).map(|n| n.id)
+        {
             self.transfers.remember_cancelled(
                 token,
                 Cancelled {
                     taker: t.taker,
+                    taker_id,
                     content: t.content,
                     chunk: t.chunk,
                     giver: t.giver,
                     giver_id: t.giver_id,
+                    from_origin: self.loads[t.giver.0 as usize].seed,
                 },
             );
         }

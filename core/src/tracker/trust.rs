@@ -47,6 +47,9 @@ pub struct TrustGraph {
     /// and so the tracker, `Send` but not `Sync`: one thread drives a tracker.
     totals: Vec<Cell<Option<f64>>>,
     givers: Vec<GiverRecord>,
+    /// Slots of peers forgotten with nothing on record ([`TrustGraph::forget_if_empty`]),
+    /// for reuse (last freed first).
+    free: Vec<TrustSlot>,
     /// Whether edges are recorded; only the trust giver policy reads them, and a swarm's
     /// edges number peers × givers each, so a tracker under another policy keeps totals only.
     keep_edges: bool,
@@ -96,6 +99,7 @@ impl TrustGraph {
             out: Vec::new(),
             totals: Vec::new(),
             givers: Vec::new(),
+            free: Vec::new(),
             keep_edges: true,
         }
     }
@@ -111,6 +115,12 @@ impl TrustGraph {
         if let Some(&s) = self.slots.get(&peer) {
             return s;
         }
+        if let Some(s) = self.free.pop() {
+            // Forgotten with nothing on record: its entries are empty already.
+            self.slots.insert(peer, s);
+            self.ids[s.0 as usize] = peer;
+            return s;
+        }
         let s = TrustSlot(u32::try_from(self.ids.len()).unwrap_or(u32::MAX));
         self.slots.insert(peer, s);
         self.ids.push(peer);
@@ -118,6 +128,24 @@ impl TrustGraph {
         self.totals.push(Cell::new(None));
         self.givers.push(GiverRecord::default());
         s
+    }
+
+    /// Forgets a peer that left with nothing on record (it gave nothing and took nothing
+    /// from anyone), so identities that connect and leave do not grow the graph. Nothing
+    /// points at such a slot: edges run from takers to givers, and it is neither.
+    pub fn forget_if_empty(&mut self, peer: PeerId) {
+        let Some(&s) = self.slots.get(&peer) else { return };
+        let i = s.0 as usize;
+        if self.givers[i].transfers == 0 && self.out[i].is_empty() {
+            self.slots.remove(&peer);
+            self.totals[i].set(None);
+            self.free.push(s);
+        }
+    }
+
+    /// Peers on record (forgotten ones excluded).
+    pub fn peer_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// Records a finished transfer from `giver` to `taker`.
