@@ -129,6 +129,48 @@ fn peer_downloads_from_seed_and_delivers_in_order() {
     assert_eq!(connects(&net.log[0]), 0, "the seed reuses the peer's link for puts");
 }
 
+/// Chunks that arrive ahead of in-order delivery are delivered from memory, not read back
+/// from the store (a stream output's cache file: `PeerConfig::deliver_payloads`): here the
+/// store loses chunks 1 and 3 after they arrive, and they are still delivered, exact. With
+/// `deliver_payloads` off (a file output holds its chunks in place) a delivery carries the
+/// chunk's length and digest only.
+#[test]
+fn chunks_arriving_ahead_are_delivered_from_memory_or_not_at_all() {
+    use pdtp_core::ChunkStore;
+    let data = data(5_000);
+    let mut plain = Net::peer_cfg(2);
+    plain.deliver_payloads = false;
+    let (mut net, m) = setup_with(&data, 1_000, vec![Net::peer_cfg(1), plain]);
+    let mut events = [Vec::new(), Vec::new()];
+    for (k, &chunk) in [3u32, 1, 0, 2, 4].iter().enumerate() {
+        for p in 1..=2 {
+            net.order(100 + 10 * p as u64 + k as u64, C, chunk, 0, p, Method::Get);
+            net.take_inbox(p);
+            events[p - 1].extend(net.peer_events(p));
+        }
+        if chunk == 1 {
+            // Both arrived out of order and wait for chunk 0: gone from the store now.
+            for c in [1, 3] {
+                net.peer(1).store_mut().discard(C, c).unwrap();
+            }
+        }
+    }
+    let got = delivered(&events[0], 0);
+    assert!(got == data.to_vec(), "delivered {} bytes of 5 000, not all exact", got.len());
+    assert!(!events[0].iter().any(|e| matches!(e, PeerEvent::Node(NodeEvent::Problem(_)))));
+    let virtual_ones: Vec<_> = events[1]
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Deliver { offset, payload: pdtp_core::Payload::Virtual { len, tag }, .. } => {
+                Some((*offset, *len, *tag))
+            }
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<_> = (0..5u32).map(|c| (u64::from(c) * 1_000, 1_000, m.hashes[c as usize])).collect();
+    assert_eq!(virtual_ones, expected);
+}
+
 #[test]
 fn peer_serves_another_peer_and_already_held_orders_complete_at_once() {
     let data = data(3_000);

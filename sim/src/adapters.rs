@@ -70,6 +70,8 @@ impl NodeFactory for CoreFactory {
                 config.stall_timeout = spec.scenario.policy.stall_timeout.0;
                 config.transfer_timeout = TRANSFER_TIMEOUT;
                 config.tracker_retry = None;
+                // Only when and where chunks are delivered is measured, not their bytes.
+                config.deliver_payloads = false;
                 // A viewer's player skips what its buffer has passed, and joins at least half
                 // its buffer behind the newest chunk (the core's rule, from the stream's
                 // bitrate in its manifest).

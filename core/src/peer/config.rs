@@ -47,6 +47,12 @@ pub struct PeerConfig {
     /// attempts (default 30 s); the download goes on meanwhile and is announced again.
     /// `None`: a lost tracker ends the download (`PeerEvent::TrackerLost`).
     pub tracker_retry: Option<Span>,
+    /// Whether `Deliver` carries the chunk's bytes (default): kept in memory from their
+    /// arrival while within [`DELIVER_AHEAD`](super::DELIVER_AHEAD) bytes of the delivery
+    /// point, read back from the store otherwise. `false`: a virtual payload (the length and
+    /// the manifest's digest), for an application whose chunks are already in place (a file
+    /// output written at the chunks' offsets), so nothing is read back.
+    pub deliver_payloads: bool,
 }
 
 impl PeerConfig {
@@ -66,6 +72,7 @@ impl PeerConfig {
             corrupt_uploads: false,
             seed_key: None,
             tracker_retry: Some(Span::from_secs(30)),
+            deliver_payloads: true,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::chunks::ByteRange;
 use crate::node::NodeEvent;
+use crate::payload::Payload;
 use crate::store::ChunkStore;
 use crate::wire::{ErrorCode, Interest, Message, Notice};
 
@@ -28,15 +29,23 @@ impl<S: ChunkStore> Peer<S> {
             }
             return Some(PeerEvent::DownloadComplete { content });
         }
-        let payload = match self.cached.take() {
-            Some((cc, ci, p)) if cc == content && ci == next => p,
-            other => {
-                self.cached = other;
-                match self.node.store.read(content, next) {
-                    Ok(p) => p,
-                    Err(e) => return Some(self.lost(content, next, e.to_string())),
-                }
+        // Kept payloads delivery has passed (a live chunk skipped) would hold the room.
+        self.forget_ahead(content, next);
+        let kept = self.ahead.remove(&(content, next));
+        if let Some(p) = &kept {
+            self.ahead_bytes -= p.len() as usize;
+        }
+        let payload = match kept {
+            Some(p) => p,
+            None if !self.deliver_payloads => {
+                let c = self.node.contents.get(&content)?;
+                let (len, tag) = (c.manifest.geometry.chunk_len(next), c.manifest.hash(next).copied()?);
+                Payload::Virtual { len, tag }
             }
+            None => match self.node.store.read(content, next) {
+                Ok(p) => p,
+                Err(e) => return Some(self.lost(content, next, e.to_string())),
+            },
         };
         let offset =
             self.node.contents.get(&content).map_or(0, |c| c.manifest.geometry.chunk_bytes(next).start);

@@ -346,9 +346,7 @@ impl<S: ChunkStore> Peer<S> {
         let lo = d.floor;
         d.floor = cut;
         d.next = d.next.max(cut);
-        if self.cached.as_ref().is_some_and(|(c, i, _)| *c == content && *i < cut) {
-            self.cached = None;
-        }
+        self.forget_ahead(content, cut);
         let Some(c) = self.node.contents.get_mut(&content) else { return };
         let g = c.manifest.geometry;
         let (mut held, mut missing) = (false, false);
@@ -392,8 +390,22 @@ impl<S: ChunkStore> Peer<S> {
                 }
                 let _ = self.node.store.discard(a.content, a.chunk);
                 self.node.unprovide(now, a.content, a.chunk, a.chunk + 1);
-            } else if a.chunk == d.next {
-                self.cached = Some((a.content, a.chunk, a.payload));
+            } else if self.deliver_payloads
+                && a.chunk >= d.next
+                && self.ahead_bytes + a.payload.len() as usize <= super::DELIVER_AHEAD
+            {
+                self.ahead_bytes += a.payload.len() as usize;
+                self.ahead.insert((a.content, a.chunk), a.payload);
+            }
+        }
+    }
+
+    /// Drops the payloads kept ahead of delivery for `content`'s chunks below `cut`.
+    pub(super) fn forget_ahead(&mut self, content: ContentId, cut: ChunkIndex) {
+        let gone: Vec<_> = self.ahead.range((content, 0)..(content, cut)).map(|(k, _)| *k).collect();
+        for k in gone {
+            if let Some(p) = self.ahead.remove(&k) {
+                self.ahead_bytes -= p.len() as usize;
             }
         }
     }

@@ -90,14 +90,25 @@ pub struct Peer<S> {
     /// Paths asked about, awaiting `TellInfo`.
     asked: Vec<String>,
     downloads: BTreeMap<ContentId, Download>,
-    /// The most recent verified payload, so in-order arrivals are delivered without a read.
-    cached: Option<(ContentId, ChunkIndex, Payload)>,
+    /// Verified payloads not delivered yet, within [`DELIVER_AHEAD`] bytes of the delivery
+    /// point, so chunks arriving a little out of order are delivered without a read back.
+    ahead: BTreeMap<(ContentId, ChunkIndex), Payload>,
+    /// Bytes in `ahead`.
+    ahead_bytes: usize,
+    /// [`PeerConfig::deliver_payloads`].
+    deliver_payloads: bool,
     /// Downloads a tracker back from an outage did not know yet (their seed had not
     /// published again): asked again at this time.
     reask_at: Option<Time>,
     /// The latest `now` seen, for outputs produced while polling.
     now: Time,
 }
+
+/// Verified payloads kept in memory ahead of in-order delivery (with
+/// [`PeerConfig::deliver_payloads`]): chunks that arrive up to this far out of order are
+/// delivered from memory, not written and read back (a stream output through the store's
+/// cache file ran at 0.3 × curl: docs/performance.md).
+pub const DELIVER_AHEAD: usize = 4 << 20;
 
 /// How often a download the tracker does not know after an outage is asked about again.
 const REASK: crate::time::Span = crate::time::Span::from_secs(1);
@@ -127,7 +138,9 @@ impl<S: ChunkStore> Peer<S> {
             pending: Vec::new(),
             asked: Vec::new(),
             downloads: BTreeMap::new(),
-            cached: None,
+            ahead: BTreeMap::new(),
+            ahead_bytes: 0,
+            deliver_payloads: config.deliver_payloads,
             reask_at: None,
             now,
         }
@@ -229,6 +242,17 @@ impl<S: ChunkStore> Peer<S> {
     /// Open peer links.
     pub fn peer_links(&self) -> usize {
         self.node.peer_links()
+    }
+
+    /// Switches whether `Deliver` carries the chunk's bytes ([`PeerConfig::deliver_payloads`]),
+    /// for an application that learns where the bytes go only from the manifest (a live
+    /// stream recorded to a file goes through an in-order writer).
+    pub fn set_deliver_payloads(&mut self, on: bool) {
+        self.deliver_payloads = on;
+        if !on {
+            self.ahead.clear();
+            self.ahead_bytes = 0;
+        }
     }
 
     /// Starts downloading `path`: asks the tracker now, or as soon as it welcomes us.

@@ -170,6 +170,8 @@ impl PeerNode {
         }
         cfg.playback_deadline = opts.playback_deadline.map(span);
         cfg.seed_key = opts.seed_key;
+        // A file output holds its chunks in place: only a stream output needs their bytes.
+        cfg.deliver_payloads = sink.is_some();
         let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
         let mut peer = Peer::new(now, cfg, store, rng);
         peer.get(now, &opts.path);
@@ -328,6 +330,13 @@ impl PeerNode {
                         self.path
                     ));
                 }
+                // A stream output plays from the start: the tracker is told so (a playback
+                // position, as for --serve) and schedules its chunks in order, so a player
+                // starts at once and chunks arrive about in order, to go out from memory
+                // rather than be read back from the cache file (docs/runtime.md §4).
+                if !live && self.sink.is_some() {
+                    self.peer.seek(cx.time, content, 0);
+                }
                 // A live stream has no size to write in place: it goes to the file in order,
                 // under its own name (a recording a player may follow as it grows).
                 if live
@@ -335,7 +344,10 @@ impl PeerNode {
                     && let Some((_, out)) = self.finish.take()
                 {
                     match Sink::file(&out, SINK_CAP) {
-                        Ok(sink) => self.sink = Some(sink),
+                        Ok(sink) => {
+                            self.sink = Some(sink);
+                            self.peer.set_deliver_payloads(true);
+                        }
                         Err(e) => self.fail(e.to_string()),
                     }
                 }
