@@ -115,6 +115,10 @@ pub struct TrackerConfig {
     /// banned (identities are free; addresses are not; an IPv6 address bans its /64).
     /// Loopback is exempt.
     pub ban_hosts: bool,
+    /// Trust records kept (one per identity that gave or took a copy): past this, the records
+    /// of the identities that left longest ago are dropped, a tenth at a time, and a returning
+    /// one starts afresh. Connected identities keep theirs, and bans are kept apart.
+    pub trust_records: usize,
     /// The scheduling policy.
     pub policy: Policy,
     /// Verified failures after which a giver whose failures exceed half its transfers is banned.
@@ -243,6 +247,7 @@ impl TrackerConfig {
             max_connections_per_host: 64,
             max_downloads_per_host: 64,
             ban_hosts: true,
+            trust_records: 100_000,
             policy: Policy::default(),
             ban_after_failures: 3,
             giver_sample: 6,

@@ -38,7 +38,7 @@ impl Tracker {
         self.mute_conns += 1;
         let mut nonce = [0u8; 16];
         self.rng.fill_bytes(&mut nonce);
-        let trust_slot = self.trust.slot(hello.peer_id);
+        let trust_slot = self.trust.join(hello.peer_id);
         let node = Node {
             id: hello.peer_id,
             conn,
@@ -396,7 +396,7 @@ impl Tracker {
             h.waiting.retain(|&i| i != idx);
         }
         self.free_nodes.push(idx);
-        self.trust.forget_if_empty(node.id);
+        self.trust.depart(node.id);
         self.free_host_if_gone(&state.group);
         self.events.push_back(TrackerEvent::Left { peer: node.id });
     }

@@ -180,7 +180,8 @@ impl Tracker {
             TrustGraph::new()
         } else {
             TrustGraph::totals_only()
-        };
+        }
+        .with_cap(config.trust_records);
         Self {
             config,
             rng,

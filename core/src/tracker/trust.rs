@@ -6,7 +6,7 @@
 //! `trust(a, c) = w(a, c) + Σ_b w(a, b) · w(b, c)`.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::ids::PeerId;
 
@@ -47,9 +47,15 @@ pub struct TrustGraph {
     /// and so the tracker, `Send` but not `Sync`: one thread drives a tracker.
     totals: Vec<Cell<Option<f64>>>,
     givers: Vec<GiverRecord>,
-    /// Slots of peers forgotten with nothing on record ([`TrustGraph::forget_if_empty`]),
-    /// for reuse (last freed first).
+    /// Slots of peers forgotten ([`TrustGraph::depart`]), for reuse (last freed first).
     free: Vec<TrustSlot>,
+    /// Per slot, whether its peer is connected (departed ones may be dropped).
+    present: Vec<bool>,
+    /// Peers that left with something on record, oldest first (a peer that came back and
+    /// left again is listed twice; dropping skips the present and the gone).
+    departed: VecDeque<PeerId>,
+    /// Records kept at most ([`super::TrackerConfig::trust_records`]).
+    cap: usize,
     /// Whether edges are recorded; only the trust giver policy reads them, and a swarm's
     /// edges number peers × givers each, so a tracker under another policy keeps totals only.
     keep_edges: bool,
@@ -100,6 +106,9 @@ impl TrustGraph {
             totals: Vec::new(),
             givers: Vec::new(),
             free: Vec::new(),
+            present: Vec::new(),
+            departed: VecDeque::new(),
+            cap: usize::MAX,
             keep_edges: true,
         }
     }
@@ -116,7 +125,7 @@ impl TrustGraph {
             return s;
         }
         if let Some(s) = self.free.pop() {
-            // Forgotten with nothing on record: its entries are empty already.
+            // Forgotten: its entries were emptied then.
             self.slots.insert(peer, s);
             self.ids[s.0 as usize] = peer;
             return s;
@@ -127,19 +136,70 @@ impl TrustGraph {
         self.out.push(BTreeMap::new());
         self.totals.push(Cell::new(None));
         self.givers.push(GiverRecord::default());
+        self.present.push(false);
         s
     }
 
-    /// Forgets a peer that left with nothing on record (it gave nothing and took nothing
-    /// from anyone), so identities that connect and leave do not grow the graph. Nothing
-    /// points at such a slot: edges run from takers to givers, and it is neither.
-    pub fn forget_if_empty(&mut self, peer: PeerId) {
+    /// A peer connected: its slot, kept whatever the cap until it [`departs`](Self::depart).
+    pub fn join(&mut self, peer: PeerId) -> TrustSlot {
+        let s = self.slot(peer);
+        self.present[s.0 as usize] = true;
+        s
+    }
+
+    /// A graph that keeps at most `cap` records (see [`TrustGraph::depart`]).
+    pub fn with_cap(self, cap: usize) -> Self {
+        Self { cap: cap.max(1), ..self }
+    }
+
+    /// A peer left. With nothing on record (it gave and took nothing) it is forgotten at once,
+    /// so identities that connect and leave do not grow the graph; otherwise its record stays
+    /// for its return until the graph holds more than its cap, when the records of the peers
+    /// that left longest ago are dropped, a tenth of the cap at a time, with the edges to them.
+    pub fn depart(&mut self, peer: PeerId) {
         let Some(&s) = self.slots.get(&peer) else { return };
         let i = s.0 as usize;
+        self.present[i] = false;
         if self.givers[i].transfers == 0 && self.out[i].is_empty() {
             self.slots.remove(&peer);
             self.totals[i].set(None);
             self.free.push(s);
+            return;
+        }
+        self.departed.push_back(peer);
+        if self.slots.len() > self.cap {
+            self.drop_oldest(self.slots.len() - self.cap + self.cap / 10);
+        }
+    }
+
+    /// Drops up to `n` records of departed peers, oldest departure first. Edges run from a
+    /// taker to its givers, so every remaining taker's edges are scanned once for the
+    /// dropped (hence a batch at a time).
+    fn drop_oldest(&mut self, n: usize) {
+        let mut gone = std::collections::BTreeSet::new();
+        while gone.len() < n {
+            let Some(peer) = self.departed.pop_front() else { break };
+            let Some(&s) = self.slots.get(&peer) else { continue };
+            if self.present[s.0 as usize] {
+                continue;
+            }
+            self.slots.remove(&peer);
+            let i = s.0 as usize;
+            self.out[i].clear();
+            self.givers[i] = GiverRecord::default();
+            self.totals[i].set(None);
+            self.free.push(s);
+            gone.insert(s);
+        }
+        if gone.is_empty() {
+            return;
+        }
+        for (edges, total) in self.out.iter_mut().zip(&self.totals) {
+            let before = edges.len();
+            edges.retain(|g, _| !gone.contains(g));
+            if edges.len() != before {
+                total.set(None);
+            }
         }
     }
 
@@ -276,6 +336,40 @@ mod tests {
     const A: PeerId = PeerId(1);
     const B: PeerId = PeerId(2);
     const C: PeerId = PeerId(3);
+
+    /// Records past the cap go, those of the peers that left longest ago first, with the
+    /// edges that point at them; connected peers keep theirs however old, and a peer with
+    /// nothing on record is forgotten as it leaves.
+    #[test]
+    fn records_past_the_cap_are_dropped_oldest_departure_first() {
+        let mut g = TrustGraph::new().with_cap(10);
+        let (giver, taker) = (PeerId(1000), PeerId(1001));
+        g.join(giver);
+        g.join(taker);
+        g.record(taker, giver, Outcome::Verified);
+        // 100 identities each give the connected taker a copy, take one from the giver, and leave.
+        for k in 0..100 {
+            let p = PeerId(k);
+            g.join(p);
+            g.record(taker, p, Outcome::Verified);
+            g.record(p, giver, Outcome::Verified);
+            g.depart(p);
+            assert!(g.peer_count() <= 10, "{} records after {k}", g.peer_count());
+        }
+        // The most recent departures are kept; the earliest and every edge to them are gone.
+        assert_eq!(g.giver(PeerId(99)).transfers, 1);
+        assert_eq!(g.giver(PeerId(0)).transfers, 0);
+        assert!(g.edge(taker, PeerId(0)).is_none() && g.edge(taker, PeerId(99)).is_some());
+        assert_eq!(g.edges(taker).map(BTreeMap::len), Some(g.peer_count() - 1));
+        // The two connected peers outlived them all.
+        assert_eq!(g.giver(giver).transfers, 101);
+        assert!(g.edge(taker, giver).is_some());
+        // Nothing on record: forgotten at once.
+        g.join(PeerId(500));
+        let before = g.peer_count();
+        g.depart(PeerId(500));
+        assert_eq!(g.peer_count(), before - 1);
+    }
 
     #[test]
     fn outgoing_weights_sum_to_one() {
