@@ -4,7 +4,7 @@
 //! `listen_port` (8000). Ours: `seed_key`, `seed_identity` (the file with a seed's signing
 //! key, made on first use), `policy` (the tracker's scheduling policy, in the
 //! simulator's vocabulary: [`PolicySpec`]), `max_connections` (1024), `max_connections_per_address` (64; loopback exempt),
-//! `max_downloads_per_address` (64; loopback exempt), `state_file` (the tracker's bans, kept
+//! `max_downloads_per_address` (64; loopback exempt), `trust_records` (100 000), `state_file` (the tracker's bans, kept
 //! across restarts; none by default),
 //! `hello_timeout` (10 s),
 //! `max_upload_rate` / `max_download_rate` (optional, bytes per second), `uplink` (a seed's
@@ -81,6 +81,9 @@ pub struct Config {
     /// Orders all identities of one address may hold as takers at once (0: no cap;
     /// loopback exempt).
     pub max_downloads_per_address: u32,
+    /// Trust records the tracker keeps of identities that left (100 000; the oldest
+    /// departures' go first past it).
+    pub trust_records: usize,
     /// A connection that has not said hello within this time is closed.
     pub hello_timeout: Duration,
     /// Cap on bytes per second uploaded (all connections together).
@@ -164,6 +167,7 @@ struct RawConfig {
     max_connections: Option<usize>,
     max_connections_per_address: Option<u32>,
     max_downloads_per_address: Option<u32>,
+    trust_records: Option<usize>,
     hello_timeout: Option<Secs>,
     max_upload_rate: Option<RawRate>,
     max_download_rate: Option<RawRate>,
@@ -193,6 +197,7 @@ const KEYS: &[&str] = &[
     "max_connections",
     "max_connections_per_address",
     "max_downloads_per_address",
+    "trust_records",
     "hello_timeout",
     "max_upload_rate",
     "max_download_rate",
@@ -336,6 +341,10 @@ impl RawConfig {
             max_connections,
             max_connections_per_address: self.max_connections_per_address.unwrap_or(64),
             max_downloads_per_address: self.max_downloads_per_address.unwrap_or(64),
+            trust_records: match self.trust_records {
+                Some(0) => return Err(bad("trust_records", "must be at least 1")),
+                n => n.unwrap_or(100_000),
+            },
             hello_timeout,
             max_upload_rate: rate("max_upload_rate", self.max_upload_rate)?,
             max_download_rate: rate("max_download_rate", self.max_download_rate)?,
@@ -380,6 +389,8 @@ fn check_one(file: &str, key: &str, v: &serde_norway::Value) -> Result<(), Confi
         "hello_timeout" => ("hello_timeout", try_as::<Option<Secs>>(v)),
         "max_upload_rate" => ("max_upload_rate", try_as::<Option<RawRate>>(v)),
         "max_download_rate" => ("max_download_rate", try_as::<Option<RawRate>>(v)),
+        "uplink" => ("uplink", try_as::<Option<RawRate>>(v)),
+        "trust_records" => ("trust_records", try_as::<Option<usize>>(v)),
         "sendfile" => ("sendfile", try_as::<Option<bool>>(v)),
         "debug" => ("debug", try_as::<Option<bool>>(v)),
         _ => return Ok(()),

@@ -158,6 +158,13 @@ impl Bench {
         conn
     }
 
+    /// Peer `id` connects from `host` and requests `content`.
+    fn peer_from(&mut self, host: &str, id: u32, content: ContentId) -> ConnId {
+        let (conn, _) = self.connect_from(host, id, Role::Peer, Some(8000));
+        self.tr.handle_message(self.now, conn, Message::Request(Interest::all(content)));
+        conn
+    }
+
     /// Peer `id` requests `content` and every order is completed honestly until none is left.
     fn peer_fetching_everything(&mut self, id: u32, content: ContentId) {
         self.peer_requesting(id, content);
@@ -1434,24 +1441,26 @@ fn connections_per_address_are_capped_with_an_explicit_overloaded() {
     }
 }
 
+/// A tracker capping each address at 4 downloads (3 per identity), with a seed that can
+/// give 100 at once.
+fn per_address_bench() -> Bench {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.max_downloads_per_host = 4;
+    cfg.limits.max_downloads = 3;
+    cfg.seed_limits.max_uploads = 100;
+    cfg.seed_limits.max_transfers = 100;
+    Bench::with(cfg)
+}
+
 /// Identities are free, addresses are not: three identities from one address hold at most
 /// `max_downloads_per_host` (4) orders together, though each alone could hold 3; another
 /// address gets its own 3 beside them; a finished copy frees a place that one of the
 /// address's waiting identities takes at once; loopback is exempt.
 #[test]
 fn one_address_holds_at_most_its_download_cap_across_identities() {
-    let mut cfg = TrackerConfig::with_key(KEY);
-    cfg.max_downloads_per_host = 4;
-    cfg.limits.max_downloads = 3;
-    cfg.seed_limits.max_uploads = 100;
-    cfg.seed_limits.max_transfers = 100;
-    let mut b = Bench::with(cfg);
+    let mut b = per_address_bench();
     let (_, content) = b.seed_with(manifest("a.bin", 60, 1000));
-    let join = |b: &mut Bench, host: &str, id: u32| {
-        let (conn, _) = b.connect_from(host, id, Role::Peer, Some(8000));
-        b.tr.handle_message(b.now, conn, Message::Request(Interest::all(content)));
-        conn
-    };
+    let join = |b: &mut Bench, host: &str, id: u32| b.peer_from(host, id, content);
     let crowd: Vec<ConnId> = (10..13).map(|id| join(&mut b, "10.9.9.9", id)).collect();
     let other = join(&mut b, "10.9.9.8", 20);
     let local: Vec<ConnId> = (30..33).map(|id| join(&mut b, "127.0.0.1", id)).collect();
@@ -1485,21 +1494,12 @@ fn one_address_holds_at_most_its_download_cap_across_identities() {
 /// cut) leaves, and the newcomer given its index takes at once and in full.
 #[test]
 fn nodes_that_come_and_go_leave_the_trackers_tables_as_they_were() {
-    let mut cfg = TrackerConfig::with_key(KEY);
-    cfg.max_downloads_per_host = 4;
-    cfg.limits.max_downloads = 3;
-    cfg.seed_limits.max_uploads = 100;
-    cfg.seed_limits.max_transfers = 100;
-    let mut b = Bench::with(cfg);
+    let mut b = per_address_bench();
     let (seed, content) = b.seed_with(manifest("a.bin", 20, 1000));
     let sizes =
         |t: &Tracker| (t.nodes.len(), t.loads.len(), t.up_rates.len(), t.hosts.len(), t.trust.peer_count());
-    let join = |b: &mut Bench, k: u32| {
-        let (conn, _) =
-            b.connect_from(&format!("10.{}.{}.7", k / 250, k % 250), 100 + k, Role::Peer, Some(8000));
-        b.tr.handle_message(b.now, conn, Message::Request(Interest::all(content)));
-        conn
-    };
+    let join =
+        |b: &mut Bench, k: u32| b.peer_from(&format!("10.{}.{}.7", k / 250, k % 250), 100 + k, content);
     let first = join(&mut b, 0);
     b.drain();
     let one_connected = sizes(&b.tr);

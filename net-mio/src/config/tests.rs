@@ -131,6 +131,7 @@ fn bad_values_are_named() {
         "conf/x.yml: max_upload_rate: must be > 0 (leave it out for no limit)"
     );
     assert_eq!(err("uplink: 0\n"), "conf/x.yml: uplink: must be > 0 (leave it out if not known)");
+    assert_eq!(err("trust_records: 0\n"), "conf/x.yml: trust_records: must be at least 1");
     assert!(err("- a\n- b\n").contains("expected a mapping"));
     assert!(err("port: [\n").starts_with("conf/x.yml: "));
 }

@@ -106,6 +106,7 @@ pub fn tracker_config(c: &Config) -> TrackerConfig {
     t.max_connections = u32::try_from(c.max_connections).unwrap_or(u32::MAX);
     t.max_connections_per_host = c.max_connections_per_address;
     t.max_downloads_per_host = c.max_downloads_per_address;
+    t.trust_records = c.trust_records;
     t
 }
 
