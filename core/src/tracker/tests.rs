@@ -95,14 +95,7 @@ impl Bench {
 
     fn seed_with(&mut self, m: Manifest) -> (ConnId, ContentId) {
         let (conn, _, out) = self.publish_as(1, m);
-        let content = out
-            .iter()
-            .find_map(|t| match t {
-                Transmit::Send { msg: Message::Published(p), .. } => Some(p.content),
-                _ => None,
-            })
-            .expect("published");
-        (conn, content)
+        (conn, published(&out))
     }
 
     /// A seed publishing the empty live stream "show"; its connection and nonce.
@@ -209,6 +202,16 @@ impl Bench {
 /// Orders in `out` for node `giver` to give chunk 0.
 fn chunk_0_given_by(out: &[Transmit], giver: ConnId) -> usize {
     orders(out).into_iter().filter(|(c, o)| *c == giver && o.side == Side::Giver && o.chunk == 0).count()
+}
+
+/// The content id a `Published` among `out` gave.
+fn published(out: &[Transmit]) -> ContentId {
+    out.iter()
+        .find_map(|t| match t {
+            Transmit::Send { msg: Message::Published(p), .. } => Some(p.content),
+            _ => None,
+        })
+        .expect("published")
 }
 
 fn orders(out: &[Transmit]) -> Vec<(ConnId, TransferOrder)> {
@@ -1023,13 +1026,19 @@ fn an_unmeasured_giver_gets_unmeasured_slots_and_a_fixed_one_max_uploads() {
     }
 }
 
-#[test]
-fn a_streams_first_chunk_is_not_piled_onto_an_unmeasured_giver() {
+/// A tracker whose slots follow measured rates (1 s copies, 2 slots until measured), its
+/// seeds allowed `seed_uploads` uploads.
+fn measured_slots_bench(seed_uploads: u16) -> Bench {
     let mut cfg = TrackerConfig::with_key(KEY);
     cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
     cfg.unmeasured_slots = 2;
-    cfg.seed_limits.max_uploads = 1;
-    let mut b = Bench::with(cfg);
+    cfg.seed_limits.max_uploads = seed_uploads;
+    Bench::with(cfg)
+}
+
+#[test]
+fn a_streams_first_chunk_is_not_piled_onto_an_unmeasured_giver() {
+    let mut b = measured_slots_bench(1);
     let (content, first, _) = b.first_viewer_holding_chunk_0();
     // Four viewers join: their first chunk is urgent, and only the first viewer, whose
     // uplink is not measured yet, can give it now. It gets its two unmeasured slots' worth.
@@ -1045,20 +1054,10 @@ fn a_streams_first_chunk_is_not_piled_onto_an_unmeasured_giver() {
 /// rate below it. A stated uplink the proof does not cover is refused.
 #[test]
 fn a_seed_that_states_its_uplink_gets_the_slots_for_it_at_once() {
-    let mut cfg = TrackerConfig::with_key(KEY);
-    cfg.upload_slots = UploadSlots::Measured { copy_time: Span::from_secs(1) };
-    cfg.unmeasured_slots = 2;
-    cfg.seed_limits.max_uploads = 32;
-    let mut b = Bench::with(cfg);
+    let mut b = measured_slots_bench(32);
     // 80 000 bit/s on the wire carry 9 564 B/s of payload: 1000-byte copies of 1 s, 10 slots.
     let (seed, _, out) = b.publish_stating(1, manifest("a.bin", 50, 1000), Some(80_000), None);
-    let content = out
-        .iter()
-        .find_map(|t| match t {
-            Transmit::Send { msg: Message::Published(p), .. } => Some(p.content),
-            _ => None,
-        })
-        .expect("published");
+    let content = published(&out);
     let takers: Vec<ConnId> = (10..40).map(|id| b.peer_requesting(id, content)).collect();
     let given = orders(&b.drain())
         .into_iter()
