@@ -395,7 +395,10 @@ impl<S: ChunkStore> Peer<S> {
                 && self.ahead_bytes + a.payload.len() as usize <= super::DELIVER_AHEAD
             {
                 self.ahead_bytes += a.payload.len() as usize;
-                self.ahead.insert((a.content, a.chunk), a.payload);
+                // A chunk verified twice (two copies were under way) is kept once.
+                if let Some(old) = self.ahead.insert((a.content, a.chunk), a.payload) {
+                    self.ahead_bytes -= old.len() as usize;
+                }
             }
         }
     }

@@ -329,7 +329,6 @@ impl Tracker {
         self.mark_dirty(idx);
     }
 
-    /// Forgets a connection and everything its node was doing.
     /// Puts a new node at `idx`: a departed node's index (its entries reset) or the next one.
     fn place_node(&mut self, idx: NodeIdx, node: Node, load: Load) {
         let i = idx.0 as usize;
@@ -346,6 +345,7 @@ impl Tracker {
         }
     }
 
+    /// Forgets a connection and everything its node was doing.
     pub(super) fn drop_conn(&mut self, conn: ConnId) {
         let Some(state) = self.conns.remove(&conn) else { return };
         if let Some(n) = self.host_conns.get_mut(&state.group) {
