@@ -6,7 +6,7 @@
 //! `trust(a, c) = w(a, c) + Σ_b w(a, b) · w(b, c)`.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use crate::ids::PeerId;
 
@@ -49,11 +49,15 @@ pub struct TrustGraph {
     givers: Vec<GiverRecord>,
     /// Slots of peers forgotten ([`TrustGraph::depart`]), for reuse (last freed first).
     free: Vec<TrustSlot>,
-    /// Per slot, whether its peer is connected (departed ones may be dropped).
-    present: Vec<bool>,
-    /// Peers that left with something on record, oldest first (a peer that came back and
-    /// left again is listed twice; dropping skips the present and the gone).
-    departed: VecDeque<PeerId>,
+    /// Per slot, when its peer left with something on record (a number from `departures`),
+    /// while it stays away: the key of its entry in `departed`.
+    left: Vec<Option<u64>>,
+    /// The slots of peers away with something on record, by when they left (oldest first):
+    /// one entry per slot, so it is no longer than the graph however often a peer comes
+    /// and goes.
+    departed: BTreeMap<u64, TrustSlot>,
+    /// Departures counted so far.
+    departures: u64,
     /// Records kept at most ([`super::TrackerConfig::trust_records`]).
     cap: usize,
     /// Whether edges are recorded; only the trust giver policy reads them, and a swarm's
@@ -106,8 +110,9 @@ impl TrustGraph {
             totals: Vec::new(),
             givers: Vec::new(),
             free: Vec::new(),
-            present: Vec::new(),
-            departed: VecDeque::new(),
+            left: Vec::new(),
+            departed: BTreeMap::new(),
+            departures: 0,
             cap: usize::MAX,
             keep_edges: true,
         }
@@ -136,14 +141,16 @@ impl TrustGraph {
         self.out.push(BTreeMap::new());
         self.totals.push(Cell::new(None));
         self.givers.push(GiverRecord::default());
-        self.present.push(false);
+        self.left.push(None);
         s
     }
 
     /// A peer connected: its slot, kept whatever the cap until it [`departs`](Self::depart).
     pub fn join(&mut self, peer: PeerId) -> TrustSlot {
         let s = self.slot(peer);
-        self.present[s.0 as usize] = true;
+        if let Some(at) = self.left[s.0 as usize].take() {
+            self.departed.remove(&at);
+        }
         s
     }
 
@@ -159,14 +166,17 @@ impl TrustGraph {
     pub fn depart(&mut self, peer: PeerId) {
         let Some(&s) = self.slots.get(&peer) else { return };
         let i = s.0 as usize;
-        self.present[i] = false;
         if self.givers[i].transfers == 0 && self.out[i].is_empty() {
             self.slots.remove(&peer);
             self.totals[i].set(None);
             self.free.push(s);
             return;
         }
-        self.departed.push_back(peer);
+        if let Some(at) = self.left[i].replace(self.departures) {
+            self.departed.remove(&at);
+        }
+        self.departed.insert(self.departures, s);
+        self.departures += 1;
         if self.slots.len() > self.cap {
             self.drop_oldest(self.slots.len() - self.cap + self.cap / 10);
         }
@@ -178,13 +188,10 @@ impl TrustGraph {
     fn drop_oldest(&mut self, n: usize) {
         let mut gone = std::collections::BTreeSet::new();
         while gone.len() < n {
-            let Some(peer) = self.departed.pop_front() else { break };
-            let Some(&s) = self.slots.get(&peer) else { continue };
-            if self.present[s.0 as usize] {
-                continue;
-            }
-            self.slots.remove(&peer);
+            let Some((_, s)) = self.departed.pop_first() else { break };
             let i = s.0 as usize;
+            self.slots.remove(&self.ids[i]);
+            self.left[i] = None;
             self.out[i].clear();
             self.givers[i] = GiverRecord::default();
             self.totals[i].set(None);
@@ -364,6 +371,15 @@ mod tests {
         // The two connected peers outlived them all.
         assert_eq!(g.giver(giver).transfers, 101);
         assert!(g.edge(taker, giver).is_some());
+        // One identity coming and going a thousand times is one departure on the books, not
+        // a thousand, and the latest: it outlives the earlier leavers.
+        for _ in 0..1000 {
+            g.join(PeerId(7_000));
+            g.record(taker, PeerId(7_000), Outcome::Verified);
+            g.depart(PeerId(7_000));
+        }
+        assert!(g.departed.len() < g.peer_count(), "{} departures kept", g.departed.len());
+        assert_eq!(g.giver(PeerId(7_000)).transfers, 1000);
         // Nothing on record: forgotten at once.
         g.join(PeerId(500));
         let before = g.peer_count();

@@ -94,7 +94,8 @@ enum Command {
         #[arg(long, default_value_t = 1.0, value_name = "F")]
         scale: f64,
         /// Also run the simulator with this many scenario seeds (the scenario's own and the
-        /// ones after it) and report their range: what the model itself varies by.
+        /// ones after it), each on the real viewers' arrival times, and report their range:
+        /// what the model itself varies by.
         #[arg(long, default_value_t = 8, value_name = "N")]
         sim_seeds: u64,
         /// The TCP congestion control every node uses (one the kernel lists in

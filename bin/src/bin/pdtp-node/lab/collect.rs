@@ -340,7 +340,8 @@ pub struct Compare {
 }
 
 /// The simulator's figures over consecutive scenario seeds (`seeds[0]` is the scenario's
-/// own, the run `sim` reports): each figure's least, mean and greatest.
+/// own, the run `sim` reports; the others run on its arrival times, which the real viewers
+/// follow): each figure's least, mean and greatest.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SeedRange {
     pub seeds: Vec<u64>,

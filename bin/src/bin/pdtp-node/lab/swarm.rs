@@ -264,8 +264,8 @@ impl Real<'_> {
                 args(&["seed".as_ref(), "--conf".as_ref(), conf.as_os_str(), "--policy-from".as_ref(), from]);
             let log = dirs.logs.join(format!("{}.log", n.name));
             // The uplink its shaper gives it, stated as the simulator's seeds state it.
-            let uplink = format!("{}bit/s", self.lab_s.seeds.upload.0);
             if self.lab_s.seeds.states_uplink {
+                let uplink = format!("{}bit/s", self.lab_s.seeds.upload.0);
                 a.extend(args(&["--uplink".as_ref(), uplink.as_ref()]));
             }
             match live {
