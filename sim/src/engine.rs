@@ -6,7 +6,8 @@
 //! A connection is two one-way byte streams. Each direction sends its messages one after
 //! the other, like a TCP stream: a message is first *transmitted* (a `Data` message as a
 //! flow in the [`Network`], sharing capacity max-min fairly with every other flow; a control
-//! message in `size / min(up_src, down_dst)` without a flow, its bytes still counted), then
+//! message in `size / min(up_src, down_dst)` without a flow, its bytes still counted, after
+//! waiting in the busy access links' queues under `wire: tcp`: `Network::queue_delay`), then
 //! *propagates* for the path latency `latency(src) + latency(dst)`, then is handed to the
 //! receiver. For an isolated message that is latency + size/capacity, and messages on one
 //! connection arrive in the order they were sent. Opening a connection takes one latency

@@ -115,6 +115,12 @@ const TCP_FRAME: f64 = 1514.0;
 /// A bare acknowledgement frame (delayed: one per two full frames).
 const TCP_ACK_FRAME: f64 = 66.0;
 
+/// Full frames each flow keeps queued at a saturated access link under [`Wire::Tcp`]: the
+/// lab's CUBIC uplinks held a median of 1.3–2 per active upload (docs/lab.md).
+pub const QUEUED_FRAMES: f64 = 2.0;
+/// A link whose flows carry this share of its payload capacity is saturated.
+const SATURATED: f64 = 0.99;
+
 /// A node of the network model (the simulator uses the same index for its nodes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeIx(pub u32);
@@ -347,6 +353,28 @@ impl Network {
         let share = self.wire.payload_share();
         let rate = (self.nodes[a.0 as usize].up_link.min(self.nodes[b.0 as usize].down_link)) / share;
         Span::from_nanos(nanos_for(self.wire.on_link(bytes) as f64, rate))
+    }
+
+    /// How long a control message from `a` to `b` waits in the access links' queues behind
+    /// the frames of the flows sharing them: under [`Wire::Tcp`], [`QUEUED_FRAMES`] full frames
+    /// per flow at `a`'s upload and at `b`'s download, each only while it is saturated (a link
+    /// its flows do not fill keeps no standing queue). Nothing under [`Wire::Ideal`].
+    pub fn queue_delay(&self, a: NodeIx, b: NodeIx) -> Span {
+        if self.wire == Wire::Ideal {
+            return Span::ZERO;
+        }
+        let (src, dst) = (&self.nodes[a.0 as usize], &self.nodes[b.0 as usize]);
+        let frames_at = |flows: &[Adj], payload_capacity: f64, link: f64| {
+            let carried: f64 = flows.iter().map(|f| self.flows[f.slot as usize].rate).sum();
+            if flows.is_empty() || carried < payload_capacity * SATURATED {
+                return 0.0;
+            }
+            // A full frame takes TCP_FRAME / link rate = TCP_SEGMENT / payload link rate.
+            flows.len() as f64 * QUEUED_FRAMES * TCP_SEGMENT / link
+        };
+        let secs = frames_at(src.out.as_slice(), src.up, src.up_link)
+            + frames_at(dst.inn.as_slice(), dst.down, dst.down_link);
+        Span::from_nanos((secs * 1e9).round() as u64)
     }
 
     /// Counts bytes sent outside flows (control messages) in the per-node totals.

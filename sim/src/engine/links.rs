@@ -229,7 +229,9 @@ impl Engine {
             return;
         }
         self.net.account(sn, dn, size);
-        let done = start + self.net.serialisation(sn, dn, size);
+        // Queued behind the frames of other flows on the access links; what follows on this
+        // connection waits behind it (one FIFO).
+        let done = start + self.net.queue_delay(sn, dn) + self.net.serialisation(sn, dn, size);
         self.links[l.ix as usize].ends[d].busy_until = done;
         if self.on_side(dst) {
             let conn = self.links[l.ix as usize].ends[1 - d].conn;

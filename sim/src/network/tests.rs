@@ -356,6 +356,33 @@ fn a_tcp_receivers_acknowledgements_take_from_its_uplink() {
 }
 
 #[test]
+fn a_control_message_waits_behind_two_frames_per_flow_at_each_saturated_end() {
+    // A (8 Mbit/s up) sends two flows to B and C, which download at 100 Mbit/s: A's uplink is
+    // saturated with two flows, B's downlink is not (its one flow is held to half of A's).
+    let (mut net, n) = tcp_net_with(&[(8, 100), (100, 100), (100, 100), (100, 4)]);
+    assert_eq!(net.queue_delay(n[0], n[1]), Span::ZERO, "no flows, no queue");
+    net.start_flow(Time::ZERO, n[0], n[1], 100_000_000, 0);
+    net.start_flow(Time::ZERO, n[0], n[2], 100_000_000, 1);
+    net.handle_timeout(Time::ZERO);
+    // Four full frames at 8 Mbit/s: 4 × 1 514 bytes / 1 MB/s.
+    let frame_ns = |mbit: u64| 1514.0 * 8.0 / mbit as f64 * 1e3;
+    let at_a = net.queue_delay(n[0], n[1]).as_nanos() as f64;
+    assert!((at_a - 4.0 * frame_ns(8)).abs() < 2.0, "{at_a}");
+    // Towards A nothing queues: A's downlink carries no flow; B's uplink carries none either.
+    assert_eq!(net.queue_delay(n[1], n[0]), Span::ZERO);
+    // D's 4 Mbit/s downlink is saturated by one flow from C: two frames there.
+    net.start_flow(Time::ZERO, n[2], n[3], 100_000_000, 2);
+    net.handle_timeout(Time::ZERO);
+    let at_d = net.queue_delay(n[1], n[3]).as_nanos() as f64;
+    assert!((at_d - 2.0 * frame_ns(4)).abs() < 2.0, "{at_d}");
+    // The ideal wire has no queues.
+    let (mut ideal, m) = net_with(&[(8, 100), (100, 100)]);
+    ideal.start_flow(Time::ZERO, m[0], m[1], 100_000_000, 0);
+    ideal.handle_timeout(Time::ZERO);
+    assert_eq!(ideal.queue_delay(m[0], m[1]), Span::ZERO);
+}
+
+#[test]
 fn an_ideal_wire_carries_nothing_but_payload() {
     let (mut net, n) = net_with(&[(2, 40), (100, 100), (100, 100)]);
     net.start_flow(Time::ZERO, n[1], n[0], 100_000_000, 0);
