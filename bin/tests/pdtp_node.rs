@@ -304,7 +304,7 @@ fn get_remembers_the_seed_key_on_first_use_and_pins_it_after() {
     // Pinned to the same key: downloads, and remembers nothing more.
     let (code, err) = get("two.bin", k);
     assert_eq!(code, 0, "{err}");
-    assert!(!err.contains("first use"), "{err}");
+    assert!(!err.contains(&format!("first use of {url}")), "{err}");
     assert_eq!(std::fs::read_to_string(&known).unwrap(), remembered);
 
     // Another key remembered for this URL: refused in one line that names the file.
@@ -323,7 +323,7 @@ fn get_remembers_the_seed_key_on_first_use_and_pins_it_after() {
     // A line that is not `URL KEY` is named with its file and line.
     std::fs::write(&known, format!("{url} not-a-key\n")).unwrap();
     let (code, err) = get("five.bin", k);
-    assert_one_line(code, &err, &format!("{k}: line 1: not a seed key"));
+    assert_one_line(code, &err, &format!("{k}: line 1: a seed key is 64 hex digits"));
 }
 
 #[test]
@@ -646,7 +646,11 @@ fn spawn_tracker(dir: &std::path::Path, conf: &str, port: Option<u16>) -> Option
     let port = port
         .unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
     let file = dir.join(format!("tracker-{port}.yml"));
-    std::fs::write(&file, format!("port: {port}\nseed_key: {KEY}\n{conf}")).unwrap();
+    // One identity per test directory: a tracker restarted there keeps its link key, as a
+    // real one keeps its key file.
+    let identity = dir.join("tracker-identity");
+    let text = format!("port: {port}\nseed_key: {KEY}\ntracker_identity: '{}'\n{conf}", identity.display());
+    std::fs::write(&file, text).unwrap();
     let mut child = pdtp_tests::node_command(BIN)
         .args(["tracker", "--conf", file.to_str().unwrap()])
         .stderr(Stdio::piped())
@@ -1025,9 +1029,7 @@ fn a_live_seed_prints_the_trackers_warning_when_its_stream_outgrows_the_swarm() 
 /// state file that is not one stops the tracker with one line naming it.
 #[test]
 fn a_tracker_restarted_on_its_state_file_keeps_its_bans() {
-    use pdtp_core::wire::codec;
     use pdtp_core::wire::{Hello, PROTOCOL_VERSION, Role};
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     std::fs::write(&state, r#"{"peers": [4242], "hosts": []}"#).unwrap();
@@ -1035,16 +1037,16 @@ fn a_tracker_restarted_on_its_state_file_keeps_its_bans() {
     // A free port whose neighbour (the stats page) is taken fails the start: try others.
     let (_tracker, port) =
         (0..20).find_map(|_| spawn_tracker(dir.path(), &conf, None)).expect("no free port");
-    let mut peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peer = pdtp_tests::TrackerLink::connect(addr, None);
     let hello = Hello {
         version: PROTOCOL_VERSION,
         peer_id: pdtp_core::PeerId(4242),
         listen_port: Some(9),
         role: Role::Peer,
     };
-    let mut out = bytes::BytesMut::new();
-    codec::encode(&pdtp_core::Message::Hello(hello), &mut out).unwrap();
-    peer.write_all(&out).unwrap();
+    peer.send(&pdtp_core::Message::Hello(hello));
+    peer.wait_open(LIMIT);
     let end = std::time::Instant::now() + LIMIT;
     let banned = loop {
         let v = stats_json(port + 1);

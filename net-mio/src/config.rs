@@ -2,7 +2,8 @@
 //!
 //! Original keys: `vhost`, `host`, `port` (6086), `quiet`, `file_root`, `chunk_size`,
 //! `listen_port` (8000). Ours: `seed_key`, `seed_identity` (the file with a seed's signing
-//! key, made on first use), `policy` (the tracker's scheduling policy, in the
+//! key, made on first use), `tracker_identity` (the file with the tracker's link key, made on
+//! first use), `tracker_key` (the link key a seed or `get` requires of its tracker), `policy` (the tracker's scheduling policy, in the
 //! simulator's vocabulary: [`PolicySpec`]), `max_connections` (1024), `max_connections_per_address` (64; loopback exempt),
 //! `max_downloads_per_address` (64; loopback exempt), `trust_records` (100 000), `state_file` (the tracker's bans, kept
 //! across restarts; none by default),
@@ -28,6 +29,8 @@ use std::time::Duration;
 use pdtp_core::policy::PolicySpec;
 use pdtp_core::units::Bytes;
 use serde::{Deserialize, Serialize};
+
+use crate::secure::LinkKey;
 
 use units::{RawRate, Secs};
 pub use units::{parse_duration, parse_rate};
@@ -69,6 +72,12 @@ pub struct Config {
     /// The file holding a seed's signing key (made on first use); `None`:
     /// [`crate::identity::default_path`].
     pub seed_identity: Option<PathBuf>,
+    /// The file holding the tracker's link key (made on first use); `None`:
+    /// [`crate::identity::tracker_identity_path`].
+    pub tracker_identity: Option<PathBuf>,
+    /// The link key a seed or `get` requires its tracker to prove (a `#key=` in a URL says
+    /// the same); `None`: the one remembered from first use, else any.
+    pub tracker_key: Option<LinkKey>,
     /// Where a tracker keeps what must outlive a restart (its bans); none: nothing kept.
     pub state_file: Option<PathBuf>,
     /// The tracker's scheduling policy: the `policy:` section of a simulator scenario, with
@@ -162,6 +171,8 @@ struct RawConfig {
     listen_port: Option<u16>,
     seed_key: Option<String>,
     seed_identity: Option<PathBuf>,
+    tracker_identity: Option<PathBuf>,
+    tracker_key: Option<String>,
     state_file: Option<PathBuf>,
     policy: Option<PolicySpec>,
     max_connections: Option<usize>,
@@ -192,6 +203,8 @@ const KEYS: &[&str] = &[
     "listen_port",
     "seed_key",
     "seed_identity",
+    "tracker_identity",
+    "tracker_key",
     "state_file",
     "policy",
     "max_connections",
@@ -308,6 +321,14 @@ impl RawConfig {
         if self.seed_identity.as_deref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(bad("seed_identity", "must not be empty (leave it out for the default)"));
         }
+        if self.tracker_identity.as_deref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(bad("tracker_identity", "must not be empty (leave it out for the default)"));
+        }
+        let tracker_key = match self.tracker_key.as_deref().map(str::parse::<LinkKey>) {
+            Some(Err(why)) => return Err(bad("tracker_key", why)),
+            Some(Ok(k)) => Some(k),
+            None => None,
+        };
         if self.seed_key.as_deref().is_some_and(|k| k.len() < 16) {
             return Err(bad("seed_key", "must be at least 16 characters"));
         }
@@ -336,6 +357,8 @@ impl RawConfig {
             listen_port: self.listen_port.unwrap_or(8000),
             seed_key: self.seed_key,
             seed_identity: self.seed_identity,
+            tracker_identity: self.tracker_identity,
+            tracker_key,
             state_file: self.state_file,
             policy,
             max_connections,
@@ -381,6 +404,8 @@ fn check_one(file: &str, key: &str, v: &serde_norway::Value) -> Result<(), Confi
         "listen_port" => ("listen_port", try_as::<Option<u16>>(v)),
         "seed_key" => ("seed_key", try_as::<Option<String>>(v)),
         "seed_identity" => ("seed_identity", try_as::<Option<PathBuf>>(v)),
+        "tracker_identity" => ("tracker_identity", try_as::<Option<PathBuf>>(v)),
+        "tracker_key" => ("tracker_key", try_as::<Option<String>>(v)),
         "state_file" => ("state_file", try_as::<Option<PathBuf>>(v)),
         "policy" => return check_policy(file, v),
         "max_connections" => ("max_connections", try_as::<Option<usize>>(v)),

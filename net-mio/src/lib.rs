@@ -18,6 +18,7 @@
 //! | [`driver`] | the mio loop that hosts tracker, seed and peer machines over real TCP |
 //! | [`delivery`] | in-order delivery of verified chunks from the `PeerStore` to the `Sink` |
 //! | [`conn`] | a non-blocking TCP connection: bounded input, capped output queue, connect completion |
+//! | [`secure`] | encrypted, authenticated tracker links: the Noise `NX` handshake and records |
 //! | [`table`] | the connection table: cap and refuse, never-reused tokens, hello deadlines |
 //! | [`clock`] | `Instant` ↔ core `Time` at the boundary |
 //! | [`listen`] | listener binding with the peer's listen-port fallback |
@@ -40,6 +41,7 @@ pub mod identity;
 pub mod listen;
 pub mod paths;
 pub mod ratelimit;
+pub mod secure;
 pub mod serve;
 pub mod sink;
 pub mod stats;

@@ -16,6 +16,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::secure::LinkKey;
+
 /// The tracker port a URL without one means (the original's default).
 pub const DEFAULT_PORT: u16 = 6086;
 
@@ -30,6 +32,8 @@ pub struct PdtpUrl {
     pub path: String,
     /// The seed key pinned by a `#seed=KEY` fragment: the manifest must be signed by it.
     pub seed_key: Option<SeedKey>,
+    /// The tracker's link key pinned by a `#key=KEY` fragment: the tracker must prove it.
+    pub tracker_key: Option<LinkKey>,
 }
 
 /// Why a URL is unusable.
@@ -64,9 +68,9 @@ pub enum UrlError {
         /// The port text.
         port: String,
     },
-    /// A fragment other than `#seed=` and 64 hex digits.
+    /// A fragment other than `seed=` and `key=`, each with 64 hex digits, joined by `&`.
     #[error(
-        "'{url}': the only fragment is #seed= and the seed's key, 64 hex digits (as the seed prints at start)"
+        "'{url}': the fragment pins keys, 64 hex digits each, as the seed and the tracker print at start: #seed=KEY, #key=KEY or #seed=KEY&key=KEY"
     )]
     BadFragment {
         /// The URL as given.
@@ -141,7 +145,7 @@ pub struct FileRoot {
 }
 
 impl PdtpUrl {
-    /// Parses `pdtp://host[:port]/path[#seed=KEY]`; IPv6 hosts go in brackets
+    /// Parses `pdtp://host[:port]/path[#seed=KEY][&key=KEY]`; IPv6 hosts go in brackets
     /// (`pdtp://[::1]:6086/a`).
     pub fn parse(url: &str) -> Result<Self, UrlError> {
         let owned = || url.to_owned();
@@ -149,10 +153,15 @@ impl PdtpUrl {
             Some((u, f)) => (u, Some(f)),
             None => (url, None),
         };
-        let seed_key = fragment
-            .map(|f| f.strip_prefix("seed=").and_then(|k| k.parse::<SeedKey>().ok()))
-            .map(|k| k.ok_or_else(|| UrlError::BadFragment { url: owned() }))
-            .transpose()?;
+        let (mut seed_key, mut tracker_key) = (None, None);
+        for pin in fragment.map(|f| f.split('&')).into_iter().flatten() {
+            let pinned = match pin.split_once('=') {
+                Some(("seed", k)) if seed_key.is_none() => k.parse().ok().map(|k| seed_key = Some(k)),
+                Some(("key", k)) if tracker_key.is_none() => k.parse().ok().map(|k| tracker_key = Some(k)),
+                _ => None,
+            };
+            pinned.ok_or_else(|| UrlError::BadFragment { url: owned() })?;
+        }
         let rest = url_part
             .strip_prefix("pdtp://")
             .or_else(|| url.get(..7).filter(|s| s.eq_ignore_ascii_case("pdtp://")).map(|_| &url[7..]))
@@ -186,7 +195,7 @@ impl PdtpUrl {
         };
         let path = percent_decode(path).ok_or_else(|| UrlError::BadEscape { url: owned() })?;
         check_relative(&path).map_err(|source| UrlError::BadPath { url: owned(), source })?;
-        Ok(Self { host: host.to_owned(), port, path, seed_key })
+        Ok(Self { host: host.to_owned(), port, path, seed_key, tracker_key })
     }
 }
 
@@ -201,8 +210,13 @@ impl fmt::Display for PdtpUrl {
                 write!(f, "%{b:02X}")?;
             }
         }
+        let mut sep = '#';
         if let Some(key) = self.seed_key {
-            write!(f, "#seed={key}")?;
+            write!(f, "{sep}seed={key}")?;
+            sep = '&';
+        }
+        if let Some(key) = self.tracker_key {
+            write!(f, "{sep}key={key}")?;
         }
         Ok(())
     }

@@ -33,13 +33,17 @@ const REFUSE_LINGER: Duration = Duration::from_secs(2);
 /// Refused connections kept lingering at most (the oldest is closed first past it).
 const MAX_LINGERING: usize = 256;
 
+/// What a connection refused at a cap of `max` is told.
+pub fn overloaded(max: usize) -> Notice {
+    Notice::new(ErrorCode::Overloaded, format!("at its limit of {max} connections; try again later"))
+}
+
 /// Tells a connection refused at the cap why, in one `Error(Overloaded)` frame written
 /// without waiting (a fresh socket's buffer takes it), and half-closes it: the client reports
 /// "overloaded" instead of a bare closed connection.
 fn refuse(stream: &mut mio::net::TcpStream, max: usize) {
     use std::io::Write;
-    let notice =
-        Notice::new(ErrorCode::Overloaded, format!("at its limit of {max} connections; try again later"));
+    let notice = overloaded(max);
     let mut frame = BytesMut::new();
     if codec::encode(&Message::Error(notice), &mut frame).is_ok() {
         let _ = stream.write(&frame);
@@ -60,12 +64,26 @@ pub struct ConnTable {
     refused: u64,
     /// Refused connections, told why, closed at their deadline (oldest first).
     lingering: std::collections::VecDeque<(Instant, mio::net::TcpStream)>,
+    /// Entries refused in band (the caller tells them why): not counted against the cap.
+    refusing: usize,
 }
 
 #[derive(Debug)]
 struct Entry {
     conn: Conn,
     hello_by: Option<Instant>,
+    /// Refused at the cap, kept only to be told so in band.
+    refused: bool,
+}
+
+/// What one [`ConnTable::accept_all`] took in.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// Connections kept, each with a hello deadline.
+    pub kept: Vec<Token>,
+    /// Connections past the cap, kept (for at most the hello deadline) only so that the
+    /// caller can tell them why inside their protocol (`in_band`), then close them.
+    pub refused: Vec<Token>,
 }
 
 impl ConnTable {
@@ -80,13 +98,23 @@ impl ConnTable {
             deadlines: BTreeSet::new(),
             refused: 0,
             lingering: std::collections::VecDeque::new(),
+            refusing: 0,
         }
     }
 
-    /// Accepts until `WouldBlock`; returns the tokens of the connections kept. Connections
-    /// past the cap are closed at once. Each kept one must say hello within `hello_timeout`.
-    pub fn accept_all(&mut self, listener: &TcpListener, registry: &Registry, now: Instant) -> Vec<Token> {
-        let mut kept = Vec::new();
+    /// Accepts until `WouldBlock`. Each kept connection must say hello within
+    /// `hello_timeout`. Connections past the cap are refused: told so in one clear frame
+    /// and closed, or, `in_band` (a protocol that speaks nothing in clear), handed back as
+    /// `refused` for the caller to tell (at most [`MAX_LINGERING`] at once; more are closed
+    /// without a word).
+    pub fn accept_all(
+        &mut self,
+        listener: &TcpListener,
+        registry: &Registry,
+        now: Instant,
+        in_band: bool,
+    ) -> Accepted {
+        let mut accepted = Accepted::default();
         loop {
             let (stream, addr) = match listener.accept() {
                 Ok(s) => s,
@@ -98,7 +126,25 @@ impl ConnTable {
                     break;
                 }
             };
-            if self.conns.len() >= self.max {
+            let over = self.conns.len() - self.refusing >= self.max;
+            if over && in_band {
+                self.refused += 1;
+                tracing::debug!(%addr, max = self.max, "connection cap reached; refusing in band");
+                if self.refusing >= MAX_LINGERING {
+                    continue;
+                }
+                let token = self.take_token();
+                let mut conn = Conn::accepted(stream, token, self.limits);
+                if conn.register(registry).is_ok() {
+                    let by = now + self.hello_timeout.min(REFUSE_LINGER);
+                    self.deadlines.insert((by, token.0));
+                    self.conns.insert(token.0, Entry { conn, hello_by: Some(by), refused: true });
+                    self.refusing += 1;
+                    accepted.refused.push(token);
+                }
+                continue;
+            }
+            if over {
                 self.refused += 1;
                 tracing::debug!(%addr, max = self.max, "connection cap reached; refusing");
                 let mut stream = stream;
@@ -117,23 +163,23 @@ impl ConnTable {
             }
             let hello_by = now + self.hello_timeout;
             self.deadlines.insert((hello_by, token.0));
-            self.conns.insert(token.0, Entry { conn, hello_by: Some(hello_by) });
-            kept.push(token);
+            self.conns.insert(token.0, Entry { conn, hello_by: Some(hello_by), refused: false });
+            accepted.kept.push(token);
         }
-        kept
+        accepted
     }
 
     /// Starts an outgoing connection (counted against the cap; no hello deadline: we speak
     /// first).
     pub fn connect(&mut self, addr: SocketAddr, registry: &Registry) -> Result<Token, ConnError> {
-        if self.conns.len() >= self.max {
+        if self.conns.len() - self.refusing >= self.max {
             let source = io::Error::other(format!("connection cap of {} reached", self.max));
             return Err(ConnError::Connect { addr: addr.to_string(), source });
         }
         let token = self.take_token();
         let mut conn = Conn::connect(addr, token, self.limits)?;
         conn.register(registry).map_err(|source| ConnError::Connect { addr: addr.to_string(), source })?;
-        self.conns.insert(token.0, Entry { conn, hello_by: None });
+        self.conns.insert(token.0, Entry { conn, hello_by: None, refused: false });
         Ok(token)
     }
 
@@ -149,7 +195,7 @@ impl ConnTable {
 
     /// Clears the hello deadline of `token` (it introduced itself).
     pub fn hello_received(&mut self, token: Token) {
-        if let Some(e) = self.conns.get_mut(&token.0)
+        if let Some(e) = self.conns.get_mut(&token.0).filter(|e| !e.refused)
             && let Some(at) = e.hello_by.take()
         {
             self.deadlines.remove(&(at, token.0));
@@ -162,6 +208,7 @@ impl ConnTable {
         if let Some(at) = e.hello_by {
             self.deadlines.remove(&(at, token.0));
         }
+        self.refusing -= usize::from(e.refused);
         e.conn.close(registry);
         true
     }
@@ -189,6 +236,7 @@ impl ConnTable {
             self.deadlines.pop_first();
             if let Some(e) = self.conns.remove(&t) {
                 tracing::debug!(peer = ?e.conn.peer_addr(), "no hello in time; closing");
+                self.refusing -= usize::from(e.refused);
                 e.conn.close(registry);
                 closed.push(Token(t));
             }
@@ -204,6 +252,11 @@ impl ConnTable {
     /// Whether no connection is open.
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
+    }
+
+    /// The cap on open connections.
+    pub fn max(&self) -> usize {
+        self.max
     }
 
     /// Connections refused at the cap so far.

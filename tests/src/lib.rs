@@ -100,3 +100,108 @@ pub fn node_command(bin: &str) -> std::process::Command {
     c.env("XDG_CONFIG_HOME", dir);
     c
 }
+
+/// A node played by hand over a tracker's encrypted link, for tests: the Noise handshake
+/// and the records as the runtime does them, on a non-blocking socket (a test that runs the
+/// tracker in its own loop calls [`TrackerLink::pump`] between turns).
+pub struct TrackerLink {
+    /// The socket (to write bytes that bypass the encryption).
+    pub stream: std::net::TcpStream,
+    secure: pdtp_net_mio::secure::SecureLink,
+    wire: bytes::BytesMut,
+    decoder: pdtp_core::wire::codec::Decoder,
+    closed: bool,
+}
+
+impl TrackerLink {
+    /// Connects to the tracker at `addr` and sends the handshake's first message; `pin` (if
+    /// given) is the key the tracker must prove. What is sent before the tracker answers
+    /// goes out once it has.
+    pub fn connect(addr: std::net::SocketAddr, pin: Option<pdtp_net_mio::secure::LinkKey>) -> Self {
+        use std::io::Write as _;
+        let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let (secure, first) =
+            pdtp_net_mio::secure::SecureLink::initiator(pin).unwrap_or_else(|e| panic!("handshake: {e}"));
+        stream.write_all(&first).unwrap_or_else(|e| panic!("handshake: {e}"));
+        stream.set_nonblocking(true).unwrap_or_else(|e| panic!("non-blocking: {e}"));
+        let decoder = pdtp_core::wire::codec::Decoder::new(pdtp_core::wire::codec::Limits::DEFAULT);
+        Self { stream, secure, wire: bytes::BytesMut::new(), decoder, closed: false }
+    }
+
+    /// Seals and sends `msg` (held until the handshake is done).
+    pub fn send(&mut self, msg: &pdtp_core::Message) {
+        let mut frame = bytes::BytesMut::new();
+        pdtp_core::wire::codec::encode(msg, &mut frame).unwrap_or_else(|e| panic!("encode: {e}"));
+        self.send_plain(&frame);
+    }
+
+    /// Seals and sends `bytes` as they are (a malformed or partial frame, inside the link).
+    pub fn send_plain(&mut self, bytes: &[u8]) {
+        let mut out = Vec::new();
+        if self.secure.seal(bytes, &mut out).is_err() {
+            self.closed = true;
+        }
+        self.write(out);
+    }
+
+    /// Whether the handshake is done.
+    pub fn is_open(&self) -> bool {
+        self.secure.is_open()
+    }
+
+    /// Whether the tracker closed the link (or it failed), as of the last [`TrackerLink::pump`].
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Reads what has arrived, without waiting, and returns the messages it completed.
+    pub fn pump(&mut self) -> Vec<pdtp_core::Message> {
+        use std::io::Read as _;
+        let mut buf = [0u8; 64 * 1024];
+        while !self.closed {
+            match self.stream.read(&mut buf) {
+                Ok(0) => self.closed = true,
+                Ok(n) => {
+                    self.wire.extend_from_slice(&buf[..n]);
+                    let mut replies = Vec::new();
+                    let Self { secure, wire, decoder, .. } = self;
+                    if decoder.fill_with(|plain| secure.open(wire, plain, &mut replies)).is_err() {
+                        self.closed = true;
+                    }
+                    self.write(replies);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => self.closed = true,
+            }
+        }
+        std::iter::from_fn(|| self.decoder.next().ok().flatten()).collect()
+    }
+
+    /// Pumps until the handshake is done (the tracker runs elsewhere); panics after `limit`.
+    pub fn wait_open(&mut self, limit: std::time::Duration) {
+        let end = std::time::Instant::now() + limit;
+        while !self.is_open() {
+            assert!(!self.closed && std::time::Instant::now() < end, "the tracker's handshake did not come");
+            self.pump();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    fn write(&mut self, out: Vec<bytes::Bytes>) {
+        use std::io::Write as _;
+        for b in out {
+            // Small writes to a socket with room; a closed one shows on the next pump.
+            let mut rest = &b[..];
+            while !rest.is_empty() {
+                match self.stream.write(rest) {
+                    Ok(n) => rest = &rest[n..],
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                    Err(_) => {
+                        self.closed = true;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pdtp_core::tracker::TrackerConfig;
 use pdtp_net_mio::driver::{Node, RateLimits, Runtime, Status, Swarm};
-use pdtp_tests::{KEY, run_polling, write_random_file};
+use pdtp_tests::{KEY, TrackerLink, run_polling, write_random_file};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -112,25 +112,17 @@ fn a_malformed_frame_closes_that_connection_only() {
     let source = write_random_file(&root, "f.bin", 300_000, 5);
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
-    // A frame of kind 9 (no such kind), then garbage.
-    let mut raw = TcpStream::connect(swarm.tracker_addr).unwrap();
-    raw.write_all(&[0, 0, 0, 3, 9, 1, 2, 0xff, 0xff]).unwrap();
-    raw.set_nonblocking(true).unwrap();
+    // Inside an encrypted link, a frame of kind 9 (no such kind), then garbage.
+    let mut link = TrackerLink::connect(swarm.tracker_addr, Some(swarm.tracker_key));
+    link.send_plain(&[0, 0, 0, 3, 9, 1, 2, 0xff, 0xff]);
     let mut reply = Vec::new();
     let closed = run_polling(&mut swarm.rt, LIMIT, || {
-        let mut buf = [0u8; 256];
-        match raw.read(&mut buf) {
-            Ok(0) => true,
-            Ok(n) => {
-                reply.extend_from_slice(&buf[..n]);
-                false
-            }
-            Err(_) => false,
-        }
+        reply.extend(link.pump());
+        link.is_closed()
     });
     assert!(closed, "the tracker kept the malformed connection open");
-    // The reply is one Error frame (kind 0) before the close.
-    assert!(reply.len() > 5 && reply[4] == 0, "no error frame before the close: {reply:?}");
+    // The reply is one Error before the close.
+    assert!(matches!(reply[..], [pdtp_core::Message::Error(_)]), "no error before the close: {reply:?}");
     let out = dir.path().join("out");
     let peer = swarm.add_peer("f.bin", &out, false).unwrap();
     assert!(swarm.run_until_finished(&[peer], LIMIT).unwrap());
@@ -173,13 +165,12 @@ fn silent_connections_are_capped_and_timed_out_and_the_tracker_keeps_serving() {
     assert!(std::fs::read(out).unwrap() == source);
 }
 
-/// A peer that says `Hello` and then trickles a frame (announced at 100 kB, a byte every
-/// 200 ms) held its connection for as long as it liked. Past the grace of 10 s a frame must
+/// A peer that says `Hello` and then trickles a record of its encrypted link (announced at
+/// 65 535 bytes, a byte every 200 ms) held its connection for as long as it liked. Past the grace of 10 s a frame must
 /// have come at 256 B/s or more: the trickler is closed, a frame arriving at 1 kB/s beside it
 /// is not (the rule is a rate, not a deadline), and the tracker serves a download meanwhile.
 #[test]
 fn a_frame_trickled_under_the_minimum_rate_closes_its_connection() {
-    use pdtp_core::wire::codec;
     use pdtp_core::wire::{Hello, PROTOCOL_VERSION, Role};
     use std::time::Instant;
 
@@ -189,31 +180,28 @@ fn a_frame_trickled_under_the_minimum_rate_closes_its_connection() {
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
     let open_frame = |swarm: &mut Swarm| {
-        let mut s = TcpStream::connect(swarm.tracker_addr).unwrap();
+        let mut link = TrackerLink::connect(swarm.tracker_addr, Some(swarm.tracker_key));
         let hello = Hello {
             version: PROTOCOL_VERSION,
             peer_id: swarm.reserve_id(),
             listen_port: None,
             role: Role::Peer,
         };
-        let mut out = bytes::BytesMut::new();
-        codec::encode(&pdtp_core::Message::Hello(hello), &mut out).unwrap();
-        s.write_all(&out).unwrap();
-        // A control frame (kind 0) announced at 100 000 bytes, body to follow.
-        let len = 100_000u32.to_be_bytes();
-        s.write_all(&[len[0], len[1], len[2], len[3], 0]).unwrap();
-        s.set_nonblocking(true).unwrap();
-        s
+        link.send(&pdtp_core::Message::Hello(hello));
+        assert!(run_polling(&mut swarm.rt, LIMIT, || {
+            link.pump();
+            link.is_open()
+        }));
+        // A record announced at 65 535 bytes (the most a record holds), body to follow in
+        // clear: the bytes a trickler holds the tracker's buffer with.
+        link.stream.write_all(&[0xff, 0xff]).unwrap();
+        link
     };
     let mut slow = open_frame(&mut swarm);
     let mut steady = open_frame(&mut swarm);
-    let is_closed = |s: &mut TcpStream| {
-        let mut buf = [0u8; 256];
-        match s.read(&mut buf) {
-            Ok(0) => true,
-            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-            Ok(_) => false,
-        }
+    let is_closed = |l: &mut TrackerLink| {
+        l.pump();
+        l.is_closed()
     };
     let start = Instant::now();
     let (mut slow_sent, mut steady_sent) = (0u64, 0u64);
@@ -221,11 +209,11 @@ fn a_frame_trickled_under_the_minimum_rate_closes_its_connection() {
         let ms = start.elapsed().as_millis() as u64;
         // Ignore write errors: the tracker may have closed the connection already.
         while slow_sent < ms / 200 {
-            let _ = slow.write(&[0]);
+            let _ = slow.stream.write(&[0]);
             slow_sent += 1;
         }
         while steady_sent < ms {
-            let _ = steady.write(&[0]);
+            let _ = steady.stream.write(&[0]);
             steady_sent += 1;
         }
         is_closed(&mut slow)

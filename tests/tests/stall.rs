@@ -3,17 +3,16 @@
 //! download completes from the honest seed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use pdtp_core::tracker::{Limits, TrackerConfig};
-use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
+use pdtp_core::wire::codec::{Decoder, Limits as CodecLimits};
 use pdtp_core::wire::{AskInfo, Completed, Hello, Interest, PROTOCOL_VERSION, PeerRequest, Role};
 use pdtp_core::{ContentId, Message, PeerId};
 use pdtp_net_mio::driver::{RateLimits, Status, Swarm};
-use pdtp_tests::{KEY, run_polling, write_random_file};
+use pdtp_tests::{KEY, TrackerLink, run_polling, write_random_file};
 
 /// Generous bound, only so a broken build cannot hang; nothing asserts on time.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -22,8 +21,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// never send a byte of data.
 struct MuteGiver {
     id: PeerId,
-    tracker: TcpStream,
-    tracker_in: Decoder,
+    tracker: TrackerLink,
     listener: TcpListener,
     links: Vec<(TcpStream, Decoder)>,
     content: Option<ContentId>,
@@ -36,15 +34,7 @@ impl MuteGiver {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let (id, tracker) = ask_tracker(swarm, path, Some(port));
-        let mut me = Self {
-            id,
-            tracker,
-            tracker_in: Decoder::new(CodecLimits::DEFAULT),
-            listener,
-            links: Vec::new(),
-            content: None,
-            gets: Vec::new(),
-        };
+        let mut me = Self { id, tracker, listener, links: Vec::new(), content: None, gets: Vec::new() };
         // Until the tracker has told us the content and we have claimed all of it.
         assert!(run_polling(&mut swarm.rt, LIMIT, || {
             me.pump();
@@ -56,10 +46,10 @@ impl MuteGiver {
     /// Reads whatever arrived; answers the manifest with a `Provide` of everything; records
     /// `Get`s on peer links and answers nothing.
     fn pump(&mut self) {
-        for msg in read_frames(&mut self.tracker, &mut self.tracker_in) {
+        for msg in self.tracker.pump() {
             if let Message::TellInfo(t) = msg {
                 self.content = Some(t.content);
-                send(&mut self.tracker, &Message::Provide(Interest::all(t.content)));
+                self.tracker.send(&Message::Provide(Interest::all(t.content)));
             }
         }
         while let Ok((s, _)) = self.listener.accept() {
@@ -76,22 +66,15 @@ impl MuteGiver {
     }
 }
 
-/// A fake peer's tracker connection: a fresh id, `Hello` (listening on `port` if any) and
-/// `AskInfo` for `path` sent, the stream non-blocking.
-fn ask_tracker(swarm: &mut Swarm, path: &str, port: Option<u16>) -> (PeerId, TcpStream) {
+/// A fake peer's tracker link: a fresh id, `Hello` (listening on `port` if any) and
+/// `AskInfo` for `path` sent once the handshake is done.
+fn ask_tracker(swarm: &mut Swarm, path: &str, port: Option<u16>) -> (PeerId, TrackerLink) {
     let id = swarm.reserve_id();
-    let mut tracker = TcpStream::connect(swarm.tracker_addr).unwrap();
+    let mut tracker = TrackerLink::connect(swarm.tracker_addr, Some(swarm.tracker_key));
     let hello = Hello { version: PROTOCOL_VERSION, peer_id: id, listen_port: port, role: Role::Peer };
-    send(&mut tracker, &Message::Hello(hello));
-    send(&mut tracker, &Message::AskInfo(AskInfo { path: path.to_owned() }));
-    tracker.set_nonblocking(true).unwrap();
+    tracker.send(&Message::Hello(hello));
+    tracker.send(&Message::AskInfo(AskInfo { path: path.to_owned() }));
     (id, tracker)
-}
-
-fn send(s: &mut TcpStream, msg: &Message) {
-    let mut out = BytesMut::new();
-    codec::encode(msg, &mut out).unwrap();
-    s.write_all(&out).unwrap();
 }
 
 /// Every whole frame readable now (non-blocking); nothing on end of stream.
@@ -151,8 +134,7 @@ fn a_giver_that_accepts_and_sends_nothing_is_abandoned_and_its_chunks_come_from_
 /// anything: it holds whatever orders it gets and moves nothing, or (`fails`) reports each
 /// one failed the moment it arrives.
 struct SilentTaker {
-    tracker: TcpStream,
-    tracker_in: Decoder,
+    tracker: TrackerLink,
     orders: usize,
     fails: bool,
 }
@@ -160,19 +142,19 @@ struct SilentTaker {
 impl SilentTaker {
     fn join(swarm: &mut Swarm, path: &str) -> Self {
         let (_, tracker) = ask_tracker(swarm, path, None);
-        Self { tracker, tracker_in: Decoder::new(CodecLimits::DEFAULT), orders: 0, fails: false }
+        Self { tracker, orders: 0, fails: false }
     }
 
     /// Answers the manifest with a `Request` for everything; counts orders, follows none.
     fn pump(&mut self) {
-        for msg in read_frames(&mut self.tracker, &mut self.tracker_in) {
+        for msg in self.tracker.pump() {
             match msg {
-                Message::TellInfo(t) => send(&mut self.tracker, &Message::Request(Interest::all(t.content))),
+                Message::TellInfo(t) => self.tracker.send(&Message::Request(Interest::all(t.content))),
                 Message::Transfer(o) => {
                     self.orders += 1;
                     if self.fails {
                         let failed = Completed { token: o.token, hash: None, copy_us: 0 };
-                        send(&mut self.tracker, &Message::Completed(failed));
+                        self.tracker.send(&Message::Completed(failed));
                     }
                 }
                 _ => {}

@@ -11,6 +11,11 @@ mod interest;
 mod transfer;
 
 pub use handshake::{ErrorCode, Hello, Notice, PROTOCOL_VERSION, Role, Welcome};
+
+/// Bytes the encryption of a tracker link adds to each message: the record's 2-byte length
+/// and its 16-byte Poly1305 tag (docs/protocol.md, "The tracker link"). The simulator
+/// charges it; the runtime's record layer (`pdtp_net_mio::secure`) is held to it.
+pub const TRACKER_RECORD_OVERHEAD: u64 = 18;
 pub use info::{AppendChunks, AskInfo, Publish, Published, TellInfo};
 pub use interest::Interest;
 pub use transfer::{Completed, Data, Method, PeerRequest, Side, TransferOrder, Verdict};

@@ -132,6 +132,14 @@ fn bad_values_are_named() {
     );
     assert_eq!(err("uplink: 0\n"), "conf/x.yml: uplink: must be > 0 (leave it out if not known)");
     assert_eq!(err("trust_records: 0\n"), "conf/x.yml: trust_records: must be at least 1");
+    assert_eq!(
+        err("tracker_key: abc\n"),
+        "conf/x.yml: tracker_key: a tracker key is 64 hex digits (as the tracker prints at start)"
+    );
+    assert_eq!(
+        err("tracker_identity: ''\n"),
+        "conf/x.yml: tracker_identity: must not be empty (leave it out for the default)"
+    );
     assert!(err("- a\n- b\n").contains("expected a mapping"));
     assert!(err("port: [\n").starts_with("conf/x.yml: "));
 }
@@ -158,4 +166,12 @@ fn human_units() {
 fn missing_file_is_named() {
     let e = Config::load(Path::new("/nonexistent/conf.yml")).unwrap_err().to_string();
     assert!(e.starts_with("/nonexistent/conf.yml: cannot read:"), "{e}");
+}
+
+#[test]
+fn a_tracker_key_pins_the_trackers_link_key() {
+    let hex = "ab".repeat(32);
+    let c = Config::parse("k.yml", &format!("tracker_key: {hex}\ntracker_identity: /tmp/t-id\n")).unwrap();
+    assert_eq!(c.tracker_key, Some(hex.parse().unwrap()));
+    assert_eq!(c.tracker_identity.as_deref(), Some(std::path::Path::new("/tmp/t-id")));
 }

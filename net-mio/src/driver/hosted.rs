@@ -8,9 +8,10 @@ use mio::{Registry, Token};
 use pdtp_core::wire::Data;
 use pdtp_core::wire::Notice;
 use pdtp_core::wire::codec::DecodeError;
-use pdtp_core::{ConnId, Message, Time, Transmit};
+use pdtp_core::{ConnId, Endpoint, Message, Time, Transmit};
 
 use crate::conn::FileRange;
+use crate::secure::{LinkKey, TrackerKey};
 use crate::stats::RateStats;
 
 /// Where a hosted node stands.
@@ -68,6 +69,21 @@ pub trait Hosted {
     /// Where a `Data` message's payload can be sent from a file with `sendfile(2)` instead
     /// of from memory: `Some` only for a placeholder payload the node's store handed out.
     fn file_payload(&self, _data: &Data) -> Option<FileRange> {
+        None
+    }
+
+    /// The tracker's link key: every connection it accepts is an encrypted link it
+    /// answers with this key (`secure`). `None` for seeds and peers.
+    fn link_key(&self) -> Option<&TrackerKey> {
+        None
+    }
+    /// The key the node's tracker must prove (`None`: learn it from the handshake).
+    fn tracker_pin(&self) -> Option<LinkKey> {
+        None
+    }
+    /// Where the node's tracker is (seeds and peers): a connection there is the encrypted
+    /// tracker link, the first one and every reconnection.
+    fn tracker(&self) -> Option<&Endpoint> {
         None
     }
 

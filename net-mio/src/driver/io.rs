@@ -7,12 +7,13 @@ use std::time::Instant;
 use bytes::BytesMut;
 use mio::Token;
 use mio::event::Event;
-use pdtp_core::wire::Data;
 use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
+use pdtp_core::wire::{Data, Notice};
 use pdtp_core::{ConnId, Message, Payload, Time, Transmit};
 
 use super::{CLOSE_LINGER, CONN_TOKEN_BASE, FRAME_CHECK_EVERY, Link, OVERFLOW, Partial, Runtime, resolve};
 use crate::conn::{Conn, FileRange};
+use crate::secure::SecureLink;
 
 impl Runtime {
     /// One readiness event.
@@ -61,7 +62,12 @@ impl Runtime {
         let Runtime { nodes, table, links, poll, pending, closing, dirty, .. } = self;
         let Some(Some(slot)) = nodes.get_mut(node) else { return };
         let Some(listener) = slot.listener.as_ref() else { return };
-        for token in table.accept_all(listener, poll.registry(), now) {
+        // A tracker's links are encrypted from their first byte: it refuses inside them.
+        let key = slot.node.hosted_ref().link_key().cloned();
+        let accepted = table.accept_all(listener, poll.registry(), now, key.is_some());
+        let mut refusals: Vec<(Token, Notice)> =
+            accepted.refused.into_iter().map(|t| (t, crate::table::overloaded(table.max()))).collect();
+        for token in accepted.kept {
             let Some(c) = table.get_mut(token) else { continue };
             // An IPv4 client of a dual-stack listener is named by its IPv4 address.
             let remote = c.peer_addr().map(|a| a.ip().to_canonical().to_string()).unwrap_or_default();
@@ -70,17 +76,26 @@ impl Runtime {
                 Ok(conn) => {
                     tracing::trace!(conn = conn.0, "accepted");
                     slot.conns.insert(conn, token);
-                    links.insert(token, new_link(node, conn, limited));
+                    links.insert(
+                        token,
+                        new_link(node, conn, limited, key.as_ref().map(SecureLink::responder)),
+                    );
                     pending.insert(token);
                 }
-                Err(notice) => {
-                    // Over the machine's cap: say why, then close after the flush.
-                    queue_message(c, &Message::Error(notice));
-                    links.insert(token, new_link(node, ConnId(u32::MAX), false));
-                    closing.insert(token, now + CLOSE_LINGER);
-                    dirty.insert(token);
-                }
+                // Over the machine's cap.
+                Err(notice) => refusals.push((token, notice)),
             }
+        }
+        // Say why, then close after the flush; an encrypted link says it once its
+        // handshake is done (see read_pending).
+        for (token, notice) in refusals {
+            let Some(c) = table.get_mut(token) else { continue };
+            let mut link = new_link(node, ConnId(u32::MAX), false, key.as_ref().map(SecureLink::responder));
+            queue_message(c, &mut link, &Message::Error(notice));
+            links.insert(token, link);
+            closing.insert(token, now + CLOSE_LINGER);
+            dirty.insert(token);
+            pending.insert(token);
         }
     }
 
@@ -89,7 +104,11 @@ impl Runtime {
         let t = self.clock.time(now);
         let mut failed = Vec::new();
         for token in std::mem::take(&mut self.pending) {
-            if self.closing.contains_key(&token) {
+            // A closing link is read no more, unless its handshake must finish first for a
+            // refusal to be said on it.
+            let handshaking =
+                self.links.get(&token).is_some_and(|l| l.secure.as_ref().is_some_and(|s| !s.is_open()));
+            if self.closing.contains_key(&token) && !handshaking {
                 continue;
             }
             if let Err(()) = self.read_one(token, now, t) {
@@ -125,14 +144,37 @@ impl Runtime {
             }
             return Ok(());
         }
-        // Straight into the decoder's buffer: a payload is copied once, from the kernel.
-        let fill = match link.decoder.fill_with(|buf| conn.fill_into(buf, budget)) {
+        let fill = match &mut link.secure {
+            // Straight into the decoder's buffer: a payload is copied once, from the kernel.
+            None => link.decoder.fill_with(|buf| conn.fill_into(buf, budget)),
+            Some(_) => conn.fill_into(&mut link.wire, budget),
+        };
+        let fill = match fill {
             Ok(f) => f,
             Err(e) => {
                 tracing::debug!(error = %e, "read failed");
                 return Err(());
             }
         };
+        let Link { decoder, wire, secure, conn: link_conn, .. } = &mut *link;
+        if let Some(secure) = secure {
+            let mut out = Vec::new();
+            if let Err(e) = decoder.fill_with(|buf| secure.open(wire, buf, &mut out)) {
+                tracing::debug!(error = %e, peer = ?conn.peer_addr(), "encrypted link failed");
+                if !slot.node.is_tracker() {
+                    slot.connect_error = Some(e.to_string());
+                    slot.link_failure = Some(e);
+                }
+                return Err(());
+            }
+            for bytes in out {
+                conn.send(bytes);
+                dirty.insert(token);
+            }
+            if !slot.node.is_tracker() && slot.tracker_conn == Some(*link_conn) {
+                slot.tracker_key = slot.tracker_key.or(secure.remote_key());
+            }
+        }
         if fill.bytes > 0 {
             slot.limiter.down_meter.record(fill.bytes as u64, now);
             if let Some(b) = slot.limiter.down.as_mut().filter(|_| limited) {
@@ -161,7 +203,7 @@ impl Runtime {
                     {
                         slot.conns.remove(&conn_id);
                         if let Some(c) = table.get_mut(token) {
-                            queue_message(c, &Message::Error(e.notice()));
+                            queue_message(c, link, &Message::Error(e.notice()));
                         }
                         closing.insert(token, now + CLOSE_LINGER);
                         dirty.insert(token);
@@ -176,7 +218,8 @@ impl Runtime {
         }
         // A frame begun in this read starts its clock now; one still in progress adds the
         // bytes that came (an approximation when one frame ended and the next began).
-        link.partial = match (link.decoder.buffered() as u64, link.partial) {
+        let buffered = (link.decoder.buffered() + link.wire.len()) as u64;
+        link.partial = match (buffered, link.partial) {
             (0, _) => None,
             (_, Some(p)) if !got_any => Some(Partial { bytes: p.bytes + fill.bytes as u64, ..p }),
             (buffered, _) => Some(Partial { since: now, bytes: buffered }),
@@ -211,22 +254,22 @@ impl Runtime {
             match tx {
                 Transmit::Send { conn, msg } => {
                     let Some(&token) = slot.conns.get(&conn) else { continue };
-                    if let Some(c) = table.get_mut(token) {
+                    if let (Some(c), Some(link)) = (table.get_mut(token), links.get_mut(&token)) {
                         match &msg {
                             Message::Data(d) => match slot.node.hosted_ref().file_payload(d) {
-                                Some(range) => queue_file_data(c, d, range),
-                                None => queue_message(c, &msg),
+                                Some(range) if link.secure.is_none() => queue_file_data(c, d, range),
+                                _ => queue_message(c, link, &msg),
                             },
                             _ => {
                                 tracing::trace!(conn = conn.0, queued = c.queued(), ?msg, "sent");
-                                queue_message(c, &msg);
+                                queue_message(c, link, &msg);
                             }
                         }
                         dirty.insert(token);
                     }
                 }
                 Transmit::Connect { conn, endpoint } => {
-                    let tracker_link = !slot.node.is_tracker() && slot.tracker_conn.is_none();
+                    let tracker_link = slot.node.hosted_ref().tracker() == Some(&endpoint);
                     if tracker_link {
                         slot.tracker_conn = Some(conn);
                     }
@@ -239,7 +282,24 @@ impl Runtime {
                             tracing::trace!(conn = conn.0, %endpoint, "connecting");
                             slot.conns.insert(conn, token);
                             let limited = !slot.node.is_tracker() && !tracker_link;
-                            links.insert(token, new_link(i, conn, limited));
+                            // The link to the tracker is encrypted: its first handshake message
+                            // goes out as soon as the connect completes.
+                            // A reconnection requires the key the tracker proved first.
+                            let pin = slot.node.hosted_ref().tracker_pin().or(slot.tracker_key);
+                            let secure = match tracker_link.then(|| SecureLink::initiator(pin)) {
+                                Some(Ok((secure, first))) => {
+                                    if let Some(c) = table.get_mut(token) {
+                                        c.send(first);
+                                    }
+                                    Some(secure)
+                                }
+                                Some(Err(e)) => {
+                                    tracing::warn!(error = %e, "cannot start an encrypted link");
+                                    None
+                                }
+                                None => None,
+                            };
+                            links.insert(token, new_link(i, conn, limited, secure));
                             dirty.insert(token);
                         }
                         Err(e) => {
@@ -317,7 +377,8 @@ impl Runtime {
                 if was_over && !c.over_cap() {
                     pending.insert(token);
                 }
-                if closing.contains_key(&token) && c.queued() == 0 {
+                let said = link.secure.as_ref().is_none_or(SecureLink::is_open);
+                if closing.contains_key(&token) && c.queued() == 0 && said {
                     finished.push(token);
                     continue;
                 }
@@ -350,9 +411,10 @@ fn park(parked: &mut BTreeMap<Token, Instant>, token: Token, at: Instant) {
     *e = (*e).min(at);
 }
 
-fn new_link(node: usize, conn: ConnId, limited: bool) -> Link {
+fn new_link(node: usize, conn: ConnId, limited: bool, secure: Option<SecureLink>) -> Link {
     // Virtual payloads stay off: this runtime stores real bytes (docs/protocol.md §2).
-    Link { node, conn, decoder: Decoder::new(CodecLimits::DEFAULT), limited, partial: None }
+    let decoder = Decoder::new(CodecLimits::DEFAULT);
+    Link { node, conn, decoder, limited, partial: None, secure, wire: BytesMut::new() }
 }
 
 /// Queues a `Data` frame whose payload is sent from a file: the frame head from memory, then
@@ -369,8 +431,21 @@ fn queue_file_data(conn: &mut Conn, d: &Data, range: FileRange) {
 }
 
 /// Encodes `msg` onto `conn`'s output queue; a real chunk payload is queued as its own
-/// segment after the frame head, without a copy.
-fn queue_message(conn: &mut Conn, msg: &Message) {
+/// segment after the frame head, without a copy. On an encrypted link the frame is sealed
+/// into records first.
+fn queue_message(conn: &mut Conn, link: &mut Link, msg: &Message) {
+    if let Some(secure) = &mut link.secure {
+        let mut frame = BytesMut::new();
+        let mut out = Vec::new();
+        let sealed = codec::encode(msg, &mut frame)
+            .map_err(|e| e.to_string())
+            .and_then(|()| secure.seal(&frame, &mut out).map_err(|e| e.to_string()));
+        match sealed {
+            Ok(()) => out.into_iter().for_each(|b| conn.send(b)),
+            Err(e) => tracing::warn!(error = %e, kind = msg.kind(), "cannot send on an encrypted link"),
+        }
+        return;
+    }
     let mut head = BytesMut::new();
     if let Message::Data(d) = msg
         && let Payload::Real(bytes) = &d.payload

@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use pdtp_core::wire::codec::Decoder;
@@ -47,6 +48,7 @@ pub use tracker::{TrackerNode, TrackerOptions, load_bans, tracker_config};
 use crate::clock::Clock;
 use crate::conn::Limits as ConnLimits;
 use crate::ratelimit::{RateMeter, TokenBucket};
+use crate::secure::{LinkKey, SecureError, SecureLink};
 use crate::stats::RateStats;
 use crate::table::ConnTable;
 
@@ -125,6 +127,10 @@ struct Slot {
     listener: Option<TcpListener>,
     conns: BTreeMap<ConnId, Token>,
     tracker_conn: Option<ConnId>,
+    /// The key the tracker proved on this node's link to it (seeds and peers).
+    tracker_key: Option<LinkKey>,
+    /// Why this node's last encrypted link failed, if one did.
+    link_failure: Option<SecureError>,
     limiter: Limiter,
     connect_error: Option<String>,
 }
@@ -138,6 +144,10 @@ struct Link {
     limited: bool,
     /// The frame in progress (bytes of it buffered, not yet whole), if any.
     partial: Option<Partial>,
+    /// A tracker link's encryption (every link to or from a tracker has one).
+    secure: Option<SecureLink>,
+    /// Bytes read from an encrypted link and not yet opened (a record in progress).
+    wire: BytesMut,
 }
 
 /// A frame in progress on a link: when its first bytes came and how many have come.
@@ -259,6 +269,8 @@ impl Runtime {
             listener,
             conns: BTreeMap::new(),
             tracker_conn: None,
+            tracker_key: None,
+            link_failure: None,
             limiter: Limiter::new(limits, min_burst, Instant::now()),
             connect_error: None,
         };
@@ -290,6 +302,18 @@ impl Runtime {
     /// The poll's registry (for a node's own I/O objects, e.g. closing its output).
     pub fn registry(&self) -> &mio::Registry {
         self.poll.registry()
+    }
+
+    /// The link key node `id`'s tracker proved (a seed or peer, once its link is open): what
+    /// an unpinned node remembers so that the next run pins it.
+    pub fn tracker_key(&self, id: NodeId) -> Option<LinkKey> {
+        self.nodes.get(id.0)?.as_ref()?.tracker_key
+    }
+
+    /// Why node `id`'s last encrypted link failed (a seed's or peer's link to its tracker:
+    /// another key than the pinned one, a record changed on the way), if one did.
+    pub fn link_failure(&self, id: NodeId) -> Option<&SecureError> {
+        self.nodes.get(id.0)?.as_ref()?.link_failure.as_ref()
     }
 
     /// Connections refused at the loop's cap so far.

@@ -29,6 +29,7 @@ use pdtp_core::{ChunkStore, ConnId, ContentId, Endpoint, Message, Payload, PeerI
 use rand_core::SeedableRng;
 
 use super::{Cx, Hosted, Status};
+use crate::secure::LinkKey;
 use crate::serve::{MediaServer, MediaSource};
 use crate::sink::{OutputKind, Sink};
 use crate::storage::{Backing, PeerStore};
@@ -76,6 +77,9 @@ pub struct PeerOptions {
     pub wait_for_content: Option<Duration>,
     /// The seed key the URL pinned (`#seed=`): a manifest not signed by it is refused.
     pub seed_key: Option<SeedKey>,
+    /// The link key the tracker must prove (`#key=`, or remembered from first use); `None`:
+    /// any, learned from the handshake ([`crate::driver::Runtime::tracker_key`]).
+    pub tracker_key: Option<LinkKey>,
     /// A tracker that went away after welcoming us: the download carries on and reconnects
     /// for this long, then fails (`None`: for ever). A complete download seeds on regardless.
     pub tracker_patience: Option<Duration>,
@@ -129,6 +133,7 @@ pub struct PeerNode {
     /// Since when the tracker has said it has no such content, and when to ask again.
     unknown_since: Option<Instant>,
     ask_again_at: Option<Instant>,
+    tracker_key: Option<LinkKey>,
 }
 
 /// How often a `get` waiting for its content to be published asks the tracker again.
@@ -208,6 +213,7 @@ impl PeerNode {
             tracker_down_since: None,
             unknown_since: None,
             ask_again_at: None,
+            tracker_key: opts.tracker_key,
         })
     }
 
@@ -521,6 +527,14 @@ pub fn part_path(out: &std::path::Path) -> PathBuf {
 impl Hosted for PeerNode {
     fn accept(&mut self, now: Time, _remote_host: String) -> Result<ConnId, Notice> {
         self.peer.accept(now)
+    }
+
+    fn tracker_pin(&self) -> Option<LinkKey> {
+        self.tracker_key
+    }
+
+    fn tracker(&self) -> Option<&Endpoint> {
+        Some(&self.tracker)
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
         self.peer.handle_message(now, conn, msg);

@@ -26,6 +26,7 @@ use rand_core::SeedableRng;
 use super::{Cx, Hosted, Status};
 use crate::conn::FileRange;
 use crate::paths::FileRoot;
+use crate::secure::LinkKey;
 use crate::storage::{PeerStore, SeedStore, manifest_for_file};
 
 /// How a seed node is set up.
@@ -57,6 +58,9 @@ pub struct SeedOptions {
     pub signing_key: Option<SigningKey>,
     /// The uplink stated to the tracker, bits/s on the wire (`SeedConfig::uplink_bps`).
     pub uplink_bps: Option<u64>,
+    /// The link key the tracker must prove (`tracker_key` in the config, or remembered from
+    /// first use); `None`: any.
+    pub tracker_key: Option<LinkKey>,
     /// Seed for the machine's generator.
     pub rng_seed: u64,
 }
@@ -81,6 +85,7 @@ pub struct SeedNode {
     live: Option<Live>,
     /// Chunk payloads of files go out with sendfile(2) (the store's reads are deferred).
     sendfile: bool,
+    tracker_key: Option<LinkKey>,
 }
 
 struct Live {
@@ -193,6 +198,7 @@ impl SeedNode {
             failure: None,
             live,
             sendfile: opts.sendfile,
+            tracker_key: opts.tracker_key,
         })
     }
 
@@ -366,6 +372,14 @@ impl Drop for Live {
 impl Hosted for SeedNode {
     fn accept(&mut self, now: Time, _remote_host: String) -> Result<ConnId, Notice> {
         self.seed.accept(now)
+    }
+
+    fn tracker_pin(&self) -> Option<LinkKey> {
+        self.tracker_key
+    }
+
+    fn tracker(&self) -> Option<&Endpoint> {
+        Some(&self.tracker)
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
         // A verdict may make the machine re-read a chunk to check it: real bytes for that.

@@ -14,6 +14,7 @@ use super::{
     TrackerOptions, random_seed,
 };
 use crate::listen::{bind_exact, bind_with_fallback};
+use crate::secure::{LinkKey, TrackerKey};
 use crate::sink::OutputKind;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -34,6 +35,8 @@ pub struct Swarm {
     pub tracker: NodeId,
     /// Where the tracker listens.
     pub tracker_addr: SocketAddr,
+    /// The tracker's link key (every seed and peer the harness adds pins it).
+    pub tracker_key: LinkKey,
     /// The seed key the tracker accepts.
     pub key: String,
     /// Bytes per chunk for seeds.
@@ -55,6 +58,9 @@ impl Swarm {
         hello_timeout: Duration,
     ) -> Result<Self, String> {
         let key = String::from_utf8_lossy(&config.seed_key).into_owned();
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| format!("no randomness for the tracker's key: {e}"))?;
+        let link_key = TrackerKey::from_secret(secret);
         let mut rt = Runtime::new(max_connections, hello_timeout).map_err(|e| e.to_string())?;
         let listener = bind_exact(SocketAddr::new(LOOPBACK, 0)).map_err(|e| e.to_string())?;
         let tracker_addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -68,12 +74,14 @@ impl Swarm {
             live_chunk_size: chunk_size,
             bans: Default::default(),
             state_file: None,
+            link_key: link_key.clone(),
         })
         .map_err(|e| e.to_string())?;
         let tracker = rt
             .add(Node::Tracker(node), Some(listener), RateLimits::default(), 1)
             .map_err(|e| e.to_string())?;
-        Ok(Self { rt, tracker, tracker_addr, key, chunk_size, next_id: 1 })
+        let tracker_key = link_key.public();
+        Ok(Self { rt, tracker, tracker_addr, tracker_key, key, chunk_size, next_id: 1 })
     }
 
     /// The tracker's endpoint.
@@ -122,6 +130,7 @@ impl Swarm {
                 // Every harness seed signs, so every swarm test checks signed manifests.
                 signing_key: Some(SigningKey::from_secret(SEED_SECRET)),
                 uplink_bps: None,
+                tracker_key: Some(self.tracker_key),
                 rng_seed: random_seed(),
             },
         )?;
@@ -177,6 +186,7 @@ impl Swarm {
             record_deliveries: false,
             wait_for_content: None,
             seed_key: None,
+            tracker_key: Some(self.tracker_key),
             tracker_patience: None,
             serve: None,
             rng_seed: random_seed(),

@@ -16,6 +16,7 @@ use rand_core::SeedableRng;
 
 use super::{Cx, Hosted, Status};
 use crate::config::Config;
+use crate::secure::TrackerKey;
 use crate::stats::{
     FileStats, LimitStats, PeerStats, PolicyStats, StatsLimits, StatsServer, StatsSnapshot, Totals,
     TransferStats,
@@ -47,6 +48,9 @@ pub struct TrackerOptions {
     pub bans: Bans,
     /// Where the tracker writes its bans at each new one ([`save_bans`]); `None`: nowhere.
     pub state_file: Option<PathBuf>,
+    /// The key every node's link to this tracker is encrypted with and proves it by
+    /// (`secure`): nodes pin its public half.
+    pub link_key: TrackerKey,
 }
 
 /// The bans kept in `file`, or none if it does not exist yet; an unreadable or malformed
@@ -95,6 +99,7 @@ pub struct TrackerNode {
     chunk_size: u32,
     live_chunk_size: u32,
     state_file: Option<PathBuf>,
+    link_key: TrackerKey,
 }
 
 /// The core tracker configuration for a `pdtp-node` config file.
@@ -134,6 +139,7 @@ impl TrackerNode {
             snapshot_at: None,
             chunk_size: opts.chunk_size,
             live_chunk_size: opts.live_chunk_size,
+            link_key: opts.link_key,
         })
     }
 
@@ -324,6 +330,10 @@ impl Hosted for TrackerNode {
     fn accept(&mut self, now: Time, remote_host: String) -> Result<ConnId, Notice> {
         self.tracker.accept(now, remote_host)
     }
+
+    fn link_key(&self) -> Option<&TrackerKey> {
+        Some(&self.link_key)
+    }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
         if let Message::AppendChunks(a) = &msg {
             // With the seed's "live chunk pushed", times each chunk's way to the tracker.
@@ -416,6 +426,7 @@ mod tests {
             live_chunk_size: 1000,
             bans: Bans::default(),
             state_file,
+            link_key: TrackerKey::from_secret([1; 32]),
         }
     }
 

@@ -7,7 +7,13 @@ fn parses_urls() {
     let u = PdtpUrl::parse("pdtp://example.org/show.mp4").unwrap();
     assert_eq!(
         u,
-        PdtpUrl { host: "example.org".into(), port: 6086, path: "show.mp4".into(), seed_key: None }
+        PdtpUrl {
+            host: "example.org".into(),
+            port: 6086,
+            path: "show.mp4".into(),
+            seed_key: None,
+            tracker_key: None
+        }
     );
     let u = PdtpUrl::parse("pdtp://127.0.0.1:7000/a/b%20c.ts").unwrap();
     assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 7000, "a/b c.ts"));
@@ -27,8 +33,26 @@ fn a_seed_fragment_pins_the_seed_key() {
     assert_eq!(u.to_string(), format!("pdtp://h:7/a.ts#seed={key}"));
     let e = |s: &str| PdtpUrl::parse(s).unwrap_err();
     assert!(matches!(e("pdtp://h/a#seed=abc"), UrlError::BadFragment { .. }));
-    assert!(matches!(e(&format!("pdtp://h/a#key={key}")), UrlError::BadFragment { .. }));
+    assert!(matches!(e(&format!("pdtp://h/a#other={key}")), UrlError::BadFragment { .. }));
+    assert!(matches!(e(&format!("pdtp://h/a#seed={key}&seed={key}")), UrlError::BadFragment { .. }));
     assert!(matches!(e("pdtp://h/a#"), UrlError::BadFragment { .. }));
+}
+
+#[test]
+fn a_key_fragment_pins_the_trackers_link_key() {
+    let (seed, link) = ("ab".repeat(32), "cd".repeat(32));
+    let u = PdtpUrl::parse(&format!("pdtp://h:7/a.ts#key={link}")).unwrap();
+    assert_eq!((u.seed_key, u.tracker_key), (None, Some(link.parse().unwrap())));
+    assert_eq!(u.to_string(), format!("pdtp://h:7/a.ts#key={link}"));
+    // Both, in either order; printed seed first.
+    for url in
+        [format!("pdtp://h:7/a.ts#seed={seed}&key={link}"), format!("pdtp://h:7/a.ts#key={link}&seed={seed}")]
+    {
+        let u = PdtpUrl::parse(&url).unwrap();
+        assert_eq!((u.seed_key, u.tracker_key), (Some(seed.parse().unwrap()), Some(link.parse().unwrap())));
+        assert_eq!(u.to_string(), format!("pdtp://h:7/a.ts#seed={seed}&key={link}"));
+    }
+    assert!(matches!(PdtpUrl::parse("pdtp://h/a#key=12"), Err(UrlError::BadFragment { .. })));
 }
 
 #[test]

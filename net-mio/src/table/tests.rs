@@ -34,7 +34,9 @@ impl Node {
             self.poll.poll(&mut self.events, Some(Duration::from_millis(50))).unwrap();
             for ev in &self.events {
                 if ev.token() == LISTENER {
-                    accepted.extend(self.table.accept_all(&self.listener, self.poll.registry(), self.now));
+                    accepted.extend(
+                        self.table.accept_all(&self.listener, self.poll.registry(), self.now, false).kept,
+                    );
                 } else if let Some(c) = self.table.get_mut(ev.token()) {
                     c.on_ready(ev).unwrap();
                 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::testnodes::{TestFactory, data};
+use crate::wire_size::encoded_len;
 
 fn scenario(extra: &str, peers: u32) -> Scenario {
     let text = format!(

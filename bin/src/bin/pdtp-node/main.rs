@@ -11,6 +11,7 @@ mod demo;
 mod get_report;
 mod lab;
 mod roles;
+mod tracker_trust;
 
 use std::path::PathBuf;
 

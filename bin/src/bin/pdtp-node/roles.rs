@@ -19,6 +19,7 @@ use pdtp_net_mio::sink::OutputKind;
 use pdtp_sim::scenario::Scenario;
 
 use crate::get_report::{GetReport, unix_now};
+use crate::tracker_trust::TrackerPin;
 
 /// A line on stderr that cannot kill a long-running node: `eprintln!` panics when stderr is
 /// gone (a closed terminal, a reader that went away), and a tracker or seed must outlive that.
@@ -28,6 +29,7 @@ macro_rules! say {
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
+pub(crate) use say;
 
 /// Loads a config, with `--policy-from`'s scenario (if given) replacing its policy and chunk
 /// size: the same parser and validation the simulator used on that file.
@@ -67,6 +69,15 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
         c.state_file.as_deref().map(load_bans).transpose().map_err(|e| e.to_string())?.unwrap_or_default();
     let listener = bind_exact(addr).map_err(|e| format!("{e} (the tracker's port: change port)"))?;
     let stats = SocketAddr::new(ip, c.stats_port());
+    let identity =
+        c.tracker_identity.clone().or_else(pdtp_net_mio::identity::tracker_identity_path).ok_or_else(|| {
+            format!(
+                "{}: tracker_identity: required when neither HOME nor XDG_CONFIG_HOME is set (the tracker's key file)",
+                conf.display()
+            )
+        })?;
+    let link_key = pdtp_net_mio::identity::load_or_create_tracker_key(&identity)?;
+    let public = link_key.public();
     let node = TrackerNode::new(TrackerOptions {
         config: tracker_config(&c),
         stats: Some(stats),
@@ -77,6 +88,7 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
         live_chunk_size: c.live_chunk_size,
         bans,
         state_file: c.state_file.clone(),
+        link_key,
     })
     .map_err(|e| format!("{e} (the stats page uses port + 1: change port)"))?;
     let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
@@ -89,6 +101,14 @@ pub fn tracker(conf: &Path, policy_from: Option<&Path>, verbose: u8) -> Result<(
             Bytes(u64::from(c.chunk_size)),
             Bytes(u64::from(c.live_chunk_size)),
             c.policy
+        );
+        // What a viewer appends to a URL (and a seed's config names) so that only this
+        // tracker is believed, whatever the path between them.
+        say!(
+            "pdtp-node: tracker link key {public} (from {}); pin it with pdtp://{}:{}/PATH#key={public} or tracker_key: {public}",
+            identity.display(),
+            c.vhost.as_deref().unwrap_or(&c.host),
+            c.port
         );
     }
     loop {
@@ -154,6 +174,8 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
             signing_key.public()
         );
     }
+    let tracker = tracker_endpoint(&c);
+    let mut pin = TrackerPin::new(&tracker, c.tracker_key, pdtp_net_mio::identity::known_trackers_path())?;
     let (listener, port) = bind_any(c.listen_port).map_err(|e| e.to_string())?;
     let now = Instant::now();
     let mut rt = Runtime::new(c.max_connections, c.hello_timeout).map_err(|e| e.to_string())?;
@@ -161,7 +183,7 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
         rt.now(),
         SeedOptions {
             peer_id: PeerId(random_id()),
-            tracker: tracker_endpoint(&c),
+            tracker,
             key,
             file_root: root,
             chunk_size: c.chunk_size,
@@ -172,6 +194,7 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
             sendfile: c.sendfile,
             signing_key: Some(signing_key),
             uplink_bps,
+            tracker_key: pin.key,
             rng_seed: random_seed(),
         },
     )?;
@@ -182,8 +205,10 @@ pub fn seed(conf: &Path, flags: &SeedFlags<'_>, verbose: u8) -> Result<(), Strin
         .map_err(|e| e.to_string())?;
     loop {
         rt.turn(None).map_err(|e| format!("event loop: {e}"))?;
+        pin.remember_learned(&rt, id)?;
+        pin.tell();
         if let Some(Status::Failed(e)) = rt.status(id) {
-            return Err(e);
+            return Err(pin.explain(&rt, id, e));
         }
     }
 }
@@ -245,6 +270,11 @@ pub struct GetFlags {
     /// ~/.config/pdtp/).
     #[arg(long, value_name = "FILE")]
     pub known_seeds: Option<PathBuf>,
+    /// Where to remember the link key of each tracker reached without `#key=KEY` (by
+    /// HOST:PORT), and require it on later runs (trust on first use); `none` neither
+    /// remembers nor requires. Default: known_trackers beside known_seeds.
+    #[arg(long, value_name = "FILE")]
+    pub known_trackers: Option<PathBuf>,
 }
 
 /// How long a `get` of a file keeps serving after it is complete, unless told otherwise:
@@ -289,6 +319,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
         ref report,
         ref serve,
         ref known_seeds,
+        ref known_trackers,
     } = *flags;
     let (upload, download) = (max_upload_rate.as_deref(), max_download_rate.as_deref());
     let (seed_for, buffer, report) = (seed_for.as_deref(), buffer.as_deref(), report.as_deref());
@@ -332,7 +363,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
     // Trust on first use: a URL without `#seed=` pins the key remembered for it, if any.
     // The URL as `PdtpUrl` prints it without its fragment: IPv6 in brackets, and a path
     // percent-escaped, so no space splits a `URL KEY` line.
-    let url_key = PdtpUrl { seed_key: None, ..url.clone() }.to_string();
+    let url_key = PdtpUrl { seed_key: None, tracker_key: None, ..url.clone() }.to_string();
     let known_file = match known_seeds {
         Some(f) if f.as_os_str() == "none" => None,
         Some(f) => Some(f.clone()),
@@ -342,13 +373,20 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
         Some(f) if url.seed_key.is_none() => pdtp_net_mio::identity::KnownSeeds::load(f)?.get(&url_key),
         _ => None,
     };
+    let tracker = Endpoint { host: url.host.clone(), port: url.port };
+    let trackers_file = match known_trackers {
+        Some(f) if f.as_os_str() == "none" => None,
+        Some(f) => Some(f.clone()),
+        None => pdtp_net_mio::identity::known_trackers_path(),
+    };
+    let mut pin = TrackerPin::new(&tracker, url.tracker_key, trackers_file)?;
     let (listener, port) = bind_any(listen).map_err(|e| format!("--listen: {e}"))?;
     let mut rt = Runtime::new(1024, Duration::from_secs(10)).map_err(|e| e.to_string())?;
     let peer = PeerNode::new(
         rt.now(),
         PeerOptions {
             peer_id: PeerId(random_id()),
-            tracker: Endpoint { host: url.host.clone(), port: url.port },
+            tracker,
             path: url.path.clone(),
             output: OutputKind::of(&output),
             listen_port: Some(port),
@@ -361,6 +399,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
             wait_for_content: (!wait.is_zero()).then_some(wait),
             tracker_patience: Some(tracker_wait),
             seed_key: url.seed_key.or(remembered),
+            tracker_key: pin.key,
             serve,
             rng_seed: random_seed(),
         },
@@ -384,9 +423,13 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
     let mut to_remember = known_file.clone().filter(|_| url.seed_key.is_none() && remembered.is_none());
     loop {
         rt.turn(Some(Duration::from_millis(200))).map_err(|e| format!("event loop: {e}"))?;
+        pin.remember_learned(&rt, id)?;
         // Remembered once the download is done (a file written whole, a stream played out):
         // a download that fails says only why, in one line, and pins nothing.
         let done = matches!(rt.status(id), Some(Status::Done));
+        if done {
+            pin.tell();
+        }
         if let (Some(file), Some(Node::Peer(p)), true) = (&to_remember, rt.node(id), done)
             && let Some(key) = p.signer()
         {
@@ -414,7 +457,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
                          changed on purpose, delete that line or pin the new key with #seed=KEY)",
                         f.display()
                     ),
-                    _ => e,
+                    _ => pin.explain(&rt, id, e),
                 });
             }
             _ => {}

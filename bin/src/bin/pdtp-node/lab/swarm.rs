@@ -235,7 +235,17 @@ impl Real<'_> {
         let stats = SocketAddr::new(tracker.ip.into(), TRACKER_PORT + 1);
         let key = format!("lab-key-{:016x}", pdtp_net_mio::driver::random_seed());
         let conf = dirs.work.join("tracker.yml");
-        write(&conf, &format!("host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\n", tracker.ip))?;
+        // The run's own tracker key, which the seeds and viewers pin (`link_key`).
+        let identity = tracker_identity(dirs);
+        let link_key = pdtp_net_mio::identity::load_or_create_tracker_key(&identity)?.public();
+        write(
+            &conf,
+            &format!(
+                "host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\ntracker_identity: '{}'\n",
+                tracker.ip,
+                identity.display().to_string().replace('\'', "''")
+            ),
+        )?;
         let from = dirs.scenario.as_os_str();
         let a =
             args(&["tracker".as_ref(), "--conf".as_ref(), conf.as_os_str(), "--policy-from".as_ref(), from]);
@@ -249,7 +259,7 @@ impl Real<'_> {
         let conf = dirs.work.join("seed.yml");
         let text = format!(
             "host: {}\nport: {TRACKER_PORT}\nquiet: true\nseed_key: {key}\nfile_root: '{}'\nlisten_port: {PEER_PORT}\n\
-             seed_identity: '{}'\n",
+             seed_identity: '{}'\ntracker_key: {link_key}\n",
             tracker.ip,
             // Single-quoted YAML: a path with spaces or `: ` stays one string.
             files.display().to_string().replace('\'', "''"),
@@ -298,7 +308,8 @@ impl Real<'_> {
         let (plan, dirs) = (self.plan, self.dirs);
         let live = self.lab_s.content.live;
         let path = if live.is_some() { STREAM } else { CONTENT };
-        let url = format!("pdtp://{}:{TRACKER_PORT}/{path}", plan.tracker().ip);
+        let link_key = pdtp_net_mio::identity::load_or_create_tracker_key(&tracker_identity(dirs))?.public();
+        let url = format!("pdtp://{}:{TRACKER_PORT}/{path}#key={link_key}", plan.tracker().ip);
         // Viewers stay to serve until the lab ends the run (the scenario's `seed_for`
         // absent), or as long as it says.
         let limit_s = self.lab_s.time_limit.0.as_secs_f64();
@@ -532,4 +543,9 @@ fn args(a: &[&std::ffi::OsStr]) -> Vec<OsString> {
 /// A duration as `get` takes it, in whole milliseconds (at least 1).
 fn millis(d: Duration) -> String {
     format!("{}ms", d.as_millis().max(1))
+}
+
+/// The run's tracker key file (made by the first call, read by the next).
+fn tracker_identity(dirs: &Dirs) -> PathBuf {
+    dirs.work.join("tracker-identity")
 }
