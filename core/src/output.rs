@@ -1,7 +1,7 @@
 //! What machines hand to their driver: transmissions and connection directives.
 
 use crate::ids::{ConnId, Endpoint};
-use crate::wire::{Message, Notice};
+use crate::wire::{LinkSecret, Message, Notice};
 
 /// One instruction for the driver's transport, drained with `poll_transmit()`.
 ///
@@ -23,6 +23,9 @@ pub enum Transmit {
         conn: ConnId,
         /// Where to connect.
         endpoint: Endpoint,
+        /// For a peer link, the secret of the order it is opened for: the link is sealed
+        /// with it (docs/protocol.md, "Peer links"). `None` for the tracker link.
+        key: Option<LinkSecret>,
     },
     /// Close `conn` once everything queued on it has been sent. The machine has already
     /// forgotten it; the driver must not report `handle_closed` for it.

@@ -229,6 +229,7 @@ fn taker_put_order(token: u64, chunk: u32) -> TransferOrder {
         method: Method::Put,
         other: PeerId(0),
         connect: None,
+        key: pdtp_core::wire::LinkSecret(Box::new([1; 32])),
     }
 }
 
@@ -241,6 +242,7 @@ fn giver_order(token: u64, chunk: u32, other: u32) -> Message {
         method: Method::Get,
         other: PeerId(other),
         connect: None,
+        key: pdtp_core::wire::LinkSecret(Box::new([1; 32])),
     })
 }
 

@@ -144,6 +144,7 @@ fn message() -> impl Strategy<Value = Message> {
                     method: if get { Method::Get } else { Method::Put },
                     other: PeerId(other),
                     connect: connect.then(ep),
+                    key: pdtp_core::wire::LinkSecret(Box::new([1; 32])),
                 })
             }),
         (token.clone(), any::<bool>())
@@ -189,6 +190,7 @@ fn flow(p: &mut Peer<MemStore>, now: Time, token: u64, content: u32, chunk: u32,
         method,
         other: PeerId(2),
         connect: get.then(ep),
+        key: pdtp_core::wire::LinkSecret(Box::new([1; 32])),
     };
     p.handle_message(now, ConnId(0), Message::Transfer(order));
     let data = Message::Data(Data { token, content: cid, chunk, payload: payload(content, chunk, good) });
@@ -371,6 +373,7 @@ proptest! {
                         method: Method::Get,
                         other: PeerId(2),
                         connect: None,
+                        key: pdtp_core::wire::LinkSecret(Box::new([1; 32])),
                     };
                     let conn = s.accept(now).unwrap();
                     let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(2), listen_port: None, role: Role::Peer };

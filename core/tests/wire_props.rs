@@ -160,6 +160,7 @@ fn message() -> BoxedStrategy<Message> {
                     method: if get { Method::Get } else { Method::Put },
                     other: PeerId(other),
                     connect: connect.map(|(host, port)| Endpoint { host, port }),
+                    key: pdtp_core::wire::LinkSecret(Box::new([9; 32])),
                 })
             }),
         (token(), option::of(digest()), any::<u32>())

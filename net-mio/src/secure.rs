@@ -22,6 +22,13 @@
 //! fails to decrypt and the link closes. The prologue binds the protocol's name, so a Noise
 //! handshake meant for something else cannot be replayed here.
 //!
+//! **Peer links** need no handshake: the tracker hands both ends of a transfer the same fresh
+//! secret in their orders (`TransferOrder::key`, over their encrypted tracker links). The
+//! connecting end sends the secret's 16-byte id in clear ([`LinkSecret::id`]), the accepting
+//! end finds the secret among its orders, and from then on both seal records the same way,
+//! ChaCha20-Poly1305 under a key per direction derived from the secret and a counter nonce.
+//! Only the two ends the tracker named (and the tracker) can read or write the link.
+//!
 //! This module is pure (no sockets): the driver hands it the bytes it reads and sends the
 //! bytes it returns. The handshake's ephemeral keys come from the OS through `snow`.
 
@@ -29,13 +36,16 @@ use std::fmt;
 use std::str::FromStr;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use chacha20poly1305::{AeadInPlace as _, ChaCha20Poly1305, KeyInit as _};
+use pdtp_core::wire::LinkSecret;
 
 /// The Noise protocol of every tracker link.
 const NOISE_PARAMS: &str = "Noise_NX_25519_ChaChaPoly_BLAKE2s";
 /// Bound into the handshake: both ends must mean this protocol.
 const PROLOGUE: &[u8] = b"pdtp tracker link v1";
 // The simulator charges every tracker-link message this much.
-const _: () = assert!((LEN_PREFIX + TAG_LEN) as u64 == pdtp_core::wire::TRACKER_RECORD_OVERHEAD);
+const _: () = assert!((LEN_PREFIX + TAG_LEN) as u64 == pdtp_core::wire::RECORD_OVERHEAD);
+const _: () = assert!(MAX_PLAIN as u64 == pdtp_core::wire::MAX_RECORD_PLAINTEXT);
 
 /// The largest Noise message.
 const MAX_MESSAGE: usize = 65_535;
@@ -147,7 +157,97 @@ enum State {
     /// The node's end, waiting for the tracker's message.
     Handshake(Box<snow::HandshakeState>),
     Open(Box<snow::TransportState>),
+    /// A peer link's accepting end, before the connecting end's link id has found its secret.
+    AwaitingKey,
+    /// A peer link, sealed with its order's secret.
+    Peer(Box<PeerCipher>),
     Failed,
+}
+
+/// Bytes of a peer link's id, sent in clear first by the connecting end.
+const LINK_ID_LEN: usize = 16;
+
+/// A peer link's two directions: ChaCha20-Poly1305 keys derived from the order's secret and
+/// a counter nonce each.
+struct PeerCipher {
+    send: ChaCha20Poly1305,
+    recv: ChaCha20Poly1305,
+    sent: u64,
+    received: u64,
+}
+
+impl PeerCipher {
+    fn new(secret: &LinkSecret, connecting: bool) -> Self {
+        let (out, inn) = (secret.derive(b"pdtp peer link c2a v1"), secret.derive(b"pdtp peer link a2c v1"));
+        let (send, recv) = if connecting { (out, inn) } else { (inn, out) };
+        Self {
+            send: ChaCha20Poly1305::new(&send.into()),
+            recv: ChaCha20Poly1305::new(&recv.into()),
+            sent: 0,
+            received: 0,
+        }
+    }
+
+    fn nonce(n: u64) -> chacha20poly1305::Nonce {
+        let mut b = [0u8; 12];
+        b[4..].copy_from_slice(&n.to_le_bytes());
+        b.into()
+    }
+
+    /// Seals the concatenation of `parts` into records on `out` (one copy of each byte,
+    /// encrypted in place).
+    fn seal(&mut self, parts: &[&[u8]], out: &mut Vec<Bytes>) -> Result<(), SecureError> {
+        let mut left: usize = parts.iter().map(|p| p.len()).sum();
+        let records = left.div_ceil(MAX_PLAIN).max(1);
+        let mut buf = BytesMut::with_capacity(left + records * (LEN_PREFIX + TAG_LEN));
+        let mut rest = parts.iter().copied().filter(|p| !p.is_empty());
+        let mut cur: &[u8] = &[];
+        for _ in 0..records {
+            let len = left.min(MAX_PLAIN);
+            let at = buf.len();
+            // At most MAX_PLAIN + TAG_LEN = 65 535.
+            buf.put_u16(u16::try_from(len + TAG_LEN).map_err(|_| SecureError::BadRecord)?);
+            let mut need = len;
+            while need > 0 {
+                if cur.is_empty() {
+                    cur = rest.next().ok_or(SecureError::BadRecord)?;
+                }
+                let take = need.min(cur.len());
+                buf.extend_from_slice(&cur[..take]);
+                cur = &cur[take..];
+                need -= take;
+            }
+            let tag = self
+                .send
+                .encrypt_in_place_detached(&Self::nonce(self.sent), &[], &mut buf[at + LEN_PREFIX..])
+                .map_err(|_| SecureError::BadRecord)?;
+            self.sent += 1;
+            buf.extend_from_slice(&tag);
+            left -= len;
+        }
+        out.push(buf.freeze());
+        Ok(())
+    }
+
+    /// Opens one record (`msg`: ciphertext and tag) onto the end of `plain`.
+    fn open(&mut self, msg: &[u8], plain: &mut BytesMut) -> Result<usize, SecureError> {
+        let (ct, tag) = msg.split_at(msg.len().checked_sub(TAG_LEN).ok_or(SecureError::BadRecord)?);
+        let start = plain.len();
+        plain.extend_from_slice(ct);
+        let opened = self.recv.decrypt_in_place_detached(
+            &Self::nonce(self.received),
+            &[],
+            &mut plain[start..],
+            chacha20poly1305::Tag::from_slice(tag),
+        );
+        if opened.is_err() {
+            // Nothing of a record that does not verify stays in `plain`.
+            plain.truncate(start);
+            return Err(SecureError::BadRecord);
+        }
+        self.received += 1;
+        Ok(ct.len())
+    }
 }
 
 /// One encrypted link, either end.
@@ -166,6 +266,8 @@ impl fmt::Debug for SecureLink {
         let state = match self.state {
             State::Listening(_) | State::Handshake(_) => "handshake",
             State::Open(_) => "open",
+            State::AwaitingKey => "awaiting its key",
+            State::Peer(_) => "peer link",
             State::Failed => "failed",
         };
         f.debug_struct("SecureLink").field("state", &state).field("remote", &self.remote).finish()
@@ -197,14 +299,56 @@ impl SecureLink {
         Self { state: State::Listening(Box::new(key.secret)), pin: None, remote: None, held: BytesMut::new() }
     }
 
+    /// A peer link's connecting end, sealed with its order's `secret`; returns the link id to
+    /// send first, in clear.
+    pub fn peer_connecting(secret: &LinkSecret) -> (Self, Bytes) {
+        let link = Self {
+            state: State::Peer(Box::new(PeerCipher::new(secret, true))),
+            pin: None,
+            remote: None,
+            held: BytesMut::new(),
+        };
+        (link, Bytes::copy_from_slice(&secret.id()))
+    }
+
+    /// A peer link's accepting end: it reads the link id first ([`SecureLink::wanted_key`]).
+    pub fn peer_accepting() -> Self {
+        Self { state: State::AwaitingKey, pin: None, remote: None, held: BytesMut::new() }
+    }
+
+    /// The link id at the front of `wire`, once it has come, while the accepting end of a
+    /// peer link waits for its secret: the driver looks it up among its orders.
+    pub fn wanted_key(&self, wire: &BytesMut) -> Option<[u8; LINK_ID_LEN]> {
+        match self.state {
+            State::AwaitingKey => wire.get(..LINK_ID_LEN).and_then(|id| id.try_into().ok()),
+            _ => None,
+        }
+    }
+
+    /// The accepting end found the secret of the id at the front of `wire`: it takes the id
+    /// off and seals the link with it (what it was asked to send meanwhile goes on `out`).
+    pub fn accept_key(
+        &mut self,
+        wire: &mut BytesMut,
+        secret: &LinkSecret,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), SecureError> {
+        if self.wanted_key(wire).is_some_and(|id| id == secret.id()) {
+            wire.advance(LINK_ID_LEN);
+            self.state = State::Peer(Box::new(PeerCipher::new(secret, false)));
+            return self.flush_held(out);
+        }
+        Ok(())
+    }
+
     /// The tracker's proved key (initiator, after the handshake).
     pub fn remote_key(&self) -> Option<LinkKey> {
         self.remote
     }
 
-    /// Whether records flow (the handshake is done).
+    /// Whether records flow (the handshake is done, or a peer link's key is known).
     pub fn is_open(&self) -> bool {
-        matches!(self.state, State::Open(_))
+        matches!(self.state, State::Open(_) | State::Peer(_))
     }
 
     /// Takes every whole record off the front of `wire`: handshake messages are answered on
@@ -230,7 +374,7 @@ impl SecureLink {
         out: &mut Vec<Bytes>,
     ) -> Result<usize, SecureError> {
         let mut added = 0;
-        while wire.len() >= LEN_PREFIX {
+        while wire.len() >= LEN_PREFIX && !matches!(self.state, State::AwaitingKey) {
             let len = usize::from(u16::from_be_bytes([wire[0], wire[1]]));
             if wire.len() < LEN_PREFIX + len {
                 break;
@@ -249,9 +393,10 @@ impl SecureLink {
                     plain.truncate(start + *opened.as_ref().unwrap_or(&0));
                     added += opened.map_err(|_| SecureError::BadRecord)?;
                 }
+                State::Peer(c) => added += c.open(&msg, plain)?,
                 State::Handshake(_) => self.finish_initiator(&msg, out)?,
                 State::Listening(_) => self.answer_initiator(&msg, out)?,
-                State::Failed => return Err(SecureError::BadRecord),
+                State::AwaitingKey | State::Failed => return Err(SecureError::BadRecord),
             }
         }
         Ok(added)
@@ -306,14 +451,22 @@ impl SecureLink {
     /// Seals `plain` into records on `out`; before the handshake finishes it is held and
     /// sealed when it does.
     pub fn seal(&mut self, plain: &[u8], out: &mut Vec<Bytes>) -> Result<(), SecureError> {
+        self.seal_parts(&[plain], out)
+    }
+
+    /// Seals the concatenation of `parts` (a frame head and a chunk's bytes) like
+    /// [`SecureLink::seal`], without joining them first on a peer link.
+    pub fn seal_parts(&mut self, parts: &[&[u8]], out: &mut Vec<Bytes>) -> Result<(), SecureError> {
         match &mut self.state {
-            State::Open(t) => seal_records(t, plain, out),
+            State::Peer(c) => c.seal(parts, out),
+            State::Open(t) => seal_records(t, &parts.concat(), out),
             State::Failed => Err(SecureError::BadRecord),
-            State::Listening(_) | State::Handshake(_) => {
+            State::Listening(_) | State::Handshake(_) | State::AwaitingKey => {
+                let plain = parts.concat();
                 if self.held.len() + plain.len() > MAX_HELD {
                     return Err(SecureError::HeldTooMuch);
                 }
-                self.held.extend_from_slice(plain);
+                self.held.extend_from_slice(&plain);
                 Ok(())
             }
         }
@@ -323,6 +476,7 @@ impl SecureLink {
         let held = std::mem::take(&mut self.held);
         match &mut self.state {
             State::Open(t) if !held.is_empty() => seal_records(t, &held, out),
+            State::Peer(c) if !held.is_empty() => c.seal(&[&held], out),
             _ => Ok(()),
         }
     }

@@ -33,7 +33,7 @@ use crate::network::{Faults, FlowId, Network, NodeIx};
 use crate::node::{NodeEvent, NodeFactory, NodeSpec, Role, SimNode};
 use crate::queue::EventQueue;
 use crate::scenario::Scenario;
-use crate::wire_size::tracker_link_len;
+use crate::wire_size::sealed_len;
 use conn_map::ConnMap;
 use tracker_side::{Input, Output, TrackerSide};
 
@@ -650,7 +650,7 @@ impl Engine {
                 let msg = self.parked.take(slot);
                 let s = &mut self.nodes[n as usize];
                 if s.online && s.conns.contains_key(&conn) {
-                    self.recorder.tracker_handled(self.now, tracker_link_len(&msg));
+                    self.recorder.tracker_handled(self.now, sealed_len(&msg));
                     s.node.handle_message(self.now, conn, msg);
                     self.drain(n);
                 } else {

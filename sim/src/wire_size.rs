@@ -2,9 +2,11 @@
 //!
 //! It is the real codec's frame size (`pdtp_core::wire::codec::wire_len`): length prefix,
 //! kind byte, postcard body, and for `Data` the header plus the payload's length in real
-//! bytes (a virtual payload costs what the bytes it stands for would). On a link to or from
-//! the tracker, which is encrypted, each message also pays its record's length and tag
-//! ([`pdtp_core::wire::TRACKER_RECORD_OVERHEAD`]).
+//! bytes (a virtual payload costs what the bytes it stands for would). Every link is
+//! encrypted, so each message also pays its records' lengths and tags
+//! ([`pdtp_core::wire::RECORD_OVERHEAD`] per record of at most
+//! [`pdtp_core::wire::MAX_RECORD_PLAINTEXT`] bytes). Not charged: the 16-byte link id a peer
+//! link opens with.
 
 use pdtp_core::Message;
 
@@ -13,9 +15,9 @@ pub fn encoded_len(msg: &Message) -> u64 {
     pdtp_core::wire::codec::wire_len(msg) as u64
 }
 
-/// Bytes `msg` occupies on an encrypted tracker link: its frame sealed in one record (a
-/// message over 65 519 bytes, a huge manifest, would take a record per 65 519 bytes; the
-/// model charges one).
-pub fn tracker_link_len(msg: &Message) -> u64 {
-    encoded_len(msg) + pdtp_core::wire::TRACKER_RECORD_OVERHEAD
+/// Bytes `msg` occupies on an encrypted link: its frame sealed in records.
+pub fn sealed_len(msg: &Message) -> u64 {
+    let frame = encoded_len(msg);
+    let records = frame.div_ceil(pdtp_core::wire::MAX_RECORD_PLAINTEXT).max(1);
+    frame + records * pdtp_core::wire::RECORD_OVERHEAD
 }

@@ -205,3 +205,71 @@ impl TrackerLink {
         }
     }
 }
+
+/// A peer link of a node played by hand, either end: accepted (the link id read first, the
+/// secret found among the orders the test was given) or opened with an order's secret; then
+/// frames sealed and opened as the runtime does (a non-blocking socket; [`PeerLinkIn::pump`]
+/// between turns).
+pub struct PeerLinkIn {
+    stream: std::net::TcpStream,
+    secure: pdtp_net_mio::secure::SecureLink,
+    wire: bytes::BytesMut,
+    decoder: pdtp_core::wire::codec::Decoder,
+}
+
+impl PeerLinkIn {
+    /// Wraps an accepted connection (made non-blocking).
+    pub fn accept(stream: std::net::TcpStream) -> Self {
+        stream.set_nonblocking(true).unwrap_or_else(|e| panic!("non-blocking: {e}"));
+        Self {
+            stream,
+            secure: pdtp_net_mio::secure::SecureLink::peer_accepting(),
+            wire: bytes::BytesMut::new(),
+            decoder: pdtp_core::wire::codec::Decoder::new(pdtp_core::wire::codec::Limits::DEFAULT),
+        }
+    }
+
+    /// Connects to `addr` as the connecting end of a transfer whose order carried `secret`.
+    pub fn connect(addr: std::net::SocketAddr, secret: &pdtp_core::wire::LinkSecret) -> Self {
+        use std::io::Write as _;
+        let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let (secure, id) = pdtp_net_mio::secure::SecureLink::peer_connecting(secret);
+        stream.write_all(&id).unwrap_or_else(|e| panic!("link id: {e}"));
+        stream.set_nonblocking(true).unwrap_or_else(|e| panic!("non-blocking: {e}"));
+        let decoder = pdtp_core::wire::codec::Decoder::new(pdtp_core::wire::codec::Limits::DEFAULT);
+        Self { stream, secure, wire: bytes::BytesMut::new(), decoder }
+    }
+
+    /// Seals and sends `msg`; `false` if the other end has closed.
+    pub fn send(&mut self, msg: &pdtp_core::Message) -> bool {
+        use std::io::Write as _;
+        let mut frame = bytes::BytesMut::new();
+        pdtp_core::wire::codec::encode(msg, &mut frame).unwrap_or_else(|e| panic!("encode: {e}"));
+        let mut out = Vec::new();
+        self.secure.seal(&frame, &mut out).unwrap_or_else(|e| panic!("seal: {e}"));
+        out.iter().all(|b| self.stream.write_all(b).is_ok())
+    }
+
+    /// Reads what arrived and returns the messages it completed, once one of `secrets` (the
+    /// orders' keys the test has seen) is the link's.
+    pub fn pump(&mut self, secrets: &[pdtp_core::wire::LinkSecret]) -> Vec<pdtp_core::Message> {
+        use std::io::Read as _;
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n) = self.stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.wire.extend_from_slice(&buf[..n]);
+        }
+        if let Some(id) = self.secure.wanted_key(&self.wire)
+            && let Some(secret) = secrets.iter().find(|s| s.id() == id)
+        {
+            let _ = self.secure.accept_key(&mut self.wire, secret, &mut Vec::new());
+        }
+        let Self { secure, wire, decoder, .. } = self;
+        if decoder.fill_with(|plain| secure.open(wire, plain, &mut Vec::new())).is_err() {
+            return Vec::new();
+        }
+        std::iter::from_fn(|| self.decoder.next().ok().flatten()).collect()
+    }
+}

@@ -3,16 +3,14 @@
 //! download completes from the honest seed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{ErrorKind, Read};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use pdtp_core::tracker::{Limits, TrackerConfig};
-use pdtp_core::wire::codec::{Decoder, Limits as CodecLimits};
-use pdtp_core::wire::{AskInfo, Completed, Hello, Interest, PROTOCOL_VERSION, PeerRequest, Role};
+use pdtp_core::wire::{AskInfo, Completed, Hello, Interest, LinkSecret, PROTOCOL_VERSION, PeerRequest, Role};
 use pdtp_core::{ContentId, Message, PeerId};
 use pdtp_net_mio::driver::{RateLimits, Status, Swarm};
-use pdtp_tests::{KEY, TrackerLink, run_polling, write_random_file};
+use pdtp_tests::{KEY, PeerLinkIn, TrackerLink, run_polling, write_random_file};
 
 /// Generous bound, only so a broken build cannot hang; nothing asserts on time.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -23,7 +21,9 @@ struct MuteGiver {
     id: PeerId,
     tracker: TrackerLink,
     listener: TcpListener,
-    links: Vec<(TcpStream, Decoder)>,
+    links: Vec<PeerLinkIn>,
+    /// The secrets of the orders the tracker gave us (peer links are sealed with them).
+    secrets: Vec<LinkSecret>,
     content: Option<ContentId>,
     gets: Vec<PeerRequest>,
 }
@@ -34,7 +34,15 @@ impl MuteGiver {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let (id, tracker) = ask_tracker(swarm, path, Some(port));
-        let mut me = Self { id, tracker, listener, links: Vec::new(), content: None, gets: Vec::new() };
+        let mut me = Self {
+            id,
+            tracker,
+            listener,
+            links: Vec::new(),
+            secrets: Vec::new(),
+            content: None,
+            gets: Vec::new(),
+        };
         // Until the tracker has told us the content and we have claimed all of it.
         assert!(run_polling(&mut swarm.rt, LIMIT, || {
             me.pump();
@@ -47,17 +55,20 @@ impl MuteGiver {
     /// `Get`s on peer links and answers nothing.
     fn pump(&mut self) {
         for msg in self.tracker.pump() {
-            if let Message::TellInfo(t) = msg {
-                self.content = Some(t.content);
-                self.tracker.send(&Message::Provide(Interest::all(t.content)));
+            match msg {
+                Message::TellInfo(t) => {
+                    self.content = Some(t.content);
+                    self.tracker.send(&Message::Provide(Interest::all(t.content)));
+                }
+                Message::Transfer(o) => self.secrets.push(o.key),
+                _ => {}
             }
         }
         while let Ok((s, _)) = self.listener.accept() {
-            s.set_nonblocking(true).unwrap();
-            self.links.push((s, Decoder::new(CodecLimits::DEFAULT)));
+            self.links.push(PeerLinkIn::accept(s));
         }
-        for (s, d) in &mut self.links {
-            for msg in read_frames(s, d) {
+        for link in &mut self.links {
+            for msg in link.pump(&self.secrets) {
                 if let Message::Get(req) = msg {
                     self.gets.push(req);
                 }
@@ -75,20 +86,6 @@ fn ask_tracker(swarm: &mut Swarm, path: &str, port: Option<u16>) -> (PeerId, Tra
     tracker.send(&Message::Hello(hello));
     tracker.send(&Message::AskInfo(AskInfo { path: path.to_owned() }));
     (id, tracker)
-}
-
-/// Every whole frame readable now (non-blocking); nothing on end of stream.
-fn read_frames(s: &mut TcpStream, d: &mut Decoder) -> Vec<Message> {
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => d.push(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) => panic!("fake peer read: {e}"),
-        }
-    }
-    std::iter::from_fn(|| d.next().unwrap()).collect()
 }
 
 #[test]

@@ -25,7 +25,7 @@ use crate::output::Transmit;
 use crate::payload::Payload;
 use crate::store::ChunkStore;
 use crate::time::{Span, Time};
-use crate::wire::{Hello, Interest, Message, Notice, PROTOCOL_VERSION, Role};
+use crate::wire::{Hello, Interest, LinkSecret, Message, Notice, PROTOCOL_VERSION, Role};
 
 pub(crate) use links::LinkKind;
 use links::Links;
@@ -215,7 +215,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     fn connect_tracker(&mut self, now: Time) {
         let Some(conn) = self.links.alloc(now, LinkKind::Tracker, None) else { return };
         self.tracker = Some(conn);
-        self.out.push_back(Transmit::Connect { conn, endpoint: self.cfg.tracker.clone() });
+        self.out.push_back(Transmit::Connect { conn, endpoint: self.cfg.tracker.clone(), key: None });
     }
 
     /// The tracker link is gone (`notice`: its reason, if it gave one): a reconnection is
@@ -427,14 +427,20 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 
     /// The link to `peer`: an open one to reuse, or a new outbound connection (`None` when
     /// the connection table is full).
-    fn link_to(&mut self, now: Time, peer: PeerId, endpoint: Endpoint) -> Option<ConnId> {
+    fn link_to(&mut self, now: Time, peer: PeerId, endpoint: Endpoint, key: LinkSecret) -> Option<ConnId> {
         if let Some(conn) = self.links.link_of(peer) {
             return Some(conn);
         }
         let conn = self.links.alloc(now, LinkKind::Outbound, Some(peer))?;
         self.watch_idle(now);
-        self.out.push_back(Transmit::Connect { conn, endpoint });
+        self.out.push_back(Transmit::Connect { conn, endpoint, key: Some(key) });
         Some(conn)
+    }
+
+    /// The secret of an order whose peer link this node awaits (it accepts the connection)
+    /// with link id `id` ([`LinkSecret::id`]): what a driver seals that link with.
+    pub fn link_key(&self, id: &[u8; 16]) -> Option<LinkSecret> {
+        self.orders.iter().map(|(_, o)| &o.key).find(|k| k.id() == *id).cloned()
     }
 
     fn link_connected(&self, conn: ConnId) -> bool {

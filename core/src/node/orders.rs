@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId, Token};
 use crate::payload::Payload;
 use crate::time::Time;
-use crate::wire::{Method, PeerRequest, Side};
+use crate::wire::{LinkSecret, Method, PeerRequest, Side};
 
 /// At most this many unmatched peer requests are held; more are refused at once.
 pub(crate) const MAX_HELD: usize = 32;
@@ -44,6 +44,8 @@ pub(crate) struct Order {
     /// When the watchdog gives up on it. Set it only through [`Orders::insert`] and
     /// [`Orders::set_deadline`], which keep the earliest deadline cached.
     pub deadline: Time,
+    /// The peer link's secret, as the tracker gave it to both ends.
+    pub key: LinkSecret,
 }
 
 /// A peer request whose token matched no order yet (the order may still be on its way).

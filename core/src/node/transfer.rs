@@ -27,7 +27,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     pub(super) fn start_order(&mut self, now: Time, o: TransferOrder) {
         let token = o.token;
         let (conn, phase) = match o.connect {
-            Some(endpoint) => (self.link_to(now, o.other, endpoint), Phase::Linking),
+            Some(endpoint) => (self.link_to(now, o.other, endpoint, o.key.clone()), Phase::Linking),
             None => (None, Phase::Waiting),
         };
         // A giver waiting for the taker's `Get` waits no longer than a request waits for its
@@ -47,6 +47,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             phase,
             moving_since: now,
             deadline: now + wait,
+            key: o.key,
         };
         self.orders.insert(token, order);
         match conn {

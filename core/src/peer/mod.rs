@@ -151,6 +151,12 @@ impl<S: ChunkStore> Peer<S> {
         self.node.cfg.peer_id
     }
 
+    /// The secret of the peer link with id `id` that an order of ours awaits (the driver
+    /// seals an accepted peer link with it; `None`: no such order, yet).
+    pub fn link_key(&self, id: &[u8; 16]) -> Option<crate::wire::LinkSecret> {
+        self.node.link_key(id)
+    }
+
     /// The chunk store.
     pub fn store(&self) -> &S {
         &self.node.store

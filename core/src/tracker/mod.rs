@@ -47,6 +47,9 @@ use trust::TrustGraph;
 pub struct Tracker {
     config: TrackerConfig,
     rng: crate::Rng,
+    /// Peer links' secrets come from a generator of their own, so drawing them does not
+    /// move the scheduler's random choices.
+    keys: crate::Rng,
     conns: BTreeMap<ConnId, ConnState>,
     /// Open connections per address group ([`address_group`]; for `max_connections_per_host`).
     host_conns: BTreeMap<String, u32>,
@@ -175,7 +178,10 @@ fn is_loopback(host: &str) -> bool {
 
 impl Tracker {
     /// A tracker with no connections and nothing published.
-    pub fn new(config: TrackerConfig, rng: crate::Rng) -> Self {
+    pub fn new(config: TrackerConfig, mut rng: crate::Rng) -> Self {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let keys = <crate::Rng as rand_core::SeedableRng>::from_seed(seed);
         let trust = if config.policy.giver == GiverPolicy::Trust {
             TrustGraph::new()
         } else {
@@ -185,6 +191,7 @@ impl Tracker {
         Self {
             config,
             rng,
+            keys,
             conns: BTreeMap::new(),
             host_conns: BTreeMap::new(),
             hosts: Vec::new(),

@@ -9,7 +9,7 @@ use rand_core::Rng as _;
 
 use crate::ids::{ChunkIndex, ConnId, ContentId, PeerId, Token};
 use crate::time::{Span, Time};
-use crate::wire::{Completed, ErrorCode, Message, Method, Side, TransferOrder, Verdict};
+use crate::wire::{Completed, ErrorCode, LinkSecret, Message, Method, Side, TransferOrder, Verdict};
 
 /// An ordered transfer.
 #[derive(Clone, Debug)]
@@ -240,6 +240,9 @@ impl Tracker {
         let (giver_slot, taker_slot) = (g.trust_slot, t.trust_slot);
         let random = self.rng.next_u32();
         let token = self.transfers.next_token(random);
+        let mut secret = [0u8; 32];
+        self.keys.fill_bytes(&mut secret);
+        let key = LinkSecret(Box::new(secret));
         let (Some(g), Some(t)) = (self.node(giver), self.node(taker)) else { return };
         let method = if g.endpoint.is_some() { Method::Get } else { Method::Put };
         let (giver_id, taker_id, giver_conn, taker_conn) = (g.id, t.id, g.conn, t.conn);
@@ -251,6 +254,7 @@ impl Tracker {
             method,
             other: giver_id,
             connect: if method == Method::Get { g.endpoint.clone() } else { None },
+            key: key.clone(),
         };
         let to_giver = TransferOrder {
             token,
@@ -260,6 +264,7 @@ impl Tracker {
             method,
             other: taker_id,
             connect: if method == Method::Put { t.endpoint.clone() } else { None },
+            key,
         };
         self.loads[giver.0 as usize].up += 1;
         self.loads[taker.0 as usize].down += 1;

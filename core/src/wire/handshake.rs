@@ -7,7 +7,8 @@ use crate::ids::{PeerId, Token};
 /// The protocol version this crate speaks. 2: no `Started` message; `Completed` carries
 /// the copy's duration (`copy_us`). 3: publishes, manifests and live appends carry an
 /// optional seed signature. 4: a publish may state the seed's uplink (`Publish::uplink_bps`).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 5: an order carries its peer link's secret (`TransferOrder::key`); peer links are sealed.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// What a connecting node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -12,13 +12,16 @@ mod transfer;
 
 pub use handshake::{ErrorCode, Hello, Notice, PROTOCOL_VERSION, Role, Welcome};
 
-/// Bytes the encryption of a tracker link adds to each message: the record's 2-byte length
-/// and its 16-byte Poly1305 tag (docs/protocol.md, "The tracker link"). The simulator
-/// charges it; the runtime's record layer (`pdtp_net_mio::secure`) is held to it.
-pub const TRACKER_RECORD_OVERHEAD: u64 = 18;
+/// Bytes the encryption of a link adds to each record: its 2-byte length and its 16-byte
+/// Poly1305 tag (docs/protocol.md, "The tracker link", "Peer links"). The simulator charges
+/// it; the runtime's record layer (`pdtp_net_mio::secure`) is held to it.
+pub const RECORD_OVERHEAD: u64 = 18;
+
+/// The most plaintext one record carries (a Noise message of 65 535 bytes less its tag).
+pub const MAX_RECORD_PLAINTEXT: u64 = 65_519;
 pub use info::{AppendChunks, AskInfo, Publish, Published, TellInfo};
 pub use interest::Interest;
-pub use transfer::{Completed, Data, Method, PeerRequest, Side, TransferOrder, Verdict};
+pub use transfer::{Completed, Data, LinkSecret, Method, PeerRequest, Side, TransferOrder, Verdict};
 
 use serde::{Deserialize, Serialize};
 

@@ -24,6 +24,41 @@ pub enum Method {
     Put,
 }
 
+/// The secret of one transfer's peer link, which the tracker hands to both ends in their
+/// orders (over their encrypted tracker links): the link between them is sealed with keys
+/// derived from it, with no handshake of its own (docs/protocol.md, "Peer links").
+// Boxed: an order is in every `Message`, whose size stays small (`wire::Message`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSecret(pub Box<[u8; 32]>);
+
+impl LinkSecret {
+    /// What the connecting end sends in clear so the accepting end can find the secret
+    /// among its orders: 16 bytes of a hash of it, which say nothing of it.
+    pub fn id(&self) -> [u8; 16] {
+        let full = self.derive(b"pdtp peer link id v1");
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&full[..16]);
+        id
+    }
+
+    /// The key for one direction of the link (`label` names it): SHA-256 of the label and
+    /// the secret.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        h.update(label);
+        h.update(*self.0);
+        h.finalize().into()
+    }
+}
+
+impl core::fmt::Debug for LinkSecret {
+    /// Never the secret itself: logs show orders.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "LinkSecret(…)")
+    }
+}
+
 /// Tracker → each end: move chunk `chunk` of `content` between you and `other`.
 ///
 /// Both ends receive an order with the same token. The connecting end (taker for `Get`,
@@ -45,6 +80,8 @@ pub struct TransferOrder {
     pub other: PeerId,
     /// Where to connect, for the connecting end.
     pub connect: Option<Endpoint>,
+    /// The peer link's secret, the same in both ends' orders (version 5).
+    pub key: LinkSecret,
 }
 
 /// Taker → tracker: the transfer ended.

@@ -593,7 +593,7 @@ impl Swarm {
 
     fn route(&mut self, from: usize, t: Transmit) {
         match t {
-            Transmit::Connect { conn, endpoint } => self.connect(from, conn, &endpoint),
+            Transmit::Connect { conn, endpoint, .. } => self.connect(from, conn, &endpoint),
             Transmit::Send { conn, msg } => {
                 let Some(&(id, end)) = self.endpoints.get(&(from, conn)) else { return };
                 let l = &self.links[&id];

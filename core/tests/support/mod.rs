@@ -199,11 +199,11 @@ impl Net {
 
     fn route(&mut self, i: usize, t: Transmit) {
         match t {
-            Transmit::Connect { conn, endpoint } if endpoint.host == "tracker" => {
+            Transmit::Connect { conn, endpoint, .. } if endpoint.host == "tracker" => {
                 self.tracker_conns[i] = conn;
                 self.handle_connected(i, conn)
             }
-            Transmit::Connect { conn, endpoint } => {
+            Transmit::Connect { conn, endpoint, .. } => {
                 if !self.connects_succeed {
                     return;
                 }
@@ -257,6 +257,7 @@ impl Net {
             method,
             other: PeerId(other as u32),
             connect,
+            key: pdtp_core::wire::LinkSecret(Box::new([token.0 as u8; 32])),
         };
         // The accepting end's order first, as is typical; tests that need the other
         // order of arrival send orders by hand.

@@ -6,8 +6,8 @@ use std::time::Instant;
 use mio::event::Event;
 use mio::{Registry, Token};
 use pdtp_core::wire::Data;
-use pdtp_core::wire::Notice;
 use pdtp_core::wire::codec::DecodeError;
+use pdtp_core::wire::{LinkSecret, Notice};
 use pdtp_core::{ConnId, Endpoint, Message, Time, Transmit};
 
 use crate::conn::FileRange;
@@ -84,6 +84,11 @@ pub trait Hosted {
     /// Where the node's tracker is (seeds and peers): a connection there is the encrypted
     /// tracker link, the first one and every reconnection.
     fn tracker(&self) -> Option<&Endpoint> {
+        None
+    }
+    /// The secret of the peer link whose id an accepted connection sent (an order of this
+    /// node awaits it); `None`: no such order, yet.
+    fn peer_link_key(&self, _id: &[u8; 16]) -> Option<LinkSecret> {
         None
     }
 

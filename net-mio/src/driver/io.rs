@@ -62,9 +62,9 @@ impl Runtime {
         let Runtime { nodes, table, links, poll, pending, closing, dirty, .. } = self;
         let Some(Some(slot)) = nodes.get_mut(node) else { return };
         let Some(listener) = slot.listener.as_ref() else { return };
-        // A tracker's links are encrypted from their first byte: it refuses inside them.
+        // Every link is encrypted from its first byte: a refusal is said inside it.
         let key = slot.node.hosted_ref().link_key().cloned();
-        let accepted = table.accept_all(listener, poll.registry(), now, key.is_some());
+        let accepted = table.accept_all(listener, poll.registry(), now, true);
         let mut refusals: Vec<(Token, Notice)> =
             accepted.refused.into_iter().map(|t| (t, crate::table::overloaded(table.max()))).collect();
         for token in accepted.kept {
@@ -76,10 +76,7 @@ impl Runtime {
                 Ok(conn) => {
                     tracing::trace!(conn = conn.0, "accepted");
                     slot.conns.insert(conn, token);
-                    links.insert(
-                        token,
-                        new_link(node, conn, limited, key.as_ref().map(SecureLink::responder)),
-                    );
+                    links.insert(token, new_link(node, conn, limited, Some(accepted_link(key.as_ref()))));
                     pending.insert(token);
                 }
                 // Over the machine's cap.
@@ -90,7 +87,7 @@ impl Runtime {
         // handshake is done (see read_pending).
         for (token, notice) in refusals {
             let Some(c) = table.get_mut(token) else { continue };
-            let mut link = new_link(node, ConnId(u32::MAX), false, key.as_ref().map(SecureLink::responder));
+            let mut link = new_link(node, ConnId(u32::MAX), false, Some(accepted_link(key.as_ref())));
             queue_message(c, &mut link, &Message::Error(notice));
             links.insert(token, link);
             closing.insert(token, now + CLOSE_LINGER);
@@ -115,6 +112,14 @@ impl Runtime {
                 failed.push(token);
             }
         }
+        // Orders that came on tracker links may hold the keys of accepted peer links.
+        if std::mem::take(&mut self.orders_came) {
+            for token in std::mem::take(&mut self.awaiting_key) {
+                if let Err(()) = self.read_one(token, now, t) {
+                    failed.push(token);
+                }
+            }
+        }
         for token in failed {
             self.fail(token, t);
         }
@@ -123,7 +128,19 @@ impl Runtime {
     /// Fills one connection (within the download budget) and hands each frame to its machine.
     /// `Err` when the connection is finished (error or end of stream).
     fn read_one(&mut self, token: Token, now: Instant, t: Time) -> Result<(), ()> {
-        let Runtime { nodes, links, table, closing, pending, parked, dirty, frame_check, .. } = self;
+        let Runtime {
+            nodes,
+            links,
+            table,
+            closing,
+            pending,
+            parked,
+            dirty,
+            frame_check,
+            awaiting_key,
+            orders_came,
+            ..
+        } = self;
         let Some(link) = links.get_mut(&token) else { return Ok(()) };
         let Some(Some(slot)) = nodes.get_mut(link.node) else { return Err(()) };
         let Some(conn) = table.get_mut(token) else { return Ok(()) };
@@ -157,11 +174,28 @@ impl Runtime {
             }
         };
         let Link { decoder, wire, secure, conn: link_conn, .. } = &mut *link;
+        let tracker_link = !slot.node.is_tracker() && slot.tracker_conn == Some(*link_conn);
         if let Some(secure) = secure {
             let mut out = Vec::new();
-            if let Err(e) = decoder.fill_with(|buf| secure.open(wire, buf, &mut out)) {
+            // An accepted peer link names its secret first: an order of ours must hold it.
+            if let Some(id) = secure.wanted_key(wire) {
+                match slot.node.hosted_ref().peer_link_key(&id) {
+                    Some(key) => {
+                        awaiting_key.remove(&token);
+                        if secure.accept_key(wire, &key, &mut out).is_err() {
+                            return Err(());
+                        }
+                    }
+                    None => {
+                        awaiting_key.insert(token);
+                        return Ok(());
+                    }
+                }
+            }
+            let opened = decoder.fill_with(|buf| secure.open(wire, buf, &mut out));
+            if let Err(e) = opened {
                 tracing::debug!(error = %e, peer = ?conn.peer_addr(), "encrypted link failed");
-                if !slot.node.is_tracker() {
+                if tracker_link {
                     slot.connect_error = Some(e.to_string());
                     slot.link_failure = Some(e);
                 }
@@ -171,7 +205,7 @@ impl Runtime {
                 conn.send(bytes);
                 dirty.insert(token);
             }
-            if !slot.node.is_tracker() && slot.tracker_conn == Some(*link_conn) {
+            if tracker_link {
                 slot.tracker_key = slot.tracker_key.or(secure.remote_key());
             }
         }
@@ -215,6 +249,7 @@ impl Runtime {
         }
         if got_any {
             table.hello_received(token);
+            *orders_came |= tracker_link;
         }
         // A frame begun in this read starts its clock now; one still in progress adds the
         // bytes that came (an approximation when one frame ended and the next began).
@@ -268,7 +303,7 @@ impl Runtime {
                         dirty.insert(token);
                     }
                 }
-                Transmit::Connect { conn, endpoint } => {
+                Transmit::Connect { conn, endpoint, key } => {
                     let tracker_link = slot.node.hosted_ref().tracker() == Some(&endpoint);
                     if tracker_link {
                         slot.tracker_conn = Some(conn);
@@ -286,18 +321,22 @@ impl Runtime {
                             // goes out as soon as the connect completes.
                             // A reconnection requires the key the tracker proved first.
                             let pin = slot.node.hosted_ref().tracker_pin().or(slot.tracker_key);
-                            let secure = match tracker_link.then(|| SecureLink::initiator(pin)) {
-                                Some(Ok((secure, first))) => {
+                            let opened = match (tracker_link, &key) {
+                                (true, _) => SecureLink::initiator(pin).map_err(|e| e.to_string()),
+                                (false, Some(key)) => Ok(SecureLink::peer_connecting(key)),
+                                (false, None) => Err("a peer link without its order's secret".to_owned()),
+                            };
+                            let secure = match opened {
+                                Ok((secure, first)) => {
                                     if let Some(c) = table.get_mut(token) {
                                         c.send(first);
                                     }
                                     Some(secure)
                                 }
-                                Some(Err(e)) => {
+                                Err(e) => {
                                     tracing::warn!(error = %e, "cannot start an encrypted link");
                                     None
                                 }
-                                None => None,
                             };
                             links.insert(token, new_link(i, conn, limited, secure));
                             dirty.insert(token);
@@ -411,6 +450,12 @@ fn park(parked: &mut BTreeMap<Token, Instant>, token: Token, at: Instant) {
     *e = (*e).min(at);
 }
 
+/// The encryption of a link a node accepted: a tracker answers the Noise handshake with its
+/// key; a seed or peer waits for the peer link's id and looks its secret up.
+fn accepted_link(tracker_key: Option<&crate::secure::TrackerKey>) -> SecureLink {
+    tracker_key.map_or_else(SecureLink::peer_accepting, SecureLink::responder)
+}
+
 fn new_link(node: usize, conn: ConnId, limited: bool, secure: Option<SecureLink>) -> Link {
     // Virtual payloads stay off: this runtime stores real bytes (docs/protocol.md §2).
     let decoder = Decoder::new(CodecLimits::DEFAULT);
@@ -437,9 +482,17 @@ fn queue_message(conn: &mut Conn, link: &mut Link, msg: &Message) {
     if let Some(secure) = &mut link.secure {
         let mut frame = BytesMut::new();
         let mut out = Vec::new();
-        let sealed = codec::encode(msg, &mut frame)
-            .map_err(|e| e.to_string())
-            .and_then(|()| secure.seal(&frame, &mut out).map_err(|e| e.to_string()));
+        let sealed = match msg {
+            // The frame head and the chunk's bytes, sealed without joining them first.
+            Message::Data(d) if let Payload::Real(bytes) = &d.payload => {
+                codec::encode_data_header(d, &mut frame)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| secure.seal_parts(&[&frame, bytes], &mut out).map_err(|e| e.to_string()))
+            }
+            _ => codec::encode(msg, &mut frame)
+                .map_err(|e| e.to_string())
+                .and_then(|()| secure.seal(&frame, &mut out).map_err(|e| e.to_string())),
+        };
         match sealed {
             Ok(()) => out.into_iter().for_each(|b| conn.send(b)),
             Err(e) => tracing::warn!(error = %e, kind = msg.kind(), "cannot send on an encrypted link"),

@@ -120,6 +120,11 @@ pub struct Runtime {
     /// When frames in progress are next checked for [`MIN_FRAME_RATE`] (none while no
     /// link has one).
     frame_check: Option<Instant>,
+    /// Accepted peer links whose id matched no order yet (the order may still be on its
+    /// way): read again when a tracker link brings messages.
+    awaiting_key: BTreeSet<Token>,
+    /// A tracker link brought messages this turn (orders, perhaps with awaited keys).
+    orders_came: bool,
 }
 
 struct Slot {
@@ -240,6 +245,8 @@ impl Runtime {
             parked: BTreeMap::new(),
             closing: BTreeMap::new(),
             frame_check: None,
+            awaiting_key: BTreeSet::new(),
+            orders_came: false,
         })
     }
 
@@ -352,6 +359,7 @@ impl Runtime {
             self.pending.remove(t);
             self.dirty.remove(t);
             self.parked.remove(t);
+            self.awaiting_key.remove(t);
             self.closing.remove(t);
         }
         Some((slot, tokens))
@@ -521,6 +529,7 @@ impl Runtime {
 
     /// A connection is gone (error, EOF, hello deadline): tell its machine.
     fn forget(&mut self, token: Token, t: Time) {
+        self.awaiting_key.remove(&token);
         self.closing.remove(&token);
         self.pending.remove(&token);
         self.dirty.remove(&token);

@@ -536,6 +536,10 @@ impl Hosted for PeerNode {
     fn tracker(&self) -> Option<&Endpoint> {
         Some(&self.tracker)
     }
+
+    fn peer_link_key(&self, id: &[u8; 16]) -> Option<pdtp_core::wire::LinkSecret> {
+        self.peer.link_key(id)
+    }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
         self.peer.handle_message(now, conn, msg);
     }

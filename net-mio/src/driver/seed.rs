@@ -155,9 +155,14 @@ impl SeedNode {
             manifests.push(manifest_for_file(&root, &rel, opts.chunk_size).map_err(|e| e.to_string())?);
         }
         let mut files = SeedStore::new(root);
-        // With sendfile, reads on the serving path return placeholders that `file_payload`
-        // turns into file ranges.
-        files.set_deferred(opts.sendfile);
+        // Peer links are encrypted, so every chunk passes through the cipher: a file range
+        // cannot go to the socket with sendfile(2) (`file_payload` is for unsealed links).
+        if opts.sendfile {
+            tracing::warn!(
+                "sendfile: no effect, peer links are encrypted (the bytes pass through the cipher)"
+            );
+        }
+        files.set_deferred(false);
         let stores =
             SeedStores { files, live: PeerStore::new(std::env::temp_dir()), live_ids: BTreeSet::new() };
         let mut cfg = SeedConfig::new(opts.peer_id, opts.tracker.clone(), opts.key.into_bytes());
@@ -380,6 +385,10 @@ impl Hosted for SeedNode {
 
     fn tracker(&self) -> Option<&Endpoint> {
         Some(&self.tracker)
+    }
+
+    fn peer_link_key(&self, id: &[u8; 16]) -> Option<pdtp_core::wire::LinkSecret> {
+        self.seed.link_key(id)
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
         // A verdict may make the machine re-read a chunk to check it: real bytes for that.

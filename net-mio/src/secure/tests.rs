@@ -1,4 +1,5 @@
 use super::*;
+use pdtp_core::wire::LinkSecret;
 
 fn key(n: u8) -> TrackerKey {
     TrackerKey::from_secret([n; 32])
@@ -133,4 +134,82 @@ fn link_keys_print_and_parse_as_64_hex_digits() {
     assert!("abc".parse::<LinkKey>().is_err());
     assert!("zz".repeat(32).parse::<LinkKey>().is_err());
     assert_ne!(key(5).public(), key(6).public());
+}
+
+/// A peer link's two ends with the link id passed and looked up.
+fn peer_pair(secret: &LinkSecret) -> (SecureLink, SecureLink) {
+    let (connecting, id) = SecureLink::peer_connecting(secret);
+    let mut accepting = SecureLink::peer_accepting();
+    let mut wire = BytesMut::from(&id[..]);
+    assert_eq!(accepting.wanted_key(&wire), Some(secret.id()), "the id is the secret's");
+    accepting.accept_key(&mut wire, secret, &mut Vec::new()).unwrap();
+    assert!(wire.is_empty() && accepting.is_open());
+    (connecting, accepting)
+}
+
+#[test]
+fn a_peer_link_is_sealed_both_ways_with_its_orders_secret() {
+    let secret = LinkSecret(Box::new([42; 32]));
+    let (mut a, mut b) = peer_pair(&secret);
+    // A chunk given as a frame head and its bytes, over several records.
+    let head = [1u8, 2, 3, 4, 5];
+    let chunk: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let mut out = Vec::new();
+    a.seal_parts(&[&head, &chunk], &mut out).unwrap();
+    let mut wire = wire_of(out);
+    assert_eq!(wire.len(), 5 + 300_000 + 5 * 18, "five records of 18 bytes' overhead each");
+    assert!(!wire.windows(64).any(|w| w == &chunk[1000..1064]), "plaintext on the wire");
+    let mut plain = BytesMut::new();
+    b.open(&mut wire, &mut plain, &mut Vec::new()).unwrap();
+    assert_eq!(&plain[..5], &head);
+    assert_eq!(&plain[5..], &chunk[..]);
+    // And back, with an empty message too.
+    let mut out = Vec::new();
+    b.seal(b"", &mut out).unwrap();
+    b.seal(b"reply", &mut out).unwrap();
+    let mut plain = BytesMut::new();
+    a.open(&mut wire_of(out), &mut plain, &mut Vec::new()).unwrap();
+    assert_eq!(&plain[..], b"reply");
+}
+
+#[test]
+fn a_peer_link_under_another_secret_or_changed_fails() {
+    let (mut a, _) = peer_pair(&LinkSecret(Box::new([1; 32])));
+    let (_, mut other) = peer_pair(&LinkSecret(Box::new([2; 32])));
+    let mut out = Vec::new();
+    a.seal(b"Get chunk 7", &mut out).unwrap();
+    let mut plain = BytesMut::new();
+    assert_eq!(
+        other.open(&mut wire_of(out.clone()), &mut plain, &mut Vec::new()),
+        Err(SecureError::BadRecord)
+    );
+    assert!(plain.is_empty());
+    // The right end, one bit changed.
+    let (mut a, mut b) = peer_pair(&LinkSecret(Box::new([3; 32])));
+    let mut out = Vec::new();
+    a.seal(b"Get chunk 7", &mut out).unwrap();
+    let mut wire = wire_of(out);
+    wire[4] ^= 0x80;
+    assert_eq!(b.open(&mut wire, &mut BytesMut::new(), &mut Vec::new()), Err(SecureError::BadRecord));
+}
+
+#[test]
+fn an_accepting_end_waits_for_the_whole_id_and_an_unknown_one_is_not_taken() {
+    let secret = LinkSecret(Box::new([5; 32]));
+    let mut accepting = SecureLink::peer_accepting();
+    let id = secret.id();
+    let mut wire = BytesMut::from(&id[..10]);
+    assert_eq!(accepting.wanted_key(&wire), None, "not all of it yet");
+    wire.extend_from_slice(&id[10..]);
+    // A secret whose id differs is not taken: the link stays waiting.
+    accepting.accept_key(&mut wire, &LinkSecret(Box::new([6; 32])), &mut Vec::new()).unwrap();
+    assert!(!accepting.is_open() && wire.len() == 16);
+    // Nothing is opened or sent while it waits.
+    assert_eq!(accepting.open(&mut wire, &mut BytesMut::new(), &mut Vec::new()), Ok(0));
+    let mut out = Vec::new();
+    accepting.seal(b"early", &mut out).unwrap();
+    assert!(out.is_empty());
+    accepting.accept_key(&mut wire, &secret, &mut out).unwrap();
+    assert!(accepting.is_open());
+    assert_eq!(out.len(), 1, "what was held goes out sealed once the key is known");
 }

@@ -6,7 +6,7 @@ use super::tracker_side::Input;
 use super::{Engine, Ev, Link, LinkId, Out};
 use crate::network::Outcome;
 use crate::node::Role;
-use crate::wire_size::{encoded_len, tracker_link_len};
+use crate::wire_size::sealed_len;
 
 impl Engine {
     /// Carries out one instruction from node `n`.
@@ -41,7 +41,7 @@ impl Engine {
                 }
                 None => self.dropped += 1,
             },
-            Transmit::Connect { conn, endpoint } => self.connect(n, conn, &endpoint.host),
+            Transmit::Connect { conn, endpoint, .. } => self.connect(n, conn, &endpoint.host),
             Transmit::Close { conn, .. } => {
                 if let Some(l) = self.nodes[n as usize].conns.remove(&conn) {
                     let d = self.side(l, n);
@@ -216,11 +216,7 @@ impl Engine {
         let (src, dst) = (link.ends[d].node, link.ends[1 - d].node);
         let (sn, dn) = (self.nodes[src as usize].net, self.nodes[dst as usize].net);
         let lat = self.net.latency(sn, dn);
-        let to_tracker = self.nodes[dst as usize].role == Role::Tracker;
-        let size = match self.nodes[src as usize].role == Role::Tracker || to_tracker {
-            true => tracker_link_len(&msg),
-            false => encoded_len(&msg),
-        };
+        let size = sealed_len(&msg);
         if self.nodes[src as usize].role == Role::Tracker {
             self.recorder.tracker_message(now, size);
         }
@@ -307,7 +303,7 @@ impl Engine {
             return;
         }
         if s.role == Role::Tracker {
-            self.recorder.tracker_handled(now, tracker_link_len(&msg));
+            self.recorder.tracker_handled(now, sealed_len(&msg));
         }
         s.node.handle_message(now, conn, msg);
         self.drain(n);

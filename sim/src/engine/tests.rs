@@ -1,6 +1,6 @@
 use super::*;
 use crate::testnodes::{TestFactory, data};
-use crate::wire_size::encoded_len;
+use crate::wire_size::sealed_len;
 
 fn scenario(extra: &str, peers: u32) -> Scenario {
     let text = format!(
@@ -37,9 +37,9 @@ fn one_sender_one_viewer_finishes_at_latency_plus_bytes_over_capacity() {
     let s = scenario("", 1);
     let out = run(&s, &mut factory(10));
     assert_eq!(out.reason, EndReason::AllDone);
-    // Connect: one latency there, one back (30 ms each); then 10 data frames back to back
+    // Connect: one latency there, one back (30 ms each); then 10 sealed data frames back to back
     // at 1 MB/s; the last one propagates 30 ms.
-    let frame = encoded_len(&data(0, 100_000)) as f64;
+    let frame = sealed_len(&data(0, 100_000)) as f64;
     let expect = 0.030 * 3.0 + 10.0 * frame / 1e6;
     let got = out.measured.records[0].completion_s.unwrap();
     assert!((got - expect).abs() < 1e-6, "got {got}, expected {expect}");
@@ -51,7 +51,7 @@ fn one_sender_one_viewer_finishes_at_latency_plus_bytes_over_capacity() {
 fn two_viewers_share_the_sender_upload() {
     let s = scenario("", 2);
     let out = run(&s, &mut factory(10));
-    let frame = encoded_len(&data(0, 100_000)) as f64;
+    let frame = sealed_len(&data(0, 100_000)) as f64;
     let expect = 0.030 * 3.0 + 2.0 * 10.0 * frame / 1e6;
     for r in &out.measured.records {
         let got = r.completion_s.unwrap();

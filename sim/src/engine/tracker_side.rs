@@ -23,7 +23,7 @@ use pdtp_core::{ConnId, Message, Span, Time, Transmit};
 use super::LinkId;
 use crate::node::{NodeEvent, SimNode};
 use crate::queue::EventQueue;
-use crate::wire_size::tracker_link_len;
+use crate::wire_size::sealed_len;
 
 /// Something that reaches the tracker at a given instant.
 pub(super) enum Input {
@@ -194,7 +194,7 @@ impl TrackerSide {
     }
 
     fn process(&mut self, now: Time, conn: ConnId, msg: Message) {
-        self.outputs.push((now, Output::Handled(tracker_link_len(&msg))));
+        self.outputs.push((now, Output::Handled(sealed_len(&msg))));
         self.node.handle_message(now, conn, msg);
         self.drain(now);
     }

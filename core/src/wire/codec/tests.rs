@@ -300,6 +300,7 @@ fn variant_indexes_match_the_protocol_reference() {
         method: Method::Get,
         other: PeerId(0),
         connect: None,
+        key: crate::wire::LinkSecret(Box::new([3; 32])),
     };
     let msgs = [
         Message::Hello(Hello { version: 1, peer_id: PeerId(0), listen_port: None, role: Role::Peer }),
