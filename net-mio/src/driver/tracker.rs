@@ -36,7 +36,9 @@ pub struct TrackerOptions {
     pub name: String,
     /// Upload / download caps shown on the stats page (bytes per second).
     pub shown_limits: (Option<u64>, Option<u64>),
-    /// Seed for the tracker's generator (transfer tokens, random choices).
+    /// Mixed into the tracker's generator (transfer tokens, random choices, peer links'
+    /// secrets), which is seeded from 32 bytes of OS randomness: secrets must not be
+    /// guessable from a 64-bit seed.
     pub rng_seed: u64,
     /// The chunk sizes the tracker's config names for files and for live streams: the ones
     /// its policy was chosen for. Seeds chunk their content themselves; one that publishes
@@ -124,7 +126,11 @@ impl TrackerNode {
             })?),
             None => None,
         };
-        let rng = pdtp_core::Rng::seed_from_u64(opts.rng_seed);
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed)
+            .map_err(|e| std::io::Error::other(format!("no randomness from the OS for the tracker: {e}")))?;
+        seed.iter_mut().zip(opts.rng_seed.to_le_bytes()).for_each(|(s, r)| *s ^= r);
+        let rng = pdtp_core::Rng::from_seed(seed);
         let mut tracker = Tracker::new(opts.config, rng);
         tracker.restore_bans(&opts.bans);
         Ok(Self {
