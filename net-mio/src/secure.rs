@@ -59,6 +59,8 @@ const LEN_PREFIX: usize = 2;
 const FIRST_MESSAGE: usize = 32;
 /// Plaintext a node may queue before the handshake finishes (its `Hello` and little else).
 const MAX_HELD: usize = 1 << 20;
+/// Room for one handshake message: NX's are 32 and 96 bytes with empty payloads.
+const HANDSHAKE_ROOM: usize = 256;
 
 /// A tracker's public link key (X25519), as the tracker prints it and a URL pins it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -87,16 +89,9 @@ impl FromStr for LinkKey {
     type Err = &'static str;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const WANT: &str = "a tracker key is 64 hex digits (as the tracker prints at start)";
-        let s = s.trim();
-        if s.len() != 64 || !s.is_ascii() {
-            return Err(WANT);
-        }
-        let mut out = [0u8; 32];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| WANT)?;
-        }
-        Ok(Self(out))
+        // The same 64-hex-digit form as a seed key: one parser for both.
+        let key = s.trim().parse::<pdtp_core::signing::SeedKey>();
+        key.map(|k| Self(k.0)).map_err(|_| "a tracker key is 64 hex digits (as the tracker prints at start)")
     }
 }
 
@@ -289,7 +284,7 @@ impl SecureLink {
             .and_then(snow::Builder::build_initiator)
             .map_err(|_| SecureError::Handshake)?;
         let mut out = BytesMut::new();
-        write_message(&mut out, |buf| hs.write_message(&[], buf))?;
+        write_message(&mut out, HANDSHAKE_ROOM, |buf| hs.write_message(&[], buf))?;
         let link = Self { state: State::Handshake(Box::new(hs)), pin, remote: None, held: BytesMut::new() };
         Ok((link, out.freeze()))
     }
@@ -421,7 +416,7 @@ impl SecureLink {
         let mut payload = [0u8; MAX_MESSAGE];
         hs.read_message(msg, &mut payload).map_err(|_| SecureError::Handshake)?;
         let mut reply = BytesMut::new();
-        write_message(&mut reply, |buf| hs.write_message(&[], buf))?;
+        write_message(&mut reply, HANDSHAKE_ROOM, |buf| hs.write_message(&[], buf))?;
         out.push(reply.freeze());
         self.state = State::Open(Box::new(hs.into_transport_mode().map_err(|_| SecureError::Handshake)?));
         self.flush_held(out)
@@ -487,20 +482,23 @@ fn seal_records(t: &mut snow::TransportState, plain: &[u8], out: &mut Vec<Bytes>
         plain.len() + plain.len().div_ceil(MAX_PLAIN).max(1) * (LEN_PREFIX + TAG_LEN),
     );
     for piece in plain.chunks(MAX_PLAIN) {
-        write_message(&mut buf, |b| t.write_message(piece, b))?;
+        write_message(&mut buf, piece.len() + TAG_LEN, |b| t.write_message(piece, b))?;
     }
     out.push(buf.freeze());
     Ok(())
 }
 
-/// Appends one length-prefixed Noise message that `write` produces.
+/// Appends one length-prefixed Noise message of at most `room` bytes that `write` produces
+/// (`room` fits the message: zero-filling a whole 64 KiB frame for every small control
+/// message would cost more than sealing it).
 fn write_message(
     out: &mut BytesMut,
+    room: usize,
     write: impl FnOnce(&mut [u8]) -> Result<usize, snow::Error>,
 ) -> Result<(), SecureError> {
     let at = out.len();
     out.put_u16(0);
-    out.resize(at + LEN_PREFIX + MAX_MESSAGE, 0);
+    out.resize(at + LEN_PREFIX + room.min(MAX_MESSAGE), 0);
     let n = write(&mut out[at + LEN_PREFIX..]).map_err(|_| SecureError::Handshake)?;
     out.truncate(at + LEN_PREFIX + n);
     let len = u16::try_from(n).map_err(|_| SecureError::Handshake)?;

@@ -92,3 +92,34 @@ fn a_chunk_moves_only_on_a_link_sealed_with_its_orders_secret() {
     let expect = &source[at..(at + CHUNK).min(source.len())];
     assert_eq!(data.payload.digest(), Digest::of(expect), "the chunk is the file's");
 }
+
+/// A connection to a seed's peer port that names no order's secret is held unread: what it
+/// sends waits, up to a bound, for a secret that never comes (the socket's buffers then fill
+/// and the sender blocks), instead of filling the seed's memory until the hello deadline.
+#[test]
+fn a_peer_link_without_a_known_secret_cannot_fill_the_seeds_memory() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    write_random_file(&root, "f.bin", 4 * CHUNK, 42);
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), CHUNK as u32).unwrap();
+    swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
+    let (_me, _tracker, order) = an_order(&mut swarm);
+    let endpoint = order.connect.clone().unwrap();
+    let mut s = std::net::TcpStream::connect(resolve(&endpoint.host, endpoint.port).unwrap()).unwrap();
+    s.write_all(&[0xab; 16]).unwrap();
+    s.set_nonblocking(true).unwrap();
+    let junk = vec![0u8; 64 * 1024];
+    let mut sent = 0usize;
+    run_polling(&mut swarm.rt, Duration::from_secs(2), || {
+        while let Ok(n) = s.write(&junk) {
+            sent += n;
+            if sent > 256 << 20 {
+                return true;
+            }
+        }
+        false
+    });
+    // The seed holds at most 1 MiB; the rest is what loopback's socket buffers take.
+    assert!(sent < 32 << 20, "the seed took {sent} bytes on a link it cannot open");
+}

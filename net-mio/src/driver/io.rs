@@ -164,7 +164,12 @@ impl Runtime {
         let fill = match &mut link.secure {
             // Straight into the decoder's buffer: a payload is copied once, from the kernel.
             None => link.decoder.fill_with(|buf| conn.fill_into(buf, budget)),
-            Some(_) => conn.fill_into(&mut link.wire, budget),
+            // Sealed bytes wait in `wire` only until they are opened; a peer link whose
+            // order's secret is not known yet holds what came, up to a bound, unread.
+            Some(_) => {
+                let room = WIRE_LIMIT.saturating_sub(link.wire.len());
+                conn.fill_into(&mut link.wire, budget.min(room))
+            }
         };
         let fill = match fill {
             Ok(f) => f,
@@ -455,6 +460,11 @@ fn park(parked: &mut BTreeMap<Token, Instant>, token: Token, at: Instant) {
 fn accepted_link(tracker_key: Option<&crate::secure::TrackerKey>) -> SecureLink {
     tracker_key.map_or_else(SecureLink::peer_accepting, SecureLink::responder)
 }
+
+/// Sealed bytes a link holds unopened at most: records are opened as they come, so only a
+/// peer link waiting for its order's secret gets near it (an honest one sends a `Hello` and
+/// a `Get`, or a `Put` and one chunk, before it hears back).
+const WIRE_LIMIT: usize = 1 << 20;
 
 fn new_link(node: usize, conn: ConnId, limited: bool, secure: Option<SecureLink>) -> Link {
     // Virtual payloads stay off: this runtime stores real bytes (docs/protocol.md §2).
