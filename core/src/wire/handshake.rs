@@ -8,7 +8,8 @@ use crate::ids::{PeerId, Token};
 /// the copy's duration (`copy_us`). 3: publishes, manifests and live appends carry an
 /// optional seed signature. 4: a publish may state the seed's uplink (`Publish::uplink_bps`).
 /// 5: an order carries its peer link's secret (`TransferOrder::key`); peer links are sealed.
-pub const PROTOCOL_VERSION: u16 = 5;
+/// 6: peer links are sealed with AES-256-GCM instead of ChaCha20-Poly1305 (same framing).
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// What a connecting node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
