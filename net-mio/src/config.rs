@@ -7,7 +7,8 @@
 //! simulator's vocabulary: [`PolicySpec`]), `max_connections` (1024), `max_connections_per_address` (64; loopback exempt),
 //! `max_downloads_per_address` (64; loopback exempt), `trust_records` (100 000), `state_file` (the tracker's bans, kept
 //! across restarts; none by default),
-//! `hello_timeout` (10 s),
+//! `hello_timeout` (10 s), `reach_probe` (3 s; 0: off: how long the tracker's connect-back
+//! probe of a joining node's listening port may take before the node counts as unreachable),
 //! `max_upload_rate` / `max_download_rate` (optional, bytes per second), `uplink` (a seed's
 //! uplink, stated to the tracker: optional), `sendfile` (a seed sends chunk payloads with
 //! `sendfile(2)`; off by default) and `debug`.
@@ -95,6 +96,10 @@ pub struct Config {
     pub trust_records: usize,
     /// A connection that has not said hello within this time is closed.
     pub hello_timeout: Duration,
+    /// The tracker's connect-back probe of each listening node: how long its connection may
+    /// take to open before the node counts as unreachable (behind a NAT or a firewall); `None`
+    /// (`reach_probe: 0`): no probes, every node that says it listens is dialled.
+    pub reach_probe: Option<Duration>,
     /// Cap on bytes per second uploaded (all connections together).
     pub max_upload_rate: Option<Rate>,
     /// Cap on bytes per second downloaded (all connections together).
@@ -180,6 +185,7 @@ struct RawConfig {
     max_downloads_per_address: Option<u32>,
     trust_records: Option<usize>,
     hello_timeout: Option<Secs>,
+    reach_probe: Option<Secs>,
     max_upload_rate: Option<RawRate>,
     max_download_rate: Option<RawRate>,
     uplink: Option<RawRate>,
@@ -212,6 +218,7 @@ const KEYS: &[&str] = &[
     "max_downloads_per_address",
     "trust_records",
     "hello_timeout",
+    "reach_probe",
     "max_upload_rate",
     "max_download_rate",
     "uplink",
@@ -369,6 +376,8 @@ impl RawConfig {
                 n => n.unwrap_or(100_000),
             },
             hello_timeout,
+            reach_probe: Some(self.reach_probe.map_or(Duration::from_secs(3), |s| s.0))
+                .filter(|d| !d.is_zero()),
             max_upload_rate: rate("max_upload_rate", self.max_upload_rate)?,
             max_download_rate: rate("max_download_rate", self.max_download_rate)?,
             uplink: match self.uplink {
@@ -412,6 +421,7 @@ fn check_one(file: &str, key: &str, v: &serde_norway::Value) -> Result<(), Confi
         "max_connections_per_address" => ("max_connections_per_address", try_as::<Option<u32>>(v)),
         "max_downloads_per_address" => ("max_downloads_per_address", try_as::<Option<u32>>(v)),
         "hello_timeout" => ("hello_timeout", try_as::<Option<Secs>>(v)),
+        "reach_probe" => ("reach_probe", try_as::<Option<Secs>>(v)),
         "max_upload_rate" => ("max_upload_rate", try_as::<Option<RawRate>>(v)),
         "max_download_rate" => ("max_download_rate", try_as::<Option<RawRate>>(v)),
         "uplink" => ("uplink", try_as::<Option<RawRate>>(v)),

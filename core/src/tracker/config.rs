@@ -159,6 +159,12 @@ pub struct TrackerConfig {
     /// each hop of a fresh chunk's relay tree counts against the viewers' buffer (`None`: the
     /// same copy time as files).
     pub live_copy_time: Option<Span>,
+    /// Probe each node that says it listens with a connection of the tracker's own to the
+    /// address it joined from and the port it named, and treat it as a node that does not
+    /// listen if that connection has not opened within this ([`super::reach`]): a node behind
+    /// a NAT is then dialled by nobody and dials reachable takers itself. `None`: no probes,
+    /// every listening node is taken at its word (the simulator's nodes are all reachable).
+    pub reach_probe: Option<Span>,
 }
 
 impl Limits {
@@ -259,6 +265,7 @@ impl TrackerConfig {
             deadline_givers: false,
             urgent_chunks: 0,
             live_copy_time: None,
+            reach_probe: None,
         }
     }
 }

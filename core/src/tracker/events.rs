@@ -78,6 +78,14 @@ pub enum TrackerEvent {
         /// The content.
         content: ContentId,
     },
+    /// A node's reachability probe answered: others can connect to it, or not (then it is
+    /// treated as a node that does not listen).
+    Reach {
+        /// The node.
+        peer: PeerId,
+        /// Whether the tracker's connection to its endpoint opened.
+        reachable: bool,
+    },
     /// A giver failed too often and will not be chosen again.
     Banned {
         /// The giver.

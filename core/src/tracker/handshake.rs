@@ -44,6 +44,7 @@ impl Tracker {
             conn,
             role: hello.role,
             endpoint,
+            reachable: None,
             nonce,
             orders: Vec::new(),
             contents: Vec::new(),
@@ -76,7 +77,11 @@ impl Tracker {
             host,
             ..Load::default()
         };
+        let probe = node.endpoint.clone();
         self.place_node(idx, node, load);
+        if let Some(endpoint) = probe {
+            self.probe(now, idx, hello.peer_id, endpoint);
+        }
         self.send(conn, Message::Welcome(Welcome { peer_id: hello.peer_id, nonce }));
         self.events.push_back(TrackerEvent::Joined { peer: hello.peer_id, role: hello.role });
     }

@@ -15,6 +15,7 @@ mod config;
 mod events;
 mod handshake;
 mod interest;
+mod reach;
 mod schedule;
 mod state;
 mod stats;
@@ -103,6 +104,8 @@ pub struct Tracker {
     silent_conns: usize,
     /// Connections that said hello and nothing since (closed when the tracker is crowded).
     mute_conns: usize,
+    /// Connect-back probes to joining nodes' endpoints ([`reach`]).
+    probes: reach::Probes,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TrackerEvent>,
     decisions: u64,
@@ -221,6 +224,7 @@ impl Tracker {
             order_lead: 0.0,
             silent_conns: 0,
             mute_conns: 0,
+            probes: reach::Probes::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             decisions: 0,
@@ -364,9 +368,18 @@ impl Tracker {
         }
     }
 
+    /// An outgoing connection (a reachability probe) opened.
+    pub fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        if self.probe_connected(conn) {
+            self.schedule(now);
+        }
+    }
+
     /// `conn` closed (by the remote, or it failed).
     pub fn handle_closed(&mut self, now: Time, conn: ConnId) {
-        self.drop_conn(conn);
+        if !self.probe_failed(conn) {
+            self.drop_conn(conn);
+        }
         self.schedule(now);
     }
 
@@ -374,6 +387,7 @@ impl Tracker {
     /// queue-ahead slots. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Time) {
         let mut due = self.fire_wakes(now);
+        due |= self.expire_probes(now);
         // Benched takers whose bench is over may take again.
         while let Some(&(at, idx)) = self.benched.first() {
             if at > now {
@@ -413,7 +427,7 @@ impl Tracker {
     pub fn poll_timeout(&self) -> Option<Time> {
         let wake = self.wakes.first().map(|&(t, _)| t);
         let bench = self.benched.first().map(|&(t, _)| t);
-        [self.next_sweep, wake, bench].into_iter().flatten().min()
+        [self.next_sweep, wake, bench, self.probes.next_deadline()].into_iter().flatten().min()
     }
 
     // ---- helpers shared by the submodules ----

@@ -18,8 +18,11 @@ pub(crate) struct Node {
     pub(crate) id: PeerId,
     pub(crate) conn: ConnId,
     pub(crate) role: Role,
-    /// Where others connect to it; `None` if it does not listen.
+    /// Where others connect to it; `None` if it does not listen (or its probe found it
+    /// unreachable).
     pub(crate) endpoint: Option<Endpoint>,
+    /// What its reachability probe found; `None` until it answers (or without probes).
+    pub(crate) reachable: Option<bool>,
     pub(crate) nonce: [u8; 16],
     /// Its slot in the trust graph (stable across reconnections).
     pub(crate) trust_slot: super::trust::TrustSlot,

@@ -14,8 +14,10 @@ pub struct NodeStats {
     pub peer: PeerId,
     /// Peer or seed.
     pub role: Role,
-    /// Where it listens, if it does.
+    /// Where it listens, if it does (and its probe did not find it unreachable).
     pub endpoint: Option<Endpoint>,
+    /// What the tracker's reachability probe found (`None`: not probed, or not yet).
+    pub reachable: Option<bool>,
     /// Outstanding orders as giver.
     pub uploads: u16,
     /// Outstanding orders as taker.
@@ -246,6 +248,7 @@ impl Tracker {
                 peer: n.id,
                 role: n.role,
                 endpoint: n.endpoint.clone(),
+                reachable: n.reachable,
                 uploads: load.up,
                 downloads: load.down,
                 bytes_up: n.bytes_up,

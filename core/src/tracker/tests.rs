@@ -1796,3 +1796,85 @@ fn stats_give_an_on_demand_contents_remaining_work_and_bound() {
     assert!(later.iter().all(|(c, _)| *c != viewer), "orders left: {later:?}");
     assert_eq!(bound(&b), None);
 }
+
+/// The tracker's connect-back probe in `out` to `host:port`.
+fn probe_to(out: &[Transmit], host: &str, port: u16) -> ConnId {
+    out.iter()
+        .find_map(|t| match t {
+            Transmit::Connect { conn, endpoint, .. } if endpoint.host == host && endpoint.port == port => {
+                Some(*conn)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("a probe to {host}:{port} in {out:?}"))
+}
+
+fn reach_events(b: &mut Bench) -> Vec<(PeerId, bool)> {
+    std::iter::from_fn(|| b.tr.poll_event())
+        .filter_map(|e| match e {
+            TrackerEvent::Reach { peer, reachable } => Some((peer, reachable)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_behind_a_nat_is_dialled_by_nobody_and_dials_reachable_takers() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.reach_probe = Some(Span::from_secs(3));
+    let mut b = Bench::with(cfg);
+    let (seed_conn, _, out) = b.publish_as(1, manifest("a.bin", 4, 1000));
+    let content = published(&out);
+    let seed_probe = probe_to(&out, "10.0.0.1", 7000);
+    b.tr.handle_connected(b.now, seed_probe);
+    assert!(closed(&b.drain(), seed_probe), "a probe that opened is closed at once");
+
+    // Peer 10's probe is refused (its NAT has nothing at that port): it is unreachable.
+    b.peer_requesting(10, content);
+    let out = b.drain();
+    let probe = probe_to(&out, "10.0.0.10", 8000);
+    b.tr.handle_closed(b.now, probe);
+    assert_eq!(reach_events(&mut b), vec![(PeerId(1), true), (PeerId(10), false)]);
+    assert!(b.tr.stats().nodes.iter().any(|n| n.peer == PeerId(10) && n.reachable == Some(false)));
+    // It still takes from the reachable seed, dialling it.
+    let mut out = out;
+    out.extend(b.drain());
+    assert!(orders(&out).iter().all(|(_, o)| o.other != PeerId(10) || o.method == Method::Get));
+    while complete_all(&mut b, &out, None) > 0 {
+        out = b.drain();
+    }
+    // The seed leaves; peer 11, reachable, can only take from peer 10, which dials it.
+    b.tr.handle_closed(b.now, seed_conn);
+    let (c11, _) = b.connect(11, Role::Peer, Some(8000));
+    let p11 = probe_to(&b.drain(), "10.0.0.11", 8000);
+    b.tr.handle_connected(b.now, p11);
+    b.tr.handle_message(b.now, c11, Message::Request(Interest::all(content)));
+    let os = orders(&b.drain());
+    assert!(!os.is_empty(), "peer 11 gets orders from peer 10");
+    for (_, o) in &os {
+        assert_eq!(o.method, Method::Put, "the unreachable giver dials: {o:?}");
+        match o.side {
+            Side::Giver => assert_eq!(o.connect, Some(Endpoint { host: "10.0.0.11".into(), port: 8000 })),
+            Side::Taker => assert_eq!(o.connect, None),
+        }
+    }
+    // Peer 12's probe does not open in time: unreachable too, and two unreachable nodes are
+    // never paired.
+    let (c12, _) = b.connect(12, Role::Peer, Some(8000));
+    let p12 = probe_to(&b.drain(), "10.0.0.12", 8000);
+    b.advance(Span::from_secs(3));
+    assert!(closed(&b.drain(), p12), "a probe past its time is closed");
+    b.tr.handle_message(b.now, c12, Message::Request(Interest::all(content)));
+    assert!(orders(&b.drain()).iter().all(|(c, _)| *c != c12), "no order between two unreachable nodes");
+    assert!(reach_events(&mut b).contains(&(PeerId(12), false)));
+}
+
+#[test]
+fn without_probes_every_listening_node_is_dialled() {
+    let mut b = Bench::new();
+    let (_, content) = b.seed_with(manifest("a.bin", 2, 1000));
+    b.peer_requesting(10, content);
+    let out = b.drain();
+    assert!(!out.iter().any(|t| matches!(t, Transmit::Connect { .. })), "no probes: {out:?}");
+    assert!(orders(&out).iter().all(|(_, o)| o.method == Method::Get));
+}

@@ -114,6 +114,7 @@ pub fn tracker_config(c: &Config) -> TrackerConfig {
     t.max_connections_per_host = c.max_connections_per_address;
     t.max_downloads_per_host = c.max_downloads_per_address;
     t.trust_records = c.trust_records;
+    t.reach_probe = c.reach_probe.map(|d| Span::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)));
     t
 }
 
@@ -199,6 +200,7 @@ impl TrackerNode {
                     up_rate_bps: n.up_rate * 8.0,
                     up_slots: u32::from(n.up_slots),
                     banned: n.banned,
+                    reachable: n.reachable,
                 })
                 .collect(),
             files: s
@@ -282,6 +284,10 @@ impl TrackerNode {
         match e {
             TrackerEvent::Joined { peer, role } => tracing::info!(%peer, ?role, "joined"),
             TrackerEvent::Left { peer } => tracing::info!(%peer, "left"),
+            TrackerEvent::Reach { peer, reachable: true } => tracing::info!(%peer, "reachable"),
+            TrackerEvent::Reach { peer, reachable: false } => {
+                tracing::info!(%peer, "unreachable (behind a NAT or a firewall): it will dial others")
+            }
             TrackerEvent::Published { content, path, chunk_size, live } => {
                 tracing::info!(content = content.0, %path, "published");
                 self.check_chunk_size(&path, chunk_size, live);
@@ -351,7 +357,9 @@ impl Hosted for TrackerNode {
         self.tracker.handle_malformed(now, conn, &err.to_string());
         true
     }
-    fn handle_connected(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_connected(&mut self, now: Time, conn: ConnId) {
+        self.tracker.handle_connected(now, conn);
+    }
     fn handle_closed(&mut self, now: Time, conn: ConnId) {
         self.tracker.handle_closed(now, conn);
     }

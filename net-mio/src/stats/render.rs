@@ -168,7 +168,11 @@ pub fn html(s: &StatsSnapshot) -> String {
             },
             if p.up_slots > 0 { p.up_slots.to_string() } else { "-".into() },
             p.trust,
-            if p.banned { "banned" } else { "ok" },
+            match (p.banned, p.reachable) {
+                (true, _) => "banned",
+                (false, Some(false)) => "ok, unreachable: dials out",
+                (false, _) => "ok",
+            },
         );
     }
     o.push_str("</table>\n");

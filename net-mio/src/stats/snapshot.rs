@@ -60,6 +60,10 @@ pub struct PeerStats {
     pub up_slots: u32,
     /// Whether the tracker stopped scheduling it.
     pub banned: bool,
+    /// What the tracker's connect-back probe found: `false` for a node behind a NAT or a
+    /// firewall, which nobody dials (it dials reachable takers); `None`: not probed (yet).
+    #[serde(default)]
+    pub reachable: Option<bool>,
 }
 
 /// One published content.

@@ -36,6 +36,7 @@ fn snapshot() -> StatsSnapshot {
                 up_rate_bps: 2_000_000.0,
                 up_slots: 3,
                 banned: true,
+                reachable: Some(false),
             },
         ],
         files: vec![

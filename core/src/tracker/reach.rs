@@ -1,0 +1,108 @@
+//! Which nodes others can connect to: a connect-back probe to each node that says it listens.
+//!
+//! A node behind a NAT (or a firewall) listens on a port nobody outside can reach, and its
+//! `Hello` cannot tell: the tracker sees the NAT's address and the node's private port. So
+//! when a node that listens joins, the tracker opens a connection of its own to that address
+//! and port ([`super::TrackerConfig::reach_probe`]). If it opens, the node is reachable and
+//! the probe is closed at once; if it is refused, fails or has not opened within the probe's
+//! time, the node is unreachable: it is treated as a node that does not listen. Orders then
+//! pick who connects to whom (`Tracker::order`): a reachable giver is dialled by its taker
+//! (`Get`), an unreachable one dials a reachable taker itself (`Put`: connection reversal),
+//! and two unreachable nodes are not paired. Until its probe answers, a node counts as
+//! reachable, as every listening node did before probes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_core::Rng as _;
+
+use super::{NodeIdx, Tracker, TrackerEvent};
+use crate::ids::{ConnId, Endpoint, PeerId};
+use crate::output::Transmit;
+use crate::time::Time;
+use crate::wire::LinkSecret;
+
+/// Probes under way: the tracker's outgoing connections to nodes' listening endpoints.
+#[derive(Debug, Default)]
+pub(super) struct Probes {
+    /// Each probe's node (its index and id, so a node that left and whose index was reused
+    /// is not judged by its predecessor's probe) and deadline.
+    open: BTreeMap<ConnId, (NodeIdx, PeerId, Time)>,
+    deadlines: BTreeSet<(Time, ConnId)>,
+}
+
+impl Probes {
+    pub(super) fn next_deadline(&self) -> Option<Time> {
+        self.deadlines.first().map(|&(t, _)| t)
+    }
+
+    fn take(&mut self, conn: ConnId) -> Option<(NodeIdx, PeerId)> {
+        let (idx, id, at) = self.open.remove(&conn)?;
+        self.deadlines.remove(&(at, conn));
+        Some((idx, id))
+    }
+}
+
+impl Tracker {
+    /// A node that listens at `endpoint` joined: probe it, if probes are on.
+    pub(super) fn probe(&mut self, now: Time, idx: NodeIdx, id: PeerId, endpoint: Endpoint) {
+        let Some(wait) = self.config.reach_probe else { return };
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        // The driver seals every link it opens; the node holds the link unread (no order of
+        // its names this secret) until the tracker closes it, and the secret is never used.
+        let mut secret = [0u8; 32];
+        self.keys.fill_bytes(&mut secret);
+        let at = now + wait;
+        self.probes.open.insert(conn, (idx, id, at));
+        self.probes.deadlines.insert((at, conn));
+        self.transmits.push_back(Transmit::Connect {
+            conn,
+            endpoint,
+            key: Some(LinkSecret(Box::new(secret))),
+        });
+    }
+
+    /// The driver connected `conn`; `true` if it was a probe (the node is reachable).
+    pub(super) fn probe_connected(&mut self, conn: ConnId) -> bool {
+        let Some((idx, id)) = self.probes.take(conn) else { return false };
+        self.transmits.push_back(Transmit::Close { conn, reason: None });
+        self.reach_found(idx, id, true);
+        true
+    }
+
+    /// `conn` closed or failed before it connected; `true` if it was a probe (the node is
+    /// unreachable).
+    pub(super) fn probe_failed(&mut self, conn: ConnId) -> bool {
+        let Some((idx, id)) = self.probes.take(conn) else { return false };
+        self.reach_found(idx, id, false);
+        true
+    }
+
+    /// Probes whose time is up: their nodes are unreachable. Returns whether any was.
+    pub(super) fn expire_probes(&mut self, now: Time) -> bool {
+        let mut any = false;
+        while let Some(&(at, conn)) = self.probes.deadlines.first() {
+            if at > now {
+                break;
+            }
+            if let Some((idx, id)) = self.probes.take(conn) {
+                self.transmits.push_back(Transmit::Close { conn, reason: None });
+                self.reach_found(idx, id, false);
+                any = true;
+            }
+        }
+        any
+    }
+
+    fn reach_found(&mut self, idx: NodeIdx, id: PeerId, reachable: bool) {
+        let Some(node) = self.node_mut(idx).filter(|n| n.id == id) else { return };
+        node.reachable = Some(reachable);
+        if !reachable {
+            // From now on it is dialled by nobody: it dials reachable takers itself.
+            node.endpoint = None;
+            self.loads[idx.0 as usize].listens = false;
+        }
+        self.mark_dirty(idx);
+        self.events.push_back(TrackerEvent::Reach { peer: id, reachable });
+    }
+}
