@@ -101,6 +101,7 @@ fn control_messages() -> Vec<(&'static str, Message)> {
         other: PeerId(4_321),
         connect: Some(Endpoint { host: "192.168.100.200".into(), port: 8000 }),
         key: pdtp_core::wire::LinkSecret(Box::new([7; 32])),
+        punch: false,
     });
     let completed = Message::Completed(Completed {
         token: Token(0x9e37_79b9_7f4a_7c15),

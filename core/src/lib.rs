@@ -51,7 +51,7 @@ pub mod wire;
 pub use chunks::{ByteRange, Cover, Geometry};
 pub use ids::{ChunkIndex, ConnId, ContentId, Endpoint, PeerId, Token};
 pub use manifest::{Digest, LiveInfo, Manifest};
-pub use output::Transmit;
+pub use output::{Dial, Transmit};
 pub use payload::Payload;
 pub use store::{ChunkStore, StoreError};
 pub use time::{Span, Time};

@@ -230,6 +230,7 @@ fn taker_put_order(token: u64, chunk: u32) -> TransferOrder {
         other: PeerId(0),
         connect: None,
         key: pdtp_core::wire::LinkSecret(Box::new([1; 32])),
+        punch: false,
     }
 }
 
@@ -243,6 +244,7 @@ fn giver_order(token: u64, chunk: u32, other: u32) -> Message {
         other: PeerId(other),
         connect: None,
         key: pdtp_core::wire::LinkSecret(Box::new([1; 32])),
+        punch: false,
     })
 }
 

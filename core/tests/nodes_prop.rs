@@ -145,6 +145,7 @@ fn message() -> impl Strategy<Value = Message> {
                     other: PeerId(other),
                     connect: connect.then(ep),
                     key: pdtp_core::wire::LinkSecret(Box::new([1; 32])),
+                    punch: false,
                 })
             }),
         (token.clone(), any::<bool>())
@@ -191,6 +192,7 @@ fn flow(p: &mut Peer<MemStore>, now: Time, token: u64, content: u32, chunk: u32,
         other: PeerId(2),
         connect: get.then(ep),
         key: pdtp_core::wire::LinkSecret(Box::new([1; 32])),
+        punch: false,
     };
     p.handle_message(now, ConnId(0), Message::Transfer(order));
     let data = Message::Data(Data { token, content: cid, chunk, payload: payload(content, chunk, good) });
@@ -374,6 +376,7 @@ proptest! {
                         other: PeerId(2),
                         connect: None,
                         key: pdtp_core::wire::LinkSecret(Box::new([1; 32])),
+                        punch: false,
                     };
                     let conn = s.accept(now).unwrap();
                     let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(2), listen_port: None, role: Role::Peer };

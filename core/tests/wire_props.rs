@@ -161,6 +161,7 @@ fn message() -> BoxedStrategy<Message> {
                     other: PeerId(other),
                     connect: connect.map(|(host, port)| Endpoint { host, port }),
                     key: pdtp_core::wire::LinkSecret(Box::new([9; 32])),
+                    punch: false,
                 })
             }),
         (token(), option::of(digest()), any::<u32>())

@@ -139,8 +139,28 @@ pub enum ConnError {
 impl Conn {
     /// Starts a non-blocking connect; the connection completes on a later writable event.
     pub fn connect(addr: SocketAddr, token: Token, limits: Limits) -> Result<Self, ConnError> {
-        let stream = TcpStream::connect(addr)
-            .map_err(|source| ConnError::Connect { addr: addr.to_string(), source })?;
+        Self::connect_from(addr, None, token, limits)
+    }
+
+    /// [`Conn::connect`] from local port `from` (the node's listening port, shared:
+    /// [`crate::reuse`]), or from any port when `from` is `None` or binding it fails.
+    pub fn connect_from(
+        addr: SocketAddr,
+        from: Option<u16>,
+        token: Token,
+        limits: Limits,
+    ) -> Result<Self, ConnError> {
+        let bound = from.map(|port| crate::reuse::connect_from(port, addr));
+        let stream = match bound {
+            Some(Ok(s)) => s,
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::debug!(%addr, error = %e, "cannot dial from the listening port; from any port");
+                }
+                TcpStream::connect(addr)
+                    .map_err(|source| ConnError::Connect { addr: addr.to_string(), source })?
+            }
+        };
         let mut c = Self::new(stream, token, limits);
         c.connecting = true;
         c.readable = false;

@@ -41,6 +41,7 @@ pub mod identity;
 pub mod listen;
 pub mod paths;
 pub mod ratelimit;
+pub mod reuse;
 pub mod secure;
 pub mod serve;
 pub mod sink;

@@ -21,7 +21,7 @@ pub fn bind_with_fallback(ip: IpAddr, port: u16) -> Result<(TcpListener, u16), B
     // Port 0 lets the OS choose: one try. Otherwise up to PORT_FALLBACK_TRIES ports, not past 65535.
     let tries = if port == 0 { 1 } else { PORT_FALLBACK_TRIES };
     for p in (0..tries).map_while(|i| port.checked_add(i)) {
-        match TcpListener::bind(SocketAddr::new(ip, p)) {
+        match bind_shared(SocketAddr::new(ip, p)) {
             Ok(l) => {
                 let got = l
                     .local_addr()
@@ -33,6 +33,17 @@ pub fn bind_with_fallback(ip: IpAddr, port: u16) -> Result<(TcpListener, u16), B
         }
     }
     Err(BindError::AllTaken { ip, first: port, last: last.unwrap_or(port) })
+}
+
+/// A listener whose port the node's tracker link and hole punches share ([`crate::reuse`]).
+/// A port some other socket holds is "in use" here too: a plain bind tries it first, since
+/// with `SO_REUSEPORT` alone two nodes of one user could both listen on it and split its
+/// connections. (Two nodes starting in the same instant could still both pass the test.)
+fn bind_shared(addr: SocketAddr) -> io::Result<TcpListener> {
+    if addr.port() != 0 {
+        drop(std::net::TcpListener::bind(addr)?);
+    }
+    crate::reuse::listen(addr)
 }
 
 /// Binds every address of this host, IPv6 and IPv4 both (one dual-stack socket on `[::]`),

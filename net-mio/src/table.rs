@@ -172,12 +172,22 @@ impl ConnTable {
     /// Starts an outgoing connection (counted against the cap; no hello deadline: we speak
     /// first).
     pub fn connect(&mut self, addr: SocketAddr, registry: &Registry) -> Result<Token, ConnError> {
+        self.connect_from(addr, None, registry)
+    }
+
+    /// [`ConnTable::connect`] from local port `from` ([`Conn::connect_from`]).
+    pub fn connect_from(
+        &mut self,
+        addr: SocketAddr,
+        from: Option<u16>,
+        registry: &Registry,
+    ) -> Result<Token, ConnError> {
         if self.conns.len() - self.refusing >= self.max {
             let source = io::Error::other(format!("connection cap of {} reached", self.max));
             return Err(ConnError::Connect { addr: addr.to_string(), source });
         }
         let token = self.take_token();
-        let mut conn = Conn::connect(addr, token, self.limits)?;
+        let mut conn = Conn::connect_from(addr, from, token, self.limits)?;
         conn.register(registry).map_err(|source| ConnError::Connect { addr: addr.to_string(), source })?;
         self.conns.insert(token.0, Entry { conn, hello_by: None, refused: false });
         Ok(token)

@@ -56,13 +56,23 @@ impl Sender {
     fn connect_all(&mut self) {
         for p in 0..self.peers {
             let endpoint = Endpoint { host: format!("peer{p}"), port: 1 };
-            self.out.push_back(Transmit::Connect { conn: ConnId(p), endpoint, key: None });
+            self.out.push_back(Transmit::Connect {
+                conn: ConnId(p),
+                endpoint,
+                key: None,
+                dial: pdtp_core::Dial::Plain,
+            });
         }
         if self.ghost {
             let endpoint = Endpoint { host: "ghost".into(), port: 1 };
             // The next handle in sequence: the engine's connection table is indexed by
             // handle (core machines allocate them densely), so no far-off sentinel.
-            self.out.push_back(Transmit::Connect { conn: ConnId(self.peers), endpoint, key: None });
+            self.out.push_back(Transmit::Connect {
+                conn: ConnId(self.peers),
+                endpoint,
+                key: None,
+                dial: pdtp_core::Dial::Plain,
+            });
         }
     }
 
@@ -143,7 +153,12 @@ impl SimNode for Viewer {
     fn start(&mut self, _now: Time) {
         if self.want_acks > 0 {
             let endpoint = Endpoint { host: "tracker".into(), port: 6086 };
-            self.out.push_back(Transmit::Connect { conn: ConnId(1_000_000), endpoint, key: None });
+            self.out.push_back(Transmit::Connect {
+                conn: ConnId(1_000_000),
+                endpoint,
+                key: None,
+                dial: pdtp_core::Dial::Plain,
+            });
             self.tracker = Some(ConnId(1_000_000));
         }
     }
@@ -302,7 +317,12 @@ impl SimNode for RelaySeed {
     fn start(&mut self, _now: Time) {
         for p in 0..self.viewers {
             let endpoint = Endpoint { host: format!("peer{p}"), port: 1 };
-            self.out.push_back(Transmit::Connect { conn: ConnId(p), endpoint, key: None });
+            self.out.push_back(Transmit::Connect {
+                conn: ConnId(p),
+                endpoint,
+                key: None,
+                dial: pdtp_core::Dial::Plain,
+            });
         }
     }
     fn stop(&mut self, _now: Time) {}
@@ -344,7 +364,12 @@ impl SimNode for RelayViewer {
     fn start(&mut self, _now: Time) {
         for p in (0..self.viewers).filter(|&p| p != self.me) {
             let endpoint = Endpoint { host: format!("peer{p}"), port: 1 };
-            self.out.push_back(Transmit::Connect { conn: ConnId(1_000_000 + p), endpoint, key: None });
+            self.out.push_back(Transmit::Connect {
+                conn: ConnId(1_000_000 + p),
+                endpoint,
+                key: None,
+                dial: pdtp_core::Dial::Plain,
+            });
         }
     }
     fn stop(&mut self, _now: Time) {}

@@ -22,6 +22,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         }
         match (o.method, &o.connect) {
             (Method::Put, Some(_)) | (Method::Get, None) => self.start_order(now, o),
+            (Method::Get, Some(_)) if o.punch => self.start_order(now, o),
             _ => {
                 let n = Notice::about(o.token, ErrorCode::Unexpected, "inconsistent giver order");
                 self.emit(NodeEvent::Problem(n));

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::bitset::BitSet;
 use crate::ids::{ChunkIndex, ConnId, ContentId, Endpoint, PeerId, Token};
 use crate::manifest::Manifest;
-use crate::output::Transmit;
+use crate::output::{Dial, Transmit};
 use crate::payload::Payload;
 use crate::store::ChunkStore;
 use crate::time::{Span, Time};
@@ -215,7 +215,9 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     fn connect_tracker(&mut self, now: Time) {
         let Some(conn) = self.links.alloc(now, LinkKind::Tracker, None) else { return };
         self.tracker = Some(conn);
-        self.out.push_back(Transmit::Connect { conn, endpoint: self.cfg.tracker.clone(), key: None });
+        // From our listening port: the tracker learns where a NAT in front of us maps it.
+        let dial = Dial::FromListenPort;
+        self.out.push_back(Transmit::Connect { conn, endpoint: self.cfg.tracker.clone(), key: None, dial });
     }
 
     /// The tracker link is gone (`notice`: its reason, if it gave one): a reconnection is
@@ -427,14 +429,40 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 
     /// The link to `peer`: an open one to reuse, or a new outbound connection (`None` when
     /// the connection table is full).
-    fn link_to(&mut self, now: Time, peer: PeerId, endpoint: Endpoint, key: LinkSecret) -> Option<ConnId> {
+    fn link_to(
+        &mut self,
+        now: Time,
+        peer: PeerId,
+        endpoint: Endpoint,
+        key: LinkSecret,
+        dial: Dial,
+    ) -> Option<ConnId> {
         if let Some(conn) = self.links.link_of(peer) {
             return Some(conn);
         }
         let conn = self.links.alloc(now, LinkKind::Outbound, Some(peer))?;
         self.watch_idle(now);
-        self.out.push_back(Transmit::Connect { conn, endpoint, key: Some(key) });
+        self.out.push_back(Transmit::Connect { conn, endpoint, key: Some(key), dial });
         Some(conn)
+    }
+
+    /// A giver's end of a hole punch: dial the taker from our listening port, but act as
+    /// the link's accepting end (the taker's id, `Hello` and `Get` come over it), so the
+    /// link is an inbound one whose remote its `Hello` names. No dial if a link to the
+    /// taker is open already (the taker reuses it too).
+    fn punch_to(&mut self, now: Time, peer: PeerId, endpoint: Endpoint) {
+        if self.links.link_of(peer).is_some() {
+            return;
+        }
+        // A full table: the taker's dial fails, and the order with it.
+        let Some(conn) = self.links.alloc(now, LinkKind::Inbound, None) else { return };
+        self.watch_idle(now);
+        self.out.push_back(Transmit::Connect {
+            conn,
+            endpoint,
+            key: None,
+            dial: Dial::Punch { accepting: true },
+        });
     }
 
     /// The secret of an order whose peer link this node awaits (it accepts the connection)

@@ -4,10 +4,15 @@
 use super::orders::{Check, Held, MAX_HELD, Order, Phase};
 use super::{Node, NodeEvent};
 use crate::ids::{ConnId, PeerId, Token};
+use crate::output::Dial;
 use crate::payload::Payload;
 use crate::store::ChunkStore;
 use crate::time::Time;
 use crate::wire::{Completed, ErrorCode, Message, Method, Notice, PeerRequest, Side, TransferOrder};
+
+/// How long a hole punch may take to connect and start moving data (TCP retries a lost SYN
+/// after 1 s and again after 3 s).
+const PUNCH_WAIT: crate::time::Span = crate::time::Span::from_secs(5);
 
 impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     /// A `Transfer` order from the tracker.
@@ -27,13 +32,25 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     pub(super) fn start_order(&mut self, now: Time, o: TransferOrder) {
         let token = o.token;
         let (conn, phase) = match o.connect {
-            Some(endpoint) => (self.link_to(now, o.other, endpoint, o.key.clone()), Phase::Linking),
+            // The giver's end of a hole punch dials, then waits for the taker's `Get` like
+            // a giver whose taker dials it.
+            Some(endpoint) if o.punch && o.side == Side::Giver => {
+                self.punch_to(now, o.other, endpoint);
+                (None, Phase::Waiting)
+            }
+            Some(endpoint) => {
+                let dial = if o.punch { Dial::Punch { accepting: false } } else { Dial::Plain };
+                (self.link_to(now, o.other, endpoint, o.key.clone(), dial), Phase::Linking)
+            }
             None => (None, Phase::Waiting),
         };
         // A giver waiting for the taker's `Get` waits no longer than a request waits for its
         // order: an honest taker sends it one round trip after the order, and a slot held
         // by a taker that never asks is the tracker's to give to someone else.
         let wait = match (o.side, phase) {
+            // A hole punch connects within a SYN retransmission or two, or not at all: the
+            // tracker learns of a pair that cannot connect sooner than a stall would tell.
+            _ if o.punch => self.cfg.stall_timeout.min(PUNCH_WAIT),
             (Side::Giver, Phase::Waiting) => self.cfg.stall_timeout.min(self.cfg.order_wait),
             _ => self.cfg.stall_timeout,
         };

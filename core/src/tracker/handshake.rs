@@ -29,6 +29,11 @@ impl Tracker {
         }
         let Some(state) = self.conns.get_mut(&conn) else { return };
         let endpoint = hello.listen_port.map(|port| Endpoint { host: state.remote_host.clone(), port });
+        // A node that listens dials the tracker from its listening port (`Dial::FromListenPort`).
+        let punch_at = hello
+            .listen_port
+            .and(state.remote_port)
+            .map(|port| Endpoint { host: state.remote_host.clone(), port });
         // A departed node's index if there is one: what the tracker keeps per node is bounded
         // by the nodes connected at once (`max_connections`), however many come and go.
         let idx = self.free_nodes.pop().unwrap_or(NodeIdx(self.nodes.len() as u32));
@@ -45,6 +50,7 @@ impl Tracker {
             role: hello.role,
             endpoint,
             reachable: None,
+            punch_at,
             nonce,
             orders: Vec::new(),
             contents: Vec::new(),
@@ -68,7 +74,9 @@ impl Tracker {
         let load = Load {
             alive: true,
             seed: hello.role == Role::Seed,
-            listens: hello.listen_port.is_some(),
+            // With probes, dialled only once its probe opened (a node joining has nothing to
+            // give yet, so little waits for that).
+            listens: hello.listen_port.is_some() && self.config.reach_probe.is_none(),
             banned,
             up_slots: match self.config.upload_slots {
                 super::UploadSlots::Measured { .. } => self.config.unmeasured_slots.max(1),

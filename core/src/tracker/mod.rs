@@ -106,6 +106,8 @@ pub struct Tracker {
     mute_conns: usize,
     /// Connect-back probes to joining nodes' endpoints ([`reach`]).
     probes: reach::Probes,
+    /// What hole punches between unreachable nodes came to ([`reach`]).
+    punches: reach::Punches,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TrackerEvent>,
     decisions: u64,
@@ -117,6 +119,8 @@ pub struct Tracker {
 #[derive(Debug)]
 struct ConnState {
     remote_host: String,
+    /// The remote's port, where the driver tells it ([`Tracker::accept_from`]).
+    remote_port: Option<u16>,
     /// What per-address caps and bans count it under ([`address_group`]).
     group: String,
     opened: Time,
@@ -225,6 +229,7 @@ impl Tracker {
             silent_conns: 0,
             mute_conns: 0,
             probes: reach::Probes::default(),
+            punches: reach::Punches::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             decisions: 0,
@@ -278,6 +283,18 @@ impl Tracker {
     /// A new connection from `remote_host`; returns its handle, or the notice to send before
     /// closing it when the tracker is at `max_connections`.
     pub fn accept(&mut self, now: Time, remote_host: String) -> Result<ConnId, Notice> {
+        self.accept_from(now, remote_host, None)
+    }
+
+    /// [`Tracker::accept`] with the remote's port: a node that dials the tracker from its
+    /// listening port shows where its NAT maps that port, which another node behind NAT can
+    /// punch through to (docs/protocol.md, "Reachability").
+    pub fn accept_from(
+        &mut self,
+        now: Time,
+        remote_host: String,
+        remote_port: Option<u16>,
+    ) -> Result<ConnId, Notice> {
         if self.conns.len() >= self.config.max_connections as usize {
             return Err(Notice::new(
                 ErrorCode::Overloaded,
@@ -298,7 +315,10 @@ impl Tracker {
         *self.host_conns.entry(group.clone()).or_insert(0) += 1;
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.conns.insert(conn, ConnState { remote_host, group, opened: now, node: None, spoke: false });
+        self.conns.insert(
+            conn,
+            ConnState { remote_host, remote_port, group, opened: now, node: None, spoke: false },
+        );
         self.silent_conns += 1;
         self.arm_sweep(now);
         Ok(conn)

@@ -262,7 +262,7 @@ impl Tracker {
             }
             pos += 1;
             seen += 1;
-            if (!load.listens && !taker_listens)
+            if (!load.listens && !taker_listens && !self.may_punch(g, taker))
                 || (frugal && load.seed)
                 || self.shuns(taker, g)
                 || slack.is_some_and(|s| self.copy_secs(g, &load, bytes) > s)
@@ -357,7 +357,7 @@ impl Tracker {
                 continue;
             }
             let load = self.loads[t.0 as usize];
-            if !load.listens && !giver_listens {
+            if !load.listens && !giver_listens && !self.may_punch(giver, t) {
                 continue;
             }
             let Some((ci, chunk)) = self.chunk_for(now, giver, t) else { continue };

@@ -23,6 +23,9 @@ pub(crate) struct Node {
     pub(crate) endpoint: Option<Endpoint>,
     /// What its reachability probe found; `None` until it answers (or without probes).
     pub(crate) reachable: Option<bool>,
+    /// Where its tracker link comes from, when it dialled from its listening port: where a
+    /// NAT in front of it maps that port, for other nodes behind NAT to punch through to.
+    pub(crate) punch_at: Option<Endpoint>,
     pub(crate) nonce: [u8; 16],
     /// Its slot in the trust graph (stable across reconnections).
     pub(crate) trust_slot: super::trust::TrustSlot,
@@ -54,6 +57,9 @@ pub(crate) struct Load {
     pub(crate) alive: bool,
     pub(crate) seed: bool,
     pub(crate) listens: bool,
+    /// Unreachable, but with a known NAT mapping of its listening port: another such node
+    /// may punch through to it.
+    pub(crate) punchable: bool,
     /// Failed too often to be chosen as a giver.
     pub(crate) banned: bool,
     /// Upload slots granted from its measured rate (until measured, `unmeasured_slots`);

@@ -1878,3 +1878,56 @@ fn without_probes_every_listening_node_is_dialled() {
     assert!(!out.iter().any(|t| matches!(t, Transmit::Connect { .. })), "no probes: {out:?}");
     assert!(orders(&out).iter().all(|(_, o)| o.method == Method::Get));
 }
+
+#[test]
+fn two_nodes_behind_nat_are_told_to_punch_once_until_it_connects() {
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.reach_probe = Some(Span::from_secs(3));
+    let mut b = Bench::with(cfg);
+    let (seed_conn, _, out) = b.publish_as(1, manifest("a.bin", 4, 1000));
+    let content = published(&out);
+    b.tr.handle_connected(b.now, probe_to(&out, "10.0.0.1", 7000));
+    // Two nodes behind NAT, each dialling the tracker from its listening port 8000, which
+    // its NAT maps to 40000 + id.
+    let join = |b: &mut Bench, id: u32| {
+        let host = format!("10.0.0.{id}");
+        let conn = b.tr.accept_from(b.now, host.clone(), Some(40_000 + id as u16)).unwrap();
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            peer_id: PeerId(id),
+            listen_port: Some(8000),
+            role: Role::Peer,
+        };
+        b.tr.handle_message(b.now, conn, Message::Hello(hello));
+        let probe = probe_to(&b.drain(), &host, 8000);
+        b.tr.handle_closed(b.now, probe);
+        conn
+    };
+    let c10 = join(&mut b, 10);
+    b.tr.handle_message(b.now, c10, Message::Request(Interest::all(content)));
+    let mut out = b.drain();
+    while complete_all(&mut b, &out, None) > 0 {
+        out = b.drain();
+    }
+    b.tr.handle_closed(b.now, seed_conn);
+    let c11 = join(&mut b, 11);
+    b.tr.handle_message(b.now, c11, Message::Request(Interest::all(content)));
+    let os = orders(&b.drain());
+    // One order only while the pair is untried, both ends dialling the other's mapping.
+    assert_eq!(os.len(), 2, "one punch at a time: {os:?}");
+    for (conn, o) in &os {
+        assert!(o.punch && o.method == Method::Get, "{o:?}");
+        let (other_port, other_host) =
+            if *conn == c10 { (40_011, "10.0.0.11") } else { (40_010, "10.0.0.10") };
+        assert_eq!(o.connect, Some(Endpoint { host: other_host.into(), port: other_port }), "{o:?}");
+    }
+    // The punch fails: the pair is remembered and never ordered again, and neither end is
+    // benched or blamed for it.
+    let (_, taker_order) = os.iter().find(|(c, _)| *c == c11).unwrap();
+    let failed = Completed { token: taker_order.token, hash: None, copy_us: 0 };
+    b.tr.handle_message(b.now, c11, Message::Completed(failed));
+    b.advance(Span::from_secs(10));
+    assert!(orders(&b.drain()).is_empty(), "a failed pair is not tried again");
+    let stats = b.tr.stats();
+    assert!(stats.nodes.iter().all(|n| !n.banned && n.reputation >= 0.5), "{:?}", stats.nodes);
+}

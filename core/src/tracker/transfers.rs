@@ -17,6 +17,7 @@ pub(super) struct Transfer {
     pub(super) giver: NodeIdx,
     pub(super) taker: NodeIdx,
     pub(super) giver_id: PeerId,
+    pub(super) taker_id: PeerId,
     /// Both ends' trust-graph slots (kept so recording the outcome needs no lookup).
     pub(super) giver_slot: TrustSlot,
     pub(super) taker_slot: TrustSlot,
@@ -31,6 +32,9 @@ pub(super) struct Transfer {
     /// When the tracker handled the `Completed` of the last copy ahead of this one on the same
     /// connection (same giver, same taker): its data could not move before that copy's end.
     pub(super) behind: Option<Time>,
+    /// Both ends behind NAT, punching through to each other: a failure is the pair's (their
+    /// NATs may not let it through), not the giver's or the taker's.
+    pub(super) punch: bool,
 }
 
 impl Transfer {
@@ -244,8 +248,21 @@ impl Tracker {
         self.keys.fill_bytes(&mut secret);
         let key = LinkSecret(Box::new(secret));
         let (Some(g), Some(t)) = (self.node(giver), self.node(taker)) else { return };
-        let method = if g.endpoint.is_some() { Method::Get } else { Method::Put };
+        // A reachable giver is dialled by its taker; an unreachable one dials a reachable
+        // taker; two unreachable ones punch through to each other (both dial at once).
+        let (giver_listens, taker_listens) =
+            (self.loads[giver.0 as usize].listens, self.loads[taker.0 as usize].listens);
+        let punch = !giver_listens && !taker_listens;
+        let method = if giver_listens || punch { Method::Get } else { Method::Put };
+        let (giver_at, taker_at) = if punch {
+            (g.punch_at.clone(), t.punch_at.clone())
+        } else {
+            (g.endpoint.clone(), t.endpoint.clone())
+        };
         let (giver_id, taker_id, giver_conn, taker_conn) = (g.id, t.id, g.conn, t.conn);
+        if punch {
+            self.punches.ordered(giver_id, taker_id);
+        }
         let to_taker = TransferOrder {
             token,
             content: content_id,
@@ -253,8 +270,9 @@ impl Tracker {
             side: Side::Taker,
             method,
             other: giver_id,
-            connect: if method == Method::Get { g.endpoint.clone() } else { None },
+            connect: if method == Method::Get { giver_at } else { None },
             key: key.clone(),
+            punch,
         };
         let to_giver = TransferOrder {
             token,
@@ -263,8 +281,9 @@ impl Tracker {
             side: Side::Giver,
             method,
             other: taker_id,
-            connect: if method == Method::Put { t.endpoint.clone() } else { None },
+            connect: if method == Method::Put || punch { taker_at } else { None },
             key,
+            punch,
         };
         self.loads[giver.0 as usize].up += 1;
         self.loads[taker.0 as usize].down += 1;
@@ -290,6 +309,7 @@ impl Tracker {
                 giver,
                 taker,
                 giver_id,
+                taker_id,
                 giver_slot,
                 taker_slot,
                 content: content_id,
@@ -298,6 +318,7 @@ impl Tracker {
                 wake: None,
                 early: false,
                 behind: None,
+                punch,
             },
         );
         if self.config.queue_ahead {
@@ -480,17 +501,25 @@ impl Tracker {
         let wanted =
             self.node(t.taker).and_then(|n| n.content(t.content)).is_some_and(|c| c.want.contains(t.chunk));
         self.release(&t, done.token, outcome == Outcome::Verified);
-        if outcome == Outcome::Failed && wanted {
+        // A hole punch that moved nothing: the pair's NATs would not connect them. It is
+        // remembered and never tried again, and it counts against neither end.
+        let punch_failed = t.punch && outcome == Outcome::Failed;
+        if t.punch {
+            self.punches.ended(t.giver_id, t.taker_id, Some(outcome != Outcome::Failed));
+        }
+        if outcome == Outcome::Failed && wanted && !punch_failed {
             self.bench_failing_taker(now, t.taker);
         }
         match outcome {
             Outcome::Verified => self.blame.vindicate(t.giver_id, (t.content, t.chunk)),
             Outcome::Corrupt => self.accuse(&t, Some((t.content, t.chunk))),
-            Outcome::Failed if wanted => self.accuse(&t, None),
+            Outcome::Failed if wanted && !punch_failed => self.accuse(&t, None),
             Outcome::Failed => {}
         }
         let taker_id = self.node(idx).map(|n| n.id);
-        self.trust.record_slots(t.taker_slot, t.giver_slot, outcome);
+        if !punch_failed {
+            self.trust.record_slots(t.taker_slot, t.giver_slot, outcome);
+        }
         let verified = outcome == Outcome::Verified;
         // The load entry outlives a departed node, so this holds even if the giver has left.
         let from_origin = self.loads[t.giver.0 as usize].seed;
@@ -531,7 +560,7 @@ impl Tracker {
             outcome,
             from_origin,
         });
-        if !verified {
+        if !verified && !punch_failed {
             self.check_ban(t.giver_id);
         }
     }
@@ -662,6 +691,11 @@ impl Tracker {
     /// taker download slots, not a copy (docs/protocol.md §4).
     fn on_not_started(&mut self, now: Time, token: Token) {
         let Some(t) = self.transfers.get(token) else { return };
+        if t.punch {
+            // The punch did not connect: the pair's NATs, not the taker (cancelled as a
+            // stall, which remembers the pair and blames nobody).
+            return self.cancel_transfer(token, true, None);
+        }
         let taker = t.taker;
         // Benched first, so the slot this frees goes to another taker.
         let load = &mut self.loads[taker.0 as usize];
@@ -697,7 +731,10 @@ impl Tracker {
     pub(super) fn cancel_transfer(&mut self, token: Token, stalled: bool, leaving: Option<NodeIdx>) {
         let Some(t) = self.transfers.remove(token) else { return };
         self.release(&t, token, false);
-        if stalled {
+        if t.punch {
+            // A punch that stalled did not connect: the pair's doing, not the giver's.
+            self.punches.ended(t.giver_id, t.taker_id, stalled.then_some(false));
+        } else if stalled {
             self.trust.record_slots(t.taker_slot, t.giver_slot, Outcome::Failed);
             self.accuse(&t, None);
             self.check_ban(t.giver_id);

@@ -9,7 +9,9 @@ use crate::ids::{PeerId, Token};
 /// optional seed signature. 4: a publish may state the seed's uplink (`Publish::uplink_bps`).
 /// 5: an order carries its peer link's secret (`TransferOrder::key`); peer links are sealed.
 /// 6: peer links are sealed with AES-256-GCM instead of ChaCha20-Poly1305 (same framing).
-pub const PROTOCOL_VERSION: u16 = 6;
+/// 7: an order may tell both ends behind NAT to punch through to each other
+/// (`TransferOrder::punch`).
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// What a connecting node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

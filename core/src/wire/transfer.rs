@@ -82,6 +82,9 @@ pub struct TransferOrder {
     pub connect: Option<Endpoint>,
     /// The peer link's secret, the same in both ends' orders (version 5).
     pub key: LinkSecret,
+    /// Both ends behind NAT: each dials the other's `connect` at once from its listening
+    /// port (a hole punch; `method` is `Get`, the giver's end accepts the link). Version 7.
+    pub punch: bool,
 }
 
 /// Taker → tracker: the transfer ended.

@@ -258,6 +258,7 @@ impl Net {
             other: PeerId(other as u32),
             connect,
             key: pdtp_core::wire::LinkSecret(Box::new([token.0 as u8; 32])),
+            punch: false,
         };
         // The accepting end's order first, as is typical; tests that need the other
         // order of arrival send orders by hand.

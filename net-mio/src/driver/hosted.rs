@@ -49,6 +49,16 @@ pub struct Cx<'a> {
 pub trait Hosted {
     /// A peer link (or, for the tracker, any connection) was accepted from `remote_host`.
     fn accept(&mut self, now: Time, remote_host: String) -> Result<ConnId, Notice>;
+    /// [`Hosted::accept`] with the remote's port, which the tracker keeps (a node dials it
+    /// from its listening port: where a NAT maps that port).
+    fn accept_from(
+        &mut self,
+        now: Time,
+        remote_host: String,
+        _remote_port: Option<u16>,
+    ) -> Result<ConnId, Notice> {
+        self.accept(now, remote_host)
+    }
     /// A decoded message arrived on `conn`.
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message);
     /// A frame on `conn` could not be decoded. Returns `true` when the machine closes the

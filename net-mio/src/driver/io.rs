@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use mio::Token;
 use mio::event::Event;
 use pdtp_core::wire::codec::{self, Decoder, Limits as CodecLimits};
 use pdtp_core::wire::{Data, Notice};
-use pdtp_core::{ConnId, Message, Payload, Time, Transmit};
+use pdtp_core::{ConnId, Dial, Message, Payload, Time, Transmit};
 
 use super::{CLOSE_LINGER, CONN_TOKEN_BASE, FRAME_CHECK_EVERY, Link, OVERFLOW, Partial, Runtime, resolve};
 use crate::conn::{Conn, FileRange};
@@ -70,9 +70,10 @@ impl Runtime {
         for token in accepted.kept {
             let Some(c) = table.get_mut(token) else { continue };
             // An IPv4 client of a dual-stack listener is named by its IPv4 address.
-            let remote = c.peer_addr().map(|a| a.ip().to_canonical().to_string()).unwrap_or_default();
+            let peer = c.peer_addr();
+            let remote = peer.map(|a| a.ip().to_canonical().to_string()).unwrap_or_default();
             let limited = !slot.node.is_tracker();
-            match slot.node.hosted().accept(t, remote) {
+            match slot.node.hosted().accept_from(t, remote, peer.map(|a| a.port())) {
                 Ok(conn) => {
                     tracing::trace!(conn = conn.0, "accepted");
                     slot.conns.insert(conn, token);
@@ -308,13 +309,23 @@ impl Runtime {
                         dirty.insert(token);
                     }
                 }
-                Transmit::Connect { conn, endpoint, key } => {
+                Transmit::Connect { conn, endpoint, key, dial } => {
                     let tracker_link = slot.node.hosted_ref().tracker() == Some(&endpoint);
                     if tracker_link {
                         slot.tracker_conn = Some(conn);
                     }
+                    // The tracker link and hole punches leave from the listening port.
+                    let from = match dial {
+                        Dial::Plain => None,
+                        Dial::FromListenPort | Dial::Punch { .. } => {
+                            slot.listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port())
+                        }
+                    };
+                    let accepting = matches!(dial, Dial::Punch { accepting: true });
                     let result = match resolve(&endpoint.host, endpoint.port) {
-                        Some(addr) => table.connect(addr, poll.registry()).map_err(|e| e.to_string()),
+                        Some(addr) => {
+                            table.connect_from(addr, from, poll.registry()).map_err(|e| e.to_string())
+                        }
                         None => Err(format!("cannot resolve {endpoint}")),
                     };
                     match result {
@@ -327,13 +338,16 @@ impl Runtime {
                             // A reconnection requires the key the tracker proved first.
                             let pin = slot.node.hosted_ref().tracker_pin().or(slot.tracker_key);
                             let opened = match (tracker_link, &key) {
+                                // The giver's end of a hole punch: the taker sends the link
+                                // id, as to a link the giver accepted.
+                                _ if accepting => Ok((SecureLink::peer_accepting(), Bytes::new())),
                                 (true, _) => SecureLink::initiator(pin).map_err(|e| e.to_string()),
                                 (false, Some(key)) => Ok(SecureLink::peer_connecting(key)),
                                 (false, None) => Err("a peer link without its order's secret".to_owned()),
                             };
                             let secure = match opened {
                                 Ok((secure, first)) => {
-                                    if let Some(c) = table.get_mut(token) {
+                                    if let Some(c) = table.get_mut(token).filter(|_| !first.is_empty()) {
                                         c.send(first);
                                     }
                                     Some(secure)

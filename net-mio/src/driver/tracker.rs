@@ -342,6 +342,14 @@ impl Hosted for TrackerNode {
     fn accept(&mut self, now: Time, remote_host: String) -> Result<ConnId, Notice> {
         self.tracker.accept(now, remote_host)
     }
+    fn accept_from(
+        &mut self,
+        now: Time,
+        remote_host: String,
+        remote_port: Option<u16>,
+    ) -> Result<ConnId, Notice> {
+        self.tracker.accept_from(now, remote_host, remote_port)
+    }
 
     fn link_key(&self) -> Option<&TrackerKey> {
         Some(&self.link_key)

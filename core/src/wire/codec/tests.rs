@@ -301,6 +301,7 @@ fn variant_indexes_match_the_protocol_reference() {
         other: PeerId(0),
         connect: None,
         key: crate::wire::LinkSecret(Box::new([3; 32])),
+        punch: false,
     };
     let msgs = [
         Message::Hello(Hello { version: 1, peer_id: PeerId(0), listen_port: None, role: Role::Peer }),
