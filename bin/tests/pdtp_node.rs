@@ -328,18 +328,9 @@ fn get_remembers_the_seed_key_on_first_use_and_pins_it_after() {
 
 #[test]
 fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_viewer() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    let (mut swarm, mut seed) = live_seed(dir.path());
     let port = swarm.tracker_addr.port();
-    let conf = write_live_seed_conf(dir.path(), port);
-    let mut seed = pdtp_tests::node_command(BIN)
-        .args(["seed", "--conf", conf.to_str().unwrap(), "--live", "show.ts"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_published(&mut swarm, "show.ts");
     let mut viewer = pdtp_tests::node_command(BIN)
         .args(["get", &format!("pdtp://127.0.0.1:{port}/show.ts"), "-o", "-", "--listen", "0"])
         .stdout(Stdio::piped())
@@ -362,17 +353,9 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let source = pdtp_tests::random_bytes(60 * 16384, 13);
-    let tail = pdtp_tests::random_bytes(5_000, 14);
-    let mut stdin = seed.stdin.take().unwrap();
-    for piece in source.chunks(16384) {
-        stdin.write_all(piece).unwrap();
-        run_polling(&mut swarm.rt, Duration::from_millis(25), || false);
-    }
-    // A short last chunk, then end of input: the seed ends the stream and the viewer exits
-    // on its own, 0, after the last byte.
-    stdin.write_all(&tail).unwrap();
-    drop(stdin);
+    // Then a short last chunk and end of input: the seed ends the stream and the viewer
+    // exits on its own, 0, after the last byte.
+    let stream = feed_live(&mut swarm, &mut seed, 13);
     let status = wait_polling(&mut swarm, &mut viewer);
     let recorded = wait_polling(&mut swarm, &mut recorder);
     let _ = seed.kill();
@@ -384,8 +367,6 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
     assert!(status.unwrap().success(), "viewer exit {status:?}: {err}");
     assert!(got.len() >= 10 * 16384, "the viewer got only {} bytes: {err}", got.len());
     // What it got is a chunk-aligned, contiguous stretch of the stream, up to its last byte.
-    let mut stream = source.clone();
-    stream.extend_from_slice(&tail);
     let start = (0..stream.len())
         .step_by(16384)
         .find(|&o| stream[o..].starts_with(&got[..16384]))
@@ -396,6 +377,88 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
     assert!(rec.len() >= 10 * 16384, "the recording has {} bytes", rec.len());
     assert!(stream.ends_with(&rec), "the recording is not the stream to its end");
     assert_eq!(std::fs::read(dir.path().join("rec.ts.part")).unwrap(), b"not this stream");
+}
+
+/// `get --serve` on a live stream: an HTTP client gets `200` with no length and, as its body,
+/// the chunks the viewer plays from the moment it asked, in order, to the stream's end (then
+/// the connection closes); a HEAD gets the head alone.
+#[test]
+fn get_serve_plays_a_live_stream_as_one_continuous_body() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut swarm, mut seed) = live_seed(dir.path());
+    let port = swarm.tracker_addr.port();
+    let mut viewer = pdtp_tests::node_command(BIN)
+        .args([
+            "get",
+            &format!("pdtp://127.0.0.1:{port}/show.ts"),
+            "-o",
+            dir.path().join("rec.ts").to_str().unwrap(),
+        ])
+        .args(["--listen", "0", "--seed-for", "3s", "--serve", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The viewer prints where it serves on stderr.
+    let mut err = BufReader::new(viewer.stderr.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() && err.read_line(&mut line).unwrap() > 0 {
+        addr = line.split("http://").nth(1).map(|a| a.trim().trim_end_matches('/').to_owned());
+        line.clear();
+    }
+    let addr = addr.expect("the viewer says where it serves");
+    let stderr_rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = err.read_to_string(&mut rest);
+        rest
+    });
+    let request = |method: &str| {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(c, "{method} /show.ts HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        c
+    };
+    let head_only = std::thread::spawn({
+        let mut c = request("HEAD");
+        move || {
+            let mut v = Vec::new();
+            let _ = c.read_to_end(&mut v);
+            v
+        }
+    });
+    let reader = std::thread::spawn({
+        let mut c = request("GET");
+        move || {
+            let mut v = Vec::new();
+            let _ = c.read_to_end(&mut v);
+            v
+        }
+    });
+    let stream = feed_live(&mut swarm, &mut seed, 21);
+    let done = run_polling(&mut swarm.rt, Duration::from_secs(30), || reader.is_finished());
+    let _ = seed.kill();
+    let _ = seed.wait();
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+    let rest = stderr_rest.join().unwrap();
+    assert!(done, "the live body did not end with the stream: {rest}");
+    let got = reader.join().unwrap();
+    let text = String::from_utf8_lossy(&got[..got.len().min(400)]).into_owned();
+    let (head, _) = text.split_once("\r\n\r\n").expect("a response head");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.contains("Content-Type: video/mp2t") && head.contains("Connection: close"), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("content-length"), "a live body has no length: {head}");
+    let body = &got[got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    assert!(body.len() >= 10 * 16384, "the client got {} bytes: {rest}", body.len());
+    // A chunk-aligned, contiguous stretch of the stream, to its last byte.
+    let start = (0..stream.len())
+        .step_by(16384)
+        .find(|&o| stream[o..].starts_with(&body[..16384]))
+        .expect("the body does not start with a chunk of the stream");
+    assert!(stream[start..] == body[..], "the body is not the stream from a chunk on, in order, to its end");
+    let head_answer = String::from_utf8(head_only.join().unwrap()).unwrap();
+    assert!(head_answer.starts_with("HTTP/1.1 200 OK") && head_answer.ends_with("\r\n\r\n"), "{head_answer}");
 }
 
 #[test]
@@ -712,6 +775,36 @@ fn wait_published(swarm: &mut Swarm, path: &str) {
         })
         .unwrap();
     assert!(published, "the seed never published {path}");
+}
+
+/// A tracker on this loop and a live seed of "show.ts" fed from its stdin, published.
+fn live_seed(dir: &std::path::Path) -> (Swarm, Child) {
+    let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
+    let conf = write_live_seed_conf(dir, swarm.tracker_addr.port());
+    let seed = pdtp_tests::node_command(BIN)
+        .args(["seed", "--conf", conf.to_str().unwrap(), "--live", "show.ts"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_published(&mut swarm, "show.ts");
+    (swarm, seed)
+}
+
+/// Feeds the live seed sixty 16 KiB chunks of random bytes from `seed`, 25 ms apart, then
+/// a short last chunk, and ends its input (the end of the stream); returns the stream.
+fn feed_live(swarm: &mut Swarm, seed: &mut Child, random: u64) -> Vec<u8> {
+    use std::io::Write;
+    let mut stream = pdtp_tests::random_bytes(60 * 16384, random);
+    let mut stdin = seed.stdin.take().unwrap();
+    for piece in stream.chunks(16384) {
+        stdin.write_all(piece).unwrap();
+        run_polling(&mut swarm.rt, Duration::from_millis(25), || false);
+    }
+    let tail = pdtp_tests::random_bytes(5_000, random + 1);
+    stdin.write_all(&tail).unwrap();
+    stream.extend_from_slice(&tail);
+    stream
 }
 
 /// Writes a live seed's config for the tracker on `port`: 16 kB chunks, an empty file root,

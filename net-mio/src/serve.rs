@@ -61,6 +61,11 @@ pub trait MediaSource {
     fn etag(&self) -> Option<String> {
         None
     }
+    /// Whether the content is a live stream: served as one continuous body of the chunks
+    /// the node delivers ([`MediaServer::push_live`]), not by position.
+    fn live(&self) -> bool {
+        false
+    }
 }
 
 /// The HTTP server of `get --serve`.
@@ -86,6 +91,8 @@ struct Session {
     close_after: bool,
     /// The position this client waits at, if it waits for a chunk.
     waiting_at: Option<u64>,
+    /// It takes the live stream: each chunk the node delivers is queued to it.
+    live: bool,
 }
 
 /// A parsed request head.
@@ -179,6 +186,40 @@ impl MediaServer {
         }
     }
 
+    /// A live stream's next chunk, delivered in order by the node: queued to every client
+    /// taking the stream. A client whose queue is full (a player that fell behind) misses
+    /// the chunk, as a viewer skips one that came too late, rather than hold the node back.
+    pub fn push_live(&mut self, registry: &Registry, now: Instant, bytes: &Bytes) {
+        for slot in 0..self.http.clients.len() {
+            let Some(Some(c)) = self.http.clients.get_mut(slot) else { continue };
+            if !c.state.live {
+                continue;
+            }
+            if c.conn.queued() < OUT_CAP {
+                c.conn.send(bytes.clone());
+                c.last_active = now;
+            } else {
+                tracing::debug!(slot, "serve: a live client fell behind; it misses a chunk");
+            }
+            let flushed = c.conn.flush(usize::MAX).map_err(|e| e.to_string());
+            if flushed.is_err() || c.conn.update_interest(registry).is_err() {
+                self.http.close(registry, slot);
+            }
+        }
+    }
+
+    /// The live stream ended: each client taking it is closed once its queue is out.
+    pub fn end_live(&mut self, registry: &Registry, now: Instant, src: &mut dyn MediaSource) {
+        for slot in 0..self.http.clients.len() {
+            if let Some(Some(c)) = self.http.clients.get_mut(slot)
+                && c.state.live
+            {
+                c.state.live = false;
+                self.service(registry, slot, now, src);
+            }
+        }
+    }
+
     /// The earliest instant a client would be closed for idling.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.http.poll_timeout()
@@ -248,7 +289,7 @@ fn step(
         }
     }
     let s = &c.state;
-    let idle = s.body.is_none() && s.pending.is_none() && c.conn.queued() == 0;
+    let idle = s.body.is_none() && s.pending.is_none() && !s.live && c.conn.queued() == 0;
     if idle && (s.close_after || c.conn.is_eof()) {
         out.keep = false;
     }
@@ -319,7 +360,11 @@ fn serve_some(
             break;
         };
         if let Some(r) = c.state.pending.take() {
-            answer(c, &r, size, src.etag().as_deref(), ctx);
+            if src.live() && r.method_ok && r.path_ok {
+                answer_live(c, &r, ctx);
+            } else {
+                answer(c, &r, size, src.etag().as_deref(), ctx);
+            }
         }
     }
     Ok(())
@@ -479,6 +524,22 @@ fn answer(c: &mut Client<Session>, r: &Request, size: u64, etag: Option<&str>, c
             s.body = Some((0, 0));
         }
     }
+}
+
+/// Answers a request for a live stream: `200` with no length (the body ends when the stream
+/// does, with the connection), then the chunks the node delivers from now on. A range or
+/// validator is ignored: a live stream has one position, now.
+fn answer_live(c: &mut Client<Session>, r: &Request, ctx: &Ctx<'_>) {
+    tracing::debug!(head_only = r.head_only, "serve: a live request");
+    let h = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-store\r\n\
+         X-Content-Type-Options: nosniff\r\nContent-Security-Policy: sandbox\r\nConnection: close\r\n\r\n",
+        ctx.ctype
+    );
+    c.conn.send(Bytes::from(h.into_bytes()));
+    let s = &mut c.state;
+    s.close_after = true;
+    s.live = !r.head_only;
 }
 
 /// Answers a request that could not be read and closes the client after it.

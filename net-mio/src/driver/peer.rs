@@ -330,12 +330,6 @@ impl PeerNode {
                 // 128 bits, as unique as a tag needs and short enough to read.
                 self.etag =
                     self.peer.content_root(content).map(|root| format!("\"{}\"", &root.to_string()[..32]));
-                if live && self.server.is_some() {
-                    return self.fail(format!(
-                        "'{}' is a live stream; --serve serves files only so far (play a stream with -o - | mpv -)",
-                        self.path
-                    ));
-                }
                 // A stream output plays from the start: the tracker is told so (a playback
                 // position, as for --serve) and schedules its chunks in order, so a player
                 // starts at once and chunks arrive about in order, to go out from memory
@@ -403,6 +397,11 @@ impl PeerNode {
                     log.push((offset, crate::clock::unix_seconds()));
                 }
                 self.delivered += u64::from(payload.len());
+                if self.live
+                    && let (Some(server), Payload::Real(bytes)) = (self.server.as_mut(), &payload)
+                {
+                    server.push_live(cx.registry, cx.now, bytes);
+                }
                 if let (Some(sink), Payload::Real(bytes)) = (self.sink.as_mut(), payload)
                     && let Err(e) = sink.push(bytes)
                 {
@@ -418,6 +417,13 @@ impl PeerNode {
                     }
                 }
                 self.complete = true;
+                // The end of a live stream ends its HTTP bodies.
+                if self.live
+                    && let Some(mut server) = self.server.take()
+                {
+                    server.end_live(cx.registry, cx.now, &mut Source(self));
+                    self.server = Some(server);
+                }
             }
             PeerEvent::Node(NodeEvent::TrackerDown { notice, retry_in }) => {
                 let why = notice.map_or_else(|| "the connection was closed".to_owned(), |n| n.detail);
@@ -514,6 +520,10 @@ impl MediaSource for Source<'_> {
 
     fn etag(&self) -> Option<String> {
         self.0.etag.clone()
+    }
+
+    fn live(&self) -> bool {
+        self.0.live
     }
 }
 
