@@ -384,35 +384,10 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
 /// the connection closes); a HEAD gets the head alone.
 #[test]
 fn get_serve_plays_a_live_stream_as_one_continuous_body() {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let (mut swarm, mut seed) = live_seed(dir.path());
-    let port = swarm.tracker_addr.port();
-    let mut viewer = pdtp_tests::node_command(BIN)
-        .args([
-            "get",
-            &format!("pdtp://127.0.0.1:{port}/show.ts"),
-            "-o",
-            dir.path().join("rec.ts").to_str().unwrap(),
-        ])
-        .args(["--listen", "0", "--seed-for", "3s", "--serve", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The viewer prints where it serves on stderr.
-    let mut err = BufReader::new(viewer.stderr.take().unwrap());
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() && err.read_line(&mut line).unwrap() > 0 {
-        addr = line.split("http://").nth(1).map(|a| a.trim().trim_end_matches('/').to_owned());
-        line.clear();
-    }
-    let addr = addr.expect("the viewer says where it serves");
-    let stderr_rest = std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = err.read_to_string(&mut rest);
-        rest
-    });
+    let (mut viewer, addr, stderr_rest) = serve_live(&swarm, dir.path());
     let request = |method: &str| {
         let mut c = std::net::TcpStream::connect(&addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -459,6 +434,52 @@ fn get_serve_plays_a_live_stream_as_one_continuous_body() {
     assert!(stream[start..] == body[..], "the body is not the stream from a chunk on, in order, to its end");
     let head_answer = String::from_utf8(head_only.join().unwrap()).unwrap();
     assert!(head_answer.starts_with("HTTP/1.1 200 OK") && head_answer.ends_with("\r\n\r\n"), "{head_answer}");
+}
+
+/// A real player's tool on a live stream served over HTTP: a 6 s H.264 MPEG-TS made by
+/// ffmpeg is fed to a live seed as it would come from an encoder, a viewer serves it with
+/// `--serve`, and `ffprobe` reading the URL while it streams finds the video stream in it.
+#[test]
+fn ffprobe_reads_a_live_ts_served_over_http() {
+    if !pdtp_tests::have_tool("ffmpeg") || !pdtp_tests::have_tool("ffprobe") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=duration=6:size=320x240:rate=25"])
+        .args(["-vf", "noise=alls=20:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+        .args(["-pix_fmt", "yuv420p", "-b:v", "1500k", "-f", "mpegts", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success() && made.stdout.len() > 200_000,
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (mut swarm, mut seed) = live_seed(dir.path());
+    let (mut viewer, addr, stderr_rest) = serve_live(&swarm, dir.path());
+    let probe = std::thread::spawn(move || {
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_name,width", "-of", "csv=p=0"])
+            .arg(format!("http://{addr}/show.ts"))
+            .output()
+            .unwrap()
+    });
+    feed_stream(&mut swarm, &mut seed, &made.stdout);
+    let finished = run_polling(&mut swarm.rt, Duration::from_secs(30), || probe.is_finished());
+    let _ = seed.kill();
+    let _ = seed.wait();
+    let _ = viewer.kill();
+    let _ = viewer.wait();
+    let rest = stderr_rest.join().unwrap();
+    assert!(finished, "ffprobe did not finish: {rest}");
+    let probed = probe.join().unwrap();
+    let found = String::from_utf8_lossy(&probed.stdout).into_owned();
+    assert!(
+        found.lines().any(|l| l.trim() == "h264,320"),
+        "ffprobe found {found:?}: {}",
+        String::from_utf8_lossy(&probed.stderr)
+    );
 }
 
 #[test]
@@ -777,6 +798,34 @@ fn wait_published(swarm: &mut Swarm, path: &str) {
     assert!(published, "the seed never published {path}");
 }
 
+/// A viewer of the live "show.ts" serving it over HTTP (`--serve`, recording it too): the
+/// process, the address it serves on, and the rest of its stderr once it ends.
+fn serve_live(swarm: &Swarm, dir: &std::path::Path) -> (Child, String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader};
+    let url = format!("pdtp://127.0.0.1:{}/show.ts", swarm.tracker_addr.port());
+    let mut viewer = pdtp_tests::node_command(BIN)
+        .args(["get", &url, "-o", dir.join("rec.ts").to_str().unwrap()])
+        .args(["--listen", "0", "--seed-for", "3s", "--serve", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The viewer prints where it serves on stderr.
+    let mut err = BufReader::new(viewer.stderr.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() && err.read_line(&mut line).unwrap() > 0 {
+        addr = line.split("http://").nth(1).map(|a| a.trim().trim_end_matches('/').to_owned());
+        line.clear();
+    }
+    let addr = addr.expect("the viewer says where it serves");
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = err.read_to_string(&mut rest);
+        rest
+    });
+    (viewer, addr, rest)
+}
+
 /// A tracker on this loop and a live seed of "show.ts" fed from its stdin, published.
 fn live_seed(dir: &std::path::Path) -> (Swarm, Child) {
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
@@ -794,17 +843,20 @@ fn live_seed(dir: &std::path::Path) -> (Swarm, Child) {
 /// Feeds the live seed sixty 16 KiB chunks of random bytes from `seed`, 25 ms apart, then
 /// a short last chunk, and ends its input (the end of the stream); returns the stream.
 fn feed_live(swarm: &mut Swarm, seed: &mut Child, random: u64) -> Vec<u8> {
-    use std::io::Write;
     let mut stream = pdtp_tests::random_bytes(60 * 16384, random);
+    stream.extend_from_slice(&pdtp_tests::random_bytes(5_000, random + 1));
+    feed_stream(swarm, seed, &stream);
+    stream
+}
+
+/// Feeds `stream` to the live seed in 16 KiB pieces, 25 ms apart, then ends its input.
+fn feed_stream(swarm: &mut Swarm, seed: &mut Child, stream: &[u8]) {
+    use std::io::Write;
     let mut stdin = seed.stdin.take().unwrap();
     for piece in stream.chunks(16384) {
         stdin.write_all(piece).unwrap();
         run_polling(&mut swarm.rt, Duration::from_millis(25), || false);
     }
-    let tail = pdtp_tests::random_bytes(5_000, random + 1);
-    stdin.write_all(&tail).unwrap();
-    stream.extend_from_slice(&tail);
-    stream
 }
 
 /// Writes a live seed's config for the tracker on `port`: 16 kB chunks, an empty file root,

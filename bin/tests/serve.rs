@@ -249,23 +249,6 @@ fn serve_errors_are_one_clear_line() {
     assert!(err.starts_with(&format!("pdtp-node: --serve {addr}: cannot listen there")), "{err}");
 }
 
-/// Whether a tool a player test needs is installed; outside CI a missing one skips the test
-/// with a line saying so (`.ci/run` installs them and sets `PDTP_CI`: there a missing one
-/// fails).
-fn have_tool(name: &str) -> bool {
-    // ffmpeg's tools take `-version`; Chromium would start a browser on it.
-    let flag = if name == "chromium" { "--version" } else { "-version" };
-    let found = Command::new(name).arg(flag).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("PDTP_CI").is_none(),
-            "{name} is not installed (.ci/run installs it; PDTP_CI is set)"
-        );
-        eprintln!("skipped: {name} is not installed (apt-get install ffmpeg chromium)");
-    }
-    found
-}
-
 /// Runs `cmd` to its end on another thread while the swarm's loop runs here; its output.
 fn run_beside(swarm: &mut Swarm, mut cmd: Command) -> std::process::Output {
     let job = std::thread::spawn(move || cmd.output().unwrap());
@@ -279,7 +262,7 @@ fn run_beside(swarm: &mut Swarm, mut cmd: Command) -> std::process::Output {
 /// to the one decoded from the source file.
 #[test]
 fn ffprobe_and_ffmpeg_seek_into_a_served_mp4() {
-    if !have_tool("ffmpeg") || !have_tool("ffprobe") {
+    if !pdtp_tests::have_tool("ffmpeg") || !pdtp_tests::have_tool("ffprobe") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -354,7 +337,7 @@ fn ffprobe_and_ffmpeg_seek_into_a_served_mp4() {
 /// ignored, though the browser still plays and seeks then: the file comes whole).
 #[test]
 fn chromium_plays_and_seeks_a_served_webm() {
-    if !have_tool("ffmpeg") || !have_tool("chromium") {
+    if !pdtp_tests::have_tool("ffmpeg") || !pdtp_tests::have_tool("chromium") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -430,7 +413,7 @@ v.addEventListener('error', () => {{ b.dataset.error = v.error && v.error.code; 
 /// origin's share. Three peers fetch 4 MB from a seed capped at 256 KiB/s (about 16 s).
 #[test]
 fn chromium_shows_the_stats_pages_distance_to_the_bound() {
-    if !have_tool("chromium") {
+    if !pdtp_tests::have_tool("chromium") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

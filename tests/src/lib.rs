@@ -273,3 +273,25 @@ impl PeerLinkIn {
         std::iter::from_fn(|| self.decoder.next().ok().flatten()).collect()
     }
 }
+
+/// Whether a tool a player test needs is installed; outside CI a missing one skips the test
+/// with a line saying so (`.ci/run` installs them and sets `PDTP_CI`: there a missing one
+/// fails).
+pub fn have_tool(name: &str) -> bool {
+    // ffmpeg's tools take `-version`; Chromium would start a browser on it.
+    let flag = if name == "chromium" { "--version" } else { "-version" };
+    let found = std::process::Command::new(name)
+        .arg(flag)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("PDTP_CI").is_none(),
+            "{name} is not installed (.ci/run installs it; PDTP_CI is set)"
+        );
+        eprintln!("skipped: {name} is not installed (apt-get install ffmpeg chromium)");
+    }
+    found
+}
