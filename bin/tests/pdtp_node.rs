@@ -1218,8 +1218,9 @@ fn a_tracker_restarted_on_its_state_file_keeps_its_bans() {
 /// A file rewritten in place while seeded (issue 17): the seed notices at the next request
 /// (its size and modification time against those it published), stops serving it, tells the
 /// tracker it holds none of it and says so on stderr; no viewer gets the new bytes under the
-/// old manifest. Before, every copy failed its hash check and the seed dropped chunks one by
-/// one.
+/// old manifest, and the viewer, told by the tracker that nobody holds this version any more,
+/// stops with one line instead of waiting for ever. Before, every copy failed its hash check
+/// and the seed dropped chunks one by one.
 #[test]
 fn a_seed_withdraws_a_file_rewritten_in_place() {
     use std::io::BufRead;
@@ -1255,7 +1256,7 @@ fn a_seed_withdraws_a_file_rewritten_in_place() {
     f.sync_all().unwrap();
     drop(f);
     let out = dir.path().join("out.bin");
-    let _viewer = swarm.add_peer("a.bin", &out, false).unwrap();
+    let viewer = swarm.add_peer("a.bin", &out, false).unwrap();
     let mut seen = Vec::new();
     let withdrawn = run_polling(&mut swarm.rt, LIMIT, || {
         seen.extend(rx.try_iter());
@@ -1273,4 +1274,19 @@ fn a_seed_withdraws_a_file_rewritten_in_place() {
         "the tracker still counts the seed's chunks"
     );
     assert!(!out.exists(), "a viewer completed a file the seed no longer has");
+    let mut status = None;
+    swarm
+        .rt
+        .run_until(LIMIT, |rt| {
+            status = rt.status(viewer);
+            matches!(status, Some(pdtp_net_mio::driver::Status::Failed(_)))
+        })
+        .unwrap();
+    match status {
+        Some(pdtp_net_mio::driver::Status::Failed(why)) => assert!(
+            why.contains("'a.bin' was withdrawn by its seed") && why.contains("run get again"),
+            "{why}"
+        ),
+        other => panic!("the viewer still waits for a version nobody holds: {other:?}"),
+    }
 }

@@ -116,6 +116,12 @@ pub enum PeerEvent {
         /// Their bytes.
         bytes: u64,
     },
+    /// The tracker says the content's seed withdrew it (it changed at its source) and nobody
+    /// else holds all of it: this version cannot be completed.
+    Withdrawn {
+        /// The tracker's words.
+        detail: String,
+    },
     /// The tracker knows no content at this path.
     UnknownUrl {
         /// The path we asked about.

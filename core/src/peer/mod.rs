@@ -395,6 +395,9 @@ impl<S: ChunkStore> Peer<S> {
             Message::TellInfo(t) => self.on_tell_info(now, *t),
             Message::AppendChunks(a) => self.on_append(now, *a),
             Message::Warning(n) if n.code == ErrorCode::UnknownUrl => self.on_unknown_url(n),
+            Message::Warning(n) if n.code == ErrorCode::Withdrawn => {
+                self.push(PeerEvent::Withdrawn { detail: n.detail })
+            }
             Message::Warning(n) => self.node.emit(NodeEvent::Problem(n)),
             other => {
                 let n =

@@ -6,7 +6,7 @@ use super::Tracker;
 use super::state::NodeIdx;
 use crate::chunks::{ByteRange, Cover};
 use crate::ids::{ChunkIndex, ConnId};
-use crate::wire::{ErrorCode, Interest};
+use crate::wire::{ErrorCode, Interest, Message, Notice};
 
 impl Tracker {
     /// Maps an interest to a chunk range, or warns the sender and returns `None`.
@@ -113,9 +113,30 @@ impl Tracker {
         let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
         let is_seed = node.is_seed();
         let Some(nc) = node.content_mut(content.id) else { return };
+        let mut lost = false;
         for c in chunks {
             if nc.have.remove(c) {
                 content.remove_holder(c, is_seed);
+                lost |= content.holder_count[c as usize] == 0;
+            }
+        }
+        // A seed that stops holding a file's chunks while connected withdrew it (it changed
+        // at its source): if nobody else holds them, its viewers cannot finish this version
+        // and are told so, rather than wait for ever. (A live window slides past old chunks.)
+        if is_seed && lost && !content.manifest.is_live() {
+            let detail = format!(
+                "'{}' was withdrawn by its seed (it changed at its source) and nobody else holds all of it",
+                content.manifest.path
+            );
+            let viewers: Vec<NodeIdx> = content.viewers.iter().copied().collect();
+            let viewers: Vec<ConnId> = viewers
+                .into_iter()
+                .filter_map(|v| self.node(v))
+                .filter(|n| !n.is_seed())
+                .map(|n| n.conn)
+                .collect();
+            for conn in viewers {
+                self.send(conn, Message::Warning(Notice::new(ErrorCode::Withdrawn, detail.clone())));
             }
         }
     }

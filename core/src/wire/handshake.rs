@@ -74,11 +74,15 @@ pub enum ErrorCode {
     GoingAway,
     /// A chunk the giver does not hold (any more).
     ChunkUnavailable,
+    /// Tracker → viewers: the seed withdrew the content (it changed at its source) and
+    /// nobody else holds all of it, so the version being fetched cannot be completed.
+    /// Version 7.
+    Withdrawn,
 }
 
 impl ErrorCode {
     /// Every code, in wire order (a code's index here is its encoded discriminant).
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::HelloExpected,
         ErrorCode::BadVersion,
         ErrorCode::DuplicatePeerId,
@@ -92,6 +96,7 @@ impl ErrorCode {
         ErrorCode::Overloaded,
         ErrorCode::GoingAway,
         ErrorCode::ChunkUnavailable,
+        ErrorCode::Withdrawn,
     ];
 }
 

@@ -352,6 +352,9 @@ impl PeerNode {
                     }
                 }
             }
+            PeerEvent::Withdrawn { detail } if !self.complete => {
+                self.fail(format!("{detail}; run get again to fetch the new version (what verified is kept)"))
+            }
             PeerEvent::UnknownUrl { path } => {
                 let since = *self.unknown_since.get_or_insert(cx.now);
                 match self.wait_for_content {
