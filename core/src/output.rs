@@ -43,7 +43,9 @@ pub enum Transmit {
         /// Where to connect.
         endpoint: Endpoint,
         /// For a peer link, the secret of the order it is opened for: the link is sealed
-        /// with it (docs/protocol.md, "Peer links"). `None` for the tracker link.
+        /// with it (docs/protocol.md, "Peer links"). `None` for the tracker link, and for
+        /// the giver's end of a hole punch (the accepting end: it finds the secret by the id
+        /// the taker sends, as on a link it accepted).
         key: Option<LinkSecret>,
         /// From which local port, and in which role.
         dial: Dial,

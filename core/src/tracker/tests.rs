@@ -1818,8 +1818,10 @@ fn reach_events(b: &mut Bench) -> Vec<(PeerId, bool)> {
         .collect()
 }
 
-#[test]
-fn a_node_behind_a_nat_is_dialled_by_nobody_and_dials_reachable_takers() {
+/// A tracker probing every listening node (3 s), with seed 1 (listening on 7000) publishing
+/// "a.bin" of 4 chunks, its probe opened (and closed at once): the bench, the seed's
+/// connection and the content.
+fn probing_bench() -> (Bench, ConnId, ContentId) {
     let mut cfg = TrackerConfig::with_key(KEY);
     cfg.reach_probe = Some(Span::from_secs(3));
     let mut b = Bench::with(cfg);
@@ -1828,6 +1830,12 @@ fn a_node_behind_a_nat_is_dialled_by_nobody_and_dials_reachable_takers() {
     let seed_probe = probe_to(&out, "10.0.0.1", 7000);
     b.tr.handle_connected(b.now, seed_probe);
     assert!(closed(&b.drain(), seed_probe), "a probe that opened is closed at once");
+    (b, seed_conn, content)
+}
+
+#[test]
+fn a_node_behind_a_nat_is_dialled_by_nobody_and_dials_reachable_takers() {
+    let (mut b, seed_conn, content) = probing_bench();
 
     // Peer 10's probe is refused (its NAT has nothing at that port): it is unreachable.
     b.peer_requesting(10, content);
@@ -1858,8 +1866,9 @@ fn a_node_behind_a_nat_is_dialled_by_nobody_and_dials_reachable_takers() {
             Side::Taker => assert_eq!(o.connect, None),
         }
     }
-    // Peer 12's probe does not open in time: unreachable too, and two unreachable nodes are
-    // never paired.
+    // Peer 12's probe does not open in time: unreachable too, and two unreachable nodes whose
+    // NAT mappings the tracker does not know (these dialled it from no known port) are never
+    // paired.
     let (c12, _) = b.connect(12, Role::Peer, Some(8000));
     let p12 = probe_to(&b.drain(), "10.0.0.12", 8000);
     b.advance(Span::from_secs(3));
@@ -1881,12 +1890,7 @@ fn without_probes_every_listening_node_is_dialled() {
 
 #[test]
 fn two_nodes_behind_nat_are_told_to_punch_once_until_it_connects() {
-    let mut cfg = TrackerConfig::with_key(KEY);
-    cfg.reach_probe = Some(Span::from_secs(3));
-    let mut b = Bench::with(cfg);
-    let (seed_conn, _, out) = b.publish_as(1, manifest("a.bin", 4, 1000));
-    let content = published(&out);
-    b.tr.handle_connected(b.now, probe_to(&out, "10.0.0.1", 7000));
+    let (mut b, seed_conn, content) = probing_bench();
     // Two nodes behind NAT, each dialling the tracker from its listening port 8000, which
     // its NAT maps to 40000 + id.
     let join = |b: &mut Bench, id: u32| {
