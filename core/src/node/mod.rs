@@ -468,7 +468,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
     /// The secret of an order whose peer link this node awaits (it accepts the connection)
     /// with link id `id` ([`LinkSecret::id`]): what a driver seals that link with.
     pub fn link_key(&self, id: &[u8; 16]) -> Option<LinkSecret> {
-        self.orders.iter().map(|(_, o)| &o.key).find(|k| k.id() == *id).cloned()
+        self.orders.iter().find(|(_, o)| o.key_id == *id).map(|(_, o)| o.key.clone())
     }
 
     fn link_connected(&self, conn: ConnId) -> bool {

@@ -46,6 +46,9 @@ pub(crate) struct Order {
     pub deadline: Time,
     /// The peer link's secret, as the tracker gave it to both ends.
     pub key: LinkSecret,
+    /// Its link id ([`LinkSecret::id`], a SHA-256), once: accepted links waiting for their
+    /// secret look it up among the orders each time a tracker link brings messages.
+    pub key_id: [u8; 16],
 }
 
 /// A peer request whose token matched no order yet (the order may still be on its way).

@@ -64,6 +64,7 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             phase,
             moving_since: now,
             deadline: now + wait,
+            key_id: o.key.id(),
             key: o.key,
         };
         self.orders.insert(token, order);
