@@ -3,12 +3,11 @@
 use core::fmt;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::chunks::Geometry;
 use crate::ids::ChunkIndex;
 
-/// A SHA-256 digest.
+/// A BLAKE3 digest (32 bytes): the protocol's one hash.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Digest(pub [u8; 32]);
 
@@ -43,18 +42,18 @@ impl Digest {
     /// The all-zero digest (a placeholder, never the hash of real data in practice).
     pub const ZERO: Self = Self([0; 32]);
 
-    /// SHA-256 of `data`.
+    /// BLAKE3 of `data`.
     pub fn of(data: &[u8]) -> Self {
-        Self(Sha256::digest(data).into())
+        Self(*blake3::hash(data).as_bytes())
     }
 
-    /// SHA-256 over several parts, fed in order.
+    /// BLAKE3 over several parts, fed in order.
     pub fn of_parts(parts: &[&[u8]]) -> Self {
-        let mut h = Sha256::new();
+        let mut h = blake3::Hasher::new();
         for p in parts {
             h.update(p);
         }
-        Self(h.finalize().into())
+        Self(*h.finalize().as_bytes())
     }
 
     /// The first 8 bytes as an integer (for logs and content tags).
@@ -98,15 +97,15 @@ impl Manifest {
 
     /// The root hash binding path, geometry, live flag and every chunk hash.
     pub fn root(&self) -> Digest {
-        let mut h = Sha256::new();
+        let mut h = blake3::Hasher::new();
         h.update(b"pdtp-manifest-v1");
-        h.update((self.path.len() as u64).to_be_bytes());
+        h.update(&(self.path.len() as u64).to_be_bytes());
         h.update(self.path.as_bytes());
-        h.update(self.geometry.size.to_be_bytes());
-        h.update(self.geometry.chunk_size.to_be_bytes());
-        h.update([u8::from(self.live.is_some())]);
+        h.update(&self.geometry.size.to_be_bytes());
+        h.update(&self.geometry.chunk_size.to_be_bytes());
+        h.update(&[u8::from(self.live.is_some())]);
         for d in &self.hashes {
-            h.update(d.0);
+            h.update(&d.0);
         }
         Digest(h.finalize().into())
     }

@@ -14,7 +14,6 @@ use core::str::FromStr;
 
 use ed25519_dalek::{Signature, Signer as _};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::manifest::{Digest, Manifest};
 
@@ -93,16 +92,18 @@ impl Chain {
     /// The chain of a content with no chunks yet: binds its path, chunk size and kind (with a
     /// live stream's bitrate, which sets the viewers' deadlines).
     pub fn start(path: &str, chunk_size: u32, live_bitrate_bps: Option<u64>) -> Self {
-        let mut h = Sha256::new();
+        let mut h = blake3::Hasher::new();
         h.update(b"pdtp-chain-v1");
-        h.update((path.len() as u64).to_be_bytes());
+        h.update(&(path.len() as u64).to_be_bytes());
         h.update(path.as_bytes());
-        h.update(chunk_size.to_be_bytes());
+        h.update(&chunk_size.to_be_bytes());
         match live_bitrate_bps {
-            None => h.update([0]),
+            None => {
+                h.update(&[0]);
+            }
             Some(bps) => {
-                h.update([1]);
-                h.update(bps.to_be_bytes());
+                h.update(&[1]);
+                h.update(&bps.to_be_bytes());
             }
         }
         Self { head: Digest(h.finalize().into()) }

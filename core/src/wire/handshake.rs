@@ -11,7 +11,7 @@ use crate::ids::{PeerId, Token};
 /// 6: peer links are sealed with AES-256-GCM instead of ChaCha20-Poly1305 (same framing).
 /// 7: an order may tell both ends behind NAT to punch through to each other
 /// (`TransferOrder::punch`).
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// What a connecting node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

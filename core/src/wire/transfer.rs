@@ -41,14 +41,10 @@ impl LinkSecret {
         id
     }
 
-    /// The key for one direction of the link (`label` names it): SHA-256 of the label and
-    /// the secret.
+    /// The key for one direction of the link (`label` names it): BLAKE3 of the label keyed
+    /// with the secret.
     pub fn derive(&self, label: &[u8]) -> [u8; 32] {
-        use sha2::{Digest as _, Sha256};
-        let mut h = Sha256::new();
-        h.update(label);
-        h.update(*self.0);
-        h.finalize().into()
+        *blake3::keyed_hash(&self.0, label).as_bytes()
     }
 }
 
