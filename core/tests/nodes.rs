@@ -416,6 +416,41 @@ fn stalled_transfers_complete_with_no_hash_only_when_due() {
     assert!(net.take_inbox(1).is_empty(), "an extra timeout does nothing");
 }
 
+/// A copy under way whose link brings nothing fails at `progress_timeout`, not at the whole
+/// chunk's `transfer_timeout` (120 s): issue 17's giver that accepts a `Get` and sends
+/// nothing, or freezes. Bytes arriving on the link push the deadline back.
+#[test]
+fn a_copy_whose_link_brings_nothing_fails_at_the_progress_timeout() {
+    for bytes_at in [None, Some(Span::from_secs(1))] {
+        let data = data(2_000);
+        let mut cfg = Net::peer_cfg(1);
+        cfg.progress_timeout = Some(Span::from_secs(3));
+        let (mut net, _) = setup_with(&data, 1_000, vec![cfg]);
+        let start = net.now;
+        // Only the taker's order: the seed holds the `Get` for an order of its own (up to
+        // order_wait, 5 s), sending nothing meanwhile.
+        net.tell(1, Message::Transfer(taker_get_order(1, 0)));
+        let conn = net.links.keys().find(|(node, _)| *node == 1).map(|&(_, c)| c).unwrap();
+        let due = match bytes_at {
+            None => start + Span::from_secs(3),
+            Some(at) => {
+                net.advance(start + at);
+                let now = net.now;
+                net.peer(1).handle_progress(now, conn);
+                start + at + Span::from_secs(3)
+            }
+        };
+        assert_eq!(net.peer(1).poll_timeout(), Some(due));
+        net.advance(due.saturating_sub(Span::from_millis(1)));
+        assert!(completed(&net.take_inbox(1)).is_empty(), "failed before its time ({bytes_at:?})");
+        net.advance(due);
+        assert_eq!(
+            completed(&net.take_inbox(1)),
+            vec![Completed { token: Token(1), hash: None, copy_us: 0 }]
+        );
+    }
+}
+
 #[test]
 fn a_closed_link_fails_its_transfer_and_idle_links_close() {
     let data = data(2_000);

@@ -116,6 +116,9 @@ pub(crate) struct NodeConfig {
     pub tracker: Endpoint,
     pub stall_timeout: Span,
     pub transfer_timeout: Span,
+    /// A copy under way fails when no byte of it has arrived for this long (the driver
+    /// reports bytes with [`Node::handle_progress`]); `None`: only `transfer_timeout`.
+    pub progress_timeout: Option<Span>,
     pub order_wait: Span,
     pub link_idle: Span,
     pub corrupt_uploads: bool,
@@ -321,6 +324,11 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
             self.link_ready(now, token);
         }
         self.rearm(now);
+    }
+
+    /// Bytes arrived on peer link `conn` (`NodeConfig::progress_timeout`).
+    pub fn handle_progress(&mut self, now: Time, conn: ConnId) {
+        self.progressed(now, conn);
     }
 
     /// A connection failed or the remote closed it.

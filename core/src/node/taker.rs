@@ -48,7 +48,29 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         let Some(o) = self.orders.get_mut(&token) else { return };
         o.phase = Phase::Moving;
         o.moving_since = now;
-        self.orders.set_deadline(&token, now + self.cfg.transfer_timeout);
+        let deadline = self.moving_deadline(now, now);
+        self.orders.set_deadline(&token, deadline);
+    }
+
+    /// When a copy under way since `since`, last seen moving at `moved`, fails: at its
+    /// `transfer_timeout`, or sooner when nothing arrives for `progress_timeout`.
+    fn moving_deadline(&self, since: Time, moved: Time) -> Time {
+        let whole = since + self.cfg.transfer_timeout;
+        self.cfg.progress_timeout.map_or(whole, |p| whole.min(moved + p))
+    }
+
+    /// Bytes arrived on `conn`: every copy under way on it has moved.
+    pub(super) fn progressed(&mut self, now: Time, conn: ConnId) {
+        if self.cfg.progress_timeout.is_none() {
+            return;
+        }
+        for token in self.orders.on_conn(conn) {
+            let Some(o) = self.orders.get(&token) else { continue };
+            if o.side == Side::Taker && o.phase == Phase::Moving {
+                let deadline = self.moving_deadline(o.moving_since, now);
+                self.orders.set_deadline(&token, deadline);
+            }
+        }
     }
 
     /// `Data` on a peer link: take it if it belongs to a moving order on this link.

@@ -20,6 +20,11 @@ pub struct PeerConfig {
     pub stall_timeout: Span,
     /// A transfer under way but not finished this long after it started fails (default 120 s).
     pub transfer_timeout: Span,
+    /// A transfer under way fails when nothing has arrived on its link for this long, so a
+    /// giver that accepts a `Get` and sends nothing, or stops, is left within seconds and
+    /// not at `transfer_timeout` (default `None`: the driver must report bytes as they come,
+    /// [`super::Peer::handle_progress`]; the simulator, which moves whole messages, does not).
+    pub progress_timeout: Option<Span>,
     /// How long a peer request waits for its matching order (default 5 s).
     pub order_wait: Span,
     /// Chunks of a live stream kept behind the live edge (default 64).
@@ -64,6 +69,7 @@ impl PeerConfig {
             tracker,
             stall_timeout: Span::from_secs(20),
             transfer_timeout: Span::from_secs(120),
+            progress_timeout: None,
             order_wait: Span::from_secs(5),
             live_window: 64,
             live_join_back: super::download::LIVE_JOIN_BACK,

@@ -123,6 +123,7 @@ impl<S: ChunkStore> Peer<S> {
             tracker: config.tracker,
             stall_timeout: config.stall_timeout,
             transfer_timeout: config.transfer_timeout,
+            progress_timeout: config.progress_timeout,
             order_wait: config.order_wait,
             link_idle: config.link_idle,
             corrupt_uploads: config.corrupt_uploads,
@@ -296,6 +297,14 @@ impl<S: ChunkStore> Peer<S> {
         self.now = now;
         let up = self.node.handle_closed(now, conn);
         self.up(now, up);
+    }
+
+    /// Bytes arrived on peer link `conn` (part of a frame, or whole ones): the copies under
+    /// way on it are moving (see [`PeerConfig::progress_timeout`]).
+    pub fn handle_progress(&mut self, now: Time, conn: ConnId) {
+        self.now = now;
+        self.node.handle_progress(now, conn);
+        self.node.rearm(now);
     }
 
     /// A message arrived on `conn`.

@@ -154,6 +154,7 @@ impl<S: ChunkStore> Seed<S> {
             tracker: config.tracker,
             stall_timeout: config.stall_timeout,
             transfer_timeout: config.transfer_timeout,
+            progress_timeout: None,
             order_wait: config.order_wait,
             link_idle: config.link_idle,
             corrupt_uploads: false,

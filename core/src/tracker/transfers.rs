@@ -507,7 +507,10 @@ impl Tracker {
         if t.punch {
             self.punches.ended(t.giver_id, t.taker_id, Some(outcome != Outcome::Failed));
         }
-        if outcome == Outcome::Failed && wanted && !punch_failed {
+        // A copy the taker says failed or arrived corrupt cost its giver a slot for nothing,
+        // whoever is to blame: the taker waits before its next order either way (an honest
+        // one seldom reports twice running, and its next verified copy resets the wait).
+        if outcome != Outcome::Verified && wanted && !punch_failed {
             self.bench_failing_taker(now, t.taker);
         }
         match outcome {
@@ -704,10 +707,11 @@ impl Tracker {
         self.cancel_transfer(token, false, None);
     }
 
-    /// A taker reported a copy failed: it takes nothing for a while, twice as long per failure
-    /// since its last verified copy (50 ms, 100 ms, … at most 5 s). An honest taker seldom
-    /// fails twice running; one that reports failure the instant it gets an order made the
-    /// tracker order the same chunks tens of thousands of times a second (issue 17).
+    /// A taker reported a copy failed or corrupt: it takes nothing for a while, twice as long
+    /// per report since its last verified copy (50 ms, 100 ms, … at most 5 s). An honest taker
+    /// seldom fails twice running; one that reports failure (or a wrong hash) the instant it
+    /// gets an order made the tracker order the same chunks tens of thousands of times a
+    /// second (issue 17).
     fn bench_failing_taker(&mut self, now: Time, taker: NodeIdx) {
         let load = &mut self.loads[taker.0 as usize];
         let bench = FAILURE_BENCH.as_nanos().saturating_mul(1 << load.fail_streak.min(16));

@@ -61,6 +61,9 @@ pub trait Hosted {
     }
     /// A decoded message arrived on `conn`.
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message);
+    /// Bytes arrived on peer link `conn` (a frame's part or whole frames), before they are
+    /// decoded: a copy under way there is moving. Only a peer's machine uses it.
+    fn handle_progress(&mut self, _now: Time, _conn: ConnId) {}
     /// A frame on `conn` could not be decoded. Returns `true` when the machine closes the
     /// connection itself (the tracker); otherwise the driver sends the error, closes the
     /// connection and reports it with [`Hosted::handle_closed`].

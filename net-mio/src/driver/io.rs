@@ -216,6 +216,9 @@ impl Runtime {
             }
         }
         if fill.bytes > 0 {
+            if !tracker_link && !slot.node.is_tracker() && slot.conns.contains_key(link_conn) {
+                slot.node.hosted().handle_progress(t, *link_conn);
+            }
             slot.limiter.down_meter.record(fill.bytes as u64, now);
             if let Some(b) = slot.limiter.down.as_mut().filter(|_| limited) {
                 b.consume(fill.bytes as u64, now);

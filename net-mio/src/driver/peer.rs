@@ -66,6 +66,10 @@ pub struct PeerOptions {
     /// no hash and schedules the chunk again, elsewhere if the giver keeps failing. `None`:
     /// the core's default (`PeerConfig::transfer_timeout`, 120 s).
     pub transfer_timeout: Option<Duration>,
+    /// A transfer under way whose link has brought no byte for this long is abandoned as
+    /// above (`PeerConfig::progress_timeout`): a giver that accepts and sends nothing, or
+    /// stops, is left within seconds. `None`: only `transfer_timeout`.
+    pub progress_timeout: Option<Duration>,
     /// Live: the player's buffer. A chunk still missing this long after its append reached
     /// us is skipped (`PeerConfig::playback_deadline`); `None`: wait for every chunk.
     pub playback_deadline: Option<Duration>,
@@ -173,6 +177,7 @@ impl PeerNode {
         if let Some(t) = opts.transfer_timeout {
             cfg.transfer_timeout = span(t);
         }
+        cfg.progress_timeout = opts.progress_timeout.map(span);
         cfg.playback_deadline = opts.playback_deadline.map(span);
         cfg.seed_key = opts.seed_key;
         // A file output holds its chunks in place: only a stream output needs their bytes.
@@ -555,6 +560,9 @@ impl Hosted for PeerNode {
     }
     fn handle_message(&mut self, now: Time, conn: ConnId, msg: Message) {
         self.peer.handle_message(now, conn, msg);
+    }
+    fn handle_progress(&mut self, now: Time, conn: ConnId) {
+        self.peer.handle_progress(now, conn);
     }
     fn handle_malformed(&mut self, _now: Time, _conn: ConnId, _err: &DecodeError) -> bool {
         false

@@ -182,6 +182,7 @@ impl Swarm {
             corrupt_uploads: false,
             max_rejects: None,
             transfer_timeout: None,
+            progress_timeout: None,
             playback_deadline: None,
             record_deliveries: false,
             wait_for_content: None,

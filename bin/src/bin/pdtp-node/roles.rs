@@ -287,6 +287,13 @@ const SEED_FOR_FILES: Duration = Duration::from_secs(600);
 /// chunk then crept through ten viewers one sweep interval at a time: 16 s instead of none).
 const SEED_FOR_LIVE: Duration = Duration::from_secs(10);
 
+/// A `get` leaves a giver whose link has brought nothing for this long while a chunk is
+/// under way (a mute or frozen giver; issue 17's probe: five identities that claimed every
+/// chunk and sent nothing kept an honest 5 MB `get` from finishing in two minutes). Bytes of
+/// a live link keep coming even when it is shared with many copies; the whole chunk still
+/// has `--stall-timeout`.
+const PROGRESS_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// "Until Ctrl-C" for a `get --serve` given no `--seed-for` (a century; `Instant` + it
 /// must not overflow).
 const SERVE_FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -394,6 +401,7 @@ pub fn get(url: &str, output: Option<PathBuf>, flags: &GetFlags) -> Result<(), S
             corrupt_uploads: false,
             max_rejects: None,
             transfer_timeout: Some(stall_timeout),
+            progress_timeout: Some(stall_timeout.min(PROGRESS_TIMEOUT)),
             playback_deadline: buffer,
             record_deliveries: report.is_some(),
             wait_for_content: (!wait.is_zero()).then_some(wait),

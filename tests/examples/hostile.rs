@@ -1,0 +1,469 @@
+//! Issue 17's probes rerun against release processes: for each, a fresh `pdtp-node` tracker
+//! and seed on loopback, the hostile clients started, then an honest `get` of the same file
+//! timed while they act. Prints one row per probe: the honest download's wall time (median
+//! of `--runs`), its ratio to a clean run's, whether every copy was exact, and what the
+//! attackers got. A measurement, not a test: docs/security.md quotes its table.
+//!
+//! ```sh
+//! cargo build --release --bin pdtp-node
+//! cargo run --release -p pdtp-tests --example hostile -- [--bin target/release/pdtp-node] [--size 5000000] [--runs 3]
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, clippy::print_stdout)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use pdtp_core::wire::{AskInfo, Completed, Hello, Interest, LinkSecret, PROTOCOL_VERSION, Role};
+use pdtp_core::{Digest, Message, PeerId};
+use pdtp_tests::{KEY, PeerLinkIn, TrackerLink, node_command, write_random_file};
+
+/// An honest download slower than this counts as failed (and is killed).
+const GET_LIMIT: Duration = Duration::from_secs(120);
+
+struct Args {
+    bin: String,
+    size: usize,
+    runs: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args { bin: "target/release/pdtp-node".into(), size: 5_000_000, runs: 3 };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
+        match k.as_str() {
+            "--bin" => a.bin = v,
+            "--size" => a.size = v.parse().expect("--size: bytes"),
+            "--runs" => a.runs = v.parse().expect("--runs: a count"),
+            _ => panic!("unknown option {k} (--bin, --size, --runs)"),
+        }
+    }
+    a
+}
+
+/// A tracker and a seed as processes, publishing `f.bin` from `dir/root`.
+struct Origin {
+    tracker: Child,
+    seed: Child,
+    addr: SocketAddr,
+    stats: SocketAddr,
+}
+
+impl Origin {
+    fn start(bin: &str, dir: &Path) -> Self {
+        let port = free_port();
+        let conf = dir.join("conf.yml");
+        std::fs::write(
+            &conf,
+            format!(
+                "host: 127.0.0.1\nport: {port}\nquiet: true\nfile_root: {}\nlisten_port: {}\nseed_key: {KEY}\ntracker_identity: {}\n",
+                dir.join("root").display(),
+                free_port(),
+                dir.join("tracker-identity").display(),
+            ),
+        )
+        .unwrap();
+        let spawn = |role: &str| {
+            node_command(bin)
+                .args([role, "--conf"])
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{bin} {role}: {e}"))
+        };
+        let tracker = spawn("tracker");
+        let stats: SocketAddr = format!("127.0.0.1:{}", port + 1).parse().unwrap();
+        wait_for(|| stats_json(stats).is_some(), "the tracker's stats page");
+        let seed = spawn("seed");
+        let me = Self { tracker, seed, addr: format!("127.0.0.1:{port}").parse().unwrap(), stats };
+        wait_for(
+            || stats_json(stats).is_some_and(|s| s["files"].as_array().is_some_and(|c| !c.is_empty())),
+            "the seed's publish",
+        );
+        me
+    }
+
+    fn url(&self) -> String {
+        format!("pdtp://{}/f.bin", self.addr)
+    }
+
+    /// The tracker's resident memory (VmRSS), in MiB.
+    fn tracker_rss_mib(&self) -> f64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.tracker.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// Whether the tracker lists the seed as banned.
+    fn seed_banned(&self) -> bool {
+        stats_json(self.stats).is_some_and(|s| {
+            s["peers"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|n| n["role"] == "seed" && n["banned"] == true))
+        })
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        for c in [&mut self.tracker, &mut self.seed] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stats_json(addr: SocketAddr) -> Option<serde_json::Value> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /stats.json HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    serde_json::from_str(body.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// One hostile client, pumped between the honest download's polls.
+trait Attacker {
+    fn pump(&mut self);
+    /// What it got, for the table.
+    fn tally(&self) -> usize;
+}
+
+/// A fake peer's tracker link, asking for `f.bin`.
+fn join(origin: &Origin, id: u32, port: Option<u16>) -> TrackerLink {
+    let mut link = TrackerLink::connect(origin.addr, None);
+    let hello = Hello { version: PROTOCOL_VERSION, peer_id: PeerId(id), listen_port: port, role: Role::Peer };
+    link.send(&Message::Hello(hello));
+    link.send(&Message::AskInfo(AskInfo { path: "f.bin".into() }));
+    link
+}
+
+/// Asks for everything and then: holds its orders (`Silent`), reports each failed at once
+/// (`Fails`), or reports each done with a wrong hash, never having fetched it (`Slanders`).
+#[derive(Clone, Copy, PartialEq)]
+enum TakerKind {
+    Silent,
+    Fails,
+    Slanders,
+}
+
+struct LyingTaker {
+    link: TrackerLink,
+    kind: TakerKind,
+    orders: usize,
+}
+
+impl Attacker for LyingTaker {
+    fn pump(&mut self) {
+        for msg in self.link.pump() {
+            match msg {
+                Message::TellInfo(t) => self.link.send(&Message::Request(Interest::all(t.content))),
+                Message::Transfer(o) => {
+                    self.orders += 1;
+                    let hash = match self.kind {
+                        TakerKind::Silent => continue,
+                        TakerKind::Fails => None,
+                        TakerKind::Slanders => Some(Digest::of(b"not what was sent")),
+                    };
+                    self.link.send(&Message::Completed(Completed { token: o.token, hash, copy_us: 1000 }));
+                }
+                _ => {}
+            }
+        }
+    }
+    fn tally(&self) -> usize {
+        self.orders
+    }
+}
+
+/// Claims every chunk, accepts the `Get`s and never sends a byte.
+struct MuteGiver {
+    link: TrackerLink,
+    listener: TcpListener,
+    links: Vec<PeerLinkIn>,
+    secrets: Vec<LinkSecret>,
+    gets: usize,
+}
+
+impl Attacker for MuteGiver {
+    fn pump(&mut self) {
+        for msg in self.link.pump() {
+            match msg {
+                Message::TellInfo(t) => self.link.send(&Message::Provide(Interest::all(t.content))),
+                Message::Transfer(o) => self.secrets.push(o.key),
+                _ => {}
+            }
+        }
+        while let Ok((s, _)) = self.listener.accept() {
+            self.links.push(PeerLinkIn::accept(s));
+        }
+        for l in &mut self.links {
+            self.gets += l.pump(&self.secrets).iter().filter(|m| matches!(m, Message::Get(_))).count();
+        }
+    }
+    fn tally(&self) -> usize {
+        self.gets
+    }
+}
+
+/// Says `Hello` and then sends the start of a control frame that announces 16 MiB and never
+/// comes (a length prefix of 16 MiB and four bytes), or (`frame: false`) nothing at all.
+struct Hanger {
+    link: TrackerLink,
+    sent: bool,
+    frame: bool,
+}
+
+impl Attacker for Hanger {
+    fn pump(&mut self) {
+        self.link.pump();
+        if self.frame && !self.sent && self.link.is_open() {
+            // A varint length of 16 MiB - 1 (0xff 0xff 0xff 0x07), then four bytes of it.
+            self.link.send_plain(&[0xff, 0xff, 0xff, 0x07, 1, 2, 3, 4]);
+            self.sent = true;
+        }
+    }
+    fn tally(&self) -> usize {
+        usize::from(!self.link.is_closed())
+    }
+}
+
+/// A real `get` of the file, stopped with SIGSTOP once it has started receiving: a frozen
+/// honest peer holding whatever it was ordered.
+struct Frozen {
+    child: Child,
+}
+
+impl Attacker for Frozen {
+    fn pump(&mut self) {}
+    fn tally(&self) -> usize {
+        0
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Probe {
+    name: &'static str,
+    what: &'static str,
+    start: fn(&Origin, &Path, &str) -> Vec<Box<dyn Attacker>>,
+}
+
+fn lying(kind: TakerKind, n: u32) -> impl Fn(&Origin, &Path, &str) -> Vec<Box<dyn Attacker>> {
+    move |o: &Origin, _: &Path, _: &str| {
+        (0..n)
+            .map(|i| {
+                let b: Box<dyn Attacker> =
+                    Box::new(LyingTaker { link: join(o, 9000 + i, None), kind, orders: 0 });
+                b
+            })
+            .collect()
+    }
+}
+
+fn probes() -> Vec<Probe> {
+    vec![
+        Probe { name: "clean", what: "nobody else", start: |_, _, _| Vec::new() },
+        Probe {
+            name: "silent takers",
+            what: "5 takers that ask for everything and never fetch",
+            start: |o, d, b| lying(TakerKind::Silent, 5)(o, d, b),
+        },
+        Probe {
+            name: "instant failures",
+            what: "5 takers that report every order failed at once",
+            start: |o, d, b| lying(TakerKind::Fails, 5)(o, d, b),
+        },
+        Probe {
+            name: "false bad-hash reports",
+            what: "7 takers that report every order done with a wrong hash, never fetching",
+            start: |o, d, b| lying(TakerKind::Slanders, 7)(o, d, b),
+        },
+        Probe {
+            name: "mute givers",
+            what: "5 identities that claim every chunk and never send",
+            start: |o, _, _| {
+                (0..5u32)
+                    .map(|i| {
+                        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                        listener.set_nonblocking(true).unwrap();
+                        let port = listener.local_addr().unwrap().port();
+                        let link = join(o, 9100 + i, Some(port));
+                        let b: Box<dyn Attacker> = Box::new(MuteGiver {
+                            link,
+                            listener,
+                            links: Vec::new(),
+                            secrets: Vec::new(),
+                            gets: 0,
+                        });
+                        b
+                    })
+                    .collect()
+            },
+        },
+        Probe {
+            name: "frozen peer",
+            what: "an honest get stopped (SIGSTOP) 0.3 s into its download",
+            start: |o, d, bin| {
+                let out = d.join("frozen.bin");
+                let child = node_command(bin)
+                    .args(["get", &o.url(), "--listen", "0", "--seed-for", "10m", "--known-trackers", "none"])
+                    .args(["--known-seeds", "none", "-o"])
+                    .arg(&out)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = std::process::Command::new("kill").args(["-STOP", &child.id().to_string()]).status();
+                vec![Box::new(Frozen { child })]
+            },
+        },
+        Probe {
+            name: "hanging frames",
+            what: "60 links that announce a 16 MiB frame and send 4 bytes of it",
+            start: |o, _, _| {
+                (0..60u32)
+                    .map(|i| {
+                        let b: Box<dyn Attacker> =
+                            Box::new(Hanger { link: join(o, 9200 + i, None), sent: false, frame: true });
+                        b
+                    })
+                    .collect()
+            },
+        },
+        Probe {
+            name: "idle links",
+            what: "60 links that say Hello and nothing more (one address's cap is 64)",
+            start: |o, _, _| {
+                (0..60u32)
+                    .map(|i| {
+                        let b: Box<dyn Attacker> =
+                            Box::new(Hanger { link: join(o, 9300 + i, None), sent: false, frame: false });
+                        b
+                    })
+                    .collect()
+            },
+        },
+    ]
+}
+
+/// Times one honest `get` while `attackers` are pumped; returns (wall, exact).
+fn honest_get(
+    bin: &str,
+    origin: &Origin,
+    dir: &Path,
+    source: &[u8],
+    attackers: &mut [Box<dyn Attacker>],
+) -> (f64, bool) {
+    let out = dir.join("honest.bin");
+    let _ = std::fs::remove_file(&out);
+    let t0 = Instant::now();
+    // HOSTILE_ONLY=NAME runs that probe alone with the honest get's log on stderr.
+    let log = std::env::var_os("HOSTILE_ONLY").is_some();
+    let mut child = node_command(bin)
+        .args(["get", &origin.url(), "--listen", "0", "--seed-for", "0s", "--known-trackers", "none"])
+        .args(["--known-seeds", "none", "-o"])
+        .arg(&out)
+        .args(if log { &["-vv"][..] } else { &[] })
+        .stdout(Stdio::null())
+        .stderr(if log { Stdio::inherit() } else { Stdio::null() })
+        .spawn()
+        .unwrap();
+    let status = loop {
+        for a in attackers.iter_mut() {
+            a.pump();
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t0.elapsed() > GET_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let wall = t0.elapsed().as_secs_f64();
+    let exact = status.is_some_and(|s| s.success()) && std::fs::read(&out).is_ok_and(|b| b == source);
+    (wall, exact)
+}
+
+fn main() {
+    let args = args();
+    let bin = std::fs::canonicalize(&args.bin)
+        .unwrap_or_else(|e| panic!("{}: {e} (cargo build --release --bin pdtp-node)", args.bin));
+    let bin = bin.to_str().unwrap().to_owned();
+    println!("honest `get` of {} bytes on loopback, median of {} runs per probe\n", args.size, args.runs);
+    println!(
+        "| probe | attackers | honest get: median (min–max) | ÷ clean | every copy exact | orders, Gets or open links the attackers got | tracker RSS | seed banned |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut clean = None;
+    let only = std::env::var("HOSTILE_ONLY").ok();
+    for p in probes().into_iter().filter(|p| only.as_deref().is_none_or(|o| o == p.name || p.name == "clean"))
+    {
+        let mut walls = Vec::new();
+        let (mut exact, mut got, mut rss, mut banned) = (true, 0, 0.0f64, false);
+        for run in 0..args.runs {
+            let dir = tempfile::tempdir().unwrap();
+            let source = write_random_file(&dir.path().join("root"), "f.bin", args.size, 17 + run as u64);
+            let origin = Origin::start(&bin, dir.path());
+            let mut attackers = (p.start)(&origin, dir.path(), &bin);
+            // Let them settle in (orders given, frames announced) before the honest viewer comes.
+            let settle = Instant::now();
+            while settle.elapsed() < Duration::from_millis(500) {
+                attackers.iter_mut().for_each(|a| a.pump());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let (wall, ok) = honest_get(&bin, &origin, dir.path(), &source, &mut attackers);
+            walls.push(wall);
+            exact &= ok;
+            got += attackers.iter().map(|a| a.tally()).sum::<usize>();
+            rss = rss.max(origin.tracker_rss_mib());
+            banned |= origin.seed_banned();
+        }
+        walls.sort_by(f64::total_cmp);
+        let median = walls[walls.len() / 2];
+        let base = *clean.get_or_insert(median);
+        println!(
+            "| {} | {} | {:.2} s ({:.2}–{:.2}) | {:.2} | {} | {} | {:.1} MiB | {} |",
+            p.name,
+            p.what,
+            median,
+            walls[0],
+            walls[walls.len() - 1],
+            median / base,
+            if exact { "yes" } else { "**no**" },
+            got,
+            rss,
+            if banned { "**yes**" } else { "no" },
+        );
+    }
+}
