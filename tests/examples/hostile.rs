@@ -16,9 +16,9 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use pdtp_core::wire::{AskInfo, Completed, Hello, Interest, LinkSecret, PROTOCOL_VERSION, Role};
-use pdtp_core::{Digest, Message, PeerId};
-use pdtp_tests::{KEY, PeerLinkIn, TrackerLink, node_command, write_random_file};
+use pdtp_core::wire::{AskInfo, Hello, Interest, LinkSecret, PROTOCOL_VERSION, Role};
+use pdtp_core::{Message, PeerId};
+use pdtp_tests::{KEY, Lie, LyingTaker, PeerLinkIn, TrackerLink, node_command, write_random_file};
 
 /// An honest download slower than this counts as failed (and is killed).
 const GET_LIMIT: Duration = Duration::from_secs(120);
@@ -158,38 +158,9 @@ fn join(origin: &Origin, id: u32, port: Option<u16>) -> TrackerLink {
     link
 }
 
-/// Asks for everything and then: holds its orders (`Silent`), reports each failed at once
-/// (`Fails`), or reports each done with a wrong hash, never having fetched it (`Slanders`).
-#[derive(Clone, Copy, PartialEq)]
-enum TakerKind {
-    Silent,
-    Fails,
-    Slanders,
-}
-
-struct LyingTaker {
-    link: TrackerLink,
-    kind: TakerKind,
-    orders: usize,
-}
-
 impl Attacker for LyingTaker {
     fn pump(&mut self) {
-        for msg in self.link.pump() {
-            match msg {
-                Message::TellInfo(t) => self.link.send(&Message::Request(Interest::all(t.content))),
-                Message::Transfer(o) => {
-                    self.orders += 1;
-                    let hash = match self.kind {
-                        TakerKind::Silent => continue,
-                        TakerKind::Fails => None,
-                        TakerKind::Slanders => Some(Digest::of(b"not what was sent")),
-                    };
-                    self.link.send(&Message::Completed(Completed { token: o.token, hash, copy_us: 1000 }));
-                }
-                _ => {}
-            }
-        }
+        LyingTaker::pump(self);
     }
     fn tally(&self) -> usize {
         self.orders
@@ -275,12 +246,12 @@ struct Probe {
     start: fn(&Origin, &Path, &str) -> Vec<Box<dyn Attacker>>,
 }
 
-fn lying(kind: TakerKind, n: u32) -> impl Fn(&Origin, &Path, &str) -> Vec<Box<dyn Attacker>> {
+fn lying(lie: Lie, n: u32) -> impl Fn(&Origin, &Path, &str) -> Vec<Box<dyn Attacker>> {
     move |o: &Origin, _: &Path, _: &str| {
         (0..n)
             .map(|i| {
                 let b: Box<dyn Attacker> =
-                    Box::new(LyingTaker { link: join(o, 9000 + i, None), kind, orders: 0 });
+                    Box::new(LyingTaker { link: join(o, 9000 + i, None), lie, orders: 0 });
                 b
             })
             .collect()
@@ -293,17 +264,17 @@ fn probes() -> Vec<Probe> {
         Probe {
             name: "silent takers",
             what: "5 takers that ask for everything and never fetch",
-            start: |o, d, b| lying(TakerKind::Silent, 5)(o, d, b),
+            start: |o, d, b| lying(Lie::Silent, 5)(o, d, b),
         },
         Probe {
             name: "instant failures",
             what: "5 takers that report every order failed at once",
-            start: |o, d, b| lying(TakerKind::Fails, 5)(o, d, b),
+            start: |o, d, b| lying(Lie::Fails, 5)(o, d, b),
         },
         Probe {
             name: "false bad-hash reports",
             what: "7 takers that report every order done with a wrong hash, never fetching",
-            start: |o, d, b| lying(TakerKind::Slanders, 7)(o, d, b),
+            start: |o, d, b| lying(Lie::Slanders, 7)(o, d, b),
         },
         Probe {
             name: "mute givers",

@@ -206,6 +206,52 @@ impl TrackerLink {
     }
 }
 
+/// What a [`LyingTaker`] does with each order it gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lie {
+    /// Holds it and never asks its giver.
+    Silent,
+    /// Reports it failed the moment it arrives.
+    Fails,
+    /// Reports it done with a wrong hash, never having fetched it.
+    Slanders,
+}
+
+/// A taker played by hand over a tracker link that has said `Hello` and `AskInfo`: it
+/// answers the manifest with a `Request` for everything and then lies about every order
+/// (issue 17's probes).
+pub struct LyingTaker {
+    pub link: TrackerLink,
+    pub lie: Lie,
+    /// Orders the tracker gave it.
+    pub orders: usize,
+}
+
+impl LyingTaker {
+    /// Reads what arrived and answers it.
+    pub fn pump(&mut self) {
+        use pdtp_core::Message;
+        for msg in self.link.pump() {
+            match msg {
+                Message::TellInfo(t) => {
+                    self.link.send(&Message::Request(pdtp_core::wire::Interest::all(t.content)))
+                }
+                Message::Transfer(o) => {
+                    self.orders += 1;
+                    let hash = match self.lie {
+                        Lie::Silent => continue,
+                        Lie::Fails => None,
+                        Lie::Slanders => Some(pdtp_core::Digest::of(b"not what was sent")),
+                    };
+                    let done = pdtp_core::wire::Completed { token: o.token, hash, copy_us: 1000 };
+                    self.link.send(&Message::Completed(done));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// A peer link of a node played by hand, either end: accepted (the link id read first, the
 /// secret found among the orders the test was given) or opened with an order's secret; then
 /// frames sealed and opened as the runtime does (a non-blocking socket; [`PeerLinkIn::pump`]

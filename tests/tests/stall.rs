@@ -7,10 +7,10 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use pdtp_core::tracker::{Limits, TrackerConfig};
-use pdtp_core::wire::{AskInfo, Completed, Hello, Interest, LinkSecret, PROTOCOL_VERSION, PeerRequest, Role};
+use pdtp_core::wire::{AskInfo, Hello, Interest, LinkSecret, PROTOCOL_VERSION, PeerRequest, Role};
 use pdtp_core::{ContentId, Message, PeerId};
 use pdtp_net_mio::driver::{RateLimits, Status, Swarm};
-use pdtp_tests::{KEY, PeerLinkIn, TrackerLink, run_polling, write_random_file};
+use pdtp_tests::{KEY, Lie, LyingTaker, PeerLinkIn, TrackerLink, run_polling, write_random_file};
 
 /// Generous bound, only so a broken build cannot hang; nothing asserts on time.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -127,37 +127,10 @@ fn a_giver_that_accepts_and_sends_nothing_is_abandoned_and_its_chunks_come_from_
     assert!(trust(mute.id) < seed.reputation, "{} vs {}", trust(mute.id), seed.reputation);
 }
 
-/// A peer that asks the tracker for every chunk of a file and then never asks a giver for
-/// anything: it holds whatever orders it gets and moves nothing, or (`fails`) reports each
-/// one failed the moment it arrives.
-struct SilentTaker {
-    tracker: TrackerLink,
-    orders: usize,
-    fails: bool,
-}
-
-impl SilentTaker {
-    fn join(swarm: &mut Swarm, path: &str) -> Self {
-        let (_, tracker) = ask_tracker(swarm, path, None);
-        Self { tracker, orders: 0, fails: false }
-    }
-
-    /// Answers the manifest with a `Request` for everything; counts orders, follows none.
-    fn pump(&mut self) {
-        for msg in self.tracker.pump() {
-            match msg {
-                Message::TellInfo(t) => self.tracker.send(&Message::Request(Interest::all(t.content))),
-                Message::Transfer(o) => {
-                    self.orders += 1;
-                    if self.fails {
-                        let failed = Completed { token: o.token, hash: None, copy_us: 0 };
-                        self.tracker.send(&Message::Completed(failed));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+/// A taker that asks for every chunk of the file and then lies about each order (`lie`).
+fn lying_taker(swarm: &mut Swarm, path: &str, lie: Lie) -> LyingTaker {
+    let (_, link) = ask_tracker(swarm, path, None);
+    LyingTaker { link, lie, orders: 0 }
 }
 
 /// Issue 17's silent taker on real sockets: it takes the seed's only upload slot and never
@@ -173,7 +146,7 @@ fn a_taker_that_never_asks_does_not_hold_the_seeds_slot() {
     config.seed_limits = Limits { max_transfers: 1, max_uploads: 1, max_downloads: 1 };
     let mut swarm = Swarm::new(config, 16 * 1024).unwrap();
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
-    let mut silent = SilentTaker::join(&mut swarm, "f.bin");
+    let mut silent = lying_taker(&mut swarm, "f.bin", Lie::Silent);
     // Until the silent taker holds the seed's slot.
     assert!(run_polling(&mut swarm.rt, LIMIT, || {
         silent.pump();
@@ -204,8 +177,7 @@ fn a_taker_reporting_instant_failures_does_not_storm_the_tracker() {
     let source = write_random_file(&root, "f.bin", 8 * 16 * 1024 + 9, 23);
     let mut swarm = Swarm::new(TrackerConfig::with_key(KEY), 16 * 1024).unwrap();
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
-    let mut liar = SilentTaker::join(&mut swarm, "f.bin");
-    liar.fails = true;
+    let mut liar = lying_taker(&mut swarm, "f.bin", Lie::Fails);
     let out = dir.path().join("out.bin");
     let peer = swarm.add_peer("f.bin", &out, false).unwrap();
     let finished = swarm
