@@ -367,10 +367,8 @@ fn a_live_stream_from_seed_stdin_reaches_a_viewer_in_order_and_its_end_ends_the_
     assert!(status.unwrap().success(), "viewer exit {status:?}: {err}");
     assert!(got.len() >= 10 * 16384, "the viewer got only {} bytes: {err}", got.len());
     // What it got is a chunk-aligned, contiguous stretch of the stream, up to its last byte.
-    let start = (0..stream.len())
-        .step_by(16384)
-        .find(|&o| stream[o..].starts_with(&got[..16384]))
-        .expect("the first chunk received is not a chunk of the stream");
+    let start =
+        chunk_aligned_start(&stream, &got).expect("the first chunk received is not a chunk of the stream");
     assert!(stream[start..] == got[..], "the viewer's bytes are not the stream to its end, in order");
     assert!(recorded.is_some_and(|s| s.success()), "the recorder: {recorded:?}");
     let rec = std::fs::read(&recording).unwrap();
@@ -412,11 +410,7 @@ fn get_serve_plays_a_live_stream_as_one_continuous_body() {
     });
     let stream = feed_live(&mut swarm, &mut seed, 21);
     let done = run_polling(&mut swarm.rt, Duration::from_secs(30), || reader.is_finished());
-    let _ = seed.kill();
-    let _ = seed.wait();
-    let _ = viewer.kill();
-    let _ = viewer.wait();
-    let rest = stderr_rest.join().unwrap();
+    let rest = stop_live(&mut seed, &mut viewer, stderr_rest);
     assert!(done, "the live body did not end with the stream: {rest}");
     let got = reader.join().unwrap();
     let text = String::from_utf8_lossy(&got[..got.len().min(400)]).into_owned();
@@ -427,10 +421,8 @@ fn get_serve_plays_a_live_stream_as_one_continuous_body() {
     let body = &got[got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
     assert!(body.len() >= 10 * 16384, "the client got {} bytes: {rest}", body.len());
     // A chunk-aligned, contiguous stretch of the stream, to its last byte.
-    let start = (0..stream.len())
-        .step_by(16384)
-        .find(|&o| stream[o..].starts_with(&body[..16384]))
-        .expect("the body does not start with a chunk of the stream");
+    let start =
+        chunk_aligned_start(&stream, body).expect("the body does not start with a chunk of the stream");
     assert!(stream[start..] == body[..], "the body is not the stream from a chunk on, in order, to its end");
     let head_answer = String::from_utf8(head_only.join().unwrap()).unwrap();
     assert!(head_answer.starts_with("HTTP/1.1 200 OK") && head_answer.ends_with("\r\n\r\n"), "{head_answer}");
@@ -467,11 +459,7 @@ fn ffprobe_reads_a_live_ts_served_over_http() {
     });
     feed_stream(&mut swarm, &mut seed, &made.stdout);
     let finished = run_polling(&mut swarm.rt, Duration::from_secs(30), || probe.is_finished());
-    let _ = seed.kill();
-    let _ = seed.wait();
-    let _ = viewer.kill();
-    let _ = viewer.wait();
-    let rest = stderr_rest.join().unwrap();
+    let rest = stop_live(&mut seed, &mut viewer, stderr_rest);
     assert!(finished, "ffprobe did not finish: {rest}");
     let probed = probe.join().unwrap();
     let found = String::from_utf8_lossy(&probed.stdout).into_owned();
@@ -796,6 +784,20 @@ fn wait_published(swarm: &mut Swarm, path: &str) {
         })
         .unwrap();
     assert!(published, "the seed never published {path}");
+}
+
+/// Where `got` begins in `stream`, if it begins with one of its 16 KiB chunks.
+fn chunk_aligned_start(stream: &[u8], got: &[u8]) -> Option<usize> {
+    (0..stream.len()).step_by(16384).find(|&o| stream[o..].starts_with(&got[..16384]))
+}
+
+/// Stops a live seed and a viewer from [`serve_live`]; returns what the viewer printed.
+fn stop_live(seed: &mut Child, viewer: &mut Child, stderr_rest: std::thread::JoinHandle<String>) -> String {
+    for child in [seed, viewer] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    stderr_rest.join().unwrap()
 }
 
 /// A viewer of the live "show.ts" serving it over HTTP (`--serve`, recording it too): the

@@ -16,9 +16,9 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use pdtp_core::wire::{AskInfo, Hello, Interest, LinkSecret, PROTOCOL_VERSION, Role};
+use pdtp_core::wire::{AskInfo, Hello, PROTOCOL_VERSION, Role};
 use pdtp_core::{Message, PeerId};
-use pdtp_tests::{KEY, Lie, LyingTaker, PeerLinkIn, TrackerLink, node_command, write_random_file};
+use pdtp_tests::{KEY, Lie, LyingTaker, MuteGiver, TrackerLink, node_command, write_random_file};
 
 /// An honest download slower than this counts as failed (and is killed).
 const GET_LIMIT: Duration = Duration::from_secs(120);
@@ -167,33 +167,12 @@ impl Attacker for LyingTaker {
     }
 }
 
-/// Claims every chunk, accepts the `Get`s and never sends a byte.
-struct MuteGiver {
-    link: TrackerLink,
-    listener: TcpListener,
-    links: Vec<PeerLinkIn>,
-    secrets: Vec<LinkSecret>,
-    gets: usize,
-}
-
 impl Attacker for MuteGiver {
     fn pump(&mut self) {
-        for msg in self.link.pump() {
-            match msg {
-                Message::TellInfo(t) => self.link.send(&Message::Provide(Interest::all(t.content))),
-                Message::Transfer(o) => self.secrets.push(o.key),
-                _ => {}
-            }
-        }
-        while let Ok((s, _)) = self.listener.accept() {
-            self.links.push(PeerLinkIn::accept(s));
-        }
-        for l in &mut self.links {
-            self.gets += l.pump(&self.secrets).iter().filter(|m| matches!(m, Message::Get(_))).count();
-        }
+        MuteGiver::pump(self);
     }
     fn tally(&self) -> usize {
-        self.gets
+        self.gets.len()
     }
 }
 
@@ -246,16 +225,31 @@ struct Probe {
     start: fn(&Origin, &Path, &str) -> Vec<Box<dyn Attacker>>,
 }
 
-fn lying(lie: Lie, n: u32) -> impl Fn(&Origin, &Path, &str) -> Vec<Box<dyn Attacker>> {
-    move |o: &Origin, _: &Path, _: &str| {
-        (0..n)
-            .map(|i| {
-                let b: Box<dyn Attacker> =
-                    Box::new(LyingTaker { link: join(o, 9000 + i, None), lie, orders: 0 });
-                b
-            })
-            .collect()
-    }
+/// `n` attackers made by `make` from their number.
+fn each(n: u32, make: impl FnMut(u32) -> Box<dyn Attacker>) -> Vec<Box<dyn Attacker>> {
+    (0..n).map(make).collect()
+}
+
+/// `n` takers (ids from 9000) that ask for the file and lie about every order.
+fn lying(o: &Origin, lie: Lie, n: u32) -> Vec<Box<dyn Attacker>> {
+    each(n, |i| Box::new(LyingTaker { link: join(o, 9000 + i, None), lie, orders: 0 }))
+}
+
+/// `n` links (ids from `first_id`) that say `Hello` and then hang (`frame`: halfway into a
+/// 16 MiB control frame).
+fn hanging(o: &Origin, n: u32, first_id: u32, frame: bool) -> Vec<Box<dyn Attacker>> {
+    each(n, |i| Box::new(Hanger { link: join(o, first_id + i, None), sent: false, frame }))
+}
+
+/// A `get` of the origin's file to `out`, serving for `seed_for` after it completes.
+fn get_command(bin: &str, origin: &Origin, out: &Path, seed_for: &str) -> std::process::Command {
+    let mut c = node_command(bin);
+    c.args(["get", &origin.url(), "--listen", "0", "--seed-for", seed_for, "--known-trackers", "none"])
+        .args(["--known-seeds", "none", "-o"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
 }
 
 fn probes() -> Vec<Probe> {
@@ -264,53 +258,33 @@ fn probes() -> Vec<Probe> {
         Probe {
             name: "silent takers",
             what: "5 takers that ask for everything and never fetch",
-            start: |o, d, b| lying(Lie::Silent, 5)(o, d, b),
+            start: |o, _, _| lying(o, Lie::Silent, 5),
         },
         Probe {
             name: "instant failures",
             what: "5 takers that report every order failed at once",
-            start: |o, d, b| lying(Lie::Fails, 5)(o, d, b),
+            start: |o, _, _| lying(o, Lie::Fails, 5),
         },
         Probe {
             name: "false bad-hash reports",
             what: "7 takers that report every order done with a wrong hash, never fetching",
-            start: |o, d, b| lying(Lie::Slanders, 7)(o, d, b),
+            start: |o, _, _| lying(o, Lie::Slanders, 7),
         },
         Probe {
             name: "mute givers",
             what: "5 identities that claim every chunk and never send",
             start: |o, _, _| {
-                (0..5u32)
-                    .map(|i| {
-                        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-                        listener.set_nonblocking(true).unwrap();
-                        let port = listener.local_addr().unwrap().port();
-                        let link = join(o, 9100 + i, Some(port));
-                        let b: Box<dyn Attacker> = Box::new(MuteGiver {
-                            link,
-                            listener,
-                            links: Vec::new(),
-                            secrets: Vec::new(),
-                            gets: 0,
-                        });
-                        b
-                    })
-                    .collect()
+                each(5, |i| {
+                    let (listener, port) = MuteGiver::listener();
+                    Box::new(MuteGiver::new(join(o, 9100 + i, Some(port)), listener))
+                })
             },
         },
         Probe {
             name: "frozen peer",
             what: "an honest get stopped (SIGSTOP) 0.3 s into its download",
             start: |o, d, bin| {
-                let out = d.join("frozen.bin");
-                let child = node_command(bin)
-                    .args(["get", &o.url(), "--listen", "0", "--seed-for", "10m", "--known-trackers", "none"])
-                    .args(["--known-seeds", "none", "-o"])
-                    .arg(&out)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
+                let child = get_command(bin, o, &d.join("frozen.bin"), "10m").spawn().unwrap();
                 std::thread::sleep(Duration::from_millis(300));
                 let _ = std::process::Command::new("kill").args(["-STOP", &child.id().to_string()]).status();
                 vec![Box::new(Frozen { child })]
@@ -319,28 +293,12 @@ fn probes() -> Vec<Probe> {
         Probe {
             name: "hanging frames",
             what: "60 links that announce a 16 MiB frame and send 4 bytes of it",
-            start: |o, _, _| {
-                (0..60u32)
-                    .map(|i| {
-                        let b: Box<dyn Attacker> =
-                            Box::new(Hanger { link: join(o, 9200 + i, None), sent: false, frame: true });
-                        b
-                    })
-                    .collect()
-            },
+            start: |o, _, _| hanging(o, 60, 9200, true),
         },
         Probe {
             name: "idle links",
             what: "60 links that say Hello and nothing more (one address's cap is 64)",
-            start: |o, _, _| {
-                (0..60u32)
-                    .map(|i| {
-                        let b: Box<dyn Attacker> =
-                            Box::new(Hanger { link: join(o, 9300 + i, None), sent: false, frame: false });
-                        b
-                    })
-                    .collect()
-            },
+            start: |o, _, _| hanging(o, 60, 9300, false),
         },
     ]
 }
@@ -358,15 +316,11 @@ fn honest_get(
     let t0 = Instant::now();
     // HOSTILE_ONLY=NAME runs that probe alone with the honest get's log on stderr.
     let log = std::env::var_os("HOSTILE_ONLY").is_some();
-    let mut child = node_command(bin)
-        .args(["get", &origin.url(), "--listen", "0", "--seed-for", "0s", "--known-trackers", "none"])
-        .args(["--known-seeds", "none", "-o"])
-        .arg(&out)
-        .args(if log { &["-vv"][..] } else { &[] })
-        .stdout(Stdio::null())
-        .stderr(if log { Stdio::inherit() } else { Stdio::null() })
-        .spawn()
-        .unwrap();
+    let mut get = get_command(bin, origin, &out, "0s");
+    if log {
+        get.arg("-vv").stderr(Stdio::inherit());
+    }
+    let mut child = get.spawn().unwrap();
     let status = loop {
         for a in attackers.iter_mut() {
             a.pump();

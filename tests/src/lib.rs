@@ -252,6 +252,62 @@ impl LyingTaker {
     }
 }
 
+/// A giver played by hand over a tracker link whose `Hello` named the port of
+/// [`MuteGiver::listener`]: it claims every chunk of the content it is told of, accepts the
+/// peer links and `Get`s that come, and never sends a byte of data (issue 17's probes).
+pub struct MuteGiver {
+    pub link: TrackerLink,
+    listener: std::net::TcpListener,
+    links: Vec<PeerLinkIn>,
+    /// The secrets of the orders the tracker gave it (peer links are sealed with them).
+    secrets: Vec<pdtp_core::wire::LinkSecret>,
+    /// The content the tracker told it of.
+    pub content: Option<pdtp_core::ContentId>,
+    /// The `Get`s it received (and left unanswered).
+    pub gets: Vec<pdtp_core::wire::PeerRequest>,
+}
+
+impl MuteGiver {
+    /// A non-blocking listener on 127.0.0.1 and its port, for the giver's `Hello`.
+    pub fn listener() -> (std::net::TcpListener, u16) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        listener.set_nonblocking(true).unwrap_or_else(|e| panic!("non-blocking: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("local_addr: {e}"));
+        (listener, port)
+    }
+
+    /// The giver on `link` (its `Hello` and `AskInfo` sent), accepting on `listener`.
+    pub fn new(link: TrackerLink, listener: std::net::TcpListener) -> Self {
+        Self { link, listener, links: Vec::new(), secrets: Vec::new(), content: None, gets: Vec::new() }
+    }
+
+    /// Reads whatever arrived; answers the manifest with a `Provide` of everything; records
+    /// `Get`s on peer links and answers nothing.
+    pub fn pump(&mut self) {
+        use pdtp_core::Message;
+        for msg in self.link.pump() {
+            match msg {
+                Message::TellInfo(t) => {
+                    self.content = Some(t.content);
+                    self.link.send(&Message::Provide(pdtp_core::wire::Interest::all(t.content)));
+                }
+                Message::Transfer(o) => self.secrets.push(o.key),
+                _ => {}
+            }
+        }
+        while let Ok((s, _)) = self.listener.accept() {
+            self.links.push(PeerLinkIn::accept(s));
+        }
+        for link in &mut self.links {
+            for msg in link.pump(&self.secrets) {
+                if let Message::Get(req) = msg {
+                    self.gets.push(req);
+                }
+            }
+        }
+    }
+}
+
 /// A peer link of a node played by hand, either end: accepted (the link id read first, the
 /// secret found among the orders the test was given) or opened with an order's secret; then
 /// frames sealed and opened as the runtime does (a non-blocking socket; [`PeerLinkIn::pump`]

@@ -3,78 +3,27 @@
 //! download completes from the honest seed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use pdtp_core::tracker::{Limits, TrackerConfig};
-use pdtp_core::wire::{AskInfo, Hello, Interest, LinkSecret, PROTOCOL_VERSION, PeerRequest, Role};
-use pdtp_core::{ContentId, Message, PeerId};
+use pdtp_core::wire::{AskInfo, Hello, PROTOCOL_VERSION, Role};
+use pdtp_core::{Message, PeerId};
 use pdtp_net_mio::driver::{RateLimits, Status, Swarm};
-use pdtp_tests::{KEY, Lie, LyingTaker, PeerLinkIn, TrackerLink, run_polling, write_random_file};
+use pdtp_tests::{KEY, Lie, LyingTaker, MuteGiver, TrackerLink, run_polling, write_random_file};
 
 /// Generous bound, only so a broken build cannot hang; nothing asserts on time.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A peer speaking just enough PDTP to claim every chunk of a file and accept `Get`s, then
-/// never send a byte of data.
-struct MuteGiver {
-    id: PeerId,
-    tracker: TrackerLink,
-    listener: TcpListener,
-    links: Vec<PeerLinkIn>,
-    /// The secrets of the orders the tracker gave us (peer links are sealed with them).
-    secrets: Vec<LinkSecret>,
-    content: Option<ContentId>,
-    gets: Vec<PeerRequest>,
-}
-
-impl MuteGiver {
-    fn join(swarm: &mut Swarm, path: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (id, tracker) = ask_tracker(swarm, path, Some(port));
-        let mut me = Self {
-            id,
-            tracker,
-            listener,
-            links: Vec::new(),
-            secrets: Vec::new(),
-            content: None,
-            gets: Vec::new(),
-        };
-        // Until the tracker has told us the content and we have claimed all of it.
-        assert!(run_polling(&mut swarm.rt, LIMIT, || {
-            me.pump();
-            me.content.is_some()
-        }));
-        me
-    }
-
-    /// Reads whatever arrived; answers the manifest with a `Provide` of everything; records
-    /// `Get`s on peer links and answers nothing.
-    fn pump(&mut self) {
-        for msg in self.tracker.pump() {
-            match msg {
-                Message::TellInfo(t) => {
-                    self.content = Some(t.content);
-                    self.tracker.send(&Message::Provide(Interest::all(t.content)));
-                }
-                Message::Transfer(o) => self.secrets.push(o.key),
-                _ => {}
-            }
-        }
-        while let Ok((s, _)) = self.listener.accept() {
-            self.links.push(PeerLinkIn::accept(s));
-        }
-        for link in &mut self.links {
-            for msg in link.pump(&self.secrets) {
-                if let Message::Get(req) = msg {
-                    self.gets.push(req);
-                }
-            }
-        }
-    }
+/// A giver that claims every chunk of `path` and never sends a byte, once it has claimed them.
+fn mute_giver(swarm: &mut Swarm, path: &str) -> (PeerId, MuteGiver) {
+    let (listener, port) = MuteGiver::listener();
+    let (id, link) = ask_tracker(swarm, path, Some(port));
+    let mut mute = MuteGiver::new(link, listener);
+    assert!(run_polling(&mut swarm.rt, LIMIT, || {
+        mute.pump();
+        mute.content.is_some()
+    }));
+    (id, mute)
 }
 
 /// A fake peer's tracker link: a fresh id, `Hello` (listening on `port` if any) and
@@ -99,7 +48,7 @@ fn a_giver_that_accepts_and_sends_nothing_is_abandoned_and_its_chunks_come_from_
     config.seed_limits = Limits { max_transfers: 1, max_uploads: 1, max_downloads: 1 };
     let mut swarm = Swarm::new(config, 16 * 1024).unwrap();
     swarm.add_seed(&root, KEY, RateLimits::default()).unwrap();
-    let mut mute = MuteGiver::join(&mut swarm, "f.bin");
+    let (mute_id, mut mute) = mute_giver(&mut swarm, "f.bin");
 
     let out = dir.path().join("out.bin");
     let peer = swarm
@@ -124,7 +73,7 @@ fn a_giver_that_accepts_and_sends_nothing_is_abandoned_and_its_chunks_come_from_
     let stats = swarm.tracker().unwrap().tracker().stats();
     let trust = |id: PeerId| stats.nodes.iter().find(|n| n.peer == id).map(|n| n.reputation).unwrap();
     let seed = stats.nodes.iter().find(|n| n.role == Role::Seed).unwrap();
-    assert!(trust(mute.id) < seed.reputation, "{} vs {}", trust(mute.id), seed.reputation);
+    assert!(trust(mute_id) < seed.reputation, "{} vs {}", trust(mute_id), seed.reputation);
 }
 
 /// A taker that asks for every chunk of the file and then lies about each order (`lie`).

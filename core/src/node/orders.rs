@@ -46,7 +46,7 @@ pub(crate) struct Order {
     pub deadline: Time,
     /// The peer link's secret, as the tracker gave it to both ends.
     pub key: LinkSecret,
-    /// Its link id ([`LinkSecret::id`], a SHA-256), once: accepted links waiting for their
+    /// Its link id ([`LinkSecret::id`], a keyed hash), once: accepted links waiting for their
     /// secret look it up among the orders each time a tracker link brings messages.
     pub key_id: [u8; 16],
 }
@@ -96,6 +96,16 @@ pub(crate) enum Check {
     Hold,
     /// The token is known but for another pair, chunk or method: refuse at once.
     Refuse,
+}
+
+/// Keeps the cached earliest deadline right when one order's deadline moves from `old` to
+/// `new`: a sooner one is the new earliest; the earliest moved later is unknown.
+fn moved(earliest: &mut Option<Option<Time>>, old: Time, new: Time) {
+    match *earliest {
+        Some(Some(e)) if new <= e => *earliest = Some(Some(new)),
+        Some(Some(e)) if old == e => *earliest = None,
+        _ => {}
+    }
 }
 
 impl Orders {
@@ -161,10 +171,18 @@ impl Orders {
     pub fn set_deadline(&mut self, token: &Token, deadline: Time) {
         let Some(o) = self.map.get_mut(token) else { return };
         let old = std::mem::replace(&mut o.deadline, deadline);
-        match self.earliest {
-            Some(Some(e)) if deadline <= e => self.earliest = Some(Some(deadline)),
-            Some(Some(e)) if old == e => self.earliest = None,
-            _ => {}
+        moved(&mut self.earliest, old, deadline);
+    }
+
+    /// Moves the deadline of each order on `conn` for which `deadline` gives one. In place,
+    /// with no list of tokens: a taker calls it on every read of a peer link.
+    pub fn retime_on_conn(&mut self, conn: ConnId, deadline: impl Fn(&Order) -> Option<Time>) {
+        let Self { map, earliest, .. } = self;
+        for o in map.values_mut().filter(|o| o.conn == Some(conn)) {
+            if let Some(new) = deadline(o) {
+                let old = std::mem::replace(&mut o.deadline, new);
+                moved(earliest, old, new);
+            }
         }
     }
 

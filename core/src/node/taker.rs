@@ -48,15 +48,8 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         let Some(o) = self.orders.get_mut(&token) else { return };
         o.phase = Phase::Moving;
         o.moving_since = now;
-        let deadline = self.moving_deadline(now, now);
+        let deadline = moving_deadline(&self.cfg, now, now);
         self.orders.set_deadline(&token, deadline);
-    }
-
-    /// When a copy under way since `since`, last seen moving at `moved`, fails: at its
-    /// `transfer_timeout`, or sooner when nothing arrives for `progress_timeout`.
-    fn moving_deadline(&self, since: Time, moved: Time) -> Time {
-        let whole = since + self.cfg.transfer_timeout;
-        self.cfg.progress_timeout.map_or(whole, |p| whole.min(moved + p))
     }
 
     /// Bytes arrived on `conn`: every copy under way on it has moved.
@@ -64,13 +57,11 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         if self.cfg.progress_timeout.is_none() {
             return;
         }
-        for token in self.orders.on_conn(conn) {
-            let Some(o) = self.orders.get(&token) else { continue };
-            if o.side == Side::Taker && o.phase == Phase::Moving {
-                let deadline = self.moving_deadline(o.moving_since, now);
-                self.orders.set_deadline(&token, deadline);
-            }
-        }
+        let cfg = &self.cfg;
+        self.orders.retime_on_conn(conn, |o| {
+            (o.side == Side::Taker && o.phase == Phase::Moving)
+                .then(|| moving_deadline(cfg, o.moving_since, now))
+        });
     }
 
     /// `Data` on a peer link: take it if it belongs to a moving order on this link.
@@ -141,4 +132,11 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         }
         self.arrivals.push(Arrival { content: o.content, chunk: o.chunk, from: o.other, payload, verified });
     }
+}
+
+/// When a copy under way since `since`, last seen moving at `moved`, fails: at its
+/// `transfer_timeout`, or sooner when nothing arrives for `progress_timeout`.
+fn moving_deadline(cfg: &super::NodeConfig, since: Time, moved: Time) -> Time {
+    let whole = since + cfg.transfer_timeout;
+    cfg.progress_timeout.map_or(whole, |p| whole.min(moved + p))
 }

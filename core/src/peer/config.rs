@@ -21,9 +21,10 @@ pub struct PeerConfig {
     /// A transfer under way but not finished this long after it started fails (default 120 s).
     pub transfer_timeout: Span,
     /// A transfer under way fails when nothing has arrived on its link for this long, so a
-    /// giver that accepts a `Get` and sends nothing, or stops, is left within seconds and
-    /// not at `transfer_timeout` (default `None`: the driver must report bytes as they come,
-    /// [`super::Peer::handle_progress`]; the simulator, which moves whole messages, does not).
+    /// giver that accepts a `Get` and sends nothing, or stops, is left well before
+    /// `transfer_timeout`. It needs a driver that reports bytes as they come
+    /// ([`super::Peer::handle_progress`]); default `None`, as in the simulator, which moves
+    /// whole messages.
     pub progress_timeout: Option<Span>,
     /// How long a peer request waits for its matching order (default 5 s).
     pub order_wait: Span,

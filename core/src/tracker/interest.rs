@@ -128,10 +128,10 @@ impl Tracker {
                 "'{}' was withdrawn by its seed (it changed at its source) and nobody else holds all of it",
                 content.manifest.path
             );
-            let viewers: Vec<NodeIdx> = content.viewers.iter().copied().collect();
-            let viewers: Vec<ConnId> = viewers
-                .into_iter()
-                .filter_map(|v| self.node(v))
+            let viewers: Vec<ConnId> = content
+                .viewers
+                .iter()
+                .filter_map(|v| self.nodes.get(v.0 as usize)?.as_ref())
                 .filter(|n| !n.is_seed())
                 .map(|n| n.conn)
                 .collect();
