@@ -3,7 +3,9 @@
 //! verified the same chunk from the same giver) stops counting as a witness.
 //!
 //! One liar could otherwise get any honest giver banned: seven false "bad hash" reports did
-//! in issue 17's probe.
+//! in issue 17's probe. A taker's own claim costs the giver that taker only: the two are
+//! never paired again (a giver that stalled on it, or sent it a corrupt copy, is shunned),
+//! so a victim is served elsewhere at once while its word alone bans nobody.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -15,12 +17,34 @@ const KEPT: usize = 32;
 /// Distinct witnesses (address groups; identities on loopback) a ban needs.
 pub(super) const WITNESSES: usize = 2;
 
-/// One report of a bad copy: who made it, from where, and (for a corrupt copy) about what.
+/// What a taker said of a copy from a giver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Claim {
+    /// It arrived and did not match the manifest (a later verified copy of the same chunk
+    /// from the same giver contradicts it).
+    Corrupt(ContentId, ChunkIndex),
+    /// The taker waited for it and it never came whole: the giver stalled, or could not
+    /// be reached.
+    Stalled,
+    /// It failed at once, or the tracker gave up on the order: no shunning (an instant
+    /// failure is the taker's cheapest lie, and an order the taker never reported says
+    /// nothing of the giver's conduct towards it).
+    Failed,
+}
+
+impl Claim {
+    /// Whether the taker takes nothing more from that giver.
+    fn shuns(self) -> bool {
+        !matches!(self, Claim::Failed)
+    }
+}
+
+/// One report of a bad copy: who made it, from where, and what it says.
 #[derive(Debug)]
 struct Accusation {
     witness: String,
     taker: PeerId,
-    about: Option<(ContentId, ChunkIndex)>,
+    claim: Claim,
 }
 
 /// Reports of bad copies per giver, and the takers whose reports were contradicted.
@@ -32,20 +56,13 @@ pub(super) struct Blame {
 
 impl Blame {
     /// `taker`, at `witness` (its address group, or its identity on loopback), reports a bad
-    /// copy from `giver`; `about` names the chunk when the claim is "corrupt", which a later
-    /// verified copy can contradict.
-    pub(super) fn accuse(
-        &mut self,
-        giver: PeerId,
-        taker: PeerId,
-        witness: String,
-        about: Option<(ContentId, ChunkIndex)>,
-    ) {
+    /// copy from `giver`.
+    pub(super) fn accuse(&mut self, giver: PeerId, taker: PeerId, witness: String, claim: Claim) {
         if self.discredited.contains(&taker) {
             return;
         }
         let list = self.against.entry(giver).or_default();
-        list.push_back(Accusation { witness, taker, about });
+        list.push_back(Accusation { witness, taker, claim });
         if list.len() > KEPT {
             list.pop_front();
         }
@@ -56,7 +73,8 @@ impl Blame {
     pub(super) fn vindicate(&mut self, giver: PeerId, about: (ContentId, ChunkIndex)) {
         let Some(list) = self.against.get(&giver) else { return };
         let before = self.discredited.len();
-        self.discredited.extend(list.iter().filter(|a| a.about == Some(about)).map(|a| a.taker));
+        let claim = Claim::Corrupt(about.0, about.1);
+        self.discredited.extend(list.iter().filter(|a| a.claim == claim).map(|a| a.taker));
         if self.discredited.len() == before {
             return;
         }
@@ -76,9 +94,9 @@ impl Blame {
         seen.len()
     }
 
-    /// Whether `taker` said `giver` sent it a corrupt copy (and was not contradicted): it
-    /// takes nothing more from that giver, whatever others think of it.
+    /// Whether `taker` said `giver` sent it a corrupt copy (and was not contradicted) or
+    /// stalled on it: it takes nothing more from that giver, whatever others think of it.
     pub(super) fn shuns(&self, taker: PeerId, giver: PeerId) -> bool {
-        self.against.get(&giver).is_some_and(|l| l.iter().any(|a| a.taker == taker && a.about.is_some()))
+        self.against.get(&giver).is_some_and(|l| l.iter().any(|a| a.taker == taker && a.claim.shuns()))
     }
 }

@@ -78,8 +78,9 @@ pub(crate) struct Load {
     pub(crate) fail_streak: u8,
     /// Its address group's index in `Tracker::hosts`, or [`NO_HOST`] (exempt from caps).
     pub(crate) host: u32,
-    /// A taker said it sent a corrupt copy: some takers may shun it (`Tracker::shuns`).
-    pub(crate) claimed_corrupt: bool,
+    /// A taker said it sent a corrupt copy or stalled: that taker shuns it
+    /// (`Tracker::shuns` asks which).
+    pub(crate) shunned: bool,
 }
 
 /// [`Load::host`] of a node exempt from per-address caps (loopback, or no cap set).

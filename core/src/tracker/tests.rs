@@ -1381,6 +1381,53 @@ fn lying_taker_gets_few_orders(report: Option<Digest>) {
     assert_eq!(to_honest, 40, "the honest taker got every chunk");
 }
 
+/// Givers that claim every chunk and never send (issue 17's "mute givers"): the taker
+/// reports each stalled copy after its progress timeout, shuns that giver from then on, and
+/// is not benched for the wait, so the seed serves it. Before, each report benched the
+/// taker and the mute givers were ordered again and again: the probe's honest `get` never
+/// finished in two minutes, nor does this taker in a minute.
+#[test]
+fn a_taker_shuns_givers_that_stall_on_it_and_is_not_benched_for_waiting() {
+    let mut b = Bench::new();
+    let (seed_conn, content) = b.seed_with(manifest("a.bin", 40, 1000));
+    let mute: Vec<PeerId> = (20..25).map(PeerId).collect();
+    for id in &mute {
+        let (conn, _) = b.connect(id.0, Role::Peer, Some(8000 + id.0 as u16));
+        b.tr.handle_message(b.now, conn, Message::Provide(Interest::all(content)));
+    }
+    let honest = b.peer_requesting(10, content);
+    let start = b.now;
+    let stall = Span::from_secs(10);
+    // Orders to the honest taker from mute givers, reported failed `stall` after they came.
+    let mut waiting: Vec<(Time, crate::Token)> = Vec::new();
+    let (mut from_mute, mut from_seed) = (0, 0);
+    while b.now < start + Span::from_secs(60) && b.tr.stats().contents[0].completions == 0 {
+        for (conn, o) in orders(&b.drain()) {
+            if conn == seed_conn {
+                from_seed += 1;
+            } else if conn == honest && mute.contains(&o.other) {
+                from_mute += 1;
+                waiting.push((b.now + stall, o.token));
+            } else if conn == honest {
+                b.complete(honest, &o, 1000);
+            }
+        }
+        for (_, token) in waiting.extract_if(.., |(at, _)| *at <= b.now) {
+            let failed = Completed { token, hash: None, copy_us: 0 };
+            b.tr.handle_message(b.now, honest, Message::Completed(failed));
+        }
+        b.advance(Span::from_millis(10));
+    }
+    let took = b.now.saturating_since(start);
+    assert_eq!(b.tr.stats().contents[0].completions, 1, "the honest taker finished");
+    // Two waits at most: the tracker serves each report as it comes, so a slot freed by the
+    // first stall of a round can go to a mute giver whose own report is next in line.
+    assert!(took < Span::from_secs(25), "the mute givers were ordered again and again: took {took:?}");
+    assert!(from_mute <= 2 * mute.len(), "{from_mute} orders from mute givers");
+    assert!(from_seed >= 30, "{from_seed} orders from the seed");
+    assert!(!b.tr.stats().nodes.iter().any(|n| n.banned), "one taker's word banned nobody");
+}
+
 /// A signed publish is checked and its signature handed out with the manifest; a signed
 /// live stream's appends must be signed by the same key, and viewers get the signatures.
 #[test]

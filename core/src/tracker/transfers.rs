@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use super::blame::Claim;
 use super::state::NodeIdx;
 use super::trust::{Outcome, TrustSlot};
 use super::{Tracker, TrackerEvent, UploadSlots};
@@ -169,6 +170,11 @@ const WASTED_ORDER_BENCH: Span = Span::from_secs(5);
 
 /// A taker's first failure report benches it this long; each further one doubles it.
 const FAILURE_BENCH: Span = Span::from_millis(50);
+
+/// A failure reported this long after its order is a wait for the giver (a peer's progress
+/// timeout is seconds), not an instant report: the taker shuns that giver instead of
+/// being benched ([`Claim::Stalled`]).
+const WAITED_FOR_GIVER: Span = Span::from_secs(1);
 
 /// How many cancelled tokens are remembered for late completions.
 const CANCELLED_MEMORY: usize = 4096;
@@ -507,16 +513,26 @@ impl Tracker {
         if t.punch {
             self.punches.ended(t.giver_id, t.taker_id, Some(outcome != Outcome::Failed));
         }
+        let from_origin = self.loads[t.giver.0 as usize].seed;
+        let claim = match outcome {
+            Outcome::Corrupt => Claim::Corrupt(t.content, t.chunk),
+            Outcome::Failed if now.saturating_since(t.ordered) >= WAITED_FOR_GIVER => Claim::Stalled,
+            _ => Claim::Failed,
+        };
         // A copy the taker says failed or arrived corrupt cost its giver a slot for nothing,
-        // whoever is to blame: the taker waits before its next order either way (an honest
-        // one seldom reports twice running, and its next verified copy resets the wait).
-        if outcome != Outcome::Verified && wanted && !punch_failed {
+        // whoever is to blame: the taker waits before its next order (an honest one seldom
+        // reports twice running, and its next verified copy resets the wait). Not when it
+        // waited for a peer that stalled: it shuns that giver from now on (below), and a
+        // bench would only keep it from the givers that work (five mute givers kept an
+        // honest `get` benched and unfinished for two minutes in issue 17's probe).
+        let shunning = claim == Claim::Stalled && !from_origin;
+        if outcome != Outcome::Verified && wanted && !punch_failed && !shunning {
             self.bench_failing_taker(now, t.taker);
         }
         match outcome {
             Outcome::Verified => self.blame.vindicate(t.giver_id, (t.content, t.chunk)),
-            Outcome::Corrupt => self.accuse(&t, Some((t.content, t.chunk))),
-            Outcome::Failed if wanted && !punch_failed => self.accuse(&t, None),
+            Outcome::Corrupt => self.accuse(&t, claim),
+            Outcome::Failed if wanted && !punch_failed => self.accuse(&t, claim),
             Outcome::Failed => {}
         }
         let taker_id = self.node(idx).map(|n| n.id);
@@ -524,8 +540,6 @@ impl Tracker {
             self.trust.record_slots(t.taker_slot, t.giver_slot, outcome);
         }
         let verified = outcome == Outcome::Verified;
-        // The load entry outlives a departed node, so this holds even if the giver has left.
-        let from_origin = self.loads[t.giver.0 as usize].seed;
         if verified {
             // A taker that wasted orders earns its downloads back one verified copy at a time.
             let load = &mut self.loads[t.taker.0 as usize];
@@ -740,7 +754,7 @@ impl Tracker {
             self.punches.ended(t.giver_id, t.taker_id, stalled.then_some(false));
         } else if stalled {
             self.trust.record_slots(t.taker_slot, t.giver_slot, Outcome::Failed);
-            self.accuse(&t, None);
+            self.accuse(&t, Claim::Failed);
             self.check_ban(t.giver_id);
         }
         if leaving != Some(t.taker)
@@ -790,26 +804,26 @@ impl Tracker {
 
     /// Records `t`'s taker's report of a bad copy from its giver, witnessed from the taker's
     /// address group (on loopback, where every test swarm lives, its identity).
-    fn accuse(&mut self, t: &Transfer, about: Option<(ContentId, ChunkIndex)>) {
+    fn accuse(&mut self, t: &Transfer, claim: Claim) {
         let Some(taker) = self.node(t.taker) else { return };
         let taker_id = taker.id;
         let witness = match self.conns.get(&taker.conn) {
             Some(c) if !super::is_loopback(&c.remote_host) => c.group.clone(),
             _ => format!("peer {}", taker_id.0),
         };
-        self.blame.accuse(t.giver_id, taker_id, witness, about);
+        self.blame.accuse(t.giver_id, taker_id, witness, claim);
         // Not a seed: the publisher re-checks a rejected chunk itself (and withdraws it if
         // its copy is bad), and a taker shunning the origin could starve.
         let giver = &mut self.loads[t.giver.0 as usize];
-        if about.is_some() && !giver.seed {
-            giver.claimed_corrupt = true;
+        if claim != Claim::Failed && !giver.seed {
+            giver.shunned = true;
         }
     }
 
-    /// Whether `taker` said `giver` sent it a corrupt copy: no more orders between the two,
-    /// so a lone victim is served elsewhere without its word banning anyone.
+    /// Whether `taker` said `giver` sent it a corrupt copy or stalled on it: no more orders
+    /// between the two, so a lone victim is served elsewhere without its word banning anyone.
     pub(super) fn shuns(&self, taker: NodeIdx, giver: NodeIdx) -> bool {
-        if !self.loads.get(giver.0 as usize).is_some_and(|l| l.claimed_corrupt) {
+        if !self.loads.get(giver.0 as usize).is_some_and(|l| l.shunned) {
             return false;
         }
         match (self.node(taker), self.node(giver)) {
