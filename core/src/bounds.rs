@@ -1,7 +1,7 @@
 //! What physics allows a live stream: the highest rate a swarm can carry and the shortest lag
 //! a chunk can reach every viewer in, from capacities alone (docs/simulator.md, "Live
-//! feasibility"). Pure arithmetic, shared by `sim check` and whatever reads measured
-//! capacities.
+//! feasibility"); and what the fluid model predicts for an on-demand swarm in steady state.
+//! Pure arithmetic, shared by `sim check` and whatever reads measured capacities.
 
 /// The highest stream rate every viewer can receive, bit/s:
 /// `r_max = min(u_s, (u_s + Σu_i) / N)` (the origin must send each bit once, and the swarm's
@@ -117,9 +117,69 @@ impl LiveBounds {
     }
 }
 
+/// An on-demand swarm in Qiu and Srikant's steady state: viewers arriving as a Poisson
+/// process, each downloading and then serving for a while before it leaves, beside an origin
+/// that stays (D. Qiu and R. Srikant, "Modeling and performance analysis of BitTorrent-like
+/// peer-to-peer networks", SIGCOMM 2004).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SteadySwarm {
+    /// Arrivals per second, λ.
+    pub arrivals_per_s: f64,
+    /// The content, bits.
+    pub file_bits: f64,
+    /// A viewer's mean uplink (over arrivals), bit/s.
+    pub mean_up_bps: f64,
+    /// The origin's uplink, bit/s.
+    pub origin_up_bps: f64,
+    /// How long a viewer serves after completing, on average, s (1/γ).
+    pub mean_seed_s: f64,
+    /// A viewer's mean download time at its own downlink's rate (Σ share × F ÷ d), s: no
+    /// download can be faster.
+    pub link_download_s: f64,
+}
+
+impl SteadySwarm {
+    /// The fluid model's mean download time, s, with every downloader's upload put to use
+    /// (η = 1; rarest-first keeps a downloader useful to others almost always).
+    ///
+    /// In steady state completions match arrivals, so the swarm serves `λF` bits a second
+    /// and holds `y = λ/γ` seeds. Where upload is the limit, `λF = u(x + y) + u_o` for `x`
+    /// downloaders, and by Little's law the mean download time is
+    /// `x/λ = F/u − 1/γ − u_o/(λu)`; where downlinks are, it is their own time. The model
+    /// ignores chunk and control latencies and the warm-up and drain of a finite run.
+    pub fn fluid_download_s(&self) -> f64 {
+        let upload_bound = self.file_bits / self.mean_up_bps
+            - self.mean_seed_s
+            - self.origin_up_bps / (self.arrivals_per_s * self.mean_up_bps);
+        upload_bound.max(self.link_download_s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fluid_steady_state_is_bound_by_upload_or_by_downlinks() {
+        // 80 Mbit at an 8 Mbit/s mean uplink is F/u = 10 s; one arrival a second, 2 s of
+        // seeding and a 16 Mbit/s origin (u_o/(λu) = 2 s) leave 10 − 2 − 2 = 6 s.
+        let mut s = SteadySwarm {
+            arrivals_per_s: 1.0,
+            file_bits: 80e6,
+            mean_up_bps: 8e6,
+            origin_up_bps: 16e6,
+            mean_seed_s: 2.0,
+            link_download_s: 4.0,
+        };
+        assert!((s.fluid_download_s() - 6.0).abs() < 1e-9);
+        // Seeds that stay long enough carry every arrival at the downlinks' rate.
+        s.mean_seed_s = 20.0;
+        assert!((s.fluid_download_s() - 4.0).abs() < 1e-9);
+        // Twice the arrivals halve what the origin adds per arrival: 10 − 2 − 1 = 7 s.
+        s.mean_seed_s = 2.0;
+        s.arrivals_per_s = 2.0;
+        assert!((s.fluid_download_s() - 7.0).abs() < 1e-9);
+    }
 
     fn swarm(n: u64) -> LiveSwarm {
         // live.yml: a 100 Mbit/s origin, 500 × 2, 350 × 5, 150 × 20 Mbit/s uplinks.

@@ -8,6 +8,10 @@
 //! cargo build --release --bin pdtp-node
 //! cargo run --release -p pdtp-tests --example hostile -- [--bin target/release/pdtp-node] [--size 5000000] [--runs 3]
 //! ```
+//!
+//! `HOSTILE_ONLY=NAME` runs one probe (and the clean one) with the honest `get`'s log on
+//! stderr; `HOSTILE_TRACKER_LOG=FILE` writes the tracker's orders and outcomes (its trace
+//! log) to FILE, the last run's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, clippy::print_stdout)]
 
 use std::io::{Read as _, Write as _};
@@ -66,19 +70,19 @@ impl Origin {
             ),
         )
         .unwrap();
-        let spawn = |role: &str| {
-            node_command(bin)
-                .args([role, "--conf"])
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{bin} {role}: {e}"))
+        let spawn = |role: &str, log: Option<std::ffi::OsString>| {
+            let mut c = node_command(bin);
+            c.args([role, "--conf"]).arg(&conf).stdout(Stdio::null()).stderr(Stdio::null());
+            if let Some(log) = log {
+                c.env("RUST_LOG", "pdtp_net_mio::driver::tracker=trace")
+                    .stderr(std::fs::File::create(log).unwrap());
+            }
+            c.spawn().unwrap_or_else(|e| panic!("{bin} {role}: {e}"))
         };
-        let tracker = spawn("tracker");
+        let tracker = spawn("tracker", std::env::var_os("HOSTILE_TRACKER_LOG"));
         let stats: SocketAddr = format!("127.0.0.1:{}", port + 1).parse().unwrap();
         wait_for(|| stats_json(stats).is_some(), "the tracker's stats page");
-        let seed = spawn("seed");
+        let seed = spawn("seed", None);
         let me = Self { tracker, seed, addr: format!("127.0.0.1:{port}").parse().unwrap(), stats };
         wait_for(
             || stats_json(stats).is_some_and(|s| s["files"].as_array().is_some_and(|c| !c.is_empty())),

@@ -29,8 +29,9 @@ pub(super) struct Scratch {
     pub(super) takers: Vec<NodeIdx>,
 }
 
-/// How a giver step ranks takers: higher first key first, then fewer downloads.
-type TakerRank = (std::cmp::Reverse<u32>, u16);
+/// How a giver step ranks takers: fewer orders wasted first, then higher first key, then
+/// fewer downloads.
+type TakerRank = (u8, std::cmp::Reverse<u32>, u16);
 
 /// A step examines at most `sample × SCAN_FACTOR` list entries, valid or not.
 const SCAN_FACTOR: u32 = 4;
@@ -376,7 +377,8 @@ impl Tracker {
             } else {
                 self.wanted(t, ci)
             };
-            let key = (std::cmp::Reverse(first), load.down);
+            // A taker that wasted orders comes after those that did not, whatever it wants.
+            let key = (load.wasted, std::cmp::Reverse(first), load.down);
             if best.is_none_or(|(k, ..)| key < k) {
                 best = Some((key, t, ci, chunk));
             }

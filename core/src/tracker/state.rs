@@ -76,6 +76,10 @@ pub(crate) struct Load {
     pub(crate) benched_until: crate::time::Time,
     /// Its failure reports since its last verified copy (each benches it twice as long).
     pub(crate) fail_streak: u8,
+    /// Orders it wasted (its giver waited for a `Get` that never came) since its last
+    /// verified copy: each benches it twice as long, and a giver's freed slot goes to takers
+    /// that wasted fewer first.
+    pub(crate) wasted: u8,
     /// Its address group's index in `Tracker::hosts`, or [`NO_HOST`] (exempt from caps).
     pub(crate) host: u32,
     /// A taker said it sent a corrupt copy or stalled: that taker shuns it

@@ -1428,6 +1428,56 @@ fn a_taker_shuns_givers_that_stall_on_it_and_is_not_benched_for_waiting() {
     assert!(!b.tr.stats().nodes.iter().any(|n| n.banned), "one taker's word banned nobody");
 }
 
+/// Takers that ask for everything and never fetch (issue 17's "silent takers"): each order
+/// to one holds a seed slot until the seed reports it not started (`order_wait`, 5 s); the
+/// silent takers, wanting every chunk, outranked the honest viewer for each slot freed,
+/// and were benched 5 s a time. Now each waste benches twice as long as the last and
+/// ranks the waster after takers that wasted less. Here the honest viewer took 52 s
+/// before, 27 s with the doubling bench alone, 17 s with both: the fresh identities still
+/// take the slots freed in the first rounds (nothing tells them from the honest one yet).
+#[test]
+fn takers_that_waste_orders_lose_the_seeds_slots_to_one_that_does_not() {
+    // Two upload slots, as an origin whose uplink is not measured yet has.
+    let mut cfg = TrackerConfig::with_key(KEY);
+    cfg.seed_limits.max_uploads = 2;
+    let mut b = Bench::with(cfg);
+    let (seed, content) = b.seed_with(manifest("a.bin", 40, 1000));
+    let silent: Vec<PeerId> = (30..35).map(PeerId).collect();
+    for id in &silent {
+        b.peer_requesting(id.0, content);
+    }
+    let start = b.now;
+    let order_wait = Span::from_secs(5);
+    let mut honest = None;
+    let mut unasked: Vec<(Time, crate::Token)> = Vec::new();
+    // The honest viewer's copies take 100 ms each.
+    let mut copying: Vec<(Time, TransferOrder)> = Vec::new();
+    while b.now < start + Span::from_secs(300) && b.tr.stats().contents[0].completions == 0 {
+        if honest.is_none() && b.now >= start + Span::from_millis(500) {
+            honest = Some(b.peer_requesting(10, content));
+        }
+        for (conn, o) in orders(&b.drain()) {
+            if conn == seed && silent.contains(&o.other) {
+                unasked.push((b.now + order_wait, o.token));
+            } else if Some(conn) == honest && o.side == Side::Taker {
+                copying.push((b.now + Span::from_millis(100), o));
+            }
+        }
+        for (_, token) in unasked.extract_if(.., |(at, _)| *at <= b.now) {
+            let not_started = Completed { token, hash: None, copy_us: 0 };
+            b.tr.handle_message(b.now, seed, Message::Completed(not_started));
+        }
+        let now = b.now;
+        for (_, o) in copying.extract_if(.., |(at, _)| *at <= now) {
+            b.complete(honest.unwrap_or(seed), &o, 100_000);
+        }
+        b.advance(Span::from_millis(10));
+    }
+    let took = b.now.saturating_since(start);
+    assert_eq!(b.tr.stats().contents[0].completions, 1, "the honest viewer finished");
+    assert!(took < Span::from_secs(20), "the silent takers kept the seed's slots: took {took:?}");
+}
+
 /// A signed publish is checked and its signature handed out with the manifest; a signed
 /// live stream's appends must be signed by the same key, and viewers get the signatures.
 #[test]

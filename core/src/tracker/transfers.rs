@@ -165,7 +165,8 @@ const PAYLOAD_PER_WIRE_BYTE: f64 = 1448.0 / 1514.0;
 const LEAD_FACTOR: f64 = 1.5;
 
 /// How long a taker that wasted an order (its giver waited for a `Get` that never came)
-/// takes nothing: about as long as the giver waited (the peers' `order_wait`).
+/// takes nothing: about as long as the giver waited (the peers' `order_wait`); twice as long
+/// for each further one before its next verified copy.
 const WASTED_ORDER_BENCH: Span = Span::from_secs(5);
 
 /// A taker's first failure report benches it this long; each further one doubles it.
@@ -544,6 +545,7 @@ impl Tracker {
             // A taker that wasted orders earns its downloads back one verified copy at a time.
             let load = &mut self.loads[t.taker.0 as usize];
             load.fail_streak = 0;
+            load.wasted = 0;
             if load.down_cap > 0 {
                 load.down_cap = load.down_cap.saturating_add(1);
             }
@@ -714,10 +716,15 @@ impl Tracker {
             return self.cancel_transfer(token, true, None);
         }
         let taker = t.taker;
-        // Benched first, so the slot this frees goes to another taker.
+        // Benched first, so the slot this frees goes to another taker; twice as long per
+        // order wasted since its last verified copy (5 s, 10 s, … 80 s): five silent
+        // identities otherwise took turns at the seed's slots, and, wanting every chunk, each
+        // ranked above the honest viewer whenever its bench ended (issue 17's probe).
         let load = &mut self.loads[taker.0 as usize];
         load.down_cap = (load.max_downloads(&self.config.limits) / 2).max(1);
-        self.bench(taker, now + WASTED_ORDER_BENCH);
+        let bench = WASTED_ORDER_BENCH.as_nanos().saturating_mul(1 << load.wasted.min(4));
+        load.wasted = load.wasted.saturating_add(1);
+        self.bench(taker, now + Span::from_nanos(bench));
         self.cancel_transfer(token, false, None);
     }
 
