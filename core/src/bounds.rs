@@ -153,6 +153,14 @@ impl SteadySwarm {
             - self.origin_up_bps / (self.arrivals_per_s * self.mean_up_bps);
         upload_bound.max(self.link_download_s)
     }
+
+    /// The share of the swarm's upload a mean download time of `download_s` keeps busy:
+    /// `λF ÷ (u(x + y) + u_o)` with `x = λ·download_s` downloaders (Little's law) and
+    /// `y = λ/γ` seeds. The fluid model's upload-bound state is 1.
+    pub fn upload_use(&self, download_s: f64) -> f64 {
+        let held = self.arrivals_per_s * (download_s + self.mean_seed_s);
+        self.arrivals_per_s * self.file_bits / (self.mean_up_bps * held + self.origin_up_bps)
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +187,10 @@ mod tests {
         s.mean_seed_s = 2.0;
         s.arrivals_per_s = 2.0;
         assert!((s.fluid_download_s() - 7.0).abs() < 1e-9);
+        // Upload-bound, the model keeps all upload busy; a slower swarm holds more
+        // downloaders for the same demand.
+        assert!((s.upload_use(7.0) - 1.0).abs() < 1e-9);
+        assert!(s.upload_use(9.0) < 1.0);
     }
 
     fn swarm(n: u64) -> LiveSwarm {

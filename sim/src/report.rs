@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use pdtp_core::bounds::{LiveBounds, LiveSwarm};
+use pdtp_core::bounds::{LiveBounds, LiveSwarm, SteadySwarm};
 use serde::Serialize;
 
 use crate::engine::{EndReason, RunOutput};
@@ -14,7 +14,7 @@ use crate::metrics::{PeerRecord, percentile, r_max_bps, t_arrivals_s, t_min_s};
 use crate::plot::{self, Chart, Series};
 use pdtp_core::tracker::{ChunkPolicy, GiverPolicy};
 
-use crate::scenario::{PolicySpec, Scenario};
+use crate::scenario::{Arrivals, PolicySpec, Scenario};
 
 mod host;
 
@@ -51,6 +51,29 @@ impl Bounds {
         }
     }
 
+    /// An on-demand scenario in Qiu and Srikant's steady state (Poisson arrivals, viewers
+    /// that leave after `seed_for`, no churn): the swarm the fluid model takes.
+    pub fn steady(&self, s: &Scenario) -> Option<SteadySwarm> {
+        let (Arrivals::Poisson { rate }, Some(seed_for), None, None) =
+            (&s.arrivals, s.seed_for, &s.churn, &s.content.live)
+        else {
+            return None;
+        };
+        let n = s.peer_count().max(1) as f64;
+        let file_bits = s.file_bytes() as f64 * 8.0;
+        let link_download_s =
+            s.peers.iter().map(|c| f64::from(c.count) * file_bits / c.download.0.max(1) as f64).sum::<f64>()
+                / n;
+        Some(SteadySwarm {
+            arrivals_per_s: *rate,
+            file_bits,
+            mean_up_bps: self.peer_up_bps / n,
+            origin_up_bps: self.origin_up_bps,
+            mean_seed_s: seed_for.time().secs(),
+            link_download_s,
+        })
+    }
+
     /// A live scenario's bounds: r_max, the copy time and the lag floor.
     pub fn live(&self, s: &Scenario) -> Option<LiveBounds> {
         let live = s.content.live.as_ref()?;
@@ -63,6 +86,25 @@ impl Bounds {
             chunk_bytes: s.content.chunk_size.0,
         }))
     }
+}
+
+/// A steady-state run against the fluid model ([`Bounds::steady`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SteadyState {
+    /// The fluid model's mean download time, seconds (`pdtp_core::bounds::SteadySwarm`).
+    pub fluid_download_s: f64,
+    /// The mean download time (done − arrival) of the middle half of the viewers by
+    /// arrival, seconds: the first quarter meets a swarm still filling (only the origin at
+    /// first), the last a swarm draining (seeds and no newcomers), neither the steady state.
+    pub mean_download_s: f64,
+    /// `mean_download_s ÷ fluid_download_s`.
+    pub ratio: f64,
+    /// The share of the swarm's upload (viewers and origin) that moving the arrivals' demand
+    /// took at the measured mean download time (`SteadySwarm::upload_use`): 1 where the fluid
+    /// model is upload-bound, below where the run left upload idle.
+    pub upload_use: f64,
+    /// Viewers in the mean.
+    pub viewers: u64,
 }
 
 /// p50/p90/p99/max of a distribution, seconds.
@@ -135,6 +177,9 @@ pub struct Report {
     pub t_arrivals_s: Option<f64>,
     /// Makespan ÷ `t_arrivals_s`: what the scheduling loses, the arrival window aside.
     pub ratio_to_t_arrivals: Option<f64>,
+    /// Poisson arrivals and `seed_for`, no churn, every viewer done: the mean download time
+    /// against Qiu and Srikant's fluid model.
+    pub steady_state: Option<SteadyState>,
     /// Chunk payload bytes uploaded by seeds.
     pub origin_bytes: u64,
     /// origin_bytes ÷ F.
@@ -214,6 +259,25 @@ pub struct RunResult {
     pub origin_per_s: Vec<u64>,
 }
 
+/// [`SteadyState`] of a run whose viewers all completed.
+fn steady_state(fluid: &SteadySwarm, records: &[PeerRecord]) -> Option<SteadyState> {
+    let mut runs: Vec<(f64, f64)> = records.iter().filter_map(|r| r.arrival_s.zip(r.completion_s)).collect();
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let middle = &runs[runs.len() / 4..runs.len() * 3 / 4];
+    if middle.is_empty() {
+        return None;
+    }
+    let mean = middle.iter().map(|r| r.1).sum::<f64>() / middle.len() as f64;
+    let predicted = fluid.fluid_download_s();
+    Some(SteadyState {
+        fluid_download_s: predicted,
+        mean_download_s: mean,
+        ratio: mean / predicted,
+        upload_use: fluid.upload_use(mean),
+        viewers: middle.len() as u64,
+    })
+}
+
 impl RunResult {
     /// Relates a run's output to its scenario; `policy` labels it; `wall_s` is measured by
     /// the caller (the only wall-clock input).
@@ -283,6 +347,7 @@ impl RunResult {
             ratio_to_t_min: m.makespan_s.filter(|_| all_done).map(|t| t / b.t_min_s),
             t_arrivals_s: t_arrivals,
             ratio_to_t_arrivals: m.makespan_s.filter(|_| all_done).zip(t_arrivals).map(|(t, b)| t / b),
+            steady_state: b.steady(s).filter(|_| all_done).and_then(|f| steady_state(&f, &m.records)),
             origin_bytes: m.origin_bytes,
             origin_copies: ratio(m.origin_bytes as f64, f as f64),
             origin_cost_fraction: ratio(m.origin_bytes as f64, n as f64 * f as f64),

@@ -367,6 +367,15 @@ fn summary(s: &Scenario) -> String {
     if let (Some(l), Some(lb)) = (&s.content.live, b.live(s)) {
         out += &live_feasibility(&lb, l.buffer.secs(), s.content.chunk_size.0);
     }
+    if let Some(f) = b.steady(s) {
+        out += &format!(
+            "  steady state (Qiu–Srikant fluid model): mean download {:.2} s ({:.2} s at the downlinks' \
+             rate; seeds stay {} on average)\n",
+            f.fluid_download_s(),
+            f.link_download_s,
+            s.seed_for.map(|d| d.time().to_string()).unwrap_or_default(),
+        );
+    }
     out
 }
 

@@ -177,3 +177,38 @@ fn end_reason_names_match_report_json() {
         assert_eq!(serde_json::to_value(reason).unwrap(), reason.name());
     }
 }
+
+/// A Poisson swarm whose viewers leave after serving gets the fluid model's prediction,
+/// and a run of it its mean over the middle half of the viewers by arrival; other swarms
+/// get none.
+#[test]
+fn a_steady_swarm_is_set_beside_the_fluid_model() {
+    let scenario = |extra: &str| {
+        let text = format!(
+            "name: t\ncontent: {{ size: 600kB, chunk_size: 100kB }}\nseeds: {{ upload: 8Mbit/s }}\n\
+             peers: [ {{ count: 4, upload: 5Mbit/s, download: 100Mbit/s }} ]\n{extra}"
+        );
+        Scenario::from_yaml(&text, "t").unwrap()
+    };
+    let steady = |extra: &str| {
+        let s = scenario(extra);
+        Bounds::of(&s).steady(&s)
+    };
+    let fluid = steady("arrivals: { poisson: { rate: 2 } }\nseed_for: 1s\n").expect("Poisson and seed_for");
+    // 4.8 Mbit at a 5 Mbit/s uplink is 0.96 s; 1 s of seeding and 8/(2·5) = 0.8 s of origin
+    // take it below the downlink's 0.048 s, which binds.
+    assert!((fluid.fluid_download_s() - 0.048).abs() < 1e-9, "{}", fluid.fluid_download_s());
+    assert!(steady("").is_none(), "everyone at once");
+    assert!(steady("arrivals: { poisson: { rate: 2 } }\n").is_none(), "viewers that stay");
+    // Arrivals out of order; the middle half by arrival is the viewers at 1 s and 2 s.
+    let record = |arrival: f64, took: f64| PeerRecord {
+        arrival_s: Some(arrival),
+        completion_s: Some(took),
+        ..PeerRecord::default()
+    };
+    let records = [record(3.0, 9.0), record(1.0, 0.2), record(0.0, 5.0), record(2.0, 0.4)];
+    let st = steady_state(&fluid, &records).unwrap();
+    assert_eq!(st.viewers, 2);
+    assert!((st.mean_download_s - 0.3).abs() < 1e-9);
+    assert!((st.ratio - 0.3 / 0.048).abs() < 1e-9);
+}
