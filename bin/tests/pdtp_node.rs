@@ -1224,7 +1224,7 @@ fn a_tracker_restarted_on_its_state_file_keeps_its_bans() {
 /// stops with one line instead of waiting for ever. Before, every copy failed its hash check
 /// and the seed dropped chunks one by one.
 #[test]
-fn a_seed_withdraws_a_file_rewritten_in_place() {
+fn a_seed_withdraws_a_file_rewritten_in_place_and_publishes_it_again_when_restarted() {
     use std::io::BufRead;
     use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
@@ -1291,4 +1291,27 @@ fn a_seed_withdraws_a_file_rewritten_in_place() {
         ),
         other => panic!("the viewer still waits for a version nobody holds: {other:?}"),
     }
+    // The seed restarted publishes the new version, and a download started at once (a
+    // `get`, which waits for a path with nothing published) gets the new bytes; until the
+    // new version is in, the tracker answers for the path as for one never published.
+    drop(seed);
+    let _seed = Reaped(
+        pdtp_tests::node_command(BIN).args(["seed", "--conf", conf.to_str().unwrap()]).spawn().unwrap(),
+    );
+    let again = dir.path().join("again.bin");
+    let viewer = swarm
+        .add_peer_with("a.bin", &again, Default::default(), |o| {
+            o.wait_for_content = Some(Duration::from_secs(30));
+        })
+        .unwrap();
+    let mut status = None;
+    swarm
+        .rt
+        .run_until(LIMIT, |rt| {
+            status = rt.status(viewer);
+            !matches!(status, Some(pdtp_net_mio::driver::Status::Running) | None)
+        })
+        .unwrap();
+    assert!(matches!(status, Some(pdtp_net_mio::driver::Status::Done)), "{status:?}");
+    assert_eq!(std::fs::read(&again).unwrap(), pdtp_tests::random_bytes(200_000, 24), "the new version");
 }

@@ -100,6 +100,13 @@ impl Tracker {
             return self.warn(conn, ErrorCode::UnknownUrl, format!("nothing is published at '{path}'"));
         };
         let content = &mut self.contents[ci];
+        if content.withdrawn && content.supply.count() < content.num_chunks() {
+            let detail = format!(
+                "nothing is published at '{path}' now: its seed withdrew it (it changed at its source) \
+                 and has not published it again"
+            );
+            return self.warn(conn, ErrorCode::UnknownUrl, detail);
+        }
         content.viewers.insert(idx);
         let signature = content.signed.map(|s| s.latest);
         let tell = TellInfo { content: content.id, manifest: content.manifest.clone(), signature };
@@ -116,6 +123,31 @@ impl Tracker {
         if let Some(end) = end_mark {
             self.send(conn, Message::AppendChunks(Box::new(end)));
         }
+    }
+
+    /// Registers `manifest` as the content of `path` (a new id), published by `seed_id`.
+    fn new_content(
+        &mut self,
+        now: Time,
+        path: String,
+        mut manifest: crate::manifest::Manifest,
+        seed_id: PeerId,
+        signed: Option<Signed>,
+    ) -> usize {
+        let ci = self.contents.len();
+        let id = super::content_id_for(&path, |id| self.by_content.contains_key(&id));
+        self.by_content.insert(id, ci as u32);
+        manifest.path = path.clone();
+        let mut content = Content::new(id, manifest, seed_id);
+        content.signed = signed;
+        if content.manifest.is_live() {
+            content.appended.resize(content.num_chunks() as usize, now);
+        }
+        let (chunk_size, live) = (content.manifest.geometry.chunk_size, content.manifest.is_live());
+        self.contents.push(content);
+        self.by_path.insert(path.clone(), ci);
+        self.events.push_back(TrackerEvent::Published { content: id, path, chunk_size, live });
+        ci
     }
 
     pub(super) fn on_publish(&mut self, now: Time, idx: NodeIdx, conn: ConnId, publish: Publish) {
@@ -163,36 +195,31 @@ impl Tracker {
                         let content = self.contents[ci].id;
                         return self.send(conn, Message::Published(Published { path, content }));
                     }
-                    return self.warn(
-                        conn,
-                        ErrorCode::Unexpected,
-                        format!("'{path}' is already published with a different manifest"),
-                    );
+                    // Another seed still serving the version it published: two versions
+                    // of one path at once would split its viewers, so the first stands. A
+                    // live stream is never replaced: its seed coming back continues it
+                    // (above), and a version in between would break that.
+                    let publisher = self.by_id.get(&known.publisher).copied();
+                    let live = known.manifest.is_live() || publish.manifest.is_live();
+                    if live || publisher.is_some_and(|p| p != idx) {
+                        return self.warn(
+                            conn,
+                            ErrorCode::Unexpected,
+                            format!(
+                                "'{path}' is already published with a different manifest by a seed \
+                                 still connected"
+                            ),
+                        );
+                    }
+                    // A new version (the file changed and its seed published again, or a seed
+                    // restarted with other settings): the path's new content from now on;
+                    // viewers of the old version keep it and its holders.
+                    self.new_content(now, path.clone(), publish.manifest, seed_id, signed)
+                } else {
+                    ci
                 }
-                ci
             }
-            None => {
-                let ci = self.contents.len();
-                let id = super::content_id_for(&path, |id| self.by_content.contains_key(&id));
-                self.by_content.insert(id, ci as u32);
-                let mut manifest = publish.manifest;
-                manifest.path = path.clone();
-                let mut content = Content::new(id, manifest, seed_id);
-                content.signed = signed;
-                if content.manifest.is_live() {
-                    content.appended.resize(content.num_chunks() as usize, now);
-                }
-                let (chunk_size, live) = (content.manifest.geometry.chunk_size, content.manifest.is_live());
-                self.contents.push(content);
-                self.by_path.insert(path.clone(), ci);
-                self.events.push_back(TrackerEvent::Published {
-                    content: id,
-                    path: path.clone(),
-                    chunk_size,
-                    live,
-                });
-                ci
-            }
+            None => self.new_content(now, path.clone(), publish.manifest, seed_id, signed),
         };
         let content = &mut self.contents[ci];
         let id = content.id;

@@ -124,6 +124,7 @@ impl Tracker {
         // at its source): if nobody else holds them, its viewers cannot finish this version
         // and are told so, rather than wait for ever. (A live window slides past old chunks.)
         if is_seed && lost && !content.manifest.is_live() {
+            content.withdrawn = true;
             let detail = format!(
                 "'{}' was withdrawn by its seed (it changed at its source) and nobody else holds all of it",
                 content.manifest.path

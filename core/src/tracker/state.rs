@@ -177,6 +177,10 @@ pub(crate) struct Content {
     /// Live: how feasible the stream was when its seed was last told, and when
     /// (`Tracker::advise_live_seeds`).
     pub(crate) advised: Option<(crate::bounds::Feasibility, crate::time::Time)>,
+    /// Its seed withdrew it (the file changed at its source): while a chunk of it has no
+    /// holder, a viewer asking for its path is told nothing is published there, so a `get`
+    /// waits for the new version (`get --wait`) instead of starting on one it cannot finish.
+    pub(crate) withdrawn: bool,
 }
 
 /// What the tracker keeps of a signed content: the chain it checks each append against, and
@@ -269,6 +273,7 @@ impl Content {
             bytes_from_peers: 0,
             completions: 0,
             advised: None,
+            withdrawn: false,
         };
         c.grow(n);
         c

@@ -1478,6 +1478,50 @@ fn takers_that_waste_orders_lose_the_seeds_slots_to_one_that_does_not() {
     assert!(took < Span::from_secs(20), "the silent takers kept the seed's slots: took {took:?}");
 }
 
+/// A file changed at its source is published again: a new version of the path (a new
+/// content id, the new manifest for every later `AskInfo`) once the seed that published the
+/// old one is gone or is the one publishing; refused while another seed still serves the
+/// old one. Before, a path kept its first manifest until the tracker restarted, so a seed
+/// restarted on a changed file was refused for good.
+#[test]
+fn a_changed_file_is_published_again_as_a_new_version() {
+    let mut b = Bench::new();
+    let (first, old) = b.seed_with(manifest("a.bin", 4, 1000));
+    let mut changed = manifest("a.bin", 5, 1000);
+    changed.hashes[0] = Digest::of(b"other bytes");
+    let ask = |b: &mut Bench, id: u32| {
+        let (viewer, _) = b.connect(id, Role::Peer, Some(8000));
+        b.tr.handle_message(b.now, viewer, Message::AskInfo(AskInfo { path: "a.bin".into() }));
+        b.drain().into_iter().find_map(|t| match t {
+            Transmit::Send { msg: Message::TellInfo(t), .. } => Some((t.content, t.manifest.root())),
+            _ => None,
+        })
+    };
+    // Another seed while the first is connected: refused, the first version stands.
+    let (_, _, out) = b.publish_as(2, changed.clone());
+    let refused = out.iter().any(|t| {
+        matches!(t, Transmit::Send { msg: Message::Warning(n), .. }
+            if n.detail.contains("already published with a different manifest"))
+    });
+    assert!(refused, "{out:?}");
+    assert_eq!(ask(&mut b, 10), Some((old, manifest("a.bin", 4, 1000).root())));
+    // The first seed leaves (restarted on the changed file): the next publish is taken.
+    b.tr.handle_closed(b.now, first);
+    b.drain();
+    let (seed, nonce, out) = b.publish_as(3, changed.clone());
+    let new = published(&out);
+    assert_ne!(new, old, "a new version gets its own id");
+    assert_eq!(ask(&mut b, 11), Some((new, changed.root())));
+    // The publishing seed itself publishing yet another version on its link: taken too.
+    let third = manifest("a.bin", 6, 1000);
+    let proof = auth::publish_proof(KEY, &nonce, &third, None);
+    let publish = Publish { manifest: third.clone(), proof, signature: None, uplink_bps: None };
+    b.tr.handle_message(b.now, seed, Message::Publish(Box::new(publish)));
+    let newest = published(&b.drain());
+    assert!(newest != new && newest != old);
+    assert_eq!(ask(&mut b, 12), Some((newest, third.root())));
+}
+
 /// A signed publish is checked and its signature handed out with the manifest; a signed
 /// live stream's appends must be signed by the same key, and viewers get the signatures.
 #[test]
