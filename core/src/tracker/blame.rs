@@ -10,12 +10,18 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::ids::{ChunkIndex, ContentId, PeerId};
+use crate::time::{Span, Time};
 
 /// Accusations kept per giver (the oldest are forgotten first).
 const KEPT: usize = 32;
 
 /// Distinct witnesses (address groups; identities on loopback) a ban needs.
 pub(super) const WITNESSES: usize = 2;
+
+/// How long a taker shuns a giver that stalled on it: long enough to finish a download
+/// around it, short enough that a giver that stalled once (a congested moment) is tried
+/// again. A corrupt copy is shunned for good.
+pub(super) const STALL_SHUN: Span = Span::from_secs(120);
 
 /// What a taker said of a copy from a giver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +39,17 @@ pub(super) enum Claim {
 }
 
 impl Claim {
-    /// Whether the taker takes nothing more from that giver.
-    fn shuns(self) -> bool {
+    /// Whether the taker takes nothing from that giver at `now`, for a claim made `at`.
+    fn shuns(self, at: Time, now: Time) -> bool {
+        match self {
+            Claim::Corrupt(..) => true,
+            Claim::Stalled => now < at + STALL_SHUN,
+            Claim::Failed => false,
+        }
+    }
+
+    /// Whether the claim shuns its giver at all.
+    pub(super) fn can_shun(self) -> bool {
         !matches!(self, Claim::Failed)
     }
 }
@@ -45,6 +60,7 @@ struct Accusation {
     witness: String,
     taker: PeerId,
     claim: Claim,
+    at: Time,
 }
 
 /// Reports of bad copies per giver, and the takers whose reports were contradicted.
@@ -56,13 +72,13 @@ pub(super) struct Blame {
 
 impl Blame {
     /// `taker`, at `witness` (its address group, or its identity on loopback), reports a bad
-    /// copy from `giver`.
-    pub(super) fn accuse(&mut self, giver: PeerId, taker: PeerId, witness: String, claim: Claim) {
+    /// copy from `giver` at `at`.
+    pub(super) fn accuse(&mut self, giver: PeerId, taker: PeerId, witness: String, claim: Claim, at: Time) {
         if self.discredited.contains(&taker) {
             return;
         }
         let list = self.against.entry(giver).or_default();
-        list.push_back(Accusation { witness, taker, claim });
+        list.push_back(Accusation { witness, taker, claim, at });
         if list.len() > KEPT {
             list.pop_front();
         }
@@ -94,9 +110,12 @@ impl Blame {
         seen.len()
     }
 
-    /// Whether `taker` said `giver` sent it a corrupt copy (and was not contradicted) or
-    /// stalled on it: it takes nothing more from that giver, whatever others think of it.
-    pub(super) fn shuns(&self, taker: PeerId, giver: PeerId) -> bool {
-        self.against.get(&giver).is_some_and(|l| l.iter().any(|a| a.taker == taker && a.claim.shuns()))
+    /// Whether `taker` said `giver` sent it a corrupt copy (and was not contradicted), or
+    /// stalled on it within [`STALL_SHUN`] of `now`: it takes nothing from that giver then,
+    /// whatever others think of it.
+    pub(super) fn shuns(&self, taker: PeerId, giver: PeerId, now: Time) -> bool {
+        self.against
+            .get(&giver)
+            .is_some_and(|l| l.iter().any(|a| a.taker == taker && a.claim.shuns(a.at, now)))
     }
 }

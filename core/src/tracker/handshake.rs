@@ -407,7 +407,7 @@ impl Tracker {
         self.loads[idx.0 as usize].alive = false;
         self.by_id.remove(&node.id);
         for token in &node.orders {
-            self.cancel_transfer(*token, false, Some(idx));
+            self.cancel_transfer(*token, None, Some(idx));
         }
         for nc in &node.contents {
             let ci = self.ix(nc.content);

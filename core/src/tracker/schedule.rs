@@ -220,7 +220,7 @@ impl Tracker {
         // stream it places that one copy itself (`giver_step`, on the best relay) rather than
         // on whichever viewer asks first.
         let frugal = policy.origin == OriginPolicy::Frugal
-            && (self.contents[ci].manifest.is_live() || self.peer_copy_exists(ci, chunk, taker));
+            && (self.contents[ci].manifest.is_live() || self.peer_copy_exists(now, ci, chunk, taker));
         // Live: only givers expected to land the copy before the chunk's deadline.
         let slack = self.slack_secs(now, ci, chunk);
         let bytes = if slack.is_some() { self.contents[ci].manifest.geometry.chunk_len(chunk) } else { 0 };
@@ -265,7 +265,7 @@ impl Tracker {
             seen += 1;
             if (!load.listens && !taker_listens && !self.may_punch(g, taker))
                 || (frugal && load.seed)
-                || self.shuns(taker, g)
+                || self.shuns(now, taker, g)
                 || slack.is_some_and(|s| self.copy_secs(g, &load, bytes) > s)
                 || (past_slots && !load.can_give(limits) && self.late_past_slots(now, g, &load, ci, chunk))
             {
@@ -354,7 +354,7 @@ impl Tracker {
                 stale.push(t);
                 continue;
             }
-            if t == giver || self.shuns(t, giver) {
+            if t == giver || self.shuns(now, t, giver) {
                 continue;
             }
             let load = self.loads[t.0 as usize];
@@ -448,7 +448,7 @@ impl Tracker {
             cands.clear();
             scan_pending(&tc.want, &tc.inflight, &gc.have, from, floor, sample, cands);
             if frugal_seed {
-                cands.retain(|&c| !self.peer_copy_exists(ci, c, taker));
+                cands.retain(|&c| !self.peer_copy_exists(now, ci, c, taker));
             }
             // The taker's next chunks, when this giver holds one of them (not the origin's
             // fresh feed: it seeds new chunks into the swarm).
@@ -483,7 +483,7 @@ impl Tracker {
     /// (connected, not banned, not shunned by `taker`) holds it. A banned or shunned holder
     /// does not count: in a small swarm it may be the only one, and the origin holding back
     /// for it left the other viewers waiting for ever.
-    fn peer_copy_exists(&self, ci: usize, chunk: ChunkIndex, taker: NodeIdx) -> bool {
+    fn peer_copy_exists(&self, now: Time, ci: usize, chunk: ChunkIndex, taker: NodeIdx) -> bool {
         let content = &self.contents[ci];
         if content.inflight_count[chunk as usize] > 0 {
             return true;
@@ -498,7 +498,7 @@ impl Tracker {
             load.alive
                 && !load.banned
                 && !load.seed
-                && !self.shuns(taker, h)
+                && !self.shuns(now, taker, h)
                 && self.node(h).and_then(|n| n.content(content.id)).is_some_and(|nc| nc.have.contains(chunk))
         })
     }

@@ -1428,6 +1428,39 @@ fn a_taker_shuns_givers_that_stall_on_it_and_is_not_benched_for_waiting() {
     assert!(!b.tr.stats().nodes.iter().any(|n| n.banned), "one taker's word banned nobody");
 }
 
+/// A taker shuns a giver that stalled on it for two minutes only (`STALL_SHUN`): the giver
+/// (here the only holder left) is ordered for it again after that, so a giver that stalled
+/// once on a congested moment is not lost to that taker for good.
+#[test]
+fn a_stall_is_shunned_for_a_while_not_for_good() {
+    let mut b = Bench::new();
+    let (seed, content) = b.seed_with(manifest("a.bin", 4, 1000));
+    b.peer_fetching_everything(20, content);
+    b.tr.handle_closed(b.now, seed);
+    b.drain();
+    let taker = b.peer_requesting(10, content);
+    let first = orders(&b.drain());
+    let stalled: Vec<&TransferOrder> = first.iter().filter(|(c, _)| *c == taker).map(|(_, o)| o).collect();
+    assert!(!stalled.is_empty(), "orders from the only holder");
+    b.advance(Span::from_secs(10));
+    for o in stalled {
+        let failed = Completed { token: o.token, hash: None, copy_us: 0 };
+        b.tr.handle_message(b.now, taker, Message::Completed(failed));
+    }
+    let ordered_again = |b: &mut Bench, until: Span| {
+        let end = b.now + until;
+        while b.now < end {
+            if orders(&b.drain()).iter().any(|(c, _)| *c == taker) {
+                return true;
+            }
+            b.advance(Span::from_secs(1));
+        }
+        false
+    };
+    assert!(!ordered_again(&mut b, Span::from_secs(100)), "shunned right after the stall");
+    assert!(ordered_again(&mut b, Span::from_secs(60)), "not ordered again after the shun");
+}
+
 /// Takers that ask for everything and never fetch (issue 17's "silent takers"): each order
 /// to one holds a seed slot until the seed reports it not started (`order_wait`, 5 s); the
 /// silent takers, wanting every chunk, outranked the honest viewer for each slot freed,

@@ -532,8 +532,8 @@ impl Tracker {
         }
         match outcome {
             Outcome::Verified => self.blame.vindicate(t.giver_id, (t.content, t.chunk)),
-            Outcome::Corrupt => self.accuse(&t, claim),
-            Outcome::Failed if wanted && !punch_failed => self.accuse(&t, claim),
+            Outcome::Corrupt => self.accuse(now, &t, claim),
+            Outcome::Failed if wanted && !punch_failed => self.accuse(now, &t, claim),
             Outcome::Failed => {}
         }
         let taker_id = self.node(idx).map(|n| n.id);
@@ -713,7 +713,7 @@ impl Tracker {
         if t.punch {
             // The punch did not connect: the pair's NATs, not the taker (cancelled as a
             // stall, which remembers the pair and blames nobody).
-            return self.cancel_transfer(token, true, None);
+            return self.cancel_transfer(token, Some(now), None);
         }
         let taker = t.taker;
         // Benched first, so the slot this frees goes to another taker; twice as long per
@@ -725,7 +725,7 @@ impl Tracker {
         let bench = WASTED_ORDER_BENCH.as_nanos().saturating_mul(1 << load.wasted.min(4));
         load.wasted = load.wasted.saturating_add(1);
         self.bench(taker, now + Span::from_nanos(bench));
-        self.cancel_transfer(token, false, None);
+        self.cancel_transfer(token, None, None);
     }
 
     /// A taker reported a copy failed or corrupt: it takes nothing for a while, twice as long
@@ -752,16 +752,16 @@ impl Tracker {
         self.benched.insert((until, taker));
     }
 
-    /// Cancels a transfer (stalled, or `leaving` is disconnecting).
-    pub(super) fn cancel_transfer(&mut self, token: Token, stalled: bool, leaving: Option<NodeIdx>) {
+    /// Cancels a transfer (stalled at `stalled`, or `leaving` is disconnecting).
+    pub(super) fn cancel_transfer(&mut self, token: Token, stalled: Option<Time>, leaving: Option<NodeIdx>) {
         let Some(t) = self.transfers.remove(token) else { return };
         self.release(&t, token, false);
         if t.punch {
             // A punch that stalled did not connect: the pair's doing, not the giver's.
-            self.punches.ended(t.giver_id, t.taker_id, stalled.then_some(false));
-        } else if stalled {
+            self.punches.ended(t.giver_id, t.taker_id, stalled.map(|_| false));
+        } else if let Some(now) = stalled {
             self.trust.record_slots(t.taker_slot, t.giver_slot, Outcome::Failed);
-            self.accuse(&t, Claim::Failed);
+            self.accuse(now, &t, Claim::Failed);
             self.check_ban(t.giver_id);
         }
         if leaving != Some(t.taker)
@@ -780,7 +780,7 @@ impl Tracker {
                 },
             );
         }
-        self.events.push_back(TrackerEvent::Cancelled { token, stalled });
+        self.events.push_back(TrackerEvent::Cancelled { token, stalled: stalled.is_some() });
     }
 
     /// Cancels every order whose taker has not reported within its stall and transfer
@@ -795,7 +795,7 @@ impl Tracker {
             .map(|(token, _)| token)
             .collect();
         for token in overdue {
-            self.cancel_transfer(token, true, None);
+            self.cancel_transfer(token, Some(now), None);
         }
     }
 
@@ -811,30 +811,30 @@ impl Tracker {
 
     /// Records `t`'s taker's report of a bad copy from its giver, witnessed from the taker's
     /// address group (on loopback, where every test swarm lives, its identity).
-    fn accuse(&mut self, t: &Transfer, claim: Claim) {
+    fn accuse(&mut self, now: Time, t: &Transfer, claim: Claim) {
         let Some(taker) = self.node(t.taker) else { return };
         let taker_id = taker.id;
         let witness = match self.conns.get(&taker.conn) {
             Some(c) if !super::is_loopback(&c.remote_host) => c.group.clone(),
             _ => format!("peer {}", taker_id.0),
         };
-        self.blame.accuse(t.giver_id, taker_id, witness, claim);
+        self.blame.accuse(t.giver_id, taker_id, witness, claim, now);
         // Not a seed: the publisher re-checks a rejected chunk itself (and withdraws it if
         // its copy is bad), and a taker shunning the origin could starve.
         let giver = &mut self.loads[t.giver.0 as usize];
-        if claim != Claim::Failed && !giver.seed {
+        if claim.can_shun() && !giver.seed {
             giver.shunned = true;
         }
     }
 
-    /// Whether `taker` said `giver` sent it a corrupt copy or stalled on it: no more orders
+    /// Whether `taker` said `giver` sent it a corrupt copy or stalled on it lately: no orders
     /// between the two, so a lone victim is served elsewhere without its word banning anyone.
-    pub(super) fn shuns(&self, taker: NodeIdx, giver: NodeIdx) -> bool {
+    pub(super) fn shuns(&self, now: Time, taker: NodeIdx, giver: NodeIdx) -> bool {
         if !self.loads.get(giver.0 as usize).is_some_and(|l| l.shunned) {
             return false;
         }
         match (self.node(taker), self.node(giver)) {
-            (Some(t), Some(g)) => self.blame.shuns(t.id, g.id),
+            (Some(t), Some(g)) => self.blame.shuns(t.id, g.id, now),
             _ => false,
         }
     }
