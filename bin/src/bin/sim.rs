@@ -373,7 +373,10 @@ fn summary(s: &Scenario) -> String {
              rate; seeds stay {} on average)\n",
             f.fluid_download_s(),
             f.link_download_s,
-            s.seed_for.map(|d| d.time().to_string()).unwrap_or_default(),
+            s.seed_for
+                .map(|d| d.time())
+                .filter(|d| d.secs() > 0.0)
+                .map_or("0s".to_string(), |d| d.to_string()),
         );
     }
     out

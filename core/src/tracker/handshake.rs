@@ -202,13 +202,11 @@ impl Tracker {
                     let publisher = self.by_id.get(&known.publisher).copied();
                     let live = known.manifest.is_live() || publish.manifest.is_live();
                     if live || publisher.is_some_and(|p| p != idx) {
+                        let by = if live { "as a live stream" } else { "by a seed still connected" };
                         return self.warn(
                             conn,
                             ErrorCode::Unexpected,
-                            format!(
-                                "'{path}' is already published with a different manifest by a seed \
-                                 still connected"
-                            ),
+                            format!("'{path}' is already published with a different manifest {by}"),
                         );
                     }
                     // A new version (the file changed and its seed published again, or a seed

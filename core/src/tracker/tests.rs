@@ -1382,7 +1382,7 @@ fn lying_taker_gets_few_orders(report: Option<Digest>) {
 }
 
 /// Givers that claim every chunk and never send (issue 17's "mute givers"): the taker
-/// reports each stalled copy after its progress timeout, shuns that giver from then on, and
+/// reports each stalled copy after its progress timeout, shuns that giver for two minutes, and
 /// is not benched for the wait, so the seed serves it. Before, each report benched the
 /// taker and the mute givers were ordered again and again: the probe's honest `get` never
 /// finished in two minutes, nor does this taker in a minute.

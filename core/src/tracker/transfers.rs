@@ -523,7 +523,7 @@ impl Tracker {
         // A copy the taker says failed or arrived corrupt cost its giver a slot for nothing,
         // whoever is to blame: the taker waits before its next order (an honest one seldom
         // reports twice running, and its next verified copy resets the wait). Not when it
-        // waited for a peer that stalled: it shuns that giver from now on (below), and a
+        // waited for a peer that stalled: it shuns that giver for a while (below), and a
         // bench would only keep it from the givers that work (five mute givers kept an
         // honest `get` benched and unfinished for two minutes in issue 17's probe).
         let shunning = claim == Claim::Stalled && !from_origin;
