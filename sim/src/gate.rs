@@ -96,6 +96,9 @@ pub const FIGURES: &[(&str, Better)] = &[
     ("live_lag_s.p50", Better::Lower),
     ("live_lag_s.p99", Better::Lower),
     ("stalls", Better::Lower),
+    ("steady_state.mean_download_s", Better::Lower),
+    ("steady_state.ratio", Better::Lower),
+    ("steady_state.upload_use", Better::Higher),
 ];
 
 /// How `key` improves; `None` for a figure the gate does not know.
