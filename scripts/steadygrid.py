@@ -82,20 +82,12 @@ def table(path):
         ok = abs(st["ratio"] - 1) <= 0.15
         within += ok
         # The model's two bounds: which one set the prediction.
-        limit = "upload" if st["fluid_download_s"] > link_s(c) * (1 + 1e-6) else "downlinks"
+        limit = "upload" if st["fluid_download_s"] > st["link_download_s"] else "downlinks"
         print(
             f"| {c['scenario'].split('/')[-1]} | {st['fluid_download_s']:.2f} | {st['mean_download_s']:.2f} | "
             f"{st['ratio']:.3f} | {'yes' if ok else '**no**'} | {limit} | {st['upload_use']:.2f} |"
         )
     print(f"\nwithin 15 %: {within} of {len(cells)}")
-
-
-def link_s(cell):
-    """The mean download time at the downlinks' rate for the cell's mix."""
-    mix = "even" if cell["scenario"].split("/")[-1].startswith("even") else "mixed"
-    bits = cell["file_bytes"] * 8
-    rate = lambda r: float(r.removesuffix("Mbit/s")) * 1e6
-    return sum(c * bits / rate(d) for _, c, d, _, _ in MIXES[mix]) / sum(c for _, c, *_ in MIXES[mix])
 
 
 if __name__ == "__main__":

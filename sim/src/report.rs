@@ -93,6 +93,9 @@ impl Bounds {
 pub struct SteadyState {
     /// The fluid model's mean download time, seconds (`pdtp_core::bounds::SteadySwarm`).
     pub fluid_download_s: f64,
+    /// Its downlink bound, seconds: the mean time at each viewer's own downlink rate. Where
+    /// `fluid_download_s` is above it, upload is the model's limit.
+    pub link_download_s: f64,
     /// The mean download time (done − arrival) of the middle half of the viewers by
     /// arrival, seconds: the first quarter meets a swarm still filling (only the origin at
     /// first), the last a swarm draining (seeds and no newcomers), neither the steady state.
@@ -271,6 +274,7 @@ fn steady_state(fluid: &SteadySwarm, records: &[PeerRecord]) -> Option<SteadySta
     let predicted = fluid.fluid_download_s();
     Some(SteadyState {
         fluid_download_s: predicted,
+        link_download_s: fluid.link_download_s,
         mean_download_s: mean,
         ratio: mean / predicted,
         upload_use: fluid.upload_use(mean),

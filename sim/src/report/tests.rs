@@ -209,6 +209,7 @@ fn a_steady_swarm_is_set_beside_the_fluid_model() {
     let records = [record(3.0, 9.0), record(1.0, 0.2), record(0.0, 5.0), record(2.0, 0.4)];
     let st = steady_state(&fluid, &records).unwrap();
     assert_eq!(st.viewers, 2);
+    assert_eq!(st.link_download_s, st.fluid_download_s, "the downlinks bind here");
     assert!((st.mean_download_s - 0.3).abs() < 1e-9);
     assert!((st.ratio - 0.3 / 0.048).abs() < 1e-9);
 }
