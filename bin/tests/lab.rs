@@ -345,3 +345,40 @@ fn without_root_the_lab_says_it_needs_root() {
     assert!(e.contains("the lab needs root"), "{e}");
     assert!(!out.exists());
 }
+
+/// `--sim-only` runs the model's side alone, with no root and no namespaces: the seeds'
+/// range in `sim_seeds.json` and no real report; and `sim/replayed.yml`, from which `sim
+/// run --seed N` replays the other seeds exactly (the range's mean is the scenario's own
+/// run and those replays, to the last digit).
+#[test]
+fn sim_only_predicts_without_a_real_swarm_and_each_seed_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pred");
+    let run = Command::new(BIN)
+        .args(["lab", "--sim-seeds", "3", "--sim-only", "--out"])
+        .arg(&out)
+        .arg(scenario("ci.yml"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("origin copies"));
+    assert!(!out.join("report.json").exists() && !out.join("work").exists(), "no real run");
+    let range = json(&out.join("sim_seeds.json"));
+    let seeds: Vec<u64> = range["seeds"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
+    assert_eq!(seeds.len(), 3);
+    let mut p50s = vec![json(&out.join("sim/report.json"))["completion_s"]["p50"].as_f64().unwrap()];
+    for seed in &seeds[1..] {
+        let replay = dir.path().join(format!("replay{seed}"));
+        let status = Command::new(env!("CARGO_BIN_EXE_pdtp-sim"))
+            .args(["run", "--quiet", "--seed", &seed.to_string(), "--out"])
+            .arg(&replay)
+            .arg(out.join("sim/replayed.yml"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        p50s.push(json(&replay.join("report.json"))["completion_s"]["p50"].as_f64().unwrap());
+    }
+    let mean = p50s.iter().sum::<f64>() / 3.0;
+    let reported = range["mean"]["completion_s"]["p50"].as_f64().unwrap();
+    assert!((mean - reported).abs() < 1e-9, "replays' mean p50 {mean} against the range's {reported}");
+}

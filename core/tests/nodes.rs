@@ -1117,6 +1117,49 @@ fn a_giver_tells_the_tracker_when_its_taker_never_asks() {
     assert!(seed_sends(&mut net).iter().all(|t| !matches!(t, Transmit::Send { msg: Message::Data(_), .. })));
 }
 
+/// A giver whose taker is sending it a copy over their one link waits on for the taker's
+/// `Get`, which queues behind that copy's data (honest takers in the lab's flash crowd were
+/// reported as never asking and benched); once that copy ends, `order_wait` holds again.
+#[test]
+fn a_giver_waits_on_while_its_taker_sends_it_a_copy_over_their_link() {
+    let data = data(3_000);
+    let (mut net, m) = setup(&data, 1_000, 2);
+    // Peer 1 holds chunk 2.
+    net.order(5, C, 2, 0, 1, Method::Get);
+    assert_eq!(
+        completed(&net.take_inbox(1)),
+        vec![Completed { token: Token(5), hash: Some(m.hashes[2]), copy_us: 0 }]
+    );
+    net.connects_succeed = false;
+    let t0 = net.now;
+    // Peer 1 takes chunk 0 from peer 2 over a link that comes up but brings nothing yet.
+    let take = TransferOrder { other: PeerId(2), connect: Some(ep(2)), ..taker_get_order(1, 0) };
+    net.tell(1, Message::Transfer(take));
+    let conn = net.log[1]
+        .iter()
+        .find_map(|t| match t {
+            Transmit::Connect { conn, endpoint, .. } if *endpoint == ep(2) => Some(*conn),
+            _ => None,
+        })
+        .unwrap();
+    net.peer(1).handle_connected(t0, conn);
+    net.pump();
+    // And gives chunk 2 to peer 2, whose `Get` would come over that same link.
+    net.tell(1, giver_order(9, 2, 2));
+    net.advance(t0 + Span::from_secs(5));
+    assert!(completed(&net.take_inbox(1)).is_empty(), "reported while its taker was sending");
+    let failed =
+        |e: &PeerEvent| matches!(e, PeerEvent::Node(NodeEvent::TransferFailed { token: Token(9), .. }));
+    assert!(!net.peer_events(1).iter().any(failed), "the order to give was dropped");
+    // The copy from peer 2 fails (its link closes): from then on `order_wait` runs out.
+    net.advance(t0 + Span::from_secs(6));
+    net.handle_closed(1, conn);
+    net.pump();
+    assert_eq!(completed(&net.take_inbox(1)), vec![Completed { token: Token(1), hash: None, copy_us: 0 }]);
+    net.advance(t0 + Span::from_secs(10));
+    assert_eq!(completed(&net.take_inbox(1)), vec![Completed { token: Token(9), hash: None, copy_us: 0 }]);
+}
+
 /// A tracker back from an outage is as untrusted as any: a malformed manifest for a live
 /// download the peer already has is a `Problem`, never a panic (its hashes used to be sliced
 /// past the viewer's own count before the manifest was checked), and the download keeps its

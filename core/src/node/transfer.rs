@@ -194,6 +194,12 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
         for (token, phase) in due {
             match phase {
                 Phase::Moving => self.fail(now, token, "transfer did not complete in time"),
+                Phase::Waiting if self.get_queued_behind_a_copy(token) => {
+                    // The taker's `Get` waits behind the copy it is sending us on the same
+                    // link: it is working, not silent. Wait on while that copy moves (its own
+                    // watchdogs end it if it stalls).
+                    self.orders.set_deadline(&token, now + self.cfg.order_wait);
+                }
                 Phase::Waiting if self.orders.get(&token).is_some_and(|o| o.side == Side::Giver) => {
                     // The taker never asked: tell the tracker, which reclaims the slot at once
                     // (a giver's `Completed` with no hash; docs/protocol.md §4).
@@ -203,6 +209,17 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
                 Phase::Linking | Phase::Waiting => self.fail(now, token, "transfer did not start in time"),
             }
         }
+    }
+
+    /// Whether we give `token` and take a copy from the same peer that is under way: its
+    /// data travels the direction the taker's `Get` must take, ahead of it.
+    fn get_queued_behind_a_copy(&self, token: Token) -> bool {
+        let Some(o) = self.orders.get(&token) else { return false };
+        o.side == Side::Giver
+            && self
+                .orders
+                .iter()
+                .any(|(_, t)| t.other == o.other && t.side == Side::Taker && t.phase == Phase::Moving)
     }
 
     /// Refuses held requests whose order did not arrive within `order_wait`.

@@ -104,6 +104,10 @@ enum Command {
         /// link busy as the simulator's links are (docs/lab.md).
         #[arg(long, default_value = "cubic", value_name = "NAME")]
         tcp: String,
+        /// Run only the simulator's side (no root needed): DIR/sim/ and DIR/sim_seeds.json,
+        /// the model's prediction for the real run.
+        #[arg(long)]
+        sim_only: bool,
     },
     /// Tracker, seed and N peers on loopback with a generated file, in one process.
     Demo {
@@ -150,9 +154,9 @@ fn main() {
             init_logs(cli.verbose, false, false);
             roles::get(&url, output, &flags)
         }
-        Command::Lab { scenario, out, scale, sim_seeds, tcp } => {
+        Command::Lab { scenario, out, scale, sim_seeds, tcp, sim_only } => {
             init_logs(cli.verbose, false, false);
-            lab::run(&lab::Args { scenario, out, scale, sim_seeds, tcp })
+            lab::run(&lab::Args { scenario, out, scale, sim_seeds, tcp, sim_only })
         }
         Command::Demo { peers, size, chunk_size, origin_rate, peer_upload_rate, json } => {
             init_logs(cli.verbose, false, false);

@@ -367,6 +367,54 @@ impl SeedRange {
     }
 }
 
+/// The simulator's figures over `seeds` (`over_seeds[k]` ran `seeds[k]`): `lab --sim-only`.
+pub fn seed_range(seeds: &[u64], over_seeds: &[Report]) -> SeedRange {
+    SeedRange::of(seeds, &over_seeds.iter().map(Figures::of_sim).collect::<Vec<_>>())
+}
+
+/// `seed_range` as a table: each figure's least, mean and greatest over the seeds.
+pub fn seed_table(r: &SeedRange) -> String {
+    let mut s = String::new();
+    let num = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |x| format!("{x:.d$}"));
+    let _ =
+        writeln!(s, "{:<18} {:>9} {:>9} {:>9}   ({} seeds)", "", "least", "mean", "greatest", r.seeds.len());
+    for (name, pick, d, _) in figure_rows(r.mean.continuity_index.is_some()) {
+        let _ = writeln!(
+            s,
+            "{name:<18} {:>9} {:>9} {:>9}",
+            num(pick(&r.min), d),
+            num(pick(&r.mean), d),
+            num(pick(&r.max), d)
+        );
+    }
+    s
+}
+
+/// A figure's row: its name, how to read it, its decimals, and whether two runs of it are
+/// compared by difference rather than ratio.
+type FigureRow = (&'static str, fn(&Figures) -> Option<f64>, usize, bool);
+
+/// The rows the tables show: the on-demand ones, and the live ones for a live stream.
+fn figure_rows(live: bool) -> Vec<FigureRow> {
+    let mut rows: Vec<FigureRow> = vec![
+        ("completion p50 s", |f| f.completion_s.p50, 2, false),
+        ("completion p90 s", |f| f.completion_s.p90, 2, false),
+        ("completion max s", |f| f.completion_s.max, 2, false),
+        ("makespan s", |f| f.makespan_s, 2, false),
+        ("origin copies", |f| f.origin_copies, 3, true),
+    ];
+    if live {
+        rows.extend([
+            ("continuity", (|f: &Figures| f.continuity_index) as fn(&Figures) -> Option<f64>, 4, true),
+            ("startup p50 s", |f| f.startup_s.p50, 2, false),
+            ("startup p99 s", |f| f.startup_s.p99, 2, false),
+            ("live lag p50 s", |f| f.live_lag_s.p50, 2, false),
+            ("live lag p99 s", |f| f.live_lag_s.p99, 2, false),
+        ]);
+    }
+    rows
+}
+
 /// Both sides' shared figures, their ratio and difference, and the simulator's figures over
 /// `seeds` (`over_seeds[k]` ran `seeds[k]`).
 pub fn compare(
@@ -491,24 +539,7 @@ pub fn table(c: &Compare, real: &RealReport) -> String {
     let seeds = format!("sim, {} seeds", c.sim_seeds.seeds.len());
     let _ =
         writeln!(s, "{:<18} {:>9} {seeds:>17} {:>9} {:>9} {:>9}", "", "sim", "its mean", "real", "real/sim");
-    // (name, the figure, decimals, compared by difference rather than ratio)
-    type Pick = fn(&Figures) -> Option<f64>;
-    let mut rows: Vec<(&str, Pick, usize, bool)> = vec![
-        ("completion p50 s", |f| f.completion_s.p50, 2, false),
-        ("completion p90 s", |f| f.completion_s.p90, 2, false),
-        ("completion max s", |f| f.completion_s.max, 2, false),
-        ("makespan s", |f| f.makespan_s, 2, false),
-        ("origin copies", |f| f.origin_copies, 3, true),
-    ];
-    if c.sim.continuity_index.is_some() || c.real.continuity_index.is_some() {
-        rows.extend([
-            ("continuity", (|f| f.continuity_index) as Pick, 4, true),
-            ("startup p50 s", |f| f.startup_s.p50, 2, false),
-            ("startup p99 s", |f| f.startup_s.p99, 2, false),
-            ("live lag p50 s", |f| f.live_lag_s.p50, 2, false),
-            ("live lag p99 s", |f| f.live_lag_s.p99, 2, false),
-        ]);
-    }
+    let rows = figure_rows(c.sim.continuity_index.is_some() || c.real.continuity_index.is_some());
     let (lo, mean, hi) = (&c.sim_seeds.min, &c.sim_seeds.mean, &c.sim_seeds.max);
     for (name, pick, d, is_diff) in rows {
         let cmp = match (is_diff, pick(if is_diff { &c.diff } else { &c.ratio })) {

@@ -44,6 +44,8 @@ pub struct Args {
     pub sim_seeds: u64,
     /// The nodes' TCP congestion control.
     pub tcp: String,
+    /// Stop after the simulator's side.
+    pub sim_only: bool,
 }
 
 /// Runs the lab; every error is one line, and nothing the lab made outlives it.
@@ -62,7 +64,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         );
     }
     let lab_s = plan::lab_scenario(&original, args.scale)?;
-    netns::check_environment()?;
+    if !args.sim_only {
+        netns::check_environment()?;
+    }
     // From here on, Ctrl-C and SIGTERM only raise this flag: the run stops at its next check
     // and removes what it made instead of dying with namespaces and processes left over.
     let stop = Arc::new(AtomicBool::new(false));
@@ -79,7 +83,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         logs: out.join("logs"),
         scenario: out.join("sim/scenario.yml"),
     };
-    for d in [out.join("sim"), dirs.work.clone(), dirs.logs.clone()] {
+    let made = if args.sim_only {
+        vec![out.join("sim")]
+    } else {
+        vec![out.join("sim"), dirs.work.clone(), dirs.logs.clone()]
+    };
+    for d in made {
         std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     // The scenario both sides run, written out and read back: the tracker and seeds take
@@ -101,6 +110,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     let arrivals =
         plan.viewers.iter().map(|v| Duration(Span::from_nanos((v.arrival_s * 1e9).round() as u64)));
     let replayed = Scenario { arrivals: Arrivals::At(arrivals.collect()), ..lab_s.clone() };
+    // `sim run DIR/sim/replayed.yml --seed N` replays any of them.
+    let replayed_yaml =
+        serde_norway::to_string(&replayed).map_err(|e| format!("writing the replayed scenario: {e}"))?;
+    write(&out.join("sim/replayed.yml"), &replayed_yaml)?;
     let over_seeds: Vec<pdtp_sim::report::Report> = seeds
         .iter()
         .map(|&seed| {
@@ -111,6 +124,12 @@ pub fn run(args: &Args) -> Result<(), String> {
             runner::run(&s, "default", core_factory().as_mut(), &mut |_, _, _| {}).report
         })
         .collect();
+    if args.sim_only {
+        let range = collect::seed_range(&seeds, &over_seeds);
+        write(&out.join("sim_seeds.json"), &to_json(&range).map_err(|e| e.to_string())?)?;
+        print!("{}", collect::seed_table(&range));
+        return Ok(());
+    }
 
     let exe = std::env::current_exe().map_err(|e| format!("finding the pdtp-node binary: {e}"))?;
     let load_before = collect::load_avg();
