@@ -56,7 +56,8 @@ pub enum TrackerEvent {
         content: ContentId,
         /// Chunk.
         chunk: ChunkIndex,
-        /// Chunk length in bytes.
+        /// Bytes it added to the taker: the chunk's length, or 0 when the taker already
+        /// held the chunk (so origin + peer bytes count each verified copy once).
         bytes: u32,
         /// How the taker's copy came out: verified, corrupt (wrong bytes served), or failed
         /// with nothing usable (the connection broke, the giver left or stalled).

@@ -725,6 +725,41 @@ fn a_verified_copy_reported_after_its_order_was_cancelled_is_counted_in_full() {
     assert_eq!(b.tr.stats().contents[0].bytes_from_origin, 4000);
 }
 
+/// A taker's copy through an order the tracker gave up on, reported late, and its copy
+/// through the order that replaced it count once, whichever report comes first: origin +
+/// peer bytes stay equal to the verified copies (a CI run counted one chunk twice).
+#[test]
+fn a_chunk_reported_through_two_orders_is_counted_once() {
+    for late_first in [true, false] {
+        let mut b = Bench::new();
+        let (_, content) = b.seed_with(manifest("a.bin", 1, 1000));
+        let taker = b.peer_requesting(10, content);
+        let taker_order = |out: &[Transmit]| {
+            orders(out).into_iter().find(|(c, o)| *c == taker && o.side == Side::Taker).map(|(_, o)| o)
+        };
+        let first = taker_order(&b.drain()).expect("an order");
+        // The taker never reports in time: the tracker cancels and orders the chunk again.
+        b.advance(Span::from_secs(142));
+        let second = taker_order(&b.drain()).expect("the chunk ordered again");
+        assert_ne!(first.token, second.token);
+        let (a, z) = if late_first { (&first, &second) } else { (&second, &first) };
+        b.complete(taker, a, 1000);
+        b.complete(taker, z, 0);
+        let bytes: u32 = std::iter::from_fn(|| b.tr.poll_event())
+            .filter_map(|e| match e {
+                TrackerEvent::Finished { outcome: trust::Outcome::Verified, bytes, .. } => Some(bytes),
+                _ => None,
+            })
+            .sum();
+        let stats = b.tr.stats();
+        let c = &stats.contents[0];
+        assert_eq!(bytes, 1000, "late report first: {late_first}");
+        assert_eq!((c.bytes_from_origin, c.bytes_from_peers), (1000, 0), "late report first: {late_first}");
+        let down: u64 = stats.nodes.iter().map(|n| n.bytes_down).sum();
+        assert_eq!(down, 1000, "late report first: {late_first}");
+    }
+}
+
 #[test]
 fn live_appends_reach_viewers_and_open_requests() {
     let mut b = Bench::new();

@@ -499,7 +499,14 @@ impl Tracker {
             Some(_) => Outcome::Corrupt,
             None => Outcome::Failed,
         };
-        let bytes = self.contents.get(ci).map_or(0, |c| c.manifest.geometry.chunk_len(t.chunk));
+        // A chunk the taker already held (its copy through an order cancelled before it
+        // reported, which it reported since) adds nothing: its bytes are counted once.
+        let held =
+            self.node(t.taker).and_then(|n| n.content(t.content)).is_some_and(|c| c.have.contains(t.chunk));
+        let bytes = match self.contents.get(ci) {
+            Some(c) if !held => c.manifest.geometry.chunk_len(t.chunk),
+            _ => 0,
+        };
         if outcome == Outcome::Verified {
             self.measure_upload(now, &t, bytes, Span::from_micros(u64::from(done.copy_us)));
         }
@@ -598,12 +605,6 @@ impl Tracker {
         if done.hash.is_none() || content.manifest.hash(c.chunk).copied() != done.hash {
             return;
         }
-        let bytes = content.manifest.geometry.chunk_len(c.chunk);
-        if c.from_origin {
-            content.bytes_from_origin += u64::from(bytes);
-        } else {
-            content.bytes_from_peers += u64::from(bytes);
-        }
         let n = content.num_chunks();
         let Some(node) = self.nodes[idx.0 as usize].as_mut() else { return };
         let (is_seed, reused) = (node.is_seed(), node.reused);
@@ -612,8 +613,17 @@ impl Tracker {
             content.remove_pending(c.chunk);
         }
         nc.want.remove(c.chunk);
-        if nc.have.insert(c.chunk) {
+        // Counted once: not when the order that replaced this one already brought the chunk.
+        let bytes = if nc.have.insert(c.chunk) {
             content.add_holder(c.chunk, idx, is_seed, reused);
+            content.manifest.geometry.chunk_len(c.chunk)
+        } else {
+            0
+        };
+        if c.from_origin {
+            content.bytes_from_origin += u64::from(bytes);
+        } else {
+            content.bytes_from_peers += u64::from(bytes);
         }
         let taker_id = node.id;
         node.bytes_down += u64::from(bytes);
