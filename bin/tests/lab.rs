@@ -346,7 +346,7 @@ fn without_root_the_lab_says_it_needs_root() {
     assert!(!out.exists());
 }
 
-/// `--sim-only` runs the model's side alone, with no root and no namespaces: the seeds'
+/// `--sim-only` runs the model's side alone, with no root, no namespaces and no kernel check: the seeds'
 /// range in `sim_seeds.json` and no real report; and `sim/replayed.yml`, from which `sim
 /// run --seed N` replays the other seeds exactly (the range's mean is the scenario's own
 /// run and those replays, to the last digit).
@@ -355,7 +355,8 @@ fn sim_only_predicts_without_a_real_swarm_and_each_seed_replays() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pred");
     let run = Command::new(BIN)
-        .args(["lab", "--sim-seeds", "3", "--sim-only", "--out"])
+        // A congestion control no kernel has: the model's side asks nothing of the kernel.
+        .args(["lab", "--sim-seeds", "3", "--sim-only", "--tcp", "no-such-cc", "--out"])
         .arg(&out)
         .arg(scenario("ci.yml"))
         .output()

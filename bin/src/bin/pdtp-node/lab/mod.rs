@@ -56,7 +56,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     if args.sim_seeds == 0 {
         return Err("lab: --sim-seeds must be at least 1 (the scenario's own seed)".to_owned());
     }
-    netns::check_congestion_control(&args.tcp)?;
+    if !args.sim_only {
+        netns::check_congestion_control(&args.tcp)?;
+    }
     if original.sweep.is_some() {
         eprintln!(
             "pdtp-node: lab: {}: runs the scenario itself; its sweep: grid is ignored",
@@ -64,17 +66,20 @@ pub fn run(args: &Args) -> Result<(), String> {
         );
     }
     let lab_s = plan::lab_scenario(&original, args.scale)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    // The model's side alone touches no namespace and keeps Ctrl-C's default (it has no
+    // real swarm to stop and clean up).
     if !args.sim_only {
         netns::check_environment()?;
-    }
-    // From here on, Ctrl-C and SIGTERM only raise this flag: the run stops at its next check
-    // and removes what it made instead of dying with namespaces and processes left over.
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("signal handler: {e}"))?;
-    }
-    for ns in netns::sweep_stale() {
-        eprintln!("pdtp-node: lab: removed {ns}, left by a lab that was killed");
+        // From here on, Ctrl-C and SIGTERM only raise this flag: the run stops at its next
+        // check and removes what it made instead of dying with namespaces and processes left.
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&stop))
+                .map_err(|e| format!("signal handler: {e}"))?;
+        }
+        for ns in netns::sweep_stale() {
+            eprintln!("pdtp-node: lab: removed {ns}, left by a lab that was killed");
+        }
     }
 
     let out = &args.out;
