@@ -1221,10 +1221,11 @@ fn a_tracker_restarted_on_its_state_file_keeps_its_bans() {
 /// (its size and modification time against those it published), stops serving it, tells the
 /// tracker it holds none of it and says so on stderr; no viewer gets the new bytes under the
 /// old manifest, and the viewer, told by the tracker that nobody holds this version any more,
-/// stops with one line instead of waiting for ever. Before, every copy failed its hash check
-/// and the seed dropped chunks one by one.
+/// stops with one line instead of waiting for ever. The seed, still running, then hashes the
+/// file again and publishes the new version, which a new `get` receives; a file replaced by
+/// a rename while nobody downloads it is noticed by the seed's own check and published too.
 #[test]
-fn a_seed_withdraws_a_file_rewritten_in_place_and_publishes_it_again_when_restarted() {
+fn a_seed_withdraws_a_file_rewritten_in_place_and_publishes_the_new_version() {
     use std::io::BufRead;
     use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
@@ -1291,27 +1292,47 @@ fn a_seed_withdraws_a_file_rewritten_in_place_and_publishes_it_again_when_restar
         ),
         other => panic!("the viewer still waits for a version nobody holds: {other:?}"),
     }
-    // The seed restarted publishes the new version, and a download started at once (a
+    // The running seed publishes the new version by itself, and a download started then (a
     // `get`, which waits for a path with nothing published) gets the new bytes; until the
     // new version is in, the tracker answers for the path as for one never published.
-    drop(seed);
-    let _seed = Reaped(
-        pdtp_tests::node_command(BIN).args(["seed", "--conf", conf.to_str().unwrap()]).spawn().unwrap(),
-    );
-    let again = dir.path().join("again.bin");
-    let viewer = swarm
-        .add_peer_with("a.bin", &again, Default::default(), |o| {
-            o.wait_for_content = Some(Duration::from_secs(30));
-        })
-        .unwrap();
-    let mut status = None;
-    swarm
+    let fetch = |swarm: &mut Swarm, name: &str| {
+        let out = dir.path().join(name);
+        let viewer = swarm
+            .add_peer_with("a.bin", &out, Default::default(), |o| {
+                o.wait_for_content = Some(Duration::from_secs(30));
+            })
+            .unwrap();
+        let mut status = None;
+        swarm
+            .rt
+            .run_until(LIMIT, |rt| {
+                status = rt.status(viewer);
+                !matches!(status, Some(pdtp_net_mio::driver::Status::Running) | None)
+            })
+            .unwrap();
+        assert!(matches!(status, Some(pdtp_net_mio::driver::Status::Done)), "{name}: {status:?}");
+        std::fs::read(&out).unwrap()
+    };
+    assert!(fetch(&mut swarm, "again.bin") == pdtp_tests::random_bytes(200_000, 24), "the new version");
+    // Replaced by a rename, another size, while nobody downloads it: the seed's own check
+    // (every 2 s) notices, serves the old file until it has published the third version.
+    let third = pdtp_tests::random_bytes(150_000, 25);
+    std::fs::write(dir.path().join("next.bin"), &third).unwrap();
+    std::fs::rename(dir.path().join("next.bin"), root.join("a.bin")).unwrap();
+    // Until the new version is in, the second is served (by the seed, from the file it
+    // opened, and by its viewer): the tracker hands out the third once the seed published it.
+    let published = swarm
         .rt
-        .run_until(LIMIT, |rt| {
-            status = rt.status(viewer);
-            !matches!(status, Some(pdtp_net_mio::driver::Status::Running) | None)
+        .run_until(LIMIT, |rt| match rt.node(tracker) {
+            Some(Node::Tracker(t)) => {
+                t.tracker().stats().contents.iter().any(|c| c.path == "a.bin" && c.size == 150_000)
+            }
+            _ => false,
         })
         .unwrap();
-    assert!(matches!(status, Some(pdtp_net_mio::driver::Status::Done)), "{status:?}");
-    assert_eq!(std::fs::read(&again).unwrap(), pdtp_tests::random_bytes(200_000, 24), "the new version");
+    assert!(published, "the seed did not publish the third version");
+    assert!(fetch(&mut swarm, "third.bin") == third, "the third version");
+    assert!(seed.0.try_wait().unwrap().is_none(), "the seed kept running");
+    let later: Vec<String> = rx.try_iter().collect();
+    assert!(!later.iter().any(|l| l.contains("no longer serving")), "a rename withdrew: {later:?}");
 }

@@ -35,6 +35,9 @@ pub const DEFAULT_LIVE_SLOTS: u32 = 256;
 pub struct SeedStore {
     root: FileRoot,
     files: BTreeMap<ContentId, SeedFile>,
+    /// Files [`SeedStore::hash`] read, by path, until the manifest is opened: the bytes
+    /// served are those of the handle that was hashed.
+    hashed: BTreeMap<String, (File, Option<std::time::SystemTime>)>,
     deferred: bool,
     /// Zeroes, as long as the longest chunk opened; placeholders are slices of the last one
     /// (earlier, shorter ones are kept so placeholders still queued are recognised).
@@ -47,7 +50,7 @@ struct SeedFile {
     path: PathBuf,
     geometry: Geometry,
     /// Its modification time when opened: a rewrite in place moves it (a file replaced by
-    /// a rename does not concern us: the open handle still reads the old bytes).
+    /// a rename leaves the handle's alone: [`SeedStore::replaced`] finds those).
     modified: Option<std::time::SystemTime>,
 }
 
@@ -91,12 +94,23 @@ struct PeerEntry {
 
 /// Hashes `rel` under `root` chunk by chunk (one chunk in memory at a time) into a manifest.
 pub fn manifest_for_file(root: &FileRoot, rel: &str, chunk_size: u32) -> Result<Manifest, StoreError> {
+    Ok(hash_file(root, rel, chunk_size)?.0)
+}
+
+/// [`manifest_for_file`], with the handle it read and the file's modification time, which
+/// did not move while it was hashed (a file still being written is refused: hash it later).
+fn hash_file(
+    root: &FileRoot,
+    rel: &str,
+    chunk_size: u32,
+) -> Result<(Manifest, File, Option<std::time::SystemTime>), StoreError> {
     if chunk_size == 0 {
         return Err(StoreError::new("chunk_size must be > 0"));
     }
     let path = root.resolve(rel).map_err(|e| StoreError::new(e.to_string()))?;
     let file = File::open(&path).map_err(|e| io_err("opening", &path, &e))?;
-    let size = file.metadata().map_err(|e| io_err("reading the size of", &path, &e))?.len();
+    let meta = file.metadata().map_err(|e| io_err("reading the size of", &path, &e))?;
+    let (size, modified) = (meta.len(), meta.modified().ok());
     let geometry = Geometry::new(size, chunk_size);
     let mut buf = vec![0u8; chunk_size as usize];
     let mut hashes = Vec::with_capacity(geometry.num_chunks() as usize);
@@ -107,13 +121,17 @@ pub fn manifest_for_file(root: &FileRoot, rel: &str, chunk_size: u32) -> Result<
             .map_err(|e| io_err(&format!("hashing chunk {i} of"), &path, &e))?;
         hashes.push(Digest::of(chunk));
     }
-    Ok(Manifest { path: rel.to_owned(), geometry, hashes, live: None })
+    let after = file.metadata().map_err(|e| io_err("reading the size of", &path, &e))?;
+    if after.len() != size || after.modified().ok() != modified {
+        return Err(StoreError::new(format!("{}: changed while it was being hashed", path.display())));
+    }
+    Ok((Manifest { path: rel.to_owned(), geometry, hashes, live: None }, file, modified))
 }
 
 impl SeedStore {
     /// A store serving files under `root`.
     pub fn new(root: FileRoot) -> Self {
-        Self { root, files: BTreeMap::new(), deferred: false, zeros: Vec::new() }
+        Self { root, files: BTreeMap::new(), hashed: BTreeMap::new(), deferred: false, zeros: Vec::new() }
     }
 
     /// Turns deferred reads on or off (see the type's docs).
@@ -150,13 +168,38 @@ impl SeedStore {
     pub fn root(&self) -> &FileRoot {
         &self.root
     }
+
+    /// Contents whose path names another file than the one served (replaced by a rename:
+    /// the open handle still reads the published bytes, so they are served on until the new
+    /// file is published). A path with no file (deleted) is not listed: its bytes, read
+    /// through the handle, are still the published ones.
+    pub fn replaced(&self) -> Vec<ContentId> {
+        use std::os::unix::fs::MetadataExt;
+        let other = |f: &SeedFile| match (std::fs::metadata(&f.path), f.file.metadata()) {
+            (Ok(now), Ok(ours)) => (now.dev(), now.ino()) != (ours.dev(), ours.ino()),
+            _ => false,
+        };
+        self.files.iter().filter(|(_, f)| other(f)).map(|(&id, _)| id).collect()
+    }
+
+    /// Hashes `rel` into a manifest (as [`manifest_for_file`]) and keeps the handle it read
+    /// for [`ChunkStore::open`] of that manifest, so a file replaced in between is not served
+    /// under the manifest of the one hashed. Fails if the file changed while it was hashed.
+    pub fn hash(&mut self, rel: &str, chunk_size: u32) -> Result<Manifest, StoreError> {
+        let (manifest, file, modified) = hash_file(&self.root, rel, chunk_size)?;
+        self.hashed.insert(rel.to_owned(), (file, modified));
+        Ok(manifest)
+    }
 }
 
 impl ChunkStore for SeedStore {
     /// Opens `manifest.path` under the root (refusing escapes) and checks its size.
     fn open(&mut self, content: ContentId, manifest: &Manifest) -> Result<(), StoreError> {
         let path = self.root.resolve(&manifest.path).map_err(|e| StoreError::new(e.to_string()))?;
-        let file = File::open(&path).map_err(|e| io_err("opening", &path, &e))?;
+        let file = match self.hashed.remove(&manifest.path) {
+            Some((file, _)) => file,
+            None => File::open(&path).map_err(|e| io_err("opening", &path, &e))?,
+        };
         let meta = file.metadata().map_err(|e| io_err("reading the size of", &path, &e))?;
         let size = meta.len();
         if size != manifest.geometry.size {
@@ -172,6 +215,8 @@ impl ChunkStore for SeedStore {
             self.zeros.push(Bytes::from(vec![0u8; longest]));
         }
         let modified = meta.modified().ok();
+        // A new version of a path replaces the old one (whose handle closes).
+        self.files.retain(|_, f| f.path != path);
         self.files
             .insert(content, SeedFile { file: Arc::new(file), path, geometry: manifest.geometry, modified });
         Ok(())

@@ -118,6 +118,18 @@ impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
 }
 
 impl<S: ChunkStore, E: From<NodeEvent>> Node<S, E> {
+    /// Withdraws every content of which we hold something whose bytes changed under us
+    /// (the store's [`ChunkStore::changed`]), without waiting for a taker to ask for it.
+    pub(crate) fn withdraw_changed(&mut self, now: Time) {
+        let held: Vec<ContentId> =
+            self.contents.iter().filter(|(_, c)| !c.have.is_empty()).map(|(&id, _)| id).collect();
+        for content in held {
+            if let Some(why) = self.store.changed(content) {
+                self.withdraw(now, content, why);
+            }
+        }
+    }
+
     /// Stops serving `content`, whose bytes changed under us: nothing of it is held any
     /// more, the tracker is told so in one `Unprovide`, and the operator why. Serving the
     /// new bytes would only fail every taker's hash check (the manifest is the old one).

@@ -142,6 +142,8 @@ pub struct Seed<S> {
     published: BTreeMap<String, ContentId>,
     /// Live streams ended (their end mark goes out again after a tracker outage).
     ended: BTreeSet<String>,
+    /// Paths published again (a new version) whose `Published` has not come yet.
+    replacing: BTreeSet<String>,
 }
 
 impl<S: ChunkStore> Seed<S> {
@@ -172,6 +174,7 @@ impl<S: ChunkStore> Seed<S> {
             sent: Vec::new(),
             published: BTreeMap::new(),
             ended: BTreeSet::new(),
+            replacing: BTreeSet::new(),
         }
     }
 
@@ -204,6 +207,14 @@ impl<S: ChunkStore> Seed<S> {
         &mut self.node.store
     }
 
+    /// Withdraws every published file whose bytes changed since it was published (the
+    /// store's [`ChunkStore::changed`]): each is unprovided at the tracker and reported as
+    /// [`NodeEvent::Withdrawn`], as when a taker's request finds it changed. A driver calls
+    /// this now and then, so a change is noticed while nobody downloads.
+    pub fn withdraw_changed(&mut self, now: Time) {
+        self.node.withdraw_changed(now);
+    }
+
     /// The content id a published path got.
     pub fn content(&self, path: &str) -> Option<ContentId> {
         self.published.get(path).copied()
@@ -220,10 +231,17 @@ impl<S: ChunkStore> Seed<S> {
     }
 
     /// Publishes a content: now if welcomed, otherwise as soon as the tracker welcomes us.
+    /// A path published before gets a new version: the old one is served until the tracker
+    /// takes the new one, then dropped (the new one has its own content id, or the old one's
+    /// when the manifest is the same).
     pub fn publish(&mut self, now: Time, manifest: Manifest) {
         if let Err(e) = manifest.check() {
             let n = Notice::new(ErrorCode::Malformed, format!("{}: {e}", manifest.path));
             return self.node.emit(NodeEvent::Problem(n));
+        }
+        if self.published.contains_key(&manifest.path) {
+            // The old version is served on until the tracker takes the new one.
+            self.replacing.insert(manifest.path.clone());
         }
         if self.node.welcomed() {
             self.send_publish(now, manifest);
@@ -342,6 +360,12 @@ impl<S: ChunkStore> Seed<S> {
             return self.node.emit(NodeEvent::Problem(n));
         };
         let manifest = self.sent.remove(i);
+        if self.replacing.remove(&p.path)
+            && let Some(old) = self.published.remove(&p.path)
+        {
+            self.node.contents.remove(&old);
+            self.ended.remove(&p.path);
+        }
         match self.published.get(&p.path) {
             // Published again to a tracker back after an outage: same id, nothing to open.
             Some(&id) if id == p.content => {

@@ -1,12 +1,12 @@
 //! The seed node: publishes every file under `file_root`, and optionally a live stream read
 //! from stdin in `chunk_size` pieces.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mio::event::Event;
@@ -27,7 +27,7 @@ use super::{Cx, Hosted, Status};
 use crate::conn::FileRange;
 use crate::paths::FileRoot;
 use crate::secure::LinkKey;
-use crate::storage::{PeerStore, SeedStore, manifest_for_file};
+use crate::storage::{PeerStore, SeedStore};
 
 /// How a seed node is set up.
 #[derive(Clone, Debug)]
@@ -86,7 +86,20 @@ pub struct SeedNode {
     /// Chunk payloads of files go out with sendfile(2) (the store's reads are deferred).
     sendfile: bool,
     tracker_key: Option<LinkKey>,
+    chunk_size: u32,
+    /// When the published files are next checked for changes on disk.
+    next_check: Instant,
+    /// Changed files to hash and publish again, by path: when next to try (`None`: sent,
+    /// awaiting the tracker's `Published`), and the last reason it failed (said once).
+    republish: BTreeMap<String, (Option<Instant>, Option<String>)>,
 }
+
+/// How often a seed checks its published files for changes while nobody downloads them
+/// (a request checks its file at once).
+const FILE_CHECK: Duration = Duration::from_secs(2);
+/// How long a changed file is left before it is hashed again, and between tries: a file
+/// being written is refused (it changed while hashed) and tried again.
+const REPUBLISH_AFTER: Duration = Duration::from_secs(1);
 
 struct Live {
     path: String,
@@ -150,11 +163,12 @@ impl SeedNode {
     /// publication; opens stdin for a live stream if asked.
     pub fn new(now: Time, opts: SeedOptions) -> Result<Self, String> {
         let root = FileRoot::new(&opts.file_root).map_err(|e| e.to_string())?;
-        let mut manifests = Vec::new();
-        for rel in root.list_files().map_err(|e| e.to_string())? {
-            manifests.push(manifest_for_file(&root, &rel, opts.chunk_size).map_err(|e| e.to_string())?);
-        }
+        let rels = root.list_files().map_err(|e| e.to_string())?;
         let mut files = SeedStore::new(root);
+        let mut manifests = Vec::new();
+        for rel in rels {
+            manifests.push(files.hash(&rel, opts.chunk_size).map_err(|e| e.to_string())?);
+        }
         // Peer links are encrypted, so every chunk passes through the cipher: a file range
         // cannot go to the socket with sendfile(2) (`file_payload` is for unsealed links).
         if opts.sendfile {
@@ -204,6 +218,9 @@ impl SeedNode {
             live,
             sendfile: opts.sendfile,
             tracker_key: opts.tracker_key,
+            chunk_size: opts.chunk_size,
+            next_check: Instant::now() + FILE_CHECK,
+            republish: BTreeMap::new(),
         })
     }
 
@@ -238,7 +255,10 @@ impl SeedNode {
             }
             SeedEvent::Published { path, content } => {
                 tracing::info!(%path, content = content.0, "published");
-                self.published.push(path);
+                self.republish.remove(&path);
+                if !self.published.contains(&path) {
+                    self.published.push(path);
+                }
             }
             SeedEvent::Refused(n) => {
                 let hint = if n.code == ErrorCode::Unauthorized { " (check seed_key)" } else { "" };
@@ -264,16 +284,65 @@ impl SeedNode {
                 tracing::debug!(code = ?n.code, detail = %n.detail, "problem")
             }
             SeedEvent::TrackerWarning(n) => tracing::warn!("the tracker says: {}", n.detail),
-            SeedEvent::Node(NodeEvent::Withdrawn { why, .. }) => tracing::warn!(
-                "no longer serving it: {why}. Restart the seed to publish the new version (a tracker \
-                 that knows the path keeps the old manifest until it restarts too)"
-            ),
+            SeedEvent::Node(NodeEvent::Withdrawn { content, why }) => {
+                tracing::warn!("no longer serving it: {why}; publishing the new version once it is whole");
+                self.republish_later(content);
+            }
             SeedEvent::Node(NodeEvent::VerdictRejected { chunk, to, .. }) => {
                 tracing::warn!(chunk, %to, "a taker rejected a chunk we served")
             }
             // Unwrapped, so the trace reads as it did before the shared events moved to `Node`.
             SeedEvent::Node(other) => tracing::trace!(?other, "seed event"),
             other => tracing::trace!(?other, "seed event"),
+        }
+    }
+
+    /// Schedules a new hash and publish of `content`'s file: its path, unless it already was.
+    fn republish_later(&mut self, content: ContentId) -> Option<String> {
+        let path = self.published.iter().find(|p| self.seed.content(p) == Some(content))?;
+        if self.republish.contains_key(path) {
+            return None;
+        }
+        self.republish.insert(path.clone(), (Some(Instant::now() + REPUBLISH_AFTER), None));
+        Some(path.clone())
+    }
+
+    /// Checks the published files for changes when due, and hashes and publishes again the
+    /// withdrawn ones whose time has come.
+    fn watch_files(&mut self, now: Time) {
+        let at = Instant::now();
+        if at >= self.next_check {
+            self.next_check = at + FILE_CHECK;
+            self.seed.withdraw_changed(now);
+            for content in self.seed.store().files.replaced() {
+                if let Some(path) = self.republish_later(content) {
+                    tracing::info!(%path, "replaced by another file; serving the old one until the new one is published");
+                }
+            }
+        }
+        let due: Vec<String> = self
+            .republish
+            .iter()
+            .filter(|(_, (when, _))| when.is_some_and(|w| w <= at))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in due {
+            match self.seed.store_mut().files.hash(&path, self.chunk_size) {
+                Ok(m) => {
+                    self.republish.insert(path.clone(), (None, None));
+                    tracing::info!(%path, bytes = m.geometry.size, chunks = m.num_chunks(), "publishing the new version");
+                    self.seed.publish(now, m);
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    let Some((when, last)) = self.republish.get_mut(&path) else { continue };
+                    if last.as_ref() != Some(&why) {
+                        tracing::warn!(%path, "cannot publish the new version yet ({why}); trying again");
+                    }
+                    *when = Some(at + REPUBLISH_AFTER);
+                    *last = Some(why);
+                }
+            }
         }
     }
 
@@ -442,12 +511,16 @@ impl Hosted for SeedNode {
     }
     fn extra_timeout(&self) -> Option<Instant> {
         // A regular file on stdin cannot be polled: read on and on while published.
-        let l = self.live.as_ref()?;
-        let file = matches!(l.input, Input::File(_));
-        (file && !l.eof && self.seed.content(&l.path).is_some()).then_some(l.since)
+        let live = self
+            .live
+            .as_ref()
+            .filter(|l| matches!(l.input, Input::File(_)) && !l.eof && self.seed.content(&l.path).is_some());
+        let files = self.republish.values().filter_map(|(when, _)| *when).chain([self.next_check]);
+        live.map(|l| l.since).into_iter().chain(files).min()
     }
     fn extra_timer(&mut self, cx: &mut Cx<'_>) {
         self.pump_live(cx.registry, cx.time);
+        self.watch_files(cx.time);
     }
     fn after(&mut self, cx: &mut Cx<'_>) {
         while let Some(e) = self.seed.poll_event() {
