@@ -47,6 +47,8 @@ pub struct SeedStore {
 #[derive(Debug)]
 struct SeedFile {
     file: Arc<File>,
+    /// The content path it was published under (two paths may name one file: a symlink).
+    rel: String,
     path: PathBuf,
     geometry: Geometry,
     /// Its modification time when opened: a rewrite in place moves it (a file replaced by
@@ -175,8 +177,10 @@ impl SeedStore {
     /// through the handle, are still the published ones.
     pub fn replaced(&self) -> Vec<ContentId> {
         use std::os::unix::fs::MetadataExt;
-        let other = |f: &SeedFile| match (std::fs::metadata(&f.path), f.file.metadata()) {
-            (Ok(now), Ok(ours)) => (now.dev(), now.ino()) != (ours.dev(), ours.ino()),
+        // Through the content path, so a symlink pointed elsewhere counts too.
+        let named = |f: &SeedFile| self.root.resolve(&f.rel).ok().and_then(|p| p.metadata().ok());
+        let other = |f: &SeedFile| match (named(f), f.file.metadata().ok()) {
+            (Some(now), Some(ours)) => (now.dev(), now.ino()) != (ours.dev(), ours.ino()),
             _ => false,
         };
         self.files.iter().filter(|(_, f)| other(f)).map(|(&id, _)| id).collect()
@@ -215,10 +219,13 @@ impl ChunkStore for SeedStore {
             self.zeros.push(Bytes::from(vec![0u8; longest]));
         }
         let modified = meta.modified().ok();
-        // A new version of a path replaces the old one (whose handle closes).
-        self.files.retain(|_, f| f.path != path);
-        self.files
-            .insert(content, SeedFile { file: Arc::new(file), path, geometry: manifest.geometry, modified });
+        // A new version of a content path replaces the old one (whose handle closes).
+        self.files.retain(|_, f| f.rel != manifest.path);
+        let rel = manifest.path.clone();
+        self.files.insert(
+            content,
+            SeedFile { file: Arc::new(file), rel, path, geometry: manifest.geometry, modified },
+        );
         Ok(())
     }
 

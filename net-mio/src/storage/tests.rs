@@ -264,3 +264,35 @@ fn deferred_reads_are_placeholders_that_name_their_file_range() {
     store.set_deferred(false);
     assert_eq!(&real(store.read(c, 0).unwrap())[..], &bytes[..5_000]);
 }
+
+/// Two content paths naming one file (a symlink) are served side by side; a file replaced
+/// by a rename, or a symlink pointed elsewhere, is listed by `replaced` while the old handle
+/// still reads the bytes that were hashed; a new version of one path leaves the other alone.
+#[test]
+fn replaced_files_are_found_by_their_content_path_and_served_from_the_hashed_handle() {
+    let old = data(9_000);
+    let (dir, root) = root_with(&[("a.bin", &old), ("b.bin", b"other bytes")]);
+    std::os::unix::fs::symlink(dir.path().join("a.bin"), dir.path().join("alias.bin")).unwrap();
+    let mut store = SeedStore::new(root);
+    let (a, alias) = (ContentId(1), ContentId(2));
+    let ma = store.hash("a.bin", 4_000).unwrap();
+    let malias = store.hash("alias.bin", 4_000).unwrap();
+    store.open(a, &ma).unwrap();
+    store.open(alias, &malias).unwrap();
+    assert!(store.replaced().is_empty());
+    assert_eq!(real(store.read(alias, 0).unwrap()), old[..4_000]);
+
+    std::fs::write(dir.path().join("next.bin"), data(3_000)).unwrap();
+    std::fs::rename(dir.path().join("next.bin"), dir.path().join("a.bin")).unwrap();
+    std::fs::remove_file(dir.path().join("alias.bin")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("b.bin"), dir.path().join("alias.bin")).unwrap();
+    assert_eq!(store.replaced(), [a, alias]);
+    assert_eq!(store.changed(a), None, "a rename leaves the served file as it was");
+    assert_eq!(real(store.read(a, 2).unwrap()), old[8_000..]);
+
+    let new = store.hash("a.bin", 4_000).unwrap();
+    store.open(ContentId(3), &new).unwrap();
+    assert_eq!(store.replaced(), [alias], "the new version is the file a.bin names");
+    assert!(store.read(a, 0).is_err(), "the old version of a.bin is closed");
+    assert_eq!(real(store.read(alias, 0).unwrap()), old[..4_000], "the other path is served on");
+}
