@@ -200,9 +200,9 @@ impl ChunkStore for SeedStore {
     /// Opens `manifest.path` under the root (refusing escapes) and checks its size.
     fn open(&mut self, content: ContentId, manifest: &Manifest) -> Result<(), StoreError> {
         let path = self.root.resolve(&manifest.path).map_err(|e| StoreError::new(e.to_string()))?;
-        let file = match self.hashed.remove(&manifest.path) {
-            Some((file, _)) => file,
-            None => File::open(&path).map_err(|e| io_err("opening", &path, &e))?,
+        let (file, hashed_at) = match self.hashed.remove(&manifest.path) {
+            Some((file, modified)) => (file, Some(modified)),
+            None => (File::open(&path).map_err(|e| io_err("opening", &path, &e))?, None),
         };
         let meta = file.metadata().map_err(|e| io_err("reading the size of", &path, &e))?;
         let size = meta.len();
@@ -218,7 +218,8 @@ impl ChunkStore for SeedStore {
             // `vec![0; n]` asks the allocator for zeroed memory: pages nobody writes to.
             self.zeros.push(Bytes::from(vec![0u8; longest]));
         }
-        let modified = meta.modified().ok();
+        // The time the manifest's bytes had: a rewrite between hashing and now is a change.
+        let modified = hashed_at.unwrap_or_else(|| meta.modified().ok());
         // A new version of a content path replaces the old one (whose handle closes).
         self.files.retain(|_, f| f.rel != manifest.path);
         let rel = manifest.path.clone();

@@ -296,3 +296,19 @@ fn replaced_files_are_found_by_their_content_path_and_served_from_the_hashed_han
     assert!(store.read(a, 0).is_err(), "the old version of a.bin is closed");
     assert_eq!(real(store.read(alias, 0).unwrap()), old[..4_000], "the other path is served on");
 }
+
+/// A file rewritten in place after it was hashed and before its manifest was opened is
+/// changed from the start: its bytes are not those the manifest describes.
+#[test]
+fn a_file_rewritten_between_hashing_and_opening_counts_as_changed() {
+    use std::os::unix::fs::FileExt;
+    let (dir, root) = root_with(&[("a.bin", &data(9_000))]);
+    let mut store = SeedStore::new(root);
+    let m = store.hash("a.bin", 4_000).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let f = std::fs::OpenOptions::new().write(true).open(dir.path().join("a.bin")).unwrap();
+    f.write_all_at(b"other", 0).unwrap();
+    drop(f);
+    store.open(ContentId(1), &m).unwrap();
+    assert!(store.changed(ContentId(1)).is_some_and(|why| why.contains("rewritten in place")));
+}
