@@ -186,6 +186,14 @@ impl SeedStore {
         self.files.iter().filter(|(_, f)| other(f)).map(|(&id, _)| id).collect()
     }
 
+    /// Whether `rel`'s file was modified less than `span` ago (a file still being written,
+    /// not worth hashing yet); `false` when it cannot be read.
+    pub fn modified_within(&self, rel: &str, span: std::time::Duration) -> bool {
+        let modified =
+            self.root.resolve(rel).ok().and_then(|p| p.metadata().ok()).and_then(|m| m.modified().ok());
+        modified.and_then(|m| m.elapsed().ok()).is_some_and(|age| age < span)
+    }
+
     /// Hashes `rel` into a manifest (as [`manifest_for_file`]) and keeps the handle it read
     /// for [`ChunkStore::open`] of that manifest, so a file replaced in between is not served
     /// under the manifest of the one hashed. Fails if the file changed while it was hashed.

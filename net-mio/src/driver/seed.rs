@@ -98,7 +98,8 @@ pub struct SeedNode {
 /// (a request checks its file at once).
 const FILE_CHECK: Duration = Duration::from_secs(2);
 /// How long a changed file is left before it is hashed again, and between tries: a file
-/// being written is refused (it changed while hashed) and tried again.
+/// modified less than this ago is not hashed yet, and one that moves while hashed is
+/// refused and tried again.
 const REPUBLISH_AFTER: Duration = Duration::from_secs(1);
 
 struct Live {
@@ -327,6 +328,13 @@ impl SeedNode {
             .map(|(p, _)| p.clone())
             .collect();
         for path in due {
+            // A file still being written is not read whole every second.
+            if self.seed.store().files.modified_within(&path, REPUBLISH_AFTER) {
+                if let Some((when, _)) = self.republish.get_mut(&path) {
+                    *when = Some(at + REPUBLISH_AFTER);
+                }
+                continue;
+            }
             match self.seed.store_mut().files.hash(&path, self.chunk_size) {
                 Ok(m) => {
                     self.republish.insert(path.clone(), (None, None));

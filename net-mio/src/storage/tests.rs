@@ -312,3 +312,13 @@ fn a_file_rewritten_between_hashing_and_opening_counts_as_changed() {
     store.open(ContentId(1), &m).unwrap();
     assert!(store.changed(ContentId(1)).is_some_and(|why| why.contains("rewritten in place")));
 }
+
+/// A file written a moment ago is still being written as far as republishing goes.
+#[test]
+fn a_file_just_written_was_modified_within_a_second() {
+    let (_dir, root) = root_with(&[("a.bin", &data(100))]);
+    let store = SeedStore::new(root);
+    assert!(store.modified_within("a.bin", std::time::Duration::from_secs(60)));
+    assert!(!store.modified_within("a.bin", std::time::Duration::ZERO));
+    assert!(!store.modified_within("missing.bin", std::time::Duration::from_secs(60)));
+}
